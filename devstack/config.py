@@ -1,0 +1,56 @@
+"""Ports, paths and names of the local stack, declared once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL = Path(os.environ.get("FINFLOWS_LOCAL", REPO / ".local"))
+RUN = LOCAL / "run"
+LOGS = LOCAL / "logs"
+TLS = LOCAL / "tls"
+KEYS = LOCAL / "keys"
+ENV_FILE = LOCAL / "stack.env"
+HOST = "127.0.0.1"
+
+PORTS = {
+    "postgres": int(os.environ.get("FINFLOWS_PG_PORT", 55432)),
+    "sftp": int(os.environ.get("FINFLOWS_SFTP_PORT", 2222)),
+    "ftps": int(os.environ.get("FINFLOWS_FTPS_PORT", 2121)),
+    "ftp": int(os.environ.get("FINFLOWS_FTP_PORT", 2120)),
+    "aws": int(os.environ.get("FINFLOWS_AWS_PORT", 4566)),
+    "smtp": int(os.environ.get("FINFLOWS_SMTP_PORT", 2525)),
+    "google": int(os.environ.get("FINFLOWS_GOOGLE_PORT", 8765)),
+}
+FTP_PASSIVE_PORTS = range(30000, 30040)
+
+# Counterparties with an SFTP account each (chrooted to their own directory).
+BANKS = ("mega", "ctbc", "esun", "first", "taishin")
+SFTP_USERS = ("civicapay", *BANKS)
+# FTP(S) accounts: the acquirer's statement drop and the card companies' inboxes.
+FTPS_USERS = ("acquirer", "visa", "mastercard", "elo", "amex")
+FTP_USERS = ("visa", "mastercard", "elo", "amex")
+
+PG_DB = "finance"
+PG_USER = "finflows"
+PG_PASSWORD = "finflows-local"  # throwaway cluster on loopback, never used elsewhere
+
+AWS_REGION = "eu-west-2"
+AWS_ACCOUNT = "123456789012"  # moto's fixed account id
+BUCKETS = {
+    "cashfiles": "finflows-cashfiles",
+    "statements": "finflows-card-statements",
+    "chargebacks": "finflows-chargebacks",
+    "archive": "finflows-archive",
+}
+QUEUES = ("cashfile-events", "chargeback-events", "tenure-events", "tenure-events-dlq")
+TOPICS = ("chargeback-notifications", "tenure-events")
+FINANCE_DRIVE_FOLDER = "finance-cashfiles"
+INTERIM_SPREADSHEET = "interim-finance-accounts"
+
+AIRFLOW_HOME = LOCAL / "airflow"
+
+
+def pg_bin(name: str) -> str:
+    return f"/usr/lib/postgresql/15/bin/{name}"

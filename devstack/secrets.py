@@ -1,0 +1,113 @@
+"""Throwaway credentials for the local stack, made once under .local/ and reused after.
+
+Nothing here is ever used outside loopback; production credentials live in a secrets backend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import secrets
+from pathlib import Path
+
+import asyncssh
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from devstack.config import FTP_USERS, FTPS_USERS, KEYS, TLS
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.chmod(0o600)
+
+
+def ssh_keys() -> dict[str, Path | str]:
+    """A fixed SFTP host key and the client key every local counterparty account trusts."""
+    host, client = KEYS / "sftp_host_ed25519", KEYS / "sftp_client_ed25519"
+    for path in (host, client):
+        if not path.exists():
+            key = asyncssh.generate_private_key("ssh-ed25519")
+            _write_private(path, key.export_private_key("openssh"))
+            path.with_suffix(".pub").write_bytes(key.export_public_key("openssh"))
+    authorized = KEYS / "sftp_authorized_keys"
+    authorized.write_bytes(client.with_suffix(".pub").read_bytes())
+    host_pub = host.with_suffix(".pub").read_text().split()
+    return {"host_key": host, "client_key": client, "authorized": authorized,
+            "host_pub": f"{host_pub[0]} {host_pub[1]}"}
+
+
+def tls_certs() -> dict[str, Path]:
+    """A local CA and a server certificate for 127.0.0.1/localhost signed by it."""
+    ca_key_p, ca_p, key_p, cert_p = TLS / "ca.key", TLS / "ca.pem", TLS / "server.key", TLS / "server.pem"
+    bundle = TLS / "ca-bundle.pem"
+    if not cert_p.exists():
+        now = dt.datetime.now(dt.timezone.utc)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "finflows local CA")])
+        ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+              .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=365))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+              .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+              .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+                .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=90))
+                .add_extension(x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        pem = serialization.Encoding.PEM
+        nopass = serialization.NoEncryption()
+        pkcs8 = serialization.PrivateFormat.PKCS8
+        _write_private(ca_key_p, ca_key.private_bytes(pem, pkcs8, nopass))
+        ca_p.write_bytes(ca.public_bytes(pem))
+        _write_private(key_p, key.private_bytes(pem, pkcs8, nopass))
+        cert_p.write_bytes(cert.public_bytes(pem))
+    # Trust store for clients: the system's CAs plus ours (SSL_CERT_FILE).
+    system = Path("/etc/ssl/certs/ca-certificates.crt")
+    bundle.write_bytes((system.read_bytes() if system.exists() else b"") + ca_p.read_bytes())
+    return {"ca": ca_p, "cert": cert_p, "key": key_p, "bundle": bundle}
+
+
+def ftp_passwords(kind: str) -> Path:
+    users = FTPS_USERS if kind == "ftps" else FTP_USERS
+    path = KEYS / f"{kind}_passwords.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    for user in users:
+        current.setdefault(user, secrets.token_urlsafe(18))
+    _write_private(path, json.dumps(current, indent=1).encode())
+    return path
+
+
+def google_service_account(token_uri: str) -> dict:
+    """A service-account key whose token endpoint is the local Google stand-in."""
+    path, pub = KEYS / "google_sa.json", KEYS / "google_sa_public.pem"
+    if not path.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        info = {
+            "type": "service_account",
+            "project_id": "finflows-local",
+            "private_key_id": secrets.token_hex(20),
+            "private_key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()).decode(),
+            "client_email": "finflows@finflows-local.iam.gserviceaccount.com",
+            "client_id": "100000000000000000001",
+            "token_uri": token_uri,
+        }
+        _write_private(path, json.dumps(info).encode())
+        pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
+    info = json.loads(path.read_text())
+    info["token_uri"] = token_uri
+    return info

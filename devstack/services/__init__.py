@@ -1,0 +1,1 @@
+"""Server programs of the local stack; each runs as ``python -m devstack.services.NAME``."""

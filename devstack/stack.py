@@ -1,0 +1,452 @@
+"""Supervisor of the local stack: start, check, provision and stop every stand-in.
+
+Each service is a child process with a pid file under ``.local/run`` and a log under
+``.local/logs``; ``up`` is idempotent (a running, ready service is left alone), ``down`` stops
+them all and ``verify_down`` proves nothing of the stack is left running or listening.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from devstack import secrets
+from devstack.config import (
+    AIRFLOW_HOME, AWS_ACCOUNT, AWS_REGION, BANKS, BUCKETS, ENV_FILE, FINANCE_DRIVE_FOLDER, FTP_USERS,
+    FTPS_USERS, HOST, INTERIM_SPREADSHEET, LOCAL, LOGS, PG_DB, PG_PASSWORD, PG_USER, PORTS, QUEUES, REPO,
+    RUN, SFTP_USERS, TOPICS, pg_bin,
+)
+
+PY = sys.executable
+IS_ROOT = os.geteuid() == 0
+SERVICES = ("postgres", "sftp", "ftps", "ftp", "aws", "smtp", "google")
+
+
+def log(msg: str) -> None:
+    print(f"[stack] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------- processes
+def _pidfile(name: str) -> Path:
+    return RUN / f"{name}.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child is not alive
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _read_pid(name: str) -> int | None:
+    p = _pidfile(name)
+    if name == "postgres":
+        p = PG_DATA / "postmaster.pid"
+    try:
+        return int(p.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def port_open(port: int, host: str = HOST) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _banner(port: int, prefix: bytes) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=2) as s:
+            return s.recv(64).startswith(prefix)
+    except OSError:
+        return False
+
+
+def _wait(name: str, check: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        pid = _read_pid(name)
+        if name != "postgres" and (pid is None or not _alive(pid)):
+            break
+        time.sleep(0.2)
+    tail = (LOGS / f"{name}.log").read_text(errors="replace")[-3000:] if (LOGS / f"{name}.log").exists() else ""
+    raise RuntimeError(f"{name} did not become ready on port {PORTS[name]} (log {LOGS / name}.log):\n{tail}")
+
+
+def _spawn(name: str, args: list[str]) -> None:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    RUN.mkdir(parents=True, exist_ok=True)
+    if port_open(PORTS[name]):
+        raise RuntimeError(f"port {PORTS[name]} for {name} is taken by another process; stop it or set "
+                           f"FINFLOWS_{name.upper()}_PORT")
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    with open(LOGS / f"{name}.log", "ab") as logf:
+        proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=REPO, env=env, start_new_session=True)
+    _pidfile(name).write_text(str(proc.pid))
+
+
+def _stop_pid(name: str, pid: int, timeout: float = 15) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        log(f"{name} ignored SIGTERM; killing")
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+# ---------------------------------------------------------------------------- PostgreSQL
+PG_DATA = LOCAL / "pg" / "data"
+PG_SOCK = LOCAL / "pg" / "run"
+
+
+def _as_pg(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL server binary as the postgres system user when we are root."""
+    if IS_ROOT:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def ensure_postgres_installed() -> None:
+    if Path(pg_bin("postgres")).exists():
+        return
+    if not IS_ROOT:
+        raise RuntimeError("PostgreSQL 15 is missing: run `sudo apt-get install -y postgresql-15`")
+    log("installing PostgreSQL 15 from Debian packages (apt-get)")
+    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdin=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql-15",
+                    "postgresql-client-15"], check=True, env=env, stdin=subprocess.DEVNULL)
+    # Debian starts a system cluster on 5432; ours is separate and the system one is not needed.
+    subprocess.run(["sh", "-c", "pg_ctlcluster 15 main stop 2>/dev/null || true"], check=False)
+
+
+def _pg_ready() -> bool:
+    r = subprocess.run([pg_bin("pg_isready"), "-h", HOST, "-p", str(PORTS["postgres"]), "-q"], check=False)
+    return r.returncode == 0
+
+
+def start_postgres() -> None:
+    ensure_postgres_installed()
+    pid = _read_pid("postgres")
+    if pid and _alive(pid) and _pg_ready():
+        return
+    PG_SOCK.mkdir(parents=True, exist_ok=True)
+    if IS_ROOT:
+        shutil.chown(PG_DATA.parent, "postgres", "postgres")
+        shutil.chown(PG_SOCK, "postgres", "postgres")
+        # the postgres user must be able to reach .local/pg through the checkout's directories
+        probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(PG_SOCK)], check=False)
+        if probe.returncode != 0:
+            raise RuntimeError(f"the postgres system user cannot reach {PG_SOCK}: make the checkout's parent "
+                               "directories world-executable (chmod o+x) or set FINFLOWS_LOCAL elsewhere")
+    if not (PG_DATA / "PG_VERSION").exists():
+        log("initdb (throwaway cluster)")
+        _as_pg([pg_bin("initdb"), "-D", str(PG_DATA), "-U", "postgres", "--auth-local=trust",
+                "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"])
+    _as_pg([pg_bin("pg_ctl"), "-D", str(PG_DATA), "-l", str(PG_DATA.parent / "postgres.log"), "-w", "-t", "60",
+            "-o", f"-p {PORTS['postgres']} -k {PG_SOCK} -c listen_addresses={HOST} -c fsync=off "
+                  "-c full_page_writes=off -c max_connections=100", "start"])
+    _wait("postgres", _pg_ready)
+    _psql_super(f"""
+        DO $$ BEGIN
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_USER}') THEN
+            CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}';
+          END IF;
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'finance_readonly') THEN
+            CREATE ROLE finance_readonly NOLOGIN;
+          END IF;
+        END $$;""")
+    exists = _psql_super(f"SELECT 1 FROM pg_database WHERE datname = '{PG_DB}'", capture=True).strip()
+    if not exists:
+        _psql_super(f"CREATE DATABASE {PG_DB} OWNER {PG_USER}")
+        _psql_super(f"GRANT CONNECT ON DATABASE {PG_DB} TO finance_readonly")
+
+
+def _psql_super(sql: str, capture: bool = False) -> str:
+    r = _as_pg(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", str(PG_SOCK), "-p", str(PORTS["postgres"]),
+                "-U", "postgres", "-d", "postgres", "-tA", "-c", sql])
+    return r.stdout if capture else ""
+
+
+def pg_dsn() -> str:
+    return f"postgresql://{PG_USER}:{PG_PASSWORD}@{HOST}:{PORTS['postgres']}/{PG_DB}"
+
+
+def migrate() -> list[str]:
+    sys.path.insert(0, str(REPO / "plugins"))
+    from finflows.migrations import apply_migrations
+
+    return apply_migrations(pg_dsn(), REPO / "include" / "sql")
+
+
+def stop_postgres() -> None:
+    if (PG_DATA / "postmaster.pid").exists():
+        try:
+            _as_pg([pg_bin("pg_ctl"), "-D", str(PG_DATA), "-m", "fast", "-w", "-t", "30", "stop"])
+        except subprocess.CalledProcessError as e:
+            log(f"pg_ctl stop: {e.stderr.strip()}")
+
+
+# ---------------------------------------------------------------------------- the other services
+def start_service(name: str, material: dict) -> None:
+    pid = _read_pid(name)
+    checks = {
+        "sftp": lambda: _banner(PORTS["sftp"], b"SSH-2.0"),
+        "ftps": lambda: _banner(PORTS["ftps"], b"220"),
+        "ftp": lambda: _banner(PORTS["ftp"], b"220"),
+        "aws": lambda: _http_ok(f"http://{HOST}:{PORTS['aws']}/moto-api/"),
+        "smtp": lambda: _banner(PORTS["smtp"], b"220"),
+        "google": lambda: _http_ok(f"http://{HOST}:{PORTS['google']}/healthz"),
+    }
+    if pid and _alive(pid) and checks[name]():
+        return
+    mod = [PY, "-m", f"devstack.services.{name if name != 'ftps' else 'ftp'}"]
+    args = {
+        "sftp": [*mod, str(PORTS["sftp"]), str(LOCAL / "sftp"), str(material["ssh"]["host_key"]),
+                 str(material["ssh"]["authorized"])],
+        "ftps": [*mod, "ftps", str(PORTS["ftps"]), str(LOCAL / "ftps"), str(material["ftps"]),
+                 str(material["tls"]["cert"]), str(material["tls"]["key"])],
+        "ftp": [*mod, "ftp", str(PORTS["ftp"]), str(LOCAL / "ftp"), str(material["ftp"])],
+        "aws": [*mod, str(PORTS["aws"])],
+        "smtp": [*mod, str(PORTS["smtp"]), str(LOCAL / "smtp")],
+        "google": [*mod, str(PORTS["google"]), str(LOCAL / "google"), str(secrets.KEYS / "google_sa_public.pem"),
+                   str(REPO / "include" / "stack" / "google_seed.json")],
+    }[name]
+    if name == "sftp":
+        for user in SFTP_USERS:
+            (LOCAL / "sftp" / user).mkdir(parents=True, exist_ok=True)
+        for bank in BANKS:
+            for sub in ("upload", "download"):
+                (LOCAL / "sftp" / bank / sub).mkdir(parents=True, exist_ok=True)
+        (LOCAL / "sftp" / "civicapay" / "outbound").mkdir(parents=True, exist_ok=True)
+    if name == "ftps":
+        (LOCAL / "ftps" / "acquirer" / "Saida").mkdir(parents=True, exist_ok=True)
+    _spawn(name, args)
+    _wait(name, checks[name])
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 (loopback only)
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _aws_client(service: str):
+    import boto3
+
+    return boto3.client(service, endpoint_url=f"http://{HOST}:{PORTS['aws']}", region_name=AWS_REGION,
+                        aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
+
+
+def queue_url(name: str) -> str:
+    return f"http://{HOST}:{PORTS['aws']}/{AWS_ACCOUNT}/{name}"
+
+
+def provision_aws() -> None:
+    """Buckets, queues, topics, S3 → SQS notifications and lifecycle rules the flows need."""
+    spec = json.loads((REPO / "include" / "stack" / "aws.json").read_text())
+    s3, sqs, sns = _aws_client("s3"), _aws_client("sqs"), _aws_client("sns")
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    arns = {}
+    for q in QUEUES:
+        url = sqs.create_queue(QueueName=q)["QueueUrl"]
+        arns[q] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    if "tenure-events-dlq" in arns:
+        sqs.set_queue_attributes(QueueUrl=queue_url("tenure-events"), Attributes={"RedrivePolicy": json.dumps(
+            {"deadLetterTargetArn": arns["tenure-events-dlq"], "maxReceiveCount": "5"})})
+    for t in TOPICS:
+        topic_arn = sns.create_topic(Name=t)["TopicArn"]
+        for sub in spec["topics"].get(t, {}).get("subscribe_queues", []):
+            sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arns[sub],
+                          Attributes={"RawMessageDelivery": "true"})
+    for key, bucket in BUCKETS.items():
+        if bucket not in existing:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": AWS_REGION})
+        conf = spec["buckets"].get(key, {})
+        if conf.get("lifecycle"):
+            s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": conf["lifecycle"]})
+        if conf.get("notifications"):
+            s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+                "QueueConfigurations": [
+                    {"Id": n["id"], "QueueArn": arns[n["queue"]], "Events": ["s3:ObjectCreated:*"],
+                     "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": n["prefix"]},
+                                                        {"Name": "suffix", "Value": n.get("suffix", "")}]}}}
+                    for n in conf["notifications"]]})
+
+
+# ---------------------------------------------------------------------------- environment
+def airflow_env() -> dict[str, str]:
+    """Airflow's own settings for local runs: SQLite metadata DB, this repo's dags and plugins."""
+    return {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": "UTC",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW__API__PORT": os.environ.get("FINFLOWS_API_PORT", "8080"),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+
+
+def _conn(conn_type: str, **kw) -> str:
+    return json.dumps({"conn_type": conn_type, **kw})
+
+
+def connections(material: dict) -> dict[str, str]:
+    """Airflow connections for every local service, as AIRFLOW_CONN_* variables (JSON form)."""
+    env: dict[str, str] = {}
+    ssh = material["ssh"]
+    for user in SFTP_USERS:
+        env[f"AIRFLOW_CONN_SFTP_{user.upper()}"] = _conn(
+            "sftp", host=HOST, port=PORTS["sftp"], login=user,
+            extra={"key_file": str(ssh["client_key"]), "host_key": ssh["host_pub"]})
+    ftps = json.loads(material["ftps"].read_text())
+    for user in FTPS_USERS:
+        env[f"AIRFLOW_CONN_FTPS_{user.upper()}"] = _conn(
+            "ftps", host=HOST, port=PORTS["ftps"], login=user, password=ftps[user], extra={"passive": True})
+    ftp = json.loads(material["ftp"].read_text())
+    for user in FTP_USERS:
+        env[f"AIRFLOW_CONN_FTP_{user.upper()}"] = _conn(
+            "ftp", host=HOST, port=PORTS["ftp"], login=user, password=ftp[user], extra={"passive": True})
+    env["AIRFLOW_CONN_POSTGRES_FINANCE"] = _conn(
+        "postgres", host=HOST, port=PORTS["postgres"], login=PG_USER, password=PG_PASSWORD, schema=PG_DB)
+    env["AIRFLOW_CONN_AWS_FINFLOWS"] = _conn(
+        "aws", login="local", password="local",
+        extra={"region_name": AWS_REGION, "endpoint_url": f"http://{HOST}:{PORTS['aws']}"})
+    env["AIRFLOW_CONN_SMTP_FINFLOWS"] = _conn(
+        "smtp", host=HOST, port=PORTS["smtp"],
+        extra={"disable_tls": True, "disable_ssl": True, "from_email": "finflows@finance.local", "timeout": 10,
+               "retry_limit": 3})
+    google = f"http://{HOST}:{PORTS['google']}"
+    env["AIRFLOW_CONN_GOOGLE_FINFLOWS"] = _conn(
+        "google_cloud_platform",
+        extra={"keyfile_dict": json.dumps(secrets.google_service_account(f"{google}/token")),
+               "scope": "https://www.googleapis.com/auth/drive,https://www.googleapis.com/auth/spreadsheets",
+               "api_endpoint": google, "num_retries": 2})
+    return env
+
+
+def finflows_env() -> dict[str, str]:
+    """Settings the flows read (see plugins/finflows/settings.py); production sets its own."""
+    return {
+        "FINFLOWS_CASHFILE_BUCKET": BUCKETS["cashfiles"],
+        "FINFLOWS_STATEMENT_BUCKET": BUCKETS["statements"],
+        "FINFLOWS_CHARGEBACK_BUCKET": BUCKETS["chargebacks"],
+        "FINFLOWS_ARCHIVE_BUCKET": BUCKETS["archive"],
+        "FINFLOWS_CASHFILE_QUEUE_URL": queue_url("cashfile-events"),
+        "FINFLOWS_CHARGEBACK_QUEUE_URL": queue_url("chargeback-events"),
+        "FINFLOWS_TENURE_QUEUE_URL": queue_url("tenure-events"),
+        "FINFLOWS_TENURE_DLQ_URL": queue_url("tenure-events-dlq"),
+        "FINFLOWS_FINANCE_DRIVE_FOLDER": FINANCE_DRIVE_FOLDER,
+        "FINFLOWS_INTERIM_SPREADSHEET": INTERIM_SPREADSHEET,
+        "FINFLOWS_OPS_EMAIL": "finance-ops@finance.local",
+        "FINFLOWS_SMTP_MAILDIR": str(LOCAL / "smtp"),
+    }
+
+
+def write_env(material: dict) -> dict[str, str]:
+    env = airflow_env() | finflows_env() | connections(material)
+    env["SSL_CERT_FILE"] = str(material["tls"]["bundle"])
+    env["AWS_DEFAULT_REGION"] = AWS_REGION
+    lines = ["# generated by `python -m devstack up`; source with: set -a; . .local/stack.env; set +a"]
+    lines += [f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())]
+    ENV_FILE.write_text("\n".join(lines) + "\n")
+    ENV_FILE.chmod(0o600)
+    return env
+
+
+def read_env() -> dict[str, str]:
+    env = {}
+    for line in ENV_FILE.read_text().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            env[k] = shlex.split(v)[0] if v else ""
+    return env
+
+
+# ---------------------------------------------------------------------------- commands
+def material() -> dict:
+    google = f"http://{HOST}:{PORTS['google']}"
+    secrets.google_service_account(f"{google}/token")
+    return {"ssh": secrets.ssh_keys(), "tls": secrets.tls_certs(), "ftps": secrets.ftp_passwords("ftps"),
+            "ftp": secrets.ftp_passwords("ftp")}
+
+
+def up() -> dict[str, str]:
+    t0 = time.monotonic()
+    LOCAL.mkdir(parents=True, exist_ok=True)
+    mat = material()
+    start_postgres()
+    applied = migrate()
+    if applied:
+        log(f"migrations applied: {', '.join(applied)}")
+    for name in SERVICES[1:]:
+        start_service(name, mat)
+    provision_aws()
+    env = write_env(mat)
+    log(f"ready in {time.monotonic() - t0:.1f}s: " + ", ".join(f"{n}:{PORTS[n]}" for n in SERVICES))
+    return env
+
+
+def status() -> dict[str, bool]:
+    out = {}
+    for name in SERVICES:
+        pid = _read_pid(name)
+        out[name] = bool(pid and _alive(pid) and port_open(PORTS[name]))
+    return out
+
+
+def down() -> None:
+    for name in reversed(SERVICES[1:]):
+        pid = _read_pid(name)
+        if pid and _alive(pid):
+            _stop_pid(name, pid)
+        _pidfile(name).unlink(missing_ok=True)
+    stop_postgres()
+    log("stopped")
+
+
+def verify_down() -> list[str]:
+    """Names of stack services still running or still holding their port."""
+    left = []
+    for name in SERVICES:
+        pid = _read_pid(name)
+        if (pid and _alive(pid)) or port_open(PORTS[name]):
+            left.append(name)
+    return left

@@ -1,0 +1,38 @@
+"""Where each flow finds its buckets, queues, folders and connections.
+
+Values come from ``FINFLOWS_*`` environment variables (the local stack writes them to
+``.local/stack.env``; a deployment sets them in its image or chart) with production-shaped
+defaults. Read at parse time only where Airflow needs them then (asset watchers); cheap: no I/O.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Airflow connection ids, one per external system; production defines the same ids in its secrets backend.
+CONN_FINANCE_DB = "postgres_finance"
+CONN_AWS = "aws_finflows"
+CONN_SMTP = "smtp_finflows"
+CONN_GOOGLE = "google_finflows"
+CONN_SFTP_CIVICAPAY = "sftp_civicapay"
+CONN_FTPS_ACQUIRER = "ftps_acquirer"
+
+
+def get(name: str, default: str) -> str:
+    return os.environ.get(f"FINFLOWS_{name}", default)
+
+
+def cashfile_bucket() -> str:
+    return get("CASHFILE_BUCKET", "finflows-cashfiles")
+
+
+def cashfile_queue_url() -> str:
+    return get("CASHFILE_QUEUE_URL", "https://sqs.eu-west-2.amazonaws.com/000000000000/cashfile-events")
+
+
+def finance_drive_folder() -> str:
+    return get("FINANCE_DRIVE_FOLDER", "finance-cashfiles")
+
+
+def ops_email() -> list[str]:
+    return [a.strip() for a in get("OPS_EMAIL", "finance-ops@example.org").split(",") if a.strip()]

@@ -1,0 +1,180 @@
+"""Session fixtures: the running local stack and its Airflow connections, for every test.
+
+The stack is started (idempotently) before Airflow is imported, so the Airflow settings and the
+``AIRFLOW_CONN_*`` connections in ``.local/stack.env`` are in the environment from the start.
+``make test`` stops it afterwards; a bare ``pytest`` leaves it running for the next run.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from devstack import stack
+
+    os.environ.update(stack.up())
+    db = Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
+    if not db.exists():
+        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
+                       capture_output=True)
+
+
+# ---------------------------------------------------------------------------- the stack
+@pytest.fixture(scope="session")
+def stack_env() -> dict[str, str]:
+    from devstack import stack
+
+    return stack.read_env()
+
+
+@pytest.fixture(scope="session")
+def local_dir() -> Path:
+    from devstack.config import LOCAL
+
+    return LOCAL
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    from devstack import stack
+
+    return stack.pg_dsn()
+
+
+@pytest.fixture
+def pg(pg_dsn: str) -> Iterator:
+    import psycopg
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def s3_hook():
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id="aws_finflows")
+
+
+@pytest.fixture(scope="session")
+def sqs_client():
+    from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+
+    return SqsHook(aws_conn_id="aws_finflows").get_conn()
+
+
+@pytest.fixture(scope="session")
+def sns_client():
+    from airflow.providers.amazon.aws.hooks.sns import SnsHook
+
+    return SnsHook(aws_conn_id="aws_finflows").get_conn()
+
+
+@pytest.fixture
+def drain_queue(sqs_client) -> Callable[[str], list[dict]]:
+    """Receive (and delete) every message now on a queue; returns the messages."""
+
+    def drain(url: str, wait: float = 1.0) -> list[dict]:
+        got: list[dict] = []
+        deadline = time.monotonic() + wait
+        while True:
+            resp = sqs_client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            msgs = resp.get("Messages", [])
+            for m in msgs:
+                sqs_client.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            got += msgs
+            if not msgs and time.monotonic() > deadline:
+                return got
+            if not msgs:
+                time.sleep(0.1)
+
+    return drain
+
+
+@pytest.fixture
+def sftp_hook() -> Callable[[str], object]:
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    return lambda user: SFTPHook(ssh_conn_id=f"sftp_{user}")
+
+
+@pytest.fixture
+def ftps_hook() -> Iterator[Callable[[str], object]]:
+    from airflow.providers.ftp.hooks.ftp import FTPSHook
+
+    made = []
+
+    def make(user: str):
+        made.append(FTPSHook(ftp_conn_id=f"ftps_{user}"))
+        return made[-1]
+
+    yield make
+    for h in made:
+        if h.conn is not None:
+            h.close_conn()
+
+
+@pytest.fixture(scope="session")
+def sheets():
+    from finflows.google import sheets_hook
+
+    return sheets_hook("google_finflows")
+
+
+@pytest.fixture(scope="session")
+def drive():
+    from finflows.google import DriveHook
+
+    return DriveHook(gcp_conn_id="google_finflows")
+
+
+class Mailbox:
+    """The SMTP sink's stored messages (one ``.eml`` file each)."""
+
+    def __init__(self, maildir: Path):
+        self.maildir = maildir
+
+    def names(self) -> set[str]:
+        return {p.name for p in self.maildir.glob("*.eml")}
+
+    def messages(self, since: set[str] | None = None) -> list[email.message.EmailMessage]:
+        out = []
+        for p in sorted(self.maildir.glob("*.eml")):
+            if since is None or p.name not in since:
+                out.append(email.message_from_bytes(p.read_bytes(), policy=email.policy.default))
+        return out
+
+    def wait_for(self, predicate: Callable[[email.message.EmailMessage], bool], since: set[str],
+                 timeout: float = 15) -> email.message.EmailMessage:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in self.messages(since):
+                if predicate(m):
+                    return m
+            time.sleep(0.2)
+        subjects = [m["Subject"] for m in self.messages(since)]
+        raise AssertionError(f"no matching email within {timeout}s; new messages: {subjects}")
+
+
+@pytest.fixture(scope="session")
+def mailbox(local_dir: Path) -> Mailbox:
+    return Mailbox(local_dir / "smtp")
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:8]

@@ -1,0 +1,156 @@
+"""Every local stand-in is reached over a socket through the Airflow hook production uses,
+and what arrived is checked on the other side."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import ssl
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import unquote_plus
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_sftp_upload_lands_in_the_counterpartys_chroot(sftp_hook, local_dir: Path, unique: str):
+    hook = sftp_hook("civicapay")
+    hook.store_file(f"/outbound/probe-{unique}.dat", io.BytesIO(b"0001234567\n"))
+    assert (local_dir / "sftp" / "civicapay" / "outbound" / f"probe-{unique}.dat").read_bytes() == b"0001234567\n"
+    # each counterparty sees only its own directory
+    assert "upload" in sftp_hook("mega").list_directory("/")
+    assert "outbound" not in sftp_hook("mega").list_directory("/")
+
+
+def test_sftp_refuses_a_server_whose_host_key_does_not_match(monkeypatch):
+    import paramiko
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_SFTP_CIVICAPAY"])
+    wrong = paramiko.Ed25519Key.from_private_key_file(conn["extra"]["key_file"])  # a key that is not the host's
+    conn["extra"]["host_key"] = f"ssh-ed25519 {wrong.get_base64()}"
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_IMPOSTOR", json.dumps(conn))
+    with pytest.raises(paramiko.SSHException, match="not found in known_hosts|does not match"):
+        SFTPHook(ssh_conn_id="sftp_impostor").list_directory("/")
+
+
+def test_ftps_transfers_over_verified_tls(ftps_hook, local_dir: Path, unique: str):
+    hook = ftps_hook("acquirer")
+    hook.store_file(f"/Saida/probe-{unique}", io.BytesIO(b"A0 header"))
+    assert (local_dir / "ftps" / "acquirer" / "Saida" / f"probe-{unique}").read_bytes() == b"A0 header"
+    conn = hook.get_conn()
+    assert isinstance(conn.sock, ssl.SSLSocket)
+    assert conn.sock.getpeercert()["subject"] == ((("commonName", "localhost"),),)
+
+
+def test_ftps_refuses_a_certificate_from_an_untrusted_ca(ftps_hook, monkeypatch):
+    monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")  # system CAs only
+    with pytest.raises(ssl.SSLCertVerificationError):
+        ftps_hook("visa").get_conn()
+
+
+def test_plain_ftp_for_card_companies_that_use_it(local_dir: Path, unique: str):
+    from airflow.providers.ftp.hooks.ftp import FTPHook
+
+    hook = FTPHook(ftp_conn_id="ftp_mastercard")
+    hook.store_file(f"probe-{unique}.csv", io.BytesIO(b"case_id\n"))
+    buf = io.BytesIO()
+    hook.retrieve_file(f"probe-{unique}.csv", buf)
+    hook.close_conn()
+    assert buf.getvalue() == b"case_id\n"
+    assert (local_dir / "ftp" / "mastercard" / f"probe-{unique}.csv").exists()
+
+
+def test_s3_object_created_reaches_sqs_with_an_url_encoded_key(s3_hook, drain_queue, unique: str):
+    url = os.environ["FINFLOWS_CASHFILE_QUEUE_URL"]
+    drain_queue(url, wait=0)
+    bucket = os.environ["FINFLOWS_CASHFILE_BUCKET"]
+    s3_hook.load_bytes(b"x", key=f"cashfiles/Cash File {unique}.dat", bucket_name=bucket, replace=True)
+    s3_hook.load_bytes(b"x", key=f"cashfiles/readme-{unique}.txt", bucket_name=bucket, replace=True)  # filtered out
+    bodies = [json.loads(m["Body"]) for m in drain_queue(url, wait=3)]
+    raw = [r["s3"]["object"]["key"] for b in bodies for r in b.get("Records", [])]
+    assert raw and all(" " not in k for k in raw)  # keys arrive URL-encoded, as from AWS
+    keys = [unquote_plus(k) for k in raw]
+    assert f"cashfiles/Cash File {unique}.dat" in keys
+    assert not any(unique in k and k.endswith(".txt") for k in keys)
+
+
+def test_cashfile_bucket_expires_objects_after_30_days(s3_hook):
+    rules = s3_hook.get_conn().get_bucket_lifecycle_configuration(Bucket=os.environ["FINFLOWS_CASHFILE_BUCKET"])
+    assert [(r["Filter"]["Prefix"], r["Expiration"]["Days"], r["Status"]) for r in rules["Rules"]] == [
+        ("cashfiles/", 30, "Enabled")
+    ]
+
+
+def test_sns_topic_fans_out_to_its_sqs_queue(sns_client, drain_queue, unique: str):
+    url = os.environ["FINFLOWS_TENURE_QUEUE_URL"]
+    drain_queue(url, wait=0)
+    arn = next(t["TopicArn"] for t in sns_client.list_topics()["Topics"] if t["TopicArn"].endswith(":tenure-events"))
+    sns_client.publish(TopicArn=arn, Message=json.dumps({"probe": unique}))
+    assert {"probe": unique} in [json.loads(m["Body"]) for m in drain_queue(url, wait=3)]
+
+
+def test_postgres_migrations_are_recorded_and_applied_once(pg_dsn: str):
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from finflows.migrations import apply_migrations
+
+    hook = PostgresHook(postgres_conn_id="postgres_finance")
+    recorded = [r[0] for r in hook.get_records("SELECT name FROM public.schema_migrations ORDER BY version")]
+    on_disk = sorted(p.name for p in (Path(__file__).parents[2] / "include" / "sql").glob("*.sql"))
+    assert recorded == on_disk
+    assert apply_migrations(pg_dsn, Path(__file__).parents[2] / "include" / "sql") == []
+
+
+def test_a_changed_migration_is_refused(pg_dsn: str, tmp_path: Path):
+    from finflows.migrations import MigrationError, apply_migrations
+
+    src = Path(__file__).parents[2] / "include" / "sql" / "0001_ops.sql"
+    (tmp_path / "0001_ops.sql").write_text(src.read_text() + "\n-- edited after release\n")
+    with pytest.raises(MigrationError, match="0001_ops.sql changed after it was applied"):
+        apply_migrations(pg_dsn, tmp_path)
+
+
+def test_sheets_round_trip_through_the_google_client(sheets, unique: str):
+    book = sheets.create_spreadsheet({"properties": {"title": f"probe {unique}"},
+                                      "sheets": [{"properties": {"title": "Tab One"}}]})
+    sid = book["spreadsheetId"]
+    sheets.update_values(sid, "'Tab One'!A1:C1", [["Payment Ref", "Tenure", "Start Date"]])
+    sheets.append_values(sid, "'Tab One'!A:C", [["1234567890", "T-1", "2026-01-01"]])
+    sheets.append_values(sid, "'Tab One'!A:C", [["1234567891", "T-2", "2026-02-01"]])
+    assert sheets.get_values(sid, "'Tab One'!A2:C") == [["1234567890", "T-1", "2026-01-01"],
+                                                         ["1234567891", "T-2", "2026-02-01"]]
+    sheets.batch_update_values(sid, ranges=["'Tab One'!B3"], values=[[["T-2b"]]])
+    assert sheets.get_values(sid, "'Tab One'!B3")[0] == ["T-2b"]
+
+
+def test_google_standin_refuses_requests_without_a_token():
+    port = os.environ["AIRFLOW_CONN_GOOGLE_FINFLOWS"]
+    endpoint = json.loads(port)["extra"]["api_endpoint"]
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{endpoint}/v4/spreadsheets/interim-finance-accounts")  # noqa: S310
+    assert err.value.code == 401
+
+
+def test_drive_upload_and_download_through_the_google_client(drive, tmp_path: Path, unique: str):
+    src = tmp_path / f"CashFile{unique}.dat"
+    src.write_bytes(b"0001234567CIVICAPAY           DD1+000123.4501/02/202307\n")
+    file_id = drive.upload_file(local_location=str(src), remote_location=src.name, folder_id="finance-cashfiles")
+    assert drive.exists(folder_id="finance-cashfiles", file_name=src.name)
+    assert drive.get_conn().files().get_media(fileId=file_id).execute() == src.read_bytes()
+
+
+def test_smtp_message_is_stored_in_the_sink(mailbox, unique: str):
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    before = mailbox.names()
+    with SmtpHook(smtp_conn_id="smtp_finflows") as hook:
+        hook.send_email_smtp(to="treasury@finance.local", subject=f"probe {unique}", html_content="<p>hello</p>",
+                             from_email="finflows@finance.local")
+    msg = mailbox.wait_for(lambda m: m["Subject"] == f"probe {unique}", since=before)
+    assert msg["To"] == "treasury@finance.local"
+    assert "hello" in msg.get_body(("html",)).get_content()
