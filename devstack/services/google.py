@@ -256,6 +256,8 @@ class Handler(BaseHTTPRequestHandler):
         if rest in ("", "/") and self.command == "POST":
             return self._drive_create(self._json(), None)
         fid = rest.strip("/")
+        if fid == "root" and self.command == "GET":  # Drive's alias for My Drive
+            return {"kind": "drive#file", "id": "root", "name": "My Drive", "mimeType": FOLDER}
         if fid not in files:
             raise ApiError(404, f"File not found: {fid}.")
         if self.command == "DELETE":

@@ -1,0 +1,96 @@
+"""
+### cashfile_import: CivicaPay cash files → finance Google Drive + interim finance database
+
+CivicaPay's SFTP client writes a `.dat` cash file (formats.md §1) under `cashfiles/` in the
+cash-file bucket every evening. Each file is copied to the finance Google Drive folder and
+imported into the interim finance system (IFS) in one transaction: control row, raw lines,
+payments, and a suspense row for every payment whose rent account IFS does not know.
+
+**Triggers**: an S3 ObjectCreated event for `cashfiles/*.dat` (S3 → SQS → asset watcher), and a
+daily 07:00 Europe/London sweep that imports anything still waiting, so a lost event never loses a
+file. Trigger by hand at any time: the run imports whatever is in the inbox.
+
+**Re-runs are safe**: a file is identified by name and sha256 in `ops.file_control`. The same file
+again is skipped and recorded as a duplicate (a warning); the same name with different content is
+quarantined and the task fails for a human to decide.
+
+**Bad files** (wrong length, sign, amount, impossible date, non-digit account, empty file) are moved
+to `quarantine/` with `<name>.error.json` naming every bad line, field and value; nothing is loaded;
+the task fails with that message. Fix the file and upload it again under `cashfiles/`.
+
+Optional first step for sites without a managed SFTP endpoint: set `FINFLOWS_CASHFILE_SFTP_DROP`
+(a directory on `sftp_civicapay`) and files there are moved into the inbox first.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, dag, task
+
+from finflows import settings
+from finflows.dag_defaults import Tag, default_args
+from finflows.triggers import SqsEventTrigger
+
+cashfile_events = Asset(
+    name="cashfile_inbox",
+    # no URI scheme: any scheme makes the SDK load every provider's asset handlers at parse time
+    watchers=[
+        AssetWatcher(
+            name="cashfile_s3_events",
+            trigger=SqsEventTrigger(
+                sqs_queue=settings.cashfile_queue_url(),
+                aws_conn_id=settings.CONN_AWS,
+                max_messages=10,
+                wait_time_seconds=10,
+                waiter_delay=30,
+            ),
+        )
+    ],
+)
+
+
+@dag(
+    dag_id="cashfile_import",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 7 * * *", timezone="Europe/London"), assets=cashfile_events
+    ),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    tags=[Tag.FINANCE, Tag.CASH, Tag.EVENT_DRIVEN, Tag.DAILY],
+    doc_md=__doc__,
+)
+def cashfile_import():
+    @task
+    def pull_sftp_drop() -> int:
+        """Move files from an SFTP drop directory into the inbox (only where configured)."""
+        from finflows.cashfile_tasks import pull_sftp_drop as run
+
+        return run()
+
+    @task
+    def find_files(**context) -> list[str]:
+        """The event's object keys plus everything waiting in the inbox."""
+        from finflows.cashfile_tasks import find_files as run
+
+        return run(context)
+
+    @task(map_index_template="{{ cash_file }}", retries=3)
+    def import_file(key: str, **context) -> dict:
+        """Checksum, decide, load in one transaction, copy to Drive, archive: each step idempotent."""
+        from finflows.cashfile_tasks import import_file as run
+
+        return run(key, context)
+
+    @task(trigger_rule="all_done")
+    def summarise(outcomes: list[dict]) -> dict:
+        """One line per file and the run's totals, in the log and as this task's return value."""
+        from finflows.cashfile_tasks import summarise as run
+
+        return run(outcomes)
+
+    keys = find_files()
+    pull_sftp_drop() >> keys
+    summarise(import_file.expand(key=keys))
+
+
+cashfile_import()

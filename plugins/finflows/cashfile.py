@@ -1,0 +1,226 @@
+"""cashfile_import: a CivicaPay cash file in S3 → finance Google Drive + interim finance DB.
+
+Per file, every step is idempotent, so a retried task or a re-run picks up where it stopped:
+fetch and checksum → decide from the control table → load in one transaction (COPY into a
+staging table, then raw lines, payments and suspense rows, and the control row) → copy to the
+Drive folder unless a copy with the same sha256 is there → move the object to ``processed/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import unquote_plus
+
+from finflows import files
+from finflows.formats.cashfile import CashFileStats, normalise_name, read_cashfile
+from finflows.formats.fixedwidth import FormatError
+
+log = logging.getLogger(__name__)
+
+FLOW = "cashfile_import"
+INBOX = "cashfiles/"
+PROCESSED = "processed/"
+DUPLICATES = "duplicates/"
+
+
+class CashFileRejected(Exception):
+    """A file that must not be imported as it is; it has been quarantined and a human must look."""
+
+
+@dataclass
+class Outcome:
+    key: str
+    file_name: str
+    status: str  # IMPORTED | ALREADY_IMPORTED (this run's earlier try) | DUPLICATE (re-delivered)
+    sha256: str
+    lines: int = 0
+    payments: int = 0
+    suspense: int = 0
+    total: str = "0.00"
+    drive_file_id: str | None = None
+
+
+# ---------------------------------------------------------------------------- discovery
+def keys_from_message(body: str) -> list[str]:
+    """Object keys in an S3 event notification; an ``s3:TestEvent`` carries none."""
+    try:
+        doc = json.loads(body)
+    except (TypeError, ValueError):
+        log.warning("ignoring a message that is not JSON: %.200s", body)
+        return []
+    if "Message" in doc and "Records" not in doc:  # delivered through SNS without raw delivery
+        return keys_from_message(doc["Message"])
+    if doc.get("Event") == "s3:TestEvent":
+        return []
+    return [unquote_plus(r["s3"]["object"]["key"]) for r in doc.get("Records", [])
+            if r.get("eventName", "").startswith("ObjectCreated")]
+
+
+def is_cashfile_key(key: str) -> bool:
+    return key.startswith(INBOX) and key.lower().endswith(".dat") and "/" not in key[len(INBOX):]
+
+
+def discover(s3_hook, bucket: str, event_keys: list[str] | None = None) -> list[str]:
+    """Every ``.dat`` object waiting under ``cashfiles/``: the event's keys plus a full listing,
+    so a lost or late event never loses a file."""
+    listed = set(s3_hook.list_keys(bucket_name=bucket, prefix=INBOX) or [])
+    wanted = {k for k in listed if is_cashfile_key(k)}
+    for k in event_keys or []:
+        if is_cashfile_key(k) and k not in listed:
+            log.info("event names %s but it is no longer in the inbox (already processed)", k)
+    return sorted(wanted)
+
+
+# ---------------------------------------------------------------------------- loading
+_STAGE = """CREATE TEMP TABLE cash_stage (
+    line_no integer, raw text, rent_account char(10), payment_source text, method char(3),
+    amount numeric(12,2), paid_on date, civica_code char(2)) ON COMMIT DROP"""
+
+
+def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id: str) -> tuple[files.Decision, dict]:
+    """Decide and, for a new file, load it whole in one transaction. Raises FormatError (rolled back)."""
+    with conn.transaction(), conn.cursor() as cur:
+        control = files.lock_and_read(cur, FLOW, file_name)
+        decision = files.decide(control, sha256)
+        if decision is not files.Decision.NEW:
+            return decision, {"control_id": control.id, "previous_run": control.dag_run_id}
+        cur.execute(
+            """INSERT INTO ops.file_control (flow, file_name, sha256, status, source_uri, dag_run_id)
+               VALUES (%s, %s, %s, 'PROCESSING', %s, %s)
+               ON CONFLICT (flow, file_name) DO UPDATE SET sha256 = EXCLUDED.sha256, status = 'PROCESSING',
+                   source_uri = EXCLUDED.source_uri, dag_run_id = EXCLUDED.dag_run_id, error = NULL,
+                   started_at = now(), finished_at = NULL
+               RETURNING id""",
+            (FLOW, file_name, sha256, source_uri, run_id),
+        )
+        file_id = cur.fetchone()[0]
+        cur.execute(_STAGE)
+        stats = CashFileStats()
+        with path.open("rb") as f, cur.copy(
+            "COPY cash_stage (line_no, raw, rent_account, payment_source, method, amount, paid_on, civica_code) "
+            "FROM STDIN"
+        ) as copy:
+            for line_no, raw, values in read_cashfile(f, file_name, stats):
+                copy.write_row((line_no, raw, *values))
+        cur.execute("INSERT INTO ifs.cashfile_line (file_id, line_no, raw) SELECT %s, line_no, raw FROM cash_stage",
+                    (file_id,))
+        cur.execute(
+            """INSERT INTO ifs.cash_payment (file_id, line_no, rent_account, payment_source, method, amount, paid_on,
+                                             civica_code)
+               SELECT %s, s.line_no, s.rent_account, s.payment_source, s.method, s.amount, s.paid_on, s.civica_code
+               FROM cash_stage s JOIN ifs.rent_account a ON a.payment_ref = s.rent_account""",
+            (file_id,),
+        )
+        payments = cur.rowcount
+        cur.execute(
+            """INSERT INTO ifs.cash_suspense (file_id, line_no, rent_account, payment_source, method, amount, paid_on,
+                                              civica_code)
+               SELECT %s, s.line_no, s.rent_account, s.payment_source, s.method, s.amount, s.paid_on, s.civica_code
+               FROM cash_stage s WHERE NOT EXISTS (SELECT 1 FROM ifs.rent_account a WHERE a.payment_ref = s.rent_account)""",
+            (file_id,),
+        )
+        suspense = cur.rowcount
+        cur.execute(
+            """UPDATE ops.file_control SET status = 'SUCCESS', line_count = %s, row_count = %s, total_amount = %s,
+                   finished_at = now() WHERE id = %s""",
+            (stats.lines, stats.records, stats.total, file_id),
+        )
+        files.record_event(cur, FLOW, file_name, sha256, "IMPORTED",
+                           f"{stats.records} records, {payments} payments, {suspense} in suspense, total {stats.total}",
+                           run_id)
+    return files.Decision.NEW, {"control_id": file_id, "lines": stats.lines, "records": stats.records,
+                                "payments": payments, "suspense": suspense, "total": stats.total}
+
+
+def control_summary(conn, file_name: str) -> dict:
+    row = conn.execute(
+        """SELECT c.line_count, c.row_count, c.total_amount,
+                  (SELECT count(*) FROM ifs.cash_payment p WHERE p.file_id = c.id),
+                  (SELECT count(*) FROM ifs.cash_suspense s WHERE s.file_id = c.id)
+           FROM ops.file_control c WHERE c.flow = %s AND c.file_name = %s""",
+        (FLOW, file_name),
+    ).fetchone()
+    return {"lines": row[0], "records": row[1], "total": row[2] or Decimal(0), "payments": row[3], "suspense": row[4]}
+
+
+# ---------------------------------------------------------------------------- Drive
+def copy_to_drive(drive_hook, folder_id: str, path: Path, file_name: str, sha256: str) -> str:
+    """Upload unless the folder already holds this name with this content; returns the Drive file id."""
+    service = drive_hook.get_conn()
+    escaped = file_name.replace("'", "\\'")
+    found = service.files().list(
+        q=f"name = '{escaped}' and '{folder_id}' in parents and trashed = false",
+        fields="files(id, name, sha256Checksum)", supportsAllDrives=True, includeItemsFromAllDrives=True,
+    ).execute(num_retries=drive_hook.num_retries).get("files", [])
+    for f in found:
+        if f.get("sha256Checksum") == sha256:
+            log.info("Drive already holds %s (id %s); not copied again", file_name, f["id"])
+            return f["id"]
+    upload = Path(tempfile.mkdtemp()) / file_name
+    upload.hardlink_to(path)
+    try:
+        file_id = drive_hook.upload_file(local_location=str(upload), remote_location=file_name, folder_id=folder_id,
+                                         resumable=True, chunk_size=8 << 20)
+    finally:
+        upload.unlink()
+        upload.parent.rmdir()
+    log.info("copied %s to the finance Drive folder (id %s)", file_name, file_id)
+    return file_id
+
+
+# ---------------------------------------------------------------------------- one file
+def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_hook, drive_folder: str) -> Outcome:
+    source_uri = f"s3://{bucket}/{key}"
+    raw_name = key.rsplit("/", 1)[-1]
+    with tempfile.TemporaryDirectory(prefix="cashfile-") as tmp, pg_hook.get_conn() as conn:
+        path, sha256, size = files.download(s3_hook, bucket, key, tmp)
+        log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
+        file_name = raw_name
+        try:
+            file_name = normalise_name(raw_name)
+            decision, info = load(conn, path, file_name, sha256, source_uri, run_id)
+        except FormatError as e:
+            report = e.report() | {"source": source_uri, "sha256": sha256, "run_id": run_id}
+            files.record_error(conn, FLOW, file_name, sha256, source_uri, str(e), run_id)
+            files.quarantine(s3_hook, bucket, key, report)
+            raise CashFileRejected(f"{source_uri} rejected and quarantined, nothing loaded:\n{e}") from None
+
+        if decision is files.Decision.CONFLICT:
+            msg = (f"{file_name} was already imported with different content (sha256 differs); the new file "
+                   f"{source_uri} is quarantined for a human to decide")
+            with conn.transaction(), conn.cursor() as cur:
+                files.record_event(cur, FLOW, file_name, sha256, "CONFLICT", msg, run_id)
+            files.quarantine(s3_hook, bucket, key, {"file": file_name, "source": source_uri, "sha256": sha256,
+                                                    "error": msg, "run_id": run_id})
+            raise CashFileRejected(msg)
+
+        status, target = "IMPORTED", PROCESSED + file_name
+        if decision is files.Decision.ALREADY_IMPORTED:
+            status = "ALREADY_IMPORTED"
+            if info["previous_run"] != run_id:  # a re-delivered file, not this run's own earlier try
+                log.warning("DUPLICATE: %s (sha256 %s) was already imported by run %s; skipped", file_name, sha256,
+                            info["previous_run"])
+                with conn.transaction(), conn.cursor() as cur:
+                    files.record_event(cur, FLOW, file_name, sha256, "DUPLICATE",
+                                       f"already imported by {info['previous_run']}", run_id)
+                status, target = "DUPLICATE", f"{DUPLICATES}{run_id.replace(':', '-')}/{raw_name}"
+            info = control_summary(conn, file_name)
+
+        drive_id = copy_to_drive(drive_hook, drive_folder, path, file_name, sha256)
+        files.move_object(s3_hook, bucket, key, target)
+
+    outcome = Outcome(key=key, file_name=file_name, status=status, sha256=sha256, lines=info["lines"] or 0,
+                      payments=info["payments"], suspense=info["suspense"], total=str(info["total"]),
+                      drive_file_id=drive_id)
+    log.info("%s %s: %d lines, %d payments, %d in suspense, total %s", status, file_name, outcome.lines,
+             outcome.payments, outcome.suspense, outcome.total)
+    return outcome
+
+
+def as_dict(outcome: Outcome) -> dict:
+    return asdict(outcome)

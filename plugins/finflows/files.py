@@ -1,0 +1,124 @@
+"""What every file-based flow does with a file: identify it, decide on it, quarantine it.
+
+A file is identified by (flow, name, sha256) in ``ops.file_control``; every decision is appended
+to ``ops.file_event``. A bad file is moved to ``quarantine/`` in its bucket with a JSON error
+report beside it; it is never deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+
+
+class Decision(str, Enum):
+    NEW = "NEW"  # never seen, or only seen as a failed import: process it
+    ALREADY_IMPORTED = "ALREADY_IMPORTED"  # same name and content already imported
+    CONFLICT = "CONFLICT"  # same name, different content, already imported: a human decides
+
+
+@dataclass(frozen=True)
+class Control:
+    id: int | None
+    status: str | None
+    sha256: str | None
+    dag_run_id: str | None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(s3_hook, bucket: str, key: str, directory: str) -> tuple[Path, str, int]:
+    """Stream an S3 object to a local file; return (path, sha256, bytes)."""
+    target = Path(tempfile.mkstemp(dir=directory, suffix=Path(key).suffix)[1])
+    body = s3_hook.get_conn().get_object(Bucket=bucket, Key=key)["Body"]
+    h, size = hashlib.sha256(), 0
+    with target.open("wb") as out:
+        for chunk in body.iter_chunks(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+    return target, h.hexdigest(), size
+
+
+def lock_and_read(cur, flow: str, file_name: str) -> Control:
+    """Serialise work on one (flow, file) for the rest of the transaction and read its control row."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{flow}/{file_name}",))
+    cur.execute(
+        "SELECT id, status, sha256, dag_run_id FROM ops.file_control WHERE flow = %s AND file_name = %s FOR UPDATE",
+        (flow, file_name),
+    )
+    row = cur.fetchone()
+    return Control(*row) if row else Control(None, None, None, None)
+
+
+def decide(control: Control, sha256: str) -> Decision:
+    if control.status == "SUCCESS":
+        return Decision.ALREADY_IMPORTED if control.sha256 == sha256 else Decision.CONFLICT
+    return Decision.NEW
+
+
+def record_event(cur, flow: str, file_name: str, sha256: str | None, event: str, detail: str = "",
+                 run_id: str | None = None) -> None:
+    cur.execute(
+        "INSERT INTO ops.file_event (flow, file_name, sha256, event, detail, dag_run_id) VALUES (%s,%s,%s,%s,%s,%s)",
+        (flow, file_name, sha256, event, detail[:4000], run_id),
+    )
+
+
+def record_error(conn, flow: str, file_name: str, sha256: str, source_uri: str, error: str, run_id: str,
+                 event: str = "QUARANTINED") -> None:
+    """In its own transaction: the control row says ERROR (unless the name was already imported)."""
+    with conn.transaction(), conn.cursor() as cur:
+        control = lock_and_read(cur, flow, file_name)
+        if control.status != "SUCCESS":
+            cur.execute(
+                """INSERT INTO ops.file_control (flow, file_name, sha256, status, source_uri, error, dag_run_id,
+                                                 finished_at)
+                   VALUES (%s, %s, %s, 'ERROR', %s, %s, %s, now())
+                   ON CONFLICT (flow, file_name) DO UPDATE SET sha256 = EXCLUDED.sha256, status = 'ERROR',
+                       source_uri = EXCLUDED.source_uri, error = EXCLUDED.error, dag_run_id = EXCLUDED.dag_run_id,
+                       line_count = NULL, row_count = NULL, total_amount = NULL, finished_at = now()""",
+                (flow, file_name, sha256, source_uri, error[:8000], run_id),
+            )
+        record_event(cur, flow, file_name, sha256, event, error, run_id)
+
+
+def move_object(s3_hook, bucket: str, key: str, new_key: str) -> bool:
+    """Copy then delete; False when the source is already gone (an earlier try moved it)."""
+    client = s3_hook.get_conn()
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except client.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    client.copy_object(Bucket=bucket, Key=new_key, CopySource={"Bucket": bucket, "Key": key})
+    client.delete_object(Bucket=bucket, Key=key)
+    return True
+
+
+def quarantine(s3_hook, bucket: str, key: str, report: dict[str, Any], prefix: str = "quarantine/") -> str:
+    """Move the object under ``quarantine/`` and write ``<name>.error.json`` beside it."""
+    name = key.rsplit("/", 1)[-1]
+    target = f"{prefix}{name}"
+    s3_hook.load_string(json.dumps(report, indent=1, default=str), key=f"{target}.error.json", bucket_name=bucket,
+                        replace=True)
+    move_object(s3_hook, bucket, key, target)
+    log.error("quarantined s3://%s/%s → s3://%s/%s (report %s.error.json)", bucket, key, bucket, target, target)
+    return target

@@ -1,0 +1,34 @@
+"""Asset-watcher triggers that cost nothing when a DAG file is parsed.
+
+Importing ``MessageQueueTrigger`` loads every provider's queue integration (boto3, the Google
+clients): about two seconds on each parse of each DAG that watches a queue. ``SqsEventTrigger``
+serialises to its own small class and builds the provider's ``MessageQueueTrigger`` only when the
+triggerer runs it, so the work is the provider's and the parse stays light (bench/dag_parse.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+
+
+class SqsEventTrigger(BaseEventTrigger):
+    """``MessageQueueTrigger(scheme="sqs", **kwargs)``, constructed lazily in the triggerer."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__()
+        self.kwargs = kwargs
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__qualname__}", dict(self.kwargs)
+
+    def provider_trigger(self) -> BaseEventTrigger:
+        from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+
+        return MessageQueueTrigger(scheme="sqs", **self.kwargs)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        async for event in self.provider_trigger().run():
+            yield event

@@ -1,0 +1,93 @@
+"""DAG integrity, parametrised over every DAG in dags/: the rules every finflows DAG keeps."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from finflows.dag_defaults import APPROVED_TAGS, OWNER
+
+REPO = Path(__file__).resolve().parents[2]
+DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
+HEAVY = ("pandas", "boto3", "botocore", "gnupg", "paramiko", "googleapiclient", "google.cloud", "psycopg",
+         "psycopg2", "pyarrow", "numpy")
+
+
+@pytest.fixture(scope="session")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def _dag_ids() -> list[str]:
+    # file stem == dag id is itself a rule (checked below), so the ids can be listed without parsing
+    return [p.stem for p in DAG_FILES]
+
+
+def test_there_are_dags_and_none_fails_to_import(dagbag):
+    assert DAG_FILES, "dags/ holds no DAG files"
+    assert dagbag.import_errors == {}, "\n".join(f"{k}: {v}" for k, v in dagbag.import_errors.items())
+    assert sorted(dagbag.dag_ids) == _dag_ids(), "each dags/NAME.py defines exactly the DAG NAME"
+
+
+@pytest.mark.parametrize("dag_id", _dag_ids())
+class TestEveryDag:
+    def test_owner_and_tags(self, dagbag, dag_id):
+        dag = dagbag.get_dag(dag_id)
+        assert dag.owner == OWNER
+        assert dag.tags, "every DAG is tagged"
+        assert set(dag.tags) <= APPROVED_TAGS, f"tags outside the approved set: {set(dag.tags) - APPROVED_TAGS}"
+
+    def test_retries_with_exponential_backoff_and_failure_email(self, dagbag, dag_id):
+        for t in dagbag.get_dag(dag_id).tasks:
+            assert t.retries >= 2, f"{t.task_id} retries {t.retries}"
+            assert t.retry_exponential_backoff, f"{t.task_id} has no exponential backoff"
+            assert t.on_failure_callback, f"{t.task_id} sends no failure email"
+
+    def test_no_catchup_and_documented(self, dagbag, dag_id):
+        dag = dagbag.get_dag(dag_id)
+        assert dag.catchup is False
+        assert dag.doc_md and len(dag.doc_md.strip()) > 200, "doc_md explains the flow"
+
+    def test_schedule_is_timezone_aware(self, dagbag, dag_id):
+        timetable = dagbag.get_dag(dag_id).timetable
+        inner = getattr(timetable, "timetable", timetable)  # AssetOrTimeSchedule wraps a time table
+        tz = getattr(inner, "timezone", None) or getattr(inner, "_timezone", None)
+        if tz is None and type(inner).__name__ in ("NullTimetable", "AssetTriggeredTimetable"):
+            pytest.skip("not time-scheduled")  # event-only DAGs have no clock to be aware of
+        assert tz is not None, f"{type(inner).__name__} has no timezone"
+        assert str(getattr(tz, "name", tz)) not in ("", "UTC") or dag_id.endswith("_health"), (
+            "schedules are set in the business's own timezone"
+        )
+
+    def test_no_heavy_imports_at_module_top_level(self, dag_id):
+        path = REPO / "dags" / f"{dag_id}.py"
+        for node in ast.parse(path.read_text()).body:
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert not name.startswith(HEAVY), f"{path.name} imports {name} at top level"
+
+    def test_parsing_loads_no_heavy_module(self, dag_id):
+        """What the DAG file pulls in transitively when parsed, beyond what Airflow itself loads."""
+        code = (
+            "import sys, json, runpy, airflow.sdk\n"
+            "before = set(sys.modules)\n"
+            f"runpy.run_path({str(REPO / 'dags' / (dag_id + '.py'))!r})\n"
+            "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**__import__("os").environ, "PYTHONPATH": str(REPO / "plugins")})
+        loaded = json.loads(out.stdout.strip().splitlines()[-1])
+        heavy = sorted({m for m in loaded if m.split(".")[0] in {h.split(".")[0] for h in HEAVY}
+                        and any(m == h or m.startswith(h + ".") for h in HEAVY)})
+        assert heavy == [], f"parsing {dag_id} loads {heavy}"

@@ -1,0 +1,125 @@
+"""CivicaPay cash file reader: pure Python, no Airflow, no services."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from finflows.formats.cashfile import LAYOUT, format_record, normalise_name, read_cashfile
+from finflows.formats.fixedwidth import FormatError
+
+GOOD = "0001234567CIVICAPAY           DD1+000123.4501/02/202307"
+
+
+def read(text: str) -> list[tuple]:
+    return list(read_cashfile(io.BytesIO(text.encode()), "CashFile20230201.dat"))
+
+
+def errors_of(text: str) -> list[tuple[int, str, str]]:
+    with pytest.raises(FormatError) as e:
+        read(text)
+    return [(x.line, x.field, x.value) for x in e.value.errors]
+
+
+def test_the_documented_example_parses_exactly():
+    [(line_no, raw, values)] = read(GOOD + "\n")
+    assert (line_no, raw) == (1, GOOD)
+    assert dict(zip(LAYOUT.names, values, strict=True)) == {
+        "rent_account": "0001234567", "payment_source": "CIVICAPAY", "method": "DD1",
+        "amount": Decimal("123.45"), "paid_on": dt.date(2023, 2, 1), "civica_code": "07",
+    }
+
+
+def test_amounts_are_exact_decimals_and_negative_amounts_keep_their_sign():
+    line = GOOD[:33] + "-000000.10" + GOOD[43:]
+    [(_, _, values)] = read(line + "\r\n")
+    assert values[3] == Decimal("-0.10") and isinstance(values[3], Decimal)
+
+
+def test_blank_lines_are_ignored_and_line_numbers_stay_true():
+    rows = read(f"\n{GOOD}\n   \n{GOOD}\n")
+    assert [r[0] for r in rows] == [2, 4]
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "value"),
+    [
+        (GOOD[:-1], "record", GOOD[:-1]),  # bad length
+        (GOOD[:33] + "*000123.45" + GOOD[43:], "amount", "*000123.45"),  # bad sign
+        (GOOD[:33] + "+0001X3.45" + GOOD[43:], "amount", "+0001X3.45"),  # bad amount
+        (GOOD[:33] + "+000123,45" + GOOD[43:], "amount", "+000123,45"),  # comma decimal
+        (GOOD[:43] + "31/02/2023" + GOOD[53:], "paid_on", "31/02/2023"),  # impossible date
+        ("00012345A7" + GOOD[10:], "rent_account", "00012345A7"),  # non-digit account
+        (GOOD[:53] + "7 ", "civica_code", "7 "),
+        (GOOD[:10] + " " * 20 + GOOD[30:], "payment_source", " " * 20),
+    ],
+)
+def test_each_bad_field_is_named_with_line_and_value(line, field, value):
+    assert errors_of(f"{GOOD}\n{line}\n") == [(2, field, value)]
+
+
+def test_every_bad_line_is_reported_in_one_error():
+    bad = GOOD[:43] + "31/02/2023" + GOOD[53:]
+    text = "\n".join([GOOD, bad, GOOD, "00012345A7" + GOOD[10:], GOOD[:20]])
+    with pytest.raises(FormatError) as e:
+        read(text)
+    assert [(x.line, x.field) for x in e.value.errors] == [(2, "paid_on"), (4, "rent_account"), (5, "record")]
+    msg = str(e.value)
+    assert "CashFile20230201.dat: 3 error(s)" in msg and "line 2, field paid_on, value '31/02/2023'" in msg
+
+
+def test_an_empty_file_is_refused():
+    assert errors_of("") == [(0, "file", "")]
+    assert errors_of("\n\n") == [(2, "file", "")]
+
+
+def test_non_ascii_bytes_are_refused_with_the_line():
+    with pytest.raises(FormatError) as e:
+        list(read_cashfile(io.BytesIO(GOOD.encode() + b"\n\xff" + GOOD[1:].encode()), "x.dat"))
+    assert (e.value.errors[0].line, e.value.errors[0].field) == (2, "record")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("CashFile20260115.dat", "CashFile20260115.dat"), ("cashfile_2026-01-15.DAT", "CashFile20260115.dat"),
+     ("CASH-FILE20260115.dat", "CashFile20260115.dat"), ("cashfiles/CashFile20260115.dat", "CashFile20260115.dat")],
+)
+def test_file_names_are_normalised(name, expected):
+    assert normalise_name(name) == expected
+
+
+@pytest.mark.parametrize("name", ["payments.dat", "CashFile20260231.dat", "CashFile2026011.dat"])
+def test_file_names_without_a_real_date_are_refused(name):
+    with pytest.raises(FormatError, match="file_name"):
+        normalise_name(name)
+
+
+records = st.fixed_dictionaries({
+    "rent_account": st.from_regex(r"\A[0-9]{10}\Z"),
+    "payment_source": st.from_regex(r"\A[A-Z][A-Z0-9 ]{0,18}[A-Z0-9]\Z").map(str.strip).filter(bool),
+    "method": st.from_regex(r"\A[A-Z0-9]{3}\Z"),
+    "amount": st.decimals(min_value=Decimal("-999999.99"), max_value=Decimal("999999.99"), places=2),
+    "paid_on": st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2099, 12, 31)),
+    "civica_code": st.from_regex(r"\A[0-9]{2}\Z"),
+})
+
+
+@given(st.lists(records, min_size=1, max_size=20))
+def test_round_trip_format_then_read(rows):
+    text = "".join(format_record(**r) + "\r\n" for r in rows)
+    assert all(len(line) == 55 for line in text.split("\r\n")[:-1])
+    parsed = [dict(zip(LAYOUT.names, v, strict=True)) for _, _, v in read(text)]
+    assert parsed == rows
+
+
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_fail_only_with_the_formats_own_error(data):
+    try:
+        list(read_cashfile(io.BytesIO(data), "fuzz.dat"))
+    except FormatError:
+        pass

@@ -1,0 +1,172 @@
+"""cashfile_import against the real stack: S3 (moto server), the Drive stand-in, PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from finflows import cashfile
+from tests.helpers.cash import KNOWN_ACCOUNTS, cash_file, random_day, total
+
+pytestmark = pytest.mark.integration
+BUCKET = os.environ.get("FINFLOWS_CASHFILE_BUCKET", "finflows-cashfiles")
+FOLDER = "finance-cashfiles"
+
+
+@pytest.fixture
+def accounts(pg):
+    for ref in KNOWN_ACCOUNTS:
+        pg.execute("INSERT INTO ifs.rent_account (payment_ref, rent_group) VALUES (%s, 'HousingRevenue') "
+                   "ON CONFLICT DO NOTHING", (ref,))
+
+
+@pytest.fixture
+def day(pg):
+    """A payment day no earlier test run has used: rows of a previous run with that name are purged."""
+    d = random_day()
+    name = f"CashFile{d:%Y%m%d}.dat"
+    pg.execute("DELETE FROM ifs.cash_payment WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name=%s)", (name,))
+    pg.execute("DELETE FROM ifs.cash_suspense WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name=%s)", (name,))
+    pg.execute("DELETE FROM ifs.cashfile_line WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name=%s)", (name,))
+    pg.execute("DELETE FROM ops.file_control WHERE file_name = %s", (name,))
+    pg.execute("DELETE FROM ops.file_event WHERE file_name = %s", (name,))
+    return d
+
+
+@pytest.fixture
+def run(s3_hook, drive):
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    def go(key: str, run_id: str = "manual__test"):
+        return cashfile.import_file(key, bucket=BUCKET, run_id=run_id, s3_hook=s3_hook,
+                                    pg_hook=PostgresHook(postgres_conn_id="postgres_finance"), drive_hook=drive,
+                                    drive_folder=FOLDER)
+
+    return go
+
+
+def counts(pg, name: str) -> dict:
+    row = pg.execute(
+        """SELECT c.status, c.row_count, c.total_amount,
+                  (SELECT count(*) FROM ifs.cash_payment p WHERE p.file_id = c.id),
+                  (SELECT count(*) FROM ifs.cash_suspense s WHERE s.file_id = c.id),
+                  (SELECT count(*) FROM ifs.cashfile_line l WHERE l.file_id = c.id)
+           FROM ops.file_control c WHERE c.flow = 'cashfile_import' AND c.file_name = %s""", (name,)).fetchone()
+    return dict(zip(("status", "rows", "total", "payments", "suspense", "raw_lines"), row, strict=True)) if row else {}
+
+
+def events(pg, name: str) -> list[str]:
+    return [r[0] for r in pg.execute("SELECT event FROM ops.file_event WHERE file_name = %s ORDER BY id", (name,))]
+
+
+def test_a_file_is_imported_copied_to_drive_and_archived(run, pg, s3_hook, drive, accounts, day):
+    data = cash_file(25, day, unknown=3)
+    key = f"cashfiles/cashfile_{day:%Y-%m-%d}.dat"  # a sloppy name, normalised on import
+    s3_hook.load_bytes(data, key=key, bucket_name=BUCKET, replace=True)
+    out = run(key)
+    name = f"CashFile{day:%Y%m%d}.dat"
+    assert (out.status, out.file_name, out.payments, out.suspense) == ("IMPORTED", name, 22, 3)
+    assert counts(pg, name) == {"status": "SUCCESS", "rows": 25, "total": total(data), "payments": 22,
+                                "suspense": 3, "raw_lines": 25}
+    # the payments' amounts add up to the file's total, to the penny
+    loaded = pg.execute("""SELECT sum(amount) FROM (SELECT amount FROM ifs.cash_payment p JOIN ops.file_control c
+                           ON c.id = p.file_id WHERE c.file_name = %s UNION ALL SELECT amount FROM ifs.cash_suspense s
+                           JOIN ops.file_control c ON c.id = s.file_id WHERE c.file_name = %s) x""", (name, name)).fetchone()[0]
+    assert loaded == total(data)
+    assert drive.get_conn().files().get_media(fileId=out.drive_file_id).execute() == data
+    assert not s3_hook.check_for_key(key, bucket_name=BUCKET)
+    assert s3_hook.read_key(f"processed/{name}", bucket_name=BUCKET).encode() == data
+
+
+def test_the_same_file_again_is_a_duplicate_that_changes_nothing(run, pg, s3_hook, accounts, day):
+    data = cash_file(5, day)
+    key = f"cashfiles/CashFile{day:%Y%m%d}.dat"
+    s3_hook.load_bytes(data, key=key, bucket_name=BUCKET, replace=True)
+    run(key, run_id="run_1")
+    before = counts(pg, key[10:])
+    s3_hook.load_bytes(data, key=key, bucket_name=BUCKET, replace=True)  # delivered again
+    out = run(key, run_id="run_2")
+    assert out.status == "DUPLICATE"
+    assert counts(pg, key[10:]) == before
+    assert events(pg, key[10:]) == ["IMPORTED", "DUPLICATE"]
+    assert not s3_hook.check_for_key(key, bucket_name=BUCKET)
+    assert s3_hook.check_for_key(f"duplicates/run_2/{key[10:]}", bucket_name=BUCKET)
+
+
+def test_a_retry_of_the_same_run_resumes_without_a_duplicate(run, pg, s3_hook, accounts, day):
+    data = cash_file(4, day)
+    key = f"cashfiles/CashFile{day:%Y%m%d}.dat"
+    s3_hook.load_bytes(data, key=key, bucket_name=BUCKET, replace=True)
+    run(key, run_id="run_a")
+    s3_hook.load_bytes(data, key=key, bucket_name=BUCKET, replace=True)  # as if the archive step had not happened
+    assert run(key, run_id="run_a").status == "ALREADY_IMPORTED"
+    assert events(pg, key[10:]) == ["IMPORTED"]
+    assert counts(pg, key[10:])["payments"] == 4
+
+
+def test_same_name_with_different_content_fails_loudly_and_is_quarantined(run, pg, s3_hook, accounts, day):
+    key = f"cashfiles/CashFile{day:%Y%m%d}.dat"
+    s3_hook.load_bytes(cash_file(5, day, seed=1), key=key, bucket_name=BUCKET, replace=True)
+    run(key, run_id="run_1")
+    before = counts(pg, key[10:])
+    s3_hook.load_bytes(cash_file(5, day, seed=2), key=key, bucket_name=BUCKET, replace=True)
+    with pytest.raises(cashfile.CashFileRejected, match="already imported with different content"):
+        run(key, run_id="run_2")
+    assert counts(pg, key[10:]) == before  # the first import stands
+    assert events(pg, key[10:])[-1] == "CONFLICT"
+    assert s3_hook.check_for_key(f"quarantine/{key[10:]}", bucket_name=BUCKET)
+
+
+GOOD = "0001234567CIVICAPAY           DD1+000123.4501/02/202307"
+BAD_CASES = {
+    "bad_length": (GOOD + "9", "record"),
+    "bad_sign": (GOOD[:33] + "x000123.45" + GOOD[43:], "amount"),
+    "bad_amount": (GOOD[:33] + "+00012.345" + GOOD[43:], "amount"),
+    "impossible_date": (GOOD[:43] + "31/02/2023" + GOOD[53:], "paid_on"),
+    "non_digit_account": ("000123456X" + GOOD[10:], "rent_account"),
+    "empty_file": ("", "file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_files_are_quarantined_with_a_report_and_nothing_is_loaded(case, run, pg, s3_hook, accounts, day):
+    bad_line, field = BAD_CASES[case]
+    good = cash_file(3, day).decode()
+    body = "" if case == "empty_file" else good + bad_line + "\r\n"
+    name = f"CashFile{day:%Y%m%d}.dat"
+    key = f"cashfiles/{name}"
+    s3_hook.load_bytes(body.encode(), key=key, bucket_name=BUCKET, replace=True)
+    with pytest.raises(cashfile.CashFileRejected) as err:
+        run(key)
+    assert f"field {field}" in str(err.value) and name in str(err.value)
+    assert counts(pg, name) == {"status": "ERROR", "rows": None, "total": None, "payments": 0, "suspense": 0,
+                                "raw_lines": 0}
+    assert not s3_hook.check_for_key(key, bucket_name=BUCKET)
+    assert s3_hook.read_key(f"quarantine/{name}", bucket_name=BUCKET) == body  # kept byte for byte
+    report = json.loads(s3_hook.read_key(f"quarantine/{name}.error.json", bucket_name=BUCKET))
+    assert report["errors"][0]["field"] == field
+    if case != "empty_file":
+        assert report["errors"][0]["line"] == 4 and report["errors"][0]["value"]
+
+
+def test_a_corrected_file_can_be_imported_after_a_rejected_one(run, pg, s3_hook, accounts, day):
+    name = f"CashFile{day:%Y%m%d}.dat"
+    key = f"cashfiles/{name}"
+    s3_hook.load_bytes(cash_file(3, day) + b"garbage\r\n", key=key, bucket_name=BUCKET, replace=True)
+    with pytest.raises(cashfile.CashFileRejected):
+        run(key)
+    s3_hook.load_bytes(cash_file(3, day), key=key, bucket_name=BUCKET, replace=True)
+    assert run(key).status == "IMPORTED"
+    assert counts(pg, name)["status"] == "SUCCESS" and counts(pg, name)["payments"] == 3
+    assert events(pg, name) == ["QUARANTINED", "IMPORTED"]
+
+
+def test_s3_event_messages_of_both_kinds_are_understood():
+    test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET})
+    record = json.dumps({"Records": [{"eventName": "ObjectCreated:Put",
+                                      "s3": {"object": {"key": "cashfiles%2FCash+File+20260101.dat"}}}]})
+    assert cashfile.keys_from_message(test_event) == []
+    assert cashfile.keys_from_message(record) == ["cashfiles/Cash File 20260101.dat"]
+    assert cashfile.keys_from_message("not json") == []
