@@ -82,15 +82,15 @@ def cashfile_import():
         return run(key, context)
 
     @task(trigger_rule="all_done")
-    def summarise(outcomes: list[dict]) -> dict:
-        """One line per file and the run's totals, in the log and as this task's return value."""
+    def summarise(keys: list[str], outcomes: list[dict]) -> dict:
+        """One line per file and the run's totals; fails the run if any file failed."""
         from finflows.cashfile_tasks import summarise as run
 
-        return run(outcomes)
+        return run(keys, outcomes)
 
     keys = find_files()
     pull_sftp_drop() >> keys
-    summarise(import_file.expand(key=keys))
+    summarise(keys, import_file.expand(key=keys))
 
 
 cashfile_import()

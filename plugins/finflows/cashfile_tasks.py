@@ -71,7 +71,11 @@ def import_file(key: str, context: dict[str, Any]) -> dict:
     return cashfile.as_dict(outcome)
 
 
-def summarise(outcomes: list[dict | None]) -> dict:
+def summarise(keys: list[str], outcomes: list[dict | None]) -> dict:
+    """Totals of the run. A file whose import failed has no outcome; if any did, the run fails
+    (after logging what did succeed) so the DAG run is red and the failure email names it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     done = [o for o in outcomes if o]
     total = sum((Decimal(o["total"]) for o in done if o["status"] == "IMPORTED"), Decimal(0))
     summary = {
@@ -81,10 +85,13 @@ def summarise(outcomes: list[dict | None]) -> dict:
         "payments": sum(o["payments"] for o in done if o["status"] == "IMPORTED"),
         "suspense": sum(o["suspense"] for o in done if o["status"] == "IMPORTED"),
         "total": str(total),
-        "failed": len(outcomes) - len(done),
+        "failed": len(keys) - len(done),
     }
     for o in done:
         log.info("%-16s %-24s %6d payments %4d suspense total %s", o["status"], o["file_name"], o["payments"],
                  o["suspense"], o["total"])
     log.info("cashfile_import: %s", summary)
+    if summary["failed"]:
+        failed = sorted(set(keys) - {o["key"] for o in done})
+        raise AirflowFailException(f"{summary['failed']} of {len(keys)} cash file(s) failed: {', '.join(failed)}")
     return summary

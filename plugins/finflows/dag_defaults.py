@@ -49,7 +49,7 @@ def notify_failure(context: dict[str, Any]) -> None:
             "<p>Error: <code>{{ exception | e }}</code></p>"
             '<p><a href="{{ ti.log_url }}">Task log</a></p>'
         ),
-    ).notify(context)
+    )(context)  # calling the notifier renders its templates, then sends
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:

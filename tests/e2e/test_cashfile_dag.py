@@ -66,3 +66,30 @@ def test_dag_imports_every_waiting_file_and_a_rerun_adds_nothing(cashfile_dag, p
     dups = pg.execute("SELECT count(*) FROM ops.file_event WHERE event = 'DUPLICATE' AND file_name = ANY(%s)",
                       (names,)).fetchone()[0]
     assert dups == 3
+
+
+def test_a_bad_file_fails_the_run_emails_ops_and_leaves_the_good_file_imported(cashfile_dag, pg, s3_hook, mailbox):
+    from airflow.utils.state import DagRunState
+
+    for key in s3_hook.list_keys(bucket_name=BUCKET, prefix="cashfiles/") or []:
+        s3_hook.delete_objects(bucket=BUCKET, keys=[key])
+    good_day, bad_day = random_day(), random_day()
+    names = [f"CashFile{good_day:%Y%m%d}.dat", f"CashFile{bad_day:%Y%m%d}.dat"]
+    pg.execute("DELETE FROM ifs.cash_payment WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))", (names,))
+    pg.execute("DELETE FROM ifs.cash_suspense WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))", (names,))
+    pg.execute("DELETE FROM ifs.cashfile_line WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))", (names,))
+    pg.execute("DELETE FROM ops.file_control WHERE file_name = ANY(%s)", (names,))
+    s3_hook.load_bytes(cash_file(5, good_day), key=f"cashfiles/{names[0]}", bucket_name=BUCKET, replace=True)
+    bad = cash_file(5, bad_day).replace(b"+", b"*", 1)
+    s3_hook.load_bytes(bad, key=f"cashfiles/{names[1]}", bucket_name=BUCKET, replace=True)
+    seen = mailbox.names()
+
+    dr = cashfile_dag.test()
+    assert dr.state == DagRunState.FAILED
+    status = dict(pg.execute("SELECT file_name, status FROM ops.file_control WHERE file_name = ANY(%s)", (names,)))
+    assert status == {names[0]: "SUCCESS", names[1]: "ERROR"}
+    assert s3_hook.read_key(f"quarantine/{names[1]}", bucket_name=BUCKET).encode() == bad
+    msg = mailbox.wait_for(lambda m: "cashfile_import.import_file" in m["Subject"], since=seen)
+    assert msg["Subject"].startswith("[finflows] FAILED cashfile_import.import_file (manual__")
+    body = msg.get_body(("html",)).get_content()
+    assert "line 1, field amount" in body and names[1] in body

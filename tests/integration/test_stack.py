@@ -72,6 +72,7 @@ def test_s3_object_created_reaches_sqs_with_an_url_encoded_key(s3_hook, drain_qu
     s3_hook.load_bytes(b"x", key=f"cashfiles/Cash File {unique}.dat", bucket_name=bucket, replace=True)
     s3_hook.load_bytes(b"x", key=f"cashfiles/readme-{unique}.txt", bucket_name=bucket, replace=True)  # filtered out
     bodies = [json.loads(m["Body"]) for m in drain_queue(url, wait=3)]
+    s3_hook.delete_objects(bucket=bucket, keys=[f"cashfiles/Cash File {unique}.dat", f"cashfiles/readme-{unique}.txt"])
     raw = [r["s3"]["object"]["key"] for b in bodies for r in b.get("Records", [])]
     assert raw and all(" " not in k for k in raw)  # keys arrive URL-encoded, as from AWS
     keys = [unquote_plus(k) for k in raw]
