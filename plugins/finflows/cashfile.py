@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote_plus
 
 from finflows import files
-from finflows.formats.cashfile import CashFileStats, normalise_name, read_cashfile
+from finflows.formats.cashfile import LAYOUT, CashFileStats, normalise_name, read_cashfile
 from finflows.formats.fixedwidth import FormatError
 
 log = logging.getLogger(__name__)
@@ -77,13 +77,34 @@ def discover(s3_hook, bucket: str, event_keys: list[str] | None = None) -> list[
 
 
 # ---------------------------------------------------------------------------- loading
-_STAGE = """CREATE TEMP TABLE cash_stage (
-    line_no integer, raw text, rent_account char(10), payment_source text, method char(3),
-    amount numeric(12,2), paid_on date, civica_code char(2)) ON COMMIT DROP"""
+_FIELDS = LAYOUT.sql_columns("l.raw")  # the layout's fields as SQL over the stored raw line
+_COLS = ", ".join(LAYOUT.names)
+_EXPRS = ", ".join(_FIELDS.values())
+_INSERT_PAYMENTS = f"""
+    INSERT INTO ifs.cash_payment (file_id, line_no, {_COLS})
+    SELECT l.file_id, l.line_no, {_EXPRS} FROM ifs.cashfile_line l
+    WHERE l.file_id = %(file_id)s AND EXISTS (SELECT 1 FROM ifs.rent_account a WHERE a.payment_ref = {_FIELDS["rent_account"]})"""
+_INSERT_SUSPENSE = f"""
+    INSERT INTO ifs.cash_suspense (file_id, line_no, {_COLS})
+    SELECT l.file_id, l.line_no, {_EXPRS} FROM ifs.cashfile_line l
+    WHERE l.file_id = %(file_id)s AND NOT EXISTS (SELECT 1 FROM ifs.rent_account a WHERE a.payment_ref = {_FIELDS["rent_account"]})"""
+_BATCH = 5000
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n"})
+
+
+def _copy_text(value: str) -> str:
+    """Escape a value for COPY's text format."""
+    return value.translate(_COPY_ESCAPES) if any(c in value for c in "\\\t\r\n") else value
 
 
 def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id: str) -> tuple[files.Decision, dict]:
-    """Decide and, for a new file, load it whole in one transaction. Raises FormatError (rolled back)."""
+    """Decide and, for a new file, load it whole in one transaction. Raises FormatError (rolled back).
+
+    Every line is validated in Python while its raw text streams into ``ifs.cashfile_line`` by
+    COPY; PostgreSQL then derives payments and suspense rows from those lines set-wise with the
+    layout's own SQL expressions. An error anywhere rolls the whole transaction back."""
     with conn.transaction(), conn.cursor() as cur:
         control = files.lock_and_read(cur, FLOW, file_name)
         decision = files.decide(control, sha256)
@@ -99,31 +120,19 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
             (FLOW, file_name, sha256, source_uri, run_id),
         )
         file_id = cur.fetchone()[0]
-        cur.execute(_STAGE)
         stats = CashFileStats()
-        with path.open("rb") as f, cur.copy(
-            "COPY cash_stage (line_no, raw, rent_account, payment_source, method, amount, paid_on, civica_code) "
-            "FROM STDIN"
-        ) as copy:
-            for line_no, raw, values in read_cashfile(f, file_name, stats):
-                copy.write_row((line_no, raw, *values))
-        cur.execute("INSERT INTO ifs.cashfile_line (file_id, line_no, raw) SELECT %s, line_no, raw FROM cash_stage",
-                    (file_id,))
-        cur.execute(
-            """INSERT INTO ifs.cash_payment (file_id, line_no, rent_account, payment_source, method, amount, paid_on,
-                                             civica_code)
-               SELECT %s, s.line_no, s.rent_account, s.payment_source, s.method, s.amount, s.paid_on, s.civica_code
-               FROM cash_stage s JOIN ifs.rent_account a ON a.payment_ref = s.rent_account""",
-            (file_id,),
-        )
+        prefix = f"{file_id}\t"
+        with path.open("rb") as f, cur.copy("COPY ifs.cashfile_line (file_id, line_no, raw) FROM STDIN") as copy:
+            batch: list[str] = []
+            for line_no, raw, _ in read_cashfile(f, file_name, stats, values=False):
+                batch.append(f"{prefix}{line_no}\t{_copy_text(raw)}\n")
+                if len(batch) >= _BATCH:
+                    copy.write("".join(batch))
+                    batch.clear()
+            copy.write("".join(batch))
+        cur.execute(_INSERT_PAYMENTS, {"file_id": file_id})
         payments = cur.rowcount
-        cur.execute(
-            """INSERT INTO ifs.cash_suspense (file_id, line_no, rent_account, payment_source, method, amount, paid_on,
-                                              civica_code)
-               SELECT %s, s.line_no, s.rent_account, s.payment_source, s.method, s.amount, s.paid_on, s.civica_code
-               FROM cash_stage s WHERE NOT EXISTS (SELECT 1 FROM ifs.rent_account a WHERE a.payment_ref = s.rent_account)""",
-            (file_id,),
-        )
+        cur.execute(_INSERT_SUSPENSE, {"file_id": file_id})
         suspense = cur.rowcount
         cur.execute(
             """UPDATE ops.file_control SET status = 'SUCCESS', line_count = %s, row_count = %s, total_amount = %s,

@@ -123,3 +123,36 @@ def test_arbitrary_bytes_fail_only_with_the_formats_own_error(data):
         list(read_cashfile(io.BytesIO(data), "fuzz.dat"))
     except FormatError:
         pass
+
+
+near_records = st.builds(
+    lambda base, edits: "".join(edits.get(i, c) for i, c in enumerate(base)),
+    st.just(GOOD),
+    st.dictionaries(st.integers(0, 54), st.sampled_from(list("0123456789 +-./AZaz\t\\")), max_size=4),
+)
+
+
+@given(st.one_of(near_records, st.text(min_size=55, max_size=55)))
+def test_the_fast_path_agrees_with_the_full_parse(record):
+    """is_valid (one regex + cached dates) must accept exactly what parse accepts."""
+    from finflows.formats.fixedwidth import RecordError
+
+    try:
+        LAYOUT.parse(record)
+        parsed = True
+    except RecordError:
+        parsed = False
+    assert LAYOUT.is_valid(record) is parsed
+
+
+def test_validate_only_reading_yields_the_same_lines_and_totals():
+    from finflows.formats.cashfile import CashFileStats
+
+    text = (GOOD + "\n") * 3 + GOOD[:33] + "-000010.01" + GOOD[43:] + "\n"
+    full, fast = CashFileStats(), CashFileStats()
+    a = [(n, raw) for n, raw, _ in read_cashfile(io.BytesIO(text.encode()), "x", full)]
+    b = [(n, raw) for n, raw, v in read_cashfile(io.BytesIO(text.encode()), "x", fast, values=False) if v is None]
+    assert a == b and (full.records, full.total) == (fast.records, fast.total) == (4, Decimal("360.34"))
+    with pytest.raises(FormatError, match="line 2, field paid_on"):
+        list(read_cashfile(io.BytesIO((GOOD + "\n" + GOOD[:43] + "30/02/2023" + GOOD[53:]).encode()), "x",
+                           values=False))

@@ -56,12 +56,17 @@ class CashFileStats:
 
 
 def read_cashfile(stream: BinaryIO, file_name: str, stats: CashFileStats | None = None,
-                  encoding: str = "ascii") -> Iterator[tuple[int, str, tuple]]:
-    """Yield (line number, raw line, parsed values); raise one FormatError listing every bad line."""
+                  encoding: str = "ascii", values: bool = True) -> Iterator[tuple[int, str, tuple | None]]:
+    """Yield (line number, raw line, parsed values); raise one FormatError listing every bad line.
+
+    With ``values=False`` lines are only validated (one regex per line, the per-field parse only
+    to explain a bad one) and ``None`` is yielded in place of values: for a loader that lets the
+    database convert the validated lines."""
     stats = stats if stats is not None else CashFileStats()
     errors: list[FieldError] = []
     error_count = 0
-    parse = LAYOUT.parse
+    parse, is_valid = LAYOUT.parse, LAYOUT.is_valid
+    amount = LAYOUT.fields[LAYOUT.names.index("amount")].slice
     for line_no, raw_bytes in enumerate(stream, start=1):
         stats.lines = line_no
         try:
@@ -73,8 +78,13 @@ def read_cashfile(stream: BinaryIO, file_name: str, stats: CashFileStats | None 
             continue
         if not line.strip():
             continue  # blank lines are ignored, as the source system does
+        if not values and is_valid(line):
+            stats.records += 1
+            stats.total += Decimal(line[amount])
+            yield line_no, line, None
+            continue
         try:
-            values = parse(line)
+            parsed = parse(line)
         except RecordError as e:
             error_count += len(e.errors)
             for fname, value, reason in e.errors:
@@ -82,8 +92,8 @@ def read_cashfile(stream: BinaryIO, file_name: str, stats: CashFileStats | None 
                     errors.append(FieldError(line_no, fname, value, reason))
             continue
         stats.records += 1
-        stats.total += values[3]
-        yield line_no, line, values
+        stats.total += parsed[3]
+        yield line_no, line, parsed
     if stats.records == 0 and not error_count:
         error_count = 1
         errors.append(FieldError(stats.lines, "file", "", "has no payment records (empty file)"))

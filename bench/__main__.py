@@ -1,0 +1,26 @@
+"""make bench: run every benchmark and write bench/results/RESULTS.md (included in the README)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+
+from bench import cashfile, dag_parse
+from bench.common import RESULTS
+
+
+def main() -> None:
+    rows = dag_parse.main() + cashfile.main()
+    out = [f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {__import__('os').cpu_count()} cores, "
+           f"Python {platform.python_version()}; each ratio from one run.", "",
+           "| figure | value | baseline | ratio | peak RSS | target |", "|---|---|---|---|---|---|"]
+    out += [f"| {r['figure']} | {r['value']} | {r['baseline']} | {r['ratio']} | {r['peak_rss']} | {r['target']} |"
+            for r in rows]
+    (RESULTS / "RESULTS.md").write_text("\n".join(out) + "\n")
+    print("\n".join(out))
+    print(json.dumps({"written": str(RESULTS / "RESULTS.md")}))
+
+
+if __name__ == "__main__":
+    main()
