@@ -56,7 +56,8 @@ airflow-db: stack-up
 
 # The full suite; the stack is stopped afterwards whatever the outcome, and proven stopped.
 test: airflow-db
-	@rc=0; $(WITH_ENV) $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(VENV)/bin/ruff check . || rc=1; \
+	$(WITH_ENV) $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	$(STACK) down; $(STACK) verify-down || rc=1; exit $$rc
 
 # The suite without the slow end-to-end DAG runs, leaving the stack up (for development).

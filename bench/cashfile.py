@@ -22,7 +22,7 @@ from bench.common import measure, write_rows  # noqa: E402
 from devstack import stack  # noqa: E402
 from finflows.formats.cashfile import format_record  # noqa: E402
 
-LINES = int(os.environ.get("BENCH_CASHFILE_LINES", 1_000_000))
+LINES = int(os.environ.get("BENCH_CASHFILE_LINES", "1000000"))
 NAME = "CashFile19000101.dat"  # a date no real file has
 
 
@@ -31,15 +31,25 @@ def make_file(path: Path, n: int) -> None:
     day = dt.date(1900, 1, 1)
     with path.open("w", newline="") as f:
         for i in range(n):
-            f.write(format_record(rent_account=accounts[i % 11], payment_source="CIVICAPAY", method="DD1",
-                                  amount=Decimal(i % 100000) / 100, paid_on=day, civica_code="07") + "\r\n")
+            f.write(
+                format_record(
+                    rent_account=accounts[i % 11],
+                    payment_source="CIVICAPAY",
+                    method="DD1",
+                    amount=Decimal(i % 100000) / 100,
+                    paid_on=day,
+                    civica_code="07",
+                )
+                + "\r\n"
+            )
 
 
 def purge(conn) -> None:
     with conn.transaction():
         for t in ("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_line"):
-            conn.execute(f"DELETE FROM {t} WHERE file_id IN (SELECT id FROM ops.file_control "  # noqa: S608
-                         "WHERE file_name = %s)", (NAME,))
+            conn.execute(
+                f"DELETE FROM {t} WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = %s)", (NAME,)
+            )
         conn.execute("DELETE FROM ops.file_event WHERE file_name = %s", (NAME,))
         conn.execute("DELETE FROM ops.file_control WHERE file_name = %s", (NAME,))
         conn.execute("DROP TABLE IF EXISTS public.bench_cash_baseline")
@@ -60,9 +70,12 @@ def baseline(path: Path) -> int:
     import pandas as pd
     import sqlalchemy
 
-    df = pd.read_fwf(path, colspecs=[(0, 10), (10, 30), (30, 33), (33, 43), (43, 53), (53, 55)],
-                     names=["rent_account", "payment_source", "method", "amount", "paid_on", "civica_code"],
-                     dtype=str)
+    df = pd.read_fwf(
+        path,
+        colspecs=[(0, 10), (10, 30), (30, 33), (33, 43), (43, 53), (53, 55)],
+        names=["rent_account", "payment_source", "method", "amount", "paid_on", "civica_code"],
+        dtype=str,
+    )
     df["amount"] = df["amount"].astype(float)
     df["paid_on"] = pd.to_datetime(df["paid_on"], format="%d/%m/%Y")
     engine = sqlalchemy.create_engine(stack.pg_dsn().replace("postgresql://", "postgresql+psycopg://"))
@@ -80,8 +93,10 @@ def main() -> list[dict[str, str]]:
         with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
             purge(conn)
             for i in range(10):
-                conn.execute("INSERT INTO ifs.rent_account (payment_ref) VALUES (%s) ON CONFLICT DO NOTHING",
-                             (f"90000000{i:02d}",))
+                conn.execute(
+                    "INSERT INTO ifs.rent_account (payment_ref) VALUES (%s) ON CONFLICT DO NOTHING",
+                    (f"90000000{i:02d}",),
+                )
             t_ours, rss_ours, n1 = measure(lambda: ours(path))
             t_base, rss_base, n2 = measure(lambda: baseline(path))
             purge(conn)
@@ -90,10 +105,16 @@ def main() -> list[dict[str, str]]:
     print(f"finflows  : {t_ours:6.1f} s  {r_ours:10,.0f} rows/s  peak RSS {rss_ours:6.0f} MB")
     print(f"pandas    : {t_base:6.1f} s  {r_base:10,.0f} rows/s  peak RSS {rss_base:6.0f} MB")
     print(f"ratio     : {r_ours / r_base:.1f}x throughput")
-    rows = [{"figure": f"cash file parse+validate+load, {LINES:,} lines", "value": f"{r_ours:,.0f} rows/s",
-             "baseline": f"read_fwf + to_sql {r_base:,.0f} rows/s (RSS {rss_base:.0f} MB)",
-             "ratio": f"{r_ours / r_base:.1f}x", "peak_rss": f"{rss_ours:.0f} MB",
-             "target": "≥ 10x, < 200 MB"}]
+    rows = [
+        {
+            "figure": f"cash file parse+validate+load, {LINES:,} lines",
+            "value": f"{r_ours:,.0f} rows/s",
+            "baseline": f"read_fwf + to_sql {r_base:,.0f} rows/s (RSS {rss_base:.0f} MB)",
+            "ratio": f"{r_ours / r_base:.1f}x",
+            "peak_rss": f"{rss_ours:.0f} MB",
+            "target": "≥ 10x, < 200 MB",
+        }
+    ]
     write_rows("cashfile", rows)
     return rows
 

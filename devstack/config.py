@@ -15,13 +15,13 @@ ENV_FILE = LOCAL / "stack.env"
 HOST = "127.0.0.1"
 
 PORTS = {
-    "postgres": int(os.environ.get("FINFLOWS_PG_PORT", 55432)),
-    "sftp": int(os.environ.get("FINFLOWS_SFTP_PORT", 2222)),
-    "ftps": int(os.environ.get("FINFLOWS_FTPS_PORT", 2121)),
-    "ftp": int(os.environ.get("FINFLOWS_FTP_PORT", 2120)),
-    "aws": int(os.environ.get("FINFLOWS_AWS_PORT", 4566)),
-    "smtp": int(os.environ.get("FINFLOWS_SMTP_PORT", 2525)),
-    "google": int(os.environ.get("FINFLOWS_GOOGLE_PORT", 8765)),
+    "postgres": int(os.environ.get("FINFLOWS_PG_PORT", "55432")),
+    "sftp": int(os.environ.get("FINFLOWS_SFTP_PORT", "2222")),
+    "ftps": int(os.environ.get("FINFLOWS_FTPS_PORT", "2121")),
+    "ftp": int(os.environ.get("FINFLOWS_FTP_PORT", "2120")),
+    "aws": int(os.environ.get("FINFLOWS_AWS_PORT", "4566")),
+    "smtp": int(os.environ.get("FINFLOWS_SMTP_PORT", "2525")),
+    "google": int(os.environ.get("FINFLOWS_GOOGLE_PORT", "8765")),
 }
 FTP_PASSIVE_PORTS = range(30000, 30040)
 

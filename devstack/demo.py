@@ -29,8 +29,9 @@ def dags_test(dag_id: str) -> tuple[bool, float, Path]:
     log = LOCAL / "logs" / f"demo-{dag_id}-{int(time.time())}.log"
     t0 = time.monotonic()
     with log.open("w") as out:
-        rc = subprocess.run([AIRFLOW, "dags", "test", dag_id], stdout=out, stderr=subprocess.STDOUT,
-                            env=os.environ, check=False).returncode
+        rc = subprocess.run(
+            [AIRFLOW, "dags", "test", dag_id], stdout=out, stderr=subprocess.STDOUT, env=os.environ, check=False
+        ).returncode
     return rc == 0, time.monotonic() - t0, log
 
 
@@ -39,13 +40,19 @@ def demo_cashfile() -> list[str]:
     files = sorted((SAMPLES / "cashfile").glob("*.dat"))
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
         for i in range(10):
-            pg.execute("INSERT INTO ifs.rent_account (payment_ref, rent_group) VALUES (%s, 'HousingRevenue') "
-                       "ON CONFLICT DO NOTHING", (f"90000000{i:02d}",))
+            pg.execute(
+                "INSERT INTO ifs.rent_account (payment_ref, rent_group) VALUES (%s, 'HousingRevenue') "
+                "ON CONFLICT DO NOTHING",
+                (f"90000000{i:02d}",),
+            )
         # the demo is repeatable: forget what an earlier demo imported from these sample files
         names = ["CashFile20260105.dat", "CashFile20260106.dat"]
         for table in ("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_line"):
-            pg.execute(f"DELETE FROM {table} WHERE file_id IN (SELECT id FROM ops.file_control "  # noqa: S608
-                       "WHERE flow = 'cashfile_import' AND file_name = ANY(%s))", (names,))
+            pg.execute(
+                f"DELETE FROM {table} WHERE file_id IN (SELECT id FROM ops.file_control "
+                "WHERE flow = 'cashfile_import' AND file_name = ANY(%s))",
+                (names,),
+            )
         pg.execute("DELETE FROM ops.file_control WHERE flow = 'cashfile_import' AND file_name = ANY(%s)", (names,))
         client = s3()
         for f in files:
@@ -60,23 +67,38 @@ def demo_cashfile() -> list[str]:
                       (SELECT count(*) FROM ifs.cash_payment p WHERE p.file_id = c.id),
                       (SELECT count(*) FROM ifs.cash_suspense s WHERE s.file_id = c.id)
                FROM ops.file_control c WHERE c.flow = 'cashfile_import' AND c.file_name = ANY(%s)
-               ORDER BY c.file_name""", (names,)).fetchall()
-        dups = pg.execute("SELECT count(*) FROM ops.file_event WHERE flow = 'cashfile_import' AND event = 'DUPLICATE' "
-                          "AND file_name = ANY(%s) AND at > now() - interval '10 minutes'", (names,)).fetchone()[0]
+               ORDER BY c.file_name""",
+            (names,),
+        ).fetchall()
+        dups = pg.execute(
+            "SELECT count(*) FROM ops.file_event WHERE flow = 'cashfile_import' AND event = 'DUPLICATE' "
+            "AND file_name = ANY(%s) AND at > now() - interval '10 minutes'",
+            (names,),
+        ).fetchone()[0]
     from finflows.google import DriveHook
 
     drive = DriveHook(gcp_conn_id="google_finflows").get_conn()
-    copies = drive.files().list(q="'finance-cashfiles' in parents and trashed = false",
-                                fields="files(id, name, size)").execute()["files"]
+    copies = (
+        drive.files()
+        .list(q="'finance-cashfiles' in parents and trashed = false", fields="files(id, name, size)")
+        .execute()["files"]
+    )
     copies = {c["name"]: c for c in copies if c["name"] in names}
-    lines = [f"cashfile_import   run 1: {'ok' if ok1 else 'FAILED'} in {secs1:.0f}s ({log1.name}); "
-             f"run 2 (re-delivery): {'ok' if ok2 else 'FAILED'} in {secs2:.0f}s"]
-    lines.append(f"  files in: {len(files)} (+1 re-delivered)   duplicates skipped: {dups}   "
-                 f"emails sent: {mails() - mails_before}")
+    lines = [
+        f"cashfile_import   run 1: {'ok' if ok1 else 'FAILED'} in {secs1:.0f}s ({log1.name}); "
+        f"run 2 (re-delivery): {'ok' if ok2 else 'FAILED'} in {secs2:.0f}s"
+    ]
+    lines.append(
+        f"  files in: {len(files)} (+1 re-delivered)   duplicates skipped: {dups}   "
+        f"emails sent: {mails() - mails_before}"
+    )
     for name, status, n, total, payments, suspense in rows:
-        drive_note = f"Drive copy {copies[name]['id']} ({copies[name]['size']} bytes)" if name in copies else "NO Drive copy"
-        lines.append(f"  {name}: {status}, {n} records, total {total}, {payments} payments + {suspense} suspense; "
-                     f"{drive_note}")
+        drive_note = (
+            f"Drive copy {copies[name]['id']} ({copies[name]['size']} bytes)" if name in copies else "NO Drive copy"
+        )
+        lines.append(
+            f"  {name}: {status}, {n} records, total {total}, {payments} payments + {suspense} suspense; {drive_note}"
+        )
     if not (ok1 and ok2 and len(rows) == len(files) and dups == 1 and len(copies) == len(files)):
         lines.append(f"  !! unexpected outcome: see {log1} and {log2}")
         raise SystemExit("\n".join(lines))

@@ -7,6 +7,7 @@ them all and ``verify_down`` proves nothing of the stack is left running or list
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -21,9 +22,29 @@ from pathlib import Path
 
 from devstack import secrets
 from devstack.config import (
-    AIRFLOW_HOME, AWS_ACCOUNT, AWS_REGION, BANKS, BUCKETS, ENV_FILE, FINANCE_DRIVE_FOLDER, FTP_USERS,
-    FTPS_USERS, HOST, INTERIM_SPREADSHEET, LOCAL, LOGS, PG_DB, PG_PASSWORD, PG_USER, PORTS, QUEUES, REPO,
-    RUN, SFTP_USERS, TOPICS, pg_bin,
+    AIRFLOW_HOME,
+    AWS_ACCOUNT,
+    AWS_REGION,
+    BANKS,
+    BUCKETS,
+    ENV_FILE,
+    FINANCE_DRIVE_FOLDER,
+    FTP_USERS,
+    FTPS_USERS,
+    HOST,
+    INTERIM_SPREADSHEET,
+    LOCAL,
+    LOGS,
+    PG_DB,
+    PG_PASSWORD,
+    PG_USER,
+    PORTS,
+    QUEUES,
+    REPO,
+    RUN,
+    SFTP_USERS,
+    TOPICS,
+    pg_bin,
 )
 
 PY = sys.executable
@@ -96,12 +117,20 @@ def _spawn(name: str, args: list[str]) -> None:
     LOGS.mkdir(parents=True, exist_ok=True)
     RUN.mkdir(parents=True, exist_ok=True)
     if port_open(PORTS[name]):
-        raise RuntimeError(f"port {PORTS[name]} for {name} is taken by another process; stop it or set "
-                           f"FINFLOWS_{name.upper()}_PORT")
+        raise RuntimeError(
+            f"port {PORTS[name]} for {name} is taken by another process; stop it or set FINFLOWS_{name.upper()}_PORT"
+        )
     env = os.environ | {"PYTHONPATH": str(REPO)}
     with open(LOGS / f"{name}.log", "ab") as logf:
-        proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=REPO, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+            env=env,
+            start_new_session=True,
+        )
     _pidfile(name).write_text(str(proc.pid))
 
 
@@ -115,10 +144,8 @@ def _stop_pid(name: str, pid: int, timeout: float = 15) -> None:
         time.sleep(0.1)
     if _alive(pid):
         log(f"{name} ignored SIGTERM; killing")
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 # ---------------------------------------------------------------------------- PostgreSQL
@@ -141,8 +168,12 @@ def ensure_postgres_installed() -> None:
     log("installing PostgreSQL 15 from Debian packages (apt-get)")
     env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdin=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql-15",
-                    "postgresql-client-15"], check=True, env=env, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql-15", "postgresql-client-15"],
+        check=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     # Debian starts a system cluster on 5432; ours is separate and the system one is not needed.
     subprocess.run(["sh", "-c", "pg_ctlcluster 15 main stop 2>/dev/null || true"], check=False)
 
@@ -164,15 +195,42 @@ def start_postgres() -> None:
         # the postgres user must be able to reach .local/pg through the checkout's directories
         probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(PG_SOCK)], check=False)
         if probe.returncode != 0:
-            raise RuntimeError(f"the postgres system user cannot reach {PG_SOCK}: make the checkout's parent "
-                               "directories world-executable (chmod o+x) or set FINFLOWS_LOCAL elsewhere")
+            raise RuntimeError(
+                f"the postgres system user cannot reach {PG_SOCK}: make the checkout's parent "
+                "directories world-executable (chmod o+x) or set FINFLOWS_LOCAL elsewhere"
+            )
     if not (PG_DATA / "PG_VERSION").exists():
         log("initdb (throwaway cluster)")
-        _as_pg([pg_bin("initdb"), "-D", str(PG_DATA), "-U", "postgres", "--auth-local=trust",
-                "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"])
-    _as_pg([pg_bin("pg_ctl"), "-D", str(PG_DATA), "-l", str(PG_DATA.parent / "postgres.log"), "-w", "-t", "60",
-            "-o", f"-p {PORTS['postgres']} -k {PG_SOCK} -c listen_addresses={HOST} -c fsync=off "
-                  "-c full_page_writes=off -c max_connections=100", "start"])
+        _as_pg(
+            [
+                pg_bin("initdb"),
+                "-D",
+                str(PG_DATA),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
+    _as_pg(
+        [
+            pg_bin("pg_ctl"),
+            "-D",
+            str(PG_DATA),
+            "-l",
+            str(PG_DATA.parent / "postgres.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {PORTS['postgres']} -k {PG_SOCK} -c listen_addresses={HOST} -c fsync=off "
+            "-c full_page_writes=off -c max_connections=100",
+            "start",
+        ]
+    )
     _wait("postgres", _pg_ready)
     _psql_super(f"""
         DO $$ BEGIN
@@ -190,8 +248,25 @@ def start_postgres() -> None:
 
 
 def _psql_super(sql: str, capture: bool = False) -> str:
-    r = _as_pg(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", str(PG_SOCK), "-p", str(PORTS["postgres"]),
-                "-U", "postgres", "-d", "postgres", "-tA", "-c", sql])
+    r = _as_pg(
+        [
+            "psql",
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            str(PG_SOCK),
+            "-p",
+            str(PORTS["postgres"]),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tA",
+            "-c",
+            sql,
+        ]
+    )
     return r.stdout if capture else ""
 
 
@@ -229,15 +304,32 @@ def start_service(name: str, material: dict) -> None:
         return
     mod = [PY, "-m", f"devstack.services.{name if name != 'ftps' else 'ftp'}"]
     args = {
-        "sftp": [*mod, str(PORTS["sftp"]), str(LOCAL / "sftp"), str(material["ssh"]["host_key"]),
-                 str(material["ssh"]["authorized"])],
-        "ftps": [*mod, "ftps", str(PORTS["ftps"]), str(LOCAL / "ftps"), str(material["ftps"]),
-                 str(material["tls"]["cert"]), str(material["tls"]["key"])],
+        "sftp": [
+            *mod,
+            str(PORTS["sftp"]),
+            str(LOCAL / "sftp"),
+            str(material["ssh"]["host_key"]),
+            str(material["ssh"]["authorized"]),
+        ],
+        "ftps": [
+            *mod,
+            "ftps",
+            str(PORTS["ftps"]),
+            str(LOCAL / "ftps"),
+            str(material["ftps"]),
+            str(material["tls"]["cert"]),
+            str(material["tls"]["key"]),
+        ],
         "ftp": [*mod, "ftp", str(PORTS["ftp"]), str(LOCAL / "ftp"), str(material["ftp"])],
         "aws": [*mod, str(PORTS["aws"])],
         "smtp": [*mod, str(PORTS["smtp"]), str(LOCAL / "smtp")],
-        "google": [*mod, str(PORTS["google"]), str(LOCAL / "google"), str(secrets.KEYS / "google_sa_public.pem"),
-                   str(REPO / "include" / "stack" / "google_seed.json")],
+        "google": [
+            *mod,
+            str(PORTS["google"]),
+            str(LOCAL / "google"),
+            str(secrets.KEYS / "google_sa_public.pem"),
+            str(REPO / "include" / "stack" / "google_seed.json"),
+        ],
     }[name]
     if name == "sftp":
         for user in SFTP_USERS:
@@ -265,8 +357,13 @@ def _http_ok(url: str) -> bool:
 def _aws_client(service: str):
     import boto3
 
-    return boto3.client(service, endpoint_url=f"http://{HOST}:{PORTS['aws']}", region_name=AWS_REGION,
-                        aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
+    return boto3.client(
+        service,
+        endpoint_url=f"http://{HOST}:{PORTS['aws']}",
+        region_name=AWS_REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
 
 
 def queue_url(name: str) -> str:
@@ -283,13 +380,18 @@ def provision_aws() -> None:
         url = sqs.create_queue(QueueName=q)["QueueUrl"]
         arns[q] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     if "tenure-events-dlq" in arns:
-        sqs.set_queue_attributes(QueueUrl=queue_url("tenure-events"), Attributes={"RedrivePolicy": json.dumps(
-            {"deadLetterTargetArn": arns["tenure-events-dlq"], "maxReceiveCount": "5"})})
+        sqs.set_queue_attributes(
+            QueueUrl=queue_url("tenure-events"),
+            Attributes={
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": arns["tenure-events-dlq"], "maxReceiveCount": "5"})
+            },
+        )
     for t in TOPICS:
         topic_arn = sns.create_topic(Name=t)["TopicArn"]
         for sub in spec["topics"].get(t, {}).get("subscribe_queues", []):
-            sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arns[sub],
-                          Attributes={"RawMessageDelivery": "true"})
+            sns.subscribe(
+                TopicArn=topic_arn, Protocol="sqs", Endpoint=arns[sub], Attributes={"RawMessageDelivery": "true"}
+            )
     for key, bucket in BUCKETS.items():
         if bucket not in existing:
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": AWS_REGION})
@@ -297,12 +399,27 @@ def provision_aws() -> None:
         if conf.get("lifecycle"):
             s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": conf["lifecycle"]})
         if conf.get("notifications"):
-            s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
-                "QueueConfigurations": [
-                    {"Id": n["id"], "QueueArn": arns[n["queue"]], "Events": ["s3:ObjectCreated:*"],
-                     "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": n["prefix"]},
-                                                        {"Name": "suffix", "Value": n.get("suffix", "")}]}}}
-                    for n in conf["notifications"]]})
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket,
+                NotificationConfiguration={
+                    "QueueConfigurations": [
+                        {
+                            "Id": n["id"],
+                            "QueueArn": arns[n["queue"]],
+                            "Events": ["s3:ObjectCreated:*"],
+                            "Filter": {
+                                "Key": {
+                                    "FilterRules": [
+                                        {"Name": "prefix", "Value": n["prefix"]},
+                                        {"Name": "suffix", "Value": n.get("suffix", "")},
+                                    ]
+                                }
+                            },
+                        }
+                        for n in conf["notifications"]
+                    ]
+                },
+            )
 
 
 # ---------------------------------------------------------------------------- environment
@@ -334,31 +451,53 @@ def connections(material: dict) -> dict[str, str]:
     ssh = material["ssh"]
     for user in SFTP_USERS:
         env[f"AIRFLOW_CONN_SFTP_{user.upper()}"] = _conn(
-            "sftp", host=HOST, port=PORTS["sftp"], login=user,
-            extra={"key_file": str(ssh["client_key"]), "host_key": ssh["host_pub"]})
+            "sftp",
+            host=HOST,
+            port=PORTS["sftp"],
+            login=user,
+            extra={"key_file": str(ssh["client_key"]), "host_key": ssh["host_pub"]},
+        )
     ftps = json.loads(material["ftps"].read_text())
     for user in FTPS_USERS:
         env[f"AIRFLOW_CONN_FTPS_{user.upper()}"] = _conn(
-            "ftps", host=HOST, port=PORTS["ftps"], login=user, password=ftps[user], extra={"passive": True})
+            "ftps", host=HOST, port=PORTS["ftps"], login=user, password=ftps[user], extra={"passive": True}
+        )
     ftp = json.loads(material["ftp"].read_text())
     for user in FTP_USERS:
         env[f"AIRFLOW_CONN_FTP_{user.upper()}"] = _conn(
-            "ftp", host=HOST, port=PORTS["ftp"], login=user, password=ftp[user], extra={"passive": True})
+            "ftp", host=HOST, port=PORTS["ftp"], login=user, password=ftp[user], extra={"passive": True}
+        )
     env["AIRFLOW_CONN_POSTGRES_FINANCE"] = _conn(
-        "postgres", host=HOST, port=PORTS["postgres"], login=PG_USER, password=PG_PASSWORD, schema=PG_DB)
+        "postgres", host=HOST, port=PORTS["postgres"], login=PG_USER, password=PG_PASSWORD, schema=PG_DB
+    )
     env["AIRFLOW_CONN_AWS_FINFLOWS"] = _conn(
-        "aws", login="local", password="local",
-        extra={"region_name": AWS_REGION, "endpoint_url": f"http://{HOST}:{PORTS['aws']}"})
+        "aws",
+        login="local",
+        password="local",
+        extra={"region_name": AWS_REGION, "endpoint_url": f"http://{HOST}:{PORTS['aws']}"},
+    )
     env["AIRFLOW_CONN_SMTP_FINFLOWS"] = _conn(
-        "smtp", host=HOST, port=PORTS["smtp"],
-        extra={"disable_tls": True, "disable_ssl": True, "from_email": "finflows@finance.local", "timeout": 10,
-               "retry_limit": 3})
+        "smtp",
+        host=HOST,
+        port=PORTS["smtp"],
+        extra={
+            "disable_tls": True,
+            "disable_ssl": True,
+            "from_email": "finflows@finance.local",
+            "timeout": 10,
+            "retry_limit": 3,
+        },
+    )
     google = f"http://{HOST}:{PORTS['google']}"
     env["AIRFLOW_CONN_GOOGLE_FINFLOWS"] = _conn(
         "google_cloud_platform",
-        extra={"keyfile_dict": json.dumps(secrets.google_service_account(f"{google}/token")),
-               "scope": "https://www.googleapis.com/auth/drive,https://www.googleapis.com/auth/spreadsheets",
-               "api_endpoint": google, "num_retries": 2})
+        extra={
+            "keyfile_dict": json.dumps(secrets.google_service_account(f"{google}/token")),
+            "scope": "https://www.googleapis.com/auth/drive,https://www.googleapis.com/auth/spreadsheets",
+            "api_endpoint": google,
+            "num_retries": 2,
+        },
+    )
     return env
 
 
@@ -404,8 +543,12 @@ def read_env() -> dict[str, str]:
 def material() -> dict:
     google = f"http://{HOST}:{PORTS['google']}"
     secrets.google_service_account(f"{google}/token")
-    return {"ssh": secrets.ssh_keys(), "tls": secrets.tls_certs(), "ftps": secrets.ftp_passwords("ftps"),
-            "ftp": secrets.ftp_passwords("ftp")}
+    return {
+        "ssh": secrets.ssh_keys(),
+        "tls": secrets.tls_certs(),
+        "ftps": secrets.ftp_passwords("ftps"),
+        "ftp": secrets.ftp_passwords("ftp"),
+    }
 
 
 def up() -> dict[str, str]:

@@ -22,15 +22,19 @@ from devstack.config import AIRFLOW_HOME
 def main() -> int:
     env = os.environ | {
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(
+            AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
+        ),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     airflow = str(Path(sys.executable).parent / "airflow")
     port = env.get("AIRFLOW__API__PORT", "8080")
     with socket.socket() as s:
         if s.connect_ex(("127.0.0.1", int(port))) == 0:
-            print(f"[finflows] port {port} is in use (an Airflow still running?); stop it or set FINFLOWS_API_PORT",
-                  file=sys.stderr)
+            print(
+                f"[finflows] port {port} is in use (an Airflow still running?); stop it or set FINFLOWS_API_PORT",
+                file=sys.stderr,
+            )
             return 1
     # its own process group, so that stopping `make up` stops every Airflow component it started
     proc = subprocess.Popen([airflow, "standalone"], env=env, start_new_session=True)
@@ -38,7 +42,7 @@ def main() -> int:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2) as r:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2) as r:
                 health = json.load(r)
             if all(v.get("status") == "healthy" for k, v in health.items() if isinstance(v, dict)):
                 break

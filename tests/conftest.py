@@ -29,8 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(stack.up())
     db = Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
     if not db.exists():
-        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
-                       capture_output=True)
+        subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, capture_output=True)
 
 
 # ---------------------------------------------------------------------------- the stack
@@ -158,8 +157,9 @@ class Mailbox:
                 out.append(email.message_from_bytes(p.read_bytes(), policy=email.policy.default))
         return out
 
-    def wait_for(self, predicate: Callable[[email.message.EmailMessage], bool], since: set[str],
-                 timeout: float = 15) -> email.message.EmailMessage:
+    def wait_for(
+        self, predicate: Callable[[email.message.EmailMessage], bool], since: set[str], timeout: float = 15
+    ) -> email.message.EmailMessage:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for m in self.messages(since):

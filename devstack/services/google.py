@@ -107,8 +107,14 @@ class State:
         for folder in seed.get("folders", []):
             self.data["files"].setdefault(
                 folder["id"],
-                {"id": folder["id"], "name": folder["name"], "mimeType": FOLDER, "parents": ["root"],
-                 "trashed": False, "createdTime": _now()},
+                {
+                    "id": folder["id"],
+                    "name": folder["name"],
+                    "mimeType": FOLDER,
+                    "parents": ["root"],
+                    "trashed": False,
+                    "createdTime": _now(),
+                },
             )
         for sheet in seed.get("spreadsheets", []):
             if sheet["id"] not in self.data["spreadsheets"]:
@@ -130,8 +136,13 @@ def _now() -> str:
 def _new_spreadsheet(sid: str, title: str, tabs: list[tuple[str, list[list]]]) -> dict:
     sheets = []
     for i, (name, rows) in enumerate(tabs):
-        sheets.append({"properties": {"sheetId": i, "title": name, "index": i}, "rows": [r for r in rows if r],
-                       "protectedRanges": []})
+        sheets.append(
+            {
+                "properties": {"sheetId": i, "title": name, "index": i},
+                "rows": [r for r in rows if r],
+                "protectedRanges": [],
+            }
+        )
     return {"spreadsheetId": sid, "properties": {"title": title}, "sheets": sheets, "nextProtectedId": 1}
 
 
@@ -177,8 +188,13 @@ class Handler(BaseHTTPRequestHandler):
     uploads: dict[str, dict]
 
     def log_message(self, fmt, *args):  # quieter than the default, still in the service log
-        sys.stderr.write("%s %s %s\n" % (getattr(self, "command", "-"), getattr(self, "path", "-").split("?")[0],
-                                           args[1] if len(args) > 1 else ""))
+        sys.stderr.write(
+            "{} {} {}\n".format(
+                getattr(self, "command", "-"),
+                getattr(self, "path", "-").split("?")[0],
+                args[1] if len(args) > 1 else "",
+            )
+        )
 
     # -- plumbing
     def _send(self, status: int, body: dict | bytes | None = None, headers: dict | None = None) -> None:
@@ -244,8 +260,8 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/upload/drive/v3/files"):
             return self._drive_upload(path, q)
         if path.startswith("/drive/v3/files"):
-            return self._drive(path[len("/drive/v3/files"):], q)
-        return self._sheets(path[len("/v4/spreadsheets"):], q)
+            return self._drive(path[len("/drive/v3/files") :], q)
+        return self._sheets(path[len("/v4/spreadsheets") :], q)
 
     # -- Drive
     def _drive(self, rest: str, q: dict):
@@ -274,9 +290,14 @@ class Handler(BaseHTTPRequestHandler):
         for p in parents:
             if p != "root" and p not in self.state.data["files"]:
                 raise ApiError(404, f"File not found: {p}.")
-        f = {"id": fid, "name": meta.get("name", "Untitled"), "mimeType": meta.get("mimeType")
-             or ("application/octet-stream" if content is not None else FOLDER),
-             "parents": parents, "trashed": False, "createdTime": _now()}
+        f = {
+            "id": fid,
+            "name": meta.get("name", "Untitled"),
+            "mimeType": meta.get("mimeType") or ("application/octet-stream" if content is not None else FOLDER),
+            "parents": parents,
+            "trashed": False,
+            "createdTime": _now(),
+        }
         if content is not None:
             (self.state.blobs / fid).write_bytes(content)
             f["size"] = str(len(content))
@@ -290,7 +311,8 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "multipart":
             ctype = self.headers.get("Content-Type", "")
             msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-                b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + self._body())
+                b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + self._body()
+            )
             parts = list(msg.iter_parts())
             meta = json.loads(parts[0].get_content())
             content = parts[1].get_payload(decode=True)
@@ -303,7 +325,11 @@ class Handler(BaseHTTPRequestHandler):
                 upload_id = uuid.uuid4().hex
                 self.uploads[upload_id] = {"meta": self._json(), "data": b""}
                 host = self.headers.get("Host")
-                return (200, b"", {"Location": f"http://{host}/upload/drive/v3/files?uploadType=resumable&upload_id={upload_id}"})
+                return (
+                    200,
+                    b"",
+                    {"Location": f"http://{host}/upload/drive/v3/files?uploadType=resumable&upload_id={upload_id}"},
+                )
             session = self.uploads.get(upload_id)
             if session is None:
                 raise ApiError(404, "No such upload session")
@@ -335,14 +361,16 @@ class Handler(BaseHTTPRequestHandler):
             return self._book_batch_update(book, self._json())
         if rest == "/values:batchGet":
             ranges = parse_qs(urlsplit(self.path).query).get("ranges", [])
-            return {"spreadsheetId": book["spreadsheetId"],
-                    "valueRanges": [self._values_get(book, r) for r in ranges]}
+            return {"spreadsheetId": book["spreadsheetId"], "valueRanges": [self._values_get(book, r) for r in ranges]}
         if rest == "/values:batchUpdate":
             body = self._json()
             responses = [self._values_put(book, d["range"], d.get("values", [])) for d in body.get("data", [])]
-            return {"spreadsheetId": book["spreadsheetId"], "responses": responses,
-                    "totalUpdatedRows": sum(r["updatedRows"] for r in responses),
-                    "totalUpdatedCells": sum(r["updatedCells"] for r in responses)}
+            return {
+                "spreadsheetId": book["spreadsheetId"],
+                "responses": responses,
+                "totalUpdatedRows": sum(r["updatedRows"] for r in responses),
+                "totalUpdatedCells": sum(r["updatedCells"] for r in responses),
+            }
         m = re.match(r"^/values/(.+?)(:append|:clear)?$", rest)
         if not m:
             raise ApiError(404, f"Not found: {rest}")
@@ -360,9 +388,13 @@ class Handler(BaseHTTPRequestHandler):
 
     @staticmethod
     def _book_public(book: dict) -> dict:
-        return {"spreadsheetId": book["spreadsheetId"], "properties": book["properties"],
-                "sheets": [{"properties": s["properties"], "protectedRanges": s["protectedRanges"]}
-                           for s in book["sheets"]]}
+        return {
+            "spreadsheetId": book["spreadsheetId"],
+            "properties": book["properties"],
+            "sheets": [
+                {"properties": s["properties"], "protectedRanges": s["protectedRanges"]} for s in book["sheets"]
+            ],
+        }
 
     @staticmethod
     def _tab(book: dict, title: str) -> dict:
@@ -383,7 +415,7 @@ class Handler(BaseHTTPRequestHandler):
         out = []
         for r in range(r0, last + 1):
             row = rows[r] if r < len(rows) else []
-            cells = row[c0:] if c1 is None else row[c0:c1 + 1]
+            cells = row[c0:] if c1 is None else row[c0 : c1 + 1]
             out.append([("" if v is None else str(v)) for v in cells])
         while out and not any(out[-1]):
             out.pop()
@@ -407,20 +439,27 @@ class Handler(BaseHTTPRequestHandler):
             for j, v in enumerate(new):
                 row[c0 + j] = "" if v is None else v
         width = max((len(v) for v in values), default=0)
-        return {"spreadsheetId": book["spreadsheetId"], "updatedRows": len(values), "updatedColumns": width,
-                "updatedCells": sum(len(v) for v in values),
-                "updatedRange": a1(title, r0, c0, r0 + max(len(values), 1) - 1, c0 + max(width, 1) - 1)}
+        return {
+            "spreadsheetId": book["spreadsheetId"],
+            "updatedRows": len(values),
+            "updatedColumns": width,
+            "updatedCells": sum(len(v) for v in values),
+            "updatedRange": a1(title, r0, c0, r0 + max(len(values), 1) - 1, c0 + max(width, 1) - 1),
+        }
 
     def _values_append(self, book: dict, rng: str, values: list[list]) -> dict:
         tab, title, r0, c0, _r1, _c1 = self._resolve(book, rng)
         last = max((i for i, row in enumerate(tab["rows"]) if any(str(v) for v in row)), default=r0 - 1)
         start = max(last + 1, r0)
         update = self._values_put(book, a1(title, start, c0, start, c0), values)
-        return {"spreadsheetId": book["spreadsheetId"], "tableRange": a1(title, r0, c0, max(last, r0), c0),
-                "updates": update}
+        return {
+            "spreadsheetId": book["spreadsheetId"],
+            "tableRange": a1(title, r0, c0, max(last, r0), c0),
+            "updates": update,
+        }
 
     def _values_clear(self, book: dict, rng: str) -> dict:
-        tab, title, r0, c0, r1, c1 = self._resolve(book, rng)
+        tab, _title, r0, c0, r1, c1 = self._resolve(book, rng)
         for r in range(r0, len(tab["rows"]) if r1 is None else min(r1 + 1, len(tab["rows"]))):
             row = tab["rows"][r]
             for c in range(c0, len(row) if c1 is None else min(c1 + 1, len(row))):
@@ -433,8 +472,11 @@ class Handler(BaseHTTPRequestHandler):
             if "addSheet" in req:
                 props = req["addSheet"].get("properties", {})
                 sheet_id = max((s["properties"]["sheetId"] for s in book["sheets"]), default=-1) + 1
-                p = {"sheetId": sheet_id, "title": props.get("title", f"Sheet{sheet_id + 1}"),
-                     "index": len(book["sheets"])}
+                p = {
+                    "sheetId": sheet_id,
+                    "title": props.get("title", f"Sheet{sheet_id + 1}"),
+                    "index": len(book["sheets"]),
+                }
                 book["sheets"].append({"properties": p, "rows": [], "protectedRanges": []})
                 replies.append({"addSheet": {"properties": p}})
             elif "addProtectedRange" in req:

@@ -20,7 +20,7 @@ class StoreHandler:
         existing = [int(p.name.split("-")[0]) for p in maildir.glob("*.eml") if p.name.split("-")[0].isdigit()]
         self.counter = itertools.count(max(existing, default=0) + 1)
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope):
         n = next(self.counter)
         tmp = self.maildir / f".{n}.tmp"
         header = f"X-Envelope-From: {envelope.mail_from}\r\nX-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n"

@@ -57,12 +57,15 @@ def keys_from_message(body: str) -> list[str]:
         return keys_from_message(doc["Message"])
     if doc.get("Event") == "s3:TestEvent":
         return []
-    return [unquote_plus(r["s3"]["object"]["key"]) for r in doc.get("Records", [])
-            if r.get("eventName", "").startswith("ObjectCreated")]
+    return [
+        unquote_plus(r["s3"]["object"]["key"])
+        for r in doc.get("Records", [])
+        if r.get("eventName", "").startswith("ObjectCreated")
+    ]
 
 
 def is_cashfile_key(key: str) -> bool:
-    return key.startswith(INBOX) and key.lower().endswith(".dat") and "/" not in key[len(INBOX):]
+    return key.startswith(INBOX) and key.lower().endswith(".dat") and "/" not in key[len(INBOX) :]
 
 
 def discover(s3_hook, bucket: str, event_keys: list[str] | None = None) -> list[str]:
@@ -83,11 +86,11 @@ _EXPRS = ", ".join(_FIELDS.values())
 _INSERT_PAYMENTS = f"""
     INSERT INTO ifs.cash_payment (file_id, line_no, {_COLS})
     SELECT l.file_id, l.line_no, {_EXPRS} FROM ifs.cashfile_line l
-    WHERE l.file_id = %(file_id)s AND EXISTS (SELECT 1 FROM ifs.rent_account a WHERE a.payment_ref = {_FIELDS["rent_account"]})"""
+    WHERE l.file_id = %(file_id)s AND EXISTS (SELECT 1 FROM ifs.rent_account a WHERE a.payment_ref = {_FIELDS["rent_account"]})"""  # noqa: S608 (generated from the layout)
 _INSERT_SUSPENSE = f"""
     INSERT INTO ifs.cash_suspense (file_id, line_no, {_COLS})
     SELECT l.file_id, l.line_no, {_EXPRS} FROM ifs.cashfile_line l
-    WHERE l.file_id = %(file_id)s AND NOT EXISTS (SELECT 1 FROM ifs.rent_account a WHERE a.payment_ref = {_FIELDS["rent_account"]})"""
+    WHERE l.file_id = %(file_id)s AND NOT EXISTS (SELECT 1 FROM ifs.rent_account a WHERE a.payment_ref = {_FIELDS["rent_account"]})"""  # noqa: S608 (generated from the layout)
 _BATCH = 5000
 
 
@@ -139,11 +142,23 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
                    finished_at = now() WHERE id = %s""",
             (stats.lines, stats.records, stats.total, file_id),
         )
-        files.record_event(cur, FLOW, file_name, sha256, "IMPORTED",
-                           f"{stats.records} records, {payments} payments, {suspense} in suspense, total {stats.total}",
-                           run_id)
-    return files.Decision.NEW, {"control_id": file_id, "lines": stats.lines, "records": stats.records,
-                                "payments": payments, "suspense": suspense, "total": stats.total}
+        files.record_event(
+            cur,
+            FLOW,
+            file_name,
+            sha256,
+            "IMPORTED",
+            f"{stats.records} records, {payments} payments, {suspense} in suspense, total {stats.total}",
+            run_id,
+        )
+    return files.Decision.NEW, {
+        "control_id": file_id,
+        "lines": stats.lines,
+        "records": stats.records,
+        "payments": payments,
+        "suspense": suspense,
+        "total": stats.total,
+    }
 
 
 def control_summary(conn, file_name: str) -> dict:
@@ -162,10 +177,17 @@ def copy_to_drive(drive_hook, folder_id: str, path: Path, file_name: str, sha256
     """Upload unless the folder already holds this name with this content; returns the Drive file id."""
     service = drive_hook.get_conn()
     escaped = file_name.replace("'", "\\'")
-    found = service.files().list(
-        q=f"name = '{escaped}' and '{folder_id}' in parents and trashed = false",
-        fields="files(id, name, sha256Checksum)", supportsAllDrives=True, includeItemsFromAllDrives=True,
-    ).execute(num_retries=drive_hook.num_retries).get("files", [])
+    found = (
+        service.files()
+        .list(
+            q=f"name = '{escaped}' and '{folder_id}' in parents and trashed = false",
+            fields="files(id, name, sha256Checksum)",
+            supportsAllDrives=True,
+            includeItemsFromAllDrives=True,
+        )
+        .execute(num_retries=drive_hook.num_retries)
+        .get("files", [])
+    )
     for f in found:
         if f.get("sha256Checksum") == sha256:
             log.info("Drive already holds %s (id %s); not copied again", file_name, f["id"])
@@ -173,8 +195,13 @@ def copy_to_drive(drive_hook, folder_id: str, path: Path, file_name: str, sha256
     upload = Path(tempfile.mkdtemp()) / file_name
     upload.hardlink_to(path)
     try:
-        file_id = drive_hook.upload_file(local_location=str(upload), remote_location=file_name, folder_id=folder_id,
-                                         resumable=True, chunk_size=8 << 20)
+        file_id = drive_hook.upload_file(
+            local_location=str(upload),
+            remote_location=file_name,
+            folder_id=folder_id,
+            resumable=True,
+            chunk_size=8 << 20,
+        )
     finally:
         upload.unlink()
         upload.parent.rmdir()
@@ -200,34 +227,60 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
             raise CashFileRejected(f"{source_uri} rejected and quarantined, nothing loaded:\n{e}") from None
 
         if decision is files.Decision.CONFLICT:
-            msg = (f"{file_name} was already imported with different content (sha256 differs); the new file "
-                   f"{source_uri} is quarantined for a human to decide")
+            msg = (
+                f"{file_name} was already imported with different content (sha256 differs); the new file "
+                f"{source_uri} is quarantined for a human to decide"
+            )
             with conn.transaction(), conn.cursor() as cur:
                 files.record_event(cur, FLOW, file_name, sha256, "CONFLICT", msg, run_id)
-            files.quarantine(s3_hook, bucket, key, {"file": file_name, "source": source_uri, "sha256": sha256,
-                                                    "error": msg, "run_id": run_id})
+            files.quarantine(
+                s3_hook,
+                bucket,
+                key,
+                {"file": file_name, "source": source_uri, "sha256": sha256, "error": msg, "run_id": run_id},
+            )
             raise CashFileRejected(msg)
 
         status, target = "IMPORTED", PROCESSED + file_name
         if decision is files.Decision.ALREADY_IMPORTED:
             status = "ALREADY_IMPORTED"
             if info["previous_run"] != run_id:  # a re-delivered file, not this run's own earlier try
-                log.warning("DUPLICATE: %s (sha256 %s) was already imported by run %s; skipped", file_name, sha256,
-                            info["previous_run"])
+                log.warning(
+                    "DUPLICATE: %s (sha256 %s) was already imported by run %s; skipped",
+                    file_name,
+                    sha256,
+                    info["previous_run"],
+                )
                 with conn.transaction(), conn.cursor() as cur:
-                    files.record_event(cur, FLOW, file_name, sha256, "DUPLICATE",
-                                       f"already imported by {info['previous_run']}", run_id)
+                    files.record_event(
+                        cur, FLOW, file_name, sha256, "DUPLICATE", f"already imported by {info['previous_run']}", run_id
+                    )
                 status, target = "DUPLICATE", f"{DUPLICATES}{run_id.replace(':', '-')}/{raw_name}"
             info = control_summary(conn, file_name)
 
         drive_id = copy_to_drive(drive_hook, drive_folder, path, file_name, sha256)
         files.move_object(s3_hook, bucket, key, target)
 
-    outcome = Outcome(key=key, file_name=file_name, status=status, sha256=sha256, lines=info["lines"] or 0,
-                      payments=info["payments"], suspense=info["suspense"], total=str(info["total"]),
-                      drive_file_id=drive_id)
-    log.info("%s %s: %d lines, %d payments, %d in suspense, total %s", status, file_name, outcome.lines,
-             outcome.payments, outcome.suspense, outcome.total)
+    outcome = Outcome(
+        key=key,
+        file_name=file_name,
+        status=status,
+        sha256=sha256,
+        lines=info["lines"] or 0,
+        payments=info["payments"],
+        suspense=info["suspense"],
+        total=str(info["total"]),
+        drive_file_id=drive_id,
+    )
+    log.info(
+        "%s %s: %d lines, %d payments, %d in suspense, total %s",
+        status,
+        file_name,
+        outcome.lines,
+        outcome.payments,
+        outcome.suspense,
+        outcome.total,
+    )
     return outcome
 
 

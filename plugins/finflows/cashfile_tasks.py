@@ -31,8 +31,12 @@ def pull_sftp_drop() -> int:
         if not name.lower().endswith(".dat"):
             continue
         SFTPToS3Operator(
-            task_id=f"sftp_to_s3_{moved}", sftp_conn_id=settings.CONN_SFTP_CIVICAPAY, aws_conn_id=settings.CONN_AWS,
-            sftp_path=f"{drop}/{name}", s3_bucket=settings.cashfile_bucket(), s3_key=f"{cashfile.INBOX}{name}",
+            task_id=f"sftp_to_s3_{moved}",
+            sftp_conn_id=settings.CONN_SFTP_CIVICAPAY,
+            aws_conn_id=settings.CONN_AWS,
+            sftp_path=f"{drop}/{name}",
+            s3_bucket=settings.cashfile_bucket(),
+            s3_key=f"{cashfile.INBOX}{name}",
         ).execute({})
         sftp.delete_file(f"{drop}/{name}")  # only after the object is in S3
         moved += 1
@@ -62,9 +66,13 @@ def import_file(key: str, context: dict[str, Any]) -> dict:
     get_current_context()["cash_file"] = key.rsplit("/", 1)[-1]  # names the mapped task instance in the UI
     try:
         outcome = cashfile.import_file(
-            key, bucket=settings.cashfile_bucket(), run_id=context["run_id"], s3_hook=_s3(),
+            key,
+            bucket=settings.cashfile_bucket(),
+            run_id=context["run_id"],
+            s3_hook=_s3(),
             pg_hook=PostgresHook(postgres_conn_id=settings.CONN_FINANCE_DB),
-            drive_hook=DriveHook(gcp_conn_id=settings.CONN_GOOGLE), drive_folder=settings.finance_drive_folder(),
+            drive_hook=DriveHook(gcp_conn_id=settings.CONN_GOOGLE),
+            drive_folder=settings.finance_drive_folder(),
         )
     except cashfile.CashFileRejected as e:
         raise AirflowFailException(str(e)) from None  # bad input: retrying cannot help
@@ -88,8 +96,14 @@ def summarise(keys: list[str], outcomes: list[dict | None]) -> dict:
         "failed": len(keys) - len(done),
     }
     for o in done:
-        log.info("%-16s %-24s %6d payments %4d suspense total %s", o["status"], o["file_name"], o["payments"],
-                 o["suspense"], o["total"])
+        log.info(
+            "%-16s %-24s %6d payments %4d suspense total %s",
+            o["status"],
+            o["file_name"],
+            o["payments"],
+            o["suspense"],
+            o["total"],
+        )
     log.info("cashfile_import: %s", summary)
     if summary["failed"]:
         failed = sorted(set(keys) - {o["key"] for o in done})

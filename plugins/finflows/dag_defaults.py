@@ -6,13 +6,13 @@ Imported by DAG files at parse time: keep it light (no provider, pandas or clien
 from __future__ import annotations
 
 import datetime as dt
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 OWNER = "finance-data-eng"
 
 
-class Tag(str, Enum):
+class Tag(StrEnum):
     """The approved DAG tags; the integrity test refuses any other."""
 
     FINANCE = "finance"

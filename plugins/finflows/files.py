@@ -12,7 +12,7 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     NEW = "NEW"  # never seen, or only seen as a failed import: process it
     ALREADY_IMPORTED = "ALREADY_IMPORTED"  # same name and content already imported
     CONFLICT = "CONFLICT"  # same name, different content, already imported: a human decides
@@ -73,16 +73,18 @@ def decide(control: Control, sha256: str) -> Decision:
     return Decision.NEW
 
 
-def record_event(cur, flow: str, file_name: str, sha256: str | None, event: str, detail: str = "",
-                 run_id: str | None = None) -> None:
+def record_event(
+    cur, flow: str, file_name: str, sha256: str | None, event: str, detail: str = "", run_id: str | None = None
+) -> None:
     cur.execute(
         "INSERT INTO ops.file_event (flow, file_name, sha256, event, detail, dag_run_id) VALUES (%s,%s,%s,%s,%s,%s)",
         (flow, file_name, sha256, event, detail[:4000], run_id),
     )
 
 
-def record_error(conn, flow: str, file_name: str, sha256: str, source_uri: str, error: str, run_id: str,
-                 event: str = "QUARANTINED") -> None:
+def record_error(
+    conn, flow: str, file_name: str, sha256: str, source_uri: str, error: str, run_id: str, event: str = "QUARANTINED"
+) -> None:
     """In its own transaction: the control row says ERROR (unless the name was already imported)."""
     with conn.transaction(), conn.cursor() as cur:
         control = lock_and_read(cur, flow, file_name)
@@ -117,8 +119,9 @@ def quarantine(s3_hook, bucket: str, key: str, report: dict[str, Any], prefix: s
     """Move the object under ``quarantine/`` and write ``<name>.error.json`` beside it."""
     name = key.rsplit("/", 1)[-1]
     target = f"{prefix}{name}"
-    s3_hook.load_string(json.dumps(report, indent=1, default=str), key=f"{target}.error.json", bucket_name=bucket,
-                        replace=True)
+    s3_hook.load_string(
+        json.dumps(report, indent=1, default=str), key=f"{target}.error.json", bucket_name=bucket, replace=True
+    )
     move_object(s3_hook, bucket, key, target)
     log.error("quarantined s3://%s/%s → s3://%s/%s (report %s.error.json)", bucket, key, bucket, target, target)
     return target

@@ -68,4 +68,3 @@ def apply_migrations(dsn: str, directory: Path) -> list[str]:
 
 if __name__ == "__main__":
     target = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).resolve().parents[2] / "include" / "sql"
-    print("\n".join(apply_migrations(sys.argv[1], target)) or "up to date")

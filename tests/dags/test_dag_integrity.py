@@ -14,8 +14,19 @@ from finflows.dag_defaults import APPROVED_TAGS, OWNER
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
-HEAVY = ("pandas", "boto3", "botocore", "gnupg", "paramiko", "googleapiclient", "google.cloud", "psycopg",
-         "psycopg2", "pyarrow", "numpy")
+HEAVY = (
+    "pandas",
+    "boto3",
+    "botocore",
+    "gnupg",
+    "paramiko",
+    "googleapiclient",
+    "google.cloud",
+    "psycopg",
+    "psycopg2",
+    "pyarrow",
+    "numpy",
+)
 
 
 @pytest.fixture(scope="session")
@@ -85,9 +96,20 @@ class TestEveryDag:
             f"runpy.run_path({str(REPO / 'dags' / (dag_id + '.py'))!r})\n"
             "print(json.dumps(sorted(set(sys.modules) - before)))\n"
         )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={**__import__("os").environ, "PYTHONPATH": str(REPO / "plugins")})
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "PYTHONPATH": str(REPO / "plugins")},
+        )
         loaded = json.loads(out.stdout.strip().splitlines()[-1])
-        heavy = sorted({m for m in loaded if m.split(".")[0] in {h.split(".")[0] for h in HEAVY}
-                        and any(m == h or m.startswith(h + ".") for h in HEAVY)})
+        heavy = sorted(
+            {
+                m
+                for m in loaded
+                if m.split(".")[0] in {h.split(".")[0] for h in HEAVY}
+                and any(m == h or m.startswith(h + ".") for h in HEAVY)
+            }
+        )
         assert heavy == [], f"parsing {dag_id} loads {heavy}"

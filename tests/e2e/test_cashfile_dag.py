@@ -37,13 +37,26 @@ def test_dag_imports_every_waiting_file_and_a_rerun_adds_nothing(cashfile_dag, p
         s3_hook.delete_objects(bucket=BUCKET, keys=[key])
     days = [random_day() for _ in range(3)]
     names = [f"CashFile{d:%Y%m%d}.dat" for d in days]
-    pg.execute("DELETE FROM ifs.cash_payment WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))", (names,))
-    pg.execute("DELETE FROM ifs.cash_suspense WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))", (names,))
-    pg.execute("DELETE FROM ifs.cashfile_line WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))", (names,))
+    pg.execute(
+        "DELETE FROM ifs.cash_payment WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))",
+        (names,),
+    )
+    pg.execute(
+        "DELETE FROM ifs.cash_suspense WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))",
+        (names,),
+    )
+    pg.execute(
+        "DELETE FROM ifs.cashfile_line WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))",
+        (names,),
+    )
     pg.execute("DELETE FROM ops.file_control WHERE file_name = ANY(%s)", (names,))
     for i, d in enumerate(days):
-        s3_hook.load_bytes(cash_file(10 + i, d, unknown=1, seed=i), key=f"cashfiles/CashFile{d:%Y%m%d}.dat",
-                           bucket_name=BUCKET, replace=True)
+        s3_hook.load_bytes(
+            cash_file(10 + i, d, unknown=1, seed=i),
+            key=f"cashfiles/CashFile{d:%Y%m%d}.dat",
+            bucket_name=BUCKET,
+            replace=True,
+        )
     before = totals(pg)
 
     dr = cashfile_dag.test()
@@ -58,13 +71,18 @@ def test_dag_imports_every_waiting_file_and_a_rerun_adds_nothing(cashfile_dag, p
 
     # the same files delivered again: a second run records duplicates and loads nothing
     for i, d in enumerate(days):
-        s3_hook.load_bytes(cash_file(10 + i, d, unknown=1, seed=i), key=f"cashfiles/CashFile{d:%Y%m%d}.dat",
-                           bucket_name=BUCKET, replace=True)
+        s3_hook.load_bytes(
+            cash_file(10 + i, d, unknown=1, seed=i),
+            key=f"cashfiles/CashFile{d:%Y%m%d}.dat",
+            bucket_name=BUCKET,
+            replace=True,
+        )
     dr2 = cashfile_dag.test()
     assert dr2.state == DagRunState.SUCCESS
     assert totals(pg) == after
-    dups = pg.execute("SELECT count(*) FROM ops.file_event WHERE event = 'DUPLICATE' AND file_name = ANY(%s)",
-                      (names,)).fetchone()[0]
+    dups = pg.execute(
+        "SELECT count(*) FROM ops.file_event WHERE event = 'DUPLICATE' AND file_name = ANY(%s)", (names,)
+    ).fetchone()[0]
     assert dups == 3
 
 
@@ -75,9 +93,18 @@ def test_a_bad_file_fails_the_run_emails_ops_and_leaves_the_good_file_imported(c
         s3_hook.delete_objects(bucket=BUCKET, keys=[key])
     good_day, bad_day = random_day(), random_day()
     names = [f"CashFile{good_day:%Y%m%d}.dat", f"CashFile{bad_day:%Y%m%d}.dat"]
-    pg.execute("DELETE FROM ifs.cash_payment WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))", (names,))
-    pg.execute("DELETE FROM ifs.cash_suspense WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))", (names,))
-    pg.execute("DELETE FROM ifs.cashfile_line WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))", (names,))
+    pg.execute(
+        "DELETE FROM ifs.cash_payment WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))",
+        (names,),
+    )
+    pg.execute(
+        "DELETE FROM ifs.cash_suspense WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))",
+        (names,),
+    )
+    pg.execute(
+        "DELETE FROM ifs.cashfile_line WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))",
+        (names,),
+    )
     pg.execute("DELETE FROM ops.file_control WHERE file_name = ANY(%s)", (names,))
     s3_hook.load_bytes(cash_file(5, good_day), key=f"cashfiles/{names[0]}", bucket_name=BUCKET, replace=True)
     bad = cash_file(5, bad_day).replace(b"+", b"*", 1)

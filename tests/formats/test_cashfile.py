@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 from decimal import Decimal
@@ -30,8 +31,12 @@ def test_the_documented_example_parses_exactly():
     [(line_no, raw, values)] = read(GOOD + "\n")
     assert (line_no, raw) == (1, GOOD)
     assert dict(zip(LAYOUT.names, values, strict=True)) == {
-        "rent_account": "0001234567", "payment_source": "CIVICAPAY", "method": "DD1",
-        "amount": Decimal("123.45"), "paid_on": dt.date(2023, 2, 1), "civica_code": "07",
+        "rent_account": "0001234567",
+        "payment_source": "CIVICAPAY",
+        "method": "DD1",
+        "amount": Decimal("123.45"),
+        "paid_on": dt.date(2023, 2, 1),
+        "civica_code": "07",
     }
 
 
@@ -86,8 +91,12 @@ def test_non_ascii_bytes_are_refused_with_the_line():
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("CashFile20260115.dat", "CashFile20260115.dat"), ("cashfile_2026-01-15.DAT", "CashFile20260115.dat"),
-     ("CASH-FILE20260115.dat", "CashFile20260115.dat"), ("cashfiles/CashFile20260115.dat", "CashFile20260115.dat")],
+    [
+        ("CashFile20260115.dat", "CashFile20260115.dat"),
+        ("cashfile_2026-01-15.DAT", "CashFile20260115.dat"),
+        ("CASH-FILE20260115.dat", "CashFile20260115.dat"),
+        ("cashfiles/CashFile20260115.dat", "CashFile20260115.dat"),
+    ],
 )
 def test_file_names_are_normalised(name, expected):
     assert normalise_name(name) == expected
@@ -99,14 +108,16 @@ def test_file_names_without_a_real_date_are_refused(name):
         normalise_name(name)
 
 
-records = st.fixed_dictionaries({
-    "rent_account": st.from_regex(r"\A[0-9]{10}\Z"),
-    "payment_source": st.from_regex(r"\A[A-Z][A-Z0-9 ]{0,18}[A-Z0-9]\Z").map(str.strip).filter(bool),
-    "method": st.from_regex(r"\A[A-Z0-9]{3}\Z"),
-    "amount": st.decimals(min_value=Decimal("-999999.99"), max_value=Decimal("999999.99"), places=2),
-    "paid_on": st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2099, 12, 31)),
-    "civica_code": st.from_regex(r"\A[0-9]{2}\Z"),
-})
+records = st.fixed_dictionaries(
+    {
+        "rent_account": st.from_regex(r"\A[0-9]{10}\Z"),
+        "payment_source": st.from_regex(r"\A[A-Z][A-Z0-9 ]{0,18}[A-Z0-9]\Z").map(str.strip).filter(bool),
+        "method": st.from_regex(r"\A[A-Z0-9]{3}\Z"),
+        "amount": st.decimals(min_value=Decimal("-999999.99"), max_value=Decimal("999999.99"), places=2),
+        "paid_on": st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2099, 12, 31)),
+        "civica_code": st.from_regex(r"\A[0-9]{2}\Z"),
+    }
+)
 
 
 @given(st.lists(records, min_size=1, max_size=20))
@@ -119,10 +130,8 @@ def test_round_trip_format_then_read(rows):
 
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_fail_only_with_the_formats_own_error(data):
-    try:
+    with contextlib.suppress(FormatError):
         list(read_cashfile(io.BytesIO(data), "fuzz.dat"))
-    except FormatError:
-        pass
 
 
 near_records = st.builds(
@@ -154,5 +163,6 @@ def test_validate_only_reading_yields_the_same_lines_and_totals():
     b = [(n, raw) for n, raw, v in read_cashfile(io.BytesIO(text.encode()), "x", fast, values=False) if v is None]
     assert a == b and (full.records, full.total) == (fast.records, fast.total) == (4, Decimal("360.34"))
     with pytest.raises(FormatError, match="line 2, field paid_on"):
-        list(read_cashfile(io.BytesIO((GOOD + "\n" + GOOD[:43] + "30/02/2023" + GOOD[53:]).encode()), "x",
-                           values=False))
+        list(
+            read_cashfile(io.BytesIO((GOOD + "\n" + GOOD[:43] + "30/02/2023" + GOOD[53:]).encode()), "x", values=False)
+        )

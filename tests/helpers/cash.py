@@ -17,10 +17,16 @@ def cash_lines(n: int, day: dt.date, unknown: int = 0, seed: int = 1) -> list[st
     lines = []
     for i in range(n):
         account = UNKNOWN_ACCOUNT if i < unknown else rnd.choice(KNOWN_ACCOUNTS)
-        lines.append(format_record(rent_account=account, payment_source=rnd.choice(["CIVICAPAY", "POST OFFICE"]),
-                                   method=rnd.choice(["DD1", "CSH", "CRD"]),
-                                   amount=Decimal(rnd.randint(100, 99999)) / 100, paid_on=day,
-                                   civica_code=f"{rnd.randint(1, 20):02d}"))
+        lines.append(
+            format_record(
+                rent_account=account,
+                payment_source=rnd.choice(["CIVICAPAY", "POST OFFICE"]),
+                method=rnd.choice(["DD1", "CSH", "CRD"]),
+                amount=Decimal(rnd.randint(100, 99999)) / 100,
+                paid_on=day,
+                civica_code=f"{rnd.randint(1, 20):02d}",
+            )
+        )
     return lines
 
 

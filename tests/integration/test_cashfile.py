@@ -18,8 +18,11 @@ FOLDER = "finance-cashfiles"
 @pytest.fixture
 def accounts(pg):
     for ref in KNOWN_ACCOUNTS:
-        pg.execute("INSERT INTO ifs.rent_account (payment_ref, rent_group) VALUES (%s, 'HousingRevenue') "
-                   "ON CONFLICT DO NOTHING", (ref,))
+        pg.execute(
+            "INSERT INTO ifs.rent_account (payment_ref, rent_group) VALUES (%s, 'HousingRevenue') "
+            "ON CONFLICT DO NOTHING",
+            (ref,),
+        )
 
 
 @pytest.fixture
@@ -27,9 +30,15 @@ def day(pg):
     """A payment day no earlier test run has used: rows of a previous run with that name are purged."""
     d = random_day()
     name = f"CashFile{d:%Y%m%d}.dat"
-    pg.execute("DELETE FROM ifs.cash_payment WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name=%s)", (name,))
-    pg.execute("DELETE FROM ifs.cash_suspense WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name=%s)", (name,))
-    pg.execute("DELETE FROM ifs.cashfile_line WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name=%s)", (name,))
+    pg.execute(
+        "DELETE FROM ifs.cash_payment WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name=%s)", (name,)
+    )
+    pg.execute(
+        "DELETE FROM ifs.cash_suspense WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name=%s)", (name,)
+    )
+    pg.execute(
+        "DELETE FROM ifs.cashfile_line WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name=%s)", (name,)
+    )
     pg.execute("DELETE FROM ops.file_control WHERE file_name = %s", (name,))
     pg.execute("DELETE FROM ops.file_event WHERE file_name = %s", (name,))
     return d
@@ -40,9 +49,15 @@ def run(s3_hook, drive):
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     def go(key: str, run_id: str = "manual__test"):
-        return cashfile.import_file(key, bucket=BUCKET, run_id=run_id, s3_hook=s3_hook,
-                                    pg_hook=PostgresHook(postgres_conn_id="postgres_finance"), drive_hook=drive,
-                                    drive_folder=FOLDER)
+        return cashfile.import_file(
+            key,
+            bucket=BUCKET,
+            run_id=run_id,
+            s3_hook=s3_hook,
+            pg_hook=PostgresHook(postgres_conn_id="postgres_finance"),
+            drive_hook=drive,
+            drive_folder=FOLDER,
+        )
 
     return go
 
@@ -53,7 +68,9 @@ def counts(pg, name: str) -> dict:
                   (SELECT count(*) FROM ifs.cash_payment p WHERE p.file_id = c.id),
                   (SELECT count(*) FROM ifs.cash_suspense s WHERE s.file_id = c.id),
                   (SELECT count(*) FROM ifs.cashfile_line l WHERE l.file_id = c.id)
-           FROM ops.file_control c WHERE c.flow = 'cashfile_import' AND c.file_name = %s""", (name,)).fetchone()
+           FROM ops.file_control c WHERE c.flow = 'cashfile_import' AND c.file_name = %s""",
+        (name,),
+    ).fetchone()
     return dict(zip(("status", "rows", "total", "payments", "suspense", "raw_lines"), row, strict=True)) if row else {}
 
 
@@ -68,12 +85,21 @@ def test_a_file_is_imported_copied_to_drive_and_archived(run, pg, s3_hook, drive
     out = run(key)
     name = f"CashFile{day:%Y%m%d}.dat"
     assert (out.status, out.file_name, out.payments, out.suspense) == ("IMPORTED", name, 22, 3)
-    assert counts(pg, name) == {"status": "SUCCESS", "rows": 25, "total": total(data), "payments": 22,
-                                "suspense": 3, "raw_lines": 25}
+    assert counts(pg, name) == {
+        "status": "SUCCESS",
+        "rows": 25,
+        "total": total(data),
+        "payments": 22,
+        "suspense": 3,
+        "raw_lines": 25,
+    }
     # the payments' amounts add up to the file's total, to the penny
-    loaded = pg.execute("""SELECT sum(amount) FROM (SELECT amount FROM ifs.cash_payment p JOIN ops.file_control c
+    loaded = pg.execute(
+        """SELECT sum(amount) FROM (SELECT amount FROM ifs.cash_payment p JOIN ops.file_control c
                            ON c.id = p.file_id WHERE c.file_name = %s UNION ALL SELECT amount FROM ifs.cash_suspense s
-                           JOIN ops.file_control c ON c.id = s.file_id WHERE c.file_name = %s) x""", (name, name)).fetchone()[0]
+                           JOIN ops.file_control c ON c.id = s.file_id WHERE c.file_name = %s) x""",
+        (name, name),
+    ).fetchone()[0]
     assert loaded == total(data)
     assert drive.get_conn().files().get_media(fileId=out.drive_file_id).execute() == data
     assert not s3_hook.check_for_key(key, bucket_name=BUCKET)
@@ -141,8 +167,14 @@ def test_bad_files_are_quarantined_with_a_report_and_nothing_is_loaded(case, run
     with pytest.raises(cashfile.CashFileRejected) as err:
         run(key)
     assert f"field {field}" in str(err.value) and name in str(err.value)
-    assert counts(pg, name) == {"status": "ERROR", "rows": None, "total": None, "payments": 0, "suspense": 0,
-                                "raw_lines": 0}
+    assert counts(pg, name) == {
+        "status": "ERROR",
+        "rows": None,
+        "total": None,
+        "payments": 0,
+        "suspense": 0,
+        "raw_lines": 0,
+    }
     assert not s3_hook.check_for_key(key, bucket_name=BUCKET)
     assert s3_hook.read_key(f"quarantine/{name}", bucket_name=BUCKET) == body  # kept byte for byte
     report = json.loads(s3_hook.read_key(f"quarantine/{name}.error.json", bucket_name=BUCKET))
@@ -165,8 +197,13 @@ def test_a_corrected_file_can_be_imported_after_a_rejected_one(run, pg, s3_hook,
 
 def test_s3_event_messages_of_both_kinds_are_understood():
     test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET})
-    record = json.dumps({"Records": [{"eventName": "ObjectCreated:Put",
-                                      "s3": {"object": {"key": "cashfiles%2FCash+File+20260101.dat"}}}]})
+    record = json.dumps(
+        {
+            "Records": [
+                {"eventName": "ObjectCreated:Put", "s3": {"object": {"key": "cashfiles%2FCash+File+20260101.dat"}}}
+            ]
+        }
+    )
     assert cashfile.keys_from_message(test_event) == []
     assert cashfile.keys_from_message(record) == ["cashfiles/Cash File 20260101.dat"]
     assert cashfile.keys_from_message("not json") == []

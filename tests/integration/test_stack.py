@@ -34,7 +34,7 @@ def test_sftp_refuses_a_server_whose_host_key_does_not_match(monkeypatch):
     wrong = paramiko.Ed25519Key.from_private_key_file(conn["extra"]["key_file"])  # a key that is not the host's
     conn["extra"]["host_key"] = f"ssh-ed25519 {wrong.get_base64()}"
     monkeypatch.setenv("AIRFLOW_CONN_SFTP_IMPOSTOR", json.dumps(conn))
-    with pytest.raises(paramiko.SSHException, match="not found in known_hosts|does not match"):
+    with pytest.raises(paramiko.SSHException, match=r"not found in known_hosts|does not match"):
         SFTPHook(ssh_conn_id="sftp_impostor").list_directory("/")
 
 
@@ -112,19 +112,22 @@ def test_a_changed_migration_is_refused(pg_dsn: str, tmp_path: Path):
 
     src = Path(__file__).parents[2] / "include" / "sql" / "0001_ops.sql"
     (tmp_path / "0001_ops.sql").write_text(src.read_text() + "\n-- edited after release\n")
-    with pytest.raises(MigrationError, match="0001_ops.sql changed after it was applied"):
+    with pytest.raises(MigrationError, match=r"0001_ops\.sql changed after it was applied"):
         apply_migrations(pg_dsn, tmp_path)
 
 
 def test_sheets_round_trip_through_the_google_client(sheets, unique: str):
-    book = sheets.create_spreadsheet({"properties": {"title": f"probe {unique}"},
-                                      "sheets": [{"properties": {"title": "Tab One"}}]})
+    book = sheets.create_spreadsheet(
+        {"properties": {"title": f"probe {unique}"}, "sheets": [{"properties": {"title": "Tab One"}}]}
+    )
     sid = book["spreadsheetId"]
     sheets.update_values(sid, "'Tab One'!A1:C1", [["Payment Ref", "Tenure", "Start Date"]])
     sheets.append_values(sid, "'Tab One'!A:C", [["1234567890", "T-1", "2026-01-01"]])
     sheets.append_values(sid, "'Tab One'!A:C", [["1234567891", "T-2", "2026-02-01"]])
-    assert sheets.get_values(sid, "'Tab One'!A2:C") == [["1234567890", "T-1", "2026-01-01"],
-                                                         ["1234567891", "T-2", "2026-02-01"]]
+    assert sheets.get_values(sid, "'Tab One'!A2:C") == [
+        ["1234567890", "T-1", "2026-01-01"],
+        ["1234567891", "T-2", "2026-02-01"],
+    ]
     sheets.batch_update_values(sid, ranges=["'Tab One'!B3"], values=[[["T-2b"]]])
     assert sheets.get_values(sid, "'Tab One'!B3")[0] == ["T-2b"]
 
@@ -133,7 +136,7 @@ def test_google_standin_refuses_requests_without_a_token():
     port = os.environ["AIRFLOW_CONN_GOOGLE_FINFLOWS"]
     endpoint = json.loads(port)["extra"]["api_endpoint"]
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(f"{endpoint}/v4/spreadsheets/interim-finance-accounts")  # noqa: S310
+        urllib.request.urlopen(f"{endpoint}/v4/spreadsheets/interim-finance-accounts")
     assert err.value.code == 401
 
 
@@ -150,8 +153,12 @@ def test_smtp_message_is_stored_in_the_sink(mailbox, unique: str):
 
     before = mailbox.names()
     with SmtpHook(smtp_conn_id="smtp_finflows") as hook:
-        hook.send_email_smtp(to="treasury@finance.local", subject=f"probe {unique}", html_content="<p>hello</p>",
-                             from_email="finflows@finance.local")
+        hook.send_email_smtp(
+            to="treasury@finance.local",
+            subject=f"probe {unique}",
+            html_content="<p>hello</p>",
+            from_email="finflows@finance.local",
+        )
     msg = mailbox.wait_for(lambda m: m["Subject"] == f"probe {unique}", since=before)
     assert msg["To"] == "treasury@finance.local"
     assert "hello" in msg.get_body(("html",)).get_content()

@@ -25,8 +25,9 @@ def test_an_s3_event_on_the_queue_fires_the_trigger(sqs_client, drain_queue, s3_
     drain_queue(url, wait=0)
     key = f"cashfiles/trigger-{unique}.dat"
     s3_hook.load_bytes(b"x", key=key, bucket_name=os.environ["FINFLOWS_CASHFILE_BUCKET"], replace=True)
-    trigger = SqsEventTrigger(sqs_queue=url, aws_conn_id="aws_finflows", max_messages=10, wait_time_seconds=1,
-                              waiter_delay=1)
+    trigger = SqsEventTrigger(
+        sqs_queue=url, aws_conn_id="aws_finflows", max_messages=10, wait_time_seconds=1, waiter_delay=1
+    )
 
     async def first_event():
         async for event in trigger.run():

@@ -15,7 +15,16 @@ from decimal import Decimal
 from typing import BinaryIO
 
 from finflows.formats.fixedwidth import (
-    Date, Digits, Field, FieldError, FormatError, Layout, Pattern, RecordError, SignedDecimal, Text,
+    Date,
+    Digits,
+    Field,
+    FieldError,
+    FormatError,
+    Layout,
+    Pattern,
+    RecordError,
+    SignedDecimal,
+    Text,
 )
 
 LAYOUT = Layout(
@@ -55,8 +64,9 @@ class CashFileStats:
         self.total = Decimal(0)
 
 
-def read_cashfile(stream: BinaryIO, file_name: str, stats: CashFileStats | None = None,
-                  encoding: str = "ascii", values: bool = True) -> Iterator[tuple[int, str, tuple | None]]:
+def read_cashfile(
+    stream: BinaryIO, file_name: str, stats: CashFileStats | None = None, encoding: str = "ascii", values: bool = True
+) -> Iterator[tuple[int, str, tuple | None]]:
     """Yield (line number, raw line, parsed values); raise one FormatError listing every bad line.
 
     With ``values=False`` lines are only validated (one regex per line, the per-field parse only
@@ -74,7 +84,9 @@ def read_cashfile(stream: BinaryIO, file_name: str, stats: CashFileStats | None 
         except UnicodeDecodeError as e:
             error_count += 1
             if len(errors) < FormatError.MAX_LISTED:
-                errors.append(FieldError(line_no, "record", repr(raw_bytes[:60]), f"is not {encoding} text ({e.reason})"))
+                errors.append(
+                    FieldError(line_no, "record", repr(raw_bytes[:60]), f"is not {encoding} text ({e.reason})")
+                )
             continue
         if not line.strip():
             continue  # blank lines are ignored, as the source system does

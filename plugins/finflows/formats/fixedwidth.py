@@ -60,6 +60,7 @@ class Codec(Protocol):
     def decode(self, raw: str) -> Any: ...
     def encode(self, value: Any, width: int) -> str: ...
     def sql(self, text: str) -> str: ...  # the same conversion in SQL, over an already validated slice
+
     # optional: ``regex(width)``, a pattern every valid slice matches; a codec with ``semantic = True``
     # also needs decode() on a match (a date's calendar); without regex() the field is always decoded.
 
