@@ -20,6 +20,7 @@ sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
 from bench.common import measure, write_rows  # noqa: E402
 from devstack import stack  # noqa: E402
+from devstack.fixtures import forget_cash_files, seed_rent_accounts  # noqa: E402
 from finflows.formats.cashfile import format_record  # noqa: E402
 
 LINES = int(os.environ.get("BENCH_CASHFILE_LINES", "1000000"))
@@ -46,12 +47,7 @@ def make_file(path: Path, n: int) -> None:
 
 def purge(conn) -> None:
     with conn.transaction():
-        for t in ("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_line"):
-            conn.execute(
-                f"DELETE FROM {t} WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = %s)", (NAME,)
-            )
-        conn.execute("DELETE FROM ops.file_event WHERE file_name = %s", (NAME,))
-        conn.execute("DELETE FROM ops.file_control WHERE file_name = %s", (NAME,))
+        forget_cash_files(conn, [NAME])
         conn.execute("DROP TABLE IF EXISTS public.bench_cash_baseline")
 
 
@@ -92,11 +88,7 @@ def main() -> list[dict[str, str]]:
         print(f"{LINES:,} lines, {path.stat().st_size / 1e6:.0f} MB")
         with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
             purge(conn)
-            for i in range(10):
-                conn.execute(
-                    "INSERT INTO ifs.rent_account (payment_ref) VALUES (%s) ON CONFLICT DO NOTHING",
-                    (f"90000000{i:02d}",),
-                )
+            seed_rent_accounts(conn, [f"90000000{i:02d}" for i in range(10)])
             t_ours, rss_ours, n1 = measure(lambda: ours(path))
             t_base, rss_base, n2 = measure(lambda: baseline(path))
             purge(conn)

@@ -1,4 +1,4 @@
-"""python -m devstack up | down | status | verify-down | env | migrate"""
+"""python -m devstack up | down | status | verify-down | migrate | put FILE s3://BUCKET/KEY"""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ def main(argv: list[str]) -> int:
         print("[stack] nothing of the stack is left running")
     elif cmd == "migrate":
         print("\n".join(stack.migrate()) or "up to date")
+    elif cmd == "put" and len(argv) == 3 and argv[2].startswith("s3://"):
+        from pathlib import Path
+
+        bucket, _, key = argv[2][5:].partition("/")
+        key = key + Path(argv[1]).name if key.endswith("/") or not key else key
+        stack._aws_client("s3").put_object(Bucket=bucket, Key=key, Body=Path(argv[1]).read_bytes())
+        print(f"[stack] put {argv[1]} → s3://{bucket}/{key}")
     else:
         print(__doc__, file=sys.stderr)
         return 2

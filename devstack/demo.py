@@ -12,6 +12,7 @@ import psycopg
 
 from devstack import stack
 from devstack.config import LOCAL, REPO
+from devstack.fixtures import forget_cash_files, seed_rent_accounts
 
 SAMPLES = REPO / "include" / "samples"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -39,21 +40,10 @@ def demo_cashfile() -> list[str]:
     bucket = os.environ["FINFLOWS_CASHFILE_BUCKET"]
     files = sorted((SAMPLES / "cashfile").glob("*.dat"))
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
-        for i in range(10):
-            pg.execute(
-                "INSERT INTO ifs.rent_account (payment_ref, rent_group) VALUES (%s, 'HousingRevenue') "
-                "ON CONFLICT DO NOTHING",
-                (f"90000000{i:02d}",),
-            )
+        seed_rent_accounts(pg, [f"90000000{i:02d}" for i in range(10)])
         # the demo is repeatable: forget what an earlier demo imported from these sample files
         names = ["CashFile20260105.dat", "CashFile20260106.dat"]
-        for table in ("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_line"):
-            pg.execute(
-                f"DELETE FROM {table} WHERE file_id IN (SELECT id FROM ops.file_control "
-                "WHERE flow = 'cashfile_import' AND file_name = ANY(%s))",
-                (names,),
-            )
-        pg.execute("DELETE FROM ops.file_control WHERE flow = 'cashfile_import' AND file_name = ANY(%s)", (names,))
+        forget_cash_files(pg, names)
         client = s3()
         for f in files:
             client.put_object(Bucket=bucket, Key=f"cashfiles/{f.name}", Body=f.read_bytes())

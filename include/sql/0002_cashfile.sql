@@ -36,15 +36,8 @@ CREATE INDEX cash_payment_account ON ifs.cash_payment (rent_account, paid_on);
 
 -- Payments whose rent account is unknown: kept, not lost, until finance resolves them.
 CREATE TABLE ifs.cash_suspense (
-    file_id         bigint        NOT NULL,
-    line_no         integer       NOT NULL,
-    rent_account    char(10)      NOT NULL,
-    payment_source  text          NOT NULL,
-    method          char(3)       NOT NULL,
-    amount          numeric(12, 2) NOT NULL,
-    paid_on         date          NOT NULL,
-    civica_code     char(2)       NOT NULL,
-    reason          text          NOT NULL DEFAULT 'unknown rent account',
-    resolved_at     timestamptz,
+    LIKE ifs.cash_payment INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
+    reason       text        NOT NULL DEFAULT 'unknown rent account',
+    resolved_at  timestamptz,
     PRIMARY KEY (file_id, line_no)
 );

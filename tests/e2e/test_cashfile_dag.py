@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.fixtures import forget_cash_files, seed_rent_accounts
 from tests.helpers.cash import KNOWN_ACCOUNTS, cash_file, random_day
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -23,40 +24,33 @@ def cashfile_dag():
     return bag.get_dag("cashfile_import")
 
 
+@pytest.fixture
+def empty_inbox(s3_hook):
+    """The DAG imports everything waiting: start each run from an empty inbox."""
+    keys = s3_hook.list_keys(bucket_name=BUCKET, prefix="cashfiles/") or []
+    if keys:
+        s3_hook.delete_objects(bucket=BUCKET, keys=keys)
+
+
 def totals(pg) -> tuple[int, int, int]:
     return pg.execute("""SELECT (SELECT count(*) FROM ifs.cash_payment), (SELECT count(*) FROM ifs.cash_suspense),
                                 (SELECT count(*) FROM ifs.cashfile_line)""").fetchone()
 
 
-def test_dag_imports_every_waiting_file_and_a_rerun_adds_nothing(cashfile_dag, pg, s3_hook, drive):
+def test_dag_imports_every_waiting_file_and_a_rerun_adds_nothing(cashfile_dag, pg, s3_hook, drive, empty_inbox):
     from airflow.utils.state import DagRunState
 
-    for ref in KNOWN_ACCOUNTS:
-        pg.execute("INSERT INTO ifs.rent_account (payment_ref) VALUES (%s) ON CONFLICT DO NOTHING", (ref,))
-    for key in s3_hook.list_keys(bucket_name=BUCKET, prefix="cashfiles/") or []:  # an empty inbox to start
-        s3_hook.delete_objects(bucket=BUCKET, keys=[key])
+    seed_rent_accounts(pg, KNOWN_ACCOUNTS)
     days = [random_day() for _ in range(3)]
     names = [f"CashFile{d:%Y%m%d}.dat" for d in days]
-    pg.execute(
-        "DELETE FROM ifs.cash_payment WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))",
-        (names,),
-    )
-    pg.execute(
-        "DELETE FROM ifs.cash_suspense WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))",
-        (names,),
-    )
-    pg.execute(
-        "DELETE FROM ifs.cashfile_line WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))",
-        (names,),
-    )
-    pg.execute("DELETE FROM ops.file_control WHERE file_name = ANY(%s)", (names,))
-    for i, d in enumerate(days):
-        s3_hook.load_bytes(
-            cash_file(10 + i, d, unknown=1, seed=i),
-            key=f"cashfiles/CashFile{d:%Y%m%d}.dat",
-            bucket_name=BUCKET,
-            replace=True,
-        )
+    forget_cash_files(pg, names)
+
+    def deliver():
+        for i, d in enumerate(days):
+            key = f"cashfiles/CashFile{d:%Y%m%d}.dat"
+            s3_hook.load_bytes(cash_file(10 + i, d, unknown=1, seed=i), key=key, bucket_name=BUCKET, replace=True)
+
+    deliver()
     before = totals(pg)
 
     dr = cashfile_dag.test()
@@ -70,13 +64,7 @@ def test_dag_imports_every_waiting_file_and_a_rerun_adds_nothing(cashfile_dag, p
         assert s3_hook.check_for_key(f"processed/{name}", bucket_name=BUCKET)
 
     # the same files delivered again: a second run records duplicates and loads nothing
-    for i, d in enumerate(days):
-        s3_hook.load_bytes(
-            cash_file(10 + i, d, unknown=1, seed=i),
-            key=f"cashfiles/CashFile{d:%Y%m%d}.dat",
-            bucket_name=BUCKET,
-            replace=True,
-        )
+    deliver()
     dr2 = cashfile_dag.test()
     assert dr2.state == DagRunState.SUCCESS
     assert totals(pg) == after
@@ -86,26 +74,14 @@ def test_dag_imports_every_waiting_file_and_a_rerun_adds_nothing(cashfile_dag, p
     assert dups == 3
 
 
-def test_a_bad_file_fails_the_run_emails_ops_and_leaves_the_good_file_imported(cashfile_dag, pg, s3_hook, mailbox):
+def test_a_bad_file_fails_the_run_emails_ops_and_leaves_the_good_file_imported(
+    cashfile_dag, pg, s3_hook, mailbox, empty_inbox
+):
     from airflow.utils.state import DagRunState
 
-    for key in s3_hook.list_keys(bucket_name=BUCKET, prefix="cashfiles/") or []:
-        s3_hook.delete_objects(bucket=BUCKET, keys=[key])
     good_day, bad_day = random_day(), random_day()
     names = [f"CashFile{good_day:%Y%m%d}.dat", f"CashFile{bad_day:%Y%m%d}.dat"]
-    pg.execute(
-        "DELETE FROM ifs.cash_payment WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))",
-        (names,),
-    )
-    pg.execute(
-        "DELETE FROM ifs.cash_suspense WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))",
-        (names,),
-    )
-    pg.execute(
-        "DELETE FROM ifs.cashfile_line WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name = ANY(%s))",
-        (names,),
-    )
-    pg.execute("DELETE FROM ops.file_control WHERE file_name = ANY(%s)", (names,))
+    forget_cash_files(pg, names)
     s3_hook.load_bytes(cash_file(5, good_day), key=f"cashfiles/{names[0]}", bucket_name=BUCKET, replace=True)
     bad = cash_file(5, bad_day).replace(b"+", b"*", 1)
     s3_hook.load_bytes(bad, key=f"cashfiles/{names[1]}", bucket_name=BUCKET, replace=True)

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from devstack.fixtures import forget_cash_files, seed_rent_accounts
 from finflows import cashfile
 from tests.helpers.cash import KNOWN_ACCOUNTS, cash_file, random_day, total
 
@@ -17,30 +18,14 @@ FOLDER = "finance-cashfiles"
 
 @pytest.fixture
 def accounts(pg):
-    for ref in KNOWN_ACCOUNTS:
-        pg.execute(
-            "INSERT INTO ifs.rent_account (payment_ref, rent_group) VALUES (%s, 'HousingRevenue') "
-            "ON CONFLICT DO NOTHING",
-            (ref,),
-        )
+    seed_rent_accounts(pg, KNOWN_ACCOUNTS)
 
 
 @pytest.fixture
 def day(pg):
     """A payment day no earlier test run has used: rows of a previous run with that name are purged."""
     d = random_day()
-    name = f"CashFile{d:%Y%m%d}.dat"
-    pg.execute(
-        "DELETE FROM ifs.cash_payment WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name=%s)", (name,)
-    )
-    pg.execute(
-        "DELETE FROM ifs.cash_suspense WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name=%s)", (name,)
-    )
-    pg.execute(
-        "DELETE FROM ifs.cashfile_line WHERE file_id IN (SELECT id FROM ops.file_control WHERE file_name=%s)", (name,)
-    )
-    pg.execute("DELETE FROM ops.file_control WHERE file_name = %s", (name,))
-    pg.execute("DELETE FROM ops.file_event WHERE file_name = %s", (name,))
+    forget_cash_files(pg, [f"CashFile{d:%Y%m%d}.dat"])
     return d
 
 

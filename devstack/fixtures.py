@@ -1,0 +1,25 @@
+"""Local-only data chores shared by the tests, the demo and the benchmarks. Never used by a flow."""
+
+from __future__ import annotations
+
+CASH_TABLES = ("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_line")
+
+
+def forget_cash_files(conn, names: list[str]) -> None:
+    """Remove every trace of these cash files so a test or demo can import them afresh."""
+    for table in CASH_TABLES:
+        conn.execute(
+            f"DELETE FROM {table} WHERE file_id IN (SELECT id FROM ops.file_control "
+            "WHERE flow = 'cashfile_import' AND file_name = ANY(%s))",
+            (names,),
+        )
+    conn.execute("DELETE FROM ops.file_event WHERE flow = 'cashfile_import' AND file_name = ANY(%s)", (names,))
+    conn.execute("DELETE FROM ops.file_control WHERE flow = 'cashfile_import' AND file_name = ANY(%s)", (names,))
+
+
+def seed_rent_accounts(conn, refs: list[str], rent_group: str = "HousingRevenue") -> None:
+    for ref in refs:
+        conn.execute(
+            "INSERT INTO ifs.rent_account (payment_ref, rent_group) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (ref, rent_group),
+        )
