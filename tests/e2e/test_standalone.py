@@ -1,0 +1,115 @@
+"""The real Airflow: `airflow standalone` (api-server, scheduler, dag-processor, triggerer) on the
+local stack. Proves what dag.test() cannot: the UI's health endpoint, authentication, and the
+event-driven path S3 → SQS → asset watcher (in the triggerer) → an asset-triggered run."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from devstack import standalone
+from devstack.fixtures import forget_cash_files, seed_rent_accounts
+from tests.helpers.cash import KNOWN_ACCOUNTS, cash_file, random_day
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+BUCKET = os.environ.get("FINFLOWS_CASHFILE_BUCKET", "finflows-cashfiles")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def airflow(local_dir):
+    port = free_port()
+    with (local_dir / "logs" / "standalone-test.log").open("wb") as log:
+        proc = standalone.start(port, log=log)
+        try:
+            yield port
+        finally:
+            standalone.stop(proc, port)
+    assert not standalone.port_in_use(port), "the api-server outlived standalone"
+
+
+def api(port: int, method: str, path: str, token: str | None = None, body: dict | None = None) -> dict:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+def token(port: int) -> str:
+    password = json.loads(standalone.passwords_file().read_text())["admin"]
+    return api(port, "POST", "/auth/token", body={"username": "admin", "password": password})["access_token"]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_every_component_reports_healthy(airflow):
+    health = standalone.health(airflow)
+    assert {k: v["status"] for k, v in health.items()} == dict.fromkeys(
+        ("metadatabase", "scheduler", "triggerer", "dag_processor"), "healthy"
+    )
+
+
+def test_the_rest_api_requires_a_token(airflow):
+    with pytest.raises(urllib.error.HTTPError) as err:
+        api(airflow, "GET", "/api/v2/dags")
+    assert err.value.code == 401
+    dags = api(airflow, "GET", "/api/v2/dags", token(airflow))
+    assert "cashfile_import" in {d["dag_id"] for d in dags["dags"]}
+
+
+def test_a_file_landing_in_s3_triggers_a_run_through_the_asset_watcher(airflow, pg, s3_hook):
+    tok = token(airflow)
+    wait_for(lambda: api(airflow, "GET", "/api/v2/dags/cashfile_import", tok), 120, "the DAG to be parsed")
+    seed_rent_accounts(pg, KNOWN_ACCOUNTS)
+    day = random_day()
+    name = f"CashFile{day:%Y%m%d}.dat"
+    forget_cash_files(pg, [name])
+    api(airflow, "PATCH", "/api/v2/dags/cashfile_import", tok, {"is_paused": False})
+    try:
+        time.sleep(10)  # let the triggerer pick up the watcher before the event is sent
+        s3_hook.load_bytes(cash_file(6, day), key=f"cashfiles/{name}", bucket_name=BUCKET, replace=True)
+
+        def imported():
+            row = pg.execute(
+                "SELECT status, dag_run_id FROM ops.file_control WHERE flow = 'cashfile_import' AND file_name = %s",
+                (name,),
+            ).fetchone()
+            return row if row and row[0] == "SUCCESS" else None
+
+        _, run_id = wait_for(imported, 240, f"{name} to be imported by an event-triggered run")
+        assert run_id.startswith("asset_triggered__")
+        run = wait_for(
+            lambda: (
+                (r := api(airflow, "GET", f"/api/v2/dags/cashfile_import/dagRuns/{run_id}", tok))["state"]
+                in ("success", "failed")
+                and r
+            ),
+            120,
+            "the run to finish",
+        )
+        assert run["state"] == "success" and run["run_type"] == "asset_triggered"
+    finally:
+        api(airflow, "PATCH", "/api/v2/dags/cashfile_import", tok, {"is_paused": True})
