@@ -132,3 +132,21 @@ def google_service_account(token_uri: str) -> dict:
     info = json.loads(path.read_text())
     info["token_uri"] = token_uri
     return info
+
+
+def main() -> None:
+    """Write every credential the stand-ins need under FINFLOWS_LOCAL (the compose `stack-secrets`
+    service runs this into a shared volume; `python -m devstack up` does it for itself)."""
+    import os
+
+    google = os.environ.get("FINFLOWS_GOOGLE_TOKEN_URI", "http://google:8765/token")
+    google_service_account(google)
+    ssh_keys()
+    tls_certs()
+    ftp_passwords("ftps")
+    ftp_passwords("ftp")
+    print(f"credentials written under {KEYS.parent}")
+
+
+if __name__ == "__main__":
+    main()

@@ -45,3 +45,17 @@ def test_every_dependency_volume_and_env_file_exists():
 def test_no_service_publishes_a_port_twice():
     ports = [p.split(":")[0] for s in COMPOSE["services"].values() for p in s.get("ports") or []]
     assert len(ports) == len(set(ports))
+
+
+def test_stand_ins_that_need_credentials_wait_for_the_service_that_writes_them():
+    services = COMPOSE["services"]
+    writer = services["stack-secrets"]
+    assert "devstack.secrets" in " ".join(writer["command"])
+    for name, svc in services.items():
+        mounts = [v.split(":")[0] for v in svc.get("volumes") or []]
+        if "stack-secrets" in mounts and name != "stack-secrets":
+            assert svc["depends_on"]["stack-secrets"]["condition"] == "service_completed_successfully", name
+            paths = [p for p in " ".join(svc["command"]).split() if p.startswith("/stack/")]
+            assert paths, f"{name} mounts the secrets but reads none of them"
+            for path in paths:  # written where devstack.secrets puts them (FINFLOWS_LOCAL=/stack)
+                assert path.split("/")[2] in ("keys", "tls"), f"{name}: {path}"
