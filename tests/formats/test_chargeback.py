@@ -1,0 +1,118 @@
+"""Chargeback records and CSV: pure Python, no Airflow, no services."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from finflows.formats.chargeback import (
+    MAX_FILES_PER_BATCH,
+    Brand,
+    Chargeback,
+    amount_text,
+    neutralise,
+    parse_file,
+    plan_batches,
+    to_csv,
+)
+from finflows.formats.fixedwidth import FormatError
+from tests.helpers.chargebacks import record
+
+
+def test_a_valid_record_round_trips_through_csv_module_and_pandas():
+    recs = [Chargeback.model_validate(record(i)) for i in range(3)]
+    data = to_csv(recs)
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+    assert [r["case_id"] for r in rows] == [r.case_id for r in recs]
+    assert rows[0]["arn"] == recs[0].arn and rows[0]["amount"] == "123.45"
+    df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    assert df["arn"].tolist() == [r.arn for r in recs]  # 23 digits survive as text
+    assert data.endswith(b"\r\n") and data.count(b"\r\n") == 4  # RFC 4180 line ends, a header
+
+
+@pytest.mark.parametrize(
+    ("currency", "minor", "text"),
+    [("JPY", 1234, "1234"), ("BHD", 1234, "1.234"), ("BRL", 1234, "12.34"), ("USD", 5, "0.05")],
+)
+def test_amounts_use_the_currencys_own_minor_units(currency, minor, text):
+    assert amount_text(minor, currency) == text
+
+
+@pytest.mark.parametrize("payload", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)"])
+def test_formula_cells_are_neutralised(payload):
+    rec = Chargeback.model_validate(record(0, merchant=payload, reason_text=payload))
+    row = next(csv.DictReader(io.StringIO(to_csv([rec]).decode(), newline="")))
+    assert row["merchant"] == "'" + payload and row["reason_text"] == "'" + payload
+    assert neutralise("plain") == "plain"
+
+
+def test_tab_and_cr_led_cells_are_neutralised_too():
+    assert neutralise("\tcmd") == "'\tcmd" and neutralise("\rcmd") == "'\rcmd"
+    # records strip surrounding whitespace on the way in, so such a value reaches the CSV without it
+    rec = Chargeback.model_validate(record(0, merchant="\t=cmd"))
+    assert next(csv.DictReader(io.StringIO(to_csv([rec]).decode(), newline="")))["merchant"] == "'=cmd"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("arn", "2.47E+22", "E-notation"),
+        ("arn", 24712345678901234567890, "string of 23 digits"),
+        ("arn", "1234", "exactly 23 digits"),
+        ("masked_card", "4111111111111111", "full card number is refused"),
+        ("currency", "XYZ", "ISO 4217"),
+        ("reason_code", "13.1", "not a mastercard reason code"),
+        ("stage", "appeal", "Input should be"),
+        ("amount_minor", -5, "greater than or equal to 0"),
+        ("transaction_date", "2026-02-31", "date"),
+    ],
+)
+def test_an_invalid_record_refuses_the_whole_file_naming_index_field_and_value(field, value, message):
+    rows = [record(0), record(1, **({"brand": "mastercard", "reason_code": "4853"} | {field: value}))]
+    with pytest.raises(FormatError) as err:
+        parse_file(json.dumps(rows).encode(), "cb.json")
+    [e] = err.value.errors
+    assert e.line == 1 and (e.field == field or field in ("reason_code",)) and message in e.reason
+    if field != "reason_code":
+        assert str(value)[:20] in e.value
+
+
+def test_files_that_are_not_json_lists_are_refused():
+    for data in (b"\xff\xfe", b"{}", b"[]", b'{"records": 3}', b"not json"):
+        with pytest.raises(FormatError, match="field file"):
+            parse_file(data, "cb.json")
+    assert len(parse_file(json.dumps({"records": [record(0)]}).encode(), "cb.json")) == 1
+
+
+brands = st.sampled_from(list(Brand))
+
+
+@given(st.lists(brands, max_size=200), st.integers(1, 30), st.integers(1, MAX_FILES_PER_BATCH))
+def test_no_batch_ever_has_more_than_four_files_and_every_record_goes_exactly_once(chosen, max_rows, max_files):
+    recs = [Chargeback.model_validate(record(i, **_brand_fields(b))) for i, b in enumerate(chosen)]
+    batches = plan_batches(recs, max_rows_per_file=max_rows, max_files=max_files)
+    assert all(1 <= len(b) <= max_files for b in batches)
+    assert all(len(rows) <= max_rows for b in batches for rows in b.values())
+    assert all(r.brand == brand for b in batches for brand, rows in b.items() for r in rows)
+    placed = [r.case_id for b in batches for rows in b.values() for r in rows]
+    assert sorted(placed) == sorted(r.case_id for r in recs)
+
+
+def test_five_card_companies_make_a_second_batch_not_a_fifth_file():
+    recs = [Chargeback.model_validate(record(i, **_brand_fields(b))) for i, b in enumerate(list(Brand) * 2)]
+    extra = [Chargeback.model_validate(record(99, **_brand_fields(Brand.VISA)))]
+    batches = plan_batches(recs + extra, max_rows_per_file=2)
+    assert [len(b) for b in batches] == [4, 1]
+
+
+def _brand_fields(brand: Brand) -> dict:
+    return {
+        "brand": brand.value,
+        "reason_code": {"visa": "13.1", "mastercard": "4853", "elo": "53", "amex": "C08"}[brand.value],
+    }
