@@ -44,7 +44,13 @@ BUCKETS = {
     "chargebacks": "finflows-chargebacks",
     "archive": "finflows-archive",
 }
-QUEUES = ("cashfile-events", "chargeback-events", "tenure-events", "tenure-events-dlq")
+QUEUES = (
+    "cashfile-events",
+    "chargeback-events",
+    "chargeback-notifications-audit",  # what SNS sent, for tests and the demo to read
+    "tenure-events",
+    "tenure-events-dlq",
+)
 TOPICS = ("chargeback-notifications", "tenure-events")
 FINANCE_DRIVE_FOLDER = "finance-cashfiles"
 INTERIM_SPREADSHEET = "interim-finance-accounts"

@@ -510,6 +510,8 @@ def finflows_env() -> dict[str, str]:
         "FINFLOWS_ARCHIVE_BUCKET": BUCKETS["archive"],
         "FINFLOWS_CASHFILE_QUEUE_URL": queue_url("cashfile-events"),
         "FINFLOWS_CHARGEBACK_QUEUE_URL": queue_url("chargeback-events"),
+        "FINFLOWS_CHARGEBACK_TOPIC_ARN": f"arn:aws:sns:{AWS_REGION}:{AWS_ACCOUNT}:chargeback-notifications",
+        "FINFLOWS_CHARGEBACK_AUDIT_QUEUE_URL": queue_url("chargeback-notifications-audit"),
         "FINFLOWS_TENURE_QUEUE_URL": queue_url("tenure-events"),
         "FINFLOWS_TENURE_DLQ_URL": queue_url("tenure-events-dlq"),
         "FINFLOWS_FINANCE_DRIVE_FOLDER": FINANCE_DRIVE_FOLDER,

@@ -213,7 +213,7 @@ def copy_to_drive(drive_hook, folder_id: str, path: Path, file_name: str, sha256
 def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_hook, drive_folder: str) -> Outcome:
     source_uri = f"s3://{bucket}/{key}"
     raw_name = key.rsplit("/", 1)[-1]
-    with tempfile.TemporaryDirectory(prefix="cashfile-") as tmp, pg_hook.get_conn() as conn:
+    with tempfile.TemporaryDirectory(prefix="cashfile-") as tmp, files.connect(pg_hook) as conn:
         path, sha256, size = files.download(s3_hook, bucket, key, tmp)
         log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
         file_name = raw_name

@@ -35,6 +35,15 @@ class Control:
     dag_run_id: str | None
 
 
+def connect(pg_hook):
+    """A finance-DB connection whose every ``conn.transaction()`` block is its own committed
+    transaction. Without autocommit a lone query opens an implicit transaction, later blocks
+    become savepoints inside it, and a failure rolls back what earlier steps had recorded."""
+    conn = pg_hook.get_conn()
+    conn.autocommit = True
+    return conn
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

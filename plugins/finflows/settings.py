@@ -36,3 +36,15 @@ def finance_drive_folder() -> str:
 
 def ops_email() -> list[str]:
     return [a.strip() for a in get("OPS_EMAIL", "finance-ops@example.org").split(",") if a.strip()]
+
+
+def chargeback_bucket() -> str:
+    return get("CHARGEBACK_BUCKET", "finflows-chargebacks")
+
+
+def chargeback_queue_url() -> str:
+    return get("CHARGEBACK_QUEUE_URL", "https://sqs.eu-west-2.amazonaws.com/000000000000/chargeback-events")
+
+
+def chargeback_topic_arn() -> str:
+    return get("CHARGEBACK_TOPIC_ARN", "arn:aws:sns:eu-west-2:000000000000:chargeback-notifications")

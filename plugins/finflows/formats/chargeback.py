@@ -123,7 +123,7 @@ def parse_file(data: bytes, file_name: str) -> list[Chargeback]:
             for err in e.errors():
                 field = ".".join(str(p) for p in err["loc"]) or "record"
                 value = row.get(err["loc"][0]) if isinstance(row, dict) and err["loc"] else row
-                errors.append(FieldError(index, field, str(value)[:80], err["msg"]))
+                errors.append(FieldError(index, field, str(value)[:80], err["msg"], unit="record"))
     if errors:
         raise FormatError(file_name, errors)
     return out

@@ -20,13 +20,14 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class FieldError:
-    line: int
+    line: int  # the line number, or the record index where ``unit`` says so
     field: str
     value: str
     reason: str
+    unit: str = "line"
 
     def __str__(self) -> str:
-        return f"line {self.line}, field {self.field}, value {self.value!r}: {self.reason}"
+        return f"{self.unit} {self.line}, field {self.field}, value {self.value!r}: {self.reason}"
 
 
 class FormatError(ValueError):

@@ -1,0 +1,183 @@
+"""chargeback_export: chargeback JSON landing in S3 → at most four CSV files a batch → card companies.
+
+Per input object, each step idempotent: fetch and checksum → decide from the control table →
+validate every record (a bad file is quarantined whole) → plan batches (≤ 4 files, one per card
+company) → upload each file not yet in ``ops.delivery`` (NAME.part, size check, rename) and record
+it → control row SUCCESS → move the input to ``processed/`` → notify (SNS + email).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from finflows import files
+from finflows.formats.chargeback import parse_file as parse_chargebacks
+from finflows.formats.chargeback import plan_batches, to_csv
+from finflows.formats.fixedwidth import FieldError, FormatError
+from finflows.transfer import ftp_upload_atomic
+
+log = logging.getLogger(__name__)
+
+FLOW = "chargeback_export"
+INBOX = "incoming/"
+PROCESSED = "processed/"
+CONFIG = Path(__file__).resolve().parents[2] / "include" / "chargeback_destinations.json"
+
+
+class ChargebackRejected(Exception):
+    """A chargeback file that must not be exported as it is; it has been quarantined."""
+
+
+@dataclass
+class Delivery:
+    brand: str
+    destination: str
+    file_name: str
+    rows: int
+    bytes: int
+    batch: int
+    uploaded: bool  # False when an earlier try or run had already delivered it
+
+
+@dataclass
+class Outcome:
+    key: str
+    file_name: str
+    status: str  # EXPORTED | ALREADY_EXPORTED
+    records: int = 0
+    batches: int = 0
+    deliveries: list[Delivery] = field(default_factory=list)
+
+
+def load_config(path: Path = CONFIG) -> dict:
+    conf = json.loads(path.read_text())
+    for brand, dest in conf["destinations"].items():
+        missing = {"conn_id", "protocol", "directory"} - set(dest)
+        if missing or dest["protocol"] not in ("ftp", "ftps"):
+            raise ValueError(f"{path.name}: destination {brand}: needs conn_id, directory and protocol ftp|ftps")
+    return conf
+
+
+def discover(s3_hook, bucket: str) -> list[str]:
+    keys = s3_hook.list_keys(bucket_name=bucket, prefix=INBOX) or []
+    return sorted(k for k in keys if k.lower().endswith(".json") and "/" not in k[len(INBOX) :])
+
+
+def _ftp_hook(dest: dict):
+    from airflow.providers.ftp.hooks.ftp import FTPHook, FTPSHook
+
+    return (FTPSHook if dest["protocol"] == "ftps" else FTPHook)(ftp_conn_id=dest["conn_id"])
+
+
+def export_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config: dict | None = None,
+                hook_for=_ftp_hook) -> Outcome:  # fmt: skip
+    config = config or load_config()
+    source_uri = f"s3://{bucket}/{key}"
+    name = key.rsplit("/", 1)[-1]
+    with tempfile.TemporaryDirectory(prefix="chargeback-") as tmp, files.connect(pg_hook) as conn:
+        path, sha256, _size = files.download(s3_hook, bucket, key, tmp)
+        with conn.transaction(), conn.cursor() as cur:
+            control = files.lock_and_read(cur, FLOW, name)
+        decision = files.decide(control, sha256)
+        if decision is files.Decision.CONFLICT:
+            msg = f"{name} was already exported with different content; {source_uri} is quarantined for a human"
+            with conn.transaction(), conn.cursor() as cur:
+                files.record_event(cur, FLOW, name, sha256, "CONFLICT", msg, run_id)
+            files.quarantine(s3_hook, bucket, key, {"file": name, "error": msg, "sha256": sha256})
+            raise ChargebackRejected(msg)
+        if decision is files.Decision.ALREADY_IMPORTED:
+            log.warning("DUPLICATE: %s (sha256 %s) was already exported; nothing is uploaded", name, sha256)
+            with conn.transaction(), conn.cursor() as cur:
+                files.record_event(cur, FLOW, name, sha256, "DUPLICATE", "already exported", run_id)
+            files.move_object(s3_hook, bucket, key, f"{PROCESSED}{name}")
+            return Outcome(key=key, file_name=name, status="ALREADY_EXPORTED")
+
+        try:
+            records = parse_chargebacks(path.read_bytes(), name)
+            unknown = [FieldError(i, "brand", r.brand.value, "has no destination configured", unit="record")
+                       for i, r in enumerate(records) if r.brand.value not in config["destinations"]]  # fmt: skip
+            if unknown:
+                raise FormatError(name, unknown)
+        except FormatError as e:
+            files.record_error(conn, FLOW, name, sha256, source_uri, str(e), run_id)
+            files.quarantine(s3_hook, bucket, key, e.report() | {"source": source_uri, "sha256": sha256})
+            raise ChargebackRejected(f"{source_uri} rejected and quarantined, nothing exported:\n{e}") from None
+
+        with conn.transaction(), conn.cursor() as cur:
+            files.lock_and_read(cur, FLOW, name)
+            cur.execute(
+                """INSERT INTO ops.file_control (flow, file_name, sha256, status, source_uri, dag_run_id, row_count)
+                   VALUES (%s, %s, %s, 'PROCESSING', %s, %s, %s)
+                   ON CONFLICT (flow, file_name) DO UPDATE SET sha256 = EXCLUDED.sha256, status = 'PROCESSING',
+                       source_uri = EXCLUDED.source_uri, dag_run_id = EXCLUDED.dag_run_id, error = NULL,
+                       row_count = EXCLUDED.row_count, started_at = now(), finished_at = NULL""",
+                (FLOW, name, sha256, source_uri, run_id, len(records)),
+            )
+
+        batches = plan_batches(records, max_rows_per_file=int(config.get("max_rows_per_file", 5000)))
+        stem = name.rsplit(".", 1)[0]
+        deliveries = []
+        for batch_no, batch in enumerate(batches, start=1):
+            for brand, rows in batch.items():
+                dest = config["destinations"][brand.value]
+                out_name = f"chargebacks_{brand.value}_{stem}_{sha256[:8]}_b{batch_no:02d}.csv"
+                data = to_csv(rows)
+                deliveries.append(_deliver(conn, hook_for, dest, out_name, data, len(rows), batch_no, name, run_id,
+                                           brand.value))  # fmt: skip
+
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "UPDATE ops.file_control SET status = 'SUCCESS', finished_at = now() WHERE flow = %s AND file_name = %s",
+                (FLOW, name),
+            )
+            files.record_event(cur, FLOW, name, sha256, "EXPORTED",
+                               f"{len(records)} records in {len(batches)} batch(es), {len(deliveries)} file(s)",
+                               run_id)  # fmt: skip
+        files.move_object(s3_hook, bucket, key, f"{PROCESSED}{name}")
+    return Outcome(key=key, file_name=name, status="EXPORTED", records=len(records), batches=len(batches),
+                   deliveries=deliveries)  # fmt: skip
+
+
+def _deliver(conn, hook_for, dest: dict, out_name: str, data: bytes, rows: int, batch_no: int, source: str,
+             run_id: str, brand: str) -> Delivery:  # fmt: skip
+    destination = f"{dest['conn_id']}:{dest['directory']}"
+    done = conn.execute(
+        "SELECT 1 FROM ops.delivery WHERE destination = %s AND file_name = %s", (destination, out_name)
+    ).fetchone()
+    if done:
+        log.info("%s already delivered to %s; not uploaded again", out_name, destination)
+        return Delivery(brand, destination, out_name, rows, len(data), batch_no, uploaded=False)
+    hook = hook_for(dest)
+    try:
+        ftp_upload_atomic(hook, dest["directory"], out_name, data)
+    finally:
+        if getattr(hook, "conn", None) is not None:
+            hook.close_conn()
+    with conn.transaction():
+        conn.execute(
+            """INSERT INTO ops.delivery (flow, destination, file_name, source_file, sha256, bytes, row_count,
+                                         batch_no, dag_run_id)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (destination, file_name) DO NOTHING""",
+            (FLOW, destination, out_name, source, hashlib.sha256(data).hexdigest(), len(data), rows, batch_no, run_id),
+        )
+    return Delivery(brand, destination, out_name, rows, len(data), batch_no, uploaded=True)
+
+
+def as_dict(outcome: Outcome) -> dict:
+    return asdict(outcome)
+
+
+def summary_message(outcomes: list[dict], failed: list[str]) -> tuple[str, str]:
+    """(subject, body) for the SNS message and the email."""
+    uploaded = [d for o in outcomes for d in o["deliveries"] if d["uploaded"]]
+    status = "FAILED" if failed else "OK"
+    subject = f"[finflows] chargeback_export {status}: {len(uploaded)} file(s) delivered"
+    lines = [f"{o['file_name']}: {o['status']}, {o['records']} records, {o['batches']} batch(es)" for o in outcomes]
+    lines += [f"  {d['file_name']} -> {d['destination']} ({d['rows']} rows, {d['bytes']} bytes)" for d in uploaded]
+    lines += [f"FAILED: {k}" for k in failed]
+    return subject, "\n".join(lines) or "nothing to export"

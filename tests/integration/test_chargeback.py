@@ -1,0 +1,108 @@
+"""chargeback_export against the real stack: S3, FTPS (verified TLS) and FTP servers, PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from finflows import chargeback
+from tests.helpers.chargebacks import record
+
+pytestmark = pytest.mark.integration
+BUCKET = os.environ.get("FINFLOWS_CHARGEBACK_BUCKET", "finflows-chargebacks")
+
+
+@pytest.fixture
+def export(s3_hook):
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    def go(key: str, run_id: str = "manual__test", config: dict | None = None):
+        return chargeback.export_file(
+            key,
+            bucket=BUCKET,
+            run_id=run_id,
+            s3_hook=s3_hook,
+            pg_hook=PostgresHook(postgres_conn_id="postgres_finance"),
+            config=config,
+        )
+
+    return go
+
+
+def put(s3_hook, name: str, rows: list[dict]) -> str:
+    key = f"incoming/{name}"
+    s3_hook.load_bytes(json.dumps(rows).encode(), key=key, bucket_name=BUCKET, replace=True)
+    return key
+
+
+def rows_on(local_dir: Path, server: str, user: str, name: str) -> list[dict]:
+    data = (local_dir / server / user / name).read_bytes()
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def test_each_card_company_gets_its_rows_on_its_own_server(export, s3_hook, local_dir, unique, pg):
+    rows = [record(i, case_id=f"{unique}-{i}") for i in range(3)]
+    rows += [record(10 + i, case_id=f"{unique}-m{i}", brand="mastercard", reason_code="4853", currency="JPY",
+                    amount_minor=5000) for i in range(2)]  # fmt: skip
+    rows += [record(20, case_id=f"{unique}-e", brand="elo", reason_code="53", merchant="=cmd|' /C calc'!A0")]
+    out = export(put(s3_hook, f"cb-{unique}.json", rows))
+    assert (out.status, out.records, out.batches) == ("EXPORTED", 6, 1)
+    by_brand = {d.brand: d for d in out.deliveries}
+    assert set(by_brand) == {"visa", "mastercard", "elo"}
+    visa = rows_on(local_dir, "ftps", "visa", by_brand["visa"].file_name)  # FTPS server
+    assert [r["case_id"] for r in visa] == [f"{unique}-{i}" for i in range(3)]
+    master = rows_on(local_dir, "ftps", "mastercard", by_brand["mastercard"].file_name)
+    assert {r["amount"] for r in master} == {"5000"}  # JPY has no minor units
+    elo = rows_on(local_dir, "ftp", "elo", by_brand["elo"].file_name)  # plain FTP server
+    assert elo[0]["merchant"] == "'=cmd|' /C calc'!A0"
+    assert not list((local_dir / "ftps" / "visa").glob("*.part"))
+    delivered = pg.execute("SELECT count(*) FROM ops.delivery WHERE source_file = %s", (f"cb-{unique}.json",))
+    assert delivered.fetchone()[0] == 3
+    assert s3_hook.check_for_key(f"processed/cb-{unique}.json", bucket_name=BUCKET)
+
+
+def test_reprocessing_the_same_input_uploads_nothing_new(export, s3_hook, local_dir, unique):
+    rows = [record(i, case_id=f"{unique}-{i}") for i in range(2)]
+    first = export(put(s3_hook, f"cb-{unique}.json", rows), run_id="run_1")
+    before = sorted(p.name for p in (local_dir / "ftps" / "visa").iterdir())
+    again = export(put(s3_hook, f"cb-{unique}.json", rows), run_id="run_2")
+    assert first.status == "EXPORTED" and again.status == "ALREADY_EXPORTED" and again.deliveries == []
+    assert sorted(p.name for p in (local_dir / "ftps" / "visa").iterdir()) == before
+
+
+def test_an_interrupted_export_resumes_without_uploading_a_file_twice(export, s3_hook, local_dir, unique, pg):
+    rows = [record(i, case_id=f"{unique}-{i}", **b) for i, b in enumerate(
+        [{}, {"brand": "amex", "reason_code": "C08"}])]  # fmt: skip
+    key = put(s3_hook, f"cb-{unique}.json", rows)
+    conf = chargeback.load_config()
+    broken = json.loads(json.dumps(conf))
+    broken["destinations"]["visa"]["conn_id"] = "ftps_nowhere"  # amex goes first, then visa fails
+    with pytest.raises(Exception, match="ftps_nowhere"):
+        export(key, run_id="run_1", config=broken)
+    amex = pg.execute("SELECT file_name FROM ops.delivery WHERE source_file = %s", (f"cb-{unique}.json",)).fetchall()
+    assert len(amex) == 1 and "amex" in amex[0][0]
+    mtime = (local_dir / "ftp" / "amex" / amex[0][0]).stat().st_mtime_ns
+    out = export(key, run_id="run_1", config=conf)  # the retry
+    assert {d.brand: d.uploaded for d in out.deliveries} == {"amex": False, "visa": True}
+    assert (local_dir / "ftp" / "amex" / amex[0][0]).stat().st_mtime_ns == mtime
+
+
+def test_an_invalid_record_quarantines_the_file_and_exports_nothing(export, s3_hook, local_dir, unique, pg):
+    rows = [record(0, case_id=f"{unique}-0"), record(1, case_id=f"{unique}-1", arn="2.47E+22")]
+    key = put(s3_hook, f"cb-{unique}.json", rows)
+    before = {p.name for p in (local_dir / "ftps" / "visa").iterdir()}
+    with pytest.raises(chargeback.ChargebackRejected, match=r"record 1, field arn, value '2.47E\+22'"):
+        export(key)
+    assert {p.name for p in (local_dir / "ftps" / "visa").iterdir()} == before
+    report = json.loads(s3_hook.read_key(f"quarantine/cb-{unique}.json.error.json", bucket_name=BUCKET))
+    assert report["errors"][0] | {} == {"line": 1, "field": "arn", "value": "2.47E+22", "unit": "record",
+                                        "reason": report["errors"][0]["reason"]}  # fmt: skip
+    status = pg.execute("SELECT status FROM ops.file_control WHERE flow = 'chargeback_export' AND file_name = %s",
+                        (f"cb-{unique}.json",)).fetchone()  # fmt: skip
+    assert status == ("ERROR",)
+    assert not s3_hook.check_for_key(key, bucket_name=BUCKET)
