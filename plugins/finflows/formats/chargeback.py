@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from finflows.formats.fixedwidth import FieldError, FormatError
+from finflows.pci import mask_pans
 
 # ISO 4217 minor units of the currencies card companies settle in (a missing one is refused).
 CURRENCY_EXPONENT = {
@@ -123,7 +124,9 @@ def parse_file(data: bytes, file_name: str) -> list[Chargeback]:
             for err in e.errors():
                 field = ".".join(str(p) for p in err["loc"]) or "record"
                 value = row.get(err["loc"][0]) if isinstance(row, dict) and err["loc"] else row
-                errors.append(FieldError(index, field, str(value)[:80], err["msg"], unit="record"))
+                errors.append(
+                    FieldError(index, field, mask_pans(str(value))[:80], mask_pans(err["msg"]), unit="record")
+                )
     if errors:
         raise FormatError(file_name, errors)
     return out

@@ -1,0 +1,90 @@
+"""
+### chargeback_export: chargeback data landing in S3 → CSV files → card companies' FTP servers
+
+Chargeback records (JSON, formats.md §4) arrive under `incoming/` in the chargeback bucket. Each
+file is validated record by record; one CSV per card company is written (RFC 4180, UTF-8, a
+header, amounts in the currency's own minor units, the ARN as text, formula-led cells
+neutralised) and uploaded to that company's FTPS or FTP server as configured in
+`include/chargeback_destinations.json`. **A batch never carries more than four files**: rows
+beyond that go into the next batch. A message goes to the `chargeback-notifications` SNS topic
+and an email to operations on success and on failure.
+
+**Triggers**: S3 ObjectCreated for `incoming/*.json` (S3 → SQS → asset watcher), or by hand: a run
+exports whatever is waiting in `incoming/`.
+
+**Re-runs are safe**: each input is identified by name and sha256 in `ops.file_control`; each
+uploaded file is recorded in `ops.delivery` and never uploaded twice; uploads are written as
+`NAME.part`, size-checked, then renamed. The same input again uploads nothing.
+
+**Bad files**: one invalid record (e.g. an ARN turned into `2.47E+22` by a spreadsheet, an
+unmasked card number, an unknown currency) refuses the whole file: it is moved to `quarantine/`
+with `<name>.error.json` naming record index, field and value, and nothing of it is exported.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, AssetWatcher, dag, task
+
+from finflows import settings
+from finflows.dag_defaults import Tag, default_args
+from finflows.triggers import SqsEventTrigger
+
+chargeback_inbox = Asset(
+    name="chargeback_inbox",  # no URI scheme: any scheme loads every provider at parse time
+    watchers=[
+        AssetWatcher(
+            name="chargeback_s3_events",
+            trigger=SqsEventTrigger(
+                sqs_queue=settings.chargeback_queue_url(),
+                aws_conn_id=settings.CONN_AWS,
+                max_messages=10,
+                wait_time_seconds=10,
+                waiter_delay=30,
+            ),
+        )
+    ],
+)
+
+
+def _on_failure(context):
+    from finflows.chargeback_tasks import notify_task_failure
+
+    notify_task_failure(context)
+
+
+@dag(
+    dag_id="chargeback_export",
+    schedule=[chargeback_inbox],
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(on_failure_callback=_on_failure),
+    tags=[Tag.FINANCE, Tag.CHARGEBACKS, Tag.CARDS, Tag.EVENT_DRIVEN],
+    doc_md=__doc__,
+)
+def chargeback_export():
+    @task
+    def find_files() -> list[str]:
+        """Every JSON file waiting under incoming/."""
+        from finflows.chargeback_tasks import find_files as run
+
+        return run()
+
+    @task(map_index_template="{{ chargeback_file }}")
+    def export_file(key: str) -> dict:
+        """Validate, plan batches of at most four files, upload each not yet delivered, archive."""
+        from finflows.chargeback_tasks import export_file as run
+
+        return run(key)
+
+    @task(trigger_rule="all_done")
+    def notify(keys: list[str], outcomes: list[dict]) -> dict:
+        """SNS message and email with what was delivered; fails the run if any file failed."""
+        from finflows.chargeback_tasks import notify as run
+
+        return run(keys, outcomes)
+
+    keys = find_files()
+    notify(keys, export_file.expand(key=keys))
+
+
+chargeback_export()
