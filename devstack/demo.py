@@ -12,7 +12,7 @@ import psycopg
 
 from devstack import stack
 from devstack.config import LOCAL, REPO
-from devstack.fixtures import forget_cash_files, seed_rent_accounts
+from devstack.fixtures import forget_cash_files, forget_chargeback_file, seed_rent_accounts
 
 SAMPLES = REPO / "include" / "samples"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -95,10 +95,40 @@ def demo_cashfile() -> list[str]:
     return lines
 
 
+def demo_chargeback() -> list[str]:
+    bucket = os.environ["FINFLOWS_CHARGEBACK_BUCKET"]
+    sample = SAMPLES / "chargeback" / "chargebacks_20261120.json"
+    audit = os.environ["FINFLOWS_CHARGEBACK_AUDIT_QUEUE_URL"]
+    sqs = stack._aws_client("sqs")
+    sqs.purge_queue(QueueUrl=audit)
+    with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
+        forget_chargeback_file(pg, sample.name)
+    s3().put_object(Bucket=bucket, Key=f"incoming/{sample.name}", Body=sample.read_bytes())
+    mails_before = mails()
+    ok, secs, log = dags_test("chargeback_export")
+    time.sleep(1)
+    sns = sqs.receive_message(QueueUrl=audit, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
+    delivered = sorted((LOCAL / "ftps").glob(f"*/chargebacks_*_{sample.stem}_*.csv"))
+    lines = [f"chargeback_export run: {'ok' if ok else 'FAILED'} in {secs:.0f}s ({log.name})"]
+    lines.append(
+        f"  files in: 1   files out: {len(delivered)}   SNS messages: {len(sns)}   "
+        f"emails sent: {mails() - mails_before}"
+    )
+    for f in delivered:
+        rows = f.read_bytes().count(b"\r\n") - 1
+        lines.append(f"  {f.parent.name:10s} <- {f.name} ({rows} rows)")
+    if sns:
+        lines.append("  notification: " + sns[0]["Body"].splitlines()[0][:100])
+    if not (ok and len(delivered) == 2 and sns):
+        lines.append(f"  !! unexpected outcome: see {log}")
+        raise SystemExit("\n".join(lines))
+    return lines
+
+
 def main() -> None:
     sys.path.insert(0, str(REPO / "plugins"))
     print("[demo] running every flow end to end with `airflow dags test` against the local stack", flush=True)
-    summary = demo_cashfile()
+    summary = demo_cashfile() + demo_chargeback()
     print("\n==================== finflows demo summary ====================")
     print("\n".join(summary))
     print("================================================================")

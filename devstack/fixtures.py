@@ -23,3 +23,10 @@ def seed_rent_accounts(conn, refs: list[str], rent_group: str = "HousingRevenue"
             "INSERT INTO ifs.rent_account (payment_ref, rent_group) VALUES (%s, %s) ON CONFLICT DO NOTHING",
             (ref, rent_group),
         )
+
+
+def forget_chargeback_file(conn, name: str) -> None:
+    """Forget an exported chargeback input (and its deliveries) so the demo can export it again."""
+    conn.execute("DELETE FROM ops.delivery WHERE flow = 'chargeback_export' AND source_file = %s", (name,))
+    conn.execute("DELETE FROM ops.file_event WHERE flow = 'chargeback_export' AND file_name = %s", (name,))
+    conn.execute("DELETE FROM ops.file_control WHERE flow = 'chargeback_export' AND file_name = %s", (name,))
