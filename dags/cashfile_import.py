@@ -24,28 +24,13 @@ Optional first step for sites without a managed SFTP endpoint: set `FINFLOWS_CAS
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from finflows import settings
 from finflows.dag_defaults import Tag, default_args
-from finflows.triggers import SqsEventTrigger
+from finflows.triggers import s3_event_asset
 
-cashfile_events = Asset(
-    name="cashfile_inbox",
-    # no URI scheme: any scheme makes the SDK load every provider's asset handlers at parse time
-    watchers=[
-        AssetWatcher(
-            name="cashfile_s3_events",
-            trigger=SqsEventTrigger(
-                sqs_queue=settings.cashfile_queue_url(),
-                aws_conn_id=settings.CONN_AWS,
-                max_messages=10,
-                wait_time_seconds=10,
-                waiter_delay=30,
-            ),
-        )
-    ],
-)
+cashfile_events = s3_event_asset("cashfile_inbox", settings.cashfile_queue_url(), settings.CONN_AWS)
 
 
 @dag(
@@ -75,11 +60,11 @@ def cashfile_import():
         return run(context)
 
     @task(map_index_template="{{ cash_file }}", retries=3)
-    def import_file(key: str, **context) -> dict:
+    def import_file(key: str) -> dict:
         """Checksum, decide, load in one transaction, copy to Drive, archive: each step idempotent."""
         from finflows.cashfile_tasks import import_file as run
 
-        return run(key, context)
+        return run(key)
 
     @task(trigger_rule="all_done")
     def summarise(keys: list[str], outcomes: list[dict]) -> dict:

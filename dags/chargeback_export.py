@@ -23,27 +23,13 @@ with `<name>.error.json` naming record index, field and value, and nothing of it
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, AssetWatcher, dag, task
+from airflow.sdk import dag, task
 
 from finflows import settings
 from finflows.dag_defaults import Tag, default_args
-from finflows.triggers import SqsEventTrigger
+from finflows.triggers import s3_event_asset
 
-chargeback_inbox = Asset(
-    name="chargeback_inbox",  # no URI scheme: any scheme loads every provider at parse time
-    watchers=[
-        AssetWatcher(
-            name="chargeback_s3_events",
-            trigger=SqsEventTrigger(
-                sqs_queue=settings.chargeback_queue_url(),
-                aws_conn_id=settings.CONN_AWS,
-                max_messages=10,
-                wait_time_seconds=10,
-                waiter_delay=30,
-            ),
-        )
-    ],
-)
+chargeback_inbox = s3_event_asset("chargeback_inbox", settings.chargeback_queue_url(), settings.CONN_AWS)
 
 
 def _on_failure(context):

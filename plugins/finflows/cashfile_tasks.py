@@ -7,14 +7,16 @@ from decimal import Decimal
 from typing import Any
 
 from finflows import cashfile, settings
+from finflows.task_support import (
+    bad_input_fails_without_retry,
+    fail_run_if_any,
+    failed_keys,
+    finance_db,
+    label_mapped_task,
+    s3_hook,
+)
 
 log = logging.getLogger(__name__)
-
-
-def _s3():
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return S3Hook(aws_conn_id=settings.CONN_AWS)
 
 
 def pull_sftp_drop() -> int:
@@ -51,40 +53,33 @@ def find_files(context: dict[str, Any]) -> list[str]:
             payload = (event.extra or {}).get("payload") or {}
             for message in payload.get("message_batch", []):
                 event_keys += cashfile.keys_from_message(message.get("Body", ""))
-    keys = cashfile.discover(_s3(), settings.cashfile_bucket(), event_keys)
+    keys = cashfile.discover(s3_hook(), settings.cashfile_bucket(), event_keys)
     log.info("%d cash file(s) waiting: %s", len(keys), ", ".join(keys) or "none")
     return keys
 
 
-def import_file(key: str, context: dict[str, Any]) -> dict:
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-    from airflow.sdk import get_current_context
-    from airflow.sdk.exceptions import AirflowFailException
-
+def import_file(key: str) -> dict:
     from finflows.google import DriveHook
 
-    get_current_context()["cash_file"] = key.rsplit("/", 1)[-1]  # names the mapped task instance in the UI
-    try:
+    run_id = label_mapped_task("cash_file", key)
+    with bad_input_fails_without_retry(cashfile.CashFileRejected):
         outcome = cashfile.import_file(
             key,
             bucket=settings.cashfile_bucket(),
-            run_id=context["run_id"],
-            s3_hook=_s3(),
-            pg_hook=PostgresHook(postgres_conn_id=settings.CONN_FINANCE_DB),
+            run_id=run_id,
+            s3_hook=s3_hook(),
+            pg_hook=finance_db(),
             drive_hook=DriveHook(gcp_conn_id=settings.CONN_GOOGLE),
             drive_folder=settings.finance_drive_folder(),
         )
-    except cashfile.CashFileRejected as e:
-        raise AirflowFailException(str(e)) from None  # bad input: retrying cannot help
     return cashfile.as_dict(outcome)
 
 
 def summarise(keys: list[str], outcomes: list[dict | None]) -> dict:
     """Totals of the run. A file whose import failed has no outcome; if any did, the run fails
     (after logging what did succeed) so the DAG run is red and the failure email names it."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     done = [o for o in outcomes if o]
+    failed = failed_keys(keys, outcomes)
     total = sum((Decimal(o["total"]) for o in done if o["status"] == "IMPORTED"), Decimal(0))
     summary = {
         "files": len(done),
@@ -93,7 +88,7 @@ def summarise(keys: list[str], outcomes: list[dict | None]) -> dict:
         "payments": sum(o["payments"] for o in done if o["status"] == "IMPORTED"),
         "suspense": sum(o["suspense"] for o in done if o["status"] == "IMPORTED"),
         "total": str(total),
-        "failed": len(keys) - len(done),
+        "failed": len(failed),
     }
     for o in done:
         log.info(
@@ -105,7 +100,5 @@ def summarise(keys: list[str], outcomes: list[dict | None]) -> dict:
             o["total"],
         )
     log.info("cashfile_import: %s", summary)
-    if summary["failed"]:
-        failed = sorted(set(keys) - {o["key"] for o in done})
-        raise AirflowFailException(f"{summary['failed']} of {len(keys)} cash file(s) failed: {', '.join(failed)}")
+    fail_run_if_any(failed, len(keys), "cash file")
     return summary

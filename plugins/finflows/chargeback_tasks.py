@@ -7,39 +7,30 @@ from typing import Any
 
 from finflows import chargeback, settings
 from finflows.dag_defaults import notify_failure
+from finflows.task_support import (
+    bad_input_fails_without_retry,
+    fail_run_if_any,
+    failed_keys,
+    finance_db,
+    label_mapped_task,
+    s3_hook,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _s3():
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return S3Hook(aws_conn_id=settings.CONN_AWS)
-
-
 def find_files() -> list[str]:
-    keys = chargeback.discover(_s3(), settings.chargeback_bucket())
+    keys = chargeback.discover(s3_hook(), settings.chargeback_bucket())
     log.info("%d chargeback file(s) waiting: %s", len(keys), ", ".join(keys) or "none")
     return keys
 
 
 def export_file(key: str) -> dict:
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-    from airflow.sdk import get_current_context
-    from airflow.sdk.exceptions import AirflowFailException
-
-    context = get_current_context()
-    context["chargeback_file"] = key.rsplit("/", 1)[-1]  # names the mapped task instance in the UI
-    try:
+    run_id = label_mapped_task("chargeback_file", key)
+    with bad_input_fails_without_retry(chargeback.ChargebackRejected):
         outcome = chargeback.export_file(
-            key,
-            bucket=settings.chargeback_bucket(),
-            run_id=context["run_id"],
-            s3_hook=_s3(),
-            pg_hook=PostgresHook(postgres_conn_id=settings.CONN_FINANCE_DB),
+            key, bucket=settings.chargeback_bucket(), run_id=run_id, s3_hook=s3_hook(), pg_hook=finance_db()
         )
-    except chargeback.ChargebackRejected as e:
-        raise AirflowFailException(str(e)) from None
     return chargeback.as_dict(outcome)
 
 
@@ -56,16 +47,13 @@ def publish(subject: str, body: str) -> None:
 
 
 def notify(keys: list[str], outcomes: list[dict | None]) -> dict:
-    from airflow.sdk.exceptions import AirflowFailException
-
     done = [o for o in outcomes if o]
-    failed = sorted(set(keys) - {o["key"] for o in done})
+    failed = failed_keys(keys, outcomes)
     subject, body = chargeback.summary_message(done, failed)
     if keys:
         publish(subject, body)
     log.info("%s\n%s", subject, body)
-    if failed:
-        raise AirflowFailException(f"{len(failed)} of {len(keys)} chargeback file(s) failed: {', '.join(failed)}")
+    fail_run_if_any(failed, len(keys), "chargeback file")
     return {"files": len(done), "delivered": sum(d["uploaded"] for o in done for d in o["deliveries"])}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from airflow.sdk import Asset, AssetWatcher
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 
@@ -32,3 +33,24 @@ class SqsEventTrigger(BaseEventTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         async for event in self.provider_trigger().run():
             yield event
+
+
+def s3_event_asset(name: str, queue_url: str, aws_conn_id: str) -> Asset:
+    """An asset updated whenever S3 notifies ``queue_url`` of a new object.
+
+    No URI scheme: any scheme makes the SDK load every provider's asset handlers at parse time."""
+    return Asset(
+        name=name,
+        watchers=[
+            AssetWatcher(
+                name=f"{name}_s3_events",
+                trigger=SqsEventTrigger(
+                    sqs_queue=queue_url,
+                    aws_conn_id=aws_conn_id,
+                    max_messages=10,
+                    wait_time_seconds=10,
+                    waiter_delay=30,
+                ),
+            )
+        ],
+    )

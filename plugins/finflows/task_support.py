@@ -1,0 +1,54 @@
+"""What every file flow's task bodies share: hooks from connections, mapped-task labels, and how
+bad input and failed files end a run. Imported inside tasks only (it loads providers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from finflows import settings
+
+
+def s3_hook():
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=settings.CONN_AWS)
+
+
+def finance_db():
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    return PostgresHook(postgres_conn_id=settings.CONN_FINANCE_DB)
+
+
+def label_mapped_task(template_var: str, key: str) -> str:
+    """Give the mapped task instance its file name in the UI; return the run id."""
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    context[template_var] = key.rsplit("/", 1)[-1]
+    return context["run_id"]
+
+
+@contextmanager
+def bad_input_fails_without_retry(*rejections: type[Exception]) -> Iterator[None]:
+    """A quarantined file fails its task at once: retrying cannot fix the input."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except rejections as e:
+        raise AirflowFailException(str(e)) from None
+
+
+def failed_keys(keys: list[str], outcomes: list[dict | None]) -> list[str]:
+    """A mapped task that failed has no outcome (its XCom is simply absent)."""
+    return sorted(set(keys) - {o["key"] for o in outcomes if o})
+
+
+def fail_run_if_any(failed: list[str], total: int, noun: str) -> None:
+    """Called last by an all_done summary task, so the run is red when any file failed."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if failed:
+        raise AirflowFailException(f"{len(failed)} of {total} {noun}(s) failed: {', '.join(failed)}")
