@@ -113,3 +113,31 @@ def test_a_file_landing_in_s3_triggers_a_run_through_the_asset_watcher(airflow, 
         assert run["state"] == "success" and run["run_type"] == "asset_triggered"
     finally:
         api(airflow, "PATCH", "/api/v2/dags/cashfile_import", tok, {"is_paused": True})
+
+
+def test_a_chargeback_file_landing_in_s3_is_exported_by_an_event_triggered_run(airflow, pg, s3_hook, local_dir,
+                                                                              unique):  # fmt: skip
+    from tests.helpers.chargebacks import record
+
+    bucket = os.environ.get("FINFLOWS_CHARGEBACK_BUCKET", "finflows-chargebacks")
+    tok = token(airflow)
+    wait_for(lambda: api(airflow, "GET", "/api/v2/dags/chargeback_export", tok), 120, "the DAG to be parsed")
+    api(airflow, "PATCH", "/api/v2/dags/chargeback_export", tok, {"is_paused": False})
+    name = f"cb-{unique}.json"
+    try:
+        time.sleep(10)  # let the triggerer pick up the watcher before the event is sent
+        rows = [record(0, case_id=f"{unique}-0")]
+        s3_hook.load_bytes(json.dumps(rows).encode(), key=f"incoming/{name}", bucket_name=bucket, replace=True)
+
+        def exported():
+            row = pg.execute(
+                "SELECT status, dag_run_id FROM ops.file_control WHERE flow = 'chargeback_export' AND file_name = %s",
+                (name,),
+            ).fetchone()
+            return row if row and row[0] == "SUCCESS" else None
+
+        _, run_id = wait_for(exported, 240, f"{name} to be exported by an event-triggered run")
+        assert run_id.startswith("asset_triggered__")
+        assert list((local_dir / "ftps" / "visa").glob(f"chargebacks_visa_cb-{unique}_*_b01.csv"))
+    finally:
+        api(airflow, "PATCH", "/api/v2/dags/chargeback_export", tok, {"is_paused": True})
