@@ -532,15 +532,6 @@ def write_env(material: dict) -> dict[str, str]:
     return env
 
 
-def read_env() -> dict[str, str]:
-    env = {}
-    for line in ENV_FILE.read_text().splitlines():
-        if line and not line.startswith("#"):
-            k, v = line.split("=", 1)
-            env[k] = shlex.split(v)[0] if v else ""
-    return env
-
-
 # ---------------------------------------------------------------------------- commands
 def material() -> dict:
     google = f"http://{HOST}:{PORTS['google']}"

@@ -34,13 +34,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # ---------------------------------------------------------------------------- the stack
 @pytest.fixture(scope="session")
-def stack_env() -> dict[str, str]:
-    from devstack import stack
-
-    return stack.read_env()
-
-
-@pytest.fixture(scope="session")
 def local_dir() -> Path:
     from devstack.config import LOCAL
 

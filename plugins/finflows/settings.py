@@ -15,7 +15,6 @@ CONN_AWS = "aws_finflows"
 CONN_SMTP = "smtp_finflows"
 CONN_GOOGLE = "google_finflows"
 CONN_SFTP_CIVICAPAY = "sftp_civicapay"
-CONN_FTPS_ACQUIRER = "ftps_acquirer"
 
 
 def get(name: str, default: str) -> str:

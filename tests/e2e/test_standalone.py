@@ -65,6 +65,14 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def succeeded_by(pg, flow: str, name: str):
+    """The run id that took this file to SUCCESS, or None yet."""
+    row = pg.execute(
+        "SELECT status, dag_run_id FROM ops.file_control WHERE flow = %s AND file_name = %s", (flow, name)
+    ).fetchone()
+    return row[1] if row and row[0] == "SUCCESS" else None
+
+
 def test_every_component_reports_healthy(airflow):
     health = standalone.health(airflow)
     assert {k: v["status"] for k, v in health.items()} == dict.fromkeys(
@@ -92,14 +100,8 @@ def test_a_file_landing_in_s3_triggers_a_run_through_the_asset_watcher(airflow, 
         time.sleep(10)  # let the triggerer pick up the watcher before the event is sent
         s3_hook.load_bytes(cash_file(6, day), key=f"cashfiles/{name}", bucket_name=BUCKET, replace=True)
 
-        def imported():
-            row = pg.execute(
-                "SELECT status, dag_run_id FROM ops.file_control WHERE flow = 'cashfile_import' AND file_name = %s",
-                (name,),
-            ).fetchone()
-            return row if row and row[0] == "SUCCESS" else None
-
-        _, run_id = wait_for(imported, 240, f"{name} to be imported by an event-triggered run")
+        run_id = wait_for(lambda: succeeded_by(pg, "cashfile_import", name), 240,
+                          f"{name} to be imported by an event-triggered run")  # fmt: skip
         assert run_id.startswith("asset_triggered__")
         run = wait_for(
             lambda: (
@@ -129,14 +131,8 @@ def test_a_chargeback_file_landing_in_s3_is_exported_by_an_event_triggered_run(a
         rows = [record(0, case_id=f"{unique}-0")]
         s3_hook.load_bytes(json.dumps(rows).encode(), key=f"incoming/{name}", bucket_name=bucket, replace=True)
 
-        def exported():
-            row = pg.execute(
-                "SELECT status, dag_run_id FROM ops.file_control WHERE flow = 'chargeback_export' AND file_name = %s",
-                (name,),
-            ).fetchone()
-            return row if row and row[0] == "SUCCESS" else None
-
-        _, run_id = wait_for(exported, 240, f"{name} to be exported by an event-triggered run")
+        run_id = wait_for(lambda: succeeded_by(pg, "chargeback_export", name), 240,
+                          f"{name} to be exported by an event-triggered run")  # fmt: skip
         assert run_id.startswith("asset_triggered__")
         assert list((local_dir / "ftps" / "visa").glob(f"chargebacks_visa_cb-{unique}_*_b01.csv"))
     finally:

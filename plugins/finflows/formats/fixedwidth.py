@@ -113,22 +113,6 @@ class Text:
         return f"rtrim({text}, ' ')"
 
 
-class Choice:
-    def __init__(self, *allowed: str):
-        self.allowed = frozenset(allowed)
-
-    def decode(self, raw: str) -> str:
-        if raw not in self.allowed:
-            raise ValueError(f"must be one of {sorted(self.allowed)}")
-        return raw
-
-    def encode(self, value: Any, width: int) -> str:
-        return Text().encode(self.decode(str(value).ljust(width)), width)
-
-    def sql(self, text: str) -> str:
-        return text
-
-
 class Pattern:
     """Text that must match a regular expression (a code such as ``DD1``)."""
 
@@ -181,28 +165,6 @@ class SignedDecimal:
         return f"({text})::numeric"
 
 
-class ImpliedDecimal:
-    """Unsigned digits with ``places`` implied decimals: ``00000012345`` → ``Decimal('123.45')``."""
-
-    def __init__(self, places: int = 2):
-        self.places = places
-
-    def decode(self, raw: str) -> Decimal:
-        if not (raw.isascii() and raw.isdigit()):
-            raise ValueError("must be digits only (implied decimals)")
-        return Decimal(int(raw)).scaleb(-self.places)
-
-    def encode(self, value: Any, width: int) -> str:
-        d = Decimal(value)
-        units = d.scaleb(self.places)
-        if d < 0 or units != units.to_integral_value():
-            raise ValueError(f"must be non-negative with at most {self.places} decimals")
-        return Digits().encode(int(units), width)
-
-    def sql(self, text: str) -> str:
-        return f"(({text})::numeric / 1e{self.places})::numeric"
-
-
 _PG_DATE = {"%d": "DD", "%m": "MM", "%Y": "YYYY", "%y": "YY", "%H": "HH24", "%M": "MI", "%S": "SS"}
 
 
@@ -214,17 +176,14 @@ class Date:
 
     semantic = True  # a pattern cannot know the calendar: a match is still decoded (cached)
 
-    def __init__(self, fmt: str, blank_ok: bool = False):
+    def __init__(self, fmt: str):
         self.fmt = fmt
-        self.blank_ok = blank_ok
         self.decode = functools.lru_cache(maxsize=8192)(self._decode)
 
     def regex(self, width: int) -> str:
         return f".{{{width}}}"
 
-    def _decode(self, raw: str) -> dt.date | None:
-        if self.blank_ok and not raw.strip(" 0"):
-            return None
+    def _decode(self, raw: str) -> dt.date:
         try:
             return dt.datetime.strptime(raw, self.fmt).date()  # noqa: DTZ007 (a calendar date, no time)
         except ValueError:
@@ -234,12 +193,9 @@ class Date:
         pg = self.fmt
         for py, fmt in _PG_DATE.items():
             pg = pg.replace(py, fmt)
-        expr = f"to_date({text}, '{pg}')"
-        return f"CASE WHEN trim({text}, ' 0') = '' THEN NULL ELSE {expr} END" if self.blank_ok else expr
+        return f"to_date({text}, '{pg}')"
 
-    def encode(self, value: dt.date | None, width: int) -> str:
-        if value is None:
-            return " " * width
+    def encode(self, value: dt.date, width: int) -> str:
         return value.strftime(self.fmt)
 
 
