@@ -1,4 +1,6 @@
-"""python -m devstack up | down | status | verify-down | migrate | put FILE s3://BUCKET/KEY"""
+"""python -m devstack up | down | status | verify-down | migrate | put FILE s3://BUCKET/KEY | send FILE QUEUE
+
+``send`` puts each line of FILE (a ``.jsonl``) or the whole FILE on the named local SQS queue."""
 
 from __future__ import annotations
 
@@ -33,6 +35,17 @@ def main(argv: list[str]) -> int:
         key = key + Path(argv[1]).name if key.endswith("/") or not key else key
         stack._aws_client("s3").put_object(Bucket=bucket, Key=key, Body=Path(argv[1]).read_bytes())
         print(f"[stack] put {argv[1]} → s3://{bucket}/{key}")
+    elif cmd == "send" and len(argv) == 3:
+        from pathlib import Path
+
+        path = Path(argv[1])
+        text = path.read_text()
+        bodies = [line for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" else [text]
+        sqs = stack._aws_client("sqs")
+        url = sqs.get_queue_url(QueueName=argv[2])["QueueUrl"]
+        for body in bodies:
+            sqs.send_message(QueueUrl=url, MessageBody=body)
+        print(f"[stack] sent {len(bodies)} message(s) → sqs:{argv[2]}")
     else:
         print(__doc__, file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,13 @@ import psycopg
 
 from devstack import stack
 from devstack.config import LOCAL, REPO
-from devstack.fixtures import forget_cash_files, forget_chargeback_file, seed_rent_accounts
+from devstack.fixtures import (
+    forget_cash_files,
+    forget_chargeback_file,
+    forget_tenures,
+    seed_rent_accounts,
+    seed_tenure_accounts,
+)
 
 SAMPLES = REPO / "include" / "samples"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -26,13 +33,12 @@ def mails() -> int:
     return len(list((LOCAL / "smtp").glob("*.eml")))
 
 
-def dags_test(dag_id: str) -> tuple[bool, float, Path]:
+def dags_test(dag_id: str, conf: dict | None = None) -> tuple[bool, float, Path]:
     log = LOCAL / "logs" / f"demo-{dag_id}-{int(time.time())}.log"
     t0 = time.monotonic()
+    cmd = [AIRFLOW, "dags", "test", dag_id] + (["--conf", json.dumps(conf)] if conf else [])
     with log.open("w") as out:
-        rc = subprocess.run(
-            [AIRFLOW, "dags", "test", dag_id], stdout=out, stderr=subprocess.STDOUT, env=os.environ, check=False
-        ).returncode
+        rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ, check=False).returncode
     return rc == 0, time.monotonic() - t0, log
 
 
@@ -125,10 +131,66 @@ def demo_chargeback() -> list[str]:
     return lines
 
 
+def demo_tenure() -> list[str]:
+    events = (SAMPLES / "tenure" / "events.jsonl").read_text().splitlines()
+    parsed = [json.loads(e) for e in events]
+    tenure_ids = sorted({e["tenureId"] for e in parsed})
+    # accounts exist for two of the tenures; the third waits (pending) until its account arrives
+    accounts = {
+        "9100000001": (parsed[0]["tenureId"], "HousingRevenue"),
+        "9100000002": (parsed[2]["tenureId"], "GarParkHRA"),
+    }
+    queue, dlq = os.environ["FINFLOWS_TENURE_QUEUE_URL"], os.environ["FINFLOWS_TENURE_DLQ_URL"]
+    sqs = stack._aws_client("sqs")
+    sqs.purge_queue(QueueUrl=dlq)
+    with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
+        forget_tenures(pg, tenure_ids)
+        seed_tenure_accounts(pg, accounts)
+        for body in events:
+            sqs.send_message(QueueUrl=queue, MessageBody=body)
+        ok, secs, log = dags_test("tenure_sync", {"target": "both"})
+        status = dict(
+            pg.execute(
+                "SELECT status, count(*) FROM ops.tenure_event WHERE tenure_id = ANY(%s::uuid[]) GROUP BY status",
+                (tenure_ids,),
+            ).fetchall()
+        )
+        table = pg.execute(
+            "SELECT payment_ref, rent_group, tenure_type, end_date, version FROM ifs.tenancy "
+            "WHERE payment_ref = ANY(%s) ORDER BY payment_ref",
+            (list(accounts),),
+        ).fetchall()
+    time.sleep(1)
+    dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get("Messages", [])
+    from finflows.google import sheets_hook
+
+    sheets = sheets_hook("google_finflows")
+    book = os.environ["FINFLOWS_INTERIM_SPREADSHEET"]
+    lines = [f"tenure_sync run (target both): {'ok' if ok else 'FAILED'} in {secs:.0f}s ({log.name})"]
+    lines.append(
+        f"  events in: {len(events)}   applied: {status.get('applied', 0)}   stale: {status.get('stale', 0)}   "
+        f"waiting for an account: {status.get('pending', 0)}   dead-lettered: {len(dead)}"
+    )
+    sheet_rows = 0
+    for ref, (_tid, tab) in accounts.items():
+        for row in sheets.get_values(book, f"{tab}!A:M"):
+            if row[:1] == [ref]:
+                sheet_rows += 1
+                lines.append(f"  sheet {tab:15s} row: {' | '.join(row[:5])} ...")
+    for ref, group, kind, end, version in table:
+        lines.append(f"  table ifs.tenancy   row: {ref} | {group} | {kind} | end {end} | version {version}")
+    for m in dead:
+        lines.append("  dead letter: " + m["MessageAttributes"]["reason"]["StringValue"][:100])
+    if not (ok and sheet_rows == 2 and len(table) == 2 and status.get("pending") == 1 and len(dead) == 1):
+        lines.append(f"  !! unexpected outcome: see {log}")
+        raise SystemExit("\n".join(lines))
+    return lines
+
+
 def main() -> None:
     sys.path.insert(0, str(REPO / "plugins"))
     print("[demo] running every flow end to end with `airflow dags test` against the local stack", flush=True)
-    summary = demo_cashfile() + demo_chargeback()
+    summary = demo_cashfile() + demo_chargeback() + demo_tenure()
     print("\n==================== finflows demo summary ====================")
     print("\n".join(summary))
     print("================================================================")

@@ -30,3 +30,21 @@ def forget_chargeback_file(conn, name: str) -> None:
     conn.execute("DELETE FROM ops.delivery WHERE flow = 'chargeback_export' AND source_file = %s", (name,))
     conn.execute("DELETE FROM ops.file_event WHERE flow = 'chargeback_export' AND file_name = %s", (name,))
     conn.execute("DELETE FROM ops.file_control WHERE flow = 'chargeback_export' AND file_name = %s", (name,))
+
+
+def seed_tenure_accounts(conn, accounts: dict[str, tuple[str, str]]) -> None:
+    """Rent accounts for tenures: {payment_ref: (tenure_id, rent_group)}."""
+    for ref, (tenure_id, rent_group) in accounts.items():
+        conn.execute(
+            "INSERT INTO ifs.rent_account (payment_ref, tenure_id, rent_group) VALUES (%s, %s, %s) "
+            "ON CONFLICT (payment_ref) DO UPDATE SET tenure_id = EXCLUDED.tenure_id, rent_group = EXCLUDED.rent_group",
+            (ref, tenure_id, rent_group),
+        )
+
+
+def forget_tenures(conn, tenure_ids: list[str]) -> None:
+    """Forget what tenure_sync applied for these tenures so the demo can apply them afresh."""
+    conn.execute("DELETE FROM ops.tenure_event WHERE tenure_id = ANY(%s::uuid[])", (tenure_ids,))
+    conn.execute("DELETE FROM ops.tenure_sync_state WHERE tenure_id = ANY(%s::uuid[])", (tenure_ids,))
+    conn.execute("DELETE FROM ifs.tenancy WHERE tenure_id = ANY(%s::uuid[])", (tenure_ids,))
+    conn.execute("DELETE FROM ifs.rent_account WHERE tenure_id = ANY(%s)", (tenure_ids,))

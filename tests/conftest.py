@@ -84,7 +84,9 @@ def drain_queue(sqs_client) -> Callable[[str], list[dict]]:
         got: list[dict] = []
         deadline = time.monotonic() + wait
         while True:
-            resp = sqs_client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            resp = sqs_client.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+            )
             msgs = resp.get("Messages", [])
             for m in msgs:
                 sqs_client.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])

@@ -59,3 +59,14 @@ def test_stand_ins_that_need_credentials_wait_for_the_service_that_writes_them()
             assert paths, f"{name} mounts the secrets but reads none of them"
             for path in paths:  # written where devstack.secrets puts them (FINFLOWS_LOCAL=/stack)
                 assert path.split("/")[2] in ("keys", "tls"), f"{name}: {path}"
+
+
+def test_compose_sets_every_setting_a_flow_reads():
+    """Each FINFLOWS_* setting in finflows.settings is given to the compose Airflow containers."""
+    import re
+
+    read = set(re.findall(r'get\("([A-Z_]+)"', (REPO / "plugins" / "finflows" / "settings.py").read_text()))
+    given = {line.split("=", 1)[0].removeprefix("FINFLOWS_") for line in (REPO / "docker" / "airflow.env").read_text().splitlines()
+             if line.startswith("FINFLOWS_")}  # fmt: skip
+    optional = {"CASHFILE_SFTP_DROP"}
+    assert read - optional - given == set()

@@ -10,6 +10,9 @@ Drive: files.list (``q`` with name/mimeType/parents/trashed terms), files.get (m
 Sheets: spreadsheets.get/create/batchUpdate (addSheet, addProtectedRange, deleteProtectedRange),
 values.get/batchGet/update/append/batchUpdate/clear, in A1 notation.
 
+``GET /_stats`` (no token) returns how many calls each method and path received, so tests can
+check how many requests a flow made (Sheets quotas count requests).
+
 State is kept in ``STATE_DIR/state.json`` and file bodies in ``STATE_DIR/blobs/`` so a restart
 keeps what was written.
 
@@ -18,6 +21,7 @@ Usage: python -m devstack.services.google PORT STATE_DIR SA_PUBLIC_KEY SEED_JSON
 
 from __future__ import annotations
 
+import collections
 import email.parser
 import email.policy
 import hashlib
@@ -222,10 +226,13 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if path == "/healthz":
                 return self._send(200, {"status": "ok"})
+            if path == "/_stats":  # requests served per method and path: lets tests count API calls
+                return self._send(200, dict(self.counts))
             if path == "/token" and self.command == "POST":
                 return self._token()
             self._authorise()
             with LOCK:
+                self.counts[f"{self.command} {path}"] += 1
                 result = self._route(path, query)
                 self.state.save()
             if isinstance(result, tuple):
@@ -511,6 +518,7 @@ def main() -> None:
     Handler.public_key = Path(pubkey).read_text()
     Handler.tokens = set()
     Handler.uploads = {}
+    Handler.counts = collections.Counter()
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     server.serve_forever()

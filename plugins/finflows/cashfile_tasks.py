@@ -9,6 +9,7 @@ from typing import Any
 from finflows import cashfile, settings
 from finflows.task_support import (
     bad_input_fails_without_retry,
+    delivered_messages,
     fail_run_if_any,
     failed_keys,
     finance_db,
@@ -47,12 +48,7 @@ def pull_sftp_drop() -> int:
 
 
 def find_files(context: dict[str, Any]) -> list[str]:
-    event_keys: list[str] = []
-    for events in (context.get("triggering_asset_events") or {}).values():
-        for event in events:
-            payload = (event.extra or {}).get("payload") or {}
-            for message in payload.get("message_batch", []):
-                event_keys += cashfile.keys_from_message(message.get("Body", ""))
+    event_keys = [k for m in delivered_messages(context) for k in cashfile.keys_from_message(m.get("Body", ""))]
     keys = cashfile.discover(s3_hook(), settings.cashfile_bucket(), event_keys)
     log.info("%d cash file(s) waiting: %s", len(keys), ", ".join(keys) or "none")
     return keys

@@ -47,3 +47,20 @@ def chargeback_queue_url() -> str:
 
 def chargeback_topic_arn() -> str:
     return get("CHARGEBACK_TOPIC_ARN", "arn:aws:sns:eu-west-2:000000000000:chargeback-notifications")
+
+
+def tenure_queue_url() -> str:
+    return get("TENURE_QUEUE_URL", "https://sqs.eu-west-2.amazonaws.com/000000000000/tenure-events")
+
+
+def tenure_dlq_url() -> str:
+    return get("TENURE_DLQ_URL", "https://sqs.eu-west-2.amazonaws.com/000000000000/tenure-events-dlq")
+
+
+def interim_spreadsheet() -> str:
+    return get("INTERIM_SPREADSHEET", "interim-finance-accounts")
+
+
+def tenure_target() -> str:
+    """Where tenure_sync writes: ``sheet`` (today), ``both`` (while finance checks), ``database`` (the plan)."""
+    return get("TENURE_TARGET", "sheet")

@@ -21,6 +21,16 @@ def finance_db():
     return PostgresHook(postgres_conn_id=settings.CONN_FINANCE_DB)
 
 
+def delivered_messages(context) -> list[dict]:
+    """The SQS messages an asset watcher took off its queue for this run (none for a manual run)."""
+    messages: list[dict] = []
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for event in events:
+            payload = (event.extra or {}).get("payload") or {}
+            messages += payload.get("message_batch", [])
+    return messages
+
+
 def label_mapped_task(template_var: str, key: str) -> str:
     """Give the mapped task instance its file name in the UI; return the run id."""
     from airflow.sdk import get_current_context

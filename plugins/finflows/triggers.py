@@ -36,14 +36,20 @@ class SqsEventTrigger(BaseEventTrigger):
 
 
 def s3_event_asset(name: str, queue_url: str, aws_conn_id: str) -> Asset:
-    """An asset updated whenever S3 notifies ``queue_url`` of a new object.
+    """An asset updated whenever S3 notifies ``queue_url`` of a new object."""
+    return sqs_asset(name, queue_url, aws_conn_id, watcher=f"{name}_s3_events")
+
+
+def sqs_asset(name: str, queue_url: str, aws_conn_id: str, *, watcher: str | None = None) -> Asset:
+    """An asset updated whenever messages arrive on ``queue_url``; the trigger takes them off the
+    queue and they reach the run in ``triggering_asset_events`` (``task_support.delivered_messages``).
 
     No URI scheme: any scheme makes the SDK load every provider's asset handlers at parse time."""
     return Asset(
         name=name,
         watchers=[
             AssetWatcher(
-                name=f"{name}_s3_events",
+                name=watcher or f"{name}_messages",
                 trigger=SqsEventTrigger(
                     sqs_queue=queue_url,
                     aws_conn_id=aws_conn_id,
