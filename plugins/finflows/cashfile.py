@@ -18,7 +18,7 @@ from urllib.parse import unquote_plus
 
 from finflows import files
 from finflows.formats.cashfile import LAYOUT, CashFileStats, normalise_name, read_cashfile
-from finflows.formats.fixedwidth import FormatError
+from finflows.formats.fixedwidth import FormatError, copy_escape
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +94,6 @@ _INSERT_SUSPENSE = f"""
 _BATCH = 5000
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n"})
-
-
-def _copy_text(value: str) -> str:
-    """Escape a value for COPY's text format."""
-    return value.translate(_COPY_ESCAPES) if any(c in value for c in "\\\t\r\n") else value
-
-
 def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id: str) -> tuple[files.Decision, dict]:
     """Decide and, for a new file, load it whole in one transaction. Raises FormatError (rolled back).
 
@@ -113,22 +105,13 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
         decision = files.decide(control, sha256)
         if decision is not files.Decision.NEW:
             return decision, {"control_id": control.id, "previous_run": control.dag_run_id}
-        cur.execute(
-            """INSERT INTO ops.file_control (flow, file_name, sha256, status, source_uri, dag_run_id)
-               VALUES (%s, %s, %s, 'PROCESSING', %s, %s)
-               ON CONFLICT (flow, file_name) DO UPDATE SET sha256 = EXCLUDED.sha256, status = 'PROCESSING',
-                   source_uri = EXCLUDED.source_uri, dag_run_id = EXCLUDED.dag_run_id, error = NULL,
-                   started_at = now(), finished_at = NULL
-               RETURNING id""",
-            (FLOW, file_name, sha256, source_uri, run_id),
-        )
-        file_id = cur.fetchone()[0]
+        file_id = files.start_control(cur, FLOW, file_name, sha256, source_uri, run_id)
         stats = CashFileStats()
         prefix = f"{file_id}\t"
         with path.open("rb") as f, cur.copy("COPY ifs.cashfile_line (file_id, line_no, raw) FROM STDIN") as copy:
             batch: list[str] = []
             for line_no, raw, _ in read_cashfile(f, file_name, stats, values=False):
-                batch.append(f"{prefix}{line_no}\t{_copy_text(raw)}\n")
+                batch.append(f"{prefix}{line_no}\t{copy_escape(raw)}\n")
                 if len(batch) >= _BATCH:
                     copy.write("".join(batch))
                     batch.clear()
@@ -137,11 +120,7 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
         payments = cur.rowcount
         cur.execute(_INSERT_SUSPENSE, {"file_id": file_id})
         suspense = cur.rowcount
-        cur.execute(
-            """UPDATE ops.file_control SET status = 'SUCCESS', line_count = %s, row_count = %s, total_amount = %s,
-                   finished_at = now() WHERE id = %s""",
-            (stats.lines, stats.records, stats.total, file_id),
-        )
+        files.finish_control(cur, file_id, stats.lines, stats.records, stats.total)
         files.record_event(
             cur,
             FLOW,
@@ -221,9 +200,8 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
             file_name = normalise_name(raw_name)
             decision, info = load(conn, path, file_name, sha256, source_uri, run_id)
         except FormatError as e:
-            report = e.report() | {"source": source_uri, "sha256": sha256, "run_id": run_id}
-            files.record_error(conn, FLOW, file_name, sha256, source_uri, str(e), run_id)
-            files.quarantine(s3_hook, bucket, key, report)
+            files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name, sha256=sha256,
+                         error=str(e), report=e.report(), run_id=run_id)  # fmt: skip
             raise CashFileRejected(f"{source_uri} rejected and quarantined, nothing loaded:\n{e}") from None
 
         if decision is files.Decision.CONFLICT:
@@ -231,14 +209,8 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
                 f"{file_name} was already imported with different content (sha256 differs); the new file "
                 f"{source_uri} is quarantined for a human to decide"
             )
-            with conn.transaction(), conn.cursor() as cur:
-                files.record_event(cur, FLOW, file_name, sha256, "CONFLICT", msg, run_id)
-            files.quarantine(
-                s3_hook,
-                bucket,
-                key,
-                {"file": file_name, "source": source_uri, "sha256": sha256, "error": msg, "run_id": run_id},
-            )
+            files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name, sha256=sha256,
+                         error=msg, report={"error": msg}, run_id=run_id, event="CONFLICT")  # fmt: skip
             raise CashFileRejected(msg)
 
         status, target = "IMPORTED", PROCESSED + file_name

@@ -82,6 +82,29 @@ def decide(control: Control, sha256: str) -> Decision:
     return Decision.NEW
 
 
+def start_control(cur, flow: str, file_name: str, sha256: str, source_uri: str, run_id: str) -> int:
+    """Inside the load's transaction (after ``lock_and_read``): the control row says PROCESSING;
+    returns its id, the ``file_id`` of every row the load writes."""
+    cur.execute(
+        """INSERT INTO ops.file_control (flow, file_name, sha256, status, source_uri, dag_run_id)
+           VALUES (%s, %s, %s, 'PROCESSING', %s, %s)
+           ON CONFLICT (flow, file_name) DO UPDATE SET sha256 = EXCLUDED.sha256, status = 'PROCESSING',
+               source_uri = EXCLUDED.source_uri, dag_run_id = EXCLUDED.dag_run_id, error = NULL,
+               started_at = now(), finished_at = NULL
+           RETURNING id""",
+        (flow, file_name, sha256, source_uri, run_id),
+    )
+    return cur.fetchone()[0]
+
+
+def finish_control(cur, file_id: int, lines: int, rows: int, total) -> None:
+    cur.execute(
+        """UPDATE ops.file_control SET status = 'SUCCESS', line_count = %s, row_count = %s, total_amount = %s,
+               finished_at = now() WHERE id = %s""",
+        (lines, rows, total, file_id),
+    )
+
+
 def record_event(
     cur, flow: str, file_name: str, sha256: str | None, event: str, detail: str = "", run_id: str | None = None
 ) -> None:
@@ -108,6 +131,15 @@ def record_error(
                 (flow, file_name, sha256, source_uri, error[:8000], run_id),
             )
         record_event(cur, flow, file_name, sha256, event, error, run_id)
+
+
+def reject(conn, s3_hook, *, flow: str, bucket: str, key: str, file_name: str, sha256: str, error: str,
+           report: dict[str, Any], run_id: str, event: str = "QUARANTINED") -> str:  # fmt: skip
+    """A file that must not be loaded as it is: control row ERROR (unless that name was already
+    imported), the decision recorded, the object quarantined beside its report. Nothing deleted."""
+    record_error(conn, flow, file_name, sha256, f"s3://{bucket}/{key}", error, run_id, event=event)
+    return quarantine(s3_hook, bucket, key, report | {"file": file_name, "source": f"s3://{bucket}/{key}",
+                                                      "sha256": sha256, "run_id": run_id})  # fmt: skip
 
 
 def move_object(s3_hook, bucket: str, key: str, new_key: str) -> bool:

@@ -64,3 +64,15 @@ def interim_spreadsheet() -> str:
 def tenure_target() -> str:
     """Where tenure_sync writes: ``sheet`` (today), ``both`` (while finance checks), ``database`` (the plan)."""
     return get("TENURE_TARGET", "sheet")
+
+
+CONN_FTPS_ACQUIRER = "ftps_acquirer"
+
+
+def statement_bucket() -> str:
+    return get("STATEMENT_BUCKET", "finflows-card-statements")
+
+
+def statement_ftps_dir() -> str:
+    """Where the acquirer leaves statements on its FTPS server."""
+    return get("STATEMENT_FTPS_DIR", "/Saida")

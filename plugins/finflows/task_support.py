@@ -56,6 +56,16 @@ def failed_keys(keys: list[str], outcomes: list[dict | None]) -> list[str]:
     return sorted(set(keys) - {o["key"] for o in outcomes if o})
 
 
+def failed_tasks(task_ids: list[str]) -> list[str]:
+    """Which of these tasks of the current run failed: an all_done summary task is the run's leaf,
+    so without this a failed upstream step would leave the run green."""
+    from airflow.sdk import get_current_context
+
+    ti = get_current_context()["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id]).get(ti.run_id, {})
+    return sorted(t for t, state in states.items() if state in ("failed", "upstream_failed"))
+
+
 def fail_run_if_any(failed: list[str], total: int, noun: str) -> None:
     """Called last by an all_done summary task, so the run is red when any file failed."""
     from airflow.sdk.exceptions import AirflowFailException

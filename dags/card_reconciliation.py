@@ -1,0 +1,82 @@
+"""
+### card_reconciliation: acquirer card statements (FTPS + S3) → dimensional model in PostgreSQL
+
+Statements (`EXTRATO_UNICA_<establishment>_<YYYYMMDD>_<seq>`, formats.md §2: A0 header, CV
+details, A9 trailer, Latin-1, 400 characters a record) are collected from the acquirer's FTPS
+server (`FINFLOWS_STATEMENT_FTPS_DIR`, default `/Saida`) into `statements/` in the statement
+bucket, so S3 holds every original, and from that prefix directly. One mapped task per file.
+
+**Per file, one transaction**: every record validated (trailer count, contiguous sequence numbers,
+every field in its domain; card numbers only as BIN + last four), COPY straight into
+`card.fact_transaction` keyed by (file, record sequence), dimensions upserted (date, store,
+product, brand, capture channel), control row with counts and totals. The original then moves to
+`processed/`; a bad file to `quarantine/` with `<name>.error.json` naming line, field and value.
+
+**Reconciliation**: `card.v_daily_summary` (per day, store and brand: sales, gross, discount,
+net), `card.v_instalment_match` (forecast vs settlement per instalment NSU) and
+`card.v_instalment_exceptions` (unmatched, amount mismatches, overdue).
+
+**Schedule**: daily 09:00 America/Sao_Paulo. **By hand**: trigger with `day` (YYYY-MM-DD) to take
+only that day's statements; without it, everything waiting. An FTPS outage fails
+`fetch_from_ftps` after its retries; the statements already in S3 are still loaded.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import CronTriggerTimetable, Param, dag, task
+
+from finflows.dag_defaults import Tag, default_args
+
+
+@dag(
+    dag_id="card_reconciliation",
+    schedule=CronTriggerTimetable("0 9 * * *", timezone="America/Sao_Paulo"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    params={
+        "day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Only statements of this day (YYYY-MM-DD); empty: everything waiting.",
+        )
+    },
+    tags=[Tag.FINANCE, Tag.CARDS, Tag.DAILY],
+    doc_md=__doc__,
+)
+def card_reconciliation():
+    @task
+    def fetch_from_ftps(params: dict | None = None) -> list[str]:
+        """Copy into S3 each statement on the acquirer's FTPS server not yet in S3 or the control table."""
+        from finflows.card_tasks import fetch_from_ftps as run
+
+        return run((params or {}).get("day"))
+
+    @task(trigger_rule="all_done")
+    def find_files(params: dict | None = None) -> list[str]:
+        """Every statement waiting under statements/ (runs even when FTPS is down)."""
+        from finflows.card_tasks import find_files as run
+
+        return run((params or {}).get("day"))
+
+    @task(map_index_template="{{ statement }}")
+    def load_file(key: str) -> dict:
+        """Validate and load one statement in one transaction; archive or quarantine it."""
+        from finflows.card_tasks import load_file as run
+
+        return run(key)
+
+    @task(trigger_rule="all_done")
+    def summarise(keys: list[str], outcomes: list[dict]) -> dict:
+        """Log the daily summary per store and brand; fail the run if any statement failed."""
+        from finflows.card_tasks import summarise as run
+
+        return run(keys, outcomes)
+
+    keys = find_files()
+    fetch_from_ftps() >> keys
+    summarise(keys, load_file.expand(key=keys))
+
+
+card_reconciliation()

@@ -1,0 +1,183 @@
+"""card_reconciliation: acquirer card statements (FTPS and S3) → the ``card`` dimensional model.
+
+S3 holds every original: a statement found only on the acquirer's FTPS server is first copied
+under ``statements/`` in the statement bucket. Per file, in one transaction: decide from the
+control table, stream the file through the reader straight into ``card.fact_transaction`` by
+COPY (facts keyed by file and record sequence), upsert the dimension members the reader met,
+and mark the control row SUCCESS with counts and totals. Then the original moves to
+``processed/``; a bad file to ``quarantine/`` with a report naming line, field and value.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from finflows import files
+from finflows.formats.card_statement import COPY_COLUMNS, StatementStats, is_statement_name, read_statement
+from finflows.formats.fixedwidth import FieldError, FormatError
+
+log = logging.getLogger(__name__)
+
+FLOW = "card_reconciliation"
+INBOX = "statements/"
+PROCESSED = "processed/"
+_COPY = f"COPY card.fact_transaction (file_id, {', '.join(COPY_COLUMNS)}) FROM STDIN"
+_BATCH = 2000
+
+
+class StatementRejected(Exception):
+    """A statement that must not be loaded as it is; it has been quarantined for a human."""
+
+
+@dataclass
+class Outcome:
+    key: str
+    file_name: str
+    status: str  # LOADED | ALREADY_LOADED
+    sha256: str
+    records: int = 0
+    gross: str = "0.00"
+    net: str = "0.00"
+
+
+def statement_day(name: str) -> str:
+    """``EXTRATO_UNICA_123_20261120_1`` → ``2026-11-20``."""
+    ymd = name.split("_")[3][:8]
+    return f"{ymd[:4]}-{ymd[4:6]}-{ymd[6:]}"
+
+
+def _for_day(name: str, day: str | None) -> bool:
+    return day is None or f"_{day.replace('-', '')}_" in name
+
+
+# ---------------------------------------------------------------------------- discovery
+def fetch_from_ftps(ftps_hook, directory: str, s3_hook, bucket: str, conn, day: str | None = None) -> list[str]:
+    """Copy into S3 each statement on the FTPS server that S3 and the control table do not have."""
+    listed = sorted(n.rsplit("/", 1)[-1] for n in ftps_hook.list_directory(directory))
+    wanted = [n for n in listed if is_statement_name(n) and _for_day(n, day)]
+    ignored = sorted(set(listed) - set(wanted) - {".", ".."})
+    if ignored:
+        log.info("not statements (or not for %s), left alone on FTPS: %s", day or "any day", ", ".join(ignored))
+    waiting = {k.rsplit("/", 1)[-1] for k in s3_hook.list_keys(bucket_name=bucket, prefix=INBOX) or []}
+    known = {r[0] for r in conn.execute("SELECT file_name FROM ops.file_control WHERE flow = %s AND file_name = ANY(%s)",
+                                        (FLOW, wanted)).fetchall()}  # fmt: skip
+    copied = []
+    for name in wanted:
+        if name in waiting or name in known:
+            continue
+        with tempfile.TemporaryDirectory(prefix="statement-") as tmp:
+            local = Path(tmp) / name
+            ftps_hook.retrieve_file(f"{directory.rstrip('/')}/{name}", str(local))
+            s3_hook.load_file(str(local), key=f"{INBOX}{name}", bucket_name=bucket, replace=True)
+        copied.append(name)
+    log.info("FTPS %s: %d statement(s), %d copied into s3://%s/%s", directory, len(wanted), len(copied), bucket, INBOX)
+    return copied
+
+
+def discover(s3_hook, bucket: str, day: str | None = None) -> list[str]:
+    keys = s3_hook.list_keys(bucket_name=bucket, prefix=INBOX) or []
+    return sorted(k for k in keys if "/" not in k[len(INBOX) :] and k != INBOX and _for_day(k, day))
+
+
+# ---------------------------------------------------------------------------- loading
+def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id: str) -> tuple[files.Decision, dict]:
+    """Decide and, for a new file, load it whole in one transaction. Raises FormatError (rolled back)."""
+    with conn.transaction(), conn.cursor() as cur:
+        control = files.lock_and_read(cur, FLOW, file_name)
+        decision = files.decide(control, sha256)
+        if decision is not files.Decision.NEW:
+            return decision, {"control_id": control.id, "previous_run": control.dag_run_id}
+        file_id = files.start_control(cur, FLOW, file_name, sha256, source_uri, run_id)
+        stats = StatementStats()
+        prefix = f"{file_id}\t"
+        with path.open("rb") as f, cur.copy(_COPY) as copy:
+            batch: list[str] = []
+            for row in read_statement(f, file_name, stats):
+                batch.append(f"{prefix}{row}\n")
+                if len(batch) >= _BATCH:
+                    copy.write("".join(batch))
+                    batch.clear()
+            copy.write("".join(batch))
+        _upsert_dimensions(cur, stats)
+        files.finish_control(cur, file_id, stats.lines, stats.details, stats.gross)
+        files.record_event(cur, FLOW, file_name, sha256, "IMPORTED",
+                           f"{stats.details} records, gross {stats.gross}, net {stats.net}", run_id)  # fmt: skip
+    return files.Decision.NEW, {"records": stats.details, "gross": stats.gross, "net": stats.net}
+
+
+def _upsert_dimensions(cur, stats: StatementStats) -> None:
+    cur.execute(
+        """INSERT INTO card.dim_date (day, year, month, day_of_month, iso_dow, is_weekend)
+           SELECT d, extract(year FROM d), extract(month FROM d), extract(day FROM d), extract(isodow FROM d),
+                  extract(isodow FROM d) >= 6
+             FROM unnest(%s::date[]) AS d ON CONFLICT DO NOTHING""",
+        (sorted(stats.dates),),
+    )
+    cur.execute("INSERT INTO card.dim_store (store_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                (sorted(stats.stores),))  # fmt: skip
+    types = {"C": "credit", "D": "debit", "V": "voucher"}
+    products = sorted(stats.products)
+    cur.execute(
+        """INSERT INTO card.dim_product (product_type, product_code, type_name)
+           SELECT * FROM unnest(%s::char[], %s::char(3)[], %s::text[]) ON CONFLICT DO NOTHING""",
+        ([p[0] for p in products], [p[1] for p in products], [types[p[0]] for p in products]),
+    )
+
+
+def control_summary(conn, file_name: str) -> dict:
+    row = conn.execute(
+        """SELECT c.row_count, c.total_amount,
+                  (SELECT coalesce(sum(net), 0) FROM card.fact_transaction t WHERE t.file_id = c.id)
+             FROM ops.file_control c WHERE c.flow = %s AND c.file_name = %s""",
+        (FLOW, file_name),
+    ).fetchone()
+    return {"records": row[0] or 0, "gross": row[1], "net": row[2]}
+
+
+# ---------------------------------------------------------------------------- one file
+def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outcome:
+    source_uri = f"s3://{bucket}/{key}"
+    file_name = key.rsplit("/", 1)[-1]
+    with tempfile.TemporaryDirectory(prefix="statement-") as tmp, files.connect(pg_hook) as conn:
+        path, sha256, size = files.download(s3_hook, bucket, key, tmp)
+        log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
+        try:
+            if not is_statement_name(file_name):
+                raise FormatError(file_name, [FieldError(0, "file_name", file_name,
+                                                         "is not EXTRATO_UNICA_<establishment>_<YYYYMMDD>_<seq>")])  # fmt: skip
+            decision, info = load(conn, path, file_name, sha256, source_uri, run_id)
+        except FormatError as e:
+            files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name, sha256=sha256,
+                         error=str(e), report=e.report(), run_id=run_id)  # fmt: skip
+            raise StatementRejected(f"{source_uri} rejected and quarantined, nothing loaded:\n{e}") from None
+        if decision is files.Decision.CONFLICT:
+            msg = (f"{file_name} was already loaded with different content (sha256 differs); {source_uri} is "
+                   "quarantined for a human to decide")  # fmt: skip
+            files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name, sha256=sha256,
+                         error=msg, report={"error": msg}, run_id=run_id, event="CONFLICT")  # fmt: skip
+            raise StatementRejected(msg)
+        status = "LOADED"
+        if decision is files.Decision.ALREADY_IMPORTED:
+            status = "ALREADY_LOADED"
+            log.warning("%s (sha256 %s) was already loaded by run %s; nothing loaded again",
+                        file_name, sha256, info["previous_run"])  # fmt: skip
+            info = control_summary(conn, file_name)
+        files.move_object(s3_hook, bucket, key, PROCESSED + file_name)
+    outcome = Outcome(key, file_name, status, sha256, info["records"], str(info["gross"]), str(info["net"]))
+    log.info("%s %s: %d records, gross %s, net %s", status, file_name, outcome.records, outcome.gross, outcome.net)
+    return outcome
+
+
+def as_dict(outcome: Outcome) -> dict:
+    return asdict(outcome)
+
+
+def daily_summary(conn, days: list[str]) -> list[tuple]:
+    return conn.execute(
+        """SELECT day, store_id, brand, sales, instalments, gross, discount, net FROM card.v_daily_summary
+            WHERE day = ANY(%s::date[]) ORDER BY day, store_id, brand""",
+        (days,),
+    ).fetchall()

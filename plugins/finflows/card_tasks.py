@@ -1,0 +1,64 @@
+"""Task bodies of the card_reconciliation DAG: hooks from Airflow connections around finflows.card."""
+
+from __future__ import annotations
+
+import logging
+
+from finflows import card, files, settings
+from finflows.task_support import (
+    bad_input_fails_without_retry,
+    fail_run_if_any,
+    failed_keys,
+    failed_tasks,
+    finance_db,
+    label_mapped_task,
+    s3_hook,
+)
+
+log = logging.getLogger(__name__)
+
+
+def fetch_from_ftps(day: str | None) -> list[str]:
+    from airflow.providers.ftp.hooks.ftp import FTPSHook
+
+    hook = FTPSHook(ftp_conn_id=settings.CONN_FTPS_ACQUIRER)
+    try:
+        with files.connect(finance_db()) as conn:
+            return card.fetch_from_ftps(hook, settings.statement_ftps_dir(), s3_hook(), settings.statement_bucket(),
+                                        conn, day)  # fmt: skip
+    finally:
+        hook.close_conn()
+
+
+def find_files(day: str | None) -> list[str]:
+    keys = card.discover(s3_hook(), settings.statement_bucket(), day)
+    log.info("%d statement(s) waiting in S3: %s", len(keys), ", ".join(keys) or "none")
+    return keys
+
+
+def load_file(key: str) -> dict:
+    run_id = label_mapped_task("statement", key)
+    with bad_input_fails_without_retry(card.StatementRejected):
+        outcome = card.import_file(key, bucket=settings.statement_bucket(), run_id=run_id, s3_hook=s3_hook(),
+                                   pg_hook=finance_db())  # fmt: skip
+    return card.as_dict(outcome)
+
+
+def summarise(keys: list[str], outcomes: list[dict]) -> dict:
+    """Log the daily summary of what loaded; fail the run if any statement failed."""
+    done = [o for o in outcomes if o]
+    days = sorted({card.statement_day(o["file_name"]) for o in done})
+    with files.connect(finance_db()) as conn:
+        rows = card.daily_summary(conn, days) if days else []
+    for day, store, brand, sales, instalments, gross, discount, net in rows:
+        log.info("%s store %s %-10s %5d sales %5d instalments gross %12s discount %10s net %12s",
+                 day, store, brand, sales, instalments, gross, discount, net)  # fmt: skip
+    fail_run_if_any(failed_keys(keys, outcomes), len(keys), "statement")
+    if failed_tasks(["fetch_from_ftps"]):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"the FTPS server could not be read: its new statements were not collected "
+            f"({len(done)} statement(s) already in S3 were loaded)"
+        )
+    return {"loaded": len(done), "days": days, "summary_rows": len(rows)}

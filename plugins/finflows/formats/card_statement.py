@@ -1,0 +1,295 @@
+"""Card statement ("extrato eletrônico", formats.md §2): A0 header, CV details, A9 trailer.
+
+Latin-1 text, one 400-character record per line (CRLF or LF). Positions in formats.md are
+0-based slices; ``Field`` takes 1-based starts, hence ``start + 1`` below.
+
+``read_statement`` streams a file and yields one line of COPY text per detail record (validated
+and converted by the layout's generated row function), then checks the trailer: its count is the
+number of records in the file (header and trailer included) and every record's sequence number
+follows the one before (header 1, details 2…, trailer last). Every problem is collected and one
+``FormatError`` at the end names file, line, field and value. A card number is only ever echoed
+masked. No Airflow import here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import BinaryIO
+
+from finflows.formats.fixedwidth import (
+    Choice,
+    Date,
+    Digits,
+    Field,
+    FieldError,
+    FormatError,
+    ImpliedDecimal,
+    Layout,
+    MaskedCard,
+    Pattern,
+    RecordError,
+    Text,
+    Time,
+)
+from finflows.pci import mask_pan, mask_pans
+
+RECORD_LENGTH = 400
+ENCODING = "latin-1"
+YMD = "%Y%m%d"
+
+ENTRY_TYPES = {"0": "forecast", "1": "normal settlement", "2": "early settlement"}
+PRODUCT_TYPES = {"C": "credit", "D": "debit", "V": "voucher"}
+CAPTURE_CHANNELS = {"1": "manual", "2": "POS", "3": "PDV", "4": "TRN off", "5": "internet", "6": "IVR",
+                    "8": "undefined", "9": "other"}  # fmt: skip
+BRANDS = {"001": "Mastercard", "002": "Visa", "007": "Elo"}
+PRODUCT_CODES = {f"{i:03d}": f"product {i}" for i in range(1, 14)}
+TRANSACTION_TYPES = {"00": "normal", "01": "type 01", "02": "type 02", "03": "type 03", "04": "type 04"}
+RECEIVABLE_TYPES = {c: c for c in "CGPRAFEU "}
+
+
+def f(name: str, start0: int, end0: int, codec, store: bool = True) -> Field:
+    """A field from formats.md's 0-based slice [start0:end0]."""
+    return Field(name, start0 + 1, end0 - start0, codec, store)
+
+
+def _money(name: str, start0: int) -> Field:
+    return f(name, start0, start0 + 11, ImpliedDecimal(2))
+
+
+HEADER = Layout(
+    "card-statement-A0",
+    RECORD_LENGTH,
+    (
+        f("record_type", 0, 2, Choice(["A0"])),
+        f("layout_version", 2, 8, Text(required=True)),
+        f("generated_on", 8, 16, Date(YMD)),
+        f("generated_at", 16, 22, Time()),
+        f("movement_id", 22, 28, Digits()),
+        f("administrator", 28, 58, Text(required=True)),
+        f("sender", 58, 62, Text()),
+        f("recipient", 62, 71, Text()),
+        f("processing_type", 71, 72, Text()),
+        f("record_seq", 72, 78, Digits()),
+    ),
+)
+
+TRAILER = Layout(
+    "card-statement-A9",
+    RECORD_LENGTH,
+    (
+        f("record_type", 0, 2, Choice(["A9"])),
+        f("total_records", 2, 8, Digits()),
+        f("record_seq", 8, 14, Digits()),
+    ),
+)
+
+DETAIL = Layout(
+    "card-statement-CV",
+    RECORD_LENGTH,
+    (
+        f("record_type", 0, 2, Choice(["CV"]), store=False),
+        f("store_id", 2, 17, Pattern(r"[0-9A-Z ][0-9]{14}", "15 characters, the last 14 digits")),
+        f("host_nsu", 17, 29, Digits()),
+        f("txn_date", 29, 37, Date(YMD)),
+        f("txn_time", 37, 43, Time()),
+        f("entry_type", 43, 44, Choice(ENTRY_TYPES)),
+        f("entry_date", 44, 52, Date(YMD)),
+        f("product_type", 52, 53, Choice(PRODUCT_TYPES)),
+        f("capture_channel", 53, 54, Choice(CAPTURE_CHANNELS)),
+        _money("gross", 54),
+        _money("discount", 65),
+        _money("net", 76),
+        f("card", 87, 106, MaskedCard()),
+        f("instalment_no", 106, 108, Digits()),
+        f("instalments", 108, 110, Digits()),
+        f("instalment_nsu", 110, 122, Digits()),
+        _money("instalment_gross", 122),
+        _money("instalment_discount", 133),
+        _money("instalment_net", 144),
+        f("bank", 155, 158, Digits()),
+        f("branch", 158, 164, Digits()),
+        f("account", 164, 175, Digits()),
+        f("auth_code", 175, 187, Text()),
+        f("brand", 187, 190, Choice(BRANDS)),
+        f("product_code", 190, 193, Choice(PRODUCT_CODES)),
+        _money("interchange_fee", 193),
+        _money("admin_fee", 204),
+        _money("instalment_interchange_fee", 215),
+        _money("instalment_admin_fee", 226),
+        _money("multi_border_reducer", 237),
+        _money("anticipation_fee", 248),
+        _money("net_anticipated", 259),
+        f("transaction_type", 270, 272, Choice(TRANSACTION_TYPES)),
+        f("order_code", 272, 302, Text()),
+        f("country", 302, 305, Choice(["BRA"])),
+        f("sale_establishment", 305, 314, Digits()),
+        f("payment_establishment", 314, 323, Digits()),
+        f("payment_cnpj", 323, 337, Digits()),
+        f("original_due_date", 337, 345, Date(YMD, optional=True)),
+        f("debit_balance", 345, 346, Choice({"D": "debit balance", " ": "none"})),
+        f("resend", 346, 347, Choice({"R": "resent", " ": "not resent"})),
+        f("origin_nsu", 347, 353, Pattern(r"[0-9 ]{6}", "up to 6 digits")),
+        f("receivable_op", 356, 376, Text()),
+        f("receivable_seq", 376, 378, Pattern(r"[0-9 ]{2}", "2 digits or blank")),
+        f("receivable_type", 378, 379, Choice(RECEIVABLE_TYPES)),
+        f("receivable_amount", 379, 390, Pattern(r"[0-9]{11}| {11}", "11 digits or blank")),
+        f("record_seq", 390, 396, Digits()),
+    ),
+)
+COPY_COLUMNS = DETAIL.copy_columns
+_I = {name: i for i, name in enumerate(DETAIL.names)}
+_SEQ = DETAIL.fields[_I["record_seq"]].slice
+_CARD = DETAIL.fields[_I["card"]].slice
+_NAME = re.compile(r"^EXTRATO_UNICA_([0-9]+)_([0-9]{8})_([0-9]+)(\.txt)?$", re.IGNORECASE)
+
+
+def is_statement_name(name: str) -> bool:
+    m = _NAME.match(name)
+    if not m:
+        return False
+    try:
+        dt.datetime.strptime(m.group(2), YMD)  # noqa: DTZ007
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class StatementStats:
+    lines: int = 0
+    details: int = 0
+    gross: Decimal = Decimal(0)
+    net: Decimal = Decimal(0)
+    header: dict = field(default_factory=dict)
+    # distinct dimension members met while reading, for the loader to upsert
+    stores: set[str] = field(default_factory=set)
+    dates: set[str] = field(default_factory=set)
+    products: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _shown(field_name: str, value: str) -> str:
+    """What an error may echo: a card slice always masked, anything else PAN-masked."""
+    if field_name == "card" or (field_name == "record" and len(value) > 90):
+        digits = value.strip()
+        return mask_pan(digits) if digits.isdigit() and len(digits) > 10 else mask_pans(value)
+    return mask_pans(value)
+
+
+def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | None = None) -> Iterator[str]:
+    """Yield each detail record as a line of COPY text (columns ``COPY_COLUMNS``, no newline)."""
+    stats = stats if stats is not None else StatementStats()
+    errors: list[FieldError] = []
+    count = 0
+
+    def error(line: int, name: str, value: str, reason: str) -> None:
+        nonlocal count
+        count += 1
+        if len(errors) < FormatError.MAX_LISTED:
+            errors.append(FieldError(line, name, _shown(name, value), reason))
+
+    copy_row = DETAIL.copy_row
+    gross_sl, net_sl = DETAIL.fields[_I["gross"]].slice, DETAIL.fields[_I["net"]].slice
+    store_sl, date_sl = DETAIL.fields[_I["store_id"]].slice, DETAIL.fields[_I["txn_date"]].slice
+    entry_sl = DETAIL.fields[_I["entry_date"]].slice
+    ptype_sl, pcode_sl = DETAIL.fields[_I["product_type"]].slice, DETAIL.fields[_I["product_code"]].slice
+    gross_cents = net_cents = 0
+    stores, dates, products = stats.stores, stats.dates, stats.products
+    trailer: tuple | None = None
+    trailer_line = 0
+    line_no = 0
+    for line_no, raw in enumerate(stream, start=1):
+        line = raw.decode(ENCODING).rstrip("\r\n")
+        kind = line[:2]
+        if trailer is not None:
+            error(line_no, "record_type", kind, "comes after the A9 trailer")
+            continue
+        if line_no == 1:
+            if kind != "A0":
+                error(1, "record_type", kind, "the first record must be the A0 header")
+            else:
+                _header(line, stats, error)
+            continue
+        if kind == "CV":
+            try:
+                row = copy_row(line)
+            except RecordError as e:
+                for name, value, reason in e.errors:
+                    error(line_no, name, value, reason)
+                continue
+            if int(line[_SEQ]) != line_no:
+                error(line_no, "record_seq", line[_SEQ], f"breaks the sequence: expected {line_no:06d}")
+            stats.details += 1
+            gross_cents += int(line[gross_sl])
+            net_cents += int(line[net_sl])
+            stores.add(line[store_sl])
+            dates.add(line[date_sl])
+            dates.add(line[entry_sl])
+            products.add((line[ptype_sl], line[pcode_sl]))
+            yield row
+        elif kind == "A9":
+            try:
+                trailer = TRAILER.parse(line)
+            except RecordError as e:
+                trailer = ()
+                for name, value, reason in e.errors:
+                    error(line_no, name, value, reason)
+            trailer_line = line_no
+        else:
+            error(line_no, "record_type", kind, "is not A0, CV or A9" if len(line) else "is an empty line")
+    stats.lines = line_no
+    stats.gross = Decimal(gross_cents).scaleb(-2)
+    stats.net = Decimal(net_cents).scaleb(-2)
+    if line_no == 0:
+        error(0, "file", "", "is empty")
+    elif trailer is None:
+        error(line_no, "record_type", "", "no A9 trailer: the file is incomplete")
+    elif trailer:
+        total, seq = int(trailer[1]), int(trailer[2])
+        if total != line_no:
+            error(trailer_line, "total_records", trailer[1], f"says {total} records but the file has {line_no}")
+        if seq != trailer_line:
+            error(trailer_line, "record_seq", trailer[2], f"breaks the sequence: expected {trailer_line:06d}")
+    if count:
+        raise FormatError(file_name, errors, total=count)
+
+
+def _header(line: str, stats: StatementStats, error) -> None:
+    try:
+        values = HEADER.parse(line)
+    except RecordError as e:
+        for name, value, reason in e.errors:
+            error(1, name, value, reason)
+        return
+    stats.header = dict(zip(HEADER.names, values, strict=True))
+    if stats.header["record_seq"] != "000001":
+        error(1, "record_seq", stats.header["record_seq"], "breaks the sequence: expected 000001")
+
+
+# ---------------------------------------------------------------------------- writing (tests, demo, bench)
+def format_header(generated_on: dt.date, movement_id: int = 1) -> str:
+    return HEADER.format(
+        {
+            "record_type": "A0",
+            "layout_version": "V10.00",
+            "generated_on": generated_on,
+            "generated_at": dt.time(6, 0, 0),
+            "movement_id": movement_id,
+            "administrator": "ACQUIRER LOCAL TEST",
+            "sender": "ACQ",
+            "recipient": "FINFLOWS",
+            "processing_type": "N",
+            "record_seq": 1,
+        }
+    )
+
+
+def format_trailer(total_records: int) -> str:
+    return TRAILER.format({"record_type": "A9", "total_records": total_records, "record_seq": total_records})
+
+
+def format_detail(**values) -> str:
+    return DETAIL.format({"record_type": "CV", **values})

@@ -1,0 +1,161 @@
+"""Card statement reader: layout, header/trailer/sequence checks, every bad case, properties."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from finflows.formats.card_statement import COPY_COLUMNS, DETAIL, StatementStats, read_statement
+from finflows.formats.fixedwidth import FormatError, RecordError
+from tests.helpers.statements import detail, statement, statement_lines
+
+
+def read(data: bytes) -> tuple[list[str], StatementStats]:
+    stats = StatementStats()
+    return list(read_statement(io.BytesIO(data), "EXTRATO_UNICA_1_20261120_1", stats)), stats
+
+
+def errors_of(data: bytes) -> FormatError:
+    with pytest.raises(FormatError) as e:
+        read(data)
+    return e.value
+
+
+def test_reads_details_as_copy_rows_with_totals():
+    rows, stats = read(statement(3))
+    assert len(rows) == 3 and stats.details == 3 and stats.lines == 5
+    assert stats.gross == Decimal("300.00") and stats.net == Decimal("294.00")
+    cols = dict(zip(COPY_COLUMNS, rows[0].split("\t"), strict=True))
+    assert cols["gross"] == "000000100.00" and cols["txn_date"] == "2026-11-20" and cols["txn_time"] == "10:30:02"
+    assert (cols["card_bin"], cols["card_last4"]) == ("411111", "1111")
+    assert cols["original_due_date"] == cols["debit_balance"] == "\\N"
+    assert cols["record_seq"] == "000002" and cols["order_code"] == "ORDER-2"
+    assert stats.stores == {"000012345678901"} and ("C", "001") in stats.products
+
+
+def test_lf_line_ends_and_latin1_text_are_read():
+    lines = statement_lines([detail(2, order_code="PEDIDO AÇÃO")])
+    rows, _ = read("\n".join(lines).encode("latin-1") + b"\n")
+    assert "PEDIDO AÇÃO" in rows[0]
+
+
+def _bad(lines: list[str]) -> str:
+    return str(errors_of("".join(line + "\r\n" for line in lines).encode("latin-1")))
+
+
+def test_no_trailer():
+    assert "no A9 trailer" in _bad(statement_lines([detail(2)])[:-1])
+
+
+def test_trailer_count_mismatch():
+    lines = statement_lines([detail(2), detail(3)])
+    lines[-1] = "A9000009000004".ljust(400)
+    msg = _bad(lines)
+    assert "line 4, field total_records, value '000009': says 9 records but the file has 4" in msg
+
+
+def test_sequence_gap():
+    msg = _bad(statement_lines([detail(2), detail(4)]))
+    assert "line 3, field record_seq, value '000004': breaks the sequence: expected 000003" in msg
+
+
+def test_short_record():
+    lines = statement_lines([detail(2)])
+    lines[1] = lines[1][:350]
+    assert "line 2, field record" in _bad(lines) and "is 350 characters long, expected 400" in _bad(lines)
+
+
+def test_bad_amount():
+    lines = statement_lines([detail(2)])
+    lines[1] = lines[1][:54] + "0000001O0.5" + lines[1][65:]
+    assert "line 2, field gross, value '0000001O0.5': must be 11 digits with 2 implied decimals" in _bad(lines)
+
+
+def test_impossible_date():
+    lines = statement_lines([detail(2)])
+    lines[1] = lines[1][:29] + "20260231" + lines[1][37:]
+    assert "line 2, field txn_date, value '20260231': is not a real date" in _bad(lines)
+
+
+def test_unknown_brand():
+    lines = statement_lines([detail(2)])
+    lines[1] = lines[1][:187] + "003" + lines[1][190:]
+    assert "line 2, field brand, value '003': is not one of 001 (Mastercard), 002 (Visa), 007 (Elo)" in _bad(lines)
+
+
+def test_unmasked_card_is_refused_and_never_echoed():
+    lines = statement_lines([detail(2)])
+    lines[1] = lines[1][:87] + "4111111111111111   " + lines[1][106:]
+    msg = _bad(lines)
+    assert "line 2, field card" in msg and "unmasked card number" in msg
+    assert "4111111111111111" not in msg and "411111******1111" in msg
+
+
+def test_header_must_come_first_and_nothing_after_the_trailer():
+    lines = statement_lines([detail(2)])
+    assert "the first record must be the A0 header" in _bad(lines[1:])
+    assert "comes after the A9 trailer" in _bad([*lines, lines[1]])
+
+
+def test_empty_file():
+    assert "is empty" in str(errors_of(b""))
+
+
+def test_every_bad_line_is_reported_in_one_error():
+    lines = statement_lines([detail(2), detail(3), detail(4)])
+    for i in (1, 3):
+        lines[i] = lines[i][:187] + "009" + lines[i][190:]
+    err = errors_of("".join(x + "\r\n" for x in lines).encode("latin-1"))
+    assert [(e.line, e.field) for e in err.errors] == [(2, "brand"), (4, "brand")]
+
+
+money = st.decimals(min_value=0, max_value=Decimal("999999999.99"), places=2)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    gross=money,
+    discount=money,
+    nsu=st.integers(0, 10**12 - 1),
+    order=st.text(
+        alphabet=st.characters(min_codepoint=32, max_codepoint=255, blacklist_characters="\x7f"), max_size=30
+    ),
+)
+def test_round_trip_format_then_read(gross, discount, nsu, order):  # fmt: skip
+    d = detail(2, gross=gross, discount=discount, host_nsu=f"{nsu:012d}", order_code=order)
+    rows, stats = read(statement([d]))
+    cols = dict(zip(COPY_COLUMNS, rows[0].split("\t"), strict=True))
+    assert Decimal(cols["gross"]) == gross and Decimal(cols["discount"]) == discount
+    assert cols["host_nsu"] == f"{nsu:012d}" and stats.gross == gross
+    expected = order.rstrip(" ").replace("\\", "\\\\")
+    assert cols["order_code"] == (expected or "\\N")
+
+
+@settings(max_examples=300, deadline=None)
+@given(pos=st.integers(0, 399), ch=st.characters(min_codepoint=32, max_codepoint=126))
+def test_fast_path_accepts_exactly_what_the_full_parse_accepts(pos, ch):
+    line = statement_lines([detail(2)])[1]
+    mutated = line[:pos] + ch + line[pos + 1 :]
+    try:
+        DETAIL.parse(mutated)
+        parsed = True
+    except RecordError:
+        parsed = False
+    try:
+        DETAIL.copy_row(mutated)
+        copied = True
+    except RecordError:
+        copied = False
+    assert parsed == copied
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000))
+def test_fuzz_only_format_errors(data):
+    with contextlib.suppress(FormatError):  # anything else fails the test
+        read(data)

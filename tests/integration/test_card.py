@@ -1,0 +1,188 @@
+"""card_reconciliation against the real stack: FTPS (verified TLS), S3, PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+from decimal import Decimal
+
+import pytest
+
+from finflows import card, files
+from tests.helpers.statements import DAY, detail, name, statement, statement_lines
+
+pytestmark = pytest.mark.integration
+BUCKET = os.environ.get("FINFLOWS_STATEMENT_BUCKET", "finflows-card-statements")
+
+
+@pytest.fixture
+def pg_hook():
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    return PostgresHook(postgres_conn_id="postgres_finance")
+
+
+@pytest.fixture
+def load(s3_hook, pg_hook):
+    def go(key: str, run_id: str = "manual__test"):
+        return card.import_file(key, bucket=BUCKET, run_id=run_id, s3_hook=s3_hook, pg_hook=pg_hook)
+
+    return go
+
+
+def facts(pg, file_name: str) -> list[tuple]:
+    return pg.execute(
+        """SELECT t.record_seq, t.gross, t.net, t.card_bin, t.card_last4, t.brand FROM card.fact_transaction t
+             JOIN ops.file_control c ON c.id = t.file_id
+            WHERE c.flow = 'card_reconciliation' AND c.file_name = %s ORDER BY t.record_seq""",
+        (file_name,),
+    ).fetchall()
+
+
+def control(pg, file_name: str):
+    return pg.execute(
+        "SELECT status, line_count, row_count, total_amount, error FROM ops.file_control "
+        "WHERE flow = 'card_reconciliation' AND file_name = %s",
+        (file_name,),
+    ).fetchone()
+
+
+def test_a_statement_on_ftps_is_copied_to_s3_loaded_and_archived(ftps_hook, s3_hook, pg_hook, pg, load, unique):
+    fname = name(unique)
+    acquirer = ftps_hook("acquirer")
+    acquirer.store_file(f"/Saida/{fname}", io.BytesIO(statement(3)))
+    acquirer.store_file(f"/Saida/README-{unique}.txt", io.BytesIO(b"not a statement"))
+    with files.connect(pg_hook) as conn:
+        copied = card.fetch_from_ftps(acquirer, "/Saida", s3_hook, BUCKET, conn)
+    assert fname in copied and f"README-{unique}.txt" not in copied
+    key = f"statements/{fname}"
+    assert key in card.discover(s3_hook, BUCKET)
+
+    outcome = load(key)
+    assert (outcome.status, outcome.records, outcome.gross, outcome.net) == ("LOADED", 3, "300.00", "294.00")
+    assert [r[0] for r in facts(pg, fname)] == [2, 3, 4]
+    assert {(r[3], r[4]) for r in facts(pg, fname)} == {("411111", "1111")}
+    assert control(pg, fname)[:4] == ("SUCCESS", 5, 3, Decimal("300.00"))
+    assert s3_hook.check_for_key(f"processed/{fname}", bucket_name=BUCKET)
+    assert not s3_hook.check_for_key(key, bucket_name=BUCKET)
+    assert pg.execute("SELECT 1 FROM card.dim_store WHERE store_id = '000012345678901'").fetchone()
+    assert pg.execute("SELECT is_weekend FROM card.dim_date WHERE day = %s", (DAY,)).fetchone() == (False,)
+
+    # the next run: the file is still on FTPS but the control table has it, so nothing is copied
+    with files.connect(pg_hook) as conn:
+        assert fname not in card.fetch_from_ftps(acquirer, "/Saida", s3_hook, BUCKET, conn)
+
+
+def test_re_running_the_same_statement_adds_nothing(s3_hook, pg, load, unique):
+    fname = name(unique)
+    s3_hook.load_bytes(statement(2), key=f"statements/{fname}", bucket_name=BUCKET)
+    load(f"statements/{fname}")
+    s3_hook.load_bytes(statement(2), key=f"statements/{fname}", bucket_name=BUCKET)
+    again = load(f"statements/{fname}", run_id="manual__again")
+    assert again.status == "ALREADY_LOADED" and again.records == 2
+    assert len(facts(pg, fname)) == 2
+
+
+def _broken(kind: str) -> tuple[bytes, str]:
+    lines = statement_lines([detail(2), detail(3)])
+    if kind == "no trailer":
+        lines = lines[:-1]
+        expect = "no A9 trailer"
+    elif kind == "trailer count":
+        lines[-1] = "A9000007000004".ljust(400)
+        expect = "field total_records, value '000007': says 7 records but the file has 4"
+    elif kind == "short record":
+        lines[2] = lines[2][:399]
+        expect = "line 3, field record"
+    elif kind == "bad amount":
+        lines[1] = lines[1][:76] + "00000-98.00" + lines[1][87:]
+        expect = "line 2, field net, value '00000-98.00'"
+    elif kind == "impossible date":
+        lines[2] = lines[2][:44] + "20261131" + lines[2][52:]
+        expect = "line 3, field entry_date, value '20261131': is not a real date"
+    elif kind == "unknown brand":
+        lines[1] = lines[1][:187] + "004" + lines[1][190:]
+        expect = "line 2, field brand, value '004'"
+    else:  # unmasked card number
+        lines[2] = lines[2][:87] + "5555555555554444   " + lines[2][106:]
+        expect = "line 3, field card, value '555555******4444': is an unmasked card number"
+    return "".join(x + "\r\n" for x in lines).encode("latin-1"), expect
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["no trailer", "trailer count", "short record", "bad amount", "impossible date", "unknown brand", "unmasked card"],
+)
+def test_bad_statements_are_quarantined_with_a_precise_message_and_nothing_loaded(kind, s3_hook, pg, load, unique):
+    fname = name(unique)
+    data, expect = _broken(kind)
+    s3_hook.load_bytes(data, key=f"statements/{fname}", bucket_name=BUCKET)
+    with pytest.raises(card.StatementRejected) as err:
+        load(f"statements/{fname}")
+    assert expect in str(err.value)
+    assert facts(pg, fname) == []
+    status, *_rest, error = control(pg, fname)
+    assert status == "ERROR" and expect in error
+    assert s3_hook.read_key(f"quarantine/{fname}", bucket_name=BUCKET).encode("latin-1") == data, "kept as received"
+    report = s3_hook.read_key(f"quarantine/{fname}.error.json", bucket_name=BUCKET)
+    first = json.loads(report)["errors"][0]
+    assert {"line", "field", "value", "reason"} <= set(first) and first["reason"] in str(err.value)
+    for text in (str(err.value), error, report):
+        assert "5555555555554444" not in text
+
+
+def test_daily_summary_and_instalment_matching(s3_hook, pg, load, unique):
+    """Forecasts (entry type 0) against settlements (1/2) by instalment NSU, in the views."""
+    base = int(unique, 16) % 10**8 * 10
+    nsu = [f"{base + i:012d}" for i in range(5)]
+    store = f"9{int(unique, 16) % 10**14:014d}"
+    past = DAY - dt.timedelta(days=60)
+    rows = [
+        detail(2, store_id=store, instalment_nsu=nsu[0], amount="100.00"),  # matched below
+        detail(3, store_id=store, instalment_nsu=nsu[1], amount="50.00"),  # settled for less
+        detail(4, store_id=store, instalment_nsu=nsu[2], amount="20.00", entry_date=past),  # overdue
+        detail(5, store_id=store, instalment_nsu=nsu[3], amount="10.00", brand="001"),  # awaiting
+        detail(6, store_id=store, instalment_nsu=nsu[0], entry_type="1", amount="100.00"),
+        detail(7, store_id=store, instalment_nsu=nsu[1], entry_type="2", amount="40.00"),
+        detail(8, store_id=store, instalment_nsu=nsu[4], entry_type="1", amount="5.00"),  # no forecast
+    ]
+    fname = name(unique)
+    s3_hook.load_bytes(statement(rows), key=f"statements/{fname}", bucket_name=BUCKET)
+    load(f"statements/{fname}")
+
+    summary = pg.execute(
+        "SELECT brand, sales, gross, discount, net FROM card.v_daily_summary WHERE store_id = %s ORDER BY brand",
+        (store,),
+    ).fetchall()
+    assert summary == [("Mastercard", 1, Decimal("10.00"), Decimal("0.20"), Decimal("9.80")),
+                       ("Visa", 3, Decimal("170.00"), Decimal("3.40"), Decimal("166.60"))]  # fmt: skip
+    match = dict(pg.execute("SELECT instalment_nsu, status FROM card.v_instalment_match WHERE store_id = %s",
+                            (store,)).fetchall())  # fmt: skip
+    assert match == {nsu[0]: "matched", nsu[1]: "amount mismatch", nsu[2]: "overdue", nsu[3]: "awaiting settlement",
+                     nsu[4]: "settlement without forecast"}  # fmt: skip
+    diff = pg.execute("SELECT difference FROM card.v_instalment_exceptions WHERE instalment_nsu = %s", (nsu[1],))
+    assert diff.fetchone()[0] == Decimal("-9.80")
+    exceptions = {r[0] for r in pg.execute("SELECT instalment_nsu FROM card.v_instalment_exceptions WHERE store_id = %s",
+                                           (store,)).fetchall()}  # fmt: skip
+    assert exceptions == {nsu[1], nsu[2], nsu[4]}
+
+
+def test_a_file_not_named_like_a_statement_is_quarantined(s3_hook, pg, load, unique):
+    s3_hook.load_bytes(statement(1), key=f"statements/extrato-{unique}.txt", bucket_name=BUCKET)
+    with pytest.raises(card.StatementRejected, match="is not EXTRATO_UNICA_"):
+        load(f"statements/extrato-{unique}.txt")
+    assert s3_hook.check_for_key(f"quarantine/extrato-{unique}.txt", bucket_name=BUCKET)
+
+
+def test_an_ftps_outage_raises_and_s3_discovery_is_unaffected(s3_hook, pg_hook, unique, monkeypatch):
+    from airflow.providers.ftp.hooks.ftp import FTPSHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_FTPS_DOWN", json.dumps({"conn_type": "ftps", "host": "127.0.0.1", "port": 1,
+                                                            "login": "x", "password": "y"}))  # fmt: skip
+    s3_hook.load_bytes(statement(1), key=f"statements/{name(unique)}", bucket_name=BUCKET)
+    with files.connect(pg_hook) as conn, pytest.raises(ConnectionRefusedError):
+        card.fetch_from_ftps(FTPSHook(ftp_conn_id="ftps_down"), "/Saida", s3_hook, BUCKET, conn)
+    assert f"statements/{name(unique)}" in card.discover(s3_hook, BUCKET)
+    s3_hook.delete_objects(bucket=BUCKET, keys=[f"statements/{name(unique)}"])
