@@ -1,19 +1,32 @@
-"""make bench: run every benchmark and write bench/results/RESULTS.md (included in the README)."""
+"""make bench: run every benchmark and write bench/results/RESULTS.md (included in the README).
+
+``python -m bench NAME…`` runs only those (e.g. ``card_statement``) and rebuilds the table from
+every benchmark's latest results in ``bench/results/*.json``.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import platform
+import sys
 import time
 
-from bench import cashfile, dag_parse
 from bench.common import RESULTS
 
+ORDER = ("dag_parse", "cashfile", "card_statement")
 
-def main() -> None:
-    rows = dag_parse.main() + cashfile.main()
+
+def main(names: list[str]) -> None:
+    for name in names or ORDER:
+        if name not in ORDER:
+            raise SystemExit(f"unknown benchmark {name!r}; one of {', '.join(ORDER)}")
+        importlib.import_module(f"bench.{name}").main()
+    rows = [r for name in ORDER if (RESULTS / f"{name}.json").exists()
+            for r in json.loads((RESULTS / f"{name}.json").read_text())]  # fmt: skip
     out = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {__import__('os').cpu_count()} cores, "
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; each ratio from one run.",
         "",
         "| figure | value | baseline | ratio | peak RSS | target |",
@@ -31,8 +44,7 @@ def main() -> None:
         head, rest = text.split(start, 1)
         readme.write_text(head + start + "\n".join(out) + "\n" + end + rest.split(end, 1)[1])
     print("\n".join(out))
-    print(json.dumps({"written": str(RESULTS / "RESULTS.md")}))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

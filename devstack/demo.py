@@ -16,6 +16,7 @@ from devstack.config import LOCAL, REPO
 from devstack.fixtures import (
     forget_cash_files,
     forget_chargeback_file,
+    forget_statement,
     forget_tenures,
     seed_rent_accounts,
     seed_tenure_accounts,
@@ -187,10 +188,42 @@ def demo_tenure() -> list[str]:
     return lines
 
 
+def demo_card() -> list[str]:
+    sample = SAMPLES / "card" / "EXTRATO_UNICA_123456789_20261120_1"
+    with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
+        forget_statement(pg, sample.name)
+        # the acquirer leaves it on its FTPS server; the flow copies it into S3 and loads it
+        (LOCAL / "ftps" / "acquirer" / "Saida" / sample.name).write_bytes(sample.read_bytes())
+        ok, secs, log = dags_test("card_reconciliation")
+        summary = pg.execute(
+            "SELECT day, store_id, brand, sales, gross, discount, net FROM card.v_daily_summary s "
+            "WHERE EXISTS (SELECT 1 FROM card.fact_transaction t JOIN ops.file_control c ON c.id = t.file_id "
+            "WHERE c.file_name = %s AND t.store_id = s.store_id AND t.txn_date = s.day) ORDER BY 1, 2, 3",
+            (sample.name,),
+        ).fetchall()
+        exceptions = pg.execute(
+            "SELECT status, count(*) FROM card.v_instalment_exceptions e WHERE EXISTS (SELECT 1 FROM "
+            "card.fact_transaction t JOIN ops.file_control c ON c.id = t.file_id WHERE c.file_name = %s "
+            "AND t.instalment_nsu = e.instalment_nsu) GROUP BY status ORDER BY status",
+            (sample.name,),
+        ).fetchall()
+    archived = s3().list_objects_v2(Bucket=os.environ["FINFLOWS_STATEMENT_BUCKET"], Prefix=f"processed/{sample.name}")
+    lines = [f"card_reconciliation run: {'ok' if ok else 'FAILED'} in {secs:.0f}s ({log.name})"]
+    lines.append(f"  {sample.name}: FTPS → S3 → card.fact_transaction; archived: {archived.get('KeyCount', 0) == 1}")
+    lines.append("  daily summary  day         store            brand       sales     gross  discount       net")
+    for day, store, brand, sales, gross, discount, net in summary:
+        lines.append(f"                 {day}  {store}  {brand:10s} {sales:5d} {gross:9} {discount:9} {net:9}")
+    lines.append("  instalment exceptions: " + (", ".join(f"{n} {status}" for status, n in exceptions) or "none"))
+    if not (ok and summary and archived.get("KeyCount") == 1):
+        lines.append(f"  !! unexpected outcome: see {log}")
+        raise SystemExit("\n".join(lines))
+    return lines
+
+
 def main() -> None:
     sys.path.insert(0, str(REPO / "plugins"))
     print("[demo] running every flow end to end with `airflow dags test` against the local stack", flush=True)
-    summary = demo_cashfile() + demo_chargeback() + demo_tenure()
+    summary = demo_cashfile() + demo_card() + demo_chargeback() + demo_tenure()
     print("\n==================== finflows demo summary ====================")
     print("\n".join(summary))
     print("================================================================")

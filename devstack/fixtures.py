@@ -48,3 +48,12 @@ def forget_tenures(conn, tenure_ids: list[str]) -> None:
     conn.execute("DELETE FROM ops.tenure_sync_state WHERE tenure_id = ANY(%s::uuid[])", (tenure_ids,))
     conn.execute("DELETE FROM ifs.tenancy WHERE tenure_id = ANY(%s::uuid[])", (tenure_ids,))
     conn.execute("DELETE FROM ifs.rent_account WHERE tenure_id = ANY(%s)", (tenure_ids,))
+
+
+def forget_statement(conn, name: str) -> None:
+    """Forget a loaded card statement (facts, events, control row) so the demo can load it again."""
+    ids = [r[0] for r in conn.execute("SELECT id FROM ops.file_control WHERE flow = 'card_reconciliation' "
+                                      "AND file_name = %s", (name,)).fetchall()]  # fmt: skip
+    conn.execute("DELETE FROM card.fact_transaction WHERE file_id = ANY(%s)", (ids,))
+    conn.execute("DELETE FROM ops.file_event WHERE flow = 'card_reconciliation' AND file_name = %s", (name,))
+    conn.execute("DELETE FROM ops.file_control WHERE id = ANY(%s)", (ids,))

@@ -75,7 +75,9 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\
 
 def copy_escape(value: str) -> str:
     """Escape a value for COPY's text format."""
-    return value.translate(_COPY_ESCAPES) if any(c in value for c in "\\\t\r\n") else value
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
 
 
 # ---------------------------------------------------------------------------- codecs
@@ -128,11 +130,7 @@ class Text:
         return f"rtrim({text}, ' ')"
 
     def copy_expr(self, var: str, me: str) -> str:
-        return f"{me}.copy({var})"
-
-    def copy(self, raw: str) -> str:
-        value = raw.rstrip(" ")
-        return copy_escape(value) if value else NULL
+        return f"(copy_escape(_v) if (_v := {var}.rstrip(' ')) else {NULL!r})"
 
 
 class Pattern:
@@ -157,10 +155,7 @@ class Pattern:
         return text
 
     def copy_expr(self, var: str, me: str) -> str:
-        return f"{me}.copy({var})"
-
-    def copy(self, raw: str) -> str:
-        return copy_escape(raw.rstrip(" ")) or NULL
+        return f"(copy_escape(_v) if (_v := {var}.rstrip(' ')) else {NULL!r})"
 
 
 class SignedDecimal:
@@ -193,6 +188,14 @@ class SignedDecimal:
         return f"({text})::numeric"
 
 
+def _memo(cache: dict[str, str], raw: str, text: str) -> str:
+    """Remember a validated slice's COPY text (bounded: a day has 86,400 times, a file few dates)."""
+    if len(cache) >= 200_000:
+        cache.clear()
+    cache[raw] = text
+    return text
+
+
 _PG_DATE = {"%d": "DD", "%m": "MM", "%Y": "YYYY", "%y": "YY", "%H": "HH24", "%M": "MI", "%S": "SS"}
 
 
@@ -209,6 +212,7 @@ class Date:
         self.fmt = fmt
         self.optional = optional
         self.decode = functools.lru_cache(maxsize=8192)(self._decode)
+        self.copied: dict[str, str] = {}  # valid slice → COPY text, for the generated row function
 
     def regex(self, width: int) -> str:
         return f".{{{width}}}"
@@ -233,11 +237,11 @@ class Date:
         return value.strftime(self.fmt)
 
     def copy_expr(self, var: str, me: str) -> str:
-        return f"{me}.copy({var})"
+        return f"({me}.copied.get({var}) or {me}.copy({var}))"
 
     def copy(self, raw: str) -> str:
-        value = self.decode(raw)  # validates (cached)
-        return NULL if value is None else value.isoformat()
+        value = self.decode(raw)  # validates
+        return _memo(self.copied, raw, NULL if value is None else value.isoformat())
 
 
 class Time:
@@ -247,7 +251,8 @@ class Time:
 
     def __init__(self, fmt: str = "%H%M%S"):
         self.fmt = fmt
-        self.decode = functools.lru_cache(maxsize=100_000)(self._decode)
+        self.decode = functools.lru_cache(maxsize=8192)(self._decode)
+        self.copied: dict[str, str] = {}
 
     def regex(self, width: int) -> str:
         return f"[0-9]{{{width}}}" if self.fmt == "%H%M%S" else f".{{{width}}}"
@@ -265,10 +270,10 @@ class Time:
         return f"({text})::time"
 
     def copy_expr(self, var: str, me: str) -> str:
-        return f"{me}.copy({var})"
+        return f"({me}.copied.get({var}) or {me}.copy({var}))"
 
     def copy(self, raw: str) -> str:
-        return self.decode(raw).isoformat()
+        return _memo(self.copied, raw, self.decode(raw).isoformat())
 
 
 class ImpliedDecimal:
