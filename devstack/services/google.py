@@ -143,7 +143,7 @@ def _new_spreadsheet(sid: str, title: str, tabs: list[tuple[str, list[list]]]) -
         sheets.append(
             {
                 "properties": {"sheetId": i, "title": name, "index": i},
-                "rows": [r for r in rows if r],
+                "rows": [list(r) for r in rows if r],  # a copy: tabs seeded with one header must not share it
                 "protectedRanges": [],
             }
         )

@@ -162,3 +162,16 @@ def test_smtp_message_is_stored_in_the_sink(mailbox, unique: str):
     msg = mailbox.wait_for(lambda m: m["Subject"] == f"probe {unique}", since=before)
     assert msg["To"] == "treasury@finance.local"
     assert "hello" in msg.get_body(("html",)).get_content()
+
+
+def test_sheets_standin_tabs_seeded_alike_do_not_share_rows(sheets):
+    """A fresh stand-in seeds every tab with the same header: a write to one must not reach another."""
+    import os
+
+    book = os.environ["FINFLOWS_INTERIM_SPREADSHEET"]
+    sheets.update_values(book, "TravelGenFund!N1", [["probe"]])
+    try:
+        assert sheets.get_values(book, "TravelGenFund!N1") == [["probe"]]
+        assert sheets.get_values(book, "GarParkHRA!N1") == []
+    finally:
+        sheets.clear(book, "TravelGenFund!N1")
