@@ -16,7 +16,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from finflows import files
-from finflows.formats.card_statement import COPY_COLUMNS, StatementStats, is_statement_name, read_statement
+from finflows.formats.card_statement import (
+    COPY_COLUMNS,
+    PRODUCT_TYPES,
+    StatementStats,
+    is_statement_name,
+    read_statement,
+)
 from finflows.formats.fixedwidth import FieldError, FormatError
 
 log = logging.getLogger(__name__)
@@ -25,7 +31,6 @@ FLOW = "card_reconciliation"
 INBOX = "statements/"
 PROCESSED = "processed/"
 _COPY = f"COPY card.fact_transaction (file_id, {', '.join(COPY_COLUMNS)}) FROM STDIN"
-_BATCH = 2000
 
 
 class StatementRejected(Exception):
@@ -92,15 +97,8 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
             return decision, {"control_id": control.id, "previous_run": control.dag_run_id}
         file_id = files.start_control(cur, FLOW, file_name, sha256, source_uri, run_id)
         stats = StatementStats()
-        prefix = f"{file_id}\t"
-        with path.open("rb") as f, cur.copy(_COPY) as copy:
-            batch: list[str] = []
-            for row in read_statement(f, file_name, stats):
-                batch.append(f"{prefix}{row}\n")
-                if len(batch) >= _BATCH:
-                    copy.write("".join(batch))
-                    batch.clear()
-            copy.write("".join(batch))
+        with path.open("rb") as f:
+            files.copy_lines(cur, _COPY, f"{file_id}\t", read_statement(f, file_name, stats))
         _upsert_dimensions(cur, stats)
         files.finish_control(cur, file_id, stats.lines, stats.details, stats.gross)
         files.record_event(cur, FLOW, file_name, sha256, "IMPORTED",
@@ -118,12 +116,11 @@ def _upsert_dimensions(cur, stats: StatementStats) -> None:
     )
     cur.execute("INSERT INTO card.dim_store (store_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
                 (sorted(stats.stores),))  # fmt: skip
-    types = {"C": "credit", "D": "debit", "V": "voucher"}
     products = sorted(stats.products)
     cur.execute(
         """INSERT INTO card.dim_product (product_type, product_code, type_name)
            SELECT * FROM unnest(%s::char[], %s::char(3)[], %s::text[]) ON CONFLICT DO NOTHING""",
-        ([p[0] for p in products], [p[1] for p in products], [types[p[0]] for p in products]),
+        ([p[0] for p in products], [p[1] for p in products], [PRODUCT_TYPES[p[0]] for p in products]),
     )
 
 

@@ -107,15 +107,10 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
             return decision, {"control_id": control.id, "previous_run": control.dag_run_id}
         file_id = files.start_control(cur, FLOW, file_name, sha256, source_uri, run_id)
         stats = CashFileStats()
-        prefix = f"{file_id}\t"
-        with path.open("rb") as f, cur.copy("COPY ifs.cashfile_line (file_id, line_no, raw) FROM STDIN") as copy:
-            batch: list[str] = []
-            for line_no, raw, _ in read_cashfile(f, file_name, stats, values=False):
-                batch.append(f"{prefix}{line_no}\t{copy_escape(raw)}\n")
-                if len(batch) >= _BATCH:
-                    copy.write("".join(batch))
-                    batch.clear()
-            copy.write("".join(batch))
+        with path.open("rb") as f:
+            lines = (f"{n}\t{copy_escape(raw)}" for n, raw, _ in read_cashfile(f, file_name, stats, values=False))
+            files.copy_lines(cur, "COPY ifs.cashfile_line (file_id, line_no, raw) FROM STDIN", f"{file_id}\t", lines,
+                             batch=_BATCH)  # fmt: skip
         cur.execute(_INSERT_PAYMENTS, {"file_id": file_id})
         payments = cur.rowcount
         cur.execute(_INSERT_SUSPENSE, {"file_id": file_id})

@@ -82,6 +82,18 @@ def decide(control: Control, sha256: str) -> Decision:
     return Decision.NEW
 
 
+def copy_lines(cur, statement: str, prefix: str, lines, batch: int = 2000) -> None:
+    """Stream ``prefix + line`` for each line into ``COPY … FROM STDIN``, a batch per write."""
+    with cur.copy(statement) as copy:
+        buf: list[str] = []
+        for line in lines:
+            buf.append(f"{prefix}{line}\n")
+            if len(buf) >= batch:
+                copy.write("".join(buf))
+                buf.clear()
+        copy.write("".join(buf))
+
+
 def start_control(cur, flow: str, file_name: str, sha256: str, source_uri: str, run_id: str) -> int:
     """Inside the load's transaction (after ``lock_and_read``): the control row says PROCESSING;
     returns its id, the ``file_id`` of every row the load writes."""

@@ -5,27 +5,22 @@ from __future__ import annotations
 import io
 import json
 import os
-from pathlib import Path
 
 import pytest
 
+from tests.helpers.dags import load_dag
 from tests.helpers.statements import name, statement
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 BUCKET = os.environ.get("FINFLOWS_STATEMENT_BUCKET", "finflows-card-statements")
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def card_dag(s3_hook):
-    from airflow.dag_processing.dagbag import DagBag
-
     keys = s3_hook.list_keys(bucket_name=BUCKET, prefix="statements/") or []
     if keys:  # the DAG loads everything waiting: start from an empty inbox
         s3_hook.delete_objects(bucket=BUCKET, keys=keys)
-    bag = DagBag(dag_folder=str(REPO / "dags" / "card_reconciliation.py"))
-    assert not bag.import_errors
-    return bag.get_dag("card_reconciliation")
+    return load_dag("card_reconciliation")
 
 
 def loaded(pg, names: list[str]) -> dict[str, int]:

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from devstack.fixtures import forget_cash_files, seed_rent_accounts
 from tests.helpers.cash import KNOWN_ACCOUNTS, cash_file, random_day
+from tests.helpers.dags import load_dag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 BUCKET = os.environ.get("FINFLOWS_CASHFILE_BUCKET", "finflows-cashfiles")
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def cashfile_dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags" / "cashfile_import.py"))
-    assert not bag.import_errors
-    return bag.get_dag("cashfile_import")
+    return load_dag("cashfile_import")
 
 
 @pytest.fixture

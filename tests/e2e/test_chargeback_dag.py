@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
 from tests.helpers.chargebacks import record
+from tests.helpers.dags import load_dag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 BUCKET = os.environ.get("FINFLOWS_CHARGEBACK_BUCKET", "finflows-chargebacks")
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def chargeback_dag(s3_hook):
-    from airflow.dag_processing.dagbag import DagBag
-
     keys = s3_hook.list_keys(bucket_name=BUCKET, prefix="incoming/") or []
     if keys:  # the DAG exports everything waiting: start from an empty inbox
         s3_hook.delete_objects(bucket=BUCKET, keys=keys)
-    bag = DagBag(dag_folder=str(REPO / "dags" / "chargeback_export.py"))
-    assert not bag.import_errors
-    return bag.get_dag("chargeback_export")
+    return load_dag("chargeback_export")
 
 
 def test_export_to_two_card_companies_with_notifications(chargeback_dag, s3_hook, local_dir, mailbox, drain_queue,

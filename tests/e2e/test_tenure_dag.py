@@ -5,23 +5,18 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from pathlib import Path
 
 import pytest
 
+from tests.helpers.dags import load_dag
 from tests.helpers.tenure import event, payment_ref
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def tenure_dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags" / "tenure_sync.py"))
-    assert not bag.import_errors
-    return bag.get_dag("tenure_sync")
+    return load_dag("tenure_sync")
 
 
 def test_events_become_sheet_rows_and_table_rows(tenure_dag, pg, sqs_client, sheets, drain_queue):

@@ -28,16 +28,7 @@ RENT_GROUPS = (
     "TempAccomHRA",
     "TravelGenFund",
 )
-RentGroup = Literal[
-    "GarParkHRA",
-    "HousingGenFund",
-    "HousingRevenue",
-    "LHMajorWorks",
-    "LHServCharges",
-    "TempAccGenFun",
-    "TempAccomHRA",
-    "TravelGenFund",
-]
+RentGroup = Literal[RENT_GROUPS]  # the same eight names, as a type pydantic validates against
 SHEET_HEADER = (
     "Payment Ref",
     "Tenure",
