@@ -82,7 +82,11 @@ def copy_escape(value: str) -> str:
 
 # ---------------------------------------------------------------------------- codecs
 class Digits:
-    """Exactly ``width`` ASCII digits, kept as text (leading zeros matter)."""
+    """Exactly ``width`` ASCII digits, kept as text (leading zeros matter). Writing zero-fills a
+    shorter number, unless ``exact`` (a code such as a bank unit must already have every digit)."""
+
+    def __init__(self, exact: bool = False):
+        self.exact = exact
 
     def regex(self, width: int) -> str:
         return f"[0-9]{{{width}}}"
@@ -93,10 +97,12 @@ class Digits:
         return raw
 
     def encode(self, value: Any, width: int) -> str:
-        s = str(value)
-        if not (s.isascii() and s.isdigit()) or len(s) > width:
-            raise ValueError(f"must be at most {width} digits")
-        return s.zfill(width)
+        s = value if type(value) is str else str(value)
+        if len(s) > width or not s.isdigit() or not s.isascii():
+            raise ValueError(f"must be {'exactly' if self.exact else 'at most'} {width} digits")
+        if self.exact and len(s) != width:
+            raise ValueError(f"must be exactly {width} digits")
+        return s if len(s) == width else s.zfill(width)
 
     def sql(self, text: str) -> str:
         return text
@@ -305,7 +311,7 @@ class ImpliedDecimal:
 
     def copy_expr(self, var: str, me: str) -> str:
         p = self.places
-        return f"{var}[:-{p}] + '.' + {var}[-{p}:]"
+        return f"{var}[:-{p}] + '.' + {var}[-{p}:]" if p else f"str(int({var}))"
 
 
 class Choice:
@@ -504,6 +510,43 @@ class Layout:
         For loading validated records set-wise in the database: the reader validates every line
         in Python (and names every error); PostgreSQL then converts them in bulk."""
         return {f.name: f.codec.sql(f"substr({record_column}, {f.start}, {f.width})") for f in self.fields}
+
+    def formatter(self, variable: Sequence[str], constants: dict[str, Any]):
+        """Generate ``fmt(*values) -> str`` for writers of many records: fields named in
+        ``constants`` are encoded once, the ``variable`` ones (in that order) per call by their
+        codec. Any bad value raises ``ValueError``: call ``format`` for the error naming every field."""
+        missing = set(self.names) - set(variable) - set(constants)
+        if missing:
+            raise ValueError(f"{self.name}: no value for {', '.join(sorted(missing))}")
+        namespace: dict[str, Any] = {}
+        parts, pos = [], 1
+        for i, f in enumerate(sorted(self.fields, key=lambda f: f.start)):
+            if f.start > pos:
+                parts.append(repr(" " * (f.start - pos)))
+            if f.name in constants:
+                parts.append(repr(self._encode(f, constants[f.name])))
+            else:
+                namespace[f"e{i}"] = f.codec.encode
+                parts.append(f"e{i}({f.name}, {f.width})")
+            pos = f.start + f.width
+        if pos <= self.length:
+            parts.append(repr(" " * (self.length - pos + 1)))
+        src = (
+            f"def fmt({', '.join(variable)}):\n"
+            f"    r = ''.join(({', '.join(parts)},))\n"
+            f"    if len(r) != {self.length}:\n"
+            f"        raise ValueError('a field encoded to the wrong width')\n"
+            f"    return r\n"
+        )
+        exec(compile(src, f"<format {self.name}>", "exec"), namespace)  # noqa: S102 (code from our codecs only)
+        return namespace["fmt"]
+
+    @staticmethod
+    def _encode(f: Field, value: Any) -> str:
+        text = f.codec.encode(value, f.width)
+        if len(text) != f.width:
+            raise ValueError(f"{f.name}: encodes to {len(text)} characters, not {f.width}")
+        return text
 
     def format(self, values: dict[str, Any]) -> str:
         out = [" "] * self.length

@@ -1,0 +1,189 @@
+"""Bank configuration (``include/banking/banks.yaml``), validated when loaded.
+
+``load()`` returns a ``BankConfig``; a bad entry raises ``BankConfigError`` naming the bank and the
+field (``bank ctbc, field cutoff_time: …``). ``${NAME}`` in the file is read from the environment
+so that fingerprints and accounts can differ per deployment without editing the file. No Airflow
+import here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+DEFAULT_FILE = Path(__file__).resolve().parents[2] / "include" / "banking" / "banks.yaml"
+_VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+
+Digits = Annotated[str, Field(pattern=r"^[0-9]+$")]
+Fingerprint = Annotated[str, Field(pattern=r"^[0-9A-F]{40}$", description="40 hex digits, upper case")]
+
+
+class BankConfigError(ValueError):
+    pass
+
+
+class FileFormat(StrEnum):
+    ACHP01 = "achp01"
+    CSV = "csv"
+
+
+class Originator(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    company_id: Annotated[str, Field(pattern=r"^[0-9]{8}$", description="統一編號, 8 digits")]
+    signing_key_conn_id: str
+    signing_key_fingerprint: Fingerprint
+    max_payments_per_batch: Annotated[int, Field(gt=0, le=99_999_999)] = 5000
+    max_bytes_per_batch: Annotated[int, Field(gt=1000)] = 10 * 1024 * 1024
+
+
+class Bank(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str  # the key in the file: mega, ctbc, …
+    bank_code: Annotated[str, Field(pattern=r"^[0-9]{3}$")]
+    name: str
+    sftp_conn_id: str
+    upload_path: Annotated[str, Field(pattern=r"^/")]
+    download_path: Annotated[str, Field(pattern=r"^/")]
+    file_format: FileFormat
+    encoding: str
+    payment_file_pattern: str
+    reconciliation_file_pattern: str
+    cutoff_time: dt.time
+    sending_unit: Annotated[str, Field(pattern=r"^[0-9]{7}$", description="bank code + 4-digit branch")]
+    presenting_account: Annotated[str, Field(pattern=r"^[0-9]{1,16}$")]
+    pgp_key_conn_id: str
+    pgp_key_fingerprint: Fingerprint
+    enabled: bool = True
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str, info: ValidationInfo) -> str:
+        import codecs
+
+        try:
+            name = codecs.lookup(v).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r}") from None
+        if info.data.get("file_format") is FileFormat.ACHP01 and name != "cp950":
+            raise ValueError("ACHP01 files are Big5: encoding must be cp950")
+        return name
+
+    @field_validator("sending_unit")
+    @classmethod
+    def _unit_of_this_bank(cls, v: str, info: ValidationInfo) -> str:
+        code = info.data.get("bank_code")
+        if code and not v.startswith(code):
+            raise ValueError(f"sending_unit {v} must start with the bank code {code}")
+        return v
+
+    @field_validator("payment_file_pattern")
+    @classmethod
+    def _payment_pattern(cls, v: str) -> str:
+        for needed in ("{YYYYMMDD}", "{BATCH}"):
+            if needed not in v:
+                raise ValueError(f"must contain {needed} so each batch of each day has its own name")
+        if "/" in v or "*" in v:
+            raise ValueError("is a file name: no '/' or '*'")
+        return v
+
+    @field_validator("reconciliation_file_pattern")
+    @classmethod
+    def _reconciliation_pattern(cls, v: str) -> str:
+        if "{YYYYMMDD}" not in v or "/" in v:
+            raise ValueError("must be a file name containing {YYYYMMDD}")
+        return v
+
+    def reconciliation_regex(self, day: dt.date | None = None) -> re.Pattern[str]:
+        """The reconciliation pattern as a regex: ``{YYYYMMDD}`` any 8 digits (or ``day``), ``*`` anything."""
+        out = ""
+        for part in re.split(r"(\{YYYYMMDD\}|\{BANK\}|\*)", self.reconciliation_file_pattern):
+            if part == "{YYYYMMDD}":
+                out += day.strftime("%Y%m%d") if day else "[0-9]{8}"
+            elif part == "{BANK}":
+                out += self.bank_code
+            elif part == "*":
+                out += ".*"
+            else:
+                out += re.escape(part)
+        return re.compile(out)
+
+
+class BankConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    originator: Originator
+    banks: dict[str, Bank]
+
+    def bank(self, bank_id: str) -> Bank:
+        try:
+            return self.banks[bank_id]
+        except KeyError:
+            raise BankConfigError(f"no bank {bank_id!r} in the configuration ({', '.join(self.banks)})") from None
+
+    @property
+    def enabled(self) -> list[str]:
+        return [b for b, cfg in self.banks.items() if cfg.enabled]
+
+
+def _interpolate(value: Any, where: str, env: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{where}, field {k}" if where else k, env) for k, v in value.items()}
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) not in env:
+                raise BankConfigError(f"{where}: environment variable {m.group(1)} is not set")
+            return env[m.group(1)]
+
+        return _VAR.sub(sub, value)
+    return value
+
+
+def parse(raw: dict[str, Any], env: dict[str, str] | None = None) -> BankConfig:
+    env = dict(os.environ) if env is None else env
+    banks = raw.get("banks") if isinstance(raw, dict) else None
+    if not isinstance(banks, dict) or not banks:
+        raise BankConfigError("the configuration needs a 'banks' mapping with at least one bank")
+    errors = []
+    originator = None
+    try:
+        originator = Originator.model_validate(_interpolate(raw.get("originator") or {}, "originator", env))
+    except ValidationError as e:
+        errors += [f"originator, field {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
+    parsed = {}
+    for bank_id, entry in banks.items():
+        try:
+            values = _interpolate(entry or {}, f"bank {bank_id}", env)
+            parsed[bank_id] = Bank.model_validate({"id": bank_id} | values)
+        except ValidationError as e:
+            for err in e.errors():
+                loc = ".".join(map(str, err["loc"])) or "(entry)"
+                errors.append(f"bank {bank_id}, field {loc}: {err['msg']}")
+        except BankConfigError as e:
+            errors.append(str(e))
+    codes = [b.bank_code for b in parsed.values()]
+    errors += [f"bank code {c} is configured twice" for c in sorted({c for c in codes if codes.count(c) > 1})]
+    if errors:
+        raise BankConfigError("bank configuration is invalid:\n  " + "\n  ".join(errors))
+    return BankConfig(originator=originator, banks=parsed)
+
+
+def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> BankConfig:
+    import yaml
+
+    from finflows import settings
+
+    path = Path(path or settings.get("BANKS_FILE", str(DEFAULT_FILE)))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise BankConfigError(f"{path}: {e}") from None
+    return parse(raw, env)

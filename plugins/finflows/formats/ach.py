@@ -1,0 +1,483 @@
+"""Taiwan Clearing House ACH media files (formats.md §3): ``ACHP01`` payments, ``ACHR01`` returns.
+
+250-**byte** records ending CRLF; text may be Chinese in Big5 (cp950), so widths are bytes. The
+one fixed-width engine works on characters, so a record is handled as its bytes decoded as
+Latin-1 (one character per byte): every position and width below is then a byte position, and
+``Big5Text`` encodes to cp950, pads by bytes and refuses what cannot be encoded or does not fit
+(never ``?``, never half a character). Dates are ROC (``0`` + 3-digit ROC year + MMDD); amounts
+whole NTD.
+
+``write_achp01`` builds a whole file; ``read_ach`` reads one back (payments we wrote, returns a
+bank sent), naming line, field and value for every problem. ``write_csv`` is the CSV variant some
+banks take instead. No Airflow import here.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from finflows.formats.fixedwidth import (
+    Choice,
+    Digits,
+    Field,
+    FieldError,
+    FormatError,
+    ImpliedDecimal,
+    Layout,
+    RecordError,
+    Text,
+    Time,
+)
+
+RECORD = 250
+EOL = b"\r\n"
+WIRE = "latin-1"  # bytes ↔ characters one to one; Big5 text is decoded inside its fields
+CLEARING_HOUSE = "9990250"
+MAX_AMOUNT = 9_999_999_999  # the detail's 10 digits
+
+
+class Big5Text:
+    """Text that travels as Big5 (cp950) bytes, left-aligned and space-padded to ``width`` bytes."""
+
+    semantic = True  # the pattern cannot tell valid Big5: a match is still decoded
+
+    def __init__(self, required: bool = False, encoding: str = "cp950"):
+        self.required = required
+        self.encoding = encoding
+
+    def regex(self, width: int) -> str:
+        return f".{{{width}}}"
+
+    def decode(self, raw: str) -> str:
+        try:
+            value = raw.encode(WIRE).decode(self.encoding).rstrip(" ")
+        except UnicodeDecodeError:
+            raise ValueError("is not valid Big5 text") from None
+        if self.required and not value:
+            raise ValueError("must not be blank")
+        return value
+
+    def encode(self, value: Any, width: int) -> str:
+        text = value if type(value) is str else "" if value is None else str(value)
+        if self.required and not text.strip():
+            raise ValueError("must not be blank")
+        if "\r" in text or "\n" in text:
+            raise ValueError("must not contain a line break")
+        try:
+            data = text.encode(self.encoding)
+        except UnicodeEncodeError as e:
+            raise ValueError(f"character {e.object[e.start]!r} cannot be encoded in Big5") from None
+        if len(data) > width:
+            raise ValueError(f"is {len(data)} bytes in Big5; the field holds {width}")
+        return data.ljust(width, b" ").decode(WIRE)
+
+    def sql(self, text: str) -> str:
+        raise NotImplementedError("Big5 text is decoded in Python, not in SQL")
+
+
+class WholeAmount(ImpliedDecimal):
+    """Whole NTD, zero-padded digits; decoded to ``Decimal``. Encodes an ``int`` without Decimal."""
+
+    def __init__(self):
+        super().__init__(0)
+
+    def encode(self, value: Any, width: int) -> str:
+        if type(value) is int and 0 <= value < 10**width:
+            return str(value).zfill(width)
+        return super().encode(value, width)
+
+
+class RocDate:
+    """A date in the ROC calendar: ``0`` + 3-digit ROC year + MMDD (2026-01-15 → ``01150115``).
+
+    ``optional=True``: blank or all zeros means no date (``None``), written as spaces."""
+
+    semantic = True
+
+    def __init__(self, optional: bool = False):
+        self.optional = optional
+
+    def regex(self, width: int) -> str:
+        return f".{{{width}}}"
+
+    def decode(self, raw: str) -> dt.date | None:
+        if self.optional and not raw.strip(" 0"):
+            return None
+        if len(raw) != 8 or not (raw.isascii() and raw.isdigit()) or raw[0] != "0":
+            raise ValueError("must be an ROC date: 0 + 3-digit ROC year + MMDD")
+        try:
+            return dt.date(int(raw[1:4]) + 1911, int(raw[4:6]), int(raw[6:8]))
+        except ValueError:
+            raise ValueError("is not a real date") from None
+
+    def encode(self, value: dt.date | None, width: int) -> str:
+        if value is None:
+            if self.optional:
+                return " " * width
+            raise ValueError("a date is required")
+        year = value.year - 1911
+        if not 1 <= year <= 999:
+            raise ValueError("is outside the ROC calendar's 3-digit years")
+        return f"0{year:03d}{value.month:02d}{value.day:02d}"
+
+    def sql(self, text: str) -> str:
+        raise NotImplementedError
+
+
+class AsciiText(Text):
+    """Codes and identifiers: printable ASCII only, so a character is a byte."""
+
+    def encode(self, value: Any, width: int) -> str:
+        text = super().encode(value, width)
+        if not (text.isascii() and text.isprintable()):
+            raise ValueError("must be printable ASCII")
+        return text
+
+    def decode(self, raw: str) -> str:
+        if not (raw.isascii() and raw.isprintable()):
+            raise ValueError("must be printable ASCII")
+        return super().decode(raw)
+
+
+def roc(day: dt.date) -> str:
+    return RocDate().encode(day, 8)
+
+
+HEADER = Layout(
+    "ACH header",
+    RECORD,
+    (
+        Field("bof", 1, 3, Choice(["BOF"])),
+        Field("data_code", 4, 6, Choice(["ACHP01", "ACHR01"])),
+        Field("processing_date", 10, 8, RocDate()),
+        Field("processing_time", 18, 6, Time()),
+        Field("sending_unit", 24, 7, Digits(exact=True)),
+        Field("receiving_unit", 31, 7, Digits(exact=True)),
+        Field("version", 38, 3, Choice(["V10"])),
+        Field("filler", 41, 210, AsciiText()),
+    ),
+)
+
+DETAIL = Layout(
+    "ACH detail",
+    RECORD,
+    (
+        Field("record_type", 1, 1, Choice({"N": "new", "R": "return"})),
+        Field("txn_class", 2, 2, Choice({"SC": "payment", "SD": "collection"})),
+        Field("txn_code", 4, 3, Digits(exact=True)),
+        Field("seq", 7, 8, Digits()),
+        Field("presenting_bank", 15, 7, Digits(exact=True)),
+        Field("presenting_account", 22, 16, Digits()),
+        Field("receiving_bank", 38, 7, Digits(exact=True)),
+        Field("receiving_account", 45, 16, Digits()),
+        Field("amount", 61, 10, WholeAmount()),
+        Field("return_reason", 71, 2, AsciiText()),
+        Field("exchange_order", 73, 1, Choice(["B"])),
+        Field("payer_id", 74, 10, AsciiText()),
+        Field("payee_id", 84, 10, AsciiText()),
+        Field("listed_company", 94, 6, AsciiText()),
+        Field("original_date", 100, 8, RocDate(optional=True)),
+        Field("original_seq", 108, 8, AsciiText()),
+        Field("original_exchange_order", 116, 1, AsciiText()),
+        Field("customer_number", 117, 20, AsciiText()),
+        Field("originator_note", 137, 40, Big5Text()),
+        Field("passbook_memo", 177, 10, Big5Text()),
+        Field("customer_fee", 187, 5, Digits(exact=True)),
+        Field("originating_bank_note", 192, 20, Big5Text()),
+        Field("filler", 212, 39, AsciiText()),
+    ),
+)
+
+TRAILER = Layout(
+    "ACH trailer",
+    RECORD,
+    (
+        Field("eof", 1, 3, Choice(["EOF"])),
+        Field("data_code", 4, 6, Choice(["ACHP01", "ACHR01"])),
+        Field("processing_date", 10, 8, RocDate()),
+        Field("sending_unit", 18, 7, Digits(exact=True)),
+        Field("receiving_unit", 25, 7, Digits(exact=True)),
+        Field("total_count", 32, 8, Digits()),
+        Field("total_amount", 40, 16, WholeAmount()),
+        Field("previous_business_day", 56, 8, RocDate()),
+        Field("filler", 64, 187, AsciiText()),
+    ),
+)
+
+# what changes from one payment to the next; everything else in a detail is the batch's
+PAYMENT_FIELDS = (
+    "txn_code",
+    "seq",
+    "receiving_bank",
+    "receiving_account",
+    "amount",
+    "payee_id",
+    "customer_number",
+    "originator_note",
+    "passbook_memo",
+)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What a payment file says about itself: who sends it, for which processing day."""
+
+    processing_date: dt.date
+    created_at: dt.time
+    sending_unit: str  # our bank + branch (7 digits)
+    presenting_account: str  # our account there
+    payer_id: str  # our company id (統一編號)
+    previous_business_day: dt.date
+
+
+@dataclass(frozen=True)
+class Payment:
+    """One payment as the file needs it. ``name`` goes to the originator note (Big5, 40 bytes)."""
+
+    seq: int
+    reference: str  # customer number: our payment reference (≤ 20)
+    receiving_bank: str  # 7 digits: bank + branch
+    receiving_account: str  # digits, ≤ 16
+    amount: int  # whole NTD
+    payee_id: str
+    name: str
+    memo: str = ""  # passbook memo (Big5, 10 bytes)
+    txn_code: str = "101"
+
+
+class PaymentError(ValueError):
+    """A payment that cannot be written as it is; names the payment, field and value."""
+
+    def __init__(self, reference: str, errors: list[tuple[str, str, str]]):
+        self.reference = reference
+        self.errors = errors
+        super().__init__(f"payment {reference}: " + "; ".join(f"field {f}, value {v!r}: {r}" for f, v, r in errors))
+
+
+def _detail_values(p: Payment) -> tuple:
+    return (p.txn_code, p.seq, p.receiving_bank, p.receiving_account, p.amount, p.payee_id, p.reference,
+            p.name, p.memo)  # fmt: skip
+
+
+def _detail_constants(batch: Batch) -> dict[str, Any]:
+    return {
+        "record_type": "N",
+        "txn_class": "SC",
+        "presenting_bank": batch.sending_unit,
+        "presenting_account": batch.presenting_account,
+        "return_reason": "",
+        "exchange_order": "B",
+        "payer_id": batch.payer_id,
+        "listed_company": "",
+        "original_date": None,
+        "original_seq": "",
+        "original_exchange_order": "",
+        "customer_fee": "00000",
+        "originating_bank_note": "",
+        "filler": "",
+    }
+
+
+def _check(p: Payment) -> None:
+    """Domain rules the codecs cannot know: a positive whole amount that fits."""
+    if type(p.amount) is not int or not 0 < p.amount <= MAX_AMOUNT:
+        raise PaymentError(p.reference, [("amount", str(p.amount), f"must be a whole NTD amount 1..{MAX_AMOUNT}")])
+
+
+def write_achp01(batch: Batch, payments: Iterable[Payment]) -> bytes:
+    """The whole ``ACHP01`` file: header, one detail per payment (in the order given), trailer.
+
+    A payment that cannot be written raises ``PaymentError`` naming it; nothing is returned."""
+    detail = DETAIL.formatter(PAYMENT_FIELDS, _detail_constants(batch))
+    constants = _detail_constants(batch)
+    records = [
+        HEADER.format(
+            {
+                "bof": "BOF",
+                "data_code": "ACHP01",
+                "processing_date": batch.processing_date,
+                "processing_time": batch.created_at,
+                "sending_unit": batch.sending_unit,
+                "receiving_unit": CLEARING_HOUSE,
+                "version": "V10",
+                "filler": "",
+            }
+        )
+    ]
+    count = total = 0
+    for p in payments:
+        _check(p)
+        try:
+            records.append(detail(*_detail_values(p)))
+        except (ValueError, TypeError, ArithmeticError):
+            try:  # the slow path names every bad field
+                DETAIL.format(constants | dict(zip(PAYMENT_FIELDS, _detail_values(p), strict=True)))
+            except RecordError as e:
+                raise PaymentError(p.reference, e.errors) from None
+            raise
+        count += 1
+        total += p.amount
+    records.append(
+        TRAILER.format(
+            {
+                "eof": "EOF",
+                "data_code": "ACHP01",
+                "processing_date": batch.processing_date,
+                "sending_unit": batch.sending_unit,
+                "receiving_unit": CLEARING_HOUSE,
+                "total_count": count,
+                "total_amount": total,
+                "previous_business_day": batch.previous_business_day,
+                "filler": "",
+            }
+        )
+    )
+    return ("\r\n".join(records) + "\r\n").encode(WIRE)
+
+
+# ---------------------------------------------------------------------------- CSV variant
+CSV_COLUMNS = ("seq", "processing_date", "txn_code", "payer_bank", "payer_account", "payer_id", "payee_bank",
+               "payee_account", "amount", "payee_id", "payee_name", "memo", "reference")  # fmt: skip
+
+
+def csv_row(batch: Batch, p: Payment, encoding: str) -> bytes:
+    """One payment as a CSV line (RFC 4180, CRLF), strictly in the bank's encoding."""
+    _check(p)
+    for name, value in (("payee_name", p.name), ("memo", p.memo)):
+        try:
+            str(value).encode(encoding)
+        except UnicodeEncodeError as e:
+            raise PaymentError(
+                p.reference, [(name, value, f"character {e.object[e.start]!r} cannot be encoded in {encoding}")]
+            ) from None
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\r\n").writerow(
+        (p.seq, batch.processing_date.isoformat(), p.txn_code, batch.sending_unit, batch.presenting_account,
+         batch.payer_id, p.receiving_bank, p.receiving_account, p.amount, p.payee_id, p.name, p.memo, p.reference)
+    )  # fmt: skip
+    return out.getvalue().encode(encoding)
+
+
+def write_csv(batch: Batch, payments: Iterable[Payment], encoding: str) -> bytes:
+    """The CSV variant: RFC 4180, CRLF, a header row, Gregorian ISO dates, whole NTD amounts.
+
+    Encoded strictly in the bank's encoding: a name it cannot hold fails with the payment named."""
+    header = ",".join(CSV_COLUMNS).encode(encoding) + b"\r\n"
+    return header + b"".join(csv_row(batch, p, encoding) for p in payments)
+
+
+def check_payment(batch: Batch, p: Payment, file_format: str, encoding: str) -> None:
+    """Raise ``PaymentError`` (payment, field, value) if ``p`` cannot be written in this format."""
+    if file_format == "csv":
+        csv_row(batch, p, encoding)
+        return
+    _check(p)
+    try:
+        DETAIL.format(_detail_constants(batch) | dict(zip(PAYMENT_FIELDS, _detail_values(p), strict=True)))
+    except RecordError as e:
+        raise PaymentError(p.reference, e.errors) from None
+
+
+def file_name(pattern: str, processing_date: dt.date, batch_no: int, bank_code: str) -> str:
+    """A bank's file-name pattern filled in: ``{YYYYMMDD}``, ``{BATCH}`` (3 digits), ``{BANK}``."""
+    return (
+        pattern.replace("{YYYYMMDD}", processing_date.strftime("%Y%m%d"))
+        .replace("{BATCH}", f"{batch_no:03d}")
+        .replace("{BANK}", bank_code)
+    )
+
+
+# ---------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class AchFile:
+    header: dict[str, Any]
+    details: list[dict[str, Any]]
+    trailer: dict[str, Any]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((d["amount"] for d in self.details), Decimal(0))
+
+
+def _shown(raw: str) -> str:
+    return raw.encode(WIRE).decode("cp950", errors="replace").rstrip(" ")
+
+
+def read_ach(data: bytes, file_name: str, data_code: str | None = None) -> AchFile:
+    """Read a whole ACH file (payments or returns): every record 250 bytes + CRLF, header first,
+    trailer last, trailer count and total equal to the details'. Raises one ``FormatError``
+    listing every problem (line, field, value)."""
+    errors: list[FieldError] = []
+    text = data.decode(WIRE)
+    if not text:
+        raise FormatError(file_name, [FieldError(0, "file", "", "is empty")])
+    lines = text.split("\r\n")
+    if lines[-1] == "":
+        lines.pop()
+    else:
+        errors.append(FieldError(len(lines), "record", _shown(lines[-1][:40]), "does not end with CRLF"))
+    header = trailer = None
+    details: list[dict[str, Any]] = []
+    for n, line in enumerate(lines, start=1):
+        if len(line) != RECORD:
+            reason = "contains a bare LF" if "\n" in line else f"is {len(line)} bytes long, expected {RECORD}"
+            errors.append(FieldError(n, "record", _shown(line[:40]), reason))
+            continue
+        kind = HEADER if n == 1 else TRAILER if n == len(lines) else DETAIL
+        try:
+            values = dict(zip(kind.names, kind.parse(line), strict=True))
+        except RecordError as e:
+            errors += [FieldError(n, f, _shown(v), r) for f, v, r in e.errors]
+            continue
+        if kind is HEADER:
+            header = values
+        elif kind is TRAILER:
+            trailer = values
+        else:
+            details.append(values | {"line": n})
+    if len(lines) < 2:
+        errors.append(FieldError(len(lines), "record", "", "a file needs a header (BOF) and a trailer (EOF)"))
+    if header and data_code and header["data_code"] != data_code:
+        errors.append(FieldError(1, "data_code", header["data_code"], f"expected {data_code}"))
+    if header and trailer:
+        if trailer["data_code"] != header["data_code"]:
+            errors.append(FieldError(len(lines), "data_code", trailer["data_code"], "differs from the header's"))
+        if trailer["processing_date"] != header["processing_date"]:
+            errors.append(FieldError(len(lines), "processing_date", roc(trailer["processing_date"]),
+                                     "differs from the header's"))  # fmt: skip
+    if trailer and not errors:
+        if int(trailer["total_count"]) != len(details):
+            errors.append(FieldError(len(lines), "total_count", trailer["total_count"],
+                                     f"the file has {len(details)} detail record(s)"))  # fmt: skip
+        total = sum((d["amount"] for d in details), Decimal(0))
+        if trailer["total_amount"] != total:
+            errors.append(FieldError(len(lines), "total_amount", str(trailer["total_amount"]),
+                                     f"the details add up to {total}"))  # fmt: skip
+    if errors:
+        raise FormatError(file_name, errors)
+    return AchFile(header, details, trailer)
+
+
+def read_csv(data: bytes, file_name: str, encoding: str, columns: Sequence[str] = CSV_COLUMNS) -> list[dict]:
+    """Rows of a CSV variant file keyed by its header, which must be ``columns``."""
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise FormatError(
+            file_name, [FieldError(0, "file", "", f"is not valid {encoding} at byte {e.start}")]
+        ) from None
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows or tuple(rows[0]) != tuple(columns):
+        raise FormatError(file_name, [FieldError(1, "header", ",".join(rows[0]) if rows else "",
+                                                 f"expected {','.join(columns)}")])  # fmt: skip
+    errors = [FieldError(n, "record", ",".join(r)[:80], f"has {len(r)} columns, expected {len(columns)}")
+              for n, r in enumerate(rows[1:], start=2) if len(r) != len(columns)]  # fmt: skip
+    if errors:
+        raise FormatError(file_name, errors)
+    return [dict(zip(columns, r, strict=True)) | {"line": n} for n, r in enumerate(rows[1:], start=2)]

@@ -1,0 +1,246 @@
+"""ACHP01/ACHR01 (formats.md §3): byte-exact writing, Big5 by bytes, ROC dates, reading back."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from finflows.formats import ach
+from finflows.formats.fixedwidth import FormatError
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "ACHP01_mega_20261120.txt"
+
+BATCH = ach.Batch(
+    processing_date=dt.date(2026, 11, 20),
+    created_at=dt.time(6, 0, 0),
+    sending_unit="0170077",
+    presenting_account="0100000000000001",
+    payer_id="00000000",
+    previous_business_day=dt.date(2026, 11, 19),
+)
+
+
+def payment(seq: int = 1, **kw) -> ach.Payment:
+    values = {"seq": seq, "reference": f"REF-{seq:05d}", "receiving_bank": "8220901",
+              "receiving_account": "123456789012", "amount": 1500, "payee_id": "A123456789", "name": "王小明",
+              "memo": "貨款"}  # fmt: skip
+    return ach.Payment(**(values | kw))
+
+
+# fmt: off
+GOLDEN_PAYMENTS = [
+    payment(1, reference="GOLD-00001"),
+    payment(2, reference="GOLD-00002", receiving_bank="8080019", receiving_account="9876543210", amount=20000,
+            payee_id="B223456789", name="ＡＢＣ股份有限公司１２３", memo="薪資"),
+    payment(3, reference="GOLD-00003", receiving_bank="0070017", receiving_account="55", amount=1,
+            payee_id="12345675", name="臺灣銀行股份有限公司台北分行營業部門一二", memo="五個中文字"),
+    payment(4, reference="GOLD-00004", receiving_bank="8120012", receiving_account="1", amount=9_999_999_999,
+            payee_id="C123456789", name="ACME TRADING CO LTD TAIPEI BRANCH 00001", memo=""),
+]
+# fmt: on
+
+
+def test_golden_file_byte_for_byte():
+    """The golden file was typed field by field from formats.md, not produced by this writer."""
+    assert ach.write_achp01(BATCH, GOLDEN_PAYMENTS) == GOLDEN.read_bytes()
+
+
+def test_golden_file_positions():
+    records = GOLDEN.read_bytes().split(b"\r\n")
+    assert records[-1] == b"" and all(len(r) == 250 for r in records[:-1])
+    header, second, trailer = records[0], records[2], records[-2]
+    assert header[:9] == b"BOFACHP01" and header[9:17] == b"01151120" and header[30:37] == b"9990250"
+    assert second[60:70] == b"0000020000" and second[72] == ord("B")
+    assert second[136:176].decode("cp950").rstrip() == "ＡＢＣ股份有限公司１２３"
+    assert trailer[31:39] == b"00000004" and trailer[39:55] == b"0000010000021500"  # 1,500 + 20,000 + 1 + 9,999,999,999
+    assert trailer[55:63] == b"01151119"
+
+
+def test_a_field_filled_exactly_to_its_byte_width_keeps_every_byte():
+    data = ach.write_achp01(BATCH, [payment(name="一" * 20, memo="二" * 5)])
+    record = data.split(b"\r\n")[1]
+    assert record[136:176] == "一".encode("cp950") * 20
+    assert record[176:186] == "二".encode("cp950") * 5
+    assert record[186:191] == b"00000"  # the next field starts where it should
+
+
+def test_a_two_byte_character_that_would_straddle_the_boundary_is_refused_not_cut():
+    with pytest.raises(ach.PaymentError) as e:
+        ach.write_achp01(BATCH, [payment(reference="STRADDLE-1", name="A" * 39 + "王")])
+    assert e.value.reference == "STRADDLE-1"
+    assert "STRADDLE-1" in str(e.value) and "originator_note" in str(e.value) and "41 bytes" in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["王小明😀", "𠮷野家", "Ǹ"])
+def test_an_unencodable_character_is_refused_with_the_payment_named(name):
+    with pytest.raises(ach.PaymentError) as e:
+        ach.write_achp01(BATCH, [payment(), payment(2, reference="BAD-NAME-1", name=name)])
+    assert "BAD-NAME-1" in str(e.value) and "cannot be encoded in Big5" in str(e.value)
+    assert "?" not in str(e.value).split(":")[0]
+
+
+def test_full_width_characters_count_two_bytes_each():
+    ach.check_payment(BATCH, payment(name="ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴ"), "achp01", "cp950")  # 20 × 2 = 40
+    with pytest.raises(ach.PaymentError, match="42 bytes"):
+        ach.check_payment(BATCH, payment(name="ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵ"), "achp01", "cp950")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("amount", 0, "whole NTD amount"),
+        ("amount", 10_000_000_000, "whole NTD amount"),
+        ("receiving_account", "12345678901234567", "at most 16 digits"),
+        ("receiving_account", "12-34", "at most 16 digits"),
+        ("receiving_bank", "82209", "exactly 7 digits"),
+        ("payee_id", "王12345678", "printable ASCII"),
+        ("reference", "X" * 21, "longer than 20"),
+    ],
+)
+def test_bad_payment_fields_are_named(field, value, reason):
+    with pytest.raises(ach.PaymentError) as e:
+        ach.check_payment(BATCH, payment(**{field: value}), "achp01", "cp950")
+    assert field.replace("reference", "customer_number") in str(e.value) or field == "amount"
+    if reason:
+        assert reason in str(e.value)
+
+
+def test_roc_dates():
+    codec = ach.RocDate()
+    assert codec.encode(dt.date(2026, 1, 15), 8) == "01150115"
+    assert codec.decode("01150115") == dt.date(2026, 1, 15)
+    assert codec.decode("00890101") == dt.date(2000, 1, 1)
+    for bad in ("01150230", "11150115", "0115013 ", "20260115"):
+        with pytest.raises(ValueError, match=r"ROC date|real date"):
+            codec.decode(bad)
+    assert ach.RocDate(optional=True).decode("        ") is None
+    assert ach.RocDate(optional=True).decode("00000000") is None
+
+
+def test_the_fast_formatter_and_the_field_by_field_format_agree():
+    constants = ach._detail_constants(BATCH)
+    fast = ach.DETAIL.formatter(ach.PAYMENT_FIELDS, constants)
+    for p in GOLDEN_PAYMENTS:
+        values = ach._detail_values(p)
+        assert fast(*values) == ach.DETAIL.format(constants | dict(zip(ach.PAYMENT_FIELDS, values, strict=True)))
+
+
+def test_read_back_what_was_written():
+    f = ach.read_ach(GOLDEN.read_bytes(), GOLDEN.name, "ACHP01")
+    assert f.header["processing_date"] == dt.date(2026, 11, 20)
+    assert [d["originator_note"] for d in f.details] == [p.name for p in GOLDEN_PAYMENTS]
+    assert f.total == Decimal(10_000_021_500) and f.trailer["total_count"] == "00000004"
+
+
+def _records(data: bytes) -> list[bytes]:
+    return data.split(b"\r\n")[:-1]
+
+
+def _join(records: list[bytes]) -> bytes:
+    return b"\r\n".join(records) + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "line", "field", "reason"),
+    [
+        (lambda r: r[:2] + r[3:], 5, "total_count", "3 detail record"),  # a detail lost
+        (lambda r: [r[0], r[1][:249], *r[2:]], 2, "record", "249 bytes"),
+        (lambda r: [r[0], r[1][:60] + b"00000015X0" + r[1][70:], *r[2:]], 2, "amount", ""),
+        (lambda r: [r[0], r[1][:136] + b"\xff\xff" + r[1][138:], *r[2:]], 2, "originator_note", "Big5"),
+        (lambda r: [r[0], r[1][:72] + b"X" + r[1][73:], *r[2:]], 2, "exchange_order", ""),
+        (lambda r: r[:-1], 5, "eof", ""),  # no trailer: the last detail is read as one
+        (lambda r: [r[0][:9] + b"01150230" + r[0][17:], *r[1:]], 1, "processing_date", "real date"),
+    ],
+)
+def test_bad_files_name_line_field_and_value(mutate, line, field, reason):
+    with pytest.raises(FormatError) as e:
+        ach.read_ach(_join(mutate(_records(GOLDEN.read_bytes()))), "bad.txt")
+    hits = [err for err in e.value.errors if err.field == field and err.line == line]
+    assert hits, e.value
+    assert reason in hits[0].reason
+
+
+def test_a_file_with_bare_lf_endings_is_refused():
+    with pytest.raises(FormatError, match=r"CRLF|bare LF"):
+        ach.read_ach(GOLDEN.read_bytes().replace(b"\r\n", b"\n"), "lf.txt")
+
+
+def test_an_empty_file_is_refused():
+    with pytest.raises(FormatError, match="empty"):
+        ach.read_ach(b"", "empty.txt")
+
+
+def test_csv_variant():
+    data = ach.write_csv(BATCH, GOLDEN_PAYMENTS[:2], "cp950")
+    rows = ach.read_csv(data, "x.csv", "cp950")
+    assert data.startswith(b"seq,processing_date,") and data.endswith(b"\r\n")
+    assert [r["payee_name"] for r in rows] == ["王小明", "ＡＢＣ股份有限公司１２３"]
+    assert rows[1]["amount"] == "20000" and rows[1]["processing_date"] == "2026-11-20"
+    with pytest.raises(ach.PaymentError, match=r"CSV-1.*cannot be encoded in cp950"):
+        ach.write_csv(BATCH, [payment(reference="CSV-1", name="😀")], "cp950")
+    assert "😀".encode() in ach.write_csv(BATCH, [payment(name="😀")], "utf-8")  # a UTF-8 bank takes it
+
+
+def test_file_names():
+    assert ach.file_name("ACHP01_{BANK}_{YYYYMMDD}_{BATCH}.txt", dt.date(2026, 1, 5), 7, "017") == (
+        "ACHP01_017_20260105_007.txt"
+    )
+
+
+# every character Big5 (cp950) can hold in one or two bytes, except controls
+_big5 = st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")).filter(lambda c: _encodable(c) and c not in "\r\n")
+
+
+def _encodable(c: str) -> bool:
+    try:
+        c.encode("cp950")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _fits(width: int):
+    return st.text(_big5, max_size=width).map(str.rstrip).filter(lambda s: len(s.encode("cp950")) <= width)
+
+
+_payments = st.builds(
+    ach.Payment,
+    seq=st.just(0),
+    reference=st.from_regex(r"[0-9A-Z-]{1,20}", fullmatch=True),
+    receiving_bank=st.from_regex(r"[0-9]{7}", fullmatch=True),
+    receiving_account=st.from_regex(r"[0-9]{1,16}", fullmatch=True),
+    amount=st.integers(1, ach.MAX_AMOUNT),
+    payee_id=st.from_regex(r"[A-Z0-9]{1,10}", fullmatch=True),
+    name=_fits(40),
+    memo=_fits(10),
+    txn_code=st.sampled_from(["101", "704", "530"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_payments, min_size=1, max_size=20))
+def test_round_trip(payments):
+    payments = [ach.Payment(**(p.__dict__ | {"seq": i})) for i, p in enumerate(payments, start=1)]
+    data = ach.write_achp01(BATCH, payments)
+    assert len(data) == 252 * (len(payments) + 2)
+    back = ach.read_ach(data, "rt.txt", "ACHP01")
+    assert [(d["customer_number"], d["originator_note"], d["passbook_memo"], int(d["amount"]),
+             d["receiving_account"].lstrip("0") or "0") for d in back.details] == [
+        (p.reference, p.name, p.memo, p.amount, p.receiving_account.lstrip("0") or "0") for p in payments
+    ]  # fmt: skip
+    assert int(back.trailer["total_count"]) == len(payments) and back.total == sum(p.amount for p in payments)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=800), st.integers(0, 1500))
+def test_reader_fails_only_with_format_error(noise, at):
+    good = GOLDEN.read_bytes()
+    for data in (noise, good[:at] + noise + good[at:]):
+        with contextlib.suppress(FormatError):
+            ach.read_ach(data, "fuzz.txt")
