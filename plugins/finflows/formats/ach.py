@@ -75,6 +75,10 @@ class Big5Text:
             raise ValueError(f"character {e.object[e.start]!r} cannot be encoded in Big5") from None
         if len(data) > width:
             raise ValueError(f"is {len(data)} bytes in Big5; the field holds {width}")
+        if not data.isascii() and data.decode(self.encoding) != text:  # cp950 maps e.g. ¢ to ￠
+            back = data.decode(self.encoding)
+            bad = next(c for c, d in zip(text, back, strict=False) if c != d)
+            raise ValueError(f"character {bad!r} has no exact Big5 form (it would arrive changed)")
         return data.ljust(width, b" ").decode(WIRE)
 
     def sql(self, text: str) -> str:
