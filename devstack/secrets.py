@@ -17,7 +17,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from devstack.config import FTP_USERS, FTPS_USERS, KEYS, TLS
+from devstack.config import BANKS, FTP_USERS, FTPS_USERS, KEYS, TLS
+
+PGP = KEYS / "pgp"
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -109,6 +111,48 @@ def ftp_passwords(kind: str) -> Path:
     return path
 
 
+def pgp_keys() -> dict[str, dict[str, str]]:
+    """Throwaway PGP keys: ours (signing, passphrase-protected) and one per local bank (the banks'
+    private keys stay here: tests and the demo play the bank with them). Ed25519/Cv25519, made once.
+
+    Returns ``{name: {"fingerprint", "public", "secret", "passphrase"}}`` for ``finflows`` and each bank."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    import gnupg
+
+    names = ("finflows", *BANKS)
+    index = PGP / "keys.json"
+    if not index.exists() or set(json.loads(index.read_text())) != set(names):
+        home = tempfile.mkdtemp(prefix="gpg-")
+        try:
+            gpg = gnupg.GPG(gnupghome=home)
+            out = {}
+            for name in names:
+                passphrase = secrets.token_urlsafe(18) if name == "finflows" else ""
+                spec = gpg.gen_key_input(
+                    key_type="EDDSA", key_curve="ed25519", key_usage="sign", subkey_type="ECDH",
+                    subkey_curve="cv25519", subkey_usage="encrypt", expire_date=0,
+                    name_real=f"{name} (finflows local stack, throwaway)", name_email=f"{name}@finflows.local",
+                    **({"passphrase": passphrase} if passphrase else {"no_protection": True}),
+                )  # fmt: skip
+                key = gpg.gen_key(spec)
+                if not key.fingerprint:
+                    raise RuntimeError(f"gpg could not make the {name} key: {key.stderr}")
+                fpr = str(key.fingerprint).upper()
+                secret = gpg.export_keys(
+                    fpr, secret=True, passphrase=passphrase or None, expect_passphrase=bool(passphrase)
+                )
+                out[name] = {"fingerprint": fpr, "public": gpg.export_keys(fpr), "secret": secret,
+                             "passphrase": passphrase}  # fmt: skip
+            _write_private(index, json.dumps(out, indent=1).encode())
+        finally:
+            subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True, check=False)
+            shutil.rmtree(home, ignore_errors=True)
+    return json.loads(index.read_text())
+
+
 def google_service_account(token_uri: str) -> dict:
     """A service-account key whose token endpoint is the local Google stand-in."""
     path, pub = KEYS / "google_sa.json", KEYS / "google_sa_public.pem"
@@ -145,6 +189,7 @@ def main() -> None:
     tls_certs()
     ftp_passwords("ftps")
     ftp_passwords("ftp")
+    pgp_keys()
     print(f"credentials written under {KEYS.parent}")
 
 

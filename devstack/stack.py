@@ -488,6 +488,16 @@ def connections(material: dict) -> dict[str, str]:
             "retry_limit": 3,
         },
     )
+    pgp = material["pgp"]
+    ours = pgp["finflows"]
+    env["AIRFLOW_CONN_PGP_FINFLOWS"] = _conn(
+        "generic", password=ours["passphrase"], extra={"private_key": ours["secret"]}
+    )
+    env["FINFLOWS_PGP_SIGNING_FPR"] = ours["fingerprint"]
+    for n, bank in enumerate(BANKS, start=1):
+        env[f"AIRFLOW_CONN_PGP_BANK_{bank.upper()}"] = _conn("generic", extra={"public_key": pgp[bank]["public"]})
+        env[f"FINFLOWS_PGP_FPR_{bank.upper()}"] = pgp[bank]["fingerprint"]
+        env[f"FINFLOWS_ACCOUNT_{bank.upper()}"] = f"{n:02d}00000000000{n}"  # our (local, made-up) account there
     google = f"http://{HOST}:{PORTS['google']}"
     env["AIRFLOW_CONN_GOOGLE_FINFLOWS"] = _conn(
         "google_cloud_platform",
@@ -517,6 +527,8 @@ def finflows_env() -> dict[str, str]:
         "FINFLOWS_FINANCE_DRIVE_FOLDER": FINANCE_DRIVE_FOLDER,
         "FINFLOWS_INTERIM_SPREADSHEET": INTERIM_SPREADSHEET,
         "FINFLOWS_OPS_EMAIL": "finance-ops@finance.local",
+        "FINFLOWS_TREASURY_EMAIL": "treasury@finance.local",
+        "FINFLOWS_ACH_COMPANY_ID": "00000000",  # a made-up company id for the local stack
         "FINFLOWS_SMTP_MAILDIR": str(LOCAL / "smtp"),
     }
 
@@ -541,6 +553,7 @@ def material() -> dict:
         "tls": secrets.tls_certs(),
         "ftps": secrets.ftp_passwords("ftps"),
         "ftp": secrets.ftp_passwords("ftp"),
+        "pgp": secrets.pgp_keys(),
     }
 
 

@@ -76,3 +76,27 @@ def statement_bucket() -> str:
 def statement_ftps_dir() -> str:
     """Where the acquirer leaves statements on its FTPS server."""
     return get("STATEMENT_FTPS_DIR", "/Saida")
+
+
+def archive_bucket() -> str:
+    """Where files sent and received are kept (encrypted bank files, processed returns)."""
+    return get("ARCHIVE_BUCKET", "finflows-archive")
+
+
+def treasury_email() -> list[str]:
+    return [a.strip() for a in get("TREASURY_EMAIL", "treasury@example.org").split(",") if a.strip()]
+
+
+def bank_upload_attempts() -> int:
+    """Tries of one SFTP upload inside a task before the batch goes to the retry queue."""
+    return int(get("BANK_UPLOAD_ATTEMPTS", "3"))
+
+
+def bank_upload_backoff() -> float:
+    """Seconds before the second try; doubled for each try after it."""
+    return float(get("BANK_UPLOAD_BACKOFF", "2"))
+
+
+def bank_retry_limit() -> int:
+    """Hourly retries of a queued transfer before it is given up to a person."""
+    return int(get("BANK_RETRY_LIMIT", "12"))

@@ -23,3 +23,32 @@ def ftp_upload_atomic(hook, directory: str, name: str, data: bytes) -> None:
         raise TransferError(f"{part}: server holds {size} bytes after upload, expected {len(data)}")
     hook.rename(part, final)
     log.info("uploaded %s (%d bytes)", final, len(data))
+
+
+class RemoteConflict(TransferError):
+    """The final name already holds a different file: a person must look; retrying cannot help."""
+
+
+def sftp_upload_atomic(sftp, directory: str, name: str, data: bytes) -> str:
+    """Upload over an open paramiko ``SFTPClient`` (``SFTPHook.get_managed_conn()``): ``NAME.part``,
+    size check, rename. Returns ``uploaded``, or ``already_there`` when an earlier try completed
+    (same name, same size) and only its bookkeeping was lost."""
+    final = f"{directory.rstrip('/')}/{name}"
+    part = f"{final}.part"
+    try:
+        size = sftp.stat(final).st_size
+    except FileNotFoundError:
+        pass
+    else:
+        if size == len(data):
+            log.info("%s is already there (%d bytes): not uploaded again", final, size)
+            return "already_there"
+        raise RemoteConflict(f"{final} already exists with {size} bytes; ours has {len(data)}")
+    sftp.putfo(io.BytesIO(data), part, file_size=len(data), confirm=False)
+    size = sftp.stat(part).st_size
+    if size != len(data):
+        sftp.remove(part)
+        raise TransferError(f"{part}: server holds {size} bytes after upload, expected {len(data)}")
+    sftp.rename(part, final)
+    log.info("uploaded %s (%d bytes)", final, len(data))
+    return "uploaded"

@@ -1,0 +1,43 @@
+"""
+### bank_transfer_retry: deliver bank files whose upload still failed after its retries
+
+Hourly (Asia/Taipei). Each batch in `pay.transfer_retry` with status `waiting` is uploaded again
+from the encrypted file archived when it was made (the same bytes, the same name, `NAME.part`
+then rename; a file found already complete is not sent twice). Once the bank's cutoff on the
+batch's processing date has passed, the batch is cancelled instead and its payments go back to
+pending, so the next bank_payments run puts them on the next business day. After
+`FINFLOWS_BANK_RETRY_LIMIT` tries a transfer is given up to a person. Treasury gets an email
+whenever something was tried; the run is red when a transfer expired or was given up.
+
+Manual run: param `everything` tries every waiting transfer now.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import CronTriggerTimetable, Param, dag, task
+
+from finflows.dag_defaults import Tag, default_args
+
+
+@dag(
+    dag_id="bank_transfer_retry",
+    schedule=CronTriggerTimetable("15 * * * *", timezone="Asia/Taipei"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    tags=[Tag.FINANCE, Tag.BANKING, Tag.OPERATIONS],
+    params={"everything": Param(False, type="boolean", description="Try every waiting transfer, due or not")},
+    doc_md=__doc__,
+)
+def bank_transfer_retry():
+    @task
+    def retry_transfers(**context) -> dict:
+        """Deliver, cancel after the cutoff, or give up: each queued transfer once per run."""
+        from finflows.payments_tasks import retry_transfers as run
+
+        return run(bool(context["params"].get("everything")))
+
+    retry_transfers()
+
+
+bank_transfer_retry()

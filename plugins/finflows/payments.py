@@ -1,0 +1,446 @@
+"""bank_payments and bank_transfer_retry: pending payments → batches → ACHP01/CSV → PGP → SFTP, once.
+
+Per bank:
+
+1. ``make_batches``, one transaction under a per-bank lock: the processing date is today when it
+   is a business day and the bank's cutoff (Asia/Taipei) has not passed, else the next business
+   day; pending payments due by then are locked (``FOR UPDATE``), checked (a name Big5 cannot hold
+   is refused with the payment named and stays pending), and split into batches of at most
+   ``max_payments_per_batch`` payments and ``max_bytes_per_batch`` bytes. Payments become
+   ``batched`` with their sequence number. A re-run finds nothing pending: no second batch.
+2. ``deliver_batch`` for every batch still ``batched``: the file is generated and PGP-encrypted
+   and signed **once**, kept in the archive bucket and its checksums recorded; then uploaded as
+   ``NAME.part``, size-checked and renamed, with retries and exponential backoff. Success marks
+   batch and payments ``uploaded`` and writes the ``pay.transfer`` audit row in one transaction.
+   A transfer still failing is recorded (``failed`` audit row) and queued in
+   ``pay.transfer_retry``; ``retry_queued`` (hourly DAG) delivers the same archived bytes, or,
+   once the bank's cutoff for that date has passed, cancels the batch so its payments roll to the
+   next business day.
+
+No Airflow import here: tasks pass hooks, the bank configuration and an ``encrypt`` function.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from zoneinfo import ZoneInfo
+
+from finflows.banks import Bank, BankConfig, FileFormat
+from finflows.formats import ach
+from finflows.transfer import RemoteConflict, TransferError, sftp_upload_atomic
+
+log = logging.getLogger(__name__)
+
+FLOW = "bank_payments"
+TAIPEI = ZoneInfo("Asia/Taipei")
+ACH_RECORD_BYTES = ach.RECORD + len(ach.EOL)
+
+Encrypt = Callable[[bytes], bytes]
+
+
+@dataclass
+class Delivery:
+    batch_id: int
+    file_name: str
+    outcome: str  # uploaded | already_there | queued | skipped | busy | expired | gave_up
+    payment_count: int = 0
+    total_amount: int = 0
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclass
+class BankRun:
+    bank: str
+    processing_date: str | None = None
+    batches_created: int = 0
+    payments_batched: int = 0
+    refused: list[dict] = field(default_factory=list)  # {reference, error}: left pending
+    deliveries: list[dict] = field(default_factory=list)
+    skipped_reason: str | None = None
+
+    @property
+    def problems(self) -> list[str]:
+        out = [f"payment {r['reference']} refused: {r['error']}" for r in self.refused]
+        out += [f"{d['file_name']}: {d['outcome']} ({d['error']})" for d in self.deliveries
+                if d["outcome"] in ("queued", "gave_up", "expired")]  # fmt: skip
+        return out
+
+
+def _who(cur, run_id: str, reason: str) -> None:
+    """Name the run and the reason in every payment_event the trigger writes in this transaction."""
+    cur.execute("SELECT set_config('finflows.run_id', %s, true), set_config('finflows.reason', %s, true)",
+                (run_id, reason))  # fmt: skip
+
+
+def processing_date(cur, bank: Bank, now: dt.datetime) -> dt.date:
+    """Today (Taipei) before the bank's cutoff on a business day, else the next business day."""
+    local = now.astimezone(TAIPEI)
+    cur.execute("SELECT pay.is_business_day(%s), pay.next_business_day(%s)", (local.date(), local.date()))
+    business, following = cur.fetchone()
+    return local.date() if business and local.time() < bank.cutoff_time else following
+
+
+def plan_batches(sizes: Sequence[int], max_count: int, max_bytes: int, overhead: int = 0) -> list[range]:
+    """Split items (in order) into consecutive runs of at most ``max_count`` items whose sizes plus
+    ``overhead`` (header, trailer) stay within ``max_bytes``. An item larger than the limit alone
+    still gets a batch of its own (the file is then over the limit; it cannot be split)."""
+    out, start, used = [], 0, overhead
+    for i, size in enumerate(sizes):
+        if i > start and (i - start >= max_count or used + size > max_bytes):
+            out.append(range(start, i))
+            start, used = i, overhead
+        used += size
+    if start < len(sizes):
+        out.append(range(start, len(sizes)))
+    return out
+
+
+_PAYMENT_COLUMNS = "id, reference, payee_bank, payee_account, payee_id, payee_name, memo, txn_code, amount, due_date"
+
+
+def _as_payment(row, seq: int = 0) -> ach.Payment:
+    _, reference, payee_bank, account, payee_id, name, memo, txn_code, amount, _due = row
+    return ach.Payment(seq=seq, reference=reference, receiving_bank=payee_bank, receiving_account=account,
+                       amount=int(amount), payee_id=payee_id, name=name, memo=memo, txn_code=txn_code)  # fmt: skip
+
+
+def _record_size(bank: Bank, p: ach.Payment) -> int:
+    if bank.file_format is FileFormat.ACHP01:
+        return ACH_RECORD_BYTES
+    return len(ach.csv_row(_probe_batch(bank), p, bank.encoding))
+
+
+def _probe_batch(bank: Bank, company_id: str = "00000000") -> ach.Batch:
+    day = dt.date(2000, 1, 1)
+    return ach.Batch(day, dt.time(0, 0), bank.sending_unit, bank.presenting_account, company_id, day)
+
+
+def make_batches(conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, run_id: str) -> BankRun:
+    """``now`` is the wall clock unless given (tests move the clock with time-machine)."""
+    now = now or dt.datetime.now(dt.UTC)
+    bank = cfg.bank(bank_id)
+    result = BankRun(bank_id)
+    with conn.transaction(), conn.cursor() as cur:
+        _who(cur, run_id, "batched")
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{FLOW}/{bank_id}",))
+        day = processing_date(cur, bank, now)
+        result.processing_date = day.isoformat()
+        pending = f"SELECT {_PAYMENT_COLUMNS} FROM pay.payment WHERE bank = %s AND status = 'pending'"  # noqa: S608
+        cur.execute(pending + " AND due_date <= %s ORDER BY due_date, id FOR UPDATE", (bank_id, day))
+        rows, sizes = [], []
+        probe = _probe_batch(bank, cfg.originator.company_id)
+        for row in cur.fetchall():
+            p = _as_payment(row, seq=1)
+            try:
+                ach.check_payment(probe, p, bank.file_format.value, bank.encoding)
+            except ach.PaymentError as e:
+                result.refused.append({"reference": p.reference, "error": str(e)})
+                log.error("%s: %s (left pending)", bank_id, e)
+                continue
+            rows.append(row)
+            sizes.append(_record_size(bank, p))
+        late = sum(1 for r in rows if r[-1] < day)
+        if late:
+            log.warning("%s: %d payment(s) were due before %s and go out on it", bank_id, late, day)
+        overhead = 2 * ACH_RECORD_BYTES if bank.file_format is FileFormat.ACHP01 else 200
+        chunks = plan_batches(sizes, cfg.originator.max_payments_per_batch, cfg.originator.max_bytes_per_batch,
+                              overhead)  # fmt: skip
+        cur.execute("SELECT coalesce(max(batch_no), 0) FROM pay.batch WHERE bank = %s AND processing_date = %s",
+                    (bank_id, day))  # fmt: skip
+        batch_no = cur.fetchone()[0]
+        for chunk in chunks:
+            batch_no += 1
+            members = [rows[i] for i in chunk]
+            name = ach.file_name(bank.payment_file_pattern, day, batch_no, bank.bank_code)
+            cur.execute(
+                """INSERT INTO pay.batch (bank, processing_date, batch_no, file_name, file_format, payment_count,
+                                          total_amount, dag_run_id)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                (
+                    bank_id,
+                    day,
+                    batch_no,
+                    name,
+                    bank.file_format.value,
+                    len(members),
+                    sum(r[8] for r in members),
+                    run_id,
+                ),
+            )
+            batch_id = cur.fetchone()[0]
+            cur.execute(
+                """UPDATE pay.payment p SET status = 'batched', batch_id = %s, seq = u.seq, value_date = %s
+                   FROM unnest(%s::bigint[], %s::int[]) AS u(id, seq) WHERE p.id = u.id""",
+                (batch_id, day, [r[0] for r in members], list(range(1, len(members) + 1))),
+            )
+            result.batches_created += 1
+            result.payments_batched += len(members)
+            log.info("%s: batch %s (%s) of %d payment(s), NTD %s", bank_id, batch_id, name, len(members),
+                     sum(r[8] for r in members))  # fmt: skip
+    return result
+
+
+def open_batches(conn, bank_id: str) -> list[int]:
+    """Batches of this bank made but not yet delivered (this run's, or a crashed run's)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT id FROM pay.batch WHERE bank = %s AND status = 'batched' ORDER BY id", (bank_id,))
+        return [r[0] for r in cur.fetchall()]
+
+
+def build_file(cur, cfg: BankConfig, bank: Bank, batch_id: int) -> bytes:
+    """The plaintext file of a batch, from the database alone: the same bytes every time."""
+    cur.execute(
+        "SELECT processing_date, created_at, pay.previous_business_day(processing_date) FROM pay.batch WHERE id = %s",
+        (batch_id,),
+    )
+    day, created_at, previous = cur.fetchone()
+    batch = ach.Batch(day, created_at.astimezone(TAIPEI).time().replace(microsecond=0), bank.sending_unit,
+                      bank.presenting_account, cfg.originator.company_id, previous)  # fmt: skip
+    sql = f"SELECT {_PAYMENT_COLUMNS}, seq FROM pay.payment WHERE batch_id = %s ORDER BY seq"  # noqa: S608
+    cur.execute(sql, (batch_id,))
+    payments = [_as_payment(r[:-1], seq=r[-1]) for r in cur.fetchall()]
+    if bank.file_format is FileFormat.ACHP01:
+        return ach.write_achp01(batch, payments)
+    return ach.write_csv(batch, payments, bank.encoding)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _archive_key(bank_id: str, day: dt.date, name: str) -> str:
+    return f"bank-payments/{bank_id}/{day.isoformat()}/{name}.pgp"
+
+
+def prepare_file(conn, s3_hook, archive_bucket: str, cfg: BankConfig, bank: Bank, batch_id: int,
+                 encrypt: Encrypt | None) -> tuple[bytes, dict]:  # fmt: skip
+    """The encrypted file of a batch: made, archived and recorded once; later calls read it back."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT file_name, processing_date, payment_count, total_amount, plain_sha256, cipher_sha256,
+                      archive_uri FROM pay.batch WHERE id = %s""",
+            (batch_id,),
+        )
+        name, day, count, total, plain_sha, cipher_sha, uri = cur.fetchone()
+        info = {"file_name": name, "count": count, "total": int(total), "plain_sha256": plain_sha}
+        if uri:
+            bucket, key = uri.removeprefix("s3://").split("/", 1)
+            data = s3_hook.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
+            if _sha(data) != cipher_sha:
+                raise TransferError(f"{uri}: archived file does not match its recorded sha256")
+            return data, info | {"cipher_sha256": cipher_sha}
+        if encrypt is None:
+            raise TransferError(f"batch {batch_id} has no archived file and no key to make one")
+        plain = build_file(cur, cfg, bank, batch_id)
+    cipher = encrypt(plain)
+    key = _archive_key(bank.id, day, name)
+    s3_hook.get_conn().put_object(Bucket=archive_bucket, Key=key, Body=cipher)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            """UPDATE pay.batch SET plain_sha256 = %s, plain_bytes = %s, cipher_sha256 = %s, cipher_bytes = %s,
+                   archive_uri = %s WHERE id = %s AND archive_uri IS NULL""",
+            (_sha(plain), len(plain), _sha(cipher), len(cipher), f"s3://{archive_bucket}/{key}", batch_id),
+        )
+    log.info("%s: %s generated (%d bytes, sha256 %s), encrypted and signed (%d bytes), archived",
+             bank.id, name, len(plain), _sha(plain)[:12], len(cipher))  # fmt: skip
+    return cipher, info | {"plain_sha256": _sha(plain), "cipher_sha256": _sha(cipher)}
+
+
+def upload(sftp_hook, directory: str, name: str, data: bytes, attempts: int, backoff: float) -> tuple[str, int]:
+    """Upload with retries and exponential backoff; returns (outcome, tries used)."""
+    import tenacity
+
+    tries = 0
+
+    def once() -> str:
+        nonlocal tries
+        tries += 1
+        with sftp_hook.get_managed_conn() as sftp:
+            return sftp_upload_atomic(sftp, directory, name, data)
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(max(1, attempts)),
+        wait=tenacity.wait_exponential(multiplier=backoff, max=300),
+        retry=tenacity.retry_if_not_exception_type(RemoteConflict),
+        before_sleep=lambda rs: log.warning(
+            "upload of %s failed (try %d): %s; retrying", name, rs.attempt_number, rs.outcome.exception()
+        ),
+        reraise=True,
+    )
+    return retrying(once), tries
+
+
+def deliver_batch(conn, *, s3_hook, sftp_hook, cfg: BankConfig, bank_id: str, batch_id: int, encrypt: Encrypt | None,
+                  archive_bucket: str, run_id: str, attempts: int, backoff: float,
+                  from_retry_queue: bool = False) -> Delivery:  # fmt: skip
+    """Deliver one batch at most once, whoever else is trying (a session lock per batch)."""
+    bank = cfg.bank(bank_id)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (f"{FLOW}/batch/{batch_id}",))
+        if not cur.fetchone()[0]:
+            return Delivery(batch_id, "", "busy", error="another run is delivering this batch")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT status, file_name FROM pay.batch WHERE id = %s", (batch_id,))
+            status, name = cur.fetchone()
+        if status not in ("batched", "queued"):
+            return Delivery(batch_id, name, "skipped", error=f"batch is {status}")
+        data, info = prepare_file(conn, s3_hook, archive_bucket, cfg, bank, batch_id, encrypt)
+        started = dt.datetime.now(dt.UTC)
+        remote = f"{bank.upload_path.rstrip('/')}/{name}"
+        audit = (batch_id, bank_id, name, remote, info["plain_sha256"], info["cipher_sha256"], len(data),
+                 info["count"], info["total"])  # fmt: skip
+        try:
+            outcome, tries = upload(sftp_hook, bank.upload_path, name, data, attempts, backoff)
+        except RemoteConflict:
+            raise
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(
+                    """INSERT INTO pay.transfer (batch_id, bank, file_name, remote_path, plain_sha256, cipher_sha256,
+                           bytes, payment_count, total_amount, attempts, outcome, error, started_at, dag_run_id)
+                       VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,'failed',%s,%s,%s)""",
+                    (*audit, max(1, attempts), error[:4000], started, run_id),
+                )
+                cur.execute("UPDATE pay.batch SET status = 'queued' WHERE id = %s AND status = 'batched'", (batch_id,))
+                cur.execute(
+                    """INSERT INTO pay.transfer_retry (batch_id, last_error) VALUES (%s, %s)
+                       ON CONFLICT (batch_id) DO UPDATE SET attempts = pay.transfer_retry.attempts + %s,
+                           last_error = EXCLUDED.last_error, updated_at = now(), next_attempt_at = now()""",
+                    (batch_id, error[:4000], 1 if from_retry_queue else 0),
+                )
+            log.error("%s: %s not delivered after %d tries (%s): queued for bank_transfer_retry", bank_id, name,
+                      attempts, error)  # fmt: skip
+            return Delivery(batch_id, name, "queued", info["count"], info["total"], attempts, error)
+        with conn.transaction(), conn.cursor() as cur:
+            _who(cur, run_id, f"{name} {outcome} to {bank.sftp_conn_id}:{remote}")
+            cur.execute(
+                "UPDATE pay.batch SET status = 'uploaded', uploaded_at = now() WHERE id = %s AND status IN "
+                "('batched', 'queued')",
+                (batch_id,),
+            )
+            cur.execute("UPDATE pay.payment SET status = 'uploaded' WHERE batch_id = %s AND status = 'batched'",
+                        (batch_id,))  # fmt: skip
+            cur.execute(
+                """INSERT INTO pay.transfer (batch_id, bank, file_name, remote_path, plain_sha256, cipher_sha256,
+                       bytes, payment_count, total_amount, attempts, outcome, started_at, dag_run_id)
+                   VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)""",
+                (*audit, tries, outcome, started, run_id),
+            )
+            cur.execute(
+                "UPDATE pay.transfer_retry SET status = 'delivered', attempts = attempts + %s, updated_at = now() "
+                "WHERE batch_id = %s",
+                (1 if from_retry_queue else 0, batch_id),
+            )
+        log.info("%s: %s %s (%d bytes, %d payment(s), NTD %s, %d tr%s)", bank_id, name, outcome, len(data),
+                 info["count"], info["total"], tries, "y" if tries == 1 else "ies")  # fmt: skip
+        return Delivery(batch_id, name, outcome, info["count"], info["total"], tries)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (f"{FLOW}/batch/{batch_id}",))
+
+
+def pay_bank(conn, *, cfg: BankConfig, bank_id: str, now: dt.datetime | None, run_id: str, s3_hook, sftp_hook,
+             encrypt: Encrypt, archive_bucket: str, attempts: int, backoff: float) -> BankRun:  # fmt: skip
+    """One bank's whole daily step: batch what is due, deliver every batch not yet delivered."""
+    result = make_batches(conn, cfg, bank_id, now, run_id)
+    for batch_id in open_batches(conn, bank_id):
+        d = deliver_batch(conn, s3_hook=s3_hook, sftp_hook=sftp_hook, cfg=cfg, bank_id=bank_id, batch_id=batch_id,
+                          encrypt=encrypt, archive_bucket=archive_bucket, run_id=run_id, attempts=attempts,
+                          backoff=backoff)  # fmt: skip
+        result.deliveries.append(asdict(d))
+    return result
+
+
+# ---------------------------------------------------------------------------- retry queue
+def waiting_transfers(conn, now: dt.datetime, everything: bool = False) -> list[tuple[int, str]]:
+    """(batch id, bank) of queued transfers due for another try (all of them with ``everything``)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT r.batch_id, b.bank FROM pay.transfer_retry r JOIN pay.batch b ON b.id = r.batch_id
+               WHERE r.status = 'waiting' AND (%s OR r.next_attempt_at <= %s) ORDER BY r.enqueued_at""",
+            (everything, now),
+        )
+        return [(r[0], r[1]) for r in cur.fetchall()]
+
+
+def _cancel(conn, batch_id: int, run_id: str, why: str) -> None:
+    """The batch will not be delivered: its payments go back to pending for a later batch."""
+    with conn.transaction(), conn.cursor() as cur:
+        _who(cur, run_id, why)
+        cur.execute("UPDATE pay.batch SET status = 'cancelled' WHERE id = %s AND status = 'queued'", (batch_id,))
+        cur.execute(
+            """UPDATE pay.payment SET status = 'pending', batch_id = NULL, seq = NULL, value_date = NULL
+               WHERE batch_id = %s AND status = 'batched'""",
+            (batch_id,),
+        )
+        cur.execute("UPDATE pay.transfer_retry SET status = 'expired', last_error = %s, updated_at = now() "
+                    "WHERE batch_id = %s", (why, batch_id))  # fmt: skip
+
+
+def retry_one(conn, *, cfg: BankConfig, batch_id: int, bank_id: str, now: dt.datetime, run_id: str, s3_hook,
+              sftp_hook, attempts: int, backoff: float, limit: int) -> Delivery:  # fmt: skip
+    """Deliver a queued batch from its archived bytes, unless its bank's cutoff for it has passed."""
+    bank = cfg.bank(bank_id)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT b.file_name, b.processing_date, r.attempts FROM pay.batch b "
+            "JOIN pay.transfer_retry r ON r.batch_id = b.id WHERE b.id = %s",
+            (batch_id,),
+        )
+        name, day, tried = cur.fetchone()
+    deadline = dt.datetime.combine(day, bank.cutoff_time, tzinfo=TAIPEI)
+    if now >= deadline:
+        why = f"{name} not delivered before {bank.id}'s cutoff {deadline:%Y-%m-%d %H:%M} Taipei: cancelled, its payments roll to a later batch"
+        _cancel(conn, batch_id, run_id, why)
+        log.error(why)
+        return Delivery(batch_id, name, "expired", error=why)
+    d = deliver_batch(conn, s3_hook=s3_hook, sftp_hook=sftp_hook, cfg=cfg, bank_id=bank_id, batch_id=batch_id,
+                      encrypt=None, archive_bucket="", run_id=run_id, attempts=attempts, backoff=backoff,
+                      from_retry_queue=True)  # fmt: skip
+    if d.outcome == "queued" and tried + 1 >= limit:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("UPDATE pay.transfer_retry SET status = 'gave_up', updated_at = now() WHERE batch_id = %s",
+                        (batch_id,))  # fmt: skip
+        d.outcome = "gave_up"
+    return d
+
+
+def summary(runs: Sequence[dict], subject_prefix: str = "[finflows] bank payments") -> tuple[str, str]:
+    """Subject and HTML body of the treasury email."""
+    import html
+
+    files = [d for r in runs for d in r["deliveries"] if d["outcome"] in ("uploaded", "already_there")]
+    problems = [p for r in runs for p in BankRun(**r).problems]
+    skipped = [r for r in runs if r.get("skipped_reason")]
+    count = sum(d["payment_count"] for d in files)
+    total = sum(d["total_amount"] for d in files)
+    state = "PROBLEMS" if problems or skipped else "OK"
+    subject = f"{subject_prefix} {state}: {len(files)} file(s), {count} payment(s), NTD {total:,}"
+    rows = "".join(
+        f"<tr><td>{html.escape(r['bank'])}</td><td>{r.get('processing_date') or ''}</td>"
+        f"<td>{html.escape(d['file_name'])}</td><td>{d['outcome']}</td><td align=right>{d['payment_count']}</td>"
+        f"<td align=right>{d['total_amount']:,}</td></tr>"
+        for r in runs
+        for d in r["deliveries"]
+    )
+    body = (
+        f"<p>{len(files)} file(s) delivered: {count} payment(s), NTD {total:,}.</p>"
+        "<table border=1 cellpadding=4><tr><th>bank</th><th>processing date</th><th>file</th><th>outcome</th>"
+        f"<th>payments</th><th>NTD</th></tr>{rows}</table>"
+    )
+    if skipped:
+        body += (
+            "<p><b>Banks skipped:</b></p><ul>"
+            + "".join(f"<li>{html.escape(r['bank'])}: {html.escape(r['skipped_reason'])}</li>" for r in skipped)
+            + "</ul>"
+        )
+    if problems:
+        body += "<p><b>Needs attention:</b></p><ul>" + "".join(f"<li>{html.escape(p)}</li>" for p in problems) + "</ul>"
+    return subject, body

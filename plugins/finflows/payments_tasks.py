@@ -1,0 +1,113 @@
+"""Task bodies of bank_payments and bank_transfer_retry: connections, keys and hooks around
+finflows.payments. Imported inside tasks only (it loads providers)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+
+from finflows import banks, files, payments, pgp, settings
+from finflows.task_support import fail_run_if_any, finance_db, label_mapped_task, s3_hook
+
+log = logging.getLogger(__name__)
+
+
+def choose_banks(requested: list[str] | None) -> list[str]:
+    """The enabled banks, or those a manual run asked for (each must be configured)."""
+    cfg = banks.load()
+    chosen = [cfg.bank(b).id for b in requested] if requested else cfg.enabled
+    log.info("banks to pay: %s", ", ".join(chosen) or "none")
+    return chosen
+
+
+@contextmanager
+def encrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[payments.Encrypt]:
+    """Encrypt to the bank's key and sign with ours, keys from Airflow connections (or the secrets
+    backend behind them), each checked against the fingerprint the configuration pins."""
+    from airflow.sdk import Connection
+
+    ours = Connection.get(cfg.originator.signing_key_conn_id)
+    theirs = Connection.get(bank.pgp_key_conn_id)
+    with pgp.keyring() as ring:
+        signer = ring.add(ours.extra_dejson["private_key"], cfg.originator.signing_key_fingerprint,
+                          f"connection {ours.conn_id}")  # fmt: skip
+        recipient = ring.add(
+            theirs.extra_dejson["public_key"], bank.pgp_key_fingerprint, f"connection {theirs.conn_id}"
+        )
+        yield lambda data: ring.encrypt_and_sign(data, recipient, signer, ours.password)
+
+
+def sftp(bank: banks.Bank):
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    return SFTPHook(ssh_conn_id=bank.sftp_conn_id)
+
+
+def pay_bank(bank_id: str) -> dict:
+    run_id = label_mapped_task("bank", bank_id)
+    cfg = banks.load()
+    bank = cfg.bank(bank_id)
+    with files.connect(finance_db()) as conn, encrypter(cfg, bank) as encrypt:
+        result = payments.pay_bank(
+            conn, cfg=cfg, bank_id=bank_id, now=None, run_id=run_id, s3_hook=s3_hook(),
+            sftp_hook=sftp(bank), encrypt=encrypt, archive_bucket=settings.archive_bucket(),
+            attempts=settings.bank_upload_attempts(), backoff=settings.bank_upload_backoff(),
+        )  # fmt: skip
+    return asdict(result)
+
+
+def email_treasury(subject: str, body: str) -> None:
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    with SmtpHook(smtp_conn_id=settings.CONN_SMTP) as smtp:
+        smtp.send_email_smtp(to=settings.treasury_email(), subject=subject, html_content=body)
+
+
+def summarise(bank_ids: list[str], outcomes: list[dict | None]) -> dict:
+    """The treasury email; the run fails when a bank's task failed or anything needs a person."""
+    runs = [o for o in outcomes if o]
+    failed = sorted(set(bank_ids) - {r["bank"] for r in runs})
+    subject, body = payments.summary(runs)
+    if failed:
+        body += "<p><b>Failed banks (see their task logs):</b> " + ", ".join(failed) + "</p>"
+        subject = subject.replace(" OK:", " PROBLEMS:")
+    email_treasury(subject, body)
+    log.info("%s", subject)
+    problems = [f"{r['bank']}: {p}" for r in runs for p in payments.BankRun(**r).problems]
+    fail_run_if_any(failed + problems, len(bank_ids), "bank")
+    return {"banks": len(runs), "files": sum(1 for r in runs for d in r["deliveries"] if d["outcome"] == "uploaded")}
+
+
+def retry_transfers(everything: bool) -> dict:
+    """Work off the retry queue: deliver each waiting batch's archived file, or cancel it after its cutoff."""
+    cfg = banks.load()
+    now = dt.datetime.now(dt.UTC)
+    done = []
+    with files.connect(finance_db()) as conn:
+        waiting = payments.waiting_transfers(conn, now, everything)
+        log.info("%d queued transfer(s) to try", len(waiting))
+        for batch_id, bank_id in waiting:
+            d = payments.retry_one(
+                conn, cfg=cfg, batch_id=batch_id, bank_id=bank_id, now=now, run_id=_run_id(), s3_hook=s3_hook(),
+                sftp_hook=sftp(cfg.bank(bank_id)), attempts=settings.bank_upload_attempts(),
+                backoff=settings.bank_upload_backoff(), limit=settings.bank_retry_limit(),
+            )  # fmt: skip
+            done.append(asdict(d) | {"bank": bank_id})
+    by_bank: dict[str, dict] = {}
+    for d in done:
+        by_bank.setdefault(d.pop("bank"), {"deliveries": []})["deliveries"].append(d)
+    runs = [{"bank": b, **v} for b, v in by_bank.items()]
+    if runs:
+        email_treasury(*payments.summary(runs, "[finflows] bank transfer retry"))
+    gave_up = [f"{d['file_name']}: {d['outcome']}" for d in done if d["outcome"] in ("gave_up", "expired")]
+    fail_run_if_any(gave_up, len(done), "queued transfer")
+    return {"tried": len(done), "delivered": sum(1 for d in done if d["outcome"] in ("uploaded", "already_there"))}
+
+
+def _run_id() -> str:
+    from airflow.sdk import get_current_context
+
+    return get_current_context()["run_id"]

@@ -1,0 +1,278 @@
+"""bank_payments against the real stack: PostgreSQL, PGP (gpg), the banks' SFTP server, S3 archive."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+import time_machine
+
+from finflows import banks, payments, payments_tasks, pgp
+from finflows.formats import ach
+from tests.helpers import payments as pay
+
+pytestmark = pytest.mark.integration
+TAIPEI = ZoneInfo("Asia/Taipei")
+ARCHIVE = os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive")
+MONDAY = dt.date(2026, 11, 23)  # a business day
+
+
+def taipei(day: dt.date, hh: int, mm: int) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hh, mm), tzinfo=TAIPEI)
+
+
+@pytest.fixture
+def cfg() -> banks.BankConfig:
+    return banks.load()
+
+
+@pytest.fixture
+def clean(pg, local_dir):
+    pay.clean(pg)
+    pay.clear_uploads(local_dir)
+
+
+@pytest.fixture
+def db(pg_dsn):
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        yield conn
+
+
+def run(db, cfg, bank: str, *, now=None, sftp_conn: str | None = None, attempts: int = 1, s3_hook=None):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    b = cfg.bank(bank)
+    with payments_tasks.encrypter(cfg, b) as encrypt:
+        return payments.pay_bank(
+            db, cfg=cfg, bank_id=bank, now=now, run_id="test", s3_hook=s3_hook or S3Hook(aws_conn_id="aws_finflows"),
+            sftp_hook=SFTPHook(ssh_conn_id=sftp_conn or b.sftp_conn_id), encrypt=encrypt, archive_bucket=ARCHIVE,
+            attempts=attempts, backoff=0.01,
+        )  # fmt: skip
+
+
+def test_payments_reach_the_bank_encrypted_signed_and_byte_exact(clean, db, pg, cfg, local_dir):
+    refs = pay.add(pg, "mega", 3, due=MONDAY, name="林美玲")
+    result = run(db, cfg, "mega", now=taipei(MONDAY, 6, 0))
+
+    assert result.processing_date == "2026-11-23" and result.batches_created == 1 and result.payments_batched == 3
+    [(name, cipher)] = pay.uploaded(local_dir, "mega").items()
+    assert name == "ACHP01_017_20261123_001.txt"  # no .part left behind
+    plain = pay.decrypt_as_bank("mega", cipher)  # decrypts with mega's key, checks our signature
+
+    batch = pg.execute("SELECT id, created_at FROM pay.batch").fetchone()
+    expected = ach.write_achp01(
+        ach.Batch(MONDAY, batch[1].astimezone(TAIPEI).time().replace(microsecond=0), "0170077",
+                  os.environ["FINFLOWS_ACCOUNT_MEGA"], os.environ["FINFLOWS_ACH_COMPANY_ID"], dt.date(2026, 11, 20)),
+        [ach.Payment(i, ref, "8220901", acct, amount, pid, "林美玲", "貨款")
+         for i, (ref, acct, amount, pid) in enumerate(pg.execute(
+             "SELECT reference, payee_account, amount::int, payee_id FROM pay.payment ORDER BY seq").fetchall(), 1)],
+    )  # fmt: skip
+    assert plain == expected
+    parsed = ach.read_ach(plain, name, "ACHP01")
+    assert [d["customer_number"] for d in parsed.details] == refs
+    assert parsed.trailer["previous_business_day"] == dt.date(2026, 11, 20)  # Friday before
+
+    assert set(pay.statuses(pg, refs).values()) == {"uploaded"}
+    transfer = pg.execute(
+        "SELECT outcome, attempts, payment_count, total_amount, bytes, plain_sha256, cipher_sha256 FROM pay.transfer"
+    ).fetchall()
+    assert transfer == [("uploaded", 1, 3, 3003, len(cipher), payments._sha(plain), payments._sha(cipher))]
+    trail = pg.execute(
+        "SELECT from_status, to_status, dag_run_id FROM pay.payment_event WHERE payment_id = 1 ORDER BY id"
+    ).fetchall()
+    assert trail == [(None, "pending", None), ("pending", "batched", "test"), ("batched", "uploaded", "test")]
+
+
+def test_a_re_run_creates_and_uploads_nothing(clean, db, pg, cfg, local_dir):
+    pay.add(pg, "ctbc", 2, due=MONDAY)
+    first = run(db, cfg, "ctbc", now=taipei(MONDAY, 6, 0))
+    before = pay.uploaded(local_dir, "ctbc")
+    second = run(db, cfg, "ctbc", now=taipei(MONDAY, 6, 5))
+
+    assert first.batches_created == 1 and second.batches_created == 0 and second.deliveries == []
+    assert pay.uploaded(local_dir, "ctbc") == before
+    assert pg.execute("SELECT count(*) FROM pay.transfer").fetchone()[0] == 1
+    assert pg.execute("SELECT count(*) FROM pay.batch").fetchone()[0] == 1
+
+
+def test_two_runs_at_once_batch_each_payment_once(clean, pg_dsn, pg, cfg, local_dir):
+    refs = pay.add(pg, "first", 40, due=MONDAY)
+    results, errors = [], []
+
+    def one():
+        try:
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                results.append(run(conn, cfg, "first", now=taipei(MONDAY, 7, 0)))
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(r.payments_batched for r in results) == [0, 40]
+    assert len(pay.uploaded(local_dir, "first")) == 1
+    assert pg.execute("SELECT count(DISTINCT batch_id), count(*) FROM pay.payment WHERE reference = ANY(%s)",
+                      (refs,)).fetchone() == (1, 40)  # fmt: skip
+
+
+def test_csv_bank_gets_its_variant_in_its_encoding(clean, db, pg, cfg, local_dir):
+    refs = pay.add(pg, "taishin", 2, due=MONDAY, name="Zoë 陳 😀")  # taishin takes UTF-8 CSV
+    run(db, cfg, "taishin", now=taipei(MONDAY, 6, 0))
+    [(name, cipher)] = pay.uploaded(local_dir, "taishin").items()
+    rows = ach.read_csv(pay.decrypt_as_bank("taishin", cipher), name, "utf-8")
+    assert name == "TS_PAY_20261123_001.csv"
+    assert [(r["reference"], r["payee_name"], r["processing_date"]) for r in rows] == [
+        (ref, "Zoë 陳 😀", "2026-11-23") for ref in refs
+    ]
+
+
+def test_a_name_big5_cannot_hold_is_refused_by_name_and_stays_pending(clean, db, pg, cfg, local_dir):
+    good = pay.add(pg, "esun", 2, due=MONDAY)
+    bad = pay.add(pg, "esun", 1, due=MONDAY, name="王😀明", ref_prefix="EMOJI")  # esun: CSV in cp950
+    long = pay.add(pg, "mega", 1, due=MONDAY, name="A" * 39 + "王", ref_prefix="STRADDLE")
+    pay.add(pg, "mega", 1, due=MONDAY)
+
+    esun = run(db, cfg, "esun", now=taipei(MONDAY, 6, 0))
+    mega = run(db, cfg, "mega", now=taipei(MONDAY, 6, 0))
+    assert [r["reference"] for r in esun.refused] == bad and "cannot be encoded in cp950" in esun.refused[0]["error"]
+    assert [r["reference"] for r in mega.refused] == long and "41 bytes" in mega.refused[0]["error"]
+    assert pay.statuses(pg, bad + long) == {bad[0]: "pending", long[0]: "pending"}
+    assert set(pay.statuses(pg, good).values()) == {"uploaded"}
+    assert any("refused" in p for p in mega.problems)
+
+
+def test_batches_are_split_by_count_and_numbered(clean, db, pg, cfg, local_dir):
+    small = cfg.model_copy(update={"originator": cfg.originator.model_copy(update={"max_payments_per_batch": 4})})
+    pay.add(pg, "mega", 10, due=MONDAY)
+    result = run(db, small, "mega", now=taipei(MONDAY, 6, 0))
+    uploaded = pay.uploaded(local_dir, "mega")
+    assert result.batches_created == 3 and sorted(uploaded) == [f"ACHP01_017_20261123_00{n}.txt" for n in (1, 2, 3)]
+    counts = [len(ach.read_ach(pay.decrypt_as_bank("mega", uploaded[n]), n).details) for n in sorted(uploaded)]
+    assert counts == [4, 4, 2]
+
+
+# ---------------------------------------------------------------------------- cutoff (wall clock moved)
+@pytest.mark.parametrize(
+    ("now", "due", "taken", "processing"),
+    [
+        (taipei(MONDAY, 15, 29), MONDAY, True, "2026-11-23"),  # before ctbc's 15:30 cutoff: today
+        (taipei(MONDAY, 15, 31), MONDAY, True, "2026-11-24"),  # after: rolls to Tuesday
+        (taipei(MONDAY, 15, 29), MONDAY + dt.timedelta(days=1), False, "2026-11-23"),  # due tomorrow: waits
+        (taipei(dt.date(2026, 11, 27), 16, 0), dt.date(2026, 11, 30), True, "2026-11-30"),  # Friday late → Monday
+        (taipei(dt.date(2026, 11, 21), 10, 0), dt.date(2026, 11, 21), True, "2026-11-23"),  # Saturday → Monday
+        (
+            taipei(dt.date(2026, 12, 24), 15, 45),
+            dt.date(2026, 12, 24),
+            True,
+            "2026-12-28",
+        ),  # Christmas Day is a holiday
+    ],
+)
+def test_cutoff_and_business_days(clean, db, pg, cfg, now, due, taken, processing):
+    refs = pay.add(pg, "ctbc", 1, due=due)
+    with time_machine.travel(now, tick=False):
+        result = payments.make_batches(db, cfg, "ctbc", None, "test")  # None: the (moved) wall clock
+    assert result.processing_date == processing
+    assert pay.statuses(pg, refs)[refs[0]] == ("batched" if taken else "pending")
+
+
+# ---------------------------------------------------------------------------- transfer failures
+@pytest.fixture
+def sftp_down(monkeypatch):
+    """A bank SFTP connection to a port nothing listens on."""
+    conn = json.loads(os.environ["AIRFLOW_CONN_SFTP_MEGA"]) | {"port": 1}
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_DOWN", json.dumps(conn))
+    return "sftp_down"
+
+
+def test_a_failed_transfer_is_queued_and_the_retry_delivers_it(clean, db, pg, cfg, local_dir, sftp_down):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    refs = pay.add(pg, "mega", 2, due=MONDAY)
+    result = run(db, cfg, "mega", now=taipei(MONDAY, 6, 0), sftp_conn=sftp_down, attempts=2)
+    [d] = result.deliveries
+    assert d["outcome"] == "queued" and d["attempts"] == 2 and "queued" in result.problems[0]
+    assert pay.uploaded(local_dir, "mega") == {}
+    assert set(pay.statuses(pg, refs).values()) == {"batched"}
+    assert pg.execute("SELECT status FROM pay.batch").fetchone()[0] == "queued"
+    assert pg.execute("SELECT outcome, attempts FROM pay.transfer").fetchall() == [("failed", 2)]
+    assert pg.execute("SELECT status FROM pay.transfer_retry").fetchone()[0] == "waiting"
+    archived = pg.execute("SELECT cipher_sha256 FROM pay.batch").fetchone()[0]
+
+    [(batch_id, bank)] = payments.waiting_transfers(db, taipei(MONDAY, 7, 0))
+    retried = payments.retry_one(
+        db, cfg=cfg, batch_id=batch_id, bank_id=bank, now=taipei(MONDAY, 7, 0), run_id="retry",
+        s3_hook=S3Hook(aws_conn_id="aws_finflows"), sftp_hook=SFTPHook(ssh_conn_id="sftp_mega"), attempts=1,
+        backoff=0.01, limit=5,
+    )  # fmt: skip
+    assert retried.outcome == "uploaded"
+    [(name, cipher)] = pay.uploaded(local_dir, "mega").items()
+    assert payments._sha(cipher) == archived  # the same bytes that were made and archived the first time
+    assert len(ach.read_ach(pay.decrypt_as_bank("mega", cipher), name).details) == 2
+    assert set(pay.statuses(pg, refs).values()) == {"uploaded"}
+    assert pg.execute("SELECT status, attempts FROM pay.transfer_retry").fetchone() == ("delivered", 1)
+    assert pg.execute("SELECT outcome FROM pay.transfer ORDER BY id").fetchall() == [("failed",), ("uploaded",)]
+    assert payments.waiting_transfers(db, taipei(MONDAY, 8, 0), everything=True) == []
+
+
+def test_a_queued_batch_past_its_cutoff_is_cancelled_and_its_payments_roll(clean, db, pg, cfg, local_dir, sftp_down):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    refs = pay.add(pg, "mega", 2, due=MONDAY)
+    run(db, cfg, "mega", now=taipei(MONDAY, 6, 0), sftp_conn=sftp_down)
+    [(batch_id, bank)] = payments.waiting_transfers(db, taipei(MONDAY, 16, 0))
+    d = payments.retry_one(
+        db, cfg=cfg, batch_id=batch_id, bank_id=bank, now=taipei(MONDAY, 16, 0), run_id="retry",
+        s3_hook=S3Hook(aws_conn_id="aws_finflows"), sftp_hook=SFTPHook(ssh_conn_id="sftp_mega"), attempts=1,
+        backoff=0.01, limit=5,
+    )  # fmt: skip
+    assert d.outcome == "expired" and pay.uploaded(local_dir, "mega") == {}
+    assert set(pay.statuses(pg, refs).values()) == {"pending"}
+    assert pg.execute("SELECT status FROM pay.batch").fetchone()[0] == "cancelled"
+
+    again = run(db, cfg, "mega", now=taipei(MONDAY, 16, 5))  # the next run: Tuesday's batch
+    assert again.processing_date == "2026-11-24" and again.payments_batched == 2
+    assert sorted(pay.uploaded(local_dir, "mega")) == ["ACHP01_017_20261124_001.txt"]
+
+
+def test_a_file_already_complete_on_the_server_is_not_sent_twice(clean, db, pg, cfg, local_dir):
+    """The upload finished but its bookkeeping was lost: the next try finds it and records it."""
+    pay.add(pg, "mega", 1, due=MONDAY)
+    run(db, cfg, "mega", now=taipei(MONDAY, 6, 0))
+    [name] = pay.uploaded(local_dir, "mega")
+    mtime = (local_dir / "sftp" / "mega" / "upload" / name).stat().st_mtime_ns
+    with db.transaction():  # forget the delivery, as if the commit after the upload had failed
+        db.execute("SELECT set_config('finflows.reason', 'test', true)")
+        db.execute("DELETE FROM pay.transfer")
+        db.execute("UPDATE pay.batch SET status = 'batched', uploaded_at = NULL")
+        db.execute("ALTER TABLE pay.payment DISABLE TRIGGER USER")
+        db.execute("UPDATE pay.payment SET status = 'batched'")
+        db.execute("ALTER TABLE pay.payment ENABLE TRIGGER USER")
+    result = run(db, cfg, "mega", now=taipei(MONDAY, 6, 30))
+    assert [d["outcome"] for d in result.deliveries] == ["already_there"]
+    assert (local_dir / "sftp" / "mega" / "upload" / name).stat().st_mtime_ns == mtime
+    assert pg.execute("SELECT status FROM pay.payment").fetchone()[0] == "uploaded"
+
+
+def test_the_state_machine_refuses_a_skipped_step(clean, pg):
+    [ref] = pay.add(pg, "mega", 1, due=MONDAY)
+    with pytest.raises(psycopg.errors.CheckViolation, match=r"pending → settled is not an allowed transition"):
+        pg.execute("UPDATE pay.payment SET status = 'settled' WHERE reference = %s", (ref,))
+
+
+def test_a_key_whose_fingerprint_is_not_the_pinned_one_is_refused(cfg):
+    from tests.helpers.payments import bank_keys
+
+    with pgp.keyring() as ring, pytest.raises(pgp.PgpError, match="the configuration pins"):
+        ring.add(bank_keys("ctbc")["bank"]["public"], cfg.bank("mega").pgp_key_fingerprint, "connection pgp_bank_mega")
