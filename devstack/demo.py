@@ -16,6 +16,7 @@ from devstack.config import LOCAL, REPO
 from devstack.fixtures import (
     forget_cash_files,
     forget_chargeback_file,
+    forget_payments,
     forget_statement,
     forget_tenures,
     seed_rent_accounts,
@@ -220,10 +221,80 @@ def demo_card() -> list[str]:
     return lines
 
 
+def bank_encoding(bank: str) -> str:
+    from finflows import banks
+
+    return banks.load().bank(bank).encoding
+
+
+def demo_bank_payments() -> list[str]:
+    import csv
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from devstack import secrets
+    from finflows import pgp
+    from finflows.formats import ach
+
+    sample = SAMPLES / "banking" / "payments.csv"
+    rows = list(csv.DictReader(sample.open(encoding="utf-8")))
+    today = dt.datetime.now(ZoneInfo("Asia/Taipei")).date()
+    with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
+        for bank, name in forget_payments(pg, "DEMO-"):  # the demo is repeatable
+            (LOCAL / "sftp" / bank / "upload" / name).unlink(missing_ok=True)
+        others = pg.execute("SELECT count(*) FROM pay.payment WHERE status = 'pending'").fetchone()[0]
+        for r in rows:
+            pg.execute(
+                """INSERT INTO pay.payment (reference, bank, payee_bank, payee_account, payee_id, payee_name, memo,
+                                            amount, due_date) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)""",
+                (r["reference"], r["bank"], r["payee_bank"], r["payee_account"], r["payee_id"], r["payee_name"],
+                 r["memo"], int(r["amount"]), today),
+            )  # fmt: skip
+        mails_before = mails()
+        ok, secs, log = dags_test("bank_payments", {"banks": ["mega", "esun"]})
+        ok2, secs2, log2 = dags_test("bank_payments", {"banks": ["mega", "esun"]})  # the same day again
+        batches = pg.execute(
+            "SELECT b.bank, b.file_name, b.processing_date, b.payment_count, b.total_amount, b.cipher_bytes, b.status "
+            "FROM pay.batch b WHERE EXISTS (SELECT 1 FROM pay.payment p WHERE p.batch_id = b.id AND p.reference "
+            "LIKE 'DEMO-%%') ORDER BY b.bank",
+        ).fetchall()
+        transfers = pg.execute("SELECT count(*) FROM pay.transfer t JOIN pay.batch b ON b.id = t.batch_id "
+                               "WHERE b.file_name = ANY(%s)", ([b[1] for b in batches],)).fetchone()[0]  # fmt: skip
+    keys = secrets.pgp_keys()
+    lines = [f"bank_payments run: {'ok' if ok else 'FAILED'} in {secs:.0f}s, re-run {'ok' if ok2 else 'FAILED'} "
+             f"in {secs2:.0f}s ({log.name})"]  # fmt: skip
+    if others:
+        lines.append(f"  note: {others} other pending payment(s) were already in pay.payment")
+    for bank, name, day, count, total, size, status in batches:
+        lines.append(f"  {bank:5s} -> sftp {bank}/upload/{name}: {count} payment(s), NTD {int(total):,}, "
+                     f"processing {day}, {size} bytes encrypted+signed, {status}")  # fmt: skip
+        data = (LOCAL / "sftp" / bank / "upload" / name).read_bytes()
+        with pgp.keyring() as ring:  # play the bank: decrypt with its key, check our signature
+            ring.add(keys[bank]["secret"], keys[bank]["fingerprint"], bank)
+            ring.add(keys["finflows"]["public"], keys["finflows"]["fingerprint"], "finflows")
+            plain = ring.decrypt_and_verify(data, keys["finflows"]["fingerprint"], None)
+        first = plain.split(b"\r\n")[1]
+        lines.append("        the bank decrypts it and our signature verifies")
+        if name.endswith(".txt"):
+            lines.append(f"        detail bytes 1-72: {first[:72].decode('ascii')}")
+            lines.append(f"        bytes 137-176 (Big5): {first[136:176].decode('cp950').rstrip()}")
+            f = ach.read_ach(plain, name, "ACHP01")
+            lines.append(f"        trailer: {int(f.trailer['total_count'])} record(s), NTD {int(f.trailer['total_amount']):,}"
+                         f", ROC date {ach.roc(f.header['processing_date'])}")  # fmt: skip
+        else:
+            lines.append(f"        {first.decode(bank_encoding(bank))}")
+    lines.append(f"  transfers audited: {transfers} (the re-run uploaded nothing)   emails to treasury: "
+                 f"{mails() - mails_before}")  # fmt: skip
+    if not (ok and ok2 and len(batches) == 2 and transfers == 2):
+        lines.append(f"  !! unexpected outcome: see {log} and {log2}")
+        raise SystemExit("\n".join(lines))
+    return lines
+
+
 def main() -> None:
     sys.path.insert(0, str(REPO / "plugins"))
     print("[demo] running every flow end to end with `airflow dags test` against the local stack", flush=True)
-    summary = demo_cashfile() + demo_card() + demo_chargeback() + demo_tenure()
+    summary = demo_cashfile() + demo_card() + demo_chargeback() + demo_tenure() + demo_bank_payments()
     print("\n==================== finflows demo summary ====================")
     print("\n".join(summary))
     print("================================================================")

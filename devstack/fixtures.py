@@ -57,3 +57,23 @@ def forget_statement(conn, name: str) -> None:
     conn.execute("DELETE FROM card.fact_transaction WHERE file_id = ANY(%s)", (ids,))
     conn.execute("DELETE FROM ops.file_event WHERE flow = 'card_reconciliation' AND file_name = %s", (name,))
     conn.execute("DELETE FROM ops.file_control WHERE id = ANY(%s)", (ids,))
+
+
+def forget_payments(conn, reference_prefix: str) -> list[tuple[str, str]]:
+    """Remove payments whose reference starts with the prefix, with their batches, transfers and
+    audit rows, so the demo can pay them afresh. Returns (bank, file name) of the batches removed."""
+    like = reference_prefix.replace("%", r"\%") + "%"
+    batches = conn.execute(
+        "SELECT DISTINCT b.id, b.bank, b.file_name FROM pay.batch b JOIN pay.payment p ON p.batch_id = b.id "
+        "WHERE p.reference LIKE %s",
+        (like,),
+    ).fetchall()
+    ids = [b[0] for b in batches]
+    conn.execute("DELETE FROM pay.payment_event WHERE payment_id IN (SELECT id FROM pay.payment WHERE reference LIKE %s)",
+                 (like,))  # fmt: skip
+    conn.execute("DELETE FROM pay.payment WHERE reference LIKE %s", (like,))
+    conn.execute("DELETE FROM pay.transfer WHERE batch_id = ANY(%s)", (ids,))
+    conn.execute("DELETE FROM pay.transfer_retry WHERE batch_id = ANY(%s)", (ids,))
+    conn.execute("DELETE FROM pay.batch WHERE id = ANY(%s) AND NOT EXISTS "
+                 "(SELECT 1 FROM pay.payment p WHERE p.batch_id = pay.batch.id)", (ids,))  # fmt: skip
+    return [(b[1], b[2]) for b in batches]

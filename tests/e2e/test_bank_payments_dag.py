@@ -24,6 +24,8 @@ def today_taipei() -> dt.date:
 def clean(pg, local_dir):
     pay.clean(pg)
     pay.clear_uploads(local_dir)
+    yield
+    pay.clean(pg)  # leave no pending payment for the next run of anything
 
 
 def test_daily_run_uploads_each_bank_once_and_emails_treasury(clean, pg, local_dir, mailbox):

@@ -35,6 +35,8 @@ def cfg() -> banks.BankConfig:
 def clean(pg, local_dir):
     pay.clean(pg)
     pay.clear_uploads(local_dir)
+    yield
+    pay.clean(pg)  # leave no pending payment for the next run of anything
 
 
 @pytest.fixture
