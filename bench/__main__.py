@@ -15,7 +15,7 @@ import time
 
 from bench.common import RESULTS
 
-ORDER = ("dag_parse", "cashfile", "card_statement")
+ORDER = ("dag_parse", "cashfile", "card_statement", "bank_payments")
 
 
 def main(names: list[str]) -> None:

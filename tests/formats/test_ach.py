@@ -251,3 +251,9 @@ def test_reader_fails_only_with_format_error(noise, at):
     for data in (noise, good[:at] + noise + good[at:]):
         with contextlib.suppress(FormatError):
             ach.read_ach(data, "fuzz.txt")
+
+
+@pytest.mark.parametrize("name", ["王\r\n小明", "line\nbreak"])
+def test_a_line_break_in_a_name_is_refused_by_the_fast_path_too(name):
+    with pytest.raises(ach.PaymentError, match=r"REF-00001: field originator_note.*line break"):
+        ach.write_achp01(BATCH, [payment(name=name)])

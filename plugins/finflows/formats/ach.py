@@ -73,13 +73,25 @@ class Big5Text:
             data = text.encode(self.encoding)
         except UnicodeEncodeError as e:
             raise ValueError(f"character {e.object[e.start]!r} cannot be encoded in Big5") from None
-        if len(data) > width:
-            raise ValueError(f"is {len(data)} bytes in Big5; the field holds {width}")
-        if not data.isascii() and data.decode(self.encoding) != text:  # cp950 maps e.g. ¢ to ￠
+        n = len(data)
+        if n > width:
+            raise ValueError(f"is {n} bytes in Big5; the field holds {width}")
+        if n != len(text) and data.decode(self.encoding) != text:  # cp950 maps e.g. ¢ to ￠
             back = data.decode(self.encoding)
             bad = next(c for c, d in zip(text, back, strict=False) if c != d)
             raise ValueError(f"character {bad!r} has no exact Big5 form (it would arrive changed)")
-        return data.ljust(width, b" ").decode(WIRE)
+        return (data + b" " * (width - n)).decode(WIRE)
+
+    def inline(self, var: str, width: int, encode: str, tmp: str) -> str:
+        """The same checks as ``encode`` as one expression; anything unusual goes to ``encode``, which
+        explains it (an unencodable character raises ``UnicodeEncodeError``, a ``ValueError``)."""
+        if self.required:
+            return f"{encode}({var}, {width})"
+        enc = self.encoding
+        ok = (f"type({var}) is str and '\\r' not in {var} and '\\n' not in {var} "
+              f"and len({tmp} := {var}.encode({enc!r})) <= {width} "
+              f"and (len({tmp}) == len({var}) or {tmp}.decode({enc!r}) == {var})")  # fmt: skip
+        return f"({tmp}.decode({WIRE!r}) + ' ' * ({width} - len({tmp})) if {ok} else {encode}({var}, {width}))"
 
     def sql(self, text: str) -> str:
         raise NotImplementedError("Big5 text is decoded in Python, not in SQL")
@@ -95,6 +107,10 @@ class WholeAmount(ImpliedDecimal):
         if type(value) is int and 0 <= value < 10**width:
             return str(value).zfill(width)
         return super().encode(value, width)
+
+    def inline(self, var: str, width: int, encode: str, tmp: str) -> str:
+        ok = f"type({tmp} := {var}) is int and 0 <= {tmp} < {10**width}"
+        return f"(str({tmp}).zfill({width}) if {ok} else {encode}({var}, {width}))"
 
 
 class RocDate:
@@ -138,15 +154,21 @@ class AsciiText(Text):
     """Codes and identifiers: printable ASCII only, so a character is a byte."""
 
     def encode(self, value: Any, width: int) -> str:
-        text = super().encode(value, width)
+        text = value if type(value) is str else "" if value is None else str(value)
+        if len(text) > width:
+            raise ValueError(f"longer than {width} characters")
         if not (text.isascii() and text.isprintable()):
             raise ValueError("must be printable ASCII")
-        return text
+        return text.ljust(width)
 
     def decode(self, raw: str) -> str:
         if not (raw.isascii() and raw.isprintable()):
             raise ValueError("must be printable ASCII")
         return super().decode(raw)
+
+    def inline(self, var: str, width: int, encode: str, tmp: str) -> str:
+        ok = f"type({tmp} := {var}) is str and len({tmp}) <= {width} and {tmp}.isascii() and {tmp}.isprintable()"
+        return f"({tmp}.ljust({width}) if {ok} else {encode}({var}, {width}))"
 
 
 def roc(day: dt.date) -> str:
@@ -315,10 +337,13 @@ def write_achp01(batch: Batch, payments: Iterable[Payment]) -> bytes:
         )
     ]
     count = total = 0
+    append = records.append
     for p in payments:
-        _check(p)
+        if type(p.amount) is not int or not 0 < p.amount <= MAX_AMOUNT:
+            _check(p)  # raises, naming the payment
         try:
-            records.append(detail(*_detail_values(p)))
+            append(detail(p.txn_code, p.seq, p.receiving_bank, p.receiving_account, p.amount, p.payee_id,
+                          p.reference, p.name, p.memo))  # fmt: skip
         except (ValueError, TypeError, ArithmeticError):
             try:  # the slow path names every bad field
                 DETAIL.format(constants | dict(zip(PAYMENT_FIELDS, _detail_values(p), strict=True)))

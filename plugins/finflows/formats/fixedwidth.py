@@ -110,6 +110,11 @@ class Digits:
     def copy_expr(self, var: str, me: str) -> str:
         return var
 
+    def inline(self, var: str, width: int, encode: str, tmp: str) -> str:
+        """``encode`` as one expression for a text value already of the right shape (see ``formatter``)."""
+        ok = f"type({tmp} := {var}) is str and len({tmp}) {'==' if self.exact else '<='} {width} and {tmp}.isdigit() and {tmp}.isascii()"
+        return f"({tmp}{'' if self.exact else f'.zfill({width})'} if {ok} else {encode}({var}, {width}))"
+
 
 class Text:
     """Free text, right-padded with spaces; decoded with trailing spaces removed."""
@@ -527,10 +532,20 @@ class Layout:
                 parts.append(repr(self._encode(f, constants[f.name])))
             else:
                 namespace[f"e{i}"] = f.codec.encode
-                parts.append(f"e{i}({f.name}, {f.width})")
+                if hasattr(f.codec, "inline"):  # the common case inline, the call only to explain or convert
+                    parts.append(f.codec.inline(f.name, f.width, f"e{i}", f"_t{i}"))
+                else:
+                    parts.append(f"e{i}({f.name}, {f.width})")
             pos = f.start + f.width
         if pos <= self.length:
             parts.append(repr(" " * (self.length - pos + 1)))
+        merged: list[str] = []  # adjacent constants become one literal: fewer pieces to join
+        for part in parts:
+            if merged and part[0] == "'" and merged[-1][0] == "'":
+                merged[-1] = repr(eval(merged[-1]) + eval(part))  # noqa: S307 (our own repr() literals)
+            else:
+                merged.append(part)
+        parts = merged
         src = (
             f"def fmt({', '.join(variable)}):\n"
             f"    r = ''.join(({', '.join(parts)},))\n"
