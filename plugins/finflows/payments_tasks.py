@@ -111,3 +111,71 @@ def _run_id() -> str:
     from airflow.sdk import get_current_context
 
     return get_current_context()["run_id"]
+
+
+# ---------------------------------------------------------------------------- bank_reconciliation
+@contextmanager
+def decrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator:
+    """Decrypt with our key and insist on the bank's signature (its pinned fingerprint)."""
+    from airflow.sdk import Connection
+
+    ours = Connection.get(cfg.originator.signing_key_conn_id)
+    theirs = Connection.get(bank.pgp_key_conn_id)
+    with pgp.keyring() as ring:
+        ring.add(ours.extra_dejson["private_key"], cfg.originator.signing_key_fingerprint, f"connection {ours.conn_id}")
+        signer = ring.add(theirs.extra_dejson["public_key"], bank.pgp_key_fingerprint, f"connection {theirs.conn_id}")
+        yield lambda data: ring.decrypt_and_verify(data, signer, ours.password)
+
+
+def reconcile_bank(bank_id: str) -> dict:
+    from finflows import reconciliation
+
+    run_id = label_mapped_task("bank", bank_id)
+    cfg = banks.load()
+    bank = cfg.bank(bank_id)
+    hook = sftp(bank)
+    outcomes = []
+    with files.connect(finance_db()) as conn, decrypter(cfg, bank) as decrypt, hook.get_managed_conn() as client:
+        names = reconciliation.candidates(client, bank)
+        log.info("%s: %d file(s) match %s in %s", bank_id, len(names), bank.reconciliation_file_pattern,
+                 bank.download_path)  # fmt: skip
+        for name in names:
+            with client.open(f"{bank.download_path.rstrip('/')}/{name}", "rb") as f:
+                data = f.read()
+            out = reconciliation.process_file(
+                conn, bank=bank, name=name, data=data, decrypt=decrypt, s3_hook=s3_hook(),
+                archive_bucket=settings.archive_bucket(), run_id=run_id, today=dt.datetime.now(payments.TAIPEI).date(),
+            )  # fmt: skip
+            outcomes.append(asdict(out))
+    return {"bank": bank_id, "files": outcomes}
+
+
+def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> dict:
+    """Alert by email on quarantined files, unmatched lines, batches over 5% mismatched, and batches
+    still unreconciled after their business day; the run fails on a quarantined file or a failed bank."""
+    from finflows import reconciliation
+
+    per_bank = [b for b in per_bank if b]
+    done = [o for b in per_bank for o in b["files"]]
+    failed_banks = sorted(set(bank_ids) - {b["bank"] for b in per_bank})
+    alerts = [a for o in done for a in o["alerts"]]
+    with files.connect(finance_db()) as conn:
+        alerts += reconciliation.unreconciled_batches(conn, dt.datetime.now(dt.UTC), settings.business_day_close())
+    applied = [o for o in done if o["outcome"] == "applied"]
+    log.info("%d file(s) applied, %d seen before, %d quarantined", len(applied),
+             sum(o["outcome"] == "seen" for o in done), sum(o["outcome"] == "quarantined" for o in done))  # fmt: skip
+    if alerts or failed_banks:
+        import html
+
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        body = "<ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in alerts) + "</ul>"
+        if failed_banks:
+            body += f"<p>Banks whose check failed (see their task logs): {', '.join(failed_banks)}</p>"
+        with SmtpHook(smtp_conn_id=settings.CONN_SMTP) as smtp:
+            smtp.send_email_smtp(to=settings.ops_email() + settings.treasury_email(),
+                                 subject=f"[finflows] bank reconciliation ALERT: {len(alerts)} item(s)",
+                                 html_content=body)  # fmt: skip
+    quarantined = [f"{o['bank']}/{o['file_name']}" for o in done if o["outcome"] == "quarantined"]
+    fail_run_if_any(failed_banks + quarantined, len(done) + len(failed_banks), "file")
+    return {"applied": len(applied), "alerts": len(alerts)}

@@ -100,3 +100,10 @@ def bank_upload_backoff() -> float:
 def bank_retry_limit() -> int:
     """Hourly retries of a queued transfer before it is given up to a person."""
     return int(get("BANK_RETRY_LIMIT", "12"))
+
+
+def business_day_close():
+    """Asia/Taipei time after which an uploaded batch without reconciliation is alerted."""
+    import datetime as dt
+
+    return dt.time.fromisoformat(get("BUSINESS_DAY_CLOSE", "18:00"))

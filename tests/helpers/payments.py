@@ -12,7 +12,10 @@ _n = itertools.count(1)
 
 def clean(pg) -> None:
     """No payment state from an earlier test: each run pays every bank's pending payments."""
-    pg.execute("TRUNCATE pay.payment_event, pay.transfer, pay.transfer_retry, pay.payment, pay.batch RESTART IDENTITY")
+    pg.execute(
+        "TRUNCATE pay.return_line, pay.payment_event, pay.transfer, pay.transfer_retry, pay.payment, pay.batch "
+        "RESTART IDENTITY"
+    )
 
 
 def add(pg, bank: str, count: int = 1, *, due: dt.date, name: str = "王小明", amount: int | None = None,
@@ -68,3 +71,67 @@ def clear_uploads(local_dir: Path) -> None:
     for bank in BANKS:
         for p in (local_dir / "sftp" / bank / "upload").iterdir():
             p.unlink()
+
+
+def encrypt_as_bank(bank: str, plain: bytes, *, signer: str | None = None, recipient: str = "finflows",
+                    sign: bool = True) -> bytes:  # fmt: skip
+    """What the bank sends: encrypted to our key (or ``recipient``'s), signed with its key (or ``signer``'s)."""
+    from devstack import secrets
+    from finflows import pgp
+
+    keys = secrets.pgp_keys()
+    signer = signer or bank
+    with pgp.keyring() as ring:
+        ring.add(keys[signer]["secret"], keys[signer]["fingerprint"], signer)
+        ring.add(keys[recipient]["public"], keys[recipient]["fingerprint"], recipient)
+        if sign:
+            return ring.encrypt_and_sign(plain, keys[recipient]["fingerprint"], keys[signer]["fingerprint"], None)
+        result = ring.gpg.encrypt(plain, [keys[recipient]["fingerprint"]], armor=False, always_trust=True)
+        return result.data
+
+
+def returns_for(pg, batch_file: str, reasons: dict[str, str] | None = None):
+    """(Payment, reason, original date) for every payment of a batch, as the bank answers them."""
+    from finflows.formats import ach
+
+    rows = pg.execute(
+        "SELECT p.reference, p.payee_bank, p.payee_account, p.amount::bigint, p.payee_id, p.seq, b.processing_date "
+        "FROM pay.payment p JOIN pay.batch b ON b.id = p.batch_id WHERE b.file_name = %s ORDER BY p.seq",
+        (batch_file,),
+    ).fetchall()
+    reasons = reasons or {}
+    return [(ach.Payment(seq, ref, unit, acct, int(amount), pid, "", ""), reasons.get(ref, "00"), day)
+            for ref, unit, acct, amount, pid, seq, day in rows]  # fmt: skip
+
+
+def drop_return(local_dir: Path, bank: str, name: str, data: bytes) -> None:
+    (local_dir / "sftp" / bank / "download" / name).write_bytes(data)
+
+
+def clean_reconciliation(pg, local_dir: Path) -> None:
+    from devstack.config import BANKS
+
+    pg.execute("TRUNCATE pay.return_line")
+    pg.execute("DELETE FROM ops.file_event WHERE flow = 'bank_reconciliation'")
+    pg.execute("DELETE FROM ops.file_control WHERE flow = 'bank_reconciliation'")
+    for bank in BANKS:
+        for p in (local_dir / "sftp" / bank / "download").iterdir():
+            p.unlink()
+
+
+def pay_bank(db, cfg, bank: str, *, now=None, sftp_conn: str | None = None, attempts: int = 1, s3_hook=None):
+    """payments.pay_bank as the DAG task runs it, with the connections' keys and hooks."""
+    import os
+
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    from finflows import payments, payments_tasks
+
+    b = cfg.bank(bank)
+    with payments_tasks.encrypter(cfg, b) as encrypt:
+        return payments.pay_bank(
+            db, cfg=cfg, bank_id=bank, now=now, run_id="test", s3_hook=s3_hook or S3Hook(aws_conn_id="aws_finflows"),
+            sftp_hook=SFTPHook(ssh_conn_id=sftp_conn or b.sftp_conn_id), encrypt=encrypt, attempts=attempts,
+            archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"), backoff=0.01,
+        )  # fmt: skip

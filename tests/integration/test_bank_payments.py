@@ -12,13 +12,13 @@ import psycopg
 import pytest
 import time_machine
 
-from finflows import banks, payments, payments_tasks, pgp
+from finflows import banks, payments, pgp
 from finflows.formats import ach
 from tests.helpers import payments as pay
+from tests.helpers.payments import pay_bank as run
 
 pytestmark = pytest.mark.integration
 TAIPEI = ZoneInfo("Asia/Taipei")
-ARCHIVE = os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive")
 MONDAY = dt.date(2026, 11, 23)  # a business day
 
 
@@ -43,19 +43,6 @@ def clean(pg, local_dir):
 def db(pg_dsn):
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         yield conn
-
-
-def run(db, cfg, bank: str, *, now=None, sftp_conn: str | None = None, attempts: int = 1, s3_hook=None):
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.providers.sftp.hooks.sftp import SFTPHook
-
-    b = cfg.bank(bank)
-    with payments_tasks.encrypter(cfg, b) as encrypt:
-        return payments.pay_bank(
-            db, cfg=cfg, bank_id=bank, now=now, run_id="test", s3_hook=s3_hook or S3Hook(aws_conn_id="aws_finflows"),
-            sftp_hook=SFTPHook(ssh_conn_id=sftp_conn or b.sftp_conn_id), encrypt=encrypt, archive_bucket=ARCHIVE,
-            attempts=attempts, backoff=0.01,
-        )  # fmt: skip
 
 
 def test_payments_reach_the_bank_encrypted_signed_and_byte_exact(clean, db, pg, cfg, local_dir):

@@ -316,26 +316,26 @@ def _check(p: Payment) -> None:
         raise PaymentError(p.reference, [("amount", str(p.amount), f"must be a whole NTD amount 1..{MAX_AMOUNT}")])
 
 
+def _header(batch: Batch, data_code: str) -> str:
+    return HEADER.format({"bof": "BOF", "data_code": data_code, "processing_date": batch.processing_date,
+                          "processing_time": batch.created_at, "sending_unit": batch.sending_unit,
+                          "receiving_unit": CLEARING_HOUSE, "version": "V10", "filler": ""})  # fmt: skip
+
+
+def _trailer(batch: Batch, data_code: str, count: int, total: int) -> str:
+    return TRAILER.format({"eof": "EOF", "data_code": data_code, "processing_date": batch.processing_date,
+                           "sending_unit": batch.sending_unit, "receiving_unit": CLEARING_HOUSE, "total_count": count,
+                           "total_amount": total, "previous_business_day": batch.previous_business_day,
+                           "filler": ""})  # fmt: skip
+
+
 def write_achp01(batch: Batch, payments: Iterable[Payment]) -> bytes:
     """The whole ``ACHP01`` file: header, one detail per payment (in the order given), trailer.
 
     A payment that cannot be written raises ``PaymentError`` naming it; nothing is returned."""
     detail = DETAIL.formatter(PAYMENT_FIELDS, _detail_constants(batch))
     constants = _detail_constants(batch)
-    records = [
-        HEADER.format(
-            {
-                "bof": "BOF",
-                "data_code": "ACHP01",
-                "processing_date": batch.processing_date,
-                "processing_time": batch.created_at,
-                "sending_unit": batch.sending_unit,
-                "receiving_unit": CLEARING_HOUSE,
-                "version": "V10",
-                "filler": "",
-            }
-        )
-    ]
+    records = [_header(batch, "ACHP01")]
     count = total = 0
     append = records.append
     for p in payments:
@@ -352,21 +352,23 @@ def write_achp01(batch: Batch, payments: Iterable[Payment]) -> bytes:
             raise
         count += 1
         total += p.amount
-    records.append(
-        TRAILER.format(
-            {
-                "eof": "EOF",
-                "data_code": "ACHP01",
-                "processing_date": batch.processing_date,
-                "sending_unit": batch.sending_unit,
-                "receiving_unit": CLEARING_HOUSE,
-                "total_count": count,
-                "total_amount": total,
-                "previous_business_day": batch.previous_business_day,
-                "filler": "",
-            }
-        )
-    )
+    records.append(_trailer(batch, "ACHP01", count, total))
+    return ("\r\n".join(records) + "\r\n").encode(WIRE)
+
+
+def write_achr01(batch: Batch, returns: Iterable[tuple[Payment, str, dt.date]]) -> bytes:
+    """An ``ACHR01`` return file as a bank sends it: one ``R`` detail per original payment with the
+    return reason (``00``: paid), the original processing date and sequence. The bank's side: the
+    tests and the demo play the bank with it."""
+    records = [_header(batch, "ACHR01")]
+    total = 0
+    for p, reason, original_date in returns:
+        values = dict(zip(PAYMENT_FIELDS, _detail_values(p), strict=True))
+        records.append(DETAIL.format(_detail_constants(batch) | values | {
+            "record_type": "R", "return_reason": reason, "original_date": original_date,
+            "original_seq": f"{p.seq:08d}", "original_exchange_order": "B"}))  # fmt: skip
+        total += p.amount
+    records.append(_trailer(batch, "ACHR01", len(records) - 1, total))
     return ("\r\n".join(records) + "\r\n").encode(WIRE)
 
 
@@ -411,6 +413,19 @@ def check_payment(batch: Batch, p: Payment, file_format: str, encoding: str) -> 
         DETAIL.format(_detail_constants(batch) | dict(zip(PAYMENT_FIELDS, _detail_values(p), strict=True)))
     except RecordError as e:
         raise PaymentError(p.reference, e.errors) from None
+
+
+# the CSV variant of a return file
+RETURN_CSV_COLUMNS = ("reference", "original_date", "original_seq", "payee_account", "amount", "return_reason")
+
+
+def write_return_csv(returns: Iterable[tuple[Payment, str, dt.date]], encoding: str) -> bytes:
+    out = io.StringIO(newline="")
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(RETURN_CSV_COLUMNS)
+    for p, reason, original_date in returns:
+        w.writerow((p.reference, original_date.isoformat(), p.seq, p.receiving_account, p.amount, reason))
+    return out.getvalue().encode(encoding)
 
 
 def file_name(pattern: str, processing_date: dt.date, batch_no: int, bank_code: str) -> str:

@@ -1,0 +1,64 @@
+"""
+### bank_reconciliation: bank return files (ACHR01 / CSV) → settled and returned payments
+
+Every 30 minutes, 08:00–18:00 Asia/Taipei, Monday to Friday (and by hand). Per bank (mapped, at
+most three at once), as configured in `include/banking/banks.yaml`:
+
+1. list the bank's download directory for its reconciliation pattern (e.g. `REC_{YYYYMMDD}*`);
+   a file already seen (`ops.file_control`: name + sha256) is skipped;
+2. download, decrypt with our key and **verify the bank's signature**: unsigned, badly signed,
+   signed by another key or not encrypted to us → quarantined (archive bucket,
+   `bank-reconciliation/quarantine/…` + `.error.json`), alerted, never applied;
+3. parse `ACHR01` (or the bank's CSV variant) and apply it in **one transaction**: each line
+   settles its payment (reason `00`) or returns it with the reason code; a line that matches no
+   payment, disagrees on amount or account, or answers a payment already answered is recorded in
+   `pay.return_line` as unmatched / mismatch / duplicate. A truncated file applies nothing.
+
+**Alerts** (email to operations and treasury): any quarantined file, any unmatched line, a batch
+whose mismatches exceed 5% of its payments, and an uploaded batch with no reconciliation after
+its business day closed (`FINFLOWS_BUSINESS_DAY_CLOSE`, 18:00), once per batch.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import CronTriggerTimetable, dag, task
+
+from finflows.dag_defaults import Tag, default_args
+
+
+@dag(
+    dag_id="bank_reconciliation",
+    schedule=CronTriggerTimetable("*/30 8-18 * * 1-5", timezone="Asia/Taipei"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    tags=[Tag.FINANCE, Tag.BANKING, Tag.PII],
+    doc_md=__doc__,
+)
+def bank_reconciliation():
+    @task
+    def choose_banks() -> list[str]:
+        """Every enabled bank of the configuration."""
+        from finflows.payments_tasks import choose_banks as run
+
+        return run(None)
+
+    @task(map_index_template="{{ bank }}", max_active_tis_per_dagrun=3)
+    def reconcile_bank(bank_id: str) -> dict:
+        """New return files: download, decrypt, verify, parse, apply in one transaction, archive."""
+        from finflows.payments_tasks import reconcile_bank as run
+
+        return run(bank_id)
+
+    @task(trigger_rule="all_done")
+    def alert(bank_ids: list[str], per_bank: list[dict]) -> dict:
+        """Email what needs a person; fail the run on a quarantined file or a failed bank."""
+        from finflows.payments_tasks import reconciliation_summary as run
+
+        return run(bank_ids, per_bank)
+
+    bank_ids = choose_banks()
+    alert(bank_ids, reconcile_bank.expand(bank_id=bank_ids))
+
+
+bank_reconciliation()

@@ -1,0 +1,187 @@
+"""bank_reconciliation: bank return files (ACHR01 or CSV) → settled / returned payments.
+
+Per bank: list the download directory for the bank's reconciliation pattern, download each file
+not yet seen (``ops.file_control``: flow ``bank_reconciliation``, name ``<bank>/<file>``, sha256),
+decrypt it with our key and **verify the bank's signature** (unsigned, badly signed, signed by
+another key, or not for our key → quarantined and alerted, never applied), parse it, and apply it
+in **one transaction**: each line is matched to its payment by our reference and checked against
+the amount and account we sent; a match settles the payment (reason ``00`` or blank) or returns
+it with the reason code; anything else is recorded as unmatched, mismatched or a duplicate in
+``pay.return_line``. A truncated or malformed file applies nothing. The encrypted original is
+archived to S3 (``bank-reconciliation/…``, or ``…/quarantine/…`` with an error report).
+
+No Airflow import here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+
+from finflows import files
+from finflows.banks import Bank, FileFormat
+from finflows.formats import ach
+from finflows.formats.fixedwidth import FormatError
+from finflows.pgp import PgpError
+
+log = logging.getLogger(__name__)
+
+FLOW = "bank_reconciliation"
+PAID = frozenset({"", "00"})  # the ACHR01 return reason of a payment the receiving bank credited
+MISMATCH_ALERT_RATE = 0.05  # a batch whose mismatched lines exceed 5% of its payments alerts
+Decrypt = Callable[[bytes], bytes]
+
+
+@dataclass
+class FileOutcome:
+    bank: str
+    file_name: str
+    outcome: str  # applied | seen | quarantined
+    settled: int = 0
+    returned: int = 0
+    unmatched: int = 0
+    mismatch: int = 0
+    duplicate: int = 0
+    error: str | None = None
+    alerts: list[str] = field(default_factory=list)
+
+
+def candidates(sftp, bank: Bank) -> list[str]:
+    """File names in the bank's download directory that match its reconciliation pattern."""
+    rx = bank.reconciliation_regex()
+    return sorted(n for n in sftp.listdir(bank.download_path) if rx.fullmatch(n))
+
+
+def _lines(bank: Bank, plain: bytes, name: str) -> list[dict]:
+    """Every return line as {line, reference, amount, account, reason}; raises FormatError."""
+    if bank.file_format is FileFormat.ACHP01:
+        parsed = ach.read_ach(plain, name, "ACHR01")
+        return [{"line": d["line"], "reference": d["customer_number"], "amount": d["amount"],
+                 "account": d["receiving_account"], "reason": d["return_reason"]} for d in parsed.details]  # fmt: skip
+    rows = ach.read_csv(plain, name, bank.encoding, ach.RETURN_CSV_COLUMNS)
+    out, errors = [], []
+    for r in rows:
+        try:
+            amount = Decimal(r["amount"])
+        except ArithmeticError:
+            errors.append(ach.FieldError(r["line"], "amount", r["amount"], "is not a number"))
+            continue
+        out.append({"line": r["line"], "reference": r["reference"], "amount": amount,
+                    "account": r["payee_account"], "reason": r["return_reason"].strip()})  # fmt: skip
+    if errors:
+        raise FormatError(name, errors)
+    return out
+
+
+def _apply(cur, file_id: int, bank: Bank, lines: list[dict], run_id: str) -> FileOutcome:
+    out = FileOutcome(bank.id, "", "applied")
+    cur.execute("SELECT set_config('finflows.run_id', %s, true)", (run_id,))
+    for ln in lines:
+        cur.execute(
+            "SELECT id, batch_id, status, amount, payee_account FROM pay.payment WHERE reference = %s AND bank = %s "
+            "FOR UPDATE",
+            (ln["reference"], bank.id),
+        )
+        row = cur.fetchone()
+        payment_id = batch_id = None
+        detail = None
+        if row is None:
+            outcome, detail = "unmatched", "no payment of ours has this reference at this bank"
+        else:
+            payment_id, batch_id, status, amount, account = row
+            if Decimal(amount) != Decimal(ln["amount"]) or account.lstrip("0") != str(ln["account"]).lstrip("0"):
+                outcome = "mismatch"
+                detail = f"bank says NTD {ln['amount']} to …{str(ln['account'])[-4:]}, we sent NTD {amount} to …{account[-4:]}"
+            elif status != "uploaded":
+                outcome, detail = "duplicate", f"payment is already {status}"
+            else:
+                outcome = "settled" if ln["reason"] in PAID else "returned"
+                why = "settled by the bank" if outcome == "settled" else f"returned, reason {ln['reason']}"
+                cur.execute("SELECT set_config('finflows.reason', %s, true)", (why,))
+                cur.execute(
+                    "UPDATE pay.payment SET status = %s, return_reason = %s WHERE id = %s",
+                    (outcome, None if outcome == "settled" else ln["reason"], payment_id),
+                )
+        cur.execute(
+            """INSERT INTO pay.return_line (file_id, bank, line, reference, payment_id, batch_id, outcome,
+                                            return_reason, amount, detail)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            (file_id, bank.id, ln["line"], ln["reference"], payment_id, batch_id, outcome, ln["reason"] or None,
+             ln["amount"], detail),
+        )  # fmt: skip
+        setattr(out, outcome, getattr(out, outcome) + 1)
+    # per batch: mismatches over 5% of its payments alert
+    cur.execute(
+        """SELECT b.file_name, b.payment_count, count(*) FILTER (WHERE r.outcome = 'mismatch')
+           FROM pay.return_line r JOIN pay.batch b ON b.id = r.batch_id WHERE r.file_id = %s
+           GROUP BY b.file_name, b.payment_count""",
+        (file_id,),
+    )
+    for batch_file, count, mismatched in cur.fetchall():
+        if mismatched and mismatched / count > MISMATCH_ALERT_RATE:
+            out.alerts.append(f"{batch_file}: {mismatched} of {count} payment(s) mismatched ({mismatched / count:.0%})")
+    if out.unmatched:
+        out.alerts.append(f"{out.unmatched} return line(s) match no payment")
+    return out
+
+
+def process_file(conn, *, bank: Bank, name: str, data: bytes, decrypt: Decrypt, s3_hook, archive_bucket: str,
+                 run_id: str, today: dt.date) -> FileOutcome:  # fmt: skip
+    key = f"{bank.id}/{name}"
+    sha = hashlib.sha256(data).hexdigest()
+    with conn.transaction(), conn.cursor() as cur:
+        control = files.lock_and_read(cur, FLOW, key)
+    if control.sha256 == sha and control.status in ("SUCCESS", "ERROR"):
+        return FileOutcome(bank.id, name, "seen")
+    try:
+        plain = decrypt(data)
+        lines = _lines(bank, plain, name)
+    except (PgpError, FormatError) as e:
+        error = f"{key}: {e}"
+        archive = f"bank-reconciliation/quarantine/{bank.id}/{name}"
+        s3_hook.get_conn().put_object(Bucket=archive_bucket, Key=archive, Body=data)
+        report = {"file": key, "sha256": sha, "run_id": run_id, "error": str(e)}
+        if isinstance(e, FormatError):
+            report |= e.report()
+        s3_hook.get_conn().put_object(Bucket=archive_bucket, Key=f"{archive}.error.json",
+                                      Body=json.dumps(report, indent=1, default=str).encode())  # fmt: skip
+        files.record_error(conn, FLOW, key, sha, f"s3://{archive_bucket}/{archive}", error, run_id)
+        log.error("%s quarantined (nothing applied): %s", key, e)
+        return FileOutcome(bank.id, name, "quarantined", error=error, alerts=[error])
+    archive = f"bank-reconciliation/{bank.id}/{today.isoformat()}/{name}"
+    with conn.transaction(), conn.cursor() as cur:
+        files.lock_and_read(cur, FLOW, key)
+        file_id = files.start_control(cur, FLOW, key, sha, f"s3://{archive_bucket}/{archive}", run_id)
+        out = _apply(cur, file_id, bank, lines, run_id)
+        files.finish_control(cur, file_id, len(lines), len(lines), sum((ln["amount"] for ln in lines), Decimal(0)))
+        files.record_event(cur, FLOW, key, sha, "APPLIED", json.dumps(asdict(out) | {"alerts": None}), run_id)
+    s3_hook.get_conn().put_object(Bucket=archive_bucket, Key=archive, Body=data)
+    out.file_name = name
+    log.info("%s: %d settled, %d returned, %d unmatched, %d mismatched, %d duplicate", key, out.settled,
+             out.returned, out.unmatched, out.mismatch, out.duplicate)  # fmt: skip
+    return out
+
+
+def unreconciled_batches(conn, now: dt.datetime, close: dt.time) -> list[str]:
+    """Uploaded batches with payments still unanswered after their business day closed; each is
+    returned (and marked) once, so the alert goes out once."""
+    from finflows.payments import TAIPEI
+
+    local = now.astimezone(TAIPEI)
+    last_closed = local.date() if local.time() >= close else local.date() - dt.timedelta(days=1)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            """UPDATE pay.batch b SET unreconciled_alerted_at = now()
+               WHERE b.status = 'uploaded' AND b.processing_date <= %s AND b.unreconciled_alerted_at IS NULL
+                 AND EXISTS (SELECT 1 FROM pay.payment p WHERE p.batch_id = b.id AND p.status = 'uploaded')
+               RETURNING b.bank, b.file_name, b.processing_date""",
+            (last_closed,),
+        )
+        return [
+            f"{bank}: {name} (processing date {day}) has no reconciliation yet" for bank, name, day in cur.fetchall()
+        ]
