@@ -291,10 +291,52 @@ def demo_bank_payments() -> list[str]:
     return lines
 
 
+def demo_bank_reconciliation() -> list[str]:
+    """Play Mega: answer the demo's ACHP01 batch with a signed, encrypted ACHR01 (one payment returned)."""
+    import datetime as dt
+
+    from devstack import secrets
+    from finflows import pgp
+    from finflows.formats import ach
+
+    keys = secrets.pgp_keys()
+    with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
+        rows = pg.execute(
+            "SELECT p.reference, p.payee_bank, p.payee_account, p.amount::bigint, p.payee_id, p.seq, b.processing_date, "
+            "b.file_name FROM pay.payment p JOIN pay.batch b ON b.id = p.batch_id "
+            "WHERE p.reference LIKE 'DEMO-%%' AND b.bank = 'mega' ORDER BY p.seq"
+        ).fetchall()
+        day = rows[0][6]
+        answers = [(ach.Payment(seq, ref, unit, acct, amount, pid, "", ""), "03" if ref == "DEMO-0004" else "00", day)
+                   for ref, unit, acct, amount, pid, seq, day, _ in rows]  # fmt: skip
+        plain = ach.write_achr01(ach.Batch(day, dt.time(17), "0170077", "0", "00000000", day), answers)
+        name = f"ACHR01_017_{day:%Y%m%d}_demo.txt"
+        pg.execute("DELETE FROM pay.return_line WHERE file_id IN (SELECT id FROM ops.file_control "
+                   "WHERE flow = 'bank_reconciliation' AND file_name = %s)", (f"mega/{name}",))  # fmt: skip
+        pg.execute("DELETE FROM ops.file_control WHERE flow = 'bank_reconciliation' AND file_name = %s",
+                   (f"mega/{name}",))  # fmt: skip
+        with pgp.keyring() as ring:  # the bank signs with its key and encrypts to ours
+            ring.add(keys["mega"]["secret"], keys["mega"]["fingerprint"], "mega")
+            ring.add(keys["finflows"]["public"], keys["finflows"]["fingerprint"], "finflows")
+            data = ring.encrypt_and_sign(plain, keys["finflows"]["fingerprint"], keys["mega"]["fingerprint"], None)
+        (LOCAL / "sftp" / "mega" / "download" / name).write_bytes(data)
+        ok, secs, log = dags_test("bank_reconciliation")
+        statuses = pg.execute("SELECT reference, status, coalesce(return_reason, '') FROM pay.payment "
+                              "WHERE reference LIKE 'DEMO-%%' AND bank = 'mega' ORDER BY reference").fetchall()  # fmt: skip
+    lines = [f"bank_reconciliation run: {'ok' if ok else 'FAILED'} in {secs:.0f}s ({log.name})"]
+    lines.append(f"  mega -> download/{name}: ACHR01 signed by Mega, verified, applied in one transaction")
+    lines.append("  " + ", ".join(f"{r} {s}{' (reason ' + why + ')' if why else ''}" for r, s, why in statuses))
+    if not (ok and {s for _, s, _ in statuses} == {"settled", "returned"}):
+        lines.append(f"  !! unexpected outcome: see {log}")
+        raise SystemExit("\n".join(lines))
+    return lines
+
+
 def main() -> None:
     sys.path.insert(0, str(REPO / "plugins"))
     print("[demo] running every flow end to end with `airflow dags test` against the local stack", flush=True)
     summary = demo_cashfile() + demo_card() + demo_chargeback() + demo_tenure() + demo_bank_payments()
+    summary += demo_bank_reconciliation()
     print("\n==================== finflows demo summary ====================")
     print("\n".join(summary))
     print("================================================================")
