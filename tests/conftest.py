@@ -171,5 +171,19 @@ def mailbox(local_dir: Path) -> Mailbox:
 
 
 @pytest.fixture
+def clean_payments(pg, local_dir: Path) -> Iterator[None]:
+    """No payment, batch, upload or return file from an earlier test, before and after: each bank
+    run pays every pending payment of its bank."""
+    from tests.helpers import payments as pay
+
+    pay.clean(pg)
+    pay.clear_uploads(local_dir)
+    pay.clean_reconciliation(pg, local_dir)
+    yield
+    pay.clean(pg)
+    pay.clean_reconciliation(pg, local_dir)
+
+
+@pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:8]

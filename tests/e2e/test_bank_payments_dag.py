@@ -20,15 +20,7 @@ def today_taipei() -> dt.date:
     return dt.datetime.now(ZoneInfo("Asia/Taipei")).date()
 
 
-@pytest.fixture
-def clean(pg, local_dir):
-    pay.clean(pg)
-    pay.clear_uploads(local_dir)
-    yield
-    pay.clean(pg)  # leave no pending payment for the next run of anything
-
-
-def test_daily_run_uploads_each_bank_once_and_emails_treasury(clean, pg, local_dir, mailbox):
+def test_daily_run_uploads_each_bank_once_and_emails_treasury(clean_payments, pg, local_dir, mailbox):
     from airflow.utils.state import DagRunState
 
     mega = pay.add(pg, "mega", 3, due=today_taipei(), amount=2500)
@@ -58,7 +50,7 @@ def test_daily_run_uploads_each_bank_once_and_emails_treasury(clean, pg, local_d
     assert pg.execute("SELECT count(*) FROM pay.transfer").fetchone()[0] == 2
 
 
-def test_a_refused_payment_fails_the_run_and_the_email_names_it(clean, pg, local_dir, mailbox):
+def test_a_refused_payment_fails_the_run_and_the_email_names_it(clean_payments, pg, local_dir, mailbox):
     from airflow.utils.state import DagRunState
 
     good = pay.add(pg, "ctbc", 1, due=today_taipei())
@@ -70,7 +62,7 @@ def test_a_refused_payment_fails_the_run_and_the_email_names_it(clean, pg, local
     assert bad in mail.get_body().get_content()
 
 
-def test_the_retry_dag_delivers_a_queued_transfer(clean, pg, local_dir, mailbox, monkeypatch):
+def test_the_retry_dag_delivers_a_queued_transfer(clean_payments, pg, local_dir, mailbox, monkeypatch):
     from airflow.utils.state import DagRunState
 
     refs = pay.add(pg, "esun", 2, due=today_taipei())

@@ -16,10 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 @pytest.fixture
-def uploaded(pg, pg_dsn, local_dir):
-    pay.clean(pg)
-    pay.clear_uploads(local_dir)
-    pay.clean_reconciliation(pg, local_dir)
+def uploaded(clean_payments, pg, pg_dsn, local_dir):
     refs = pay.add(pg, "ctbc", 2, due=dt.date(2026, 11, 23))
     with psycopg.connect(pg_dsn, autocommit=True) as db:
         pay.pay_bank(db, banks.load(), "ctbc", now=dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC))
@@ -27,9 +24,7 @@ def uploaded(pg, pg_dsn, local_dir):
     answers = pay.returns_for(pg, batch_file, {refs[1]: "02"})
     plain = ach.write_achr01(ach.Batch(dt.date(2026, 11, 23), dt.time(17), "8220901", "0", "00000000",
                                        dt.date(2026, 11, 20)), answers)  # fmt: skip
-    yield refs, plain
-    pay.clean(pg)
-    pay.clean_reconciliation(pg, local_dir)
+    return refs, plain
 
 
 def test_a_return_file_is_applied_by_the_dag(uploaded, pg, local_dir):

@@ -32,20 +32,12 @@ def cfg() -> banks.BankConfig:
 
 
 @pytest.fixture
-def clean(pg, local_dir):
-    pay.clean(pg)
-    pay.clear_uploads(local_dir)
-    yield
-    pay.clean(pg)  # leave no pending payment for the next run of anything
-
-
-@pytest.fixture
 def db(pg_dsn):
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         yield conn
 
 
-def test_payments_reach_the_bank_encrypted_signed_and_byte_exact(clean, db, pg, cfg, local_dir):
+def test_payments_reach_the_bank_encrypted_signed_and_byte_exact(clean_payments, db, pg, cfg, local_dir):
     refs = pay.add(pg, "mega", 3, due=MONDAY, name="林美玲")
     result = run(db, cfg, "mega", now=taipei(MONDAY, 6, 0))
 
@@ -78,7 +70,7 @@ def test_payments_reach_the_bank_encrypted_signed_and_byte_exact(clean, db, pg, 
     assert trail == [(None, "pending", None), ("pending", "batched", "test"), ("batched", "uploaded", "test")]
 
 
-def test_a_re_run_creates_and_uploads_nothing(clean, db, pg, cfg, local_dir):
+def test_a_re_run_creates_and_uploads_nothing(clean_payments, db, pg, cfg, local_dir):
     pay.add(pg, "ctbc", 2, due=MONDAY)
     first = run(db, cfg, "ctbc", now=taipei(MONDAY, 6, 0))
     before = pay.uploaded(local_dir, "ctbc")
@@ -90,7 +82,7 @@ def test_a_re_run_creates_and_uploads_nothing(clean, db, pg, cfg, local_dir):
     assert pg.execute("SELECT count(*) FROM pay.batch").fetchone()[0] == 1
 
 
-def test_two_runs_at_once_batch_each_payment_once(clean, pg_dsn, pg, cfg, local_dir):
+def test_two_runs_at_once_batch_each_payment_once(clean_payments, pg_dsn, pg, cfg, local_dir):
     refs = pay.add(pg, "first", 40, due=MONDAY)
     results, errors = [], []
 
@@ -113,7 +105,7 @@ def test_two_runs_at_once_batch_each_payment_once(clean, pg_dsn, pg, cfg, local_
                       (refs,)).fetchone() == (1, 40)  # fmt: skip
 
 
-def test_csv_bank_gets_its_variant_in_its_encoding(clean, db, pg, cfg, local_dir):
+def test_csv_bank_gets_its_variant_in_its_encoding(clean_payments, db, pg, cfg, local_dir):
     refs = pay.add(pg, "taishin", 2, due=MONDAY, name="Zoë 陳 😀")  # taishin takes UTF-8 CSV
     run(db, cfg, "taishin", now=taipei(MONDAY, 6, 0))
     [(name, cipher)] = pay.uploaded(local_dir, "taishin").items()
@@ -124,7 +116,7 @@ def test_csv_bank_gets_its_variant_in_its_encoding(clean, db, pg, cfg, local_dir
     ]
 
 
-def test_a_name_big5_cannot_hold_is_refused_by_name_and_stays_pending(clean, db, pg, cfg, local_dir):
+def test_a_name_big5_cannot_hold_is_refused_by_name_and_stays_pending(clean_payments, db, pg, cfg, local_dir):
     good = pay.add(pg, "esun", 2, due=MONDAY)
     bad = pay.add(pg, "esun", 1, due=MONDAY, name="王😀明", ref_prefix="EMOJI")  # esun: CSV in cp950
     long = pay.add(pg, "mega", 1, due=MONDAY, name="A" * 39 + "王", ref_prefix="STRADDLE")
@@ -139,7 +131,7 @@ def test_a_name_big5_cannot_hold_is_refused_by_name_and_stays_pending(clean, db,
     assert any("refused" in p for p in mega.problems)
 
 
-def test_batches_are_split_by_count_and_numbered(clean, db, pg, cfg, local_dir):
+def test_batches_are_split_by_count_and_numbered(clean_payments, db, pg, cfg, local_dir):
     small = cfg.model_copy(update={"originator": cfg.originator.model_copy(update={"max_payments_per_batch": 4})})
     pay.add(pg, "mega", 10, due=MONDAY)
     result = run(db, small, "mega", now=taipei(MONDAY, 6, 0))
@@ -166,7 +158,7 @@ def test_batches_are_split_by_count_and_numbered(clean, db, pg, cfg, local_dir):
         ),  # Christmas Day is a holiday
     ],
 )
-def test_cutoff_and_business_days(clean, db, pg, cfg, now, due, taken, processing):
+def test_cutoff_and_business_days(clean_payments, db, pg, cfg, now, due, taken, processing):
     refs = pay.add(pg, "ctbc", 1, due=due)
     with time_machine.travel(now, tick=False):
         result = payments.make_batches(db, cfg, "ctbc", None, "test")  # None: the (moved) wall clock
@@ -183,10 +175,18 @@ def sftp_down(monkeypatch):
     return "sftp_down"
 
 
-def test_a_failed_transfer_is_queued_and_the_retry_delivers_it(clean, db, pg, cfg, local_dir, sftp_down):
+def retry(db, cfg, batch_id: int, bank: str, now: dt.datetime):
+    """One retry-queue attempt as bank_transfer_retry makes it, against the working server."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
+    return payments.retry_one(
+        db, cfg=cfg, batch_id=batch_id, bank_id=bank, now=now, run_id="retry", attempts=1, backoff=0.01, limit=5,
+        s3_hook=S3Hook(aws_conn_id="aws_finflows"), sftp_hook=SFTPHook(ssh_conn_id=cfg.bank(bank).sftp_conn_id),
+    )  # fmt: skip
+
+
+def test_a_failed_transfer_is_queued_and_the_retry_delivers_it(clean_payments, db, pg, cfg, local_dir, sftp_down):
     refs = pay.add(pg, "mega", 2, due=MONDAY)
     result = run(db, cfg, "mega", now=taipei(MONDAY, 6, 0), sftp_conn=sftp_down, attempts=2)
     [d] = result.deliveries
@@ -199,11 +199,7 @@ def test_a_failed_transfer_is_queued_and_the_retry_delivers_it(clean, db, pg, cf
     archived = pg.execute("SELECT cipher_sha256 FROM pay.batch").fetchone()[0]
 
     [(batch_id, bank)] = payments.waiting_transfers(db, taipei(MONDAY, 7, 0))
-    retried = payments.retry_one(
-        db, cfg=cfg, batch_id=batch_id, bank_id=bank, now=taipei(MONDAY, 7, 0), run_id="retry",
-        s3_hook=S3Hook(aws_conn_id="aws_finflows"), sftp_hook=SFTPHook(ssh_conn_id="sftp_mega"), attempts=1,
-        backoff=0.01, limit=5,
-    )  # fmt: skip
+    retried = retry(db, cfg, batch_id, bank, taipei(MONDAY, 7, 0))
     assert retried.outcome == "uploaded"
     [(name, cipher)] = pay.uploaded(local_dir, "mega").items()
     assert payments._sha(cipher) == archived  # the same bytes that were made and archived the first time
@@ -214,18 +210,13 @@ def test_a_failed_transfer_is_queued_and_the_retry_delivers_it(clean, db, pg, cf
     assert payments.waiting_transfers(db, taipei(MONDAY, 8, 0), everything=True) == []
 
 
-def test_a_queued_batch_past_its_cutoff_is_cancelled_and_its_payments_roll(clean, db, pg, cfg, local_dir, sftp_down):
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.providers.sftp.hooks.sftp import SFTPHook
-
+def test_a_queued_batch_past_its_cutoff_is_cancelled_and_its_payments_roll(
+    clean_payments, db, pg, cfg, local_dir, sftp_down
+):
     refs = pay.add(pg, "mega", 2, due=MONDAY)
     run(db, cfg, "mega", now=taipei(MONDAY, 6, 0), sftp_conn=sftp_down)
     [(batch_id, bank)] = payments.waiting_transfers(db, taipei(MONDAY, 16, 0))
-    d = payments.retry_one(
-        db, cfg=cfg, batch_id=batch_id, bank_id=bank, now=taipei(MONDAY, 16, 0), run_id="retry",
-        s3_hook=S3Hook(aws_conn_id="aws_finflows"), sftp_hook=SFTPHook(ssh_conn_id="sftp_mega"), attempts=1,
-        backoff=0.01, limit=5,
-    )  # fmt: skip
+    d = retry(db, cfg, batch_id, bank, taipei(MONDAY, 16, 0))
     assert d.outcome == "expired" and pay.uploaded(local_dir, "mega") == {}
     assert set(pay.statuses(pg, refs).values()) == {"pending"}
     assert pg.execute("SELECT status FROM pay.batch").fetchone()[0] == "cancelled"
@@ -235,7 +226,7 @@ def test_a_queued_batch_past_its_cutoff_is_cancelled_and_its_payments_roll(clean
     assert sorted(pay.uploaded(local_dir, "mega")) == ["ACHP01_017_20261124_001.txt"]
 
 
-def test_a_file_already_complete_on_the_server_is_not_sent_twice(clean, db, pg, cfg, local_dir):
+def test_a_file_already_complete_on_the_server_is_not_sent_twice(clean_payments, db, pg, cfg, local_dir):
     """The upload finished but its bookkeeping was lost: the next try finds it and records it."""
     pay.add(pg, "mega", 1, due=MONDAY)
     run(db, cfg, "mega", now=taipei(MONDAY, 6, 0))
@@ -254,7 +245,7 @@ def test_a_file_already_complete_on_the_server_is_not_sent_twice(clean, db, pg, 
     assert pg.execute("SELECT status FROM pay.payment").fetchone()[0] == "uploaded"
 
 
-def test_the_state_machine_refuses_a_skipped_step(clean, pg):
+def test_the_state_machine_refuses_a_skipped_step(clean_payments, pg):
     [ref] = pay.add(pg, "mega", 1, due=MONDAY)
     with pytest.raises(psycopg.errors.CheckViolation, match=r"pending → settled is not an allowed transition"):
         pg.execute("UPDATE pay.payment SET status = 'settled' WHERE reference = %s", (ref,))

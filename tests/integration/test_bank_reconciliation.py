@@ -31,17 +31,12 @@ def db(pg_dsn):
 
 
 @pytest.fixture
-def paid(pg, db, cfg, local_dir):
+def paid(clean_payments, pg, db, cfg, local_dir):
     """Three payments through Mega, uploaded: (references, their batch's file name)."""
-    pay.clean(pg)
-    pay.clear_uploads(local_dir)
-    pay.clean_reconciliation(pg, local_dir)
     refs = pay.add(pg, "mega", 3, due=MONDAY, amount=5000)
     pay.pay_bank(db, cfg, "mega", now=dt.datetime.combine(MONDAY, dt.time(6), tzinfo=TAIPEI))
     [batch_file] = pay.uploaded(local_dir, "mega")
-    yield refs, batch_file
-    pay.clean(pg)
-    pay.clean_reconciliation(pg, local_dir)
+    return refs, batch_file
 
 
 def ach_return(pg, batch_file: str, reasons: dict | None = None, drop: int = 0) -> bytes:
@@ -154,22 +149,15 @@ def test_a_duplicate_file_changes_nothing(paid, pg, db, cfg, local_dir):
     assert pg.execute("SELECT count(*) FROM pay.payment_event WHERE to_status = 'settled'").fetchone()[0] == 3
 
 
-def test_csv_return_file(pg, db, cfg, local_dir):
-    pay.clean(pg)
-    pay.clear_uploads(local_dir)
-    pay.clean_reconciliation(pg, local_dir)
+def test_csv_return_file(clean_payments, pg, db, cfg, local_dir):
     refs = pay.add(pg, "esun", 2, due=MONDAY)
     pay.pay_bank(db, cfg, "esun", now=dt.datetime.combine(MONDAY, dt.time(6), tzinfo=TAIPEI))
     [batch_file] = pay.uploaded(local_dir, "esun")
     plain = ach.write_return_csv(pay.returns_for(pg, batch_file, {refs[0]: "04"}), "cp950")
     pay.drop_return(local_dir, "esun", "ESUN_REC_20261123.csv", pay.encrypt_as_bank("esun", plain))
-    try:
-        [out] = reconcile(db, cfg, "esun")
-        assert (out["settled"], out["returned"]) == (1, 1)
-        assert pay.statuses(pg, refs) == {refs[0]: "returned", refs[1]: "settled"}
-    finally:
-        pay.clean(pg)
-        pay.clean_reconciliation(pg, local_dir)
+    [out] = reconcile(db, cfg, "esun")
+    assert (out["settled"], out["returned"]) == (1, 1)
+    assert pay.statuses(pg, refs) == {refs[0]: "returned", refs[1]: "settled"}
 
 
 def test_an_uploaded_batch_without_reconciliation_alerts_once_after_the_day_closes(paid, db):
