@@ -24,20 +24,26 @@ def choose_banks(requested: list[str] | None) -> list[str]:
 
 
 @contextmanager
-def encrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[payments.Encrypt]:
-    """Encrypt to the bank's key and sign with ours, keys from Airflow connections (or the secrets
-    backend behind them), each checked against the fingerprint the configuration pins."""
+def bank_keyring(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[tuple[pgp.Keyring, str, str, str | None]]:
+    """A throwaway keyring holding our key pair and the bank's public key, from Airflow connections
+    (or the secrets backend behind them), each checked against the fingerprint the configuration
+    pins. Yields (keyring, our fingerprint, the bank's fingerprint, our passphrase)."""
     from airflow.sdk import Connection
 
     ours = Connection.get(cfg.originator.signing_key_conn_id)
     theirs = Connection.get(bank.pgp_key_conn_id)
     with pgp.keyring() as ring:
-        signer = ring.add(ours.extra_dejson["private_key"], cfg.originator.signing_key_fingerprint,
-                          f"connection {ours.conn_id}")  # fmt: skip
-        recipient = ring.add(
-            theirs.extra_dejson["public_key"], bank.pgp_key_fingerprint, f"connection {theirs.conn_id}"
-        )
-        yield lambda data: ring.encrypt_and_sign(data, recipient, signer, ours.password)
+        us = ring.add(ours.extra_dejson["private_key"], cfg.originator.signing_key_fingerprint,
+                      f"connection {ours.conn_id}")  # fmt: skip
+        them = ring.add(theirs.extra_dejson["public_key"], bank.pgp_key_fingerprint, f"connection {theirs.conn_id}")
+        yield ring, us, them, ours.password
+
+
+@contextmanager
+def encrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[payments.Encrypt]:
+    """Encrypt to the bank's key and sign with ours."""
+    with bank_keyring(cfg, bank) as (ring, us, them, passphrase):
+        yield lambda data: ring.encrypt_and_sign(data, them, us, passphrase)
 
 
 def sftp(bank: banks.Bank):
@@ -59,11 +65,11 @@ def pay_bank(bank_id: str) -> dict:
     return asdict(result)
 
 
-def email_treasury(subject: str, body: str) -> None:
+def email_treasury(subject: str, body: str, also: list[str] | None = None) -> None:
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     with SmtpHook(smtp_conn_id=settings.CONN_SMTP) as smtp:
-        smtp.send_email_smtp(to=settings.treasury_email(), subject=subject, html_content=body)
+        smtp.send_email_smtp(to=(also or []) + settings.treasury_email(), subject=subject, html_content=body)
 
 
 def summarise(bank_ids: list[str], outcomes: list[dict | None]) -> dict:
@@ -117,14 +123,8 @@ def _run_id() -> str:
 @contextmanager
 def decrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator:
     """Decrypt with our key and insist on the bank's signature (its pinned fingerprint)."""
-    from airflow.sdk import Connection
-
-    ours = Connection.get(cfg.originator.signing_key_conn_id)
-    theirs = Connection.get(bank.pgp_key_conn_id)
-    with pgp.keyring() as ring:
-        ring.add(ours.extra_dejson["private_key"], cfg.originator.signing_key_fingerprint, f"connection {ours.conn_id}")
-        signer = ring.add(theirs.extra_dejson["public_key"], bank.pgp_key_fingerprint, f"connection {theirs.conn_id}")
-        yield lambda data: ring.decrypt_and_verify(data, signer, ours.password)
+    with bank_keyring(cfg, bank) as (ring, _us, them, passphrase):
+        yield lambda data: ring.decrypt_and_verify(data, them, passphrase)
 
 
 def reconcile_bank(bank_id: str) -> dict:
@@ -167,15 +167,10 @@ def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> 
     if alerts or failed_banks:
         import html
 
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
-
         body = "<ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in alerts) + "</ul>"
         if failed_banks:
             body += f"<p>Banks whose check failed (see their task logs): {', '.join(failed_banks)}</p>"
-        with SmtpHook(smtp_conn_id=settings.CONN_SMTP) as smtp:
-            smtp.send_email_smtp(to=settings.ops_email() + settings.treasury_email(),
-                                 subject=f"[finflows] bank reconciliation ALERT: {len(alerts)} item(s)",
-                                 html_content=body)  # fmt: skip
+        email_treasury(f"[finflows] bank reconciliation ALERT: {len(alerts)} item(s)", body, also=settings.ops_email())
     quarantined = [f"{o['bank']}/{o['file_name']}" for o in done if o["outcome"] == "quarantined"]
     fail_run_if_any(failed_banks + quarantined, len(done) + len(failed_banks), "file")
     return {"applied": len(applied), "alerts": len(alerts)}
