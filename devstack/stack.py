@@ -344,6 +344,14 @@ def start_service(name: str, material: dict) -> None:
     _wait(name, checks[name])
 
 
+def stop_service(name: str) -> None:
+    """Stop one service (fault-injection tests stop a real server and start it again with start_service)."""
+    pid = _read_pid(name)
+    if pid and _alive(pid):
+        _stop_pid(name, pid)
+    _pidfile(name).unlink(missing_ok=True)
+
+
 def _http_ok(url: str) -> bool:
     import urllib.request
 
@@ -583,10 +591,7 @@ def status() -> dict[str, bool]:
 
 def down() -> None:
     for name in reversed(SERVICES[1:]):
-        pid = _read_pid(name)
-        if pid and _alive(pid):
-            _stop_pid(name, pid)
-        _pidfile(name).unlink(missing_ok=True)
+        stop_service(name)
     stop_postgres()
     log("stopped")
 

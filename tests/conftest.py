@@ -187,3 +187,20 @@ def clean_payments(pg, local_dir: Path) -> Iterator[None]:
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def sftp_server() -> Iterator[object]:
+    """The real local SFTP server, to stop and start again; it is running again after the test."""
+    from devstack import stack
+
+    class Server:
+        def stop(self) -> None:
+            stack.stop_service("sftp")
+            assert not stack.port_open(stack.PORTS["sftp"])
+
+        def start(self) -> None:
+            stack.start_service("sftp", stack.material())
+
+    yield Server()
+    stack.start_service("sftp", stack.material())

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from zoneinfo import ZoneInfo
 
+from finflows import health
 from finflows.banks import Bank, BankConfig, FileFormat
 from finflows.formats import ach
 from finflows.transfer import RemoteConflict, TransferError, sftp_upload_atomic
@@ -61,7 +62,8 @@ class BankRun:
     payments_batched: int = 0
     refused: list[dict] = field(default_factory=list)  # {reference, error}: left pending
     deliveries: list[dict] = field(default_factory=list)
-    skipped_reason: str | None = None
+    skipped_reason: str | None = None  # the bank's circuit is open: nothing batched or sent
+    left_pending: int = 0  # payments due by the processing date that a skip left pending
 
     @property
     def problems(self) -> list[str]:
@@ -347,8 +349,12 @@ def deliver_batch(conn, *, s3_hook, sftp_hook, cfg: BankConfig, bank_id: str, ba
 
 
 def pay_bank(conn, *, cfg: BankConfig, bank_id: str, now: dt.datetime | None, run_id: str, s3_hook, sftp_hook,
-             encrypt: Encrypt, archive_bucket: str, attempts: int, backoff: float) -> BankRun:  # fmt: skip
-    """One bank's whole daily step: batch what is due, deliver every batch not yet delivered."""
+             encrypt: Encrypt, archive_bucket: str, attempts: int, backoff: float,
+             circuit: health.Circuit | None = None) -> BankRun:  # fmt: skip
+    """One bank's whole daily step: batch what is due, deliver every batch not yet delivered; nothing
+    at all while the bank's circuit (bank_health) is not closed."""
+    if circuit is not None and not circuit.allows_payments:
+        return skip_bank(conn, cfg.bank(bank_id), now or dt.datetime.now(dt.UTC), circuit)
     result = make_batches(conn, cfg, bank_id, now, run_id)
     for batch_id in open_batches(conn, bank_id):
         d = deliver_batch(conn, s3_hook=s3_hook, sftp_hook=sftp_hook, cfg=cfg, bank_id=bank_id, batch_id=batch_id,
@@ -356,6 +362,18 @@ def pay_bank(conn, *, cfg: BankConfig, bank_id: str, now: dt.datetime | None, ru
                           backoff=backoff)  # fmt: skip
         result.deliveries.append(asdict(d))
     return result
+
+
+def skip_bank(conn, bank: Bank, now: dt.datetime, circuit: health.Circuit) -> BankRun:
+    """The bank's circuit is open: batch nothing, send nothing, and say what stays pending."""
+    with conn.cursor() as cur:
+        day = processing_date(cur, bank, now)
+        cur.execute("SELECT count(*) FROM pay.payment WHERE bank = %s AND status = 'pending' AND due_date <= %s",
+                    (bank.id, day))  # fmt: skip
+        due = cur.fetchone()[0]
+    why = f"{circuit.describe(TAIPEI)}; {due} payment(s) due by {day} stay pending"
+    log.warning("skipping %s", why)
+    return BankRun(bank.id, processing_date=day.isoformat(), skipped_reason=why, left_pending=due)
 
 
 # ---------------------------------------------------------------------------- retry queue
@@ -385,8 +403,10 @@ def _cancel(conn, batch_id: int, run_id: str, why: str) -> None:
 
 
 def retry_one(conn, *, cfg: BankConfig, batch_id: int, bank_id: str, now: dt.datetime, run_id: str, s3_hook,
-              sftp_hook, attempts: int, backoff: float, limit: int) -> Delivery:  # fmt: skip
-    """Deliver a queued batch from its archived bytes, unless its bank's cutoff for it has passed."""
+              sftp_hook, attempts: int, backoff: float, limit: int, circuit: health.Circuit | None = None,
+              ) -> Delivery:  # fmt: skip
+    """Deliver a queued batch from its archived bytes, unless its bank's cutoff for it has passed; while
+    the bank's circuit is open it waits (no attempt counted)."""
     bank = cfg.bank(bank_id)
     with conn.cursor() as cur:
         cur.execute(
@@ -401,6 +421,8 @@ def retry_one(conn, *, cfg: BankConfig, batch_id: int, bank_id: str, now: dt.dat
         _cancel(conn, batch_id, run_id, why)
         log.error(why)
         return Delivery(batch_id, name, "expired", error=why)
+    if circuit is not None and not circuit.allows_payments:
+        return Delivery(batch_id, name, "skipped", error=circuit.describe(TAIPEI))
     d = deliver_batch(conn, s3_hook=s3_hook, sftp_hook=sftp_hook, cfg=cfg, bank_id=bank_id, batch_id=batch_id,
                       encrypt=None, archive_bucket="", run_id=run_id, attempts=attempts, backoff=backoff,
                       from_retry_queue=True)  # fmt: skip

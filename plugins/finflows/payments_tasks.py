@@ -61,6 +61,7 @@ def pay_bank(bank_id: str) -> dict:
             conn, cfg=cfg, bank_id=bank_id, now=None, run_id=run_id, s3_hook=s3_hook(),
             sftp_hook=sftp(bank), encrypt=encrypt, archive_bucket=settings.archive_bucket(),
             attempts=settings.bank_upload_attempts(), backoff=settings.bank_upload_backoff(),
+            circuit=circuit_now(conn, bank_id),
         )  # fmt: skip
     return asdict(result)
 
@@ -83,6 +84,7 @@ def summarise(bank_ids: list[str], outcomes: list[dict | None]) -> dict:
     email_treasury(subject, body)
     log.info("%s", subject)
     problems = [f"{r['bank']}: {p}" for r in runs for p in payments.BankRun(**r).problems]
+    problems += [f"skipped {r['skipped_reason']}" for r in runs if r.get("left_pending")]
     fail_run_if_any(failed + problems, len(bank_ids), "bank")
     return {"banks": len(runs), "files": sum(1 for r in runs for d in r["deliveries"] if d["outcome"] == "uploaded")}
 
@@ -100,6 +102,7 @@ def retry_transfers(everything: bool) -> dict:
                 conn, cfg=cfg, batch_id=batch_id, bank_id=bank_id, now=now, run_id=_run_id(), s3_hook=s3_hook(),
                 sftp_hook=sftp(cfg.bank(bank_id)), attempts=settings.bank_upload_attempts(),
                 backoff=settings.bank_upload_backoff(), limit=settings.bank_retry_limit(),
+                circuit=circuit_now(conn, bank_id),
             )  # fmt: skip
             done.append(asdict(d) | {"bank": bank_id})
     by_bank: dict[str, dict] = {}
@@ -111,6 +114,12 @@ def retry_transfers(everything: bool) -> dict:
     gave_up = [f"{d['file_name']}: {d['outcome']}" for d in done if d["outcome"] in ("gave_up", "expired")]
     fail_run_if_any(gave_up, len(done), "queued transfer")
     return {"tried": len(done), "delivered": sum(1 for d in done if d["outcome"] in ("uploaded", "already_there"))}
+
+
+def circuit_now(conn, bank_id: str):
+    from finflows import health
+
+    return health.circuit(conn, bank_id, dt.datetime.now(dt.UTC), settings.bank_circuit_half_open_after())
 
 
 def _run_id() -> str:
@@ -174,3 +183,45 @@ def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> 
     quarantined = [f"{o['bank']}/{o['file_name']}" for o in done if o["outcome"] == "quarantined"]
     fail_run_if_any(failed_banks + quarantined, len(done) + len(failed_banks), "file")
     return {"applied": len(applied), "alerts": len(alerts)}
+
+
+# ---------------------------------------------------------------------------- bank_health
+def check_bank(bank_id: str) -> dict:
+    """One health check of the bank's SFTP server (one connection attempt), recorded; the circuit moves."""
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    from finflows import health
+
+    run_id = label_mapped_task("bank", bank_id)
+    bank = banks.load().bank(bank_id)
+    check = health.probe(SFTPHook(ssh_conn_id=bank.sftp_conn_id, conn_retry_attempts=1), bank)
+    now = dt.datetime.now(dt.UTC)
+    with files.connect(finance_db()) as conn:
+        transition = health.record(conn, check, now, run_id, failures_to_open=settings.bank_circuit_failures(),
+                                   half_open_after=settings.bank_circuit_half_open_after())  # fmt: skip
+        state = circuit_now(conn, bank_id)
+    (log.info if check.ok else log.warning)("%s: %s in %d ms%s; %s", bank_id, "ok" if check.ok else "FAILED",
+                                            check.latency_ms, f" ({check.error})" if check.error else "",
+                                            state.describe(payments.TAIPEI))  # fmt: skip
+    return asdict(check) | {"transition": transition, "circuit": state.describe(payments.TAIPEI)}
+
+
+def health_summary(bank_ids: list[str], checks: list[dict | None]) -> dict:
+    """Alert operations and treasury when a circuit opens or closes. A failed check is data, not a
+    failed run: the run fails only when a check could not even be recorded."""
+    import html
+
+    checks = [c for c in checks if c]
+    moved = [c for c in checks if c["transition"] in ("opened", "closed")]
+    if moved:
+        what = {"opened": "OPEN: bank_payments skips this bank", "closed": "closed again: payments flow"}
+        items = "".join(f"<li><b>{c['bank']}</b>: circuit {what[c['transition']]}. {html.escape(c['circuit'])}"
+                        f"{'; last check: ' + html.escape(c['error']) if c['error'] else ''}</li>" for c in moved)  # fmt: skip
+        note = ("<p>Payments a skipped run left pending go out with the next bank_payments run; trigger it "
+                "for the bank (param <code>banks</code>) to send them before today's cutoff.</p>")  # fmt: skip
+        names = ", ".join(f"{c['bank']} {c['transition']}" for c in moved)
+        email_treasury(f"[finflows] bank circuit: {names}", f"<ul>{items}</ul>{note}", also=settings.ops_email())
+    failed = sorted(set(bank_ids) - {c["bank"] for c in checks})
+    fail_run_if_any(failed, len(bank_ids), "bank health check")
+    return {"ok": sum(c["ok"] for c in checks), "failed": sum(not c["ok"] for c in checks),
+            "transitions": {c["bank"]: c["transition"] for c in moved}}  # fmt: skip

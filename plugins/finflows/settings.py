@@ -107,3 +107,15 @@ def business_day_close():
     import datetime as dt
 
     return dt.time.fromisoformat(get("BUSINESS_DAY_CLOSE", "18:00"))
+
+
+def bank_circuit_failures() -> int:
+    """Consecutive failed bank_health checks that open a bank's circuit (bank_payments then skips it)."""
+    return int(get("BANK_CIRCUIT_FAILURES", "3"))
+
+
+def bank_circuit_half_open_after():
+    """Seconds an open circuit waits before a single successful health check may close it."""
+    import datetime as dt
+
+    return dt.timedelta(seconds=float(get("BANK_CIRCUIT_HALF_OPEN_AFTER", "300")))

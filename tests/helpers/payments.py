@@ -13,8 +13,8 @@ _n = itertools.count(1)
 def clean(pg) -> None:
     """No payment state from an earlier test: each run pays every bank's pending payments."""
     pg.execute(
-        "TRUNCATE pay.return_line, pay.payment_event, pay.transfer, pay.transfer_retry, pay.payment, pay.batch "
-        "RESTART IDENTITY"
+        "TRUNCATE pay.return_line, pay.payment_event, pay.transfer, pay.transfer_retry, pay.payment, pay.batch, "
+        "pay.health_check, pay.circuit RESTART IDENTITY"
     )
 
 
@@ -119,7 +119,9 @@ def clean_reconciliation(pg, local_dir: Path) -> None:
             p.unlink()
 
 
-def pay_bank(db, cfg, bank: str, *, now=None, sftp_conn: str | None = None, attempts: int = 1, s3_hook=None):
+def pay_bank(
+    db, cfg, bank: str, *, now=None, sftp_conn: str | None = None, attempts: int = 1, s3_hook=None, circuit=None
+):
     """payments.pay_bank as the DAG task runs it, with the connections' keys and hooks."""
     import os
 
@@ -134,4 +136,5 @@ def pay_bank(db, cfg, bank: str, *, now=None, sftp_conn: str | None = None, atte
             db, cfg=cfg, bank_id=bank, now=now, run_id="test", s3_hook=s3_hook or S3Hook(aws_conn_id="aws_finflows"),
             sftp_hook=SFTPHook(ssh_conn_id=sftp_conn or b.sftp_conn_id), encrypt=encrypt, attempts=attempts,
             archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"), backoff=0.01,
+            circuit=circuit,
         )  # fmt: skip

@@ -175,7 +175,7 @@ def sftp_down(monkeypatch):
     return "sftp_down"
 
 
-def retry(db, cfg, batch_id: int, bank: str, now: dt.datetime):
+def retry(db, cfg, batch_id: int, bank: str, now: dt.datetime, circuit=None):
     """One retry-queue attempt as bank_transfer_retry makes it, against the working server."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.providers.sftp.hooks.sftp import SFTPHook
@@ -183,6 +183,7 @@ def retry(db, cfg, batch_id: int, bank: str, now: dt.datetime):
     return payments.retry_one(
         db, cfg=cfg, batch_id=batch_id, bank_id=bank, now=now, run_id="retry", attempts=1, backoff=0.01, limit=5,
         s3_hook=S3Hook(aws_conn_id="aws_finflows"), sftp_hook=SFTPHook(ssh_conn_id=cfg.bank(bank).sftp_conn_id),
+        circuit=circuit,
     )  # fmt: skip
 
 
