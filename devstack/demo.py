@@ -16,6 +16,7 @@ from devstack.config import LOCAL, REPO
 from devstack.fixtures import (
     forget_cash_files,
     forget_chargeback_file,
+    forget_orphan_uploads,
     forget_payments,
     forget_statement,
     forget_tenures,
@@ -40,7 +41,9 @@ def dags_test(dag_id: str, conf: dict | None = None) -> tuple[bool, float, Path]
     t0 = time.monotonic()
     cmd = [AIRFLOW, "dags", "test", dag_id] + (["--conf", json.dumps(conf)] if conf else [])
     with log.open("w") as out:
-        rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ, check=False).returncode
+        # FINFLOWS_DEADLINES=off: `dags test` cannot run a DAG with a Deadline Alert in Airflow 3.3.2
+        env = os.environ | {"FINFLOWS_DEADLINES": "off"}
+        rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
     return rc == 0, time.monotonic() - t0, log
 
 
@@ -242,6 +245,7 @@ def demo_bank_payments() -> list[str]:
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
         for bank, name in forget_payments(pg, "DEMO-"):  # the demo is repeatable
             (LOCAL / "sftp" / bank / "upload" / name).unlink(missing_ok=True)
+        forget_orphan_uploads(pg)  # e.g. left by `make test`
         others = pg.execute("SELECT count(*) FROM pay.payment WHERE status = 'pending'").fetchone()[0]
         for r in rows:
             pg.execute(
@@ -332,11 +336,58 @@ def demo_bank_reconciliation() -> list[str]:
     return lines
 
 
+def demo_bank_health() -> list[str]:
+    with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
+        before = pg.execute("SELECT coalesce(max(id), 0) FROM pay.health_check").fetchone()[0]
+        ok, secs, log = dags_test("bank_health")
+        checks = pg.execute("SELECT h.bank, h.ok, h.latency_ms, c.state FROM pay.health_check h "
+                            "JOIN pay.circuit c USING (bank) WHERE h.id > %s ORDER BY h.bank", (before,)).fetchall()  # fmt: skip
+    lines = [f"bank_health run: {'ok' if ok else 'FAILED'} in {secs:.0f}s ({log.name})"]
+    lines.append("  " + ", ".join(f"{b} {'ok' if good else 'FAILED'} {ms} ms (circuit {state})"
+                                  for b, good, ms, state in checks))  # fmt: skip
+    if not (ok and checks and all(good for _, good, _, _ in checks)):
+        lines.append(f"  !! unexpected outcome: see {log}")
+        raise SystemExit("\n".join(lines))
+    return lines
+
+
+def demo_daily_report() -> list[str]:
+    """Today's finance report: the email in the SMTP sink, its chart saved beside it, the archive."""
+    import datetime as dt
+    import email
+    import email.policy
+    from zoneinfo import ZoneInfo
+
+    day = dt.datetime.now(ZoneInfo("Asia/Taipei")).date()
+    before = {p.name for p in (LOCAL / "smtp").glob("*.eml")}
+    ok, secs, log = dags_test("finance_daily_report", {"day": day.isoformat()})
+    lines = [f"finance_daily_report run: {'ok' if ok else 'FAILED'} in {secs:.0f}s ({log.name})"]
+    new = [p for p in sorted((LOCAL / "smtp").glob("*.eml")) if p.name not in before]
+    reports = [(p, email.message_from_bytes(p.read_bytes(), policy=email.policy.default)) for p in new]
+    reports = [(p, m) for p, m in reports if "finance daily report" in m["Subject"]]
+    if not (ok and reports):
+        lines.append(f"  !! unexpected outcome: see {log}")
+        raise SystemExit("\n".join(lines))
+    path, mail = reports[-1]
+    out = LOCAL / "demo"
+    out.mkdir(exist_ok=True)
+    for part in mail.iter_attachments():
+        (out / part.get_filename()).write_bytes(part.get_payload(decode=True))
+        lines.append(f"  chart (inline PNG): {out / part.get_filename()}")
+    (out / f"finance_daily_{day}.html").write_text(mail.get_body(("html",)).get_content())
+    lines.append(f"  {mail['Subject']}")
+    lines.append(f"  email: {path}  (HTML copy: {out / f'finance_daily_{day}.html'})")
+    bucket = os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive")
+    keys = [o["Key"] for o in s3().list_objects_v2(Bucket=bucket, Prefix=f"finance-daily/{day}/").get("Contents", [])]
+    lines.append(f"  archived: s3://{bucket}/finance-daily/{day}/ " + ", ".join(k.rsplit("/", 1)[1] for k in keys))
+    return lines
+
+
 def main() -> None:
     sys.path.insert(0, str(REPO / "plugins"))
     print("[demo] running every flow end to end with `airflow dags test` against the local stack", flush=True)
     summary = demo_cashfile() + demo_card() + demo_chargeback() + demo_tenure() + demo_bank_payments()
-    summary += demo_bank_reconciliation()
+    summary += demo_bank_reconciliation() + demo_bank_health() + demo_daily_report()
     print("\n==================== finflows demo summary ====================")
     print("\n".join(summary))
     print("================================================================")

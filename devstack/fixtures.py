@@ -77,3 +77,19 @@ def forget_payments(conn, reference_prefix: str) -> list[tuple[str, str]]:
     conn.execute("DELETE FROM pay.batch WHERE id = ANY(%s) AND NOT EXISTS "
                  "(SELECT 1 FROM pay.payment p WHERE p.batch_id = pay.batch.id)", (ids,))  # fmt: skip
     return [(b[1], b[2]) for b in batches]
+
+
+def forget_orphan_uploads(conn) -> list[str]:
+    """Remove files in the local banks' upload directories that no batch in pay.batch made (left by
+    tests, which truncate the payment tables), so a new batch of the same name is not refused as a
+    conflict. The local stand-in only: the bank's side of the exchange."""
+    from devstack.config import BANKS, LOCAL
+
+    known = {(b, n) for b, n in conn.execute("SELECT bank, file_name FROM pay.batch").fetchall()}
+    removed = []
+    for bank in BANKS:
+        for f in (LOCAL / "sftp" / bank / "upload").glob("*"):
+            if (bank, f.name.removesuffix(".part")) not in known:
+                f.unlink()
+                removed.append(f"{bank}/{f.name}")
+    return removed

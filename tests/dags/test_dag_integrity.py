@@ -27,14 +27,25 @@ HEAVY = (
     "psycopg2",
     "pyarrow",
     "numpy",
+    "matplotlib",
 )
 
 
 @pytest.fixture(scope="session")
 def dagbag():
+    """The DAGs as the scheduler's dag-processor parses them: with their Deadline Alerts (the
+    dag.test suites turn deadlines off, see finflows.dag_defaults.deadline)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(REPO / "dags"))
+    before = os.environ.get("FINFLOWS_DEADLINES")
+    os.environ["FINFLOWS_DEADLINES"] = "on"
+    try:
+        return DagBag(dag_folder=str(REPO / "dags"))
+    finally:
+        if before is None:
+            del os.environ["FINFLOWS_DEADLINES"]
+        else:
+            os.environ["FINFLOWS_DEADLINES"] = before
 
 
 def _dag_ids() -> list[str]:

@@ -138,3 +138,24 @@ def pay_bank(
             archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"), backoff=0.01,
             circuit=circuit,
         )  # fmt: skip
+
+
+def reconcile(db, cfg, bank: str = "mega", *, today) -> list[dict]:
+    """bank_reconciliation's task body without Airflow's context: list, download, decrypt, verify, apply."""
+    import os
+
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from finflows import payments_tasks, reconciliation
+
+    b = cfg.bank(bank)
+    out = []
+    with payments_tasks.decrypter(cfg, b) as decrypt, payments_tasks.sftp(b).get_managed_conn() as client:
+        for name in reconciliation.candidates(client, b):
+            with client.open(f"{b.download_path}/{name}", "rb") as f:
+                data = f.read()
+            out.append(reconciliation.process_file(
+                db, bank=b, name=name, data=data, decrypt=decrypt, s3_hook=S3Hook(aws_conn_id="aws_finflows"),
+                archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"), run_id="test",
+                today=today).__dict__)  # fmt: skip
+    return out

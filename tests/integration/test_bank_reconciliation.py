@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from finflows import banks, payments_tasks, reconciliation
+from finflows import banks, reconciliation
 from finflows.formats import ach
 from tests.helpers import payments as pay
 
@@ -46,35 +46,19 @@ def ach_return(pg, batch_file: str, reasons: dict | None = None, drop: int = 0) 
     return data[: len(data) - drop] if drop else data
 
 
-def reconcile(db, cfg, bank: str = "mega") -> list[dict]:
-    """The task body without Airflow's context: list, download, decrypt, verify, apply."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    b = cfg.bank(bank)
-    out = []
-    with payments_tasks.decrypter(cfg, b) as decrypt, payments_tasks.sftp(b).get_managed_conn() as client:
-        for name in reconciliation.candidates(client, b):
-            with client.open(f"{b.download_path}/{name}", "rb") as f:
-                data = f.read()
-            out.append(reconciliation.process_file(
-                db, bank=b, name=name, data=data, decrypt=decrypt, s3_hook=S3Hook(aws_conn_id="aws_finflows"),
-                archive_bucket=ARCHIVE, run_id="test", today=MONDAY).__dict__)  # fmt: skip
-    return out
-
-
 def test_a_return_file_settles_and_returns_the_right_payments(paid, pg, db, cfg, local_dir, s3_hook):
     refs, batch_file = paid
     plain = ach_return(pg, batch_file, {refs[1]: "03"})
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", plain))
     pay.drop_return(local_dir, "mega", "unrelated.txt", b"not ours to read")
 
-    [out] = reconcile(db, cfg)
+    [out] = pay.reconcile(db, cfg, today=MONDAY)
     assert (out["outcome"], out["settled"], out["returned"], out["unmatched"]) == ("applied", 2, 1, 0)
     assert out["alerts"] == []
     assert pay.statuses(pg, refs) == {refs[0]: "settled", refs[1]: "returned", refs[2]: "settled"}
     assert pg.execute("SELECT return_reason FROM pay.payment WHERE reference = %s", (refs[1],)).fetchone()[0] == "03"
     assert s3_hook.check_for_key("bank-reconciliation/mega/2026-11-23/ACHR01_017_20261123_01.txt", ARCHIVE)
-    assert reconcile(db, cfg)[0]["outcome"] == "seen"  # the next run skips it
+    assert pay.reconcile(db, cfg, today=MONDAY)[0]["outcome"] == "seen"  # the next run skips it
     assert pg.execute("SELECT count(*) FROM pay.return_line").fetchone()[0] == 3
 
 
@@ -96,7 +80,7 @@ def test_a_file_that_cannot_be_trusted_or_read_is_quarantined_and_applies_nothin
     else:
         data = make(ach_return(pg, batch_file))
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", data)
-    [out] = reconcile(db, cfg)
+    [out] = pay.reconcile(db, cfg, today=MONDAY)
     assert out["outcome"] == "quarantined" and reason in out["error"], out
     assert set(pay.statuses(pg, refs).values()) == {"uploaded"}  # nothing applied
     assert pg.execute("SELECT count(*) FROM pay.return_line").fetchone()[0] == 0
@@ -104,7 +88,7 @@ def test_a_file_that_cannot_be_trusted_or_read_is_quarantined_and_applies_nothin
     q = "bank-reconciliation/quarantine/mega/ACHR01_017_20261123_01.txt"
     assert s3_hook.read_key(f"{q}.error.json", ARCHIVE)
     assert s3_hook.get_conn().get_object(Bucket=ARCHIVE, Key=q)["Body"].read() == data  # kept as received
-    assert reconcile(db, cfg)[0]["outcome"] == "seen"  # not retried until the bank sends another file
+    assert pay.reconcile(db, cfg, today=MONDAY)[0]["outcome"] == "seen"  # not retried until the bank sends another file
 
 
 def test_unknown_transaction_is_unmatched_and_alerts_while_the_rest_applies(paid, pg, db, cfg, local_dir):
@@ -114,7 +98,7 @@ def test_unknown_transaction_is_unmatched_and_alerts_while_the_rest_applies(paid
     batch = ach.Batch(MONDAY, dt.time(17), "0170077", "0", "00000000", dt.date(2026, 11, 20))
     plain = ach.write_achr01(batch, [*answers, (stranger, "00", MONDAY)])
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", plain))
-    [out] = reconcile(db, cfg)
+    [out] = pay.reconcile(db, cfg, today=MONDAY)
     assert (out["settled"], out["unmatched"]) == (3, 1)
     assert any("match no payment" in a for a in out["alerts"])
     assert pg.execute("SELECT reference FROM pay.return_line WHERE outcome = 'unmatched'").fetchall() == [
@@ -130,7 +114,7 @@ def test_a_mismatched_amount_over_five_percent_of_a_batch_alerts(paid, pg, db, c
     batch = ach.Batch(MONDAY, dt.time(17), "0170077", "0", "00000000", dt.date(2026, 11, 20))
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt",
                     pay.encrypt_as_bank("mega", ach.write_achr01(batch, answers)))  # fmt: skip
-    [out] = reconcile(db, cfg)
+    [out] = pay.reconcile(db, cfg, today=MONDAY)
     assert (out["settled"], out["mismatch"]) == (2, 1)
     assert any("1 of 3 payment(s) mismatched (33%)" in a for a in out["alerts"]), out["alerts"]
     assert pay.statuses(pg, refs)[refs[0]] == "uploaded"  # a mismatch settles nothing
@@ -140,9 +124,9 @@ def test_a_duplicate_file_changes_nothing(paid, pg, db, cfg, local_dir):
     refs, batch_file = paid
     data = pay.encrypt_as_bank("mega", ach_return(pg, batch_file))
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", data)
-    reconcile(db, cfg)
+    pay.reconcile(db, cfg, today=MONDAY)
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_02.txt", data)  # the bank sends it again, renamed
-    outs = {o["file_name"]: o for o in reconcile(db, cfg)}
+    outs = {o["file_name"]: o for o in pay.reconcile(db, cfg, today=MONDAY)}
     assert outs["ACHR01_017_20261123_01.txt"]["outcome"] == "seen"
     assert outs["ACHR01_017_20261123_02.txt"]["duplicate"] == 3 and outs["ACHR01_017_20261123_02.txt"]["settled"] == 0
     assert set(pay.statuses(pg, refs).values()) == {"settled"}
@@ -155,7 +139,7 @@ def test_csv_return_file(clean_payments, pg, db, cfg, local_dir):
     [batch_file] = pay.uploaded(local_dir, "esun")
     plain = ach.write_return_csv(pay.returns_for(pg, batch_file, {refs[0]: "04"}), "cp950")
     pay.drop_return(local_dir, "esun", "ESUN_REC_20261123.csv", pay.encrypt_as_bank("esun", plain))
-    [out] = reconcile(db, cfg, "esun")
+    [out] = pay.reconcile(db, cfg, "esun", today=MONDAY)
     assert (out["settled"], out["returned"]) == (1, 1)
     assert pay.statuses(pg, refs) == {refs[0]: "returned", refs[1]: "settled"}
 

@@ -1,0 +1,270 @@
+"""finance_daily_report: one banking day on one page, and its files proven archived.
+
+For the Asia/Taipei day ``D``, per bank:
+
+* **sent**: payment files uploaded during D (files, payments, NTD; whatever their processing
+  date), and **not delivered**: batches made during D that are not uploaded (queued, cancelled,
+  failed, still batched);
+* **returns** received during D (``pay.return_line`` of return files whose control row started on
+  D): settled and returned (count, NTD), unmatched, mismatched and duplicate lines, and return
+  files quarantined;
+* **transfer failures**: failed deliveries during D (each recorded try of a batch);
+* **health**: checks during D, how many failed, the 95th-percentile latency, and the circuit now;
+* **still pending**: payments due by D that are still pending.
+
+``chart`` draws NTD sent / not delivered / settled / returned per bank as a PNG (matplotlib, no display).
+``manifest`` lists every file the day processed (payment files sent, return files received) with
+its archived copy in S3; ``verify_archive`` downloads each copy and checks its sha256, so the
+report can say "all N archived" or name the one that is not. No Airflow import here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import io
+from dataclasses import dataclass, field
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+TAIPEI = ZoneInfo("Asia/Taipei")
+CHART_NAME = "finance_daily_{day}.png"
+
+
+@dataclass
+class BankDay:
+    bank: str
+    files_sent: int = 0
+    payments_sent: int = 0
+    ntd_sent: Decimal = Decimal(0)
+    files_not_sent: int = 0
+    ntd_not_sent: Decimal = Decimal(0)
+    settled: int = 0
+    ntd_settled: Decimal = Decimal(0)
+    returned: int = 0
+    ntd_returned: Decimal = Decimal(0)
+    unmatched: int = 0
+    mismatch: int = 0
+    duplicate: int = 0
+    return_files: int = 0
+    quarantined: int = 0
+    transfer_failures: int = 0
+    checks: int = 0
+    checks_failed: int = 0
+    p95_latency_ms: int | None = None
+    circuit: str = "closed"
+    still_pending: int = 0
+
+
+NUMBERS = [f for f in BankDay.__dataclass_fields__ if f not in ("bank", "circuit", "p95_latency_ms")]
+
+
+@dataclass
+class Report:
+    day: dt.date
+    banks: list[BankDay]
+    total: BankDay = field(init=False)
+    problems: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.total = BankDay("total")
+        for b in self.banks:
+            for f in NUMBERS:
+                setattr(self.total, f, getattr(self.total, f) + getattr(b, f))
+        self.total.circuit = f"{sum(b.circuit != 'closed' for b in self.banks)} open"
+        for b in self.banks:
+            if b.files_not_sent:
+                self.problems.append(f"{b.bank}: {b.files_not_sent} file(s) made on {self.day} not delivered "
+                                     f"(NTD {b.ntd_not_sent:,})")  # fmt: skip
+            for what in ("unmatched", "mismatch", "duplicate", "quarantined", "transfer_failures"):
+                if getattr(b, what):
+                    self.problems.append(f"{b.bank}: {getattr(b, what)} {what.replace('_', ' ')}")
+            if b.circuit != "closed":
+                self.problems.append(f"{b.bank}: circuit {b.circuit}")
+
+    def totals(self) -> dict:
+        """The figures as JSON-able numbers (kept with the archived report)."""
+
+        def plain(b: BankDay) -> dict:
+            return {k: (int(v) if isinstance(v, Decimal) else v) for k, v in b.__dict__.items()}
+
+        return {"day": self.day.isoformat(), "banks": [plain(b) for b in self.banks], "total": plain(self.total),
+                "problems": self.problems}  # fmt: skip
+
+
+def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(0), tzinfo=TAIPEI)
+    return start, start + dt.timedelta(days=1)
+
+
+def gather(conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_after: dt.timedelta) -> Report:
+    from finflows import health
+
+    start, end = _day_bounds(day)
+    by_bank = {b: BankDay(b) for b in bank_ids}
+
+    def put(rows, *fields: str) -> None:
+        for bank, *values in rows:
+            row = by_bank.setdefault(bank, BankDay(bank))
+            for f, v in zip(fields, values, strict=True):
+                setattr(row, f, v if v is not None else getattr(row, f))
+
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT bank,
+                      count(*) FILTER (WHERE uploaded_at >= %(start)s AND uploaded_at < %(end)s),
+                      coalesce(sum(payment_count) FILTER (WHERE uploaded_at >= %(start)s AND uploaded_at < %(end)s), 0),
+                      coalesce(sum(total_amount) FILTER (WHERE uploaded_at >= %(start)s AND uploaded_at < %(end)s), 0),
+                      count(*) FILTER (WHERE status <> 'uploaded' AND created_at >= %(start)s AND created_at < %(end)s),
+                      coalesce(sum(total_amount) FILTER (WHERE status <> 'uploaded' AND created_at >= %(start)s
+                                                         AND created_at < %(end)s), 0)
+               FROM pay.batch WHERE (uploaded_at >= %(start)s AND uploaded_at < %(end)s)
+                                 OR (created_at >= %(start)s AND created_at < %(end)s) GROUP BY bank""",
+            {"start": start, "end": end},
+        )
+        put(cur.fetchall(), "files_sent", "payments_sent", "ntd_sent", "files_not_sent", "ntd_not_sent")
+        cur.execute(
+            """SELECT r.bank,
+                      count(*) FILTER (WHERE r.outcome = 'settled'),
+                      coalesce(sum(r.amount) FILTER (WHERE r.outcome = 'settled'), 0),
+                      count(*) FILTER (WHERE r.outcome = 'returned'),
+                      coalesce(sum(r.amount) FILTER (WHERE r.outcome = 'returned'), 0),
+                      count(*) FILTER (WHERE r.outcome = 'unmatched'),
+                      count(*) FILTER (WHERE r.outcome = 'mismatch'),
+                      count(*) FILTER (WHERE r.outcome = 'duplicate'),
+                      count(DISTINCT r.file_id)
+               FROM pay.return_line r JOIN ops.file_control f ON f.id = r.file_id
+               WHERE f.started_at >= %s AND f.started_at < %s GROUP BY r.bank""",
+            (start, end),
+        )
+        put(cur.fetchall(), "settled", "ntd_settled", "returned", "ntd_returned", "unmatched", "mismatch",
+            "duplicate", "return_files")  # fmt: skip
+        cur.execute(
+            """SELECT split_part(file_name, '/', 1), count(*) FROM ops.file_control
+               WHERE flow = 'bank_reconciliation' AND status = 'ERROR' AND started_at >= %s AND started_at < %s
+               GROUP BY 1""",
+            (start, end),
+        )
+        put(cur.fetchall(), "quarantined")
+        cur.execute(
+            """SELECT bank, count(*) FROM pay.transfer
+               WHERE outcome = 'failed' AND finished_at >= %s AND finished_at < %s GROUP BY bank""",
+            (start, end),
+        )
+        put(cur.fetchall(), "transfer_failures")
+        cur.execute(
+            """SELECT bank, count(*), count(*) FILTER (WHERE NOT ok),
+                      percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE ok)
+               FROM pay.health_check WHERE checked_at >= %s AND checked_at < %s GROUP BY bank""",
+            (start, end),
+        )
+        put(cur.fetchall(), "checks", "checks_failed", "p95_latency_ms")
+        cur.execute(
+            """SELECT bank, count(*) FROM pay.payment WHERE status = 'pending' AND due_date <= %s GROUP BY bank""",
+            (day,),
+        )
+        put(cur.fetchall(), "still_pending")
+    for row in by_bank.values():
+        row.circuit = health.circuit(conn, row.bank, now, half_open_after).state.replace("_", "-")
+    return Report(day, [by_bank[b] for b in sorted(by_bank)])
+
+
+def chart(report: Report) -> bytes:
+    """Grouped bars per bank: NTD sent, not delivered, settled and returned (PNG)."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display
+
+    banks = [b.bank for b in report.banks]
+    series = [("sent", "ntd_sent", "#1f77b4"), ("not delivered", "ntd_not_sent", "#7f7f7f"),
+              ("settled", "ntd_settled", "#2ca02c"), ("returned", "ntd_returned", "#d62728")]  # fmt: skip
+    fig = Figure(figsize=(7, 3.2), dpi=100)
+    ax = fig.add_subplot()
+    width = 0.8 / len(series)
+    for i, (label, attr, colour) in enumerate(series):
+        xs = [x + (i - (len(series) - 1) / 2) * width for x in range(len(banks))]
+        ax.bar(xs, [float(getattr(b, attr)) for b in report.banks], width, label=label, color=colour)
+    ax.set_xticks(range(len(banks)), banks)
+    ax.set_ylabel("NTD")
+    ax.set_title(f"Payments {report.day:%Y-%m-%d} (Asia/Taipei)")
+    top = max([float(getattr(b, a)) for b in report.banks for _, a, _ in series] + [1.0])
+    ax.set_ylim(0, top * 1.3)  # room for the legend above the tallest bar
+    ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:,.0f}")
+    ax.legend(frameon=False, ncols=len(series), loc="upper center", fontsize="small")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+COLUMNS = [
+    ("bank", "bank"), ("files sent", "files_sent"), ("payments", "payments_sent"), ("NTD sent", "ntd_sent"),
+    ("files not sent", "files_not_sent"), ("settled", "settled"), ("NTD settled", "ntd_settled"),
+    ("returned", "returned"), ("NTD returned", "ntd_returned"), ("unmatched", "unmatched"),
+    ("mismatch", "mismatch"), ("duplicate", "duplicate"), ("quarantined", "quarantined"),
+    ("transfer failures", "transfer_failures"), ("checks failed", "checks_failed"),
+    ("p95 ms", "p95_latency_ms"), ("circuit", "circuit"), ("still pending", "still_pending"),
+]  # fmt: skip
+
+
+def render(report: Report, chart_cid: str, archive: dict) -> tuple[str, str]:
+    """Subject and HTML body; the chart is referenced by its Content-ID."""
+    t = report.total
+
+    def cell(v) -> str:
+        if isinstance(v, (int, Decimal)) and not isinstance(v, bool):
+            return f"<td align=right>{v:,}</td>"
+        return f"<td>{html.escape(str(v if v is not None else '–'))}</td>"
+
+    rows = "".join("<tr>" + "".join(cell(getattr(b, a)) for _, a in COLUMNS) + "</tr>" for b in report.banks)
+    rows += "<tr style='font-weight:bold'>" + "".join(cell(getattr(t, a)) for _, a in COLUMNS) + "</tr>"
+    head = "".join(f"<th>{h}</th>" for h, _ in COLUMNS)
+    state = f"{len(report.problems)} item(s) need attention" if report.problems else "all clear"
+    subject = (f"[finflows] finance daily report {report.day}: sent NTD {t.ntd_sent:,} in {t.files_sent} file(s), "
+               f"settled NTD {t.ntd_settled:,}, returned NTD {t.ntd_returned:,}; {state}")  # fmt: skip
+    problems = "".join(f"<li>{html.escape(p)}</li>" for p in report.problems) or "<li>none</li>"
+    body = (
+        f"<h2>Finance daily report {report.day:%Y-%m-%d} (Asia/Taipei)</h2>"
+        f'<p><img src="cid:{chart_cid}" alt="NTD sent, settled and returned per bank"></p>'
+        f"<table border=1 cellpadding=4 cellspacing=0><tr>{head}</tr>{rows}</table>"
+        f"<h3>Needs attention</h3><ul>{problems}</ul>"
+        f"<p>Files processed: {archive['files']}; archived and verified (sha256) in "
+        f"<code>{html.escape(archive['prefix'])}</code>: {archive['verified']}"
+        + (f"; <b>missing or different: {html.escape(', '.join(archive['missing']))}</b>" if archive["missing"] else "")
+        + "</p>"
+    )
+    return subject, body
+
+
+# ---------------------------------------------------------------------------- archive
+def manifest(conn, day: dt.date) -> list[dict]:
+    """Every file the day processed: payment files uploaded during D, return files received during D."""
+    start, end = _day_bounds(day)
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT 'payment', bank, file_name, archive_uri, cipher_sha256, cipher_bytes FROM pay.batch
+               WHERE uploaded_at >= %s AND uploaded_at < %s AND archive_uri IS NOT NULL
+               UNION ALL
+               SELECT 'return', split_part(file_name, '/', 1), split_part(file_name, '/', 2), source_uri, sha256,
+                      NULL FROM ops.file_control
+               WHERE flow = 'bank_reconciliation' AND started_at >= %s AND started_at < %s
+               ORDER BY 1, 2, 3""",
+            (start, end, start, end),
+        )
+        keys = ("kind", "bank", "file_name", "archive_uri", "sha256", "bytes")
+        return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+
+
+def verify_archive(s3_hook, files: list[dict]) -> list[str]:
+    """Names of files whose archived copy is missing or differs from the recorded sha256."""
+    client = s3_hook.get_conn()
+    bad = []
+    for f in files:
+        bucket, _, key = f["archive_uri"].removeprefix("s3://").partition("/")
+        try:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey:
+            bad.append(f"{f['bank']}/{f['file_name']} (not in the archive)")
+            continue
+        if hashlib.sha256(body).hexdigest() != f["sha256"].strip():
+            bad.append(f"{f['bank']}/{f['file_name']} (archived copy differs)")
+    return bad
