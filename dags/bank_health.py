@@ -21,7 +21,7 @@ import datetime as dt
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from finflows.dag_defaults import Tag, default_args
+from finflows.dag_defaults import Tag, deadline, default_args
 
 
 @dag(
@@ -31,6 +31,7 @@ from finflows.dag_defaults import Tag, default_args
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(minutes=4),
     default_args=default_args(),
+    deadline=deadline("bank_health"),
     tags=[Tag.BANKING, Tag.OPERATIONS],
     doc_md=__doc__,
 )

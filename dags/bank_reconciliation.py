@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from finflows.dag_defaults import Tag, default_args
+from finflows.dag_defaults import Tag, deadline, default_args
 
 
 @dag(
@@ -32,6 +32,7 @@ from finflows.dag_defaults import Tag, default_args
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    deadline=deadline("bank_reconciliation"),
     tags=[Tag.FINANCE, Tag.BANKING, Tag.PII],
     doc_md=__doc__,
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
-from finflows.dag_defaults import Tag, default_args
+from finflows.dag_defaults import Tag, deadline, default_args
 
 
 @dag(
@@ -25,6 +25,7 @@ from finflows.dag_defaults import Tag, default_args
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    deadline=deadline("bank_transfer_retry"),
     tags=[Tag.FINANCE, Tag.BANKING, Tag.OPERATIONS],
     params={"everything": Param(False, type="boolean", description="Try every waiting transfer, due or not")},
     doc_md=__doc__,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
-from finflows.dag_defaults import Tag, default_args
+from finflows.dag_defaults import Tag, deadline, default_args
 
 
 @dag(
@@ -34,6 +34,7 @@ from finflows.dag_defaults import Tag, default_args
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    deadline=deadline("card_reconciliation"),
     params={
         "day": Param(
             None,

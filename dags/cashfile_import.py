@@ -27,7 +27,7 @@ from __future__ import annotations
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from finflows import settings
-from finflows.dag_defaults import Tag, default_args
+from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.triggers import s3_event_asset
 
 cashfile_events = s3_event_asset("cashfile_inbox", settings.cashfile_queue_url(), settings.CONN_AWS)
@@ -41,6 +41,7 @@ cashfile_events = s3_event_asset("cashfile_inbox", settings.cashfile_queue_url()
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    deadline=deadline("cashfile_import"),
     tags=[Tag.FINANCE, Tag.CASH, Tag.EVENT_DRIVEN, Tag.DAILY],
     doc_md=__doc__,
 )

@@ -26,7 +26,7 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from finflows import settings
-from finflows.dag_defaults import Tag, default_args
+from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.triggers import s3_event_asset
 
 chargeback_inbox = s3_event_asset("chargeback_inbox", settings.chargeback_queue_url(), settings.CONN_AWS)
@@ -44,6 +44,7 @@ def _on_failure(context):
     catchup=False,
     max_active_runs=1,
     default_args=default_args(on_failure_callback=_on_failure),
+    deadline=deadline("chargeback_export"),
     tags=[Tag.FINANCE, Tag.CHARGEBACKS, Tag.CARDS, Tag.EVENT_DRIVEN],
     doc_md=__doc__,
 )

@@ -28,7 +28,7 @@ from __future__ import annotations
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from finflows import settings
-from finflows.dag_defaults import Tag, default_args
+from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.triggers import sqs_asset
 
 tenure_events = sqs_asset("tenure_events", settings.tenure_queue_url(), settings.CONN_AWS)
@@ -42,6 +42,7 @@ tenure_events = sqs_asset("tenure_events", settings.tenure_queue_url(), settings
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    deadline=deadline("tenure_sync"),
     params={
         "target": Param(
             None,

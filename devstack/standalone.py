@@ -34,6 +34,7 @@ def standalone_env(port: int, home: Path = AIRFLOW_HOME) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(home)),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "FINFLOWS_DEADLINES": "on",  # the real scheduler runs Deadline Alerts (dag.test cannot)
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
 
@@ -53,14 +54,14 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start(port: int, log=None) -> subprocess.Popen:
+def start(port: int, log=None, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start `airflow standalone` in its own process group; return once every component is healthy."""
     if port_in_use(port):
         raise RuntimeError(f"port {port} is in use (an Airflow still running?); stop it or set FINFLOWS_API_PORT")
     airflow = str(Path(sys.executable).parent / "airflow")
     proc = subprocess.Popen(
         [airflow, "standalone"],
-        env=standalone_env(port),
+        env=standalone_env(port) | (extra_env or {}),
         start_new_session=True,
         stdout=log,
         stderr=subprocess.STDOUT if log else None,

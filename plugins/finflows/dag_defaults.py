@@ -6,6 +6,7 @@ Imported by DAG files at parse time: keep it light (no provider, pandas or clien
 from __future__ import annotations
 
 import datetime as dt
+import os
 from enum import StrEnum
 from typing import Any
 
@@ -63,3 +64,39 @@ def default_args(**overrides: Any) -> dict[str, Any]:
     }
     args.update(overrides)
     return args
+
+
+# Expected minutes from a run being queued to its end; past it operations get a "LATE" email.
+# Override per deployment with FINFLOWS_DEADLINE_<DAG_ID> (minutes, decimals allowed).
+EXPECTED_MINUTES: dict[str, float] = {
+    "cashfile_import": 30,
+    "card_reconciliation": 60,
+    "chargeback_export": 30,
+    "tenure_sync": 15,
+    "bank_payments": 45,
+    "bank_transfer_retry": 20,
+    "bank_reconciliation": 20,
+    "bank_health": 4,
+    "finance_daily_report": 15,
+}
+
+
+def deadline(dag_id: str):
+    """The DAG's Deadline Alert: the triggerer runs ``finflows.alerts.deadline_missed`` (email to
+    operations) when a run has not finished its expected minutes after it was queued.
+
+    ``FINFLOWS_DEADLINES=off`` leaves it out: Airflow 3.3.2's ``dag.test()`` cannot create a run
+    of a DAG with a deadline ("the dag is not serialized"), so the dag.test suites and
+    ``make demo`` (``airflow dags test``) turn it off; the scheduler always has it.
+    """
+    if os.environ.get("FINFLOWS_DEADLINES", "on") == "off":
+        return None
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    minutes = float(os.environ.get(f"FINFLOWS_DEADLINE_{dag_id.upper()}", EXPECTED_MINUTES[dag_id]))
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=dt.timedelta(minutes=minutes),
+        callback=AsyncCallback("finflows.alerts.deadline_missed", kwargs={"expected_minutes": minutes}),
+        name=f"{dag_id} expected within {minutes:g} min",
+    )

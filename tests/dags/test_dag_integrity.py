@@ -73,6 +73,17 @@ class TestEveryDag:
             assert t.retry_exponential_backoff, f"{t.task_id} has no exponential backoff"
             assert t.on_failure_callback, f"{t.task_id} sends no failure email"
 
+    def test_a_deadline_alert_emails_operations_when_a_run_is_late(self, dagbag, dag_id):
+        from airflow.sdk import AsyncCallback, DeadlineReference
+
+        from finflows.dag_defaults import EXPECTED_MINUTES
+
+        [alert] = dagbag.get_dag(dag_id).deadline
+        assert isinstance(alert.reference, type(DeadlineReference.DAGRUN_QUEUED_AT))
+        assert alert.interval.total_seconds() == EXPECTED_MINUTES[dag_id] * 60
+        assert isinstance(alert.callback, AsyncCallback) and alert.callback.path == "finflows.alerts.deadline_missed"
+        assert alert.callback.kwargs == {"expected_minutes": EXPECTED_MINUTES[dag_id]}
+
     def test_no_catchup_and_documented(self, dagbag, dag_id):
         dag = dagbag.get_dag(dag_id)
         assert dag.catchup is False
@@ -115,7 +126,7 @@ class TestEveryDag:
             capture_output=True,
             text=True,
             check=True,
-            env={**os.environ, "PYTHONPATH": str(REPO / "plugins")},
+            env={**os.environ, "PYTHONPATH": str(REPO / "plugins"), "FINFLOWS_DEADLINES": "on"},
         )
         loaded = json.loads(out.stdout.strip().splitlines()[-1])
         heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY))

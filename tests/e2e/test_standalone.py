@@ -1,6 +1,7 @@
 """The real Airflow: `airflow standalone` (api-server, scheduler, dag-processor, triggerer) on the
-local stack. Proves what dag.test() cannot: the UI's health endpoint, authentication, and the
-event-driven path S3 → SQS → asset watcher (in the triggerer) → an asset-triggered run."""
+local stack. Proves what dag.test() cannot: the UI's health endpoint, authentication, the
+event-driven path S3 → SQS → asset watcher (in the triggerer) → an asset-triggered run, and a
+missed Deadline Alert → callback in the triggerer → email in the SMTP sink."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def free_port() -> int:
 def airflow(local_dir):
     port = free_port()
     with (local_dir / "logs" / "standalone-test.log").open("wb") as log:
-        proc = standalone.start(port, log=log)
+        # bank_health gets a deadline no run can meet, to prove the Deadline Alert path end to end
+        proc = standalone.start(port, log=log, extra_env={"FINFLOWS_DEADLINE_BANK_HEALTH": "0.02"})
         try:
             yield port
         finally:
@@ -178,3 +180,22 @@ def test_tenure_events_on_the_queue_trigger_a_run_that_applies_them(airflow, pg,
         assert len(rows) == 1 and rows[0][1] == "Secure"
     finally:
         api(airflow, "PATCH", "/api/v2/dags/tenure_sync", tok, {"is_paused": True})
+
+
+def test_a_missed_deadline_emails_operations(airflow, mailbox):
+    """bank_health's deadline is 1.2 s here (FINFLOWS_DEADLINE_BANK_HEALTH): the scheduler sees it
+    missed, the triggerer runs finflows.alerts.deadline_missed, the email reaches the SMTP sink."""
+    tok = token(airflow)
+    wait_for(lambda: api(airflow, "GET", "/api/v2/dags/bank_health", tok), 120, "the DAG to be parsed")
+    seen = mailbox.names()
+    run = api(airflow, "POST", "/api/v2/dags/bank_health/dagRuns", tok, {"logical_date": None})
+    api(airflow, "PATCH", "/api/v2/dags/bank_health", tok, {"is_paused": False})
+    try:
+        late = mailbox.wait_for(lambda m: m["Subject"].startswith(f"[finflows] LATE bank_health ({run['dag_run_id']})"),
+                                since=seen, timeout=180)  # fmt: skip
+    finally:
+        api(airflow, "PATCH", "/api/v2/dags/bank_health", tok, {"is_paused": True})
+    assert "not finished 0.02 min after it was queued" in late["Subject"]
+    assert late["To"] == os.environ["FINFLOWS_OPS_EMAIL"]
+    body = late.get_body().get_content()
+    assert f"/dags/bank_health/runs/{run['dag_run_id'].replace(':', '%3A').replace('+', '%2B')}" in body

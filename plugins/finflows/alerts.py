@@ -1,0 +1,44 @@
+"""Deadline Alert callback: runs in the triggerer when a run has not finished in time.
+
+Imported by path when DAG files are parsed (Airflow checks the callback is awaitable): keep it
+light; the SMTP hook is imported when a deadline is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import os
+from urllib.parse import quote
+
+
+def _late_email(expected_minutes: float, context: dict) -> tuple[str, str]:
+    run = context.get("dag_run") or {}
+    dag_id, run_id = run.get("dag_id", "?"), run.get("dag_run_id", "?")
+    base = os.environ.get("AIRFLOW__API__BASE_URL", "http://localhost:8080").rstrip("/")
+    link = f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+    subject = f"[finflows] LATE {dag_id} ({run_id}): not finished {expected_minutes:g} min after it was queued"
+    body = (
+        f"<p>Run <b>{html.escape(run_id)}</b> of <b>{html.escape(dag_id)}</b> was queued at "
+        f"{html.escape(str(run.get('queued_at')))} and had not finished by its deadline "
+        f"{html.escape(str((context.get('deadline') or {}).get('deadline_time')))} (expected duration "
+        f"{expected_minutes:g} min, <code>FINFLOWS_DEADLINE_{dag_id.upper()}</code>).</p>"
+        f'<p>State then: {html.escape(str(run.get("state")))}. <a href="{link}">The run in Airflow</a></p>'
+    )
+    return subject, body
+
+
+async def deadline_missed(expected_minutes: float, context: dict | None = None) -> str:
+    """Email the operations address that a run is late (the SMTP notifier's hook, off the event loop)."""
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    from finflows import settings
+
+    subject, body = _late_email(expected_minutes, context or {})
+
+    def send() -> None:
+        with SmtpHook(smtp_conn_id=settings.CONN_SMTP) as smtp:
+            smtp.send_email_smtp(to=settings.ops_email(), subject=subject, html_content=body)
+
+    await asyncio.to_thread(send)
+    return subject
