@@ -33,7 +33,11 @@ def airflow(local_dir):
     port = free_port()
     with (local_dir / "logs" / "standalone-test.log").open("wb") as log:
         # bank_health gets a deadline no run can meet, to prove the Deadline Alert path end to end
-        proc = standalone.start(port, log=log, extra_env={"FINFLOWS_DEADLINE_BANK_HEALTH": "0.02"})
+        # and a viewer, who may read the finance monitor but not act through it
+        proc = standalone.start(port, log=log, extra_env={
+            "FINFLOWS_DEADLINE_BANK_HEALTH": "0.02",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+        })  # fmt: skip
         try:
             yield port
         finally:
@@ -59,9 +63,17 @@ def api(port: int, method: str, path: str, token: str | None = None, body: dict 
     raise AssertionError("unreachable")
 
 
-def token(port: int) -> str:
-    password = json.loads(standalone.passwords_file().read_text())["admin"]
-    return api(port, "POST", "/auth/token", body={"username": "admin", "password": password})["access_token"]
+def token(port: int, user: str = "admin") -> str:
+    password = json.loads(standalone.passwords_file().read_text())[user]
+    return api(port, "POST", "/auth/token", body={"username": user, "password": password})["access_token"]
+
+
+def status_of(port: int, method: str, path: str, token: str | None = None, body: dict | None = None) -> int:
+    try:
+        api(port, method, path, token, body)
+    except urllib.error.HTTPError as e:
+        return e.code
+    return 200
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -199,3 +211,66 @@ def test_a_missed_deadline_emails_operations(airflow, mailbox):
     assert late["To"] == os.environ["FINFLOWS_OPS_EMAIL"]
     body = late.get_body().get_content()
     assert f"/dags/bank_health/runs/{run['dag_run_id'].replace(':', '%3A').replace('+', '%2B')}" in body
+
+
+# ---------------------------------------------------------------------------- the finance monitor API
+MONITOR = "/finflows/api"
+
+
+def test_the_finance_monitor_refuses_callers_without_a_valid_token(airflow):
+    for method, path in (("GET", "/health"), ("GET", "/dashboard?days=7"), ("GET", "/transfers"),
+                         ("GET", "/batches/1"), ("POST", "/banks/mega/test-connection"),
+                         ("POST", "/batches/generate")):  # fmt: skip
+        assert status_of(airflow, method, MONITOR + path, body={} if method == "POST" else None) == 401, path
+    assert status_of(airflow, "GET", f"{MONITOR}/health", "not-a-jwt") == 403
+
+
+def test_a_viewer_may_read_the_monitor_but_not_act_through_it(airflow):
+    viewer = token(airflow, "viewer")
+    health = api(airflow, "GET", f"{MONITOR}/health", viewer)
+    assert health["database"] == "ok"
+    assert sorted(b["bank"] for b in health["banks"]) == ["ctbc", "esun", "first", "mega", "taishin"]
+    assert status_of(airflow, "POST", f"{MONITOR}/banks/mega/test-connection", viewer, {}) == 403
+    assert status_of(airflow, "POST", f"{MONITOR}/batches/generate", viewer, {"banks": ["mega"]}) == 403
+
+
+def test_the_monitor_shows_a_real_batch_and_tests_a_bank_connection(airflow, clean_payments, pg, pg_dsn):
+    import datetime as dt
+
+    import psycopg
+
+    from finflows import banks
+    from tests.helpers import payments as pay
+
+    refs = pay.add(pg, "mega", 2, due=dt.date(2026, 11, 23), amount=1500, name="林美玲")
+    with psycopg.connect(pg_dsn, autocommit=True) as db:
+        pay.pay_bank(db, banks.load(), "mega", now=dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC))
+    [batch_id] = pg.execute("SELECT id FROM pay.batch").fetchone()
+    tok = token(airflow)
+
+    dash = api(airflow, "GET", f"{MONITOR}/dashboard?days=1", tok)
+    assert [b for b in dash["bank_batches"] if b["bank"] == "mega"] == [
+        {"bank": "mega", "batches": 1, "payments": 2, "amount": 3000, "uploaded": 1, "failures": 0}
+    ]
+    batch = api(airflow, "GET", f"{MONITOR}/batches/{batch_id}", tok)
+    assert batch["status"] == "uploaded" and batch["archive_uri"].startswith("s3://")
+    assert [(p["reference"], p["amount"], p["status"]) for p in batch["payments"]] == [
+        (r, 1500, "uploaded") for r in refs
+    ]
+    assert "林美玲" not in json.dumps(batch, ensure_ascii=False) and "payee_account" not in json.dumps(batch)
+    [transfer] = api(airflow, "GET", f"{MONITOR}/transfers?bank=mega", tok)
+    assert transfer["outcome"] == "uploaded" and transfer["batch_id"] == batch_id
+    assert status_of(airflow, "GET", f"{MONITOR}/batches/999999", tok) == 404
+
+    check = api(airflow, "POST", f"{MONITOR}/banks/mega/test-connection", tok, {})
+    assert check["ok"] is True and check["latency_ms"] > 0 and check["error"] is None
+
+
+def test_generate_batch_triggers_bank_payments_through_airflows_api(airflow):
+    tok = token(airflow)
+    wait_for(lambda: api(airflow, "GET", "/api/v2/dags/bank_payments", tok), 120, "the DAG to be parsed")
+    out = api(airflow, "POST", f"{MONITOR}/batches/generate", tok, {"banks": ["taishin"]})
+    assert out["dag_id"] == "bank_payments" and out["conf"] == {"banks": ["taishin"]}
+    run = api(airflow, "GET", f"/api/v2/dags/bank_payments/dagRuns/{out['dag_run_id']}", tok)
+    assert run["conf"] == {"banks": ["taishin"]} and run["run_type"] == "manual"
+    assert status_of(airflow, "POST", f"{MONITOR}/batches/generate", tok, {"banks": ["nobank"]}) == 422

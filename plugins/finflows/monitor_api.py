@@ -1,0 +1,155 @@
+"""The finance monitor API, mounted in Airflow's api-server at ``/finflows/api`` by
+``plugins/finflows_plugin.py``.
+
+Airflow mounts plugin apps **without** authentication, so every route here depends on
+``reader`` or ``operator``: the caller's Airflow token (``Authorization: Bearer`` from
+``POST /auth/token``, or the UI's session cookie) is resolved by Airflow's own ``get_user``
+(no token → 401) and checked by the configured auth manager: reading needs read access to the
+``bank_payments`` DAG, actions (test a bank connection, generate a batch) need permission to
+trigger it (else 403). ``generate-batch`` triggers bank_payments through Airflow's public REST
+API with the caller's own token, so Airflow applies its rules a second time.
+
+Routes are plain ``def``: FastAPI runs them in its thread pool, off the api-server's event loop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from pydantic import BaseModel, Field
+
+PAYMENTS_DAG = "bank_payments"
+
+
+def _allowed(user, method: str, run: bool = False) -> bool:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+
+    return get_auth_manager().is_authorized_dag(
+        method=method, user=user, access_entity=DagAccessEntity.RUN if run else None,
+        details=DagDetails(id=PAYMENTS_DAG),
+    )  # fmt: skip
+
+
+def _user_dep():
+    from airflow.api_fastapi.core_api.security import get_user
+
+    return get_user
+
+
+def reader(user=Depends(_user_dep())):  # noqa: B008 (FastAPI's dependency idiom)
+    if not _allowed(user, "GET"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs read access to the {PAYMENTS_DAG} DAG")
+    return user
+
+
+def operator(user=Depends(_user_dep())):  # noqa: B008
+    if not _allowed(user, "POST", run=True):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs permission to trigger {PAYMENTS_DAG}")
+    return user
+
+
+Reader = Annotated[object, Depends(reader)]
+Operator = Annotated[object, Depends(operator)]
+
+
+def _db():
+    from finflows import files
+    from finflows.task_support import finance_db
+
+    return files.connect(finance_db())
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+app = FastAPI(
+    title="finflows finance monitor",
+    description="Bank health and circuits, per-flow figures, transfers and batches; bank actions.",
+)
+
+
+@app.get("/health")
+def get_health(_: Reader) -> dict:
+    """Each bank's circuit and latest health check, and the finance database."""
+    from finflows import banks, monitor, settings
+
+    with _db() as conn:
+        return monitor.health(conn, banks.load().enabled, _now(), settings.bank_circuit_half_open_after())
+
+
+@app.get("/dashboard")
+def get_dashboard(_: Reader, days: Annotated[int, Query(ge=1, le=366)] = 7) -> dict:
+    """Files, rows, amounts and failures per flow, and bank batches, over the last ``days`` days."""
+    from finflows import monitor
+
+    with _db() as conn:
+        return monitor.dashboard(conn, days, _now())
+
+
+@app.get("/transfers")
+def get_transfers(_: Reader, days: Annotated[int, Query(ge=1, le=366)] = 7, bank: str | None = None) -> list[dict]:
+    """Every SFTP transfer to a bank (uploaded, already there, failed), newest first."""
+    from finflows import monitor
+
+    with _db() as conn:
+        return monitor.transfers(conn, days, _now(), bank)
+
+
+@app.get("/batches/{batch_id}")
+def get_batch(_: Reader, batch_id: int) -> dict:
+    """A batch: file, checksums, archive, its payments (reference, amount, state), transfers, returns."""
+    from finflows import monitor
+
+    with _db() as conn:
+        found = monitor.batch(conn, batch_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no batch {batch_id}")
+    return found
+
+
+@app.post("/banks/{bank_id}/test-connection")
+def check_bank_connection(_: Operator, bank_id: str) -> dict:
+    """Log in to the bank's SFTP server and stat its upload directory now (recorded nowhere)."""
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    from finflows import banks, health
+
+    try:
+        bank = banks.load().bank(bank_id)
+    except (KeyError, ValueError) as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+    check = health.probe(SFTPHook(ssh_conn_id=bank.sftp_conn_id, conn_retry_attempts=1), bank)
+    return {"bank": bank.id, "ok": check.ok, "latency_ms": check.latency_ms, "error": check.error}
+
+
+class GenerateBatch(BaseModel):
+    banks: list[str] = Field(default_factory=list, description="banks to pay; empty: every enabled bank")
+
+
+@app.post("/batches/generate", status_code=status.HTTP_202_ACCEPTED)
+def generate_batch(_: Operator, body: GenerateBatch, request: Request) -> dict:
+    """Trigger bank_payments now through Airflow's REST API, as the caller."""
+    import os
+
+    import httpx
+
+    from finflows import banks
+
+    cfg = banks.load()
+    try:
+        chosen = [cfg.bank(b).id for b in body.banks]
+    except (KeyError, ValueError) as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(e)) from e
+    base = os.environ.get("AIRFLOW__API__BASE_URL", str(request.base_url)).rstrip("/")
+    headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "cookie")}
+    conf = {"banks": chosen} if chosen else {}
+    r = httpx.post(f"{base}/api/v2/dags/{PAYMENTS_DAG}/dagRuns", headers=headers, timeout=30,
+                   json={"logical_date": None, "conf": conf, "note": "generate-batch from the finance monitor"})  # fmt: skip
+    if r.status_code >= 400:
+        raise HTTPException(r.status_code, r.json().get("detail", r.text))
+    run = r.json()
+    return {"dag_id": PAYMENTS_DAG, "dag_run_id": run["dag_run_id"], "state": run["state"], "conf": conf}

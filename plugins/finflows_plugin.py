@@ -1,0 +1,19 @@
+"""The finflows Airflow plugin: the finance monitor API (``/finflows/api``) in the api-server.
+
+A top-level module on purpose: Airflow imports every ``.py`` under ``plugins/`` by its bare
+name, and ``plugins/.airflowignore`` keeps it out of the ``finflows`` package.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+
+class FinflowsPlugin(AirflowPlugin):
+    name = "finflows"
+
+    @property
+    def fastapi_apps(self):  # built when the api-server asks, not when a worker loads plugins
+        from finflows.monitor_api import app
+
+        return [{"app": app, "url_prefix": "/finflows/api", "name": "finflows finance monitor"}]
