@@ -27,6 +27,9 @@ help:
 $(STAMP): requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "python3.11 is required"; exit 1; }
 	@command -v gpg >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnupg </dev/null; }
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium </dev/null \
+		|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium </dev/null; }; }; } \
+		|| { echo "chromium (Debian package) is needed by the UI test: apt-get install chromium"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "uv==$(UV_VERSION)"
 	$(VENV)/bin/uv pip sync -q --python $(PY) requirements.lock

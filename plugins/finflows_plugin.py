@@ -1,10 +1,13 @@
-"""The finflows Airflow plugin: the finance monitor API (``/finflows/api``) in the api-server.
+"""The finflows Airflow plugin: the finance monitor API (``/finflows/api``) in the api-server, and
+its page in the Airflow UI (Browse → Finance monitor, an external view over ``/finflows/api/ui``).
 
 A top-level module on purpose: Airflow imports every ``.py`` under ``plugins/`` by its bare
 name, and ``plugins/.airflowignore`` keeps it out of the ``finflows`` package.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
@@ -17,3 +20,13 @@ class FinflowsPlugin(AirflowPlugin):
         from finflows.monitor_api import app
 
         return [{"app": app, "url_prefix": "/finflows/api", "name": "finflows finance monitor"}]
+
+    external_views: ClassVar[list[dict]] = [
+        {
+            "name": "Finance monitor",
+            "href": "finflows/api/ui",  # relative: works behind a proxy prefix
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "finance-monitor",
+        }
+    ]

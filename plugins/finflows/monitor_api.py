@@ -18,6 +18,7 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 PAYMENTS_DAG = "bank_payments"
@@ -70,6 +71,14 @@ app = FastAPI(
     title="finflows finance monitor",
     description="Bank health and circuits, per-flow figures, transfers and batches; bank actions.",
 )
+
+
+@app.get("/ui", response_class=HTMLResponse)
+def ui(_: Reader) -> str:
+    """The monitor page shown inside the Airflow UI (external view): tables over this API."""
+    from pathlib import Path
+
+    return (Path(__file__).parent / "static" / "monitor.html").read_text()
 
 
 @app.get("/health")

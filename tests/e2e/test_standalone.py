@@ -274,3 +274,52 @@ def test_generate_batch_triggers_bank_payments_through_airflows_api(airflow):
     run = api(airflow, "GET", f"/api/v2/dags/bank_payments/dagRuns/{out['dag_run_id']}", tok)
     assert run["conf"] == {"banks": ["taishin"]} and run["run_type"] == "manual"
     assert status_of(airflow, "POST", f"{MONITOR}/batches/generate", tok, {"banks": ["nobank"]}) == 422
+
+
+def test_the_monitor_page_renders_real_data_inside_the_airflow_ui(airflow, clean_payments, pg, pg_dsn, local_dir):
+    """Headless Chromium (Debian's package, driven by Playwright) signs in with an Airflow token,
+    opens Browse → Finance monitor in the Airflow UI and reads the page in its frame; the
+    screenshot is kept in .local/logs and checked for the closed circuit's green."""
+    import datetime as dt
+    import io
+    import shutil
+
+    import psycopg
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    from finflows import banks, health
+    from tests.helpers import payments as pay
+
+    pay.add(pg, "mega", 2, due=dt.date(2026, 11, 23), amount=1500)
+    now = dt.datetime.now(dt.UTC)
+    with psycopg.connect(pg_dsn, autocommit=True) as db:
+        pay.pay_bank(db, banks.load(), "mega", now=dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC))
+        for bank in ("mega", "ctbc"):
+            health.record(db, health.Check(bank, True, 42, None), now, "test", failures_to_open=3,
+                          half_open_after=dt.timedelta(minutes=5))  # fmt: skip
+    base = f"http://localhost:{airflow}"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True)
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            page.context.add_cookies([{"name": "_token", "value": token(airflow), "url": base}])
+            page.goto(f"{base}/plugin/finance-monitor", timeout=90_000)
+            frame = page.frame_locator("iframe")
+            frame.locator("body[data-loaded=yes]").wait_for(timeout=60_000)
+            batches = frame.locator("#batches tbody").inner_text()
+            banks_text = frame.locator("#banks tbody").inner_text()
+            transfers = frame.locator("#transfers tbody").inner_text()
+            shot = page.screenshot(full_page=False)
+        finally:
+            browser.close()
+    (local_dir / "logs" / "finance-monitor.png").write_bytes(shot)
+    assert "mega\t1\t2\t3,000\t1\t0" in batches
+    assert "mega\tclosed\tok\t42" in banks_text and "ctbc\tclosed\tok\t42" in banks_text
+    assert "ACHP01_017_20261123_001.txt\tuploaded\t2\t3,000\t1" in transfers
+    image = Image.open(io.BytesIO(shot)).convert("RGB")
+    assert image.size == (1280, 900)
+    green = sum(
+        1 for px in image.getdata() if abs(px[0] - 0x1A) < 25 and abs(px[1] - 0x7F) < 25 and abs(px[2] - 0x37) < 25
+    )
+    assert green > 50, "the closed circuits' green text is not visible in the screenshot"
