@@ -46,6 +46,7 @@ class Outcome:
     records: int = 0
     gross: str = "0.00"
     net: str = "0.00"
+    bytes: int = 0
 
 
 def statement_day(name: str) -> str:
@@ -163,7 +164,7 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
                         file_name, sha256, info["previous_run"])  # fmt: skip
             info = control_summary(conn, file_name)
         files.move_object(s3_hook, bucket, key, PROCESSED + file_name)
-    outcome = Outcome(key, file_name, status, sha256, info["records"], str(info["gross"]), str(info["net"]))
+    outcome = Outcome(key, file_name, status, sha256, info["records"], str(info["gross"]), str(info["net"]), size)
     log.info("%s %s: %d records, gross %s, net %s", status, file_name, outcome.records, outcome.gross, outcome.net)
     return outcome
 

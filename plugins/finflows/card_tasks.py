@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from finflows import card, files, settings
+from finflows import card, files, metrics, settings
 from finflows.task_support import (
     bad_input_fails_without_retry,
     fail_run_if_any,
@@ -53,7 +53,9 @@ def summarise(keys: list[str], outcomes: list[dict]) -> dict:
     for day, store, brand, sales, instalments, gross, discount, net in rows:
         log.info("%s store %s %-10s %5d sales %5d instalments gross %12s discount %10s net %12s",
                  day, store, brand, sales, instalments, gross, discount, net)  # fmt: skip
-    fail_run_if_any(failed_keys(keys, outcomes), len(keys), "statement")
+    failed = failed_keys(keys, outcomes)
+    metrics.emit_outcomes("card_reconciliation", [o for o in done if o["status"] == "LOADED"], len(failed), "records")
+    fail_run_if_any(failed, len(keys), "statement")
     if failed_tasks(["fetch_from_ftps"]):
         from airflow.sdk.exceptions import AirflowFailException
 

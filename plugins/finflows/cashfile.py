@@ -43,6 +43,7 @@ class Outcome:
     suspense: int = 0
     total: str = "0.00"
     drive_file_id: str | None = None
+    bytes: int = 0
 
 
 # ---------------------------------------------------------------------------- discovery
@@ -238,6 +239,7 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
         suspense=info["suspense"],
         total=str(info["total"]),
         drive_file_id=drive_id,
+        bytes=size,
     )
     log.info(
         "%s %s: %d lines, %d payments, %d in suspense, total %s",

@@ -6,7 +6,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from finflows import cashfile, settings
+from finflows import cashfile, metrics, settings
 from finflows.task_support import (
     bad_input_fails_without_retry,
     delivered_messages,
@@ -96,5 +96,6 @@ def summarise(keys: list[str], outcomes: list[dict | None]) -> dict:
             o["total"],
         )
     log.info("cashfile_import: %s", summary)
+    metrics.emit_outcomes("cashfile_import", [o for o in done if o["status"] == "IMPORTED"], len(failed), "lines")
     fail_run_if_any(failed, len(keys), "cash file")
     return summary

@@ -52,6 +52,7 @@ class Outcome:
     records: int = 0
     batches: int = 0
     deliveries: list[Delivery] = field(default_factory=list)
+    bytes: int = 0
 
 
 def load_config(path: Path = CONFIG) -> dict:
@@ -80,7 +81,7 @@ def export_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config:
     source_uri = f"s3://{bucket}/{key}"
     name = key.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="chargeback-") as tmp, files.connect(pg_hook) as conn:
-        path, sha256, _size = files.download(s3_hook, bucket, key, tmp)
+        path, sha256, size = files.download(s3_hook, bucket, key, tmp)
         with conn.transaction(), conn.cursor() as cur:
             control = files.lock_and_read(cur, FLOW, name)
         decision = files.decide(control, sha256)
@@ -140,7 +141,7 @@ def export_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config:
                                run_id)  # fmt: skip
         files.move_object(s3_hook, bucket, key, f"{PROCESSED}{name}")
     return Outcome(key=key, file_name=name, status="EXPORTED", records=len(records), batches=len(batches),
-                   deliveries=deliveries)  # fmt: skip
+                   deliveries=deliveries, bytes=size)  # fmt: skip
 
 
 def _deliver(conn, hook_for, dest: dict, out_name: str, data: bytes, rows: int, batch_no: int, source: str,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from finflows import chargeback, settings
+from finflows import chargeback, metrics, settings
 from finflows.dag_defaults import notify_failure
 from finflows.task_support import (
     bad_input_fails_without_retry,
@@ -53,6 +53,7 @@ def notify(keys: list[str], outcomes: list[dict | None]) -> dict:
     if keys:
         publish(subject, body)
     log.info("%s\n%s", subject, body)
+    metrics.emit_outcomes("chargeback_export", [o for o in done if o["status"] == "EXPORTED"], len(failed), "records")
     fail_run_if_any(failed, len(keys), "chargeback file")
     return {"files": len(done), "delivered": sum(d["uploaded"] for o in done for d in o["deliveries"])}
 

@@ -52,6 +52,7 @@ class Delivery:
     total_amount: int = 0
     attempts: int = 0
     error: str | None = None
+    bytes: int = 0  # of the encrypted file, when delivered
 
 
 @dataclass
@@ -342,7 +343,7 @@ def deliver_batch(conn, *, s3_hook, sftp_hook, cfg: BankConfig, bank_id: str, ba
             )
         log.info("%s: %s %s (%d bytes, %d payment(s), NTD %s, %d tr%s)", bank_id, name, outcome, len(data),
                  info["count"], info["total"], tries, "y" if tries == 1 else "ies")  # fmt: skip
-        return Delivery(batch_id, name, outcome, info["count"], info["total"], tries)
+        return Delivery(batch_id, name, outcome, info["count"], info["total"], tries, bytes=len(data))
     finally:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (f"{FLOW}/batch/{batch_id}",))

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 
-from finflows import banks, files, payments, pgp, settings
+from finflows import banks, files, metrics, payments, pgp, settings
 from finflows.task_support import fail_run_if_any, finance_db, label_mapped_task, s3_hook
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ def summarise(bank_ids: list[str], outcomes: list[dict | None]) -> dict:
         subject = subject.replace(" OK:", " PROBLEMS:")
     email_treasury(subject, body)
     log.info("%s", subject)
+    sent = [d for r in runs for d in r["deliveries"] if d["outcome"] == "uploaded"]
+    metrics.emit_outcomes("bank_payments", sent, len(failed), "payment_count")
     problems = [f"{r['bank']}: {p}" for r in runs for p in payments.BankRun(**r).problems]
     problems += [f"skipped {r['skipped_reason']}" for r in runs if r.get("left_pending")]
     fail_run_if_any(failed + problems, len(bank_ids), "bank")
@@ -174,6 +176,10 @@ def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> 
     with files.connect(finance_db()) as conn:
         alerts += reconciliation.unreconciled_batches(conn, dt.datetime.now(dt.UTC), settings.business_day_close())
     applied = [o for o in done if o["outcome"] == "applied"]
+    quarantined_n = sum(o["outcome"] == "quarantined" for o in done)
+    for o in applied:
+        o["lines"] = o["settled"] + o["returned"] + o["unmatched"] + o["mismatch"] + o["duplicate"]
+    metrics.emit_outcomes("bank_reconciliation", applied, quarantined_n + len(failed_banks), "lines")
     log.info("%d file(s) applied, %d seen before, %d quarantined", len(applied),
              sum(o["outcome"] == "seen" for o in done), sum(o["outcome"] == "quarantined" for o in done))  # fmt: skip
     if alerts or failed_banks:

@@ -49,6 +49,7 @@ class FileOutcome:
     duplicate: int = 0
     error: str | None = None
     alerts: list[str] = field(default_factory=list)
+    bytes: int = 0
 
 
 def candidates(sftp, bank: Bank) -> list[str]:
@@ -161,7 +162,7 @@ def process_file(conn, *, bank: Bank, name: str, data: bytes, decrypt: Decrypt, 
         files.finish_control(cur, file_id, len(lines), len(lines), sum((ln["amount"] for ln in lines), Decimal(0)))
         files.record_event(cur, FLOW, key, sha, "APPLIED", json.dumps(asdict(out) | {"alerts": None}), run_id)
     s3_hook.get_conn().put_object(Bucket=archive_bucket, Key=archive, Body=data)
-    out.file_name = name
+    out.file_name, out.bytes = name, len(data)
     log.info("%s: %d settled, %d returned, %d unmatched, %d mismatched, %d duplicate", key, out.settled,
              out.returned, out.unmatched, out.mismatch, out.duplicate)  # fmt: skip
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from finflows import files, settings, tenure
+from finflows import files, metrics, settings, tenure
 from finflows.task_support import delivered_messages, finance_db
 
 
@@ -39,4 +39,7 @@ def apply(context: dict[str, Any]) -> dict:
         sheet = sheet_writer()
         sheet.ensure_protected()
     with files.connect(finance_db()) as conn:
-        return tenure.apply_pending(conn, target=target, run_id=context["run_id"], sheet=sheet)
+        result = tenure.apply_pending(conn, target=target, run_id=context["run_id"], sheet=sheet)
+    # events, not files: rows are the tenures applied (sheet and/or table)
+    metrics.emit("tenure_sync", files=0, rows=result["applied"], nbytes=0, failures=0, seconds=metrics.run_seconds())
+    return result

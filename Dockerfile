@@ -1,0 +1,17 @@
+# The finflows image for production (Helm / KubernetesExecutor, or any executor): Airflow 3.3.2
+# with the pinned lock, the DAGs, the finflows package and its include/ files baked in.
+#   docker build -t registry.example.org/finflows:$(git rev-parse --short HEAD) .
+FROM apache/airflow:3.3.2-python3.11
+
+USER root
+# gnupg for python-gnupg (bank files); nothing else from Debian is needed at run time
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends gnupg && rm -rf /var/lib/apt/lists/*
+USER airflow
+
+COPY --chown=airflow:0 requirements.lock /opt/finflows/requirements.lock
+RUN pip install --no-cache-dir -r /opt/finflows/requirements.lock
+
+COPY --chown=airflow:0 dags/ /opt/airflow/dags/
+COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
+COPY --chown=airflow:0 include/ /opt/airflow/include/
+ENV PYTHONPATH=/opt/airflow/plugins

@@ -1,0 +1,42 @@
+"""The production files are checked statically (no Docker or Kubernetes here): the Dockerfile
+bakes the pinned Airflow and the code in, and the Helm values give the chart every setting the
+flows read, a secrets backend that exists, the triggerer, and metrics."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+VALUES = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
+
+
+def test_the_image_is_the_pinned_airflow_with_the_lock_and_the_code():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    pinned = re.search(r"^apache-airflow(?:\[[^\]]*\])?==([\d.]+)$", (REPO / "requirements.in").read_text(), re.M)[1]
+    assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.11$", dockerfile, re.M)
+    assert "pip install --no-cache-dir -r /opt/finflows/requirements.lock" in dockerfile
+    for part in ("dags", "plugins", "include"):
+        assert f"COPY --chown=airflow:0 {part}/ /opt/airflow/{part}/" in dockerfile
+
+
+def test_helm_values_run_kubernetes_executor_with_triggerer_secrets_backend_and_metrics():
+    import importlib
+
+    assert VALUES["executor"] == "KubernetesExecutor"
+    assert VALUES["triggerer"]["enabled"] is True  # asset watchers and Deadline Alert callbacks run there
+    module, _, cls = VALUES["config"]["secrets"]["backend"].rpartition(".")
+    assert hasattr(importlib.import_module(module), cls)
+    assert VALUES["config"]["metrics"]["statsd_on"] == "True" and VALUES["statsd"]["enabled"] is True
+    assert VALUES["postgresql"]["enabled"] is False and VALUES["data"]["metadataSecretName"]
+
+
+def test_helm_values_set_every_setting_and_every_bank_value():
+    read = set(re.findall(r'get\("([A-Z_]+)"', (REPO / "plugins" / "finflows" / "settings.py").read_text()))
+    banks = set(re.findall(r"\$\{(FINFLOWS_[A-Z_]+)\}", (REPO / "include" / "banking" / "banks.yaml").read_text()))
+    given = {e["name"] for e in VALUES["env"]}
+    assert {f"FINFLOWS_{n}" for n in read} - {"FINFLOWS_CASHFILE_SFTP_DROP"} <= given
+    assert banks <= given
+    assert not any("password" in e["name"].lower() or "secret" in e["name"].lower() for e in VALUES["env"])
