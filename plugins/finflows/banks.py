@@ -160,6 +160,9 @@ def parse(raw: dict[str, Any], env: dict[str, str] | None = None) -> BankConfig:
         errors += [f"originator, field {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
     parsed = {}
     for bank_id, entry in banks.items():
+        if entry is not None and not isinstance(entry, dict):
+            errors.append(f"bank {bank_id}: must be a mapping of its settings, not {type(entry).__name__}")
+            continue
         try:
             values = _interpolate(entry or {}, f"bank {bank_id}", env)
             parsed[bank_id] = Bank.model_validate({"id": bank_id} | values)

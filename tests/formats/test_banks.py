@@ -92,3 +92,9 @@ def test_batches_keep_order_and_limits(sizes, max_count, max_bytes):
     for c in chunks:
         assert 1 <= len(c) <= max_count
         assert len(c) == 1 or 100 + sum(sizes[i] for i in c) <= max_bytes
+
+
+def test_a_bank_entry_that_is_not_a_mapping_is_named_not_a_crash():
+    """Found by fuzzing (tests/formats/test_fuzz_readers.py): ``mega: true`` raised a TypeError."""
+    with pytest.raises(banks.BankConfigError, match="bank mega: must be a mapping of its settings, not bool"):
+        banks.parse({"originator": {}, "banks": {"mega": True}}, env={})

@@ -1,0 +1,105 @@
+"""How tests/data/bad/ was made: one bad file per failure mode of every reader, from the synthetic
+good inputs the tests use, each mutated at a known place; expected.json says what the reader must
+report. Run once (`python tests/data/bad/make_corpus.py` from the repo root with plugins/ on the
+path); the files are committed and tests/formats/test_bad_corpus.py only reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
+
+from tests.helpers.chargebacks import record  # noqa: E402
+from tests.helpers.statements import detail, statement_lines  # noqa: E402
+from tests.helpers.tenure import event  # noqa: E402
+
+CASH = "0001234567CIVICAPAY           DD1+000123.4501/02/202307"
+GOLDEN_ACH = REPO / "tests" / "data" / "golden" / "ACHP01_mega_20261120.txt"
+expected: dict[str, dict] = {}
+
+
+def put(path: str, data: bytes, **expect) -> None:
+    (HERE / path).parent.mkdir(parents=True, exist_ok=True)
+    (HERE / path).write_bytes(data)
+    expected[path] = expect
+
+
+def cash(*lines: str) -> bytes:
+    return "".join(line + "\r\n" for line in lines).encode("ascii", "surrogateescape")
+
+
+# ---- CivicaPay cash files (read_cashfile): FormatError naming line, field, value
+put("cashfile/CashFile20230201_short_line.dat", cash(CASH, CASH[:-1]), reader="cashfile", line=2, field="record",
+    value=CASH[:-1])  # fmt: skip
+put("cashfile/CashFile20230202_bad_sign.dat", cash(CASH, CASH[:33] + "*000123.45" + CASH[43:]), reader="cashfile",
+    line=2, field="amount", value="*000123.45")  # fmt: skip
+put("cashfile/CashFile20230203_bad_amount.dat", cash(CASH, CASH, CASH[:33] + "+0001X3.45" + CASH[43:]),
+    reader="cashfile", line=3, field="amount", value="+0001X3.45")  # fmt: skip
+put("cashfile/CashFile20230204_31_february.dat", cash(CASH[:43] + "31/02/2023" + CASH[53:]), reader="cashfile",
+    line=1, field="paid_on", value="31/02/2023")  # fmt: skip
+put("cashfile/CashFile20230205_letter_in_account.dat", cash(CASH, "00012345A7" + CASH[10:]), reader="cashfile",
+    line=2, field="rent_account", value="00012345A7")  # fmt: skip
+put("cashfile/CashFile20230206_empty.dat", b"", reader="cashfile", line=0, field="file", value="")
+put("cashfile/CashFile20230207_not_ascii.dat", CASH.encode() + b"\r\n" + b"\xff" + CASH[1:].encode() + b"\r\n",
+    reader="cashfile", line=2, field="record")  # fmt: skip
+
+# ---- acquirer card statements (read_statement)
+good = statement_lines([detail(2), detail(3)])
+
+
+def card(lines: list[str]) -> bytes:
+    return "".join(line + "\r\n" for line in lines).encode("latin-1")
+
+
+put("card/EXTRATO_UNICA_1_20261120_1", card([good[0], good[1][:54] + "0000001O0.5" + good[1][65:], *good[2:]]),
+    reader="card", line=2, field="gross", value="0000001O0.5")  # fmt: skip
+put("card/EXTRATO_UNICA_1_20261120_2", card([good[0], good[1][:29] + "20260231" + good[1][37:], *good[2:]]),
+    reader="card", line=2, field="txn_date", value="20260231")  # fmt: skip
+put("card/EXTRATO_UNICA_1_20261120_3", card([good[0], good[1], good[2][:350], good[3]]), reader="card", line=3,
+    field="record")  # fmt: skip
+put("card/EXTRATO_UNICA_1_20261120_4", card(good[:-1]), reader="card", line=3, field="record_type",
+    reason="no A9 trailer")  # fmt: skip
+# (an unmasked card number is refused too: tests/formats keep that case in memory, so no file here
+# holds a full card number, not even a test one)
+
+# ---- chargebacks (parse_file): the record index, field and value
+rows = [record(0), record(1, amount_minor=-5)]
+put("chargeback/negative_amount.json", json.dumps(rows).encode(), reader="chargeback", line=1, field="amount_minor",
+    value="-5")  # fmt: skip
+put("chargeback/e_notation_arn.json", json.dumps([record(0, arn="2.47E+22")]).encode(), reader="chargeback", line=0,
+    field="arn", value="2.47E+22")  # fmt: skip
+put("chargeback/not_a_list.json", b'{"records": 3}', reader="chargeback", field="file")
+
+# ---- tenure events (parse_message): PoisonMessage naming the path
+tid = str(uuid.UUID(int=1))
+put("tenure/unknown_rent_group.json", json.dumps(event(tid, 1, rent_group="Parking")).encode(), reader="tenure",
+    reason="tenure.rentGroup")  # fmt: skip
+put("tenure/not_json.json", b"{not json", reader="tenure", reason="not JSON")
+put("tenure/end_before_start.json", json.dumps(event(tid, 1, endDate="2026-01-01")).encode(), reader="tenure",
+    reason="before startDate")  # fmt: skip
+
+# ---- bank files (read_ach): ACHP01/ACHR01 records
+recs = GOLDEN_ACH.read_bytes().split(b"\r\n")[:-1]
+
+
+def ach(records: list[bytes]) -> bytes:
+    return b"\r\n".join(records) + b"\r\n"
+
+
+put("ach/detail_lost.txt", ach(recs[:2] + recs[3:]), reader="ach", line=5, field="total_count")
+put("ach/short_record.txt", ach([recs[0], recs[1][:249], *recs[2:]]), reader="ach", line=2, field="record")
+put("ach/bad_amount.txt", ach([recs[0], recs[1][:60] + b"00000015X0" + recs[1][70:], *recs[2:]]), reader="ach",
+    line=2, field="amount")  # fmt: skip
+put("ach/not_big5.txt", ach([recs[0], recs[1][:136] + b"\xff\xff" + recs[1][138:], *recs[2:]]), reader="ach",
+    line=2, field="originator_note")  # fmt: skip
+put("ach/bare_lf.txt", GOLDEN_ACH.read_bytes().replace(b"\r\n", b"\n"), reader="ach", reason="LF")
+put("ach/empty.txt", b"", reader="ach", reason="empty")
+
+(HERE / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n")
+print(f"{len(expected)} bad files")
