@@ -202,8 +202,21 @@ def sftp_server() -> Iterator[object]:
             stack.stop_service("sftp")
             assert not stack.port_open(stack.PORTS["sftp"])
 
-        def start(self) -> None:
-            stack.start_service("sftp", stack.material())
+        def start(self, **env: str) -> None:
+            """Start it, with extra environment for this process only (fault injection)."""
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
+            try:
+                stack.start_service("sftp", stack.material())
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+
+        def pid(self) -> int | None:
+            return stack._read_pid("sftp")
 
     yield Server()
     stack.start_service("sftp", stack.material())

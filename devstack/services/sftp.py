@@ -1,11 +1,16 @@
 """SFTP server (asyncssh): key authentication only, a fixed host key, one chroot per user.
 
 Usage: python -m devstack.services.sftp PORT ROOT HOST_KEY AUTHORIZED_KEYS
+
+Fault injection (tests only): with ``FINFLOWS_SFTP_DIE_AFTER_BYTES=N`` in its environment the
+server process exits abruptly (as if killed) once N bytes have been written to files, leaving a
+partly written file behind, mid-upload.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -32,10 +37,21 @@ def main() -> None:
             allowed = asyncssh.read_authorized_keys(authorized)
             return allowed.validate(key, username, "127.0.0.1") is not None
 
+    die_after = int(os.environ.get("FINFLOWS_SFTP_DIE_AFTER_BYTES", "0")) or None
+    written = [0]
+
     class ChrootSFTP(asyncssh.SFTPServer):
         def __init__(self, chan: asyncssh.SSHServerChannel):
             user = chan.get_extra_info("username")
             super().__init__(chan, chroot=str(root / user))
+
+        def write(self, file_obj, offset: int, data: bytes):
+            result = super().write(file_obj, offset, data)
+            written[0] += len(data)
+            if die_after is not None and written[0] >= die_after:
+                file_obj.flush()
+                os._exit(137)  # no goodbye to the client: the connection just drops
+            return result
 
     async def serve() -> None:
         await asyncssh.listen(

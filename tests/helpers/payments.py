@@ -119,9 +119,8 @@ def clean_reconciliation(pg, local_dir: Path) -> None:
             p.unlink()
 
 
-def pay_bank(
-    db, cfg, bank: str, *, now=None, sftp_conn: str | None = None, attempts: int = 1, s3_hook=None, circuit=None
-):
+def pay_bank(db, cfg, bank: str, *, now=None, sftp_conn: str | None = None, attempts: int = 1, s3_hook=None,
+             circuit=None, backoff: float = 0.01):  # fmt: skip
     """payments.pay_bank as the DAG task runs it, with the connections' keys and hooks."""
     import os
 
@@ -135,7 +134,7 @@ def pay_bank(
         return payments.pay_bank(
             db, cfg=cfg, bank_id=bank, now=now, run_id="test", s3_hook=s3_hook or S3Hook(aws_conn_id="aws_finflows"),
             sftp_hook=SFTPHook(ssh_conn_id=sftp_conn or b.sftp_conn_id), encrypt=encrypt, attempts=attempts,
-            archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"), backoff=0.01,
+            archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"), backoff=backoff,
             circuit=circuit,
         )  # fmt: skip
 

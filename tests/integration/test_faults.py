@@ -1,0 +1,113 @@
+"""Faults injected into the real stack, and what the flows make of them: nothing half-done,
+nothing lost, nothing done twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import time
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from finflows import banks, card
+from tests.helpers import payments as pay
+from tests.helpers.statements import name as statement_name
+from tests.helpers.statements import statement
+
+pytestmark = pytest.mark.integration
+MONDAY_6AM = dt.datetime(2026, 11, 23, 6, 0, tzinfo=ZoneInfo("Asia/Taipei"))
+DIE_AFTER = 20_000  # bytes the faulty SFTP server writes before it dies
+
+
+def test_sftp_server_killed_mid_upload_then_the_retry_completes_once(clean_payments, pg, pg_dsn, local_dir,
+                                                                      sftp_server):  # fmt: skip
+    from devstack import stack
+
+    pay.add(pg, "mega", 3000, due=MONDAY_6AM.date())
+    sftp_server.stop()
+    sftp_server.start(FINFLOWS_SFTP_DIE_AFTER_BYTES=str(DIE_AFTER))  # dies mid-write, like kill -9
+    faulty = sftp_server.pid()
+    upload_dir = local_dir / "sftp" / "mega" / "upload"
+    at_crash: dict[str, int] = {}
+
+    def restart_when_it_dies() -> None:
+        deadline = time.monotonic() + 120
+        while stack._alive(faulty) and time.monotonic() < deadline:  # a zombie counts as dead
+            time.sleep(0.02)
+        at_crash.update({p.name: p.stat().st_size for p in upload_dir.iterdir()})
+        sftp_server.start()  # a healthy server again
+
+    watcher = threading.Thread(target=restart_when_it_dies)
+    watcher.start()
+    with psycopg.connect(pg_dsn, autocommit=True) as db:
+        result = pay.pay_bank(db, banks.load(), "mega", now=MONDAY_6AM, attempts=6, backoff=0.5)
+    watcher.join()
+
+    [d] = result.deliveries
+    name, size = d["file_name"], d["bytes"]
+    assert size > DIE_AFTER, "the file must be bigger than what the server wrote before dying"
+    assert d["outcome"] == "uploaded" and d["attempts"] >= 2
+    # when the server died only the partial NAME.part existed: nothing under the final name
+    assert list(at_crash) == [f"{name}.part"] and DIE_AFTER <= at_crash[f"{name}.part"] < size
+    assert pay.uploaded(local_dir, "mega").keys() == {name}  # the retry's rename; no .part left
+    pay.decrypt_as_bank("mega", pay.uploaded(local_dir, "mega")[name])  # complete: decrypts and verifies
+    assert pg.execute("SELECT outcome, attempts FROM pay.transfer").fetchall() == [("uploaded", d["attempts"])]
+    assert pg.execute("SELECT DISTINCT status FROM pay.payment").fetchall() == [("uploaded",)]
+
+
+def test_postgresql_restarted_mid_load_rolls_back_and_the_retry_loads_exactly_once(s3_hook, pg_dsn, unique):
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from devstack import stack
+
+    bucket = os.environ.get("FINFLOWS_STATEMENT_BUCKET", "finflows-card-statements")
+    fname, records = statement_name(unique), 150_000
+    key = f"statements/{fname}"
+    data = statement(records)
+    s3_hook.load_bytes(data, key=key, bucket_name=bucket, replace=True)
+    seen_copy = threading.Event()
+
+    def restart_during_the_copy() -> None:
+        with psycopg.connect(pg_dsn, autocommit=True) as watch:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                busy = watch.execute("SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY card.%%'"
+                                     " AND state = 'active'").fetchone()[0]  # fmt: skip
+                if busy:
+                    seen_copy.set()
+                    break
+                time.sleep(0.01)
+        if seen_copy.is_set():
+            stack.stop_postgres()  # fast shutdown: every session is cut, open transactions roll back
+            stack.start_postgres()
+
+    def load():
+        return card.import_file(key, bucket=bucket, run_id=f"manual__{unique}", s3_hook=s3_hook,
+                                pg_hook=PostgresHook(postgres_conn_id="postgres_finance"))  # fmt: skip
+
+    watcher = threading.Thread(target=restart_during_the_copy)
+    watcher.start()
+    with pytest.raises(psycopg.OperationalError):
+        load()
+    watcher.join()
+    assert seen_copy.is_set(), "the restart must hit the load's COPY"
+
+    def loaded() -> tuple:
+        with psycopg.connect(pg_dsn, autocommit=True) as pg:
+            return pg.execute(
+                """SELECT (SELECT count(*) FROM ops.file_control WHERE flow = 'card_reconciliation' AND file_name = %s),
+                          (SELECT count(*) FROM card.fact_transaction t JOIN ops.file_control c ON c.id = t.file_id
+                            WHERE c.flow = 'card_reconciliation' AND c.file_name = %s)""",
+                (fname, fname),
+            ).fetchone()
+
+    assert loaded() == (0, 0)  # the transaction rolled back: no control row, no fact
+    assert s3_hook.check_for_key(key, bucket)  # the source is still where it was
+    assert load().status == "LOADED"
+    assert loaded() == (1, records)
+    s3_hook.load_bytes(data, key=key, bucket_name=bucket, replace=True)  # delivered again
+    assert load().status == "ALREADY_LOADED"
+    assert loaded() == (1, records)
