@@ -111,3 +111,43 @@ def test_postgresql_restarted_mid_load_rolls_back_and_the_retry_loads_exactly_on
     s3_hook.load_bytes(data, key=key, bucket_name=bucket, replace=True)  # delivered again
     assert load().status == "ALREADY_LOADED"
     assert loaded() == (1, records)
+
+
+def s3_client_get(bucket: str, key: str) -> bytes:
+    from devstack import stack
+
+    return stack._aws_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def test_s3_down_during_a_payments_run_fails_cleanly_and_the_retry_delivers_once(clean_payments, pg, pg_dsn,
+                                                                                   local_dir):  # fmt: skip
+    """The archive (S3) is down when the batch's file is made: the step fails before anything is
+    sent (the batch stays batched, no archive, no transfer, nothing on the bank's server); with S3
+    back the same batch is made, archived and delivered once."""
+    from botocore.exceptions import BotoCoreError
+
+    from devstack import stack
+
+    refs = pay.add(pg, "ctbc", 3, due=MONDAY_6AM.date())
+    cfg = banks.load()
+    stack.stop_service("aws")
+    try:
+        with psycopg.connect(pg_dsn, autocommit=True) as db, pytest.raises(BotoCoreError):
+            pay.pay_bank(db, cfg, "ctbc", now=MONDAY_6AM)
+    finally:
+        stack.start_service("aws", stack.material())
+        stack.provision_aws()  # the stand-in keeps state in memory: buckets and queues again
+    assert pg.execute("SELECT status, archive_uri FROM pay.batch").fetchall() == [("batched", None)]
+    assert pg.execute("SELECT count(*) FROM pay.transfer").fetchone()[0] == 0
+    assert pay.uploaded(local_dir, "ctbc") == {} and set(pay.statuses(pg, refs).values()) == {"batched"}
+
+    with psycopg.connect(pg_dsn, autocommit=True) as db:
+        result = pay.pay_bank(db, cfg, "ctbc", now=MONDAY_6AM.replace(hour=7))
+    assert result.batches_created == 0 and [d["outcome"] for d in result.deliveries] == ["uploaded"]
+    [(name, data)] = pay.uploaded(local_dir, "ctbc").items()
+    [uri] = pg.execute("SELECT archive_uri FROM pay.batch WHERE file_name = %s", (name,)).fetchone()
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    assert s3_client_get(bucket, key) == data  # what was sent is what is archived
+    assert pg.execute("SELECT outcome FROM pay.transfer").fetchall() == [("uploaded",)]
+    assert set(pay.statuses(pg, refs).values()) == {"uploaded"}
+    pay.decrypt_as_bank("ctbc", data)
