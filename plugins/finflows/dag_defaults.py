@@ -57,7 +57,8 @@ def default_args(**overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "owner": OWNER,
         "retries": 3,
-        "retry_delay": dt.timedelta(seconds=30),
+        # FINFLOWS_RETRY_DELAY (seconds): shorter in the fault tests, which wait for real retries
+        "retry_delay": dt.timedelta(seconds=float(os.environ.get("FINFLOWS_RETRY_DELAY", "30"))),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=10),
         "on_failure_callback": notify_failure,

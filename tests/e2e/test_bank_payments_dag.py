@@ -80,3 +80,48 @@ def test_the_retry_dag_delivers_a_queued_transfer(clean_payments, pg, local_dir,
     assert [r["reference"] for r in ach.read_csv(pay.decrypt_as_bank("esun", data), name, "cp950")] == refs
     assert set(pay.statuses(pg, refs).values()) == {"uploaded"}
     mailbox.wait_for(lambda m: "bank transfer retry OK" in m["Subject"], since=seen)
+
+
+def test_smtp_down_leaves_the_payments_delivered_and_the_treasury_email_is_retried(
+    clean_payments, pg, local_dir, mailbox, monkeypatch
+):
+    """The SMTP server is down when the summary is sent: the files are already delivered (once);
+    the summary task fails and Airflow retries it; when SMTP is back the email goes out and the
+    run ends green."""
+    import threading
+    import time
+
+    from airflow.utils.state import DagRunState
+
+    from devstack import stack
+
+    monkeypatch.setenv("FINFLOWS_RETRY_DELAY", "2")  # read when the DAG file is parsed
+    refs = pay.add(pg, "taishin", 2, due=today_taipei())
+    stack.stop_service("smtp")
+    restarted = threading.Event()
+
+    def bring_smtp_back() -> None:  # once the summary has failed against the dead server
+        deadline = time.monotonic() + 120
+        while (
+            time.monotonic() < deadline
+            and not pg.execute("SELECT count(*) FROM pay.transfer WHERE outcome = 'uploaded'").fetchone()[0]
+        ):
+            time.sleep(0.2)
+        time.sleep(3)
+        stack.start_service("smtp", stack.material())
+        restarted.set()
+
+    seen = mailbox.names()
+    helper = threading.Thread(target=bring_smtp_back)
+    helper.start()
+    try:
+        run = load_dag("bank_payments").test(run_conf={"banks": ["taishin"]})
+    finally:
+        helper.join()
+        stack.start_service("smtp", stack.material())
+    assert restarted.is_set() and run.state == DagRunState.SUCCESS
+    tries = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
+    assert tries["summarise"] >= 2 and tries["pay_bank"] == 1  # only the email was retried
+    assert len(pay.uploaded(local_dir, "taishin")) == 1 and set(pay.statuses(pg, refs).values()) == {"uploaded"}
+    assert pg.execute("SELECT count(*) FROM pay.transfer").fetchone()[0] == 1
+    mailbox.wait_for(lambda m: "bank payments OK" in m["Subject"], since=seen)
