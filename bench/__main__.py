@@ -15,7 +15,7 @@ import time
 
 from bench.common import RESULTS
 
-ORDER = ("dag_parse", "cashfile", "card_statement", "bank_payments")
+ORDER = ("dag_parse", "cashfile", "card_statement", "bank_payments", "load")
 
 
 def main(names: list[str]) -> None:
