@@ -69,8 +69,10 @@ def _lines(bank: Bank, plain: bytes, name: str) -> list[dict]:
     for r in rows:
         try:
             amount = Decimal(r["amount"])
+            if not amount.is_finite() or amount < 0:
+                raise ArithmeticError
         except ArithmeticError:
-            errors.append(ach.FieldError(r["line"], "amount", r["amount"], "is not a number"))
+            errors.append(ach.FieldError(r["line"], "amount", r["amount"], "is not an amount in NTD"))
             continue
         out.append({"line": r["line"], "reference": r["reference"], "amount": amount,
                     "account": r["payee_account"], "reason": r["return_reason"].strip()})  # fmt: skip

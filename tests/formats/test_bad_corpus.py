@@ -21,6 +21,7 @@ READERS = {
     "card": lambda data, name: list(card_statement.read_statement(io.BytesIO(data), name)),
     "chargeback": chargeback.parse_file,
     "ach": ach.read_ach,
+    "ach_csv": lambda data, name: ach.read_csv(data, name, "cp950"),
     "tenure": lambda data, name: tenure.parse_message(data.decode("utf-8", "replace")),
 }
 

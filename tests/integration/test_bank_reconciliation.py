@@ -144,6 +144,21 @@ def test_csv_return_file(clean_payments, pg, db, cfg, local_dir):
     assert pay.statuses(pg, refs) == {refs[0]: "returned", refs[1]: "settled"}
 
 
+@pytest.mark.parametrize("amount", ["NaN", "Infinity", "-1500", "15OO"])
+def test_a_csv_return_line_without_a_real_amount_quarantines_the_file(clean_payments, pg, db, cfg, local_dir, amount):
+    refs = pay.add(pg, "esun", 2, due=MONDAY)
+    pay.pay_bank(db, cfg, "esun", now=dt.datetime.combine(MONDAY, dt.time(6), tzinfo=TAIPEI))
+    [batch_file] = pay.uploaded(local_dir, "esun")
+    good = ach.write_return_csv(pay.returns_for(pg, batch_file), "cp950").decode("cp950").split("\r\n")
+    cells = good[2].split(",")
+    cells[ach.RETURN_CSV_COLUMNS.index("amount")] = amount
+    plain = "\r\n".join([*good[:2], ",".join(cells), *good[3:]]).encode("cp950")
+    pay.drop_return(local_dir, "esun", "ESUN_REC_20261123.csv", pay.encrypt_as_bank("esun", plain))
+    [out] = pay.reconcile(db, cfg, "esun", today=MONDAY)
+    assert out["outcome"] == "quarantined" and f"line 3, field amount, value '{amount}'" in out["error"]
+    assert set(pay.statuses(pg, refs).values()) == {"uploaded"}  # nothing applied, not even the good line
+
+
 def test_an_uploaded_batch_without_reconciliation_alerts_once_after_the_day_closes(paid, db):
     _refs, batch_file = paid
     before_close = dt.datetime.combine(MONDAY, dt.time(17, 59), tzinfo=TAIPEI)

@@ -78,10 +78,16 @@ put("chargeback/not_a_list.json", b'{"records": 3}', reader="chargeback", field=
 
 # ---- tenure events (parse_message): PoisonMessage naming the path
 tid = str(uuid.UUID(int=1))
-put("tenure/unknown_rent_group.json", json.dumps(event(tid, 1, rent_group="Parking")).encode(), reader="tenure",
+
+
+def fixed(ev: dict) -> dict:
+    return ev | {"eventId": str(uuid.UUID(int=2))}  # the same bytes every time the corpus is made
+
+
+put("tenure/unknown_rent_group.json", json.dumps(fixed(event(tid, 1, rent_group="Parking"))).encode(), reader="tenure",
     reason="tenure.rentGroup")  # fmt: skip
 put("tenure/not_json.json", b"{not json", reader="tenure", reason="not JSON")
-put("tenure/end_before_start.json", json.dumps(event(tid, 1, endDate="2026-01-01")).encode(), reader="tenure",
+put("tenure/end_before_start.json", json.dumps(fixed(event(tid, 1, endDate="2026-01-01"))).encode(), reader="tenure",
     reason="before startDate")  # fmt: skip
 
 # ---- bank files (read_ach): ACHP01/ACHR01 records
@@ -100,6 +106,18 @@ put("ach/not_big5.txt", ach([recs[0], recs[1][:136] + b"\xff\xff" + recs[1][138:
     line=2, field="originator_note")  # fmt: skip
 put("ach/bare_lf.txt", GOLDEN_ACH.read_bytes().replace(b"\r\n", b"\n"), reader="ach", reason="LF")
 put("ach/empty.txt", b"", reader="ach", reason="empty")
+
+# ---- bank CSV variant (read_csv, cp950): header, column count, encoding
+from finflows.formats.ach import CSV_COLUMNS  # noqa: E402
+
+header = ",".join(CSV_COLUMNS)
+row = "1,2026-11-23,101,0170077,0100000000000001,00000000,8220901,000000000012,1500,A000000001,王小明,貨款,P0001"
+put("ach_csv/wrong_header.csv", ("seq,date,amount\r\n" + row + "\r\n").encode("cp950"), reader="ach_csv", line=1,
+    field="header", value="seq,date,amount")  # fmt: skip
+put("ach_csv/missing_column.csv", (header + "\r\n" + row + "\r\n" + row.rsplit(",", 1)[0] + "\r\n").encode("cp950"),
+    reader="ach_csv", line=3, field="record")  # fmt: skip
+put("ach_csv/utf8_not_cp950.csv", (header + "\r\n" + row + "\r\n").encode("utf-8"), reader="ach_csv", line=0,
+    field="file")  # fmt: skip
 
 (HERE / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n")
 print(f"{len(expected)} bad files")
