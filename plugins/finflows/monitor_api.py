@@ -123,15 +123,14 @@ def get_batch(_: Reader, batch_id: int) -> dict:
 @app.post("/banks/{bank_id}/test-connection")
 def check_bank_connection(_: Operator, bank_id: str) -> dict:
     """Log in to the bank's SFTP server and stat its upload directory now (recorded nowhere)."""
-    from airflow.providers.sftp.hooks.sftp import SFTPHook
-
     from finflows import banks, health
+    from finflows.payments_tasks import sftp
 
     try:
         bank = banks.load().bank(bank_id)
     except (KeyError, ValueError) as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
-    check = health.probe(SFTPHook(ssh_conn_id=bank.sftp_conn_id, conn_retry_attempts=1), bank)
+    check = health.probe(sftp(bank, one_attempt=True), bank)
     return {"bank": bank.id, "ok": check.ok, "latency_ms": check.latency_ms, "error": check.error}
 
 

@@ -46,10 +46,11 @@ def encrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[payments.Encr
         yield lambda data: ring.encrypt_and_sign(data, them, us, passphrase)
 
 
-def sftp(bank: banks.Bank):
+def sftp(bank: banks.Bank, *, one_attempt: bool = False):
+    """The bank's SFTPHook; ``one_attempt`` for health checks (no connect retries inside the hook)."""
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-    return SFTPHook(ssh_conn_id=bank.sftp_conn_id)
+    return SFTPHook(ssh_conn_id=bank.sftp_conn_id, **({"conn_retry_attempts": 1} if one_attempt else {}))
 
 
 def pay_bank(bank_id: str) -> dict:
@@ -197,13 +198,11 @@ def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> 
 # ---------------------------------------------------------------------------- bank_health
 def check_bank(bank_id: str) -> dict:
     """One health check of the bank's SFTP server (one connection attempt), recorded; the circuit moves."""
-    from airflow.providers.sftp.hooks.sftp import SFTPHook
-
     from finflows import health
 
     run_id = label_mapped_task("bank", bank_id)
     bank = banks.load().bank(bank_id)
-    check = health.probe(SFTPHook(ssh_conn_id=bank.sftp_conn_id, conn_retry_attempts=1), bank)
+    check = health.probe(sftp(bank, one_attempt=True), bank)
     now = dt.datetime.now(dt.UTC)
     with files.connect(finance_db()) as conn:
         transition = health.record(conn, check, now, run_id, failures_to_open=settings.bank_circuit_failures(),
