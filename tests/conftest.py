@@ -57,6 +57,23 @@ def pg(pg_dsn: str) -> Iterator:
         yield conn
 
 
+@pytest.fixture
+def db(pg_dsn: str) -> Iterator:
+    """A second finance-DB connection, for the code under test (``pg`` is the test's own)."""
+    import psycopg
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def cfg():
+    """The bank configuration, as the flows load it."""
+    from finflows import banks
+
+    return banks.load()
+
+
 @pytest.fixture(scope="session")
 def s3_hook():
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-import psycopg
 import pytest
 
-from finflows import banks
 from finflows.formats import ach
 from tests.helpers import payments as pay
 from tests.helpers.dags import load_dag
@@ -16,10 +14,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 @pytest.fixture
-def uploaded(clean_payments, pg, pg_dsn, local_dir):
+def uploaded(clean_payments, pg, db, cfg, local_dir):
     refs = pay.add(pg, "ctbc", 2, due=dt.date(2026, 11, 23))
-    with psycopg.connect(pg_dsn, autocommit=True) as db:
-        pay.pay_bank(db, banks.load(), "ctbc", now=dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC))
+    pay.pay_bank(db, cfg, "ctbc", now=dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC))
     [batch_file] = pay.uploaded(local_dir, "ctbc")
     answers = pay.returns_for(pg, batch_file, {refs[1]: "02"})
     plain = ach.write_achr01(ach.Batch(dt.date(2026, 11, 23), dt.time(17), "8220901", "0", "00000000",

@@ -9,10 +9,9 @@ import json
 import os
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 
-from finflows import banks, health
+from finflows import health
 from finflows.formats import ach
 from tests.helpers import payments as pay
 from tests.helpers.dags import load_dag
@@ -28,40 +27,38 @@ def at(hh: int, mm: int = 0) -> dt.datetime:
 
 
 @pytest.fixture
-def banking_day(clean_payments, pg, pg_dsn, local_dir, monkeypatch):
+def banking_day(clean_payments, pg, db, cfg, local_dir, monkeypatch):
     """Mega 3 × 2,500 sent, one returned, one line unmatched; Taishin 2 × 700 sent; E.SUN's 900 not
     delivered (server unreachable); First 1 payment never batched; CTBC's circuit open; Mega's checks."""
-    cfg = banks.load()
     mega = pay.add(pg, "mega", 3, due=DAY, amount=2500)
     pay.add(pg, "taishin", 2, due=DAY, amount=700)
     pay.add(pg, "esun", 1, due=DAY, amount=900)
     pay.add(pg, "first", 1, due=DAY, amount=100)
     down = json.loads(os.environ["AIRFLOW_CONN_SFTP_ESUN"]) | {"port": 1}
     monkeypatch.setenv("AIRFLOW_CONN_SFTP_DOWN", json.dumps(down))
-    with psycopg.connect(pg_dsn, autocommit=True) as db:
-        for bank in ("mega", "taishin"):
-            pay.pay_bank(db, cfg, bank, now=at(6))
-        pay.pay_bank(db, cfg, "esun", now=at(6), sftp_conn="sftp_down")
-        [batch_file] = pay.uploaded(local_dir, "mega")
-        answers = pay.returns_for(pg, batch_file, {mega[1]: "02"})
-        stranger = ach.Payment(4, "NOSUCHPAYMENT", "0170077", "000000000099", 1234, "X1", "", "")
-        plain = ach.write_achr01(ach.Batch(DAY, dt.time(17), "0170077", "0", "00000000", dt.date(2026, 11, 20)),
-                                 [*answers, (stranger, "00", DAY)])  # fmt: skip
-        pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", plain))
-        [out] = pay.reconcile(db, cfg, today=DAY)
-        assert out["outcome"] == "applied"
-        # the day happened on DAY: the batches were made and sent at 06:00, the return came at 17:05
-        pg.execute("UPDATE pay.batch SET created_at = %s, uploaded_at = CASE WHEN uploaded_at IS NOT NULL THEN %s END",
-                    (at(6), at(6, 1)))  # fmt: skip
-        pg.execute("UPDATE pay.transfer SET started_at = %s, finished_at = %s", (at(6), at(6, 1)))
-        pg.execute("UPDATE ops.file_control SET started_at = %s WHERE flow = 'bank_reconciliation'", (at(17, 5),))
-        for minute, ok, ms in ((0, True, 40), (5, True, 60), (10, False, 10000)):
-            health.record(db, health.Check("mega", ok, ms, None if ok else "timeout"), at(9, minute), "test",
-                          failures_to_open=3, half_open_after=dt.timedelta(minutes=5))  # fmt: skip
-        now = dt.datetime.now(dt.UTC)
-        for _ in range(3):  # open now, so still open when the report runs
-            health.record(db, health.Check("ctbc", False, 5, "refused"), now, "test", failures_to_open=3,
-                          half_open_after=dt.timedelta(minutes=5))  # fmt: skip
+    for bank in ("mega", "taishin"):
+        pay.pay_bank(db, cfg, bank, now=at(6))
+    pay.pay_bank(db, cfg, "esun", now=at(6), sftp_conn="sftp_down")
+    [batch_file] = pay.uploaded(local_dir, "mega")
+    answers = pay.returns_for(pg, batch_file, {mega[1]: "02"})
+    stranger = ach.Payment(4, "NOSUCHPAYMENT", "0170077", "000000000099", 1234, "X1", "", "")
+    plain = ach.write_achr01(ach.Batch(DAY, dt.time(17), "0170077", "0", "00000000", dt.date(2026, 11, 20)),
+                             [*answers, (stranger, "00", DAY)])  # fmt: skip
+    pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", plain))
+    [out] = pay.reconcile(db, cfg, today=DAY)
+    assert out["outcome"] == "applied"
+    # the day happened on DAY: the batches were made and sent at 06:00, the return came at 17:05
+    pg.execute("UPDATE pay.batch SET created_at = %s, uploaded_at = CASE WHEN uploaded_at IS NOT NULL THEN %s END",
+                (at(6), at(6, 1)))  # fmt: skip
+    pg.execute("UPDATE pay.transfer SET started_at = %s, finished_at = %s", (at(6), at(6, 1)))
+    pg.execute("UPDATE ops.file_control SET started_at = %s WHERE flow = 'bank_reconciliation'", (at(17, 5),))
+    for minute, ok, ms in ((0, True, 40), (5, True, 60), (10, False, 10000)):
+        health.record(db, health.Check("mega", ok, ms, None if ok else "timeout"), at(9, minute), "test",
+                      failures_to_open=3, half_open_after=dt.timedelta(minutes=5))  # fmt: skip
+    now = dt.datetime.now(dt.UTC)
+    for _ in range(3):  # open now, so still open when the report runs
+        health.record(db, health.Check("ctbc", False, 5, "refused"), now, "test", failures_to_open=3,
+                      half_open_after=dt.timedelta(minutes=5))  # fmt: skip
     return batch_file
 
 

@@ -234,17 +234,13 @@ def test_a_viewer_may_read_the_monitor_but_not_act_through_it(airflow):
     assert status_of(airflow, "POST", f"{MONITOR}/batches/generate", viewer, {"banks": ["mega"]}) == 403
 
 
-def test_the_monitor_shows_a_real_batch_and_tests_a_bank_connection(airflow, clean_payments, pg, pg_dsn):
+def test_the_monitor_shows_a_real_batch_and_tests_a_bank_connection(airflow, clean_payments, pg, db, cfg):
     import datetime as dt
 
-    import psycopg
-
-    from finflows import banks
     from tests.helpers import payments as pay
 
     refs = pay.add(pg, "mega", 2, due=dt.date(2026, 11, 23), amount=1500, name="林美玲")
-    with psycopg.connect(pg_dsn, autocommit=True) as db:
-        pay.pay_bank(db, banks.load(), "mega", now=dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC))
+    pay.pay_bank(db, cfg, "mega", now=dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC))
     [batch_id] = pg.execute("SELECT id FROM pay.batch").fetchone()
     tok = token(airflow)
 
@@ -276,7 +272,7 @@ def test_generate_batch_triggers_bank_payments_through_airflows_api(airflow):
     assert status_of(airflow, "POST", f"{MONITOR}/batches/generate", tok, {"banks": ["nobank"]}) == 422
 
 
-def test_the_monitor_page_renders_real_data_inside_the_airflow_ui(airflow, clean_payments, pg, pg_dsn, local_dir):
+def test_the_monitor_page_renders_real_data_inside_the_airflow_ui(airflow, clean_payments, pg, db, cfg, local_dir):
     """Headless Chromium (Debian's package, driven by Playwright) signs in with an Airflow token,
     opens Browse → Finance monitor in the Airflow UI and reads the page in its frame; the
     screenshot is kept in .local/logs and checked for the closed circuit's green."""
@@ -284,20 +280,18 @@ def test_the_monitor_page_renders_real_data_inside_the_airflow_ui(airflow, clean
     import io
     import shutil
 
-    import psycopg
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    from finflows import banks, health
+    from finflows import health
     from tests.helpers import payments as pay
 
     pay.add(pg, "mega", 2, due=dt.date(2026, 11, 23), amount=1500)
     now = dt.datetime.now(dt.UTC)
-    with psycopg.connect(pg_dsn, autocommit=True) as db:
-        pay.pay_bank(db, banks.load(), "mega", now=dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC))
-        for bank in ("mega", "ctbc"):
-            health.record(db, health.Check(bank, True, 42, None), now, "test", failures_to_open=3,
-                          half_open_after=dt.timedelta(minutes=5))  # fmt: skip
+    pay.pay_bank(db, cfg, "mega", now=dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC))
+    for bank in ("mega", "ctbc"):
+        health.record(db, health.Check(bank, True, 42, None), now, "test", failures_to_open=3,
+                      half_open_after=dt.timedelta(minutes=5))  # fmt: skip
     base = f"http://localhost:{airflow}"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True)

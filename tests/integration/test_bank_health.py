@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-import psycopg
 import pytest
 
-from finflows import banks, health
+from finflows import health
 from tests.helpers import payments as pay
 
 pytestmark = pytest.mark.integration
 T0 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 Taipei, before every cutoff
 COOL_DOWN = dt.timedelta(minutes=5)
 MIN = dt.timedelta(minutes=1)
-
-
-@pytest.fixture
-def db(pg_dsn):
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        yield conn
 
 
 def record(db, ok: bool, at: dt.datetime, bank: str = "ctbc") -> str | None:
@@ -56,11 +49,10 @@ def test_three_failures_open_the_circuit_and_one_check_after_the_cool_down_decid
 
 
 def test_a_stopped_sftp_server_opens_the_circuit_after_three_checks_and_payments_skip_the_bank(
-    clean_payments, db, pg, local_dir, sftp_server
+    clean_payments, db, pg, cfg, local_dir, sftp_server
 ):
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-    cfg = banks.load()
     bank = cfg.bank("mega")
     refs = pay.add(pg, "mega", 2, due=T0.date())
 
@@ -95,13 +87,12 @@ def test_a_stopped_sftp_server_opens_the_circuit_after_three_checks_and_payments
     assert len(pay.uploaded(local_dir, "mega")) == 1
 
 
-def test_the_retry_queue_waits_while_the_circuit_is_open(clean_payments, db, pg, local_dir, monkeypatch):
+def test_the_retry_queue_waits_while_the_circuit_is_open(clean_payments, db, pg, cfg, local_dir, monkeypatch):
     import json
     import os
 
     from tests.integration.test_bank_payments import retry
 
-    cfg = banks.load()
     refs = pay.add(pg, "first", 1, due=T0.date())
     monkeypatch.setenv(
         "AIRFLOW_CONN_SFTP_DOWN", json.dumps(json.loads(os.environ["AIRFLOW_CONN_SFTP_FIRST"]) | {"port": 1})

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import time_machine
 
-from finflows import banks, payments, pgp
+from finflows import payments, pgp
 from finflows.formats import ach
 from tests.helpers import payments as pay
 from tests.helpers.payments import pay_bank as run
@@ -24,17 +24,6 @@ MONDAY = dt.date(2026, 11, 23)  # a business day
 
 def taipei(day: dt.date, hh: int, mm: int) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hh, mm), tzinfo=TAIPEI)
-
-
-@pytest.fixture
-def cfg() -> banks.BankConfig:
-    return banks.load()
-
-
-@pytest.fixture
-def db(pg_dsn):
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        yield conn
 
 
 def test_payments_reach_the_bank_encrypted_signed_and_byte_exact(clean_payments, db, pg, cfg, local_dir):

@@ -6,10 +6,9 @@ import datetime as dt
 import os
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 
-from finflows import banks, reconciliation
+from finflows import reconciliation
 from finflows.formats import ach
 from tests.helpers import payments as pay
 
@@ -17,17 +16,6 @@ pytestmark = pytest.mark.integration
 TAIPEI = ZoneInfo("Asia/Taipei")
 MONDAY = dt.date(2026, 11, 23)
 ARCHIVE = os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive")
-
-
-@pytest.fixture
-def cfg() -> banks.BankConfig:
-    return banks.load()
-
-
-@pytest.fixture
-def db(pg_dsn):
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        yield conn
 
 
 @pytest.fixture

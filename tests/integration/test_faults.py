@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from finflows import banks, card
+from finflows import card
 from tests.helpers import payments as pay
 from tests.helpers.statements import name as statement_name
 from tests.helpers.statements import statement
@@ -22,7 +22,7 @@ MONDAY_6AM = dt.datetime(2026, 11, 23, 6, 0, tzinfo=ZoneInfo("Asia/Taipei"))
 DIE_AFTER = 20_000  # bytes the faulty SFTP server writes before it dies
 
 
-def test_sftp_server_killed_mid_upload_then_the_retry_completes_once(clean_payments, pg, pg_dsn, local_dir,
+def test_sftp_server_killed_mid_upload_then_the_retry_completes_once(clean_payments, pg, db, cfg, local_dir,
                                                                       sftp_server):  # fmt: skip
     from devstack import stack
 
@@ -42,8 +42,7 @@ def test_sftp_server_killed_mid_upload_then_the_retry_completes_once(clean_payme
 
     watcher = threading.Thread(target=restart_when_it_dies)
     watcher.start()
-    with psycopg.connect(pg_dsn, autocommit=True) as db:
-        result = pay.pay_bank(db, banks.load(), "mega", now=MONDAY_6AM, attempts=6, backoff=0.5)
+    result = pay.pay_bank(db, cfg, "mega", now=MONDAY_6AM, attempts=6, backoff=0.5)
     watcher.join()
 
     [d] = result.deliveries
@@ -119,7 +118,7 @@ def s3_client_get(bucket: str, key: str) -> bytes:
     return stack._aws_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def test_s3_down_during_a_payments_run_fails_cleanly_and_the_retry_delivers_once(clean_payments, pg, pg_dsn,
+def test_s3_down_during_a_payments_run_fails_cleanly_and_the_retry_delivers_once(clean_payments, pg, db, cfg,
                                                                                    local_dir):  # fmt: skip
     """The archive (S3) is down when the batch's file is made: the step fails before anything is
     sent (the batch stays batched, no archive, no transfer, nothing on the bank's server); with S3
@@ -129,10 +128,9 @@ def test_s3_down_during_a_payments_run_fails_cleanly_and_the_retry_delivers_once
     from devstack import stack
 
     refs = pay.add(pg, "ctbc", 3, due=MONDAY_6AM.date())
-    cfg = banks.load()
     stack.stop_service("aws")
     try:
-        with psycopg.connect(pg_dsn, autocommit=True) as db, pytest.raises(BotoCoreError):
+        with pytest.raises(BotoCoreError):
             pay.pay_bank(db, cfg, "ctbc", now=MONDAY_6AM)
     finally:
         stack.start_service("aws", stack.material())
@@ -141,8 +139,7 @@ def test_s3_down_during_a_payments_run_fails_cleanly_and_the_retry_delivers_once
     assert pg.execute("SELECT count(*) FROM pay.transfer").fetchone()[0] == 0
     assert pay.uploaded(local_dir, "ctbc") == {} and set(pay.statuses(pg, refs).values()) == {"batched"}
 
-    with psycopg.connect(pg_dsn, autocommit=True) as db:
-        result = pay.pay_bank(db, cfg, "ctbc", now=MONDAY_6AM.replace(hour=7))
+    result = pay.pay_bank(db, cfg, "ctbc", now=MONDAY_6AM.replace(hour=7))
     assert result.batches_created == 0 and [d["outcome"] for d in result.deliveries] == ["uploaded"]
     [(name, data)] = pay.uploaded(local_dir, "ctbc").items()
     [uri] = pg.execute("SELECT archive_uri FROM pay.batch WHERE file_name = %s", (name,)).fetchone()
