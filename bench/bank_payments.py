@@ -80,30 +80,41 @@ def pgp_side_by_side(plain: bytes) -> tuple[float, float, int, int]:
         return statistics.median(ours_t), statistics.median(cli_t), len(cipher), out.stat().st_size
 
 
+def add_pending(conn, rows) -> None:
+    """Pending payments by COPY: rows of (reference, bank, payee_bank, payee_account, payee_id,
+    payee_name, memo, amount, due_date)."""
+    with conn.cursor().copy(
+        "COPY pay.payment (reference, bank, payee_bank, payee_account, payee_id, payee_name, memo, amount, "
+        "due_date) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def pay_now(conn, cfg, bank: str, run_id: str, attempts: int = 1) -> payments.BankRun:
+    """payments.pay_bank for one bank at 06:00 on DAY, with the hooks and keys the DAG task uses."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    with payments_tasks.encrypter(cfg, cfg.bank(bank)) as encrypt:
+        return payments.pay_bank(
+            conn, cfg=cfg, bank_id=bank, now=dt.datetime.combine(DAY, dt.time(6), tzinfo=payments.TAIPEI),
+            run_id=run_id, s3_hook=S3Hook(aws_conn_id="aws_finflows"), sftp_hook=payments_tasks.sftp(cfg.bank(bank)),
+            encrypt=encrypt, archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
+            attempts=attempts, backoff=1,
+        )  # fmt: skip
+
+
 def whole_step() -> dict:
     """payments.pay_bank over 5,000 pending payments, as the DAG task runs it."""
     import psycopg
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.providers.sftp.hooks.sftp import SFTPHook
 
     cfg = banks.load()
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
-        with conn.cursor().copy(
-            "COPY pay.payment (reference, bank, payee_bank, payee_account, payee_id, payee_name, memo, amount, "
-            "due_date) FROM STDIN"
-        ) as copy:
-            for i in range(1, COUNT + 1):
-                copy.write_row((f"BENCH-{i:07d}", BANK, "8220901", f"{i:012d}", f"A{i:09d}", "陳大文", "貨款",
-                                1000 + i, DAY))  # fmt: skip
-        with payments_tasks.encrypter(cfg, cfg.bank(BANK)) as encrypt:
-            t0 = time.perf_counter()
-            run = payments.pay_bank(
-                conn, cfg=cfg, bank_id=BANK, now=dt.datetime.combine(DAY, dt.time(6), tzinfo=payments.TAIPEI),
-                run_id="bench", s3_hook=S3Hook(aws_conn_id="aws_finflows"),
-                sftp_hook=SFTPHook(ssh_conn_id=cfg.bank(BANK).sftp_conn_id), encrypt=encrypt,
-                archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"), attempts=1, backoff=1,
-            )  # fmt: skip
-            secs = time.perf_counter() - t0
+        add_pending(conn, ((f"BENCH-{i:07d}", BANK, "8220901", f"{i:012d}", f"A{i:09d}", "陳大文", "貨款", 1000 + i, DAY)
+                           for i in range(1, COUNT + 1)))  # fmt: skip
+        t0 = time.perf_counter()
+        run = pay_now(conn, cfg, BANK, "bench")
+        secs = time.perf_counter() - t0
     [d] = run.deliveries
     if d["outcome"] != "uploaded" or d["payment_count"] != COUNT:
         raise RuntimeError(f"the benchmark batch was not delivered whole: {d}")

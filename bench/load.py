@@ -24,12 +24,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
+from bench.bank_payments import DAY, add_pending, pay_now  # noqa: E402  (the payments day and helpers)
 from bench.common import measure, write_rows  # noqa: E402
 from devstack import stack  # noqa: E402
 
 FILES, LINES = 50, int(os.environ.get("BENCH_LOAD_LINES", "2000"))
 BANKS, PAYMENTS = ("mega", "ctbc", "esun", "first", "taishin"), 5000
-DAY = dt.date(2026, 11, 23)
 CASH_BUCKET = os.environ.get("FINFLOWS_CASHFILE_BUCKET", "finflows-cashfiles")
 
 
@@ -99,34 +99,17 @@ def cash_files() -> dict:
 
 def banks_at_once() -> dict:
     import psycopg
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-    from finflows import banks, payments, payments_tasks
+    from finflows import banks
 
     cfg = banks.load()
-    with (
-        psycopg.connect(stack.pg_dsn(), autocommit=True) as conn,
-        conn.cursor().copy(
-            "COPY pay.payment (reference, bank, payee_bank, payee_account, payee_id, payee_name, memo, amount, "
-            "due_date) FROM STDIN"
-        ) as copy,
-    ):
-        for b, bank in enumerate(BANKS):
-            for i in range(PAYMENTS):
-                copy.write_row((f"LOAD-{b}-{i:06d}", bank, "8220901", f"{b}{i:011d}", f"A{i:09d}", "陳大文",
-                                "貨款", 1000 + i, DAY))  # fmt: skip
+    with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
+        add_pending(conn, ((f"LOAD-{b}-{i:06d}", bank, "8220901", f"{b}{i:011d}", f"A{i:09d}", "陳大文", "貨款",
+                            1000 + i, DAY) for b, bank in enumerate(BANKS) for i in range(PAYMENTS)))  # fmt: skip
 
     def one(bank: str) -> dict:
-        with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn, \
-                payments_tasks.encrypter(cfg, cfg.bank(bank)) as encrypt:  # fmt: skip
-            run = payments.pay_bank(
-                conn, cfg=cfg, bank_id=bank, now=dt.datetime.combine(DAY, dt.time(6), tzinfo=payments.TAIPEI),
-                run_id="bench_load", s3_hook=S3Hook(aws_conn_id="aws_finflows"),
-                sftp_hook=SFTPHook(ssh_conn_id=cfg.bank(bank).sftp_conn_id), encrypt=encrypt,
-                archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"), attempts=3, backoff=1,
-            )  # fmt: skip
-        return {"bank": bank, "deliveries": run.deliveries}
+        with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
+            return {"bank": bank, "deliveries": pay_now(conn, cfg, bank, "bench_load", attempts=3).deliveries}
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(3) as pool:
