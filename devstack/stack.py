@@ -350,6 +350,9 @@ def stop_service(name: str) -> None:
     if pid and _alive(pid):
         _stop_pid(name, pid)
     _pidfile(name).unlink(missing_ok=True)
+    deadline = time.monotonic() + 10  # the process is gone; let the kernel finish closing its listener
+    while port_open(PORTS[name]) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _http_ok(url: str) -> bool:

@@ -216,8 +216,9 @@ def sftp_server() -> Iterator[object]:
 
     class Server:
         def stop(self) -> None:
+            pid = stack._read_pid("sftp")
             stack.stop_service("sftp")
-            assert not stack.port_open(stack.PORTS["sftp"])
+            assert not stack.port_open(stack.PORTS["sftp"]), f"SFTP still listening after stopping pid {pid}"
 
         def start(self, **env: str) -> None:
             """Start it, with extra environment for this process only (fault injection)."""
