@@ -38,10 +38,10 @@ DAY = dt.date(2026, 11, 23)
 
 
 def batch_payments() -> tuple[ach.Batch, list[ach.Payment]]:
-    batch = ach.Batch(DAY, dt.time(6, 0), "0170077", "0100000000000001", "00000000", dt.date(2026, 11, 20))
+    batch = ach.Batch(DAY, dt.time(6, 0), "0172026", "0100000000000001", "12345675")
     names = ["陳大文", "林小華", "ＡＢＣ貿易股份有限公司", "王美麗", "ACME TRADING CO LTD"]
     return batch, [
-        ach.Payment(i, f"BENCH-{i:07d}", "8220901", f"{i:012d}", 1000 + i % 50000, f"A{i:09d}", names[i % 5], "貨款")
+        ach.Payment(i, f"BENCH-{i:07d}", "8220015", f"{i:012d}", 1000 + i % 50000, f"A{i:09d}", names[i % 5], "貨款", "405")
         for i in range(1, COUNT + 1)
     ]
 
@@ -110,7 +110,7 @@ def whole_step() -> dict:
 
     cfg = banks.load()
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
-        add_pending(conn, ((f"BENCH-{i:07d}", BANK, "8220901", f"{i:012d}", f"A{i:09d}", "陳大文", "貨款", 1000 + i, DAY)
+        add_pending(conn, ((f"BENCH-{i:07d}", BANK, "8220015", f"{i:012d}", f"A{i:09d}", "陳大文", "貨款", 1000 + i, DAY)
                            for i in range(1, COUNT + 1)))  # fmt: skip
         t0 = time.perf_counter()
         run = pay_now(conn, cfg, BANK, "bench")

@@ -104,7 +104,7 @@ def banks_at_once() -> dict:
 
     cfg = banks.load()
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
-        add_pending(conn, ((f"LOAD-{b}-{i:06d}", bank, "8220901", f"{b}{i:011d}", f"A{i:09d}", "陳大文", "貨款",
+        add_pending(conn, ((f"LOAD-{b}-{i:06d}", bank, "8220015", f"{b}{i:011d}", f"A{i:09d}", "陳大文", "貨款",
                             1000 + i, DAY) for b, bank in enumerate(BANKS) for i in range(PAYMENTS)))  # fmt: skip
 
     def one(bank: str) -> dict:

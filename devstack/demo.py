@@ -250,9 +250,9 @@ def demo_bank_payments() -> list[str]:
         for r in rows:
             pg.execute(
                 """INSERT INTO pay.payment (reference, bank, payee_bank, payee_account, payee_id, payee_name, memo,
-                                            amount, due_date) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)""",
+                                            txn_code, amount, due_date) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)""",
                 (r["reference"], r["bank"], r["payee_bank"], r["payee_account"], r["payee_id"], r["payee_name"],
-                 r["memo"], int(r["amount"]), today),
+                 r["memo"], r["txn_code"] or None, int(r["amount"]), today),
             )  # fmt: skip
         mails_before = mails()
         ok, secs, log = dags_test("bank_payments", {"banks": ["mega", "esun"]})
@@ -296,24 +296,31 @@ def demo_bank_payments() -> list[str]:
 
 
 def demo_bank_reconciliation() -> list[str]:
-    """Play Mega: answer the demo's ACHP01 batch with a signed, encrypted ACHR01 (one payment returned)."""
+    """Play Mega: answer the demo's ACHP01 batch with a signed, encrypted ACHR01 laid out as the
+    clearing house lays it out (one payment returned, the two sides swapped); then the rest settle
+    when Mega's return window closes (Mega lists only returned items)."""
     import datetime as dt
 
     from devstack import secrets
-    from finflows import pgp
-    from finflows.formats import ach
+    from finflows import banks, pgp, reconciliation
+    from finflows.formats import ach, tch
 
     keys = secrets.pgp_keys()
+    cfg = banks.load()
+    mega = cfg.bank("mega")
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
         rows = pg.execute(
-            "SELECT p.reference, p.payee_bank, p.payee_account, p.amount::bigint, p.payee_id, p.seq, b.processing_date, "
-            "b.file_name FROM pay.payment p JOIN pay.batch b ON b.id = p.batch_id "
+            "SELECT p.reference, p.payee_bank, p.payee_account, p.amount::bigint, p.payee_id, p.seq, p.txn_code, "
+            "b.processing_date FROM pay.payment p JOIN pay.batch b ON b.id = p.batch_id "
             "WHERE p.reference LIKE 'DEMO-%%' AND b.bank = 'mega' ORDER BY p.seq"
         ).fetchall()
-        day = rows[0][6]
-        answers = [(ach.Payment(seq, ref, unit, acct, amount, pid, "", ""), "03" if ref == "DEMO-0004" else "00", day)
-                   for ref, unit, acct, amount, pid, seq, day, _ in rows]  # fmt: skip
-        plain = ach.write_achr01(ach.Batch(day, dt.time(17), "0170077", "0", "00000000", day), answers)
+        day = rows[0][7]
+        returned = [(ach.Payment(seq, ref, unit, acct, amount, pid, "", "", txn or mega.default_txn_code), "04")
+                    for ref, unit, acct, amount, pid, seq, txn, _ in rows if ref == "DEMO-0004"]  # fmt: skip
+        original = ach.Batch(day, dt.time(6), mega.sending_unit, mega.presenting_account, cfg.originator.company_id)
+        payee_unit = returned[0][0].receiving_bank
+        plain = ach.write_achr01(ach.Batch(day, dt.time(17), payee_unit, "0", cfg.originator.company_id,
+                                           previous_business_day=day - dt.timedelta(days=1)), original, returned)  # fmt: skip
         name = f"ACHR01_017_{day:%Y%m%d}_demo.txt"
         pg.execute("DELETE FROM pay.return_line WHERE file_id IN (SELECT id FROM ops.file_control "
                    "WHERE flow = 'bank_reconciliation' AND file_name = %s)", (f"mega/{name}",))  # fmt: skip
@@ -325,10 +332,20 @@ def demo_bank_reconciliation() -> list[str]:
             data = ring.encrypt_and_sign(plain, keys["finflows"]["fingerprint"], keys["mega"]["fingerprint"], None)
         (LOCAL / "sftp" / "mega" / "download" / name).write_bytes(data)
         ok, secs, log = dags_test("bank_reconciliation")
+        with psycopg.connect(stack.pg_dsn()) as conn:
+            settled = reconciliation.settle_unreturned(conn, mega, day + dt.timedelta(days=7), "demo")
         statuses = pg.execute("SELECT reference, status, coalesce(return_reason, '') FROM pay.payment "
                               "WHERE reference LIKE 'DEMO-%%' AND bank = 'mega' ORDER BY reference").fetchall()  # fmt: skip
+    detail = plain.split(b"\r\n")[1]
     lines = [f"bank_reconciliation run: {'ok' if ok else 'FAILED'} in {secs:.0f}s ({log.name})"]
     lines.append(f"  mega -> download/{name}: ACHR01 signed by Mega, verified, applied in one transaction")
+    lines.append(f"  return detail as the clearing house lays it out: TYPE {detail[0:1].decode()}, "
+                 f"RCODE {detail[70:72].decode()} ({tch.describe_return(detail[70:72].decode())}), "
+                 f"PBANK/PCLNO {detail[14:21].decode()}/{detail[21:37].decode()} (the payee's), "
+                 f"RBANK/RCLNO {detail[37:44].decode()}/…{detail[56:60].decode()} (ours), "
+                 f"PDATE {detail[99:107].decode()} PSEQ {detail[107:115].decode()} → matched to DEMO-0004")  # fmt: skip
+    lines.append(f"  no return for the others within {mega.return_window_days} business days: "
+                 f"{len(settled)} settled when the window closed")  # fmt: skip
     lines.append("  " + ", ".join(f"{r} {s}{' (reason ' + why + ')' if why else ''}" for r, s, why in statuses))
     if not (ok and {s for _, s, _ in statuses} == {"settled", "returned"}):
         lines.append(f"  !! unexpected outcome: see {log}")

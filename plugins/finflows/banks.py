@@ -17,6 +17,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from finflows.formats import tch
+
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "include" / "banking" / "banks.yaml"
 _VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
@@ -57,10 +59,15 @@ class Bank(BaseModel):
     payment_file_pattern: str
     reconciliation_file_pattern: str
     cutoff_time: dt.time
-    sending_unit: Annotated[str, Field(pattern=r"^[0-9]{7}$", description="bank code + 4-digit branch")]
+    sending_unit: Annotated[str, Field(pattern=r"^[0-9]{7}$", description="PBANK: bank + branch + check digit")]
+    sending_org: Annotated[str | None, Field(description="SORG of header and trailer, when not the sending unit")] = None
     presenting_account: Annotated[str, Field(pattern=r"^[0-9]{1,16}$")]
     pgp_key_conn_id: str
     pgp_key_fingerprint: Fingerprint
+    default_txn_code: Annotated[str | None, Field(description="TXID for payments that name none (SC)")] = None
+    big5_extensions: bool = False  # the bank accepts cp950's additions to Big5 (€, F9D6–F9FE)
+    success_code: Annotated[str | None, Field(pattern=r"^[0-9A-Z]{2}$")] = None  # a bank that lists paid items too
+    return_window_days: Annotated[int, Field(ge=0, le=30)] = 2  # else: unreturned after N business days = paid
     enabled: bool = True
 
     @field_validator("encoding")
@@ -76,13 +83,37 @@ class Bank(BaseModel):
             raise ValueError("ACHP01 files are Big5: encoding must be cp950")
         return name
 
-    @field_validator("sending_unit")
+    @field_validator("sending_unit", "sending_org")
     @classmethod
-    def _unit_of_this_bank(cls, v: str, info: ValidationInfo) -> str:
+    def _unit_of_this_bank(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
         code = info.data.get("bank_code")
         if code and not v.startswith(code):
-            raise ValueError(f"sending_unit {v} must start with the bank code {code}")
+            raise ValueError(f"{info.field_name} {v} must start with the bank code {code}")
+        if problem := tch.unit_problem(v):
+            raise ValueError(f"{info.field_name} {v} {problem}")
         return v
+
+    @field_validator("default_txn_code")
+    @classmethod
+    def _payment_code(cls, v: str | None) -> str | None:
+        if v is not None and (problem := tch.txn_problem(v, "SC")):
+            raise ValueError(f"default_txn_code {v} {problem}")
+        return v
+
+    @field_validator("success_code")
+    @classmethod
+    def _not_a_return_code(cls, v: str | None) -> str | None:
+        if v is not None and v in tch.return_codes():
+            raise ValueError(f"success_code {v} is a return reason in the clearing house's table")
+        return v
+
+    @property
+    def paid_codes(self) -> frozenset[str]:
+        """Reason codes of a return line that mean paid: the bank's success code (none for a bank
+        that lists only the returned items); the CSV variant also leaves it blank."""
+        return frozenset({self.success_code} if self.success_code else ())
 
     @field_validator("payment_file_pattern")
     @classmethod

@@ -64,6 +64,7 @@ NUMBERS = [f for f in BankDay.__dataclass_fields__ if f not in ("bank", "circuit
 class Report:
     day: dt.date
     banks: list[BankDay]
+    returns: list[str] = field(default_factory=list)  # "mega: 1 × 04 no such account (無此帳號), NTD 2,500"
     total: BankDay = field(init=False)
     problems: list[str] = field(default_factory=list)
 
@@ -90,7 +91,7 @@ class Report:
             return {k: (int(v) if isinstance(v, Decimal) else v) for k, v in b.__dict__.items()}
 
         return {"day": self.day.isoformat(), "banks": [plain(b) for b in self.banks], "total": plain(self.total),
-                "problems": self.problems}  # fmt: skip
+                "returns": self.returns, "problems": self.problems}  # fmt: skip
 
 
 def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -140,6 +141,26 @@ def gather(conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_
         )
         put(cur.fetchall(), "settled", "ntd_settled", "returned", "ntd_returned", "unmatched", "mismatch",
             "duplicate", "return_files")  # fmt: skip
+        # payments of banks that list only returns settle when their return window closes without one
+        cur.execute(
+            """SELECT p.bank, count(*), coalesce(sum(p.amount), 0) FROM pay.payment_event e
+               JOIN pay.payment p ON p.id = e.payment_id
+               WHERE e.to_status = 'settled' AND e.detail LIKE 'settled: no return within%%'
+                 AND e.at >= %s AND e.at < %s GROUP BY p.bank""",
+            (start, end),
+        )
+        for bank, count, ntd in cur.fetchall():
+            row = by_bank.setdefault(bank, BankDay(bank))
+            row.settled += count
+            row.ntd_settled += ntd
+        cur.execute(
+            """SELECT r.bank, r.return_reason, max(r.return_meaning), count(*), sum(r.amount)
+               FROM pay.return_line r JOIN ops.file_control f ON f.id = r.file_id
+               WHERE r.outcome = 'returned' AND f.started_at >= %s AND f.started_at < %s
+               GROUP BY 1, 2 ORDER BY 1, 2""",
+            (start, end),
+        )
+        returns = [f"{bank}: {n} × {meaning or code}, NTD {ntd:,}" for bank, code, meaning, n, ntd in cur.fetchall()]
         cur.execute(
             """SELECT split_part(file_name, '/', 1), count(*) FROM ops.file_control
                WHERE flow = 'bank_reconciliation' AND status = 'ERROR' AND started_at >= %s AND started_at < %s
@@ -167,7 +188,7 @@ def gather(conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_
         put(cur.fetchall(), "still_pending")
     for row in by_bank.values():
         row.circuit = health.circuit(conn, row.bank, now, half_open_after).state.replace("_", "-")
-    return Report(day, [by_bank[b] for b in sorted(by_bank)])
+    return Report(day, [by_bank[b] for b in sorted(by_bank)], returns)
 
 
 def chart(report: Report) -> bytes:
@@ -222,12 +243,14 @@ def render(report: Report, chart_cid: str, archive: dict) -> tuple[str, str]:
     subject = (f"[finflows] finance daily report {report.day}: sent NTD {t.ntd_sent:,} in {t.files_sent} file(s), "
                f"settled NTD {t.ntd_settled:,}, returned NTD {t.ntd_returned:,}; {state}")  # fmt: skip
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in report.problems) or "<li>none</li>"
+    returned = "".join(f"<li>{html.escape(r)}</li>" for r in report.returns)
     body = (
         f"<h2>Finance daily report {report.day:%Y-%m-%d} (Asia/Taipei)</h2>"
         f'<p><img src="cid:{chart_cid}" alt="NTD sent, settled and returned per bank"></p>'
         f"<table border=1 cellpadding=4 cellspacing=0><tr>{head}</tr>{rows}</table>"
         f"<h3>Needs attention</h3><ul>{problems}</ul>"
-        f"<p>Files processed: {archive['files']}; archived and verified (sha256) in "
+        + (f"<h3>Returned by reason</h3><ul>{returned}</ul>" if returned else "")
+        + f"<p>Files processed: {archive['files']}; archived and verified (sha256) in "
         f"<code>{html.escape(archive['prefix'])}</code>: {archive['verified']}"
         + (f"; <b>missing or different: {html.escape(', '.join(archive['missing']))}</b>" if archive["missing"] else "")
         + "</p>"

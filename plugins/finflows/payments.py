@@ -106,21 +106,24 @@ def plan_batches(sizes: Sequence[int], max_count: int, max_bytes: int, overhead:
 _PAYMENT_COLUMNS = "id, reference, payee_bank, payee_account, payee_id, payee_name, memo, txn_code, amount, due_date"
 
 
-def _as_payment(row, seq: int = 0) -> ach.Payment:
+def _as_payment(row, bank: Bank, seq: int = 0) -> ach.Payment:
+    """A payment row as the file needs it; its transaction code is the row's, else the bank's default."""
     _, reference, payee_bank, account, payee_id, name, memo, txn_code, amount, _due = row
     return ach.Payment(seq=seq, reference=reference, receiving_bank=payee_bank, receiving_account=account,
-                       amount=int(amount), payee_id=payee_id, name=name, memo=memo, txn_code=txn_code)  # fmt: skip
+                       amount=int(amount), payee_id=payee_id, name=name, memo=memo,
+                       txn_code=txn_code or bank.default_txn_code)  # fmt: skip
 
 
 def _record_size(bank: Bank, p: ach.Payment) -> int:
     if bank.file_format is FileFormat.ACHP01:
         return ACH_RECORD_BYTES
-    return len(ach.csv_row(_probe_batch(bank), p, bank.encoding))
+    return len(ach.csv_row(_probe_batch(bank), p, bank.encoding, extensions=bank.big5_extensions))
 
 
 def _probe_batch(bank: Bank, company_id: str = "00000000") -> ach.Batch:
     day = dt.date(2000, 1, 1)
-    return ach.Batch(day, dt.time(0, 0), bank.sending_unit, bank.presenting_account, company_id, day)
+    return ach.Batch(day, dt.time(0, 0), bank.sending_unit, bank.presenting_account, company_id,
+                     sending_org=bank.sending_org)  # fmt: skip
 
 
 def make_batches(conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, run_id: str) -> BankRun:
@@ -138,9 +141,9 @@ def make_batches(conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, r
         rows, sizes = [], []
         probe = _probe_batch(bank, cfg.originator.company_id)
         for row in cur.fetchall():
-            p = _as_payment(row, seq=1)
+            p = _as_payment(row, bank, seq=1)
             try:
-                ach.check_payment(probe, p, bank.file_format.value, bank.encoding)
+                ach.check_payment(probe, p, bank.file_format.value, bank.encoding, extensions=bank.big5_extensions)
             except ach.PaymentError as e:
                 result.refused.append({"reference": p.reference, "error": str(e)})
                 log.error("%s: %s (left pending)", bank_id, e)
@@ -156,6 +159,10 @@ def make_batches(conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, r
         cur.execute("SELECT coalesce(max(batch_no), 0) FROM pay.batch WHERE bank = %s AND processing_date = %s",
                     (bank_id, day))  # fmt: skip
         batch_no = cur.fetchone()[0]
+        # PSEQ names an entry within the bank's processing day: it runs on across the day's batches
+        cur.execute("SELECT coalesce(max(seq), 0) FROM pay.payment WHERE bank = %s AND value_date = %s "
+                    "AND batch_id IS NOT NULL", (bank_id, day))  # fmt: skip
+        last_seq = cur.fetchone()[0]
         for chunk in chunks:
             batch_no += 1
             members = [rows[i] for i in chunk]
@@ -179,8 +186,9 @@ def make_batches(conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, r
             cur.execute(
                 """UPDATE pay.payment p SET status = 'batched', batch_id = %s, seq = u.seq, value_date = %s
                    FROM unnest(%s::bigint[], %s::int[]) AS u(id, seq) WHERE p.id = u.id""",
-                (batch_id, day, [r[0] for r in members], list(range(1, len(members) + 1))),
+                (batch_id, day, [r[0] for r in members], list(range(last_seq + 1, last_seq + len(members) + 1))),
             )
+            last_seq += len(members)
             result.batches_created += 1
             result.payments_batched += len(members)
             log.info("%s: batch %s (%s) of %d payment(s), NTD %s", bank_id, batch_id, name, len(members),
@@ -198,18 +206,18 @@ def open_batches(conn, bank_id: str) -> list[int]:
 def build_file(cur, cfg: BankConfig, bank: Bank, batch_id: int) -> bytes:
     """The plaintext file of a batch, from the database alone: the same bytes every time."""
     cur.execute(
-        "SELECT processing_date, created_at, pay.previous_business_day(processing_date) FROM pay.batch WHERE id = %s",
+        "SELECT processing_date, created_at FROM pay.batch WHERE id = %s",
         (batch_id,),
     )
-    day, created_at, previous = cur.fetchone()
+    day, created_at = cur.fetchone()
     batch = ach.Batch(day, created_at.astimezone(TAIPEI).time().replace(microsecond=0), bank.sending_unit,
-                      bank.presenting_account, cfg.originator.company_id, previous)  # fmt: skip
+                      bank.presenting_account, cfg.originator.company_id, sending_org=bank.sending_org)  # fmt: skip
     sql = f"SELECT {_PAYMENT_COLUMNS}, seq FROM pay.payment WHERE batch_id = %s ORDER BY seq"  # noqa: S608
     cur.execute(sql, (batch_id,))
-    payments = [_as_payment(r[:-1], seq=r[-1]) for r in cur.fetchall()]
+    payments = [_as_payment(r[:-1], bank, seq=r[-1]) for r in cur.fetchall()]
     if bank.file_format is FileFormat.ACHP01:
-        return ach.write_achp01(batch, payments)
-    return ach.write_csv(batch, payments, bank.encoding)
+        return ach.write_achp01(batch, payments, extensions=bank.big5_extensions)
+    return ach.write_csv(batch, payments, bank.encoding, extensions=bank.big5_extensions)
 
 
 def _sha(data: bytes) -> str:

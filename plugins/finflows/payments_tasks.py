@@ -150,6 +150,7 @@ def reconcile_bank(bank_id: str) -> dict:
     bank = cfg.bank(bank_id)
     hook = sftp(bank)
     outcomes = []
+    today = dt.datetime.now(payments.TAIPEI).date()
     with files.connect(finance_db()) as conn, decrypter(cfg, bank) as decrypt, hook.get_managed_conn() as client:
         names = reconciliation.candidates(client, bank)
         log.info("%s: %d file(s) match %s in %s", bank_id, len(names), bank.reconciliation_file_pattern,
@@ -159,10 +160,11 @@ def reconcile_bank(bank_id: str) -> dict:
                 data = f.read()
             out = reconciliation.process_file(
                 conn, bank=bank, name=name, data=data, decrypt=decrypt, s3_hook=s3_hook(),
-                archive_bucket=settings.archive_bucket(), run_id=run_id, today=dt.datetime.now(payments.TAIPEI).date(),
+                archive_bucket=settings.archive_bucket(), run_id=run_id, today=today,
             )  # fmt: skip
             outcomes.append(asdict(out))
-    return {"bank": bank_id, "files": outcomes}
+        settled = reconciliation.settle_unreturned(conn, bank, today, run_id)
+    return {"bank": bank_id, "files": outcomes, "settled_unreturned": len(settled)}
 
 
 def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> dict:

@@ -25,3 +25,12 @@ def mask_pans(text: str) -> str:
     """Every 13-19 digit run that passes the Luhn check, masked; other numbers (a 23-digit ARN,
     an amount, a date) are left alone."""
     return _PAN.sub(lambda m: mask_pan(m.group()) if luhn_ok(m.group()) else m.group(), text)
+
+
+def mask_card_field(value: str) -> str:
+    """A card field as an error may show it: padding dropped, every digit but the first six and
+    the last four replaced by ``*`` (``4111111111**1111`` → ``411111******1111``)."""
+    v = value.strip(" ").lstrip("0")
+    at = [i for i, c in enumerate(v) if c.isdigit()]
+    keep = set(at[:6] + at[-4:])
+    return "".join("*" if c.isdigit() and i not in keep else c for i, c in enumerate(v))

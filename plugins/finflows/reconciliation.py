@@ -4,9 +4,10 @@ Per bank: list the download directory for the bank's reconciliation pattern, dow
 not yet seen (``ops.file_control``: flow ``bank_reconciliation``, name ``<bank>/<file>``, sha256),
 decrypt it with our key and **verify the bank's signature** (unsigned, badly signed, signed by
 another key, or not for our key → quarantined and alerted, never applied), parse it, and apply it
-in **one transaction**: each line is matched to its payment by our reference and checked against
-the amount and account we sent; a match settles the payment (reason ``00`` or blank) or returns
-it with the reason code; anything else is recorded as unmatched, mismatched or a duplicate in
+in **one transaction**: each line is matched to its payment by the original presenting date and
+sequence (PDATE, PSEQ) and checked against our reference,
+the amount and account we sent; a match settles the payment (the bank's success code, or blank in
+the CSV variant) or returns it with the reason code and its meaning; anything else is recorded as unmatched, mismatched or a duplicate in
 ``pay.return_line``. A truncated or malformed file applies nothing. The encrypted original is
 archived to S3 (``bank-reconciliation/…``, or ``…/quarantine/…`` with an error report).
 
@@ -25,14 +26,13 @@ from decimal import Decimal
 
 from finflows import files
 from finflows.banks import Bank, FileFormat
-from finflows.formats import ach
+from finflows.formats import ach, tch
 from finflows.formats.fixedwidth import FormatError
 from finflows.pgp import PgpError
 
 log = logging.getLogger(__name__)
 
 FLOW = "bank_reconciliation"
-PAID = frozenset({"", "00"})  # the ACHR01 return reason of a payment the receiving bank credited
 MISMATCH_ALERT_RATE = 0.05  # a batch whose mismatched lines exceed 5% of its payments alerts
 Decrypt = Callable[[bytes], bytes]
 
@@ -59,65 +59,96 @@ def candidates(sftp, bank: Bank) -> list[str]:
 
 
 def _lines(bank: Bank, plain: bytes, name: str) -> list[dict]:
-    """Every return line as {line, reference, amount, account, reason}; raises FormatError."""
+    """Every return line as {line, reference, amount, account, unit, original_date, original_seq,
+    reason}; raises FormatError. In an ACHR01 the sides are swapped against the ACHP01 it answers:
+    PBANK/PCLNO hold the payee's unit and account, RBANK/RCLNO ours."""
     if bank.file_format is FileFormat.ACHP01:
-        parsed = ach.read_ach(plain, name, "ACHR01")
+        parsed = ach.read_ach(plain, name, "ACHR01", success_codes=bank.paid_codes)
         return [{"line": d["line"], "reference": d["customer_number"], "amount": d["amount"],
-                 "account": d["receiving_account"], "reason": d["return_reason"]} for d in parsed.details]  # fmt: skip
+                 "account": d["presenting_account"], "unit": d["presenting_bank"],
+                 "original_date": d["original_date"], "original_seq": int(d["original_seq"]),
+                 "reason": d["return_reason"]} for d in parsed.details]  # fmt: skip
     rows = ach.read_csv(plain, name, bank.encoding, ach.RETURN_CSV_COLUMNS)
     out, errors = [], []
     for r in rows:
+        line = {"line": r["line"], "reference": r["reference"], "account": r["payee_account"], "unit": None,
+                "reason": r["return_reason"].strip()}  # fmt: skip
         try:
             amount = Decimal(r["amount"])
             if not amount.is_finite() or amount < 0:
                 raise ArithmeticError
+            line["amount"] = amount
         except ArithmeticError:
             errors.append(ach.FieldError(r["line"], "amount", r["amount"], "is not an amount in NTD"))
-            continue
-        out.append({"line": r["line"], "reference": r["reference"], "amount": amount,
-                    "account": r["payee_account"], "reason": r["return_reason"].strip()})  # fmt: skip
+        try:
+            line["original_date"] = dt.date.fromisoformat(r["original_date"])
+        except ValueError:
+            errors.append(ach.FieldError(r["line"], "original_date", r["original_date"],
+                                         "is not a date (expected YYYY-MM-DD)"))  # fmt: skip
+        if r["original_seq"].isascii() and r["original_seq"].isdigit():
+            line["original_seq"] = int(r["original_seq"])
+        else:
+            errors.append(ach.FieldError(r["line"], "original_seq", r["original_seq"], "is not a sequence number"))
+        reason = line["reason"]
+        if reason and reason not in bank.paid_codes and (problem := tch.return_problem(reason)):
+            errors.append(ach.FieldError(r["line"], "return_reason", reason, problem))
+        out.append(line)
     if errors:
         raise FormatError(name, errors)
     return out
+
+
+def _match(cur, bank: Bank, ln: dict) -> tuple[tuple | None, str, str | None]:
+    """The payment a return line answers, found by the original presenting date and sequence
+    (PDATE, PSEQ), then checked against our reference, the amount and the payee's account.
+    Returns (payment row or None, outcome, detail)."""
+    cur.execute(
+        "SELECT id, batch_id, status, amount, payee_account, reference, payee_bank FROM pay.payment "
+        "WHERE bank = %s AND value_date = %s AND seq = %s FOR UPDATE",
+        (bank.id, ln["original_date"], ln["original_seq"]),
+    )
+    row = cur.fetchone()
+    where = f"{ln['original_date']} #{ln['original_seq']}"
+    if row is None:
+        return None, "unmatched", f"no payment of ours was presented at this bank as {where}"
+    _id, _batch, status, amount, account, reference, _unit = row
+    if ln["reference"] and ln["reference"] != reference:
+        return row, "mismatch", f"{where} is our payment {reference}, the bank names {ln['reference']}"
+    if Decimal(amount) != Decimal(ln["amount"]) or account.lstrip("0") != str(ln["account"]).lstrip("0"):
+        return row, "mismatch", (f"bank says NTD {ln['amount']} to …{str(ln['account'])[-4:]}, "
+                                 f"we sent NTD {amount} to …{account[-4:]}")  # fmt: skip
+    if status != "uploaded":
+        return row, "duplicate", f"payment is already {status}"
+    paid = not ln["reason"] or ln["reason"] in bank.paid_codes
+    return row, "settled" if paid else "returned", None
 
 
 def _apply(cur, file_id: int, bank: Bank, lines: list[dict], run_id: str) -> FileOutcome:
     out = FileOutcome(bank.id, "", "applied")
     cur.execute("SELECT set_config('finflows.run_id', %s, true)", (run_id,))
     for ln in lines:
-        cur.execute(
-            "SELECT id, batch_id, status, amount, payee_account FROM pay.payment WHERE reference = %s AND bank = %s "
-            "FOR UPDATE",
-            (ln["reference"], bank.id),
-        )
-        row = cur.fetchone()
-        payment_id = batch_id = None
-        detail = None
-        if row is None:
-            outcome, detail = "unmatched", "no payment of ours has this reference at this bank"
-        else:
-            payment_id, batch_id, status, amount, account = row
-            if Decimal(amount) != Decimal(ln["amount"]) or account.lstrip("0") != str(ln["account"]).lstrip("0"):
-                outcome = "mismatch"
-                detail = f"bank says NTD {ln['amount']} to …{str(ln['account'])[-4:]}, we sent NTD {amount} to …{account[-4:]}"
-            elif status != "uploaded":
-                outcome, detail = "duplicate", f"payment is already {status}"
-            else:
-                outcome = "settled" if ln["reason"] in PAID else "returned"
-                why = "settled by the bank" if outcome == "settled" else f"returned, reason {ln['reason']}"
-                cur.execute("SELECT set_config('finflows.reason', %s, true)", (why,))
-                cur.execute(
-                    "UPDATE pay.payment SET status = %s, return_reason = %s WHERE id = %s",
-                    (outcome, None if outcome == "settled" else ln["reason"], payment_id),
-                )
+        row, outcome, detail = _match(cur, bank, ln)
+        payment_id, batch_id = (row[0], row[1]) if row else (None, None)
+        meaning = tch.describe_return(ln["reason"]) if ln["reason"] not in bank.paid_codes else None
+        if outcome in ("settled", "returned"):
+            why = "settled by the bank" if outcome == "settled" else f"returned: {meaning}"
+            cur.execute("SELECT set_config('finflows.reason', %s, true)", (why,))
+            cur.execute(
+                "UPDATE pay.payment SET status = %s, return_reason = %s WHERE id = %s",
+                (outcome, None if outcome == "settled" else ln["reason"], payment_id),
+            )
         cur.execute(
             """INSERT INTO pay.return_line (file_id, bank, line, reference, payment_id, batch_id, outcome,
-                                            return_reason, amount, detail)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (file_id, bank.id, ln["line"], ln["reference"], payment_id, batch_id, outcome, ln["reason"] or None,
-             ln["amount"], detail),
+                                            return_reason, return_meaning, amount, detail, original_date,
+                                            original_seq)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            (file_id, bank.id, ln["line"], ln["reference"] or (row[5] if row else None), payment_id, batch_id,
+             outcome, ln["reason"] or None, meaning or None, ln["amount"], detail, ln["original_date"],
+             ln["original_seq"]),
         )  # fmt: skip
         setattr(out, outcome, getattr(out, outcome) + 1)
+        if outcome == "returned":
+            out.alerts.append(f"{row[5]} returned by {bank.id}: {meaning}")
     # per batch: mismatches over 5% of its payments alert
     cur.execute(
         """SELECT b.file_name, b.payment_count, count(*) FILTER (WHERE r.outcome = 'mismatch')
@@ -131,6 +162,41 @@ def _apply(cur, file_id: int, bank: Bank, lines: list[dict], run_id: str) -> Fil
     if out.unmatched:
         out.alerts.append(f"{out.unmatched} return line(s) match no payment")
     return out
+
+
+def settle_unreturned(conn, bank: Bank, today: dt.date, run_id: str) -> list[str]:
+    """For a bank whose return files list only returned items (no ``success_code``): payments still
+    uploaded once ``return_window_days`` business days have passed since their processing date
+    settle. Returns the references settled. A bank that lists paid items settles nothing here."""
+    if bank.success_code:
+        return []
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT value_date FROM pay.payment WHERE bank = %s AND status = 'uploaded' ORDER BY 1",
+            (bank.id,),
+        )
+        due = []
+        for (day,) in cur.fetchall():
+            end = day
+            for _ in range(bank.return_window_days):
+                cur.execute("SELECT pay.next_business_day(%s)", (end,))
+                end = cur.fetchone()[0]
+            if today > end:
+                due.append(day)
+        if not due:
+            return []
+        why = f"settled: no return within {bank.return_window_days} business day(s)"
+        cur.execute("SELECT set_config('finflows.run_id', %s, true), set_config('finflows.reason', %s, true)",
+                    (run_id, why))  # fmt: skip
+        cur.execute(
+            "UPDATE pay.payment SET status = 'settled' WHERE bank = %s AND status = 'uploaded' "
+            "AND value_date = ANY(%s) RETURNING reference",
+            (bank.id, due),
+        )
+        refs = sorted(r[0] for r in cur.fetchall())
+    log.info("%s: %d payment(s) settled, no return within %d business day(s)", bank.id, len(refs),
+             bank.return_window_days)  # fmt: skip
+    return refs
 
 
 def process_file(conn, *, bank: Bank, name: str, data: bytes, decrypt: Decrypt, s3_hook, archive_bucket: str,

@@ -6,7 +6,6 @@ import datetime as dt
 
 import pytest
 
-from finflows.formats import ach
 from tests.helpers import payments as pay
 from tests.helpers.dags import load_dag
 
@@ -18,9 +17,7 @@ def uploaded(clean_payments, pg, db, cfg, local_dir):
     refs = pay.add(pg, "ctbc", 2, due=dt.date(2026, 11, 23))
     pay.pay_bank(db, cfg, "ctbc", now=dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC))
     [batch_file] = pay.uploaded(local_dir, "ctbc")
-    answers = pay.returns_for(pg, batch_file, {refs[1]: "02"})
-    plain = ach.write_achr01(ach.Batch(dt.date(2026, 11, 23), dt.time(17), "8220901", "0", "00000000",
-                                       dt.date(2026, 11, 20)), answers)  # fmt: skip
+    plain = pay.return_file(pg, cfg, batch_file, {refs[1]: "22"}, paid="00")  # CTBC lists every item
     return refs, plain
 
 

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from finflows import health
-from finflows.formats import ach
+from finflows import health, reconciliation
 from tests.helpers import payments as pay
+from tests.helpers import tch
 from tests.helpers.dags import load_dag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -40,13 +40,18 @@ def banking_day(clean_payments, pg, db, cfg, local_dir, monkeypatch):
         pay.pay_bank(db, cfg, bank, now=at(6))
     pay.pay_bank(db, cfg, "esun", now=at(6), sftp_conn="sftp_down")
     [batch_file] = pay.uploaded(local_dir, "mega")
-    answers = pay.returns_for(pg, batch_file, {mega[1]: "02"})
-    stranger = ach.Payment(4, "NOSUCHPAYMENT", "0170077", "000000000099", 1234, "X1", "", "")
-    plain = ach.write_achr01(ach.Batch(DAY, dt.time(17), "0170077", "0", "00000000", dt.date(2026, 11, 20)),
-                             [*answers, (stranger, "00", DAY)])  # fmt: skip
+    m = cfg.bank("mega")
+    stranger = tch.payment_detail(seq=4, txid="405", pbank=m.sending_unit, pclno=m.presenting_account, rbank="0172026",
+                                  rclno="000000000099", amount=1234, cid=cfg.originator.company_id, pid="X1234567",
+                                  cno="NOSUCHPAYMENT")  # fmt: skip
+    plain = pay.return_file(pg, cfg, batch_file, {mega[1]: "22"}, paid=None,
+                            extra=[tch.return_of(stranger, seq=0, rcode="04", pdate=DAY)])  # fmt: skip
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", plain))
     [out] = pay.reconcile(db, cfg, today=DAY)
     assert out["outcome"] == "applied"
+    # Mega lists only returns: its other two payments settle when the return window closes (here: at once)
+    assert len(reconciliation.settle_unreturned(db, cfg.bank("mega"), DAY + dt.timedelta(days=7), "test")) == 2
+    pg.execute("UPDATE pay.payment_event SET at = %s WHERE to_status = 'settled'", (at(17, 10),))
     # the day happened on DAY: the batches were made and sent at 06:00, the return came at 17:05
     pg.execute("UPDATE pay.batch SET created_at = %s, uploaded_at = CASE WHEN uploaded_at IS NOT NULL THEN %s END",
                 (at(6), at(6, 1)))  # fmt: skip
@@ -101,6 +106,7 @@ def test_the_report_email_has_the_days_totals_and_its_chart_and_the_day_is_archi
                  "mega: 1 unmatched", "ctbc: circuit open"):  # fmt: skip
         assert f"<li>{item}</li>" in body
     assert "Files processed: 3; archived and verified (sha256)" in body and "missing" not in body
+    assert "<li>mega: 1 × 22 account closed (帳戶已結清), NTD 2,500</li>" in body
 
     client = s3_hook.get_conn()
     prefix = "finance-daily/2026-11-23/"

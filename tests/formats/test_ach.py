@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -13,32 +12,30 @@ from hypothesis import strategies as st
 
 from finflows.formats import ach
 from finflows.formats.fixedwidth import FormatError
-
-GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden" / "ACHP01_mega_20261120.txt"
+from tests.helpers import tch
 
 BATCH = ach.Batch(
     processing_date=dt.date(2026, 11, 20),
     created_at=dt.time(6, 0, 0),
-    sending_unit="0170077",
+    sending_unit="0172026",
     presenting_account="0100000000000001",
-    payer_id="00000000",
-    previous_business_day=dt.date(2026, 11, 19),
+    payer_id="12345675",
 )
 
 
 def payment(seq: int = 1, **kw) -> ach.Payment:
-    values = {"seq": seq, "reference": f"REF-{seq:05d}", "receiving_bank": "8220901",
+    values = {"seq": seq, "reference": f"REF-{seq:05d}", "receiving_bank": "0081005",
               "receiving_account": "123456789012", "amount": 1500, "payee_id": "A123456789", "name": "王小明",
-              "memo": "貨款"}  # fmt: skip
+              "memo": "貨款", "txn_code": "405"}  # fmt: skip
     return ach.Payment(**(values | kw))
 
 
 # fmt: off
-GOLDEN_PAYMENTS = [
+REF_PAYMENTS = [
     payment(1, reference="GOLD-00001"),
-    payment(2, reference="GOLD-00002", receiving_bank="8080019", receiving_account="9876543210", amount=20000,
-            payee_id="B223456789", name="ＡＢＣ股份有限公司１２３", memo="薪資"),
-    payment(3, reference="GOLD-00003", receiving_bank="0070017", receiving_account="55", amount=1,
+    payment(2, reference="GOLD-00002", receiving_bank="8120023", receiving_account="9876543210", amount=20000,
+            payee_id="B223456789", name="ＡＢＣ股份有限公司１２３", memo="薪資", txn_code="101"),
+    payment(3, reference="GOLD-00003", receiving_bank="0040037", receiving_account="55", amount=1,
             payee_id="12345675", name="臺灣銀行股份有限公司台北分行營業部門一二", memo="五個中文字"),
     payment(4, reference="GOLD-00004", receiving_bank="8120012", receiving_account="1", amount=9_999_999_999,
             payee_id="C123456789", name="ACME TRADING CO LTD TAIPEI BRANCH 00001", memo=""),
@@ -46,20 +43,46 @@ GOLDEN_PAYMENTS = [
 # fmt: on
 
 
-def test_golden_file_byte_for_byte():
-    """The golden file was typed field by field from formats.md, not produced by this writer."""
-    assert ach.write_achp01(BATCH, GOLDEN_PAYMENTS) == GOLDEN.read_bytes()
+def reference_file(payments=REF_PAYMENTS) -> bytes:
+    """The ACHP01 for BATCH and ``payments`` built from the public layout table (tests/helpers/tch.py)."""
+    return tch.file("ACHP01", BATCH.processing_date, BATCH.sorg, [
+        tch.payment_detail(seq=p.seq, txid=p.txn_code, pbank=BATCH.sending_unit, pclno=BATCH.presenting_account,
+                           rbank=p.receiving_bank, rclno=p.receiving_account, amount=p.amount, cid=BATCH.payer_id,
+                           pid=p.payee_id, cno=p.reference, note=p.name, memo=p.memo)
+        for p in payments], ttime="060000")  # fmt: skip
 
 
-def test_golden_file_positions():
-    records = GOLDEN.read_bytes().split(b"\r\n")
+REFERENCE = reference_file()
+
+
+def test_our_writer_matches_the_file_built_from_the_public_layout_byte_for_byte():
+    assert ach.write_achp01(BATCH, REF_PAYMENTS) == REFERENCE
+
+
+def test_reference_file_positions():
+    records = REFERENCE.split(b"\r\n")
     assert records[-1] == b"" and all(len(r) == 250 for r in records[:-1])
     header, second, trailer = records[0], records[2], records[-2]
     assert header[:9] == b"BOFACHP01" and header[9:17] == b"01151120" and header[30:37] == b"9990250"
     assert second[60:70] == b"0000020000" and second[72] == ord("B")
     assert second[136:176].decode("cp950").rstrip() == "ＡＢＣ股份有限公司１２３"
     assert trailer[31:39] == b"00000004" and trailer[39:55] == b"0000010000021500"  # 1,500 + 20,000 + 1 + 9,999,999,999
-    assert trailer[55:63] == b"01151119"
+    assert trailer[55:63] == b"        "  # YDATE: blank in an ACHP01
+
+
+def test_an_achp01_from_the_public_layout_reads_with_a_blank_ydate():
+    f = ach.read_ach(REFERENCE, "ref.txt", "ACHP01")
+    assert f.trailer["previous_business_day"] is None
+    assert [(d["customer_number"], d["txn_code"], d["receiving_bank"]) for d in f.details] == [
+        (p.reference, p.txn_code, p.receiving_bank) for p in REF_PAYMENTS
+    ]
+
+
+def test_the_sending_org_can_differ_from_the_presenting_unit():
+    batch = ach.Batch(**(BATCH.__dict__ | {"sending_org": "0170000"}))
+    records = ach.write_achp01(batch, REF_PAYMENTS[:1]).split(b"\r\n")
+    assert records[0][23:30] == b"0170000" and records[-2][17:24] == b"0170000"  # SORG: Mega's head office
+    assert records[1][14:21] == b"0172026"  # PBANK: our branch
 
 
 def test_a_field_filled_exactly_to_its_byte_width_keeps_every_byte():
@@ -107,7 +130,14 @@ def test_full_width_characters_count_two_bytes_each():
         ("receiving_account", "12345678901234567", "at most 16 digits"),
         ("receiving_account", "12-34", "at most 16 digits"),
         ("receiving_bank", "82209", "exactly 7 digits"),
+        ("receiving_bank", "0070017", "check digit"),
+        ("receiving_bank", "8120034", "not in the clearing house's unit table"),
         ("payee_id", "王12345678", "printable ASCII"),
+        ("payee_id", "a123456789", "upper-case"),
+        ("payee_id", "123456789", "8 (company tax id) or 10"),
+        ("txn_code", "704", "a collection (SD)"),
+        ("txn_code", "100", "not in the clearing house's transaction-code table"),
+        ("txn_code", None, "no transaction code"),
         ("reference", "X" * 21, "longer than 20"),
     ],
 )
@@ -134,15 +164,15 @@ def test_roc_dates():
 def test_the_fast_formatter_and_the_field_by_field_format_agree():
     constants = ach._detail_constants(BATCH)
     fast = ach.DETAIL.formatter(ach.PAYMENT_FIELDS, constants)
-    for p in GOLDEN_PAYMENTS:
+    for p in REF_PAYMENTS:
         values = ach._detail_values(p)
         assert fast(*values) == ach.DETAIL.format(constants | dict(zip(ach.PAYMENT_FIELDS, values, strict=True)))
 
 
-def test_read_back_what_was_written():
-    f = ach.read_ach(GOLDEN.read_bytes(), GOLDEN.name, "ACHP01")
+def test_read_the_reference_file():
+    f = ach.read_ach(REFERENCE, "ref.txt", "ACHP01")
     assert f.header["processing_date"] == dt.date(2026, 11, 20)
-    assert [d["originator_note"] for d in f.details] == [p.name for p in GOLDEN_PAYMENTS]
+    assert [d["originator_note"] for d in f.details] == [p.name for p in REF_PAYMENTS]
     assert f.total == Decimal(10_000_021_500) and f.trailer["total_count"] == "00000004"
 
 
@@ -168,7 +198,7 @@ def _join(records: list[bytes]) -> bytes:
 )
 def test_bad_files_name_line_field_and_value(mutate, line, field, reason):
     with pytest.raises(FormatError) as e:
-        ach.read_ach(_join(mutate(_records(GOLDEN.read_bytes()))), "bad.txt")
+        ach.read_ach(_join(mutate(_records(REFERENCE))), "bad.txt")
     hits = [err for err in e.value.errors if err.field == field and err.line == line]
     assert hits, e.value
     assert reason in hits[0].reason
@@ -176,7 +206,7 @@ def test_bad_files_name_line_field_and_value(mutate, line, field, reason):
 
 def test_a_file_with_bare_lf_endings_is_refused():
     with pytest.raises(FormatError, match=r"CRLF|bare LF"):
-        ach.read_ach(GOLDEN.read_bytes().replace(b"\r\n", b"\n"), "lf.txt")
+        ach.read_ach(REFERENCE.replace(b"\r\n", b"\n"), "lf.txt")
 
 
 def test_an_empty_file_is_refused():
@@ -185,7 +215,7 @@ def test_an_empty_file_is_refused():
 
 
 def test_csv_variant():
-    data = ach.write_csv(BATCH, GOLDEN_PAYMENTS[:2], "cp950")
+    data = ach.write_csv(BATCH, REF_PAYMENTS[:2], "cp950")
     rows = ach.read_csv(data, "x.csv", "cp950")
     assert data.startswith(b"seq,processing_date,") and data.endswith(b"\r\n")
     assert [r["payee_name"] for r in rows] == ["王小明", "ＡＢＣ股份有限公司１２３"]
@@ -207,9 +237,10 @@ _big5 = st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")).filter(lamb
 
 def _encodable(c: str) -> bool:
     try:
-        return c.encode("cp950").decode("cp950") == c
+        data = c.encode("cp950")
     except UnicodeEncodeError:
         return False
+    return data.decode("cp950") == c and ach.cp950_only(data) is None  # strict Big5: the writer's default
 
 
 def _fits(width: int):
@@ -220,13 +251,13 @@ _payments = st.builds(
     ach.Payment,
     seq=st.just(0),
     reference=st.from_regex(r"[0-9A-Z-]{1,20}", fullmatch=True),
-    receiving_bank=st.from_regex(r"[0-9]{7}", fullmatch=True),
+    receiving_bank=st.sampled_from(["0081005", "8120023", "0040037", "0172026", "0092200", "8081366"]),
     receiving_account=st.from_regex(r"[0-9]{1,16}", fullmatch=True),
     amount=st.integers(1, ach.MAX_AMOUNT),
-    payee_id=st.from_regex(r"[A-Z0-9]{1,10}", fullmatch=True),
+    payee_id=st.from_regex(r"[A-Z0-9]{8}|[A-Z0-9]{10}", fullmatch=True),
     name=_fits(40),
     memo=_fits(10),
-    txn_code=st.sampled_from(["101", "704", "530"]),
+    txn_code=st.sampled_from(["101", "405", "499"]),
 )
 
 
@@ -247,7 +278,7 @@ def test_round_trip(payments):
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=800), st.integers(0, 1500))
 def test_reader_fails_only_with_format_error(noise, at):
-    good = GOLDEN.read_bytes()
+    good = REFERENCE
     for data in (noise, good[:at] + noise + good[at:]):
         with contextlib.suppress(FormatError):
             ach.read_ach(data, "fuzz.txt")

@@ -72,7 +72,7 @@ def test_every_problem_is_listed_at_once():
     data = raw()
     data["banks"]["mega"]["cutoff_time"] = "nope"
     data["banks"]["first"]["bank_code"] = "822"  # ctbc's
-    data["banks"]["first"]["sending_unit"] = "8220017"
+    data["banks"]["first"]["sending_unit"] = "8220015"
     with pytest.raises(banks.BankConfigError) as e:
         banks.parse(data, ENV)
     assert "bank mega, field cutoff_time" in str(e.value) and "bank code 822 is configured twice" in str(e.value)

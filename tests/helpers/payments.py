@@ -19,7 +19,7 @@ def clean(pg) -> None:
 
 
 def add(pg, bank: str, count: int = 1, *, due: dt.date, name: str = "王小明", amount: int | None = None,
-        memo: str = "貨款", payee_bank: str = "8220901", ref_prefix: str | None = None) -> list[str]:  # fmt: skip
+        memo: str = "貨款", payee_bank: str = "0081005", ref_prefix: str | None = None) -> list[str]:  # fmt: skip
     """Insert ``count`` pending payments; returns their references (unique per call)."""
     prefix = ref_prefix or f"P{uuid.uuid4().hex[:8].upper()}"
     refs = []
@@ -90,18 +90,51 @@ def encrypt_as_bank(bank: str, plain: bytes, *, signer: str | None = None, recip
         return result.data
 
 
-def returns_for(pg, batch_file: str, reasons: dict[str, str] | None = None):
-    """(Payment, reason, original date) for every payment of a batch, as the bank answers them."""
-    from finflows.formats import ach
-
-    rows = pg.execute(
-        "SELECT p.reference, p.payee_bank, p.payee_account, p.amount::bigint, p.payee_id, p.seq, b.processing_date "
-        "FROM pay.payment p JOIN pay.batch b ON b.id = p.batch_id WHERE b.file_name = %s ORDER BY p.seq",
+def _batch_rows(pg, batch_file: str):
+    return pg.execute(
+        "SELECT p.reference, p.payee_bank, p.payee_account, p.amount::bigint, p.payee_id, p.seq, p.txn_code, "
+        "b.processing_date, b.bank FROM pay.payment p JOIN pay.batch b ON b.id = p.batch_id WHERE b.file_name = %s "
+        "ORDER BY p.seq",
         (batch_file,),
     ).fetchall()
-    reasons = reasons or {}
-    return [(ach.Payment(seq, ref, unit, acct, int(amount), pid, "", ""), reasons.get(ref, "00"), day)
-            for ref, unit, acct, amount, pid, seq, day in rows]  # fmt: skip
+
+
+def return_file(pg, cfg, batch_file: str, reasons: dict[str, str] | None = None, *, paid: str | None = None,
+                day: dt.date | None = None, extra: list[dict] | None = None) -> bytes:  # fmt: skip
+    """The ACHR01 the payee's bank sends for a batch of ours, built from the public layout by
+    tests/helpers/tch.py (not by our writer): one R detail per payment in ``reasons`` (reference →
+    reason code), and for the others a detail with ``paid`` where the bank lists paid items too
+    (none where it lists returns only). ``extra``: further details as they are."""
+    from tests.helpers import tch
+
+    rows = _batch_rows(pg, batch_file)
+    bank = cfg.bank(rows[0][-1])
+    details = []
+    for ref, unit, acct, amount, pid, seq, txn, processing_date, _ in rows:
+        reason = (reasons or {}).get(ref, paid)
+        if reason is None:
+            continue
+        original = tch.payment_detail(seq=seq, txid=txn or bank.default_txn_code, pbank=bank.sending_unit,
+                                      pclno=bank.presenting_account, rbank=unit, rclno=acct, amount=amount,
+                                      cid=cfg.originator.company_id, pid=pid, cno=ref)  # fmt: skip
+        details.append(tch.return_of(original, seq=len(details) + 1, rcode=reason, pdate=processing_date))
+    details += [d | {"SEQ": len(details) + i} for i, d in enumerate(extra or [], start=1)]
+    processing_date = rows[0][7]
+    return tch.file("ACHR01", day or processing_date, rows[0][1], details,
+                    ydate=processing_date - dt.timedelta(days=3))  # fmt: skip
+
+
+def returns_for(pg, batch_file: str, reasons: dict[str, str] | None = None, paid: str | None = "00"):
+    """(Payment, reason) for the payments of a batch as a CSV bank answers them, and the batch's day."""
+    from finflows.formats import ach
+
+    rows = _batch_rows(pg, batch_file)
+    out = []
+    for ref, unit, acct, amount, pid, seq, _txn, _day, _bank in rows:
+        reason = (reasons or {}).get(ref, paid)
+        if reason is not None:
+            out.append((ach.Payment(seq, ref, unit, acct, int(amount), pid, "", ""), reason))
+    return out, rows[0][7]
 
 
 def drop_return(local_dir: Path, bank: str, name: str, data: bytes) -> None:

@@ -15,6 +15,7 @@ import time_machine
 from finflows import payments, pgp
 from finflows.formats import ach
 from tests.helpers import payments as pay
+from tests.helpers import tch
 from tests.helpers.payments import pay_bank as run
 
 pytestmark = pytest.mark.integration
@@ -36,17 +37,22 @@ def test_payments_reach_the_bank_encrypted_signed_and_byte_exact(clean_payments,
     plain = pay.decrypt_as_bank("mega", cipher)  # decrypts with mega's key, checks our signature
 
     batch = pg.execute("SELECT id, created_at FROM pay.batch").fetchone()
-    expected = ach.write_achp01(
-        ach.Batch(MONDAY, batch[1].astimezone(TAIPEI).time().replace(microsecond=0), "0170077",
-                  os.environ["FINFLOWS_ACCOUNT_MEGA"], os.environ["FINFLOWS_ACH_COMPANY_ID"], dt.date(2026, 11, 20)),
-        [ach.Payment(i, ref, "8220901", acct, amount, pid, "林美玲", "貨款")
-         for i, (ref, acct, amount, pid) in enumerate(pg.execute(
-             "SELECT reference, payee_account, amount::int, payee_id FROM pay.payment ORDER BY seq").fetchall(), 1)],
+    mega = cfg.bank("mega")
+    rows = pg.execute("SELECT reference, payee_bank, payee_account, amount::int, payee_id, seq FROM pay.payment "
+                      "ORDER BY seq").fetchall()  # fmt: skip
+    expected = tch.file(  # what Mega expects, built from the clearing house's public layout, not by our writer
+        "ACHP01", MONDAY, "0170000",  # SORG: Mega's head office, as banks.yaml says
+        [tch.payment_detail(seq=seq, txid="405", pbank="0172026", pclno=os.environ["FINFLOWS_ACCOUNT_MEGA"],
+                            rbank=unit, rclno=acct, amount=amount, cid=os.environ["FINFLOWS_ACH_COMPANY_ID"], pid=pid,
+                            cno=ref, note="林美玲", memo="貨款")
+         for ref, unit, acct, amount, pid, seq in rows],
+        ttime=batch[1].astimezone(TAIPEI).strftime("%H%M%S"),
     )  # fmt: skip
+    assert mega.sending_org == "0170000" and mega.default_txn_code == "405"
     assert plain == expected
     parsed = ach.read_ach(plain, name, "ACHP01")
     assert [d["customer_number"] for d in parsed.details] == refs
-    assert parsed.trailer["previous_business_day"] == dt.date(2026, 11, 20)  # Friday before
+    assert parsed.trailer["previous_business_day"] is None  # YDATE is blank in an ACHP01
 
     assert set(pay.statuses(pg, refs).values()) == {"uploaded"}
     transfer = pg.execute(
@@ -176,6 +182,12 @@ def retry(db, cfg, batch_id: int, bank: str, now: dt.datetime, circuit=None):
     )  # fmt: skip
 
 
+def queued_at(pg, when: dt.datetime) -> None:
+    """The queue's clock is the database's; these tests run on Monday's clock (the real date may be
+    later): put the queued entry where Monday's run would have put it."""
+    pg.execute("UPDATE pay.transfer_retry SET enqueued_at = %s, next_attempt_at = %s", (when, when))
+
+
 def test_a_failed_transfer_is_queued_and_the_retry_delivers_it(clean_payments, db, pg, cfg, local_dir, sftp_down):
     refs = pay.add(pg, "mega", 2, due=MONDAY)
     result = run(db, cfg, "mega", now=taipei(MONDAY, 6, 0), sftp_conn=sftp_down, attempts=2)
@@ -187,6 +199,8 @@ def test_a_failed_transfer_is_queued_and_the_retry_delivers_it(clean_payments, d
     assert pg.execute("SELECT outcome, attempts FROM pay.transfer").fetchall() == [("failed", 2)]
     assert pg.execute("SELECT status FROM pay.transfer_retry").fetchone()[0] == "waiting"
     archived = pg.execute("SELECT cipher_sha256 FROM pay.batch").fetchone()[0]
+    queued_at(pg, taipei(MONDAY, 6, 1))
+    assert payments.waiting_transfers(db, taipei(MONDAY, 6, 0)) == []  # not due before it was queued
 
     [(batch_id, bank)] = payments.waiting_transfers(db, taipei(MONDAY, 7, 0))
     retried = retry(db, cfg, batch_id, bank, taipei(MONDAY, 7, 0))
@@ -205,6 +219,7 @@ def test_a_queued_batch_past_its_cutoff_is_cancelled_and_its_payments_roll(
 ):
     refs = pay.add(pg, "mega", 2, due=MONDAY)
     run(db, cfg, "mega", now=taipei(MONDAY, 6, 0), sftp_conn=sftp_down)
+    queued_at(pg, taipei(MONDAY, 6, 1))
     [(batch_id, bank)] = payments.waiting_transfers(db, taipei(MONDAY, 16, 0))
     d = retry(db, cfg, batch_id, bank, taipei(MONDAY, 16, 0))
     assert d.outcome == "expired" and pay.uploaded(local_dir, "mega") == {}

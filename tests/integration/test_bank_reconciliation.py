@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from zoneinfo import ZoneInfo
 
@@ -27,27 +28,67 @@ def paid(clean_payments, pg, db, cfg, local_dir):
     return refs, batch_file
 
 
-def ach_return(pg, batch_file: str, reasons: dict | None = None, drop: int = 0) -> bytes:
-    answers = pay.returns_for(pg, batch_file, reasons)
-    batch = ach.Batch(MONDAY, dt.time(17, 0), "0170077", "0", "00000000", dt.date(2026, 11, 20))
-    data = ach.write_achr01(batch, answers)
+def ach_return(pg, cfg, batch_file: str, reasons: dict | None = None, drop: int = 0, **kw) -> bytes:
+    data = pay.return_file(pg, cfg, batch_file, reasons, **kw)
     return data[: len(data) - drop] if drop else data
 
 
-def test_a_return_file_settles_and_returns_the_right_payments(paid, pg, db, cfg, local_dir, s3_hook):
+def test_a_return_as_the_clearing_house_lays_it_out_returns_the_right_payment(paid, pg, db, cfg, local_dir, s3_hook):
+    """Mega lists only returned items (no success code): the swapped ACHR01 returns one payment with
+    its reason and meaning; the others wait for the return window and then settle."""
     refs, batch_file = paid
-    plain = ach_return(pg, batch_file, {refs[1]: "03"})
+    plain = ach_return(pg, cfg, batch_file, {refs[1]: "04"})
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", plain))
     pay.drop_return(local_dir, "mega", "unrelated.txt", b"not ours to read")
 
     [out] = pay.reconcile(db, cfg, today=MONDAY)
-    assert (out["outcome"], out["settled"], out["returned"], out["unmatched"]) == ("applied", 2, 1, 0)
-    assert out["alerts"] == []
-    assert pay.statuses(pg, refs) == {refs[0]: "settled", refs[1]: "returned", refs[2]: "settled"}
-    assert pg.execute("SELECT return_reason FROM pay.payment WHERE reference = %s", (refs[1],)).fetchone()[0] == "03"
+    assert (out["outcome"], out["settled"], out["returned"], out["unmatched"], out["mismatch"]) == (
+        "applied", 0, 1, 0, 0)  # fmt: skip
+    assert out["alerts"] == [f"{refs[1]} returned by mega: 04 no such account (無此帳號)"]
+    assert pay.statuses(pg, refs) == {refs[0]: "uploaded", refs[1]: "returned", refs[2]: "uploaded"}
+    row = pg.execute("SELECT r.return_reason, r.return_meaning, r.original_date, r.original_seq, p.return_reason "
+                     "FROM pay.return_line r JOIN pay.payment p ON p.id = r.payment_id").fetchone()  # fmt: skip
+    assert row == ("04", "04 no such account (無此帳號)", MONDAY, 2, "04")
     assert s3_hook.check_for_key("bank-reconciliation/mega/2026-11-23/ACHR01_017_20261123_01.txt", ARCHIVE)
     assert pay.reconcile(db, cfg, today=MONDAY)[0]["outcome"] == "seen"  # the next run skips it
-    assert pg.execute("SELECT count(*) FROM pay.return_line").fetchone()[0] == 3
+
+    mega = cfg.bank("mega")  # return window: 2 business days after Monday's processing date
+    assert reconciliation.settle_unreturned(db, mega, dt.date(2026, 11, 25), "test") == []  # Wednesday: still open
+    assert reconciliation.settle_unreturned(db, mega, dt.date(2026, 11, 26), "test") == sorted([refs[0], refs[2]])
+    assert pay.statuses(pg, refs) == {refs[0]: "settled", refs[1]: "returned", refs[2]: "settled"}
+    why = pg.execute("SELECT detail FROM pay.payment_event e JOIN pay.payment p ON p.id = e.payment_id "
+                     "WHERE p.reference = %s AND e.to_status = 'settled'", (refs[0],)).fetchone()[0]  # fmt: skip
+    assert why == "settled: no return within 2 business day(s)"
+
+
+def test_a_bank_that_lists_every_item_settles_by_its_success_code(clean_payments, pg, db, cfg, local_dir):
+    refs = pay.add(pg, "ctbc", 3, due=MONDAY)
+    pay.pay_bank(db, cfg, "ctbc", now=dt.datetime.combine(MONDAY, dt.time(6), tzinfo=TAIPEI))
+    [batch_file] = pay.uploaded(local_dir, "ctbc")
+    plain = pay.return_file(pg, cfg, batch_file, {refs[2]: "22"}, paid="00")
+    pay.drop_return(local_dir, "ctbc", "REC_20261123_1.txt", pay.encrypt_as_bank("ctbc", plain))
+    [out] = pay.reconcile(db, cfg, "ctbc", today=MONDAY)
+    assert (out["settled"], out["returned"]) == (2, 1)
+    assert pay.statuses(pg, refs) == {refs[0]: "settled", refs[1]: "settled", refs[2]: "returned"}
+    assert reconciliation.settle_unreturned(db, cfg.bank("ctbc"), dt.date(2026, 12, 31), "test") == []
+
+
+def test_a_return_is_matched_by_the_original_date_and_sequence_across_a_days_batches(
+    clean_payments, pg, db, cfg, local_dir
+):
+    """Two batches on one day: PSEQ runs on, so each return finds its own payment."""
+    first = pay.add(pg, "mega", 2, due=MONDAY)
+    pay.pay_bank(db, cfg, "mega", now=dt.datetime.combine(MONDAY, dt.time(6), tzinfo=TAIPEI))
+    second = pay.add(pg, "mega", 2, due=MONDAY)
+    pay.pay_bank(db, cfg, "mega", now=dt.datetime.combine(MONDAY, dt.time(7), tzinfo=TAIPEI))
+    seqs = dict(pg.execute("SELECT reference, seq FROM pay.payment WHERE reference = ANY(%s)",
+                           (first + second,)).fetchall())  # fmt: skip
+    assert sorted(seqs.values()) == [1, 2, 3, 4]
+    batch_files = sorted(pay.uploaded(local_dir, "mega"))
+    plain = pay.return_file(pg, cfg, batch_files[1], {second[1]: "23"})
+    pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", plain))
+    [out] = pay.reconcile(db, cfg, today=MONDAY)
+    assert out["returned"] == 1 and pay.statuses(pg, [second[1]]) == {second[1]: "returned"}
 
 
 @pytest.mark.parametrize(
@@ -63,10 +104,11 @@ def test_a_file_that_cannot_be_trusted_or_read_is_quarantined_and_applies_nothin
     paid, pg, db, cfg, local_dir, s3_hook, case, make, reason
 ):
     refs, batch_file = paid
+    returns = dict.fromkeys(refs, "04")
     if make is None:  # cut in the middle of the trailer
-        data = pay.encrypt_as_bank("mega", ach_return(pg, batch_file, drop=100))
+        data = pay.encrypt_as_bank("mega", ach_return(pg, cfg, batch_file, returns, drop=100))
     else:
-        data = make(ach_return(pg, batch_file))
+        data = make(ach_return(pg, cfg, batch_file, returns))
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", data)
     [out] = pay.reconcile(db, cfg, today=MONDAY)
     assert out["outcome"] == "quarantined" and reason in out["error"], out
@@ -79,53 +121,97 @@ def test_a_file_that_cannot_be_trusted_or_read_is_quarantined_and_applies_nothin
     assert pay.reconcile(db, cfg, today=MONDAY)[0]["outcome"] == "seen"  # not retried until the bank sends another file
 
 
+@pytest.mark.parametrize(
+    ("change", "line", "field", "value"),
+    [
+        ({"RCODE": "00"}, 2, "return_reason", "'00'"),  # Mega sends no success code
+        ({"RCODE": "  "}, 2, "return_reason", "(blank)"),
+        ({"TYPE": "N"}, 2, "record_type", "'N'"),
+        ({"PSEQ": "00000O01"}, 2, "original_seq", "'00000O01'"),
+        ({"PDATE": "01150231"}, 2, "original_date", "'01150231'"),  # 31 February
+    ],
+)
+def test_a_return_that_breaks_the_clearing_houses_rules_is_quarantined_naming_line_field_value(
+    paid, pg, db, cfg, local_dir, s3_hook, change, line, field, value
+):
+    refs, batch_file = paid
+    plain = ach_return(pg, cfg, batch_file, {refs[0]: "04"})
+    records = plain.split(b"\r\n")
+    offsets = {"RCODE": 70, "TYPE": 0, "PSEQ": 107, "PDATE": 99}  # 0-based starts in the public layout
+    ((name, text),) = change.items()
+    at = offsets[name]
+    records[1] = records[1][:at] + text.encode() + records[1][at + len(text) :]
+    assert len(records[1]) == 250
+    pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", b"\r\n".join(records)))
+    [out] = pay.reconcile(db, cfg, today=MONDAY)
+    assert out["outcome"] == "quarantined", out
+    assert f"line {line}, field {field}, value {value}" in out["error"], out["error"]
+    assert set(pay.statuses(pg, refs).values()) == {"uploaded"}
+    report = json.loads(s3_hook.read_key("bank-reconciliation/quarantine/mega/ACHR01_017_20261123_01.txt.error.json",
+                                         ARCHIVE))  # fmt: skip
+    assert {"line": line, "field": field}.items() <= report["errors"][0].items()
+
+
 def test_unknown_transaction_is_unmatched_and_alerts_while_the_rest_applies(paid, pg, db, cfg, local_dir):
-    _refs, batch_file = paid
-    answers = pay.returns_for(pg, batch_file)
-    stranger = ach.Payment(9, "NOT-OURS-1", "8220901", "1", 77, "Z000000009", "", "")
-    batch = ach.Batch(MONDAY, dt.time(17), "0170077", "0", "00000000", dt.date(2026, 11, 20))
-    plain = ach.write_achr01(batch, [*answers, (stranger, "00", MONDAY)])
+    from tests.helpers import tch
+
+    refs, batch_file = paid
+    mega = cfg.bank("mega")
+    stranger = tch.payment_detail(seq=77, txid="405", pbank=mega.sending_unit, pclno=mega.presenting_account,
+                                  rbank="8120023", rclno="1", amount=77, cid=cfg.originator.company_id,
+                                  pid="Z000000009", cno="NOT-OURS-1")  # fmt: skip
+    extra = [tch.return_of(stranger, seq=0, rcode="04", pdate=MONDAY)]
+    plain = ach_return(pg, cfg, batch_file, {refs[0]: "24"}, extra=extra)
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", plain))
     [out] = pay.reconcile(db, cfg, today=MONDAY)
-    assert (out["settled"], out["unmatched"]) == (3, 1)
+    assert (out["returned"], out["unmatched"]) == (1, 1)
     assert any("match no payment" in a for a in out["alerts"])
-    assert pg.execute("SELECT reference FROM pay.return_line WHERE outcome = 'unmatched'").fetchall() == [
-        ("NOT-OURS-1",)
+    assert pg.execute("SELECT reference, detail FROM pay.return_line WHERE outcome = 'unmatched'").fetchall() == [
+        ("NOT-OURS-1", "no payment of ours was presented at this bank as 2026-11-23 #77")
     ]
 
 
 def test_a_mismatched_amount_over_five_percent_of_a_batch_alerts(paid, pg, db, cfg, local_dir):
     refs, batch_file = paid
-    answers = pay.returns_for(pg, batch_file)
-    p, reason, day = answers[0]
-    answers[0] = (ach.Payment(**(p.__dict__ | {"amount": p.amount + 1})), reason, day)
-    batch = ach.Batch(MONDAY, dt.time(17), "0170077", "0", "00000000", dt.date(2026, 11, 20))
-    pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt",
-                    pay.encrypt_as_bank("mega", ach.write_achr01(batch, answers)))  # fmt: skip
+    plain = ach_return(pg, cfg, batch_file, dict.fromkeys(refs, "04"))
+    records = plain.split(b"\r\n")
+    records[1] = records[1][:60] + b"0000005001" + records[1][70:]  # the bank says 5,001 where we sent 5,000
+    records[-2] = records[-2][:39] + b"0000000000015001" + records[-2][55:]
+    pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", b"\r\n".join(records)))
     [out] = pay.reconcile(db, cfg, today=MONDAY)
-    assert (out["settled"], out["mismatch"]) == (2, 1)
+    assert (out["returned"], out["mismatch"]) == (2, 1)
     assert any("1 of 3 payment(s) mismatched (33%)" in a for a in out["alerts"]), out["alerts"]
     assert pay.statuses(pg, refs)[refs[0]] == "uploaded"  # a mismatch settles nothing
 
 
+def test_a_reference_that_is_not_the_payment_at_that_date_and_sequence_is_a_mismatch(paid, pg, db, cfg, local_dir):
+    refs, batch_file = paid
+    plain = ach_return(pg, cfg, batch_file, {refs[0]: "04"})
+    plain = plain.replace(refs[0].encode(), refs[1].encode())  # CNO names another payment of ours
+    pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", plain))
+    [out] = pay.reconcile(db, cfg, today=MONDAY)
+    assert (out["returned"], out["mismatch"]) == (0, 1)
+    assert set(pay.statuses(pg, refs).values()) == {"uploaded"}
+
+
 def test_a_duplicate_file_changes_nothing(paid, pg, db, cfg, local_dir):
     refs, batch_file = paid
-    data = pay.encrypt_as_bank("mega", ach_return(pg, batch_file))
+    data = pay.encrypt_as_bank("mega", ach_return(pg, cfg, batch_file, dict.fromkeys(refs, "04")))
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", data)
     pay.reconcile(db, cfg, today=MONDAY)
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_02.txt", data)  # the bank sends it again, renamed
     outs = {o["file_name"]: o for o in pay.reconcile(db, cfg, today=MONDAY)}
     assert outs["ACHR01_017_20261123_01.txt"]["outcome"] == "seen"
-    assert outs["ACHR01_017_20261123_02.txt"]["duplicate"] == 3 and outs["ACHR01_017_20261123_02.txt"]["settled"] == 0
-    assert set(pay.statuses(pg, refs).values()) == {"settled"}
-    assert pg.execute("SELECT count(*) FROM pay.payment_event WHERE to_status = 'settled'").fetchone()[0] == 3
+    assert outs["ACHR01_017_20261123_02.txt"]["duplicate"] == 3 and outs["ACHR01_017_20261123_02.txt"]["returned"] == 0
+    assert set(pay.statuses(pg, refs).values()) == {"returned"}
+    assert pg.execute("SELECT count(*) FROM pay.payment_event WHERE to_status = 'returned'").fetchone()[0] == 3
 
 
 def test_csv_return_file(clean_payments, pg, db, cfg, local_dir):
     refs = pay.add(pg, "esun", 2, due=MONDAY)
     pay.pay_bank(db, cfg, "esun", now=dt.datetime.combine(MONDAY, dt.time(6), tzinfo=TAIPEI))
     [batch_file] = pay.uploaded(local_dir, "esun")
-    plain = ach.write_return_csv(pay.returns_for(pg, batch_file, {refs[0]: "04"}), "cp950")
+    plain = ach.write_return_csv(*pay.returns_for(pg, batch_file, {refs[0]: "04"}), "cp950")
     pay.drop_return(local_dir, "esun", "ESUN_REC_20261123.csv", pay.encrypt_as_bank("esun", plain))
     [out] = pay.reconcile(db, cfg, "esun", today=MONDAY)
     assert (out["settled"], out["returned"]) == (1, 1)
@@ -137,7 +223,7 @@ def test_a_csv_return_line_without_a_real_amount_quarantines_the_file(clean_paym
     refs = pay.add(pg, "esun", 2, due=MONDAY)
     pay.pay_bank(db, cfg, "esun", now=dt.datetime.combine(MONDAY, dt.time(6), tzinfo=TAIPEI))
     [batch_file] = pay.uploaded(local_dir, "esun")
-    good = ach.write_return_csv(pay.returns_for(pg, batch_file), "cp950").decode("cp950").split("\r\n")
+    good = ach.write_return_csv(*pay.returns_for(pg, batch_file), "cp950").decode("cp950").split("\r\n")
     cells = good[2].split(",")
     cells[ach.RETURN_CSV_COLUMNS.index("amount")] = amount
     plain = "\r\n".join([*good[:2], ",".join(cells), *good[3:]]).encode("cp950")

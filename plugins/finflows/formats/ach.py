@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from finflows.formats import tch
 from finflows.formats.fixedwidth import (
     Choice,
     Digits,
@@ -42,14 +44,33 @@ CLEARING_HOUSE = "9990250"
 MAX_AMOUNT = 9_999_999_999  # the detail's 10 digits
 
 
+def cp950_only(data: bytes) -> bytes | None:
+    """The first two-byte code in ``data`` that cp950 has and Big5 proper does not (``€`` A3E1, the
+    ETEN extensions F9D6–F9FE), or ``None``. ``data`` is cp950 bytes."""
+    i, n = 0, len(data)
+    while i < n:
+        if data[i] < 0x80:
+            i += 1
+            continue
+        pair = data[i : i + 2]
+        if pair == b"\xa3\xe1" or (pair[0] == 0xF9 and len(pair) == 2 and pair[1] >= 0xD6):
+            return pair
+        i += 2
+    return None
+
+
 class Big5Text:
-    """Text that travels as Big5 (cp950) bytes, left-aligned and space-padded to ``width`` bytes."""
+    """Text that travels as Big5 (cp950) bytes, left-aligned and space-padded to ``width`` bytes.
+
+    Writing is strict Big5 unless ``extensions``: cp950's own additions (``€``, F9D6–F9FE) are
+    refused, since a bank whose system is Big5 would not show them. Reading accepts cp950."""
 
     semantic = True  # the pattern cannot tell valid Big5: a match is still decoded
 
-    def __init__(self, required: bool = False, encoding: str = "cp950"):
+    def __init__(self, required: bool = False, encoding: str = "cp950", extensions: bool = True):
         self.required = required
         self.encoding = encoding
+        self.extensions = extensions
 
     def regex(self, width: int) -> str:
         return f".{{{width}}}"
@@ -80,6 +101,10 @@ class Big5Text:
             back = data.decode(self.encoding)
             bad = next(c for c, d in zip(text, back, strict=False) if c != d)
             raise ValueError(f"character {bad!r} has no exact Big5 form (it would arrive changed)")
+        if not self.extensions and (code := cp950_only(data)) is not None:
+            bad = code.decode(self.encoding)
+            raise ValueError(f"character {bad!r} (cp950 {code.hex().upper()}) is a cp950 extension, not Big5; "
+                             "this bank's configuration allows Big5 only (big5_extensions)")  # fmt: skip
         return (data + b" " * (width - n)).decode(WIRE)
 
     def inline(self, var: str, width: int, encode: str, tmp: str) -> str:
@@ -88,9 +113,10 @@ class Big5Text:
         if self.required:
             return f"{encode}({var}, {width})"
         enc = self.encoding
+        strict = "" if self.extensions else f" and b'\\xf9' not in {tmp} and b'\\xa3\\xe1' not in {tmp}"
         ok = (f"type({var}) is str and '\\r' not in {var} and '\\n' not in {var} "
               f"and len({tmp} := {var}.encode({enc!r})) <= {width} "
-              f"and (len({tmp}) == len({var}) or {tmp}.decode({enc!r}) == {var})")  # fmt: skip
+              f"and (len({tmp}) == len({var}) or {tmp}.decode({enc!r}) == {var}){strict}")  # fmt: skip
         return f"({tmp}.decode({WIRE!r}) + ' ' * ({width} - len({tmp})) if {ok} else {encode}({var}, {width}))"
 
     def sql(self, text: str) -> str:
@@ -175,6 +201,35 @@ def roc(day: dt.date) -> str:
     return RocDate().encode(day, 8)
 
 
+_unit_problem = functools.lru_cache(maxsize=8192)(tch.unit_problem)
+
+
+class Unit(Digits):
+    """A clearing-house unit: bank (3) + branch (3) + check digit, checked against the unit table
+    and the check digit (``tch.unit_problem``) both ways."""
+
+    semantic = True
+
+    def __init__(self):
+        super().__init__(exact=True)
+
+    def decode(self, raw: str) -> str:
+        problem = _unit_problem(raw)
+        if problem:
+            raise ValueError(problem)
+        return raw
+
+    def encode(self, value: Any, width: int) -> str:
+        text = super().encode(value, width)
+        problem = _unit_problem(text)
+        if problem:
+            raise ValueError(problem)
+        return text
+
+    def inline(self, var: str, width: int, encode: str, tmp: str) -> str:
+        return f"{encode}({var}, {width})"
+
+
 HEADER = Layout(
     "ACH header",
     RECORD,
@@ -183,42 +238,48 @@ HEADER = Layout(
         Field("data_code", 4, 6, Choice(["ACHP01", "ACHR01"])),
         Field("processing_date", 10, 8, RocDate()),
         Field("processing_time", 18, 6, Time()),
-        Field("sending_unit", 24, 7, Digits(exact=True)),
-        Field("receiving_unit", 31, 7, Digits(exact=True)),
+        Field("sending_unit", 24, 7, Unit()),  # SORG
+        Field("receiving_unit", 31, 7, Choice([CLEARING_HOUSE])),  # RORG
         Field("version", 38, 3, Choice(["V10"])),
         Field("filler", 41, 210, AsciiText()),
     ),
 )
 
-DETAIL = Layout(
-    "ACH detail",
-    RECORD,
-    (
-        Field("record_type", 1, 1, Choice({"N": "new", "R": "return"})),
-        Field("txn_class", 2, 2, Choice({"SC": "payment", "SD": "collection"})),
-        Field("txn_code", 4, 3, Digits(exact=True)),
-        Field("seq", 7, 8, Digits()),
-        Field("presenting_bank", 15, 7, Digits(exact=True)),
-        Field("presenting_account", 22, 16, Digits()),
-        Field("receiving_bank", 38, 7, Digits(exact=True)),
-        Field("receiving_account", 45, 16, Digits()),
-        Field("amount", 61, 10, WholeAmount()),
-        Field("return_reason", 71, 2, AsciiText()),
-        Field("exchange_order", 73, 1, Choice(["B"])),
-        Field("payer_id", 74, 10, AsciiText()),
-        Field("payee_id", 84, 10, AsciiText()),
-        Field("listed_company", 94, 6, AsciiText()),
-        Field("original_date", 100, 8, RocDate(optional=True)),
-        Field("original_seq", 108, 8, AsciiText()),
-        Field("original_exchange_order", 116, 1, AsciiText()),
-        Field("customer_number", 117, 20, AsciiText()),
-        Field("originator_note", 137, 40, Big5Text()),
-        Field("passbook_memo", 177, 10, Big5Text()),
-        Field("customer_fee", 187, 5, Digits(exact=True)),
-        Field("originating_bank_note", 192, 20, Big5Text()),
-        Field("filler", 212, 39, AsciiText()),
-    ),
-)
+
+def _detail_layout(extensions: bool) -> Layout:
+    return Layout(
+        "ACH detail",
+        RECORD,
+        (
+            Field("record_type", 1, 1, Choice({"N": "new", "R": "return"})),  # TYPE
+            Field("txn_class", 2, 2, Choice({"SC": "payment", "SD": "collection"})),  # TXTYPE
+            Field("txn_code", 4, 3, Digits(exact=True)),  # TXID
+            Field("seq", 7, 8, Digits()),  # SEQ
+            Field("presenting_bank", 15, 7, Unit()),  # PBANK
+            Field("presenting_account", 22, 16, Digits()),  # PCLNO
+            Field("receiving_bank", 38, 7, Unit()),  # RBANK
+            Field("receiving_account", 45, 16, Digits()),  # RCLNO
+            Field("amount", 61, 10, WholeAmount()),  # AMT
+            Field("return_reason", 71, 2, AsciiText()),  # RCODE
+            Field("exchange_order", 73, 1, Choice(["B"])),  # SCHD
+            Field("payer_id", 74, 10, AsciiText()),  # CID
+            Field("payee_id", 84, 10, AsciiText()),  # PID
+            Field("listed_company", 94, 6, AsciiText()),  # SID
+            Field("original_date", 100, 8, RocDate(optional=True)),  # PDATE
+            Field("original_seq", 108, 8, AsciiText()),  # PSEQ
+            Field("original_exchange_order", 116, 1, AsciiText()),  # PSCHD
+            Field("customer_number", 117, 20, AsciiText()),  # CNO
+            Field("originator_note", 137, 40, Big5Text(extensions=extensions)),  # NOTE
+            Field("passbook_memo", 177, 10, Big5Text(extensions=extensions)),  # MEMO
+            Field("customer_fee", 187, 5, Digits(exact=True)),  # CFEE
+            Field("originating_bank_note", 192, 20, Big5Text(extensions=extensions)),  # NOTEB
+            Field("filler", 212, 39, AsciiText()),
+        ),
+    )
+
+
+DETAIL = _detail_layout(extensions=True)  # reading: whatever cp950 holds
+DETAIL_BIG5 = _detail_layout(extensions=False)  # writing for a bank that takes Big5 only (the default)
 
 TRAILER = Layout(
     "ACH trailer",
@@ -227,11 +288,11 @@ TRAILER = Layout(
         Field("eof", 1, 3, Choice(["EOF"])),
         Field("data_code", 4, 6, Choice(["ACHP01", "ACHR01"])),
         Field("processing_date", 10, 8, RocDate()),
-        Field("sending_unit", 18, 7, Digits(exact=True)),
-        Field("receiving_unit", 25, 7, Digits(exact=True)),
+        Field("sending_unit", 18, 7, Unit()),  # SORG
+        Field("receiving_unit", 25, 7, Choice([CLEARING_HOUSE])),  # RORG
         Field("total_count", 32, 8, Digits()),
         Field("total_amount", 40, 16, WholeAmount()),
-        Field("previous_business_day", 56, 8, RocDate()),
+        Field("previous_business_day", 56, 8, RocDate(optional=True)),  # YDATE: blank in ACHP01
         Field("filler", 64, 187, AsciiText()),
     ),
 )
@@ -252,29 +313,42 @@ PAYMENT_FIELDS = (
 
 @dataclass(frozen=True)
 class Batch:
-    """What a payment file says about itself: who sends it, for which processing day."""
+    """What an ACH file says about itself: who sends it, for which processing day.
+
+    For an ``ACHP01`` we send, ``sending_unit`` / ``presenting_account`` are our unit and account
+    (PBANK / PCLNO). ``sending_org`` is the header's and trailer's SORG when a bank wants another
+    unit there (its head office, say); otherwise the sending unit. ``previous_business_day`` is
+    the trailer's YDATE: blank in an ``ACHP01``, filled in an ``ACHR01``."""
 
     processing_date: dt.date
     created_at: dt.time
-    sending_unit: str  # our bank + branch (7 digits)
-    presenting_account: str  # our account there
-    payer_id: str  # our company id (統一編號)
-    previous_business_day: dt.date
+    sending_unit: str
+    presenting_account: str
+    payer_id: str  # our company id (統一編號), CID
+    previous_business_day: dt.date | None = None
+    sending_org: str | None = None
+
+    @property
+    def sorg(self) -> str:
+        return self.sending_org or self.sending_unit
 
 
 @dataclass(frozen=True)
 class Payment:
-    """One payment as the file needs it. ``name`` goes to the originator note (Big5, 40 bytes)."""
+    """One payment as the file needs it. ``name`` goes to the originator note (Big5, 40 bytes).
+
+    ``txn_code`` comes from the clearing house's table and must be a payment (SC) code: there is
+    no silent default; the payment or its bank's configuration says which."""
 
     seq: int
     reference: str  # customer number: our payment reference (≤ 20)
-    receiving_bank: str  # 7 digits: bank + branch
+    receiving_bank: str  # 7 digits: bank + branch + check digit
     receiving_account: str  # digits, ≤ 16
     amount: int  # whole NTD
-    payee_id: str
+    payee_id: str  # 8 (company tax id) or 10 (national id) characters
     name: str
     memo: str = ""  # passbook memo (Big5, 10 bytes)
-    txn_code: str = "101"
+    txn_code: str | None = None
 
 
 class PaymentError(ValueError):
@@ -283,7 +357,13 @@ class PaymentError(ValueError):
     def __init__(self, reference: str, errors: list[tuple[str, str, str]]):
         self.reference = reference
         self.errors = errors
-        super().__init__(f"payment {reference}: " + "; ".join(f"field {f}, value {v!r}: {r}" for f, v, r in errors))
+        super().__init__(f"payment {reference}: " + "; ".join(f"field {f}, value {shown(v)}: {r}" for f, v, r in errors))
+
+
+def shown(value: Any) -> str:
+    """A value as an error shows it: quoted, or ``(blank)``."""
+    text = "" if value is None else str(value)
+    return repr(text) if text.strip() else "(blank)"
 
 
 def _detail_values(p: Payment) -> tuple:
@@ -310,43 +390,64 @@ def _detail_constants(batch: Batch) -> dict[str, Any]:
     }
 
 
-def _check(p: Payment) -> None:
-    """Domain rules the codecs cannot know: a positive whole amount that fits."""
+def _problems(p: Payment, txn_class: str = "SC") -> list[tuple[str, str, str]]:
+    """Domain rules the codecs cannot know: a positive whole amount that fits, a transaction code
+    of the file's class from the clearing house's table, an 8- or 10-character payee id."""
+    out = []
     if type(p.amount) is not int or not 0 < p.amount <= MAX_AMOUNT:
-        raise PaymentError(p.reference, [("amount", str(p.amount), f"must be a whole NTD amount 1..{MAX_AMOUNT}")])
+        out.append(("amount", str(p.amount), f"must be a whole NTD amount 1..{MAX_AMOUNT}"))
+    if not p.txn_code:
+        out.append(("txn_code", "", "no transaction code: set the payment's txn_code or the bank's default_txn_code"))
+    elif problem := tch.txn_problem(p.txn_code, txn_class):
+        out.append(("txn_code", p.txn_code, problem))
+    if problem := tch.pid_problem(p.payee_id):
+        out.append(("payee_id", p.payee_id, problem))
+    return out
+
+
+def _check(p: Payment) -> None:
+    if errors := _problems(p):
+        raise PaymentError(p.reference, errors)
 
 
 def _header(batch: Batch, data_code: str) -> str:
     return HEADER.format({"bof": "BOF", "data_code": data_code, "processing_date": batch.processing_date,
-                          "processing_time": batch.created_at, "sending_unit": batch.sending_unit,
+                          "processing_time": batch.created_at, "sending_unit": batch.sorg,
                           "receiving_unit": CLEARING_HOUSE, "version": "V10", "filler": ""})  # fmt: skip
 
 
 def _trailer(batch: Batch, data_code: str, count: int, total: int) -> str:
+    ydate = batch.previous_business_day if data_code == "ACHR01" else None
     return TRAILER.format({"eof": "EOF", "data_code": data_code, "processing_date": batch.processing_date,
-                           "sending_unit": batch.sending_unit, "receiving_unit": CLEARING_HOUSE, "total_count": count,
-                           "total_amount": total, "previous_business_day": batch.previous_business_day,
-                           "filler": ""})  # fmt: skip
+                           "sending_unit": batch.sorg, "receiving_unit": CLEARING_HOUSE, "total_count": count,
+                           "total_amount": total, "previous_business_day": ydate, "filler": ""})  # fmt: skip
 
 
-def write_achp01(batch: Batch, payments: Iterable[Payment]) -> bytes:
+def _sc_codes() -> frozenset[str]:
+    return frozenset(c for c, t in tch.txn_codes().items() if t.txn_class == "SC")
+
+
+def write_achp01(batch: Batch, payments: Iterable[Payment], *, extensions: bool = False) -> bytes:
     """The whole ``ACHP01`` file: header, one detail per payment (in the order given), trailer.
 
-    A payment that cannot be written raises ``PaymentError`` naming it; nothing is returned."""
-    detail = DETAIL.formatter(PAYMENT_FIELDS, _detail_constants(batch))
+    ``extensions``: the bank takes cp950's additions to Big5 (``€``, F9D6–F9FE). A payment that
+    cannot be written raises ``PaymentError`` naming it and every bad field; nothing is returned."""
+    layout = DETAIL if extensions else DETAIL_BIG5
     constants = _detail_constants(batch)
+    detail = layout.formatter(PAYMENT_FIELDS, constants)
+    sc, pid = _sc_codes(), tch.pid_problem
     records = [_header(batch, "ACHP01")]
     count = total = 0
     append = records.append
     for p in payments:
-        if type(p.amount) is not int or not 0 < p.amount <= MAX_AMOUNT:
+        if type(p.amount) is not int or not 0 < p.amount <= MAX_AMOUNT or p.txn_code not in sc or pid(p.payee_id):
             _check(p)  # raises, naming the payment
         try:
             append(detail(p.txn_code, p.seq, p.receiving_bank, p.receiving_account, p.amount, p.payee_id,
                           p.reference, p.name, p.memo))  # fmt: skip
         except (ValueError, TypeError, ArithmeticError):
             try:  # the slow path names every bad field
-                DETAIL.format(constants | dict(zip(PAYMENT_FIELDS, _detail_values(p), strict=True)))
+                layout.format(constants | dict(zip(PAYMENT_FIELDS, _detail_values(p), strict=True)))
             except RecordError as e:
                 raise PaymentError(p.reference, e.errors) from None
             raise
@@ -356,17 +457,41 @@ def write_achp01(batch: Batch, payments: Iterable[Payment]) -> bytes:
     return ("\r\n".join(records) + "\r\n").encode(WIRE)
 
 
-def write_achr01(batch: Batch, returns: Iterable[tuple[Payment, str, dt.date]]) -> bytes:
-    """An ``ACHR01`` return file as a bank sends it: one ``R`` detail per original payment with the
-    return reason (``00``: paid), the original processing date and sequence. The bank's side: the
-    tests and the demo play the bank with it."""
+def write_achr01(batch: Batch, original: Batch, returns: Iterable[tuple[Payment, str]]) -> bytes:
+    """An ``ACHR01`` return file as the returning (payee's) bank sends it: the bank's side, which
+    the demo plays. ``batch`` is the return file's own day and unit (SORG) and its trailer's YDATE;
+    ``original`` is the ``ACHP01`` batch the payments came in. Each detail is ``R`` with the
+    reason code, and **the two sides swapped**: PBANK/PCLNO the payee's unit and account,
+    RBANK/RCLNO our unit and account; PDATE/PSEQ point at the original entry."""
     records = [_header(batch, "ACHR01")]
     total = 0
-    for p, reason, original_date in returns:
-        values = dict(zip(PAYMENT_FIELDS, _detail_values(p), strict=True))
-        records.append(DETAIL.format(_detail_constants(batch) | values | {
-            "record_type": "R", "return_reason": reason, "original_date": original_date,
-            "original_seq": f"{p.seq:08d}", "original_exchange_order": "B"}))  # fmt: skip
+    for seq, (p, reason) in enumerate(returns, start=1):
+        values = {
+            "record_type": "R",
+            "txn_class": tch.txn_codes()[p.txn_code].txn_class if p.txn_code in tch.txn_codes() else "SC",
+            "txn_code": p.txn_code,
+            "seq": seq,
+            "presenting_bank": p.receiving_bank,
+            "presenting_account": p.receiving_account,
+            "receiving_bank": original.sending_unit,
+            "receiving_account": original.presenting_account,
+            "amount": p.amount,
+            "return_reason": reason,
+            "exchange_order": "B",
+            "payer_id": original.payer_id,
+            "payee_id": p.payee_id,
+            "listed_company": "",
+            "original_date": original.processing_date,
+            "original_seq": f"{p.seq:08d}",
+            "original_exchange_order": "B",
+            "customer_number": p.reference,
+            "originator_note": "",
+            "passbook_memo": "",
+            "customer_fee": "00000",
+            "originating_bank_note": "",
+            "filler": "",
+        }
+        records.append(DETAIL.format(values))
         total += p.amount
     records.append(_trailer(batch, "ACHR01", len(records) - 1, total))
     return ("\r\n".join(records) + "\r\n").encode(WIRE)
@@ -377,16 +502,22 @@ CSV_COLUMNS = ("seq", "processing_date", "txn_code", "payer_bank", "payer_accoun
                "payee_account", "amount", "payee_id", "payee_name", "memo", "reference")  # fmt: skip
 
 
-def csv_row(batch: Batch, p: Payment, encoding: str) -> bytes:
-    """One payment as a CSV line (RFC 4180, CRLF), strictly in the bank's encoding."""
+def csv_row(batch: Batch, p: Payment, encoding: str, *, extensions: bool = False) -> bytes:
+    """One payment as a CSV line (RFC 4180, CRLF), strictly in the bank's encoding (Big5 proper for
+    cp950 unless ``extensions``)."""
     _check(p)
+    if problem := tch.unit_problem(p.receiving_bank):
+        raise PaymentError(p.reference, [("receiving_bank", p.receiving_bank, problem)])
     for name, value in (("payee_name", p.name), ("memo", p.memo)):
         try:
-            str(value).encode(encoding)
+            data = str(value).encode(encoding)
         except UnicodeEncodeError as e:
             raise PaymentError(
                 p.reference, [(name, value, f"character {e.object[e.start]!r} cannot be encoded in {encoding}")]
             ) from None
+        if encoding == "cp950" and not extensions and (code := cp950_only(data)) is not None:
+            raise PaymentError(p.reference, [(name, value, f"character {code.decode(encoding)!r} is a cp950 "
+                                                           "extension, not Big5 (big5_extensions)")])  # fmt: skip
     out = io.StringIO(newline="")
     csv.writer(out, lineterminator="\r\n").writerow(
         (p.seq, batch.processing_date.isoformat(), p.txn_code, batch.sending_unit, batch.presenting_account,
@@ -395,36 +526,41 @@ def csv_row(batch: Batch, p: Payment, encoding: str) -> bytes:
     return out.getvalue().encode(encoding)
 
 
-def write_csv(batch: Batch, payments: Iterable[Payment], encoding: str) -> bytes:
+def write_csv(batch: Batch, payments: Iterable[Payment], encoding: str, *, extensions: bool = False) -> bytes:
     """The CSV variant: RFC 4180, CRLF, a header row, Gregorian ISO dates, whole NTD amounts.
 
     Encoded strictly in the bank's encoding: a name it cannot hold fails with the payment named."""
     header = ",".join(CSV_COLUMNS).encode(encoding) + b"\r\n"
-    return header + b"".join(csv_row(batch, p, encoding) for p in payments)
+    return header + b"".join(csv_row(batch, p, encoding, extensions=extensions) for p in payments)
 
 
-def check_payment(batch: Batch, p: Payment, file_format: str, encoding: str) -> None:
-    """Raise ``PaymentError`` (payment, field, value) if ``p`` cannot be written in this format."""
+def check_payment(batch: Batch, p: Payment, file_format: str, encoding: str, *, extensions: bool = False) -> None:
+    """Raise ``PaymentError`` (payment, every bad field, value) if ``p`` cannot be written in this format."""
     if file_format == "csv":
-        csv_row(batch, p, encoding)
+        csv_row(batch, p, encoding, extensions=extensions)
         return
-    _check(p)
+    errors = _problems(p)
     try:
-        DETAIL.format(_detail_constants(batch) | dict(zip(PAYMENT_FIELDS, _detail_values(p), strict=True)))
+        (DETAIL if extensions else DETAIL_BIG5).format(
+            _detail_constants(batch) | dict(zip(PAYMENT_FIELDS, _detail_values(p), strict=True))
+        )
     except RecordError as e:
-        raise PaymentError(p.reference, e.errors) from None
+        errors += e.errors
+    if errors:
+        raise PaymentError(p.reference, errors)
 
 
 # the CSV variant of a return file
 RETURN_CSV_COLUMNS = ("reference", "original_date", "original_seq", "payee_account", "amount", "return_reason")
 
 
-def write_return_csv(returns: Iterable[tuple[Payment, str, dt.date]], encoding: str) -> bytes:
+def write_return_csv(returns: Iterable[tuple[Payment, str]], original_date: dt.date, encoding: str) -> bytes:
+    """The CSV variant of a return file (the bank's side, for the demo): one row per answered payment."""
     out = io.StringIO(newline="")
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(RETURN_CSV_COLUMNS)
-    for p, reason, original_date in returns:
-        w.writerow((p.reference, original_date.isoformat(), p.seq, p.receiving_account, p.amount, reason))
+    for p, reason in returns:
+        w.writerow((p.reference, original_date.isoformat(), f"{p.seq:08d}", p.receiving_account, p.amount, reason))
     return out.getvalue().encode(encoding)
 
 
@@ -450,12 +586,45 @@ class AchFile:
 
 
 def _shown(raw: str) -> str:
-    return raw.encode(WIRE).decode("cp950", errors="replace").rstrip(" ")
+    """A slice as an error shows it: its text, or its bytes in hex where they are not cp950."""
+    data = raw.encode(WIRE)
+    try:
+        return data.decode("cp950").rstrip(" ")
+    except UnicodeDecodeError:
+        return f"<bytes {data.rstrip(b' ').hex(' ').upper()}>"
 
 
-def read_ach(data: bytes, file_name: str, data_code: str | None = None) -> AchFile:
+def _detail_problems(d: dict[str, Any], data_code: str, success_codes: Collection[str]) -> list[tuple[str, str, str]]:
+    """Rules across a detail's fields: its type for the file, the transaction code's class, and in a
+    return the reason code and the original entry it points at."""
+    out = []
+    kind = "N" if data_code == "ACHP01" else "R"
+    if d["record_type"] != kind:
+        out.append(("record_type", d["record_type"], f"must be {kind} in an {data_code} file"))
+    if problem := tch.txn_problem(d["txn_code"], d["txn_class"]):
+        out.append(("txn_code", d["txn_code"], problem))
+    reason = d["return_reason"]
+    if kind == "N":
+        if reason:
+            out.append(("return_reason", reason, "must be blank in an ACHP01 file"))
+        return out
+    if reason not in success_codes and (problem := tch.return_problem(reason, d["txn_class"])):
+        out.append(("return_reason", reason, problem))
+    if d["original_date"] is None:
+        out.append(("original_date", "", "a return must name the original presenting date (ROC)"))
+    seq = d["original_seq"]
+    if not (len(seq) == 8 and seq.isdigit()):
+        out.append(("original_seq", seq, "must be the original entry's 8-digit sequence"))
+    return out
+
+
+def read_ach(data: bytes, file_name: str, data_code: str | None = None, *,
+             success_codes: Collection[str] = ()) -> AchFile:  # fmt: skip
     """Read a whole ACH file (payments or returns): every record 250 bytes + CRLF, header first,
-    trailer last, trailer count and total equal to the details'. Raises one ``FormatError``
+    trailer last, the trailer's data code, date and sending unit equal to the header's, its count
+    and total equal to the details'. In an ``ACHR01`` every detail is a return (``R``) with a reason
+    from the clearing house's table (or one of ``success_codes``, where a bank lists paid items
+    too), the original date and sequence, and the trailer has YDATE. Raises one ``FormatError``
     listing every problem (line, field, value)."""
     errors: list[FieldError] = []
     text = data.decode(WIRE)
@@ -485,23 +654,31 @@ def read_ach(data: bytes, file_name: str, data_code: str | None = None) -> AchFi
             trailer = values
         else:
             details.append(values | {"line": n})
+    last = len(lines)
     if len(lines) < 2:
         errors.append(FieldError(len(lines), "record", "", "a file needs a header (BOF) and a trailer (EOF)"))
     if header and data_code and header["data_code"] != data_code:
         errors.append(FieldError(1, "data_code", header["data_code"], f"expected {data_code}"))
+    code = header["data_code"] if header else data_code
+    if code:
+        for d in details:
+            errors += [FieldError(d["line"], f, _shown(v), r) for f, v, r in _detail_problems(d, code, success_codes)]
     if header and trailer:
-        if trailer["data_code"] != header["data_code"]:
-            errors.append(FieldError(len(lines), "data_code", trailer["data_code"], "differs from the header's"))
+        for name in ("data_code", "sending_unit"):
+            if trailer[name] != header[name]:
+                errors.append(FieldError(last, name, trailer[name], f"differs from the header's {header[name]}"))
         if trailer["processing_date"] != header["processing_date"]:
-            errors.append(FieldError(len(lines), "processing_date", roc(trailer["processing_date"]),
+            errors.append(FieldError(last, "processing_date", roc(trailer["processing_date"]),
                                      "differs from the header's"))  # fmt: skip
+        if header["data_code"] == "ACHR01" and trailer["previous_business_day"] is None:
+            errors.append(FieldError(last, "previous_business_day", "", "an ACHR01 trailer carries YDATE (ROC)"))
     if trailer and not errors:
         if int(trailer["total_count"]) != len(details):
-            errors.append(FieldError(len(lines), "total_count", trailer["total_count"],
+            errors.append(FieldError(last, "total_count", trailer["total_count"],
                                      f"the file has {len(details)} detail record(s)"))  # fmt: skip
         total = sum((d["amount"] for d in details), Decimal(0))
         if trailer["total_amount"] != total:
-            errors.append(FieldError(len(lines), "total_amount", str(trailer["total_amount"]),
+            errors.append(FieldError(last, "total_amount", str(trailer["total_amount"]),
                                      f"the details add up to {total}"))  # fmt: skip
     if errors:
         raise FormatError(file_name, errors)

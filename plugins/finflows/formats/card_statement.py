@@ -30,12 +30,13 @@ from finflows.formats.fixedwidth import (
     ImpliedDecimal,
     Layout,
     MaskedCard,
+    MaskedText,
+    OptionalImpliedDecimal,
     Pattern,
     RecordError,
-    Text,
     Time,
 )
-from finflows.pci import mask_pan, mask_pans
+from finflows.pci import mask_card_field, mask_pans
 
 RECORD_LENGTH = 400
 ENCODING = "latin-1"
@@ -65,14 +66,14 @@ HEADER = Layout(
     RECORD_LENGTH,
     (
         f("record_type", 0, 2, Choice(["A0"])),
-        f("layout_version", 2, 8, Text(required=True)),
+        f("layout_version", 2, 8, MaskedText(required=True)),
         f("generated_on", 8, 16, Date(YMD)),
         f("generated_at", 16, 22, Time()),
         f("movement_id", 22, 28, Digits()),
-        f("administrator", 28, 58, Text(required=True)),
-        f("sender", 58, 62, Text()),
-        f("recipient", 62, 71, Text()),
-        f("processing_type", 71, 72, Text()),
+        f("administrator", 28, 58, MaskedText(required=True)),
+        f("sender", 58, 62, MaskedText()),
+        f("recipient", 62, 71, MaskedText()),
+        f("processing_type", 71, 72, MaskedText()),
         f("record_seq", 72, 78, Digits()),
     ),
 )
@@ -113,7 +114,7 @@ DETAIL = Layout(
         f("bank", 155, 158, Digits()),
         f("branch", 158, 164, Digits()),
         f("account", 164, 175, Digits()),
-        f("auth_code", 175, 187, Text()),
+        f("auth_code", 175, 187, MaskedText()),
         f("brand", 187, 190, Choice(BRANDS)),
         f("product_code", 190, 193, Choice(PRODUCT_CODES)),
         _money("interchange_fee", 193),
@@ -124,7 +125,7 @@ DETAIL = Layout(
         _money("anticipation_fee", 248),
         _money("net_anticipated", 259),
         f("transaction_type", 270, 272, Choice(TRANSACTION_TYPES)),
-        f("order_code", 272, 302, Text()),
+        f("order_code", 272, 302, MaskedText()),
         f("country", 302, 305, Choice(["BRA"])),
         f("sale_establishment", 305, 314, Digits()),
         f("payment_establishment", 314, 323, Digits()),
@@ -133,10 +134,10 @@ DETAIL = Layout(
         f("debit_balance", 345, 346, Choice({"D": "debit balance", " ": "none"})),
         f("resend", 346, 347, Choice({"R": "resent", " ": "not resent"})),
         f("origin_nsu", 347, 353, Pattern(r"[0-9 ]{6}", "up to 6 digits")),
-        f("receivable_op", 356, 376, Text()),
+        f("receivable_op", 356, 376, MaskedText()),
         f("receivable_seq", 376, 378, Pattern(r"[0-9 ]{2}", "2 digits or blank")),
         f("receivable_type", 378, 379, Choice(RECEIVABLE_TYPES)),
-        f("receivable_amount", 379, 390, Pattern(r"[0-9]{11}| {11}", "11 digits or blank")),
+        f("receivable_amount", 379, 390, OptionalImpliedDecimal(2)),
         f("record_seq", 390, 396, Digits()),
     ),
 )
@@ -173,9 +174,8 @@ class StatementStats:
 
 def _shown(field_name: str, value: str) -> str:
     """What an error may echo: a card slice always masked, anything else PAN-masked."""
-    if field_name == "card" or (field_name == "record" and len(value) > 90):
-        digits = value.strip()
-        return mask_pan(digits) if digits.isdigit() and len(digits) > 10 else mask_pans(value)
+    if field_name == "card":
+        return mask_card_field(value)
     return mask_pans(value)
 
 
@@ -200,19 +200,31 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
     stores, dates, products = stats.stores, stats.dates, stats.products
     trailer: tuple | None = None
     trailer_line = 0
-    line_no = 0
+    line_no = last = 0  # last: the last line that is not blank (trailing blank lines are tolerated)
+    blanks: list[int] = []  # blank lines not yet known to be trailing
+    headed = True
     for line_no, raw in enumerate(stream, start=1):
         line = raw.decode(ENCODING).rstrip("\r\n")
+        if not line.strip(" "):
+            blanks.append(line_no)
+            continue
+        for n in blanks:  # a blank line with records after it is an error
+            error(n, "record_type", "", "is an empty line")
+        blanks.clear()
+        last = line_no
         kind = line[:2]
         if trailer is not None:
             error(line_no, "record_type", kind, "comes after the A9 trailer")
             continue
-        if line_no == 1:
+        if line_no == 1 and kind != "CV":
             if kind != "A0":
                 error(1, "record_type", kind, "the first record must be the A0 header")
             else:
                 _header(line, stats, error)
             continue
+        if line_no == 1:  # a detail where the header should be: the header is missing, said once
+            headed = False
+            error(1, "record_type", kind, "the file has no A0 header (the first record is a CV detail)")
         if kind == "CV":
             try:
                 row = copy_row(line)
@@ -220,7 +232,7 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
                 for name, value, reason in e.errors:
                     error(line_no, name, value, reason)
                 continue
-            if int(line[_SEQ]) != line_no:
+            if headed and int(line[_SEQ]) != line_no:
                 error(line_no, "record_seq", line[_SEQ], f"breaks the sequence: expected {line_no:06d}")
             stats.details += 1
             gross_cents += int(line[gross_sl])
@@ -239,18 +251,18 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
                     error(line_no, name, value, reason)
             trailer_line = line_no
         else:
-            error(line_no, "record_type", kind, "is not A0, CV or A9" if len(line) else "is an empty line")
-    stats.lines = line_no
+            error(line_no, "record_type", kind, "is not A0, CV or A9")
+    stats.lines = last
     stats.gross = Decimal(gross_cents).scaleb(-2)
     stats.net = Decimal(net_cents).scaleb(-2)
-    if line_no == 0:
+    if last == 0:
         error(0, "file", "", "is empty")
     elif trailer is None:
-        error(line_no, "record_type", "", "no A9 trailer: the file is incomplete")
-    elif trailer:
+        error(last, "record_type", "", "no A9 trailer: the file is incomplete")
+    elif trailer and headed:
         total, seq = int(trailer[1]), int(trailer[2])
-        if total != line_no:
-            error(trailer_line, "total_records", trailer[1], f"says {total} records but the file has {line_no}")
+        if total != last:
+            error(trailer_line, "total_records", trailer[1], f"says {total} records but the file has {last}")
         if seq != trailer_line:
             error(trailer_line, "record_seq", trailer[2], f"breaks the sequence: expected {trailer_line:06d}")
     if count:

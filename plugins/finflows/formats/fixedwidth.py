@@ -27,7 +27,8 @@ class FieldError:
     unit: str = "line"
 
     def __str__(self) -> str:
-        return f"{self.unit} {self.line}, field {self.field}, value {self.value!r}: {self.reason}"
+        shown = repr(self.value) if str(self.value).strip() else "(blank)"
+        return f"{self.unit} {self.line}, field {self.field}, value {shown}: {self.reason}"
 
 
 class FormatError(ValueError):
@@ -347,14 +348,58 @@ class Choice:
         return f"({var}.strip() or {NULL!r})"
 
 
-class MaskedCard:
-    """A card number as the acquirer masks it: BIN (6 digits), ``*``s, last four, space padded.
+class MaskedText(Text):
+    """Free text in which a card number must never survive: any Luhn-valid 13–19 digit run is
+    masked to BIN + last four (``pci.mask_pans``) before the value is stored, logged or echoed."""
 
-    Only BIN and last four are ever kept (two columns); an unmasked number is refused, and the
-    refused value is shown masked (``pci.mask_pans``) so the error itself stores no card number."""
+    def __init__(self, required: bool = False):
+        super().__init__(required)
+        from finflows.pci import mask_pans
+
+        self.mask = mask_pans
+
+    def decode(self, raw: str) -> str:
+        return self.mask(super().decode(raw))
+
+    def copy_expr(self, var: str, me: str) -> str:
+        return f"(copy_escape({me}.mask(_v)) if (_v := {var}.rstrip(' ')) else {NULL!r})"
+
+
+class OptionalImpliedDecimal(ImpliedDecimal):
+    """An amount with implied decimals that may be left blank (all spaces): ``None`` / NULL."""
+
+    def regex(self, width: int) -> str:
+        return f"(?:[0-9]{{{width}}}| {{{width}}})"
+
+    def decode(self, raw: str) -> Decimal | None:
+        if not raw.strip(" "):
+            return None
+        return super().decode(raw)
+
+    def encode(self, value: Any, width: int) -> str:
+        if value is None or value == "":
+            return " " * width
+        return super().encode(value, width)
+
+    def sql(self, text: str) -> str:
+        return f"(nullif(btrim({text}), '')::numeric / {10**self.places})"
+
+    def copy_expr(self, var: str, me: str) -> str:
+        p = self.places
+        return f"({var}[:-{p}] + '.' + {var}[-{p}:] if {var}[0] != ' ' else {NULL!r})"
+
+
+class MaskedCard:
+    """A card number as the acquirer masks it: BIN (6 digits), ``*``s, last four; right-aligned and
+    zero- (or space-) filled on the left, as acquirers send it (``000411111******1111``); a
+    left-aligned, space-padded field is read too.
+
+    Only BIN and last four are ever kept (two columns); anything showing more than BIN + last
+    four (an unmasked number, ``4111111111**1111``) is refused, and the refused value is shown with
+    at most BIN + last four (``pci.mask_card_field``), so the error itself stores no card number."""
 
     semantic = True
-    _MASKED = re.compile(r"([0-9]{6})[0-9]{0,2}\*{3,9}([0-9]{4}) *")
+    _MASKED = re.compile(r"[0 ]*([1-9][0-9]{5})\*{3,9}([0-9]{4}) *")
 
     def regex(self, width: int) -> str:
         return f".{{{width}}}"
@@ -362,17 +407,18 @@ class MaskedCard:
     def decode(self, raw: str) -> tuple[str, str]:
         m = self._MASKED.fullmatch(raw)
         if m is None:
-            if re.fullmatch(r"[0-9]{12,19} *", raw):
-                raise ValueError("is an unmasked card number: only BIN + last four may be received or stored")
-            raise ValueError("must be BIN, '*'s and the last four digits")
+            digits = sum(c.isdigit() for c in raw.strip(" ").lstrip("0"))
+            if digits > 10:
+                raise ValueError("shows more than BIN + last four digits: only those may be received or stored")
+            raise ValueError("must be BIN, '*'s and the last four digits (left-filled with zeros or spaces)")
         return m.group(1), m.group(2)
 
     def encode(self, value: tuple[str, str], width: int) -> str:
         bin6, last4 = value
-        return (bin6 + "*" * 6 + last4).ljust(width)
+        return (bin6 + "*" * 6 + last4).rjust(width, "0")
 
     def sql(self, text: str) -> str:
-        return f"left({text}, 6)"
+        return f"substring(ltrim({text}, '0 ') from 1 for 6)"
 
     def columns(self, name: str) -> tuple[str, str]:
         return f"{name}_bin", f"{name}_last4"

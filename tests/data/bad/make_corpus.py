@@ -15,12 +15,14 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
+import datetime as dt  # noqa: E402
+
+from tests.helpers import tch  # noqa: E402
 from tests.helpers.chargebacks import record  # noqa: E402
 from tests.helpers.statements import detail, statement_lines  # noqa: E402
 from tests.helpers.tenure import event  # noqa: E402
 
 CASH = "0001234567CIVICAPAY           DD1+000123.4501/02/202307"
-GOLDEN_ACH = REPO / "tests" / "data" / "golden" / "ACHP01_mega_20261120.txt"
 expected: dict[str, dict] = {}
 
 
@@ -90,28 +92,59 @@ put("tenure/not_json.json", b"{not json", reader="tenure", reason="not JSON")
 put("tenure/end_before_start.json", json.dumps(fixed(event(tid, 1, endDate="2026-01-01"))).encode(), reader="tenure",
     reason="before startDate")  # fmt: skip
 
-# ---- bank files (read_ach): ACHP01/ACHR01 records
-recs = GOLDEN_ACH.read_bytes().split(b"\r\n")[:-1]
+# ---- bank files (read_ach): ACHP01/ACHR01 built from the public layout (tests/helpers/tch.py), then broken
+DAY, SORG, OURS, ACCOUNT = dt.date(2026, 11, 20), "0172026", "0172026", "0100000000000001"
+p01 = [tch.payment_detail(seq=i, txid="405", pbank=OURS, pclno=ACCOUNT, rbank="0081005", rclno=f"{i:012d}",
+                          amount=1000 * i, cid="12345675", pid=f"A{i:09d}", cno=f"P-{i:04d}", note="王小明")
+       for i in (1, 2, 3)]  # fmt: skip
+P01 = tch.file("ACHP01", DAY, SORG, p01)
+recs = P01.split(b"\r\n")[:-1]
+R_DAY = dt.date(2026, 11, 23)
+r01 = [tch.return_of(d, seq=n, rcode="04", pdate=DAY) for n, d in enumerate(p01, start=1)]
+
+
+def achr01(details=r01, **kw) -> bytes:
+    return tch.file("ACHR01", R_DAY, "0081005", details, ydate=dt.date(2026, 11, 20), **kw)
 
 
 def ach(records: list[bytes]) -> bytes:
     return b"\r\n".join(records) + b"\r\n"
 
 
-put("ach/detail_lost.txt", ach(recs[:2] + recs[3:]), reader="ach", line=5, field="total_count")
+put("ach/detail_lost.txt", ach(recs[:2] + recs[3:]), reader="ach", line=4, field="total_count")
 put("ach/short_record.txt", ach([recs[0], recs[1][:249], *recs[2:]]), reader="ach", line=2, field="record")
 put("ach/bad_amount.txt", ach([recs[0], recs[1][:60] + b"00000015X0" + recs[1][70:], *recs[2:]]), reader="ach",
     line=2, field="amount")  # fmt: skip
 put("ach/not_big5.txt", ach([recs[0], recs[1][:136] + b"\xff\xff" + recs[1][138:], *recs[2:]]), reader="ach",
-    line=2, field="originator_note")  # fmt: skip
-put("ach/bare_lf.txt", GOLDEN_ACH.read_bytes().replace(b"\r\n", b"\n"), reader="ach", reason="LF")
+    line=2, field="originator_note", value="<bytes FF FF A4 70 A9 FA>")  # fmt: skip
+put("ach/bare_lf.txt", P01.replace(b"\r\n", b"\n"), reader="ach", reason="LF")
 put("ach/empty.txt", b"", reader="ach", reason="empty")
+put("ach/unit_check_digit.txt", ach([recs[0], recs[1][:37] + b"0081006" + recs[1][44:], *recs[2:]]), reader="ach",
+    line=2, field="receiving_bank", value="0081006", reason="check digit")  # fmt: skip
+put("ach/collection_code_in_payment.txt", tch.file("ACHP01", DAY, SORG, [p01[0] | {"TXID": "704"}]),
+    reader="ach", line=2, field="txn_code", value="704", reason="a collection (SD)")  # fmt: skip
+put("ach/return_type_n.txt", achr01([r01[0], r01[1] | {"TYPE": "N"}, r01[2]]), reader="ach", line=3,
+    field="record_type", value="N")  # fmt: skip
+put("ach/return_reason_unknown.txt", achr01([r01[0] | {"RCODE": "00"}, *r01[1:]]), reader="ach", line=2,
+    field="return_reason", value="00", reason="not a return reason")  # fmt: skip
+put("ach/return_reason_blank.txt", achr01([r01[0] | {"RCODE": ""}, *r01[1:]]), reader="ach", line=2,
+    field="return_reason", value="", reason="not a return reason")  # fmt: skip
+put("ach/return_pseq_not_digits.txt", achr01([r01[0], r01[1] | {"PSEQ": "0000000X"}, r01[2]]), reader="ach",
+    line=3, field="original_seq", value="0000000X")  # fmt: skip
+put("ach/return_pdate_not_a_date.txt", achr01([*r01[:2], r01[2] | {"PDATE": "01151131"}]), reader="ach", line=4,
+    field="original_date", value="01151131", reason="real date")  # fmt: skip
+put("ach/return_pdate_blank.txt", achr01([r01[0] | {"PDATE": ""}, *r01[1:]]), reader="ach", line=2,
+    field="original_date", value="")  # fmt: skip
+put("ach/return_trailer_sorg.txt", achr01(trailer={"SORG": "8120012"}), reader="ach", line=5, field="sending_unit",
+    value="8120012", reason="differs from the header")  # fmt: skip
+put("ach/return_without_ydate.txt", achr01(trailer={"YDATE": ""}), reader="ach", line=5,
+    field="previous_business_day", reason="YDATE")  # fmt: skip
 
 # ---- bank CSV variant (read_csv, cp950): header, column count, encoding
 from finflows.formats.ach import CSV_COLUMNS  # noqa: E402
 
 header = ",".join(CSV_COLUMNS)
-row = "1,2026-11-23,101,0170077,0100000000000001,00000000,8220901,000000000012,1500,A000000001,王小明,貨款,P0001"
+row = "1,2026-11-23,405,0172026,0100000000000001,12345675,0081005,000000000012,1500,A000000001,王小明,貨款,P0001"
 put("ach_csv/wrong_header.csv", ("seq,date,amount\r\n" + row + "\r\n").encode("cp950"), reader="ach_csv", line=1,
     field="header", value="seq,date,amount")  # fmt: skip
 put("ach_csv/missing_column.csv", (header + "\r\n" + row + "\r\n" + row.rsplit(",", 1)[0] + "\r\n").encode("cp950"),
