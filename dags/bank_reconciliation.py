@@ -9,10 +9,15 @@ most three at once), as configured in `include/banking/banks.yaml`:
 2. download, decrypt with our key and **verify the bank's signature**: unsigned, badly signed,
    signed by another key or not encrypted to us → quarantined (archive bucket,
    `bank-reconciliation/quarantine/…` + `.error.json`), alerted, never applied;
-3. parse `ACHR01` (or the bank's CSV variant) and apply it in **one transaction**: each line
-   settles its payment (reason `00`) or returns it with the reason code; a line that matches no
-   payment, disagrees on amount or account, or answers a payment already answered is recorded in
-   `pay.return_line` as unmatched / mismatch / duplicate. A truncated file applies nothing.
+3. parse `ACHR01` (or the bank's CSV variant) and apply it in **one transaction**: each line finds
+   its payment by the original presenting date and sequence (PDATE, PSEQ; in an ACHR01 the payee's
+   side is PBANK/PCLNO and ours RBANK/RCLNO) and settles it (the bank's success code) or returns it
+   with the clearing house's reason code and its meaning; a line that matches no payment, disagrees
+   on reference, amount or account, or answers a payment already answered is recorded in
+   `pay.return_line` as unmatched / mismatch / duplicate. A truncated or malformed file applies
+   nothing and is quarantined naming line, field and value;
+4. for a bank whose return files list only returned items, payments with no return once its
+   `return_window_days` business days have passed settle.
 
 **Alerts** (email to operations and treasury): any quarantined file, any unmatched line, a batch
 whose mismatches exceed 5% of its payments, and an uploaded batch with no reconciliation after

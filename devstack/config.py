@@ -23,7 +23,8 @@ PORTS = {
     "smtp": int(os.environ.get("FINFLOWS_SMTP_PORT", "2525")),
     "google": int(os.environ.get("FINFLOWS_GOOGLE_PORT", "8765")),
 }
-FTP_PASSIVE_PORTS = range(30000, 30040)
+_passive = os.environ.get("FINFLOWS_FTP_PASSIVE_PORTS", "30000-30039").split("-")
+FTP_PASSIVE_PORTS = range(int(_passive[0]), int(_passive[1]) + 1)  # FTPS takes the first half, FTP the rest
 
 # Counterparties with an SFTP account each (chrooted to their own directory).
 BANKS = ("mega", "ctbc", "esun", "first", "taishin")
@@ -31,6 +32,13 @@ SFTP_USERS = ("civicapay", *BANKS)
 # FTP(S) accounts: the acquirer's statement drop and the card companies' inboxes.
 FTPS_USERS = ("acquirer", "visa", "mastercard", "elo", "amex")
 FTP_USERS = ("visa", "mastercard", "elo", "amex")
+# Each account's folders it may write to; the account's root itself is not writable (OpenSSH's
+# ChrootDirectory and vsftpd's default both insist): card companies take files in inbound/.
+ACCOUNT_FOLDERS = {
+    "sftp": {"civicapay": ["outbound"], **{bank: ["upload", "download"] for bank in BANKS}},
+    "ftps": {"acquirer": ["Saida"], **{u: ["inbound"] for u in FTPS_USERS if u != "acquirer"}},
+    "ftp": {u: ["inbound"] for u in FTP_USERS},
+}
 
 PG_DB = "finance"
 PG_USER = "finflows"

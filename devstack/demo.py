@@ -119,7 +119,7 @@ def demo_chargeback() -> list[str]:
     ok, secs, log = dags_test("chargeback_export")
     time.sleep(1)
     sns = sqs.receive_message(QueueUrl=audit, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
-    delivered = sorted((LOCAL / "ftps").glob(f"*/chargebacks_*_{sample.stem}_*.csv"))
+    delivered = sorted((LOCAL / "ftps").glob(f"*/inbound/chargebacks_*_{sample.stem}_*.csv"))
     lines = [f"chargeback_export run: {'ok' if ok else 'FAILED'} in {secs:.0f}s ({log.name})"]
     lines.append(
         f"  files in: 1   files out: {len(delivered)}   SNS messages: {len(sns)}   "

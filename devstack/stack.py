@@ -22,6 +22,7 @@ from pathlib import Path
 
 from devstack import secrets
 from devstack.config import (
+    ACCOUNT_FOLDERS,
     AIRFLOW_HOME,
     AWS_ACCOUNT,
     AWS_REGION,
@@ -29,6 +30,7 @@ from devstack.config import (
     BUCKETS,
     ENV_FILE,
     FINANCE_DRIVE_FOLDER,
+    FTP_PASSIVE_PORTS,
     FTP_USERS,
     FTPS_USERS,
     HOST,
@@ -302,57 +304,66 @@ def start_service(name: str, material: dict) -> None:
     }
     if pid and _alive(pid) and checks[name]():
         return
-    mod = [PY, "-m", f"devstack.services.{name if name != 'ftps' else 'ftp'}"]
-    args = {
-        "sftp": [
-            *mod,
-            str(PORTS["sftp"]),
-            str(LOCAL / "sftp"),
-            str(material["ssh"]["host_key"]),
-            str(material["ssh"]["authorized"]),
-        ],
-        "ftps": [
-            *mod,
-            "ftps",
-            str(PORTS["ftps"]),
-            str(LOCAL / "ftps"),
-            str(material["ftps"]),
-            str(material["tls"]["cert"]),
-            str(material["tls"]["key"]),
-        ],
-        "ftp": [*mod, "ftp", str(PORTS["ftp"]), str(LOCAL / "ftp"), str(material["ftp"])],
-        "aws": [*mod, str(PORTS["aws"])],
-        "smtp": [*mod, str(PORTS["smtp"]), str(LOCAL / "smtp")],
-        "google": [
-            *mod,
-            str(PORTS["google"]),
-            str(LOCAL / "google"),
-            str(secrets.KEYS / "google_sa_public.pem"),
-            str(REPO / "include" / "stack" / "google_seed.json"),
-        ],
-    }[name]
-    if name == "sftp":
-        for user in SFTP_USERS:
-            (LOCAL / "sftp" / user).mkdir(parents=True, exist_ok=True)
-        for bank in BANKS:
-            for sub in ("upload", "download"):
-                (LOCAL / "sftp" / bank / sub).mkdir(parents=True, exist_ok=True)
-        (LOCAL / "sftp" / "civicapay" / "outbound").mkdir(parents=True, exist_ok=True)
-    if name == "ftps":
-        (LOCAL / "ftps" / "acquirer" / "Saida").mkdir(parents=True, exist_ok=True)
+    if name in REAL_SERVERS:
+        args = real_server_command(name, material)
+    else:
+        mod = [PY, "-m", f"devstack.services.{name}"]
+        args = {
+            "aws": [*mod, str(PORTS["aws"])],
+            "smtp": [*mod, str(PORTS["smtp"]), str(LOCAL / "smtp")],
+            "google": [
+                *mod,
+                str(PORTS["google"]),
+                str(LOCAL / "google"),
+                str(secrets.KEYS / "google_sa_public.pem"),
+                str(REPO / "include" / "stack" / "google_seed.json"),
+            ],
+        }[name]
     _spawn(name, args)
     _wait(name, checks[name])
 
 
 def stop_service(name: str) -> None:
-    """Stop one service (fault-injection tests stop a real server and start it again with start_service)."""
+    """Stop one service (fault-injection tests stop a real server and start it again with start_service).
+
+    sshd and vsftpd leave their sessions running when the listener stops: those are stopped too."""
     pid = _read_pid(name)
     if pid and _alive(pid):
+        if name in REAL_SERVERS:
+            kill_sessions(pid, signal.SIGTERM)
         _stop_pid(name, pid)
     _pidfile(name).unlink(missing_ok=True)
     deadline = time.monotonic() + 10  # the process is gone; let the kernel finish closing its listener
     while port_open(PORTS[name]) and time.monotonic() < deadline:
         time.sleep(0.1)
+
+
+# ---------------------------------------------------------------------------- sshd and vsftpd
+REAL_SERVERS = ("sftp", "ftps", "ftp")
+
+
+def real_server_command(name: str, material: dict) -> list[str]:
+    """Provision and return the command of OpenSSH's sshd (sftp) or vsftpd (ftps, ftp)."""
+    from devstack.services import servers
+
+    if name == "sftp":
+        return servers.sshd_command(PORTS["sftp"], ACCOUNT_FOLDERS["sftp"], material["ssh"]["host_key"],
+                                    material["ssh"]["authorized"])  # fmt: skip
+    folders = ACCOUNT_FOLDERS[name]
+    passwords = json.loads(material[name].read_text())
+    tls = material["tls"] if name == "ftps" else {"cert": None, "key": None}
+    return servers.vsftpd_command(name, PORTS[name], folders, passwords, tls["cert"], tls["key"])
+
+
+def kill_sessions(pid: int, sig: int = signal.SIGKILL) -> list[int]:
+    """Signal every session process of a server (its descendants); returns their pids."""
+    from devstack.services import servers
+
+    pids = servers.descendants(pid)
+    for child in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, sig)
+    return pids
 
 
 def _http_ok(url: str) -> bool:
@@ -458,6 +469,8 @@ def _conn(conn_type: str, **kw) -> str:
 
 def connections(material: dict) -> dict[str, str]:
     """Airflow connections for every local service, as AIRFLOW_CONN_* variables (JSON form)."""
+    from devstack.services import servers
+
     env: dict[str, str] = {}
     ssh = material["ssh"]
     for user in SFTP_USERS:
@@ -465,18 +478,20 @@ def connections(material: dict) -> dict[str, str]:
             "sftp",
             host=HOST,
             port=PORTS["sftp"],
-            login=user,
+            login=servers.login("sftp", user),
             extra={"key_file": str(ssh["client_key"]), "host_key": ssh["host_pub"]},
         )
     ftps = json.loads(material["ftps"].read_text())
     for user in FTPS_USERS:
         env[f"AIRFLOW_CONN_FTPS_{user.upper()}"] = _conn(
-            "ftps", host=HOST, port=PORTS["ftps"], login=user, password=ftps[user], extra={"passive": True}
+            "ftps", host=HOST, port=PORTS["ftps"], login=servers.login("ftps", user), password=ftps[user],
+            extra={"passive": True},
         )
     ftp = json.loads(material["ftp"].read_text())
     for user in FTP_USERS:
         env[f"AIRFLOW_CONN_FTP_{user.upper()}"] = _conn(
-            "ftp", host=HOST, port=PORTS["ftp"], login=user, password=ftp[user], extra={"passive": True}
+            "ftp", host=HOST, port=PORTS["ftp"], login=servers.login("ftp", user), password=ftp[user],
+            extra={"passive": True},
         )
     env["AIRFLOW_CONN_POSTGRES_FINANCE"] = _conn(
         "postgres", host=HOST, port=PORTS["postgres"], login=PG_USER, password=PG_PASSWORD, schema=PG_DB
@@ -548,6 +563,9 @@ def write_env(material: dict) -> dict[str, str]:
     env = airflow_env() | finflows_env() | connections(material)
     env["SSL_CERT_FILE"] = str(material["tls"]["bundle"])
     env["AWS_DEFAULT_REGION"] = AWS_REGION
+    # every port of this stack, so that tests and a second stack beside it read them, never assume them
+    env |= {f"FINFLOWS_{name.upper()}_PORT": str(port) for name, port in PORTS.items()}
+    env["FINFLOWS_FTP_PASSIVE_PORTS"] = f"{FTP_PASSIVE_PORTS[0]}-{FTP_PASSIVE_PORTS[-1]}"
     lines = ["# generated by `python -m devstack up`; source with: set -a; . .local/stack.env; set +a"]
     lines += [f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())]
     ENV_FILE.write_text("\n".join(lines) + "\n")

@@ -127,7 +127,7 @@ def sftp_hook() -> Callable[[str], object]:
 
 @pytest.fixture
 def ftps_hook() -> Iterator[Callable[[str], object]]:
-    from airflow.providers.ftp.hooks.ftp import FTPSHook
+    from finflows.hooks.ftp import FTPSHook
 
     made = []
 

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def fetch_from_ftps(day: str | None) -> list[str]:
-    from airflow.providers.ftp.hooks.ftp import FTPSHook
+    from finflows.hooks.ftp import FTPSHook
 
     hook = FTPSHook(ftp_conn_id=settings.CONN_FTPS_ACQUIRER)
     try:

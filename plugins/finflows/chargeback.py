@@ -70,7 +70,7 @@ def discover(s3_hook, bucket: str) -> list[str]:
 
 
 def _ftp_hook(dest: dict):
-    from airflow.providers.ftp.hooks.ftp import FTPHook, FTPSHook
+    from finflows.hooks.ftp import FTPHook, FTPSHook
 
     return (FTPSHook if dest["protocol"] == "ftps" else FTPHook)(ftp_conn_id=dest["conn_id"])
 

@@ -13,16 +13,38 @@ class TransferError(RuntimeError):
 
 
 def ftp_upload_atomic(hook, directory: str, name: str, data: bytes) -> None:
-    """Upload through an Airflow FTPHook/FTPSHook; the final name appears only once complete."""
+    """Upload through an FTP/FTPS hook; the final name appears only once complete.
+
+    ``NAME.part`` first (a stale one from an earlier try is replaced), its size checked, then the
+    rename. A failed upload removes its ``NAME.part`` where the server still answers; the original
+    error is what is raised."""
     final = f"{directory.rstrip('/')}/{name}"
     part = f"{final}.part"
-    hook.store_file(part, io.BytesIO(data))
-    size = hook.get_size(part)
-    if size != len(data):
-        hook.delete_file(part)
-        raise TransferError(f"{part}: server holds {size} bytes after upload, expected {len(data)}")
-    hook.rename(part, final)
+    try:
+        hook.store_file(part, io.BytesIO(data))
+        size = hook.get_size(part)
+        if size != len(data):
+            raise TransferError(f"{part}: server holds {size} bytes after upload, expected {len(data)}")
+        hook.rename(part, final)
+    except Exception:
+        _remove_quietly(hook, part)
+        raise
     log.info("uploaded %s (%d bytes)", final, len(data))
+
+
+def _remove_quietly(hook, path: str) -> None:
+    """Remove a partial upload, on a new connection if the server dropped ours (vsftpd ends the
+    session after a refused TLS data connection). Never raises."""
+    for attempt in (1, 2):
+        try:
+            hook.delete_file(path)
+            log.info("removed the partial %s", path)
+            return
+        except Exception as e:
+            if attempt == 2:
+                log.warning("could not remove %s after a failed upload: %s", path, e or type(e).__name__)
+            else:
+                hook.close_conn()  # the next call connects again
 
 
 class RemoteConflict(TransferError):

@@ -34,8 +34,8 @@ def test_export_to_two_card_companies_with_notifications(chargeback_dag, s3_hook
     seen = mailbox.names()
 
     assert chargeback_dag.test().state == DagRunState.SUCCESS
-    visa = list((local_dir / "ftps" / "visa").glob(f"chargebacks_visa_cb-{unique}_*_b01.csv"))
-    master = list((local_dir / "ftps" / "mastercard").glob(f"chargebacks_mastercard_cb-{unique}_*_b01.csv"))
+    visa = list((local_dir / "ftps" / "visa" / "inbound").glob(f"chargebacks_visa_cb-{unique}_*_b01.csv"))
+    master = list((local_dir / "ftps" / "mastercard" / "inbound").glob(f"chargebacks_mastercard_cb-{unique}_*_b01.csv"))
     assert len(visa) == len(master) == 1
     assert visa[0].read_bytes().count(b"\r\n") == 4 and master[0].read_bytes().count(b"\r\n") == 2
     sns = [json.loads(m["Body"]) if m["Body"].startswith("{") else m["Body"] for m in drain_queue(audit, wait=3)]
@@ -45,9 +45,9 @@ def test_export_to_two_card_companies_with_notifications(chargeback_dag, s3_hook
 
     # the same input again: nothing new is uploaded
     s3_hook.load_bytes(json.dumps(rows).encode(), key=f"incoming/cb-{unique}.json", bucket_name=BUCKET, replace=True)
-    before = sorted(p.name for p in (local_dir / "ftps" / "visa").iterdir())
+    before = sorted(p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir())
     assert chargeback_dag.test().state == DagRunState.SUCCESS
-    assert sorted(p.name for p in (local_dir / "ftps" / "visa").iterdir()) == before
+    assert sorted(p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir()) == before
 
 
 def test_a_refused_file_fails_the_run_and_notifies_by_sns_and_email(chargeback_dag, s3_hook, mailbox, drain_queue,

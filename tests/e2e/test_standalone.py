@@ -155,7 +155,7 @@ def test_a_chargeback_file_landing_in_s3_is_exported_by_an_event_triggered_run(a
         run_id = wait_for(lambda: succeeded_by(pg, "chargeback_export", name), 240,
                           f"{name} to be exported by an event-triggered run")  # fmt: skip
         assert run_id.startswith("asset_triggered__")
-        assert list((local_dir / "ftps" / "visa").glob(f"chargebacks_visa_cb-{unique}_*_b01.csv"))
+        assert list((local_dir / "ftps" / "visa" / "inbound").glob(f"chargebacks_visa_cb-{unique}_*_b01.csv"))
     finally:
         api(airflow, "PATCH", "/api/v2/dags/chargeback_export", tok, {"is_paused": True})
 

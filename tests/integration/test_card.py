@@ -107,7 +107,7 @@ def _broken(kind: str) -> tuple[bytes, str]:
         expect = "line 2, field brand, value '004'"
     else:  # unmasked card number
         lines[2] = lines[2][:87] + "5555555555554444   " + lines[2][106:]
-        expect = "line 3, field card, value '555555******4444': is an unmasked card number"
+        expect = "line 3, field card, value '555555******4444': shows more than BIN + last four"
     return "".join(x + "\r\n" for x in lines).encode("latin-1"), expect
 
 
@@ -177,7 +177,7 @@ def test_a_file_not_named_like_a_statement_is_quarantined(s3_hook, pg, load, uni
 
 
 def test_an_ftps_outage_raises_and_s3_discovery_is_unaffected(s3_hook, pg_hook, unique, monkeypatch):
-    from airflow.providers.ftp.hooks.ftp import FTPSHook
+    from finflows.hooks.ftp import FTPSHook
 
     monkeypatch.setenv("AIRFLOW_CONN_FTPS_DOWN", json.dumps({"conn_type": "ftps", "host": "127.0.0.1", "port": 1,
                                                             "login": "x", "password": "y"}))  # fmt: skip

@@ -41,7 +41,7 @@ def put(s3_hook, name: str, rows: list[dict]) -> str:
 
 
 def rows_on(local_dir: Path, server: str, user: str, name: str) -> list[dict]:
-    data = (local_dir / server / user / name).read_bytes()
+    data = (local_dir / server / user / "inbound" / name).read_bytes()
     return list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
 
 
@@ -60,7 +60,7 @@ def test_each_card_company_gets_its_rows_on_its_own_server(export, s3_hook, loca
     assert {r["amount"] for r in master} == {"5000"}  # JPY has no minor units
     elo = rows_on(local_dir, "ftp", "elo", by_brand["elo"].file_name)  # plain FTP server
     assert elo[0]["merchant"] == "'=cmd|' /C calc'!A0"
-    assert not list((local_dir / "ftps" / "visa").glob("*.part"))
+    assert not list((local_dir / "ftps" / "visa" / "inbound").glob("*.part"))
     delivered = pg.execute("SELECT count(*) FROM ops.delivery WHERE source_file = %s", (f"cb-{unique}.json",))
     assert delivered.fetchone()[0] == 3
     assert s3_hook.check_for_key(f"processed/cb-{unique}.json", bucket_name=BUCKET)
@@ -69,10 +69,10 @@ def test_each_card_company_gets_its_rows_on_its_own_server(export, s3_hook, loca
 def test_reprocessing_the_same_input_uploads_nothing_new(export, s3_hook, local_dir, unique):
     rows = [record(i, case_id=f"{unique}-{i}") for i in range(2)]
     first = export(put(s3_hook, f"cb-{unique}.json", rows), run_id="run_1")
-    before = sorted(p.name for p in (local_dir / "ftps" / "visa").iterdir())
+    before = sorted(p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir())
     again = export(put(s3_hook, f"cb-{unique}.json", rows), run_id="run_2")
     assert first.status == "EXPORTED" and again.status == "ALREADY_EXPORTED" and again.deliveries == []
-    assert sorted(p.name for p in (local_dir / "ftps" / "visa").iterdir()) == before
+    assert sorted(p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir()) == before
 
 
 def test_an_interrupted_export_resumes_without_uploading_a_file_twice(export, s3_hook, local_dir, unique, pg):
@@ -86,19 +86,19 @@ def test_an_interrupted_export_resumes_without_uploading_a_file_twice(export, s3
         export(key, run_id="run_1", config=broken)
     amex = pg.execute("SELECT file_name FROM ops.delivery WHERE source_file = %s", (f"cb-{unique}.json",)).fetchall()
     assert len(amex) == 1 and "amex" in amex[0][0]
-    mtime = (local_dir / "ftp" / "amex" / amex[0][0]).stat().st_mtime_ns
+    mtime = (local_dir / "ftp" / "amex" / "inbound" / amex[0][0]).stat().st_mtime_ns
     out = export(key, run_id="run_1", config=conf)  # the retry
     assert {d.brand: d.uploaded for d in out.deliveries} == {"amex": False, "visa": True}
-    assert (local_dir / "ftp" / "amex" / amex[0][0]).stat().st_mtime_ns == mtime
+    assert (local_dir / "ftp" / "amex" / "inbound" / amex[0][0]).stat().st_mtime_ns == mtime
 
 
 def test_an_invalid_record_quarantines_the_file_and_exports_nothing(export, s3_hook, local_dir, unique, pg):
     rows = [record(0, case_id=f"{unique}-0"), record(1, case_id=f"{unique}-1", arn="2.47E+22")]
     key = put(s3_hook, f"cb-{unique}.json", rows)
-    before = {p.name for p in (local_dir / "ftps" / "visa").iterdir()}
+    before = {p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir()}
     with pytest.raises(chargeback.ChargebackRejected, match=r"record 1, field arn, value '2.47E\+22'"):
         export(key)
-    assert {p.name for p in (local_dir / "ftps" / "visa").iterdir()} == before
+    assert {p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir()} == before
     report = json.loads(s3_hook.read_key(f"quarantine/cb-{unique}.json.error.json", bucket_name=BUCKET))
     assert report["errors"][0] | {} == {"line": 1, "field": "arn", "value": "2.47E+22", "unit": "record",
                                         "reason": report["errors"][0]["reason"]}  # fmt: skip

@@ -3,10 +3,13 @@ nothing lost, nothing done twice."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import signal
 import threading
 import time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -19,38 +22,65 @@ from tests.helpers.statements import statement
 
 pytestmark = pytest.mark.integration
 MONDAY_6AM = dt.datetime(2026, 11, 23, 6, 0, tzinfo=ZoneInfo("Asia/Taipei"))
-DIE_AFTER = 20_000  # bytes the faulty SFTP server writes before it dies
 
 
-def test_sftp_server_killed_mid_upload_then_the_retry_completes_once(clean_payments, pg, db, cfg, local_dir,
+def test_sftp_session_killed_mid_upload_then_the_retry_completes_once(clean_payments, pg, db, cfg, local_dir,
                                                                       sftp_server):  # fmt: skip
+    """OpenSSH's sshd: the session serving our upload is caught while only NAME.part exists, then
+    killed (kill -9), as a crash of the bank's server would end it. Killing only sshd's listener
+    would leave the session running, so the session processes are the ones killed."""
     from devstack import stack
+    from devstack.services import servers
 
-    pay.add(pg, "mega", 3000, due=MONDAY_6AM.date())
-    sftp_server.stop()
-    sftp_server.start(FINFLOWS_SFTP_DIE_AFTER_BYTES=str(DIE_AFTER))  # dies mid-write, like kill -9
-    faulty = sftp_server.pid()
+    pay.add(pg, "mega", 5000, due=MONDAY_6AM.date())
+    listener = sftp_server.pid()
     upload_dir = local_dir / "sftp" / "mega" / "upload"
     at_crash: dict[str, int] = {}
+    killed: list[int] = []
 
-    def restart_when_it_dies() -> None:
+    def session_process() -> int | None:
+        """The process serving the account's SFTP session (titled ``sshd: USER@notty``)."""
+        for pid in servers.descendants(listener):
+            with contextlib.suppress(OSError):
+                if b"@notty" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+        return None
+
+    def kill_the_session_mid_upload() -> None:
+        """Find the logged-in session, then step it: freeze it, look at the upload folder, let it
+        run a fraction of a millisecond, and again, until NAME.part is there; then kill it (and the
+        rest of that connection's processes) where it stands."""
         deadline = time.monotonic() + 120
-        while stack._alive(faulty) and time.monotonic() < deadline:  # a zombie counts as dead
-            time.sleep(0.02)
-        at_crash.update({p.name: p.stat().st_size for p in upload_dir.iterdir()})
-        sftp_server.start()  # a healthy server again
+        while time.monotonic() < deadline:
+            pid = session_process()
+            if pid is None:
+                time.sleep(0.0005)
+                continue
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                except ProcessLookupError:
+                    break  # that session ended without an upload (e.g. a check): wait for the next
+                files = {p.name: p.stat().st_size for p in upload_dir.iterdir()}
+                if any(n.endswith(".part") for n in files):
+                    at_crash.update(files)
+                    killed.extend(stack.kill_sessions(listener, signal.SIGKILL))
+                    return
+                os.kill(pid, signal.SIGCONT)
+                time.sleep(0.0002)
 
-    watcher = threading.Thread(target=restart_when_it_dies)
+    watcher = threading.Thread(target=kill_the_session_mid_upload)
     watcher.start()
     result = pay.pay_bank(db, cfg, "mega", now=MONDAY_6AM, attempts=6, backoff=0.5)
     watcher.join()
 
     [d] = result.deliveries
     name, size = d["file_name"], d["bytes"]
-    assert size > DIE_AFTER, "the file must be bigger than what the server wrote before dying"
+    assert killed, "no session was killed"
     assert d["outcome"] == "uploaded" and d["attempts"] >= 2
-    # when the server died only the partial NAME.part existed: nothing under the final name
-    assert list(at_crash) == [f"{name}.part"] and DIE_AFTER <= at_crash[f"{name}.part"] < size
+    # when the session died only the partial NAME.part existed: nothing under the final name
+    assert list(at_crash) == [f"{name}.part"] and at_crash[f"{name}.part"] <= size
+    assert stack._alive(listener)  # the server itself is up: the retry opened a new session
     assert pay.uploaded(local_dir, "mega").keys() == {name}  # the retry's rename; no .part left
     pay.decrypt_as_bank("mega", pay.uploaded(local_dir, "mega")[name])  # complete: decrypts and verifies
     assert pg.execute("SELECT outcome, attempts FROM pay.transfer").fetchall() == [("uploaded", d["attempts"])]

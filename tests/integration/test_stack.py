@@ -3,6 +3,7 @@ and what arrived is checked on the other side."""
 
 from __future__ import annotations
 
+import ftplib
 import io
 import json
 import os
@@ -54,15 +55,55 @@ def test_ftps_refuses_a_certificate_from_an_untrusted_ca(ftps_hook, monkeypatch)
 
 
 def test_plain_ftp_for_card_companies_that_use_it(local_dir: Path, unique: str):
-    from airflow.providers.ftp.hooks.ftp import FTPHook
+    from finflows.hooks.ftp import FTPHook
 
     hook = FTPHook(ftp_conn_id="ftp_mastercard")
-    hook.store_file(f"probe-{unique}.csv", io.BytesIO(b"case_id\n"))
+    hook.store_file(f"inbound/probe-{unique}.csv", io.BytesIO(b"case_id\n"))
     buf = io.BytesIO()
-    hook.retrieve_file(f"probe-{unique}.csv", buf)
+    hook.retrieve_file(f"inbound/probe-{unique}.csv", buf)
+    with pytest.raises(ftplib.error_perm, match="553"):  # vsftpd's default: the chroot root is not writable
+        hook.store_file(f"probe-{unique}.csv", io.BytesIO(b"case_id\n"))
     hook.close_conn()
     assert buf.getvalue() == b"case_id\n"
-    assert (local_dir / "ftp" / "mastercard" / f"probe-{unique}.csv").exists()
+    assert (local_dir / "ftp" / "mastercard" / "inbound" / f"probe-{unique}.csv").exists()
+
+
+def test_the_ftp_servers_are_vsftpd_and_the_sftp_server_is_openssh():
+    from devstack import stack
+
+    for name, exe in (("sftp", "sshd"), ("ftps", "vsftpd"), ("ftp", "vsftpd")):
+        pid = stack._read_pid(name)
+        assert Path(f"/proc/{pid}/exe").resolve().name == exe, name
+
+
+def test_vsftpd_requires_tls_session_reuse_which_the_provider_hook_lacks_and_ours_has(unique: str):
+    """The provider's FTPSHook opens data connections without the control connection's TLS session:
+    vsftpd's default (require_ssl_reuse=YES) refuses them with 522. Ours reuses it, over TLS 1.3 and 1.2."""
+    from airflow.providers.ftp.hooks.ftp import FTPSHook as ProviderFTPSHook
+
+    provider = ProviderFTPSHook(ftp_conn_id="ftps_acquirer")
+    try:
+        with pytest.raises(ftplib.error_perm, match="522"):
+            provider.list_directory("/Saida")
+    finally:
+        provider.get_conn().close()
+    from finflows.hooks.ftp import FTPSHook
+
+    for version, name in ((ssl.TLSVersion.TLSv1_3, "TLSv1.3"), (ssl.TLSVersion.TLSv1_2, "TLSv1.2")):
+
+        class Pinned(FTPSHook):
+            def tls_context(self, _v=version) -> ssl.SSLContext:
+                ctx = super().tls_context()
+                ctx.minimum_version = ctx.maximum_version = _v
+                return ctx
+
+        hook = Pinned(ftp_conn_id="ftps_acquirer")
+        try:
+            assert hook.get_conn().sock.version() == name
+            hook.store_file(f"/Saida/reuse-{unique}-{version.name}", io.BytesIO(b"A0"))
+            assert f"/Saida/reuse-{unique}-{version.name}" in hook.list_directory("/Saida")
+        finally:
+            hook.close_conn()
 
 
 def test_s3_object_created_reaches_sqs_with_an_url_encoded_key(s3_hook, drain_queue, unique: str):
@@ -175,3 +216,50 @@ def test_sheets_standin_tabs_seeded_alike_do_not_share_rows(sheets):
         assert sheets.get_values(book, "GarParkHRA!N1") == []
     finally:
         sheets.clear(book, "TravelGenFund!N1")
+
+
+class _NoSessionReuse:
+    """What the provider's FTPSHook does: data connections without the control connection's TLS session."""
+
+    @staticmethod
+    def hook(conn_id: str):
+        from finflows.hooks.ftp import FTPSHook
+
+        class NoReuse(FTPSHook):
+            ftp_class = ftplib.FTP_TLS
+
+        return NoReuse(ftp_conn_id=conn_id)
+
+
+def test_a_refused_data_connection_keeps_its_522_error_and_leaves_no_part_file(local_dir: Path, unique: str):
+    from finflows import transfer
+
+    hook = _NoSessionReuse.hook("ftps_visa")
+    try:
+        with pytest.raises(ftplib.error_perm, match="522"):
+            transfer.ftp_upload_atomic(hook, "/inbound", f"cb-{unique}.csv", b"case_id\n")
+    finally:
+        hook.close_conn()  # never raises: the 522 above is what the task, its log and its email report
+    assert hook.conn is None
+    assert not list((local_dir / "ftps" / "visa" / "inbound").glob(f"cb-{unique}*"))  # no 0-byte .part left
+
+
+def test_closing_a_connection_that_never_opened_or_died_does_not_hide_the_error(monkeypatch):
+    from finflows.hooks.ftp import FTPSHook
+
+    ours = os.environ["SSL_CERT_FILE"]
+    monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")  # our local CA untrusted
+    hook = FTPSHook(ftp_conn_id="ftps_acquirer")
+    def list_then_close() -> None:
+        try:
+            hook.list_directory("/Saida")
+        finally:
+            hook.close_conn()  # the provider's raised AttributeError: 'NoneType' object has no attribute 'quit'
+
+    with pytest.raises(ssl.SSLCertVerificationError):
+        list_then_close()
+    live = FTPSHook(ftp_conn_id="ftps_acquirer")
+    monkeypatch.setenv("SSL_CERT_FILE", ours)
+    live.get_conn().sock.close()  # the control connection dies under us
+    live.close_conn()  # quietly: no EOFError in place of whatever ended the work
+    assert live.conn is None

@@ -83,7 +83,8 @@ def statuses(conn, tenure_id: str) -> dict[int, str]:
 
 
 def google_calls() -> dict[str, int]:
-    with urllib.request.urlopen("http://127.0.0.1:8765/_stats", timeout=5) as r:
+    port = os.environ["FINFLOWS_GOOGLE_PORT"]  # from .local/stack.env: the stack's own port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stats", timeout=60) as r:
         return json.load(r)
 
 

@@ -1,0 +1,1 @@
+"""Hooks of our own, where a provider hook does not fit the servers counterparties run."""
