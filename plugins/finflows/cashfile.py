@@ -189,7 +189,10 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
     source_uri = f"s3://{bucket}/{key}"
     raw_name = key.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="cashfile-") as tmp, files.connect(pg_hook) as conn:
-        path, sha256, size = files.download(s3_hook, bucket, key, tmp)
+        try:
+            path, sha256, size = files.download(s3_hook, bucket, key, tmp)
+        except s3_hook.get_conn().exceptions.NoSuchKey:
+            return _already_done(conn, key, source_uri, run_id)
         log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
         file_name = raw_name
         try:
@@ -251,6 +254,29 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
         outcome.total,
     )
     return outcome
+
+
+def _already_done(conn, key: str, source_uri: str, run_id: str) -> Outcome:
+    """The object is gone from the inbox. If this file was imported (a task cleared and run again
+    after it succeeded: the object moved to processed/), say so and succeed; otherwise there is
+    nothing to import, which no retry will change."""
+    raw_name = key.rsplit("/", 1)[-1]
+    try:
+        file_name = normalise_name(raw_name)
+    except FormatError:
+        file_name = raw_name
+    row = conn.execute("SELECT status, sha256 FROM ops.file_control WHERE flow = %s AND file_name = %s",
+                       (FLOW, file_name)).fetchone()  # fmt: skip
+    if row is None or row[0] != "SUCCESS":
+        state = f"its last import ended {row[0]}" if row else "it was never imported"
+        raise CashFileRejected(f"{source_uri} is not in the inbox and was never imported ({state}): upload it "
+                               "again to import it")  # fmt: skip
+    info = control_summary(conn, file_name)
+    log.info("%s was already imported (now in s3://…/%s%s): nothing to do again (run %s)", file_name, PROCESSED,
+             file_name, run_id)  # fmt: skip
+    return Outcome(key=key, file_name=file_name, status="ALREADY_IMPORTED", sha256=row[1].strip(),
+                   lines=info["lines"] or 0, payments=info["payments"], suspense=info["suspense"],
+                   total=str(info["total"]))  # fmt: skip
 
 
 def as_dict(outcome: Outcome) -> dict:

@@ -27,6 +27,16 @@ def mask_pans(text: str) -> str:
     return _PAN.sub(lambda m: mask_pan(m.group()) if luhn_ok(m.group()) else m.group(), text)
 
 
+_RUN = re.compile(r"[0-9]{13,}")
+
+
+def mask_digit_runs(text: str) -> str:
+    """Every run of 13 or more digits masked to its first six and last four, Luhn or not: for a
+    whole record echoed in an error, where a card number may run on into the next numeric field
+    and no longer stand alone as a 13–19 digit run."""
+    return _RUN.sub(lambda m: mask_pan(m.group()), text)
+
+
 def mask_card_field(value: str) -> str:
     """A card field as an error may show it: padding dropped, every digit but the first six and
     the last four replaced by ``*`` (``4111111111**1111`` → ``411111******1111``)."""

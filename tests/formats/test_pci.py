@@ -34,3 +34,60 @@ def test_a_refused_record_never_echoes_the_full_card_number():
         parse_file(json.dumps(rows).encode(), "cb.json")
     text = str(err.value) + json.dumps(err.value.report())
     assert "4000000000000002" not in text and "400000******0002" in text
+
+
+# ---------------------------------------------------------------------------- every fixed-width reader
+PAN = "4111111111111111"  # Luhn-valid (a well-known test number)
+
+
+def _planted(line: str, at: int, longer: bool) -> str:
+    """``line`` with the PAN written over it at ``at``; ``longer`` also breaks its length so the
+    reader echoes the whole record."""
+    out = line[:at] + PAN + line[at + len(PAN) :]
+    return out + "X" if longer else out
+
+
+def _readers():
+    import datetime as dt
+    import io
+
+    from finflows.formats import ach, card_statement, cashfile
+    from tests.formats.test_ach import REFERENCE
+    from tests.helpers.cash import cash_lines
+    from tests.helpers.statements import statement_lines
+
+    def cash(lines: list[str]):
+        data = "".join(x + "\r\n" for x in lines).encode("latin-1")
+        return list(cashfile.read_cashfile(io.BytesIO(data), "CashFile20261120.dat"))
+
+    def card(lines: list[str]):
+        data = "".join(x + "\r\n" for x in lines).encode("latin-1")
+        return list(card_statement.read_statement(io.BytesIO(data), "EXTRATO_UNICA_1_20261120_1"))
+
+    def bank(lines: list[str]):
+        return ach.read_ach("".join(x + "\r\n" for x in lines).encode("latin-1"), "ACHP01.txt")
+
+    yield "cashfile", cash, cash_lines(3, dt.date(2026, 11, 20)), 1
+    yield "card statement", card, statement_lines([]), 7
+    yield "ACHP01", bank, REFERENCE.decode("latin-1").split("\r\n")[:-1], 9
+
+
+@pytest.mark.parametrize(("name", "read", "lines", "step"), list(_readers()), ids=lambda v: v if isinstance(v, str) else "")
+def test_a_card_number_planted_anywhere_in_a_bad_line_is_never_echoed(name, read, lines, step):
+    """Every position of every line, as a field value and inside a whole record the reader refuses:
+    the error message and the JSON report (what reaches the control table, logs, emails and the
+    quarantine report) hold at most BIN + last four."""
+    refused = 0
+    for n in range(len(lines)):
+        for at in range(0, len(lines[n]) - len(PAN) + 1, step):
+            for longer in (False, True):
+                bad = [*lines[:n], _planted(lines[n], at, longer), *lines[n + 1 :]]
+                try:
+                    read(bad)
+                except FormatError as e:
+                    refused += 1
+                    echoed = str(e) + json.dumps(e.report(), default=str)
+                else:
+                    continue
+                assert PAN not in echoed, (name, n, at)
+    assert refused > 0

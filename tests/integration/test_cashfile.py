@@ -192,3 +192,41 @@ def test_s3_event_messages_of_both_kinds_are_understood():
     assert cashfile.keys_from_message(test_event) == []
     assert cashfile.keys_from_message(record) == ["cashfiles/Cash File 20260101.dat"]
     assert cashfile.keys_from_message("not json") == []
+
+
+def test_a_card_number_in_a_cash_file_reaches_no_sink(run, pg, s3_hook, accounts, day, caplog):
+    """The record holding it is refused; the error, the control row, the event, the quarantine
+    report and the log hold at most BIN + last four."""
+    pan = "4111111111111111"
+    good = cash_file(3, day).decode()
+    name = f"CashFile{day:%Y%m%d}.dat"
+    key = f"cashfiles/{name}"
+    s3_hook.load_bytes((good + pan + GOOD[16:] + "9\r\n").encode(), key=key, bucket_name=BUCKET, replace=True)
+    with pytest.raises(cashfile.CashFileRejected) as err:
+        run(key)
+    control_sql = "SELECT error FROM ops.file_control WHERE flow = 'cashfile_import' AND file_name = %s"
+    events_sql = "SELECT event, detail FROM ops.file_event WHERE file_name = %s"
+    sinks = {
+        "error": str(err.value),
+        "control": pg.execute(control_sql, (name,)).fetchone()[0],
+        "events": json.dumps(pg.execute(events_sql, (name,)).fetchall()),
+        "report": s3_hook.read_key(f"quarantine/{name}.error.json", bucket_name=BUCKET),
+        "log": caplog.text,
+    }
+    assert "411111******1111" in sinks["control"]
+    assert {k: pan in v for k, v in sinks.items()} == dict.fromkeys(sinks, False)
+
+
+def test_clearing_an_import_that_succeeded_reports_it_as_already_imported(run, pg, s3_hook, accounts, day):
+    """Airflow's clear-and-rerun: the object has moved to processed/, the file is in the control
+    table: the task is green and says so, it does not fail on a missing object."""
+    name = f"CashFile{day:%Y%m%d}.dat"
+    key = f"cashfiles/{name}"
+    s3_hook.load_bytes(cash_file(3, day), key=key, bucket_name=BUCKET, replace=True)
+    first = run(key, run_id="scheduled__first")
+    assert first.status == "IMPORTED" and not s3_hook.check_for_key(key, bucket_name=BUCKET)
+    again = run(key, run_id="scheduled__first")  # the same task instance, cleared and run again
+    assert (again.status, again.payments, again.total) == ("ALREADY_IMPORTED", 3, first.total)
+    assert counts(pg, name)["payments"] == 3
+    with pytest.raises(cashfile.CashFileRejected, match="not in the inbox and was never imported"):
+        run("cashfiles/CashFile20000101.dat", run_id="scheduled__gone")

@@ -36,6 +36,7 @@ from finflows.formats.fixedwidth import (
     Text,
     Time,
 )
+from finflows.pci import mask_pans
 
 RECORD = 250
 EOL = b"\r\n"
@@ -357,7 +358,8 @@ class PaymentError(ValueError):
     def __init__(self, reference: str, errors: list[tuple[str, str, str]]):
         self.reference = reference
         self.errors = errors
-        super().__init__(f"payment {reference}: " + "; ".join(f"field {f}, value {shown(v)}: {r}" for f, v, r in errors))
+        text = "; ".join(f"field {f}, value {shown(v)}: {r}" for f, v, r in errors)
+        super().__init__(mask_pans(f"payment {reference}: {text}"))
 
 
 def shown(value: Any) -> str:
