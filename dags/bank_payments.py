@@ -26,6 +26,9 @@ from __future__ import annotations
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.settings import configured_bank_ids
+
+BANK_IDS = configured_bank_ids()  # the trigger form offers the configured banks only
 
 
 @dag(
@@ -38,7 +41,11 @@ from finflows.dag_defaults import Tag, deadline, default_args
     tags=[Tag.FINANCE, Tag.BANKING, Tag.DAILY, Tag.PII],
     params={
         "banks": Param(
-            [], type="array", items={"type": "string"}, description="Only these banks (e.g. mega, ctbc); empty: all"
+            [],
+            type="array",
+            items={"type": "string", **({"enum": BANK_IDS} if BANK_IDS else {})},
+            uniqueItems=True,
+            description="Only these banks (from include/banking/banks.yaml); empty: every enabled bank",
         )
     },
     doc_md=__doc__,

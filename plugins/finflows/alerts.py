@@ -28,12 +28,21 @@ def _late_email(expected_minutes: float, context: dict) -> tuple[str, str]:
     return subject, body
 
 
+FINISHED = frozenset({"success", "failed"})
+
+
 async def deadline_missed(expected_minutes: float, context: dict | None = None) -> str:
-    """Email the operations address that a run is late (the SMTP notifier's hook, off the event loop)."""
+    """Email the operations address that a run is late (the SMTP notifier's hook, off the event loop).
+
+    Only a run still queued or running is late: a run that already finished (a failed run has had
+    its own failure email) is not mailed about again."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     from finflows import settings
 
+    state = str(((context or {}).get("dag_run") or {}).get("state") or "").lower().rsplit(".", 1)[-1]
+    if state in FINISHED:
+        return f"not sent: the run had already finished ({state})"
     subject, body = _late_email(expected_minutes, context or {})
 
     def send() -> None:

@@ -10,15 +10,25 @@ from contextlib import contextmanager
 from dataclasses import asdict
 
 from finflows import banks, files, metrics, payments, pgp, settings
-from finflows.task_support import fail_run_if_any, finance_db, label_mapped_task, s3_hook
+from finflows.task_support import (
+    bad_input_fails_without_retry,
+    fail_run_if_any,
+    finance_db,
+    label_mapped_task,
+    nothing_upstream,
+    s3_hook,
+)
 
 log = logging.getLogger(__name__)
 
 
 def choose_banks(requested: list[str] | None) -> list[str]:
-    """The enabled banks, or those a manual run asked for (each must be configured)."""
-    cfg = banks.load()
-    chosen = [cfg.bank(b).id for b in requested] if requested else cfg.enabled
+    """The enabled banks, or those a manual run asked for (each must be configured). A bank that is
+    not configured, or a configuration that does not load, fails the task at once: no retry can
+    fix it, and a run that cannot succeed must not hold the next one."""
+    with bad_input_fails_without_retry(banks.BankConfigError):
+        cfg = banks.load()
+        chosen = [cfg.bank(b).id for b in requested] if requested else cfg.enabled
     log.info("banks to pay: %s", ", ".join(chosen) or "none")
     return chosen
 
@@ -79,6 +89,7 @@ def email_treasury(subject: str, body: str, also: list[str] | None = None, inlin
 
 def summarise(bank_ids: list[str], outcomes: list[dict | None]) -> dict:
     """The treasury email; the run fails when a bank's task failed or anything needs a person."""
+    nothing_upstream(bank_ids, "choose_banks")
     runs = [o for o in outcomes if o]
     failed = sorted(set(bank_ids) - {r["bank"] for r in runs})
     subject, body = payments.summary(runs)
@@ -172,6 +183,7 @@ def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> 
     still unreconciled after their business day; the run fails on a quarantined file or a failed bank."""
     from finflows import reconciliation
 
+    nothing_upstream(bank_ids, "choose_banks")
     per_bank = [b for b in per_bank if b]
     done = [o for b in per_bank for o in b["files"]]
     failed_banks = sorted(set(bank_ids) - {b["bank"] for b in per_bank})
@@ -221,6 +233,7 @@ def health_summary(bank_ids: list[str], checks: list[dict | None]) -> dict:
     failed run: the run fails only when a check could not even be recorded."""
     import html
 
+    nothing_upstream(bank_ids, "choose_banks")
     checks = [c for c in checks if c]
     moved = [c for c in checks if c["transition"] in ("opened", "closed")]
     if moved:

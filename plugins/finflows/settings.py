@@ -119,3 +119,19 @@ def bank_circuit_half_open_after():
     import datetime as dt
 
     return dt.timedelta(seconds=float(get("BANK_CIRCUIT_HALF_OPEN_AFTER", "300")))
+
+
+def configured_bank_ids() -> list[str]:
+    """The bank ids include/banking/banks.yaml names (its keys only: no ``${}`` value is needed),
+    for the trigger form's choices; light enough for a DAG file's top level (no pydantic). Empty
+    when the file cannot be read: the task that loads it then says why."""
+    from pathlib import Path
+
+    import yaml
+
+    default = Path(__file__).resolve().parents[2] / "include" / "banking" / "banks.yaml"
+    try:
+        raw = yaml.safe_load(Path(get("BANKS_FILE", str(default))).read_text(encoding="utf-8"))
+        return [str(b) for b in raw["banks"]]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return []

@@ -66,6 +66,15 @@ def failed_tasks(task_ids: list[str]) -> list[str]:
     return sorted(t for t, state in states.items() if state in ("failed", "upstream_failed"))
 
 
+def nothing_upstream(value, what: str) -> None:
+    """A summary task (``all_done``) whose upstream produced nothing, because it failed: fail at
+    once, without retries and without crashing on ``None``; the upstream task's log says why."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if value is None:
+        raise AirflowFailException(f"nothing to summarise: {what} failed (see its log)")
+
+
 def fail_run_if_any(failed: list[str], total: int, noun: str) -> None:
     """Called last by an all_done summary task, so the run is red when any file failed."""
     from airflow.sdk.exceptions import AirflowFailException
