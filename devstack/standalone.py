@@ -85,39 +85,68 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def stop(proc: subprocess.Popen, port: int | None = None) -> None:
-    """Stop every Airflow component standalone started (the whole process group), and wait until
-    the api-server has let go of its port (it shuts down a few seconds after standalone exits)."""
+def stop(proc: subprocess.Popen, port: int | None = None, grace: float = 8) -> None:
+    """Stop every Airflow component standalone started (the whole process group): SIGTERM, then
+    SIGKILL whatever is left after ``grace`` seconds; wait until the api-server's port is free."""
+    from devstack.services.servers import descendants
+
+    family = descendants(proc.pid)  # some components start their own sessions: not all share the group
     _killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=60)
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        _killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    deadline = time.monotonic() + 30
+        pass
+    _killpg(proc.pid, signal.SIGKILL)  # the group may outlive its leader (api-server workers)
+    for pid in family:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    deadline = time.monotonic() + 10
     while port is not None and port_in_use(port) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if port is not None and port_in_use(port):
-        _killpg(proc.pid, signal.SIGKILL)
+        time.sleep(0.2)
+
+
+def login_file(home: Path = AIRFLOW_HOME) -> Path:
+    return home / "login.txt"
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(*_args) -> None:
+    raise _Stop  # unwinds the main thread out of proc.wait(): the finally below stops Airflow once
 
 
 def main() -> int:
     port = int(os.environ.get("AIRFLOW__API__PORT", "8080"))
-    try:
-        proc = start(port)
-    except RuntimeError as e:
-        print(f"[finflows] {e}", file=sys.stderr)
-        return 1
-    signal.signal(signal.SIGTERM, lambda *_: stop(proc, port))
-    users = json.loads(passwords_file().read_text()) if passwords_file().exists() else {}
-    print(f"\n[finflows] Airflow UI: http://localhost:{port}  login: admin / {users.get('admin')}", flush=True)
-    print(f"[finflows] health: {json.dumps(health(port))}\n", flush=True)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop(proc, port)
+    log_path = AIRFLOW_HOME.parent / "logs" / "airflow-standalone.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    with log_path.open("ab") as log:
+        print(f"[finflows] starting Airflow (scheduler, triggerer, dag-processor, api-server); its log: {log_path}",
+              flush=True)  # fmt: skip
+        try:
+            proc = start(port, log=log)
+        except RuntimeError as e:
+            print(f"[finflows] {e} (see {log_path})", file=sys.stderr)
+            return 1
+        except _Stop:
+            return 0
+        try:
+            users = json.loads(passwords_file().read_text()) if passwords_file().exists() else {}
+            login = f"Airflow UI: http://localhost:{port}  login: admin / {users.get('admin')}"
+            login_file().write_text(login + "\n")
+            login_file().chmod(0o600)
+            print(f"[finflows] health: {json.dumps(health(port))}", flush=True)
+            print(f"\n[finflows] {login}\n[finflows] (also in {login_file()}; Ctrl-C or SIGTERM stops it)\n",
+                  flush=True)  # fmt: skip
+            return proc.wait()
+        except (KeyboardInterrupt, _Stop):
+            return 0
+        finally:
+            stop(proc, port)
 
 
 if __name__ == "__main__":

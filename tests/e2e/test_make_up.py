@@ -1,0 +1,68 @@
+"""`make up` as an operator meets it: the login printed last (and kept in a file), and SIGTERM
+stops every Airflow process it started, without hanging."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from devstack import standalone
+from devstack.services import servers
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_make_up_prints_the_login_last_and_stops_cleanly_on_sigterm(local_dir, tmp_path):
+    port = _free_port()
+    out = tmp_path / "make-up.out"
+    env = os.environ | {"AIRFLOW__API__PORT": str(port), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    with out.open("wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "devstack.standalone"], cwd=REPO, env=env, stdout=f,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 400
+        while "login: admin / " not in out.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, out.read_text()[-3000:]
+            time.sleep(2)
+        text = out.read_text()
+        assert f"Airflow UI: http://localhost:{port}  login: admin / " in text, text[-3000:]
+        last = [line for line in text.splitlines() if line.strip()][-2:]
+        assert "login: admin / " in last[0] and "SIGTERM stops it" in last[1]  # nothing scrolls it away
+        assert standalone.login_file().read_text().strip() == last[0].removeprefix("[finflows] ")
+        started = servers.descendants(proc.pid)
+        assert len(started) >= 4, "scheduler, triggerer, dag-processor and api-server under make up"
+
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0
+        print(f"make up stopped {len(started)} processes in {time.monotonic() - t0:.1f}s after SIGTERM")
+        deadline = time.monotonic() + 60  # a killed process takes a moment to be gone
+        while (left := [p for p in started if _alive(p)]) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert left == [], f"still running after SIGTERM: {left}"
+        assert not standalone.port_in_use(port)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
