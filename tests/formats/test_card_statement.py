@@ -79,7 +79,7 @@ def test_bad_amount():
 def test_impossible_date():
     lines = statement_lines([detail(2)])
     lines[1] = lines[1][:29] + "20260231" + lines[1][37:]
-    assert "line 2, field txn_date, value '20260231': is not a real date" in _bad(lines)
+    assert "line 2, field txn_date, value '20260231': is not a date (expected YYYYMMDD)" in _bad(lines)
 
 
 def test_unknown_brand():

@@ -166,3 +166,13 @@ def test_validate_only_reading_yields_the_same_lines_and_totals():
         list(
             read_cashfile(io.BytesIO((GOOD + "\n" + GOOD[:43] + "30/02/2023" + GOOD[53:]).encode()), "x", values=False)
         )
+
+
+def test_a_date_error_reads_as_finance_people_write_dates():
+    from tests.helpers.cash import cash_lines
+
+    line = cash_lines(1, dt.date(2026, 11, 20))[0]
+    bad = line[:43] + "31/02/2026" + line[53:]
+    with pytest.raises(FormatError) as e:
+        list(read_cashfile(io.BytesIO((bad + "\r\n").encode()), "CashFile20261120.dat"))
+    assert "line 1, field paid_on, value '31/02/2026': is not a date (expected DD/MM/YYYY)" in str(e.value)

@@ -101,7 +101,7 @@ def _broken(kind: str) -> tuple[bytes, str]:
         expect = "line 2, field net, value '00000-98.00'"
     elif kind == "impossible date":
         lines[2] = lines[2][:44] + "20261131" + lines[2][52:]
-        expect = "line 3, field entry_date, value '20261131': is not a real date"
+        expect = "line 3, field entry_date, value '20261131': is not a date (expected YYYYMMDD)"
     elif kind == "unknown brand":
         lines[1] = lines[1][:187] + "004" + lines[1][190:]
         expect = "line 2, field brand, value '004'"

@@ -157,11 +157,11 @@ class RocDate:
         if self.optional and not raw.strip(" 0"):
             return None
         if len(raw) != 8 or not (raw.isascii() and raw.isdigit()) or raw[0] != "0":
-            raise ValueError("must be an ROC date: 0 + 3-digit ROC year + MMDD")
+            raise ValueError("is not a date (expected an ROC date: 0 + ROC year YYY + MMDD)")
         try:
             return dt.date(int(raw[1:4]) + 1911, int(raw[4:6]), int(raw[6:8]))
         except ValueError:
-            raise ValueError("is not a real date") from None
+            raise ValueError("is not a date (expected an ROC date: 0 + ROC year YYY + MMDD)") from None
 
     def encode(self, value: dt.date | None, width: int) -> str:
         if value is None:

@@ -220,6 +220,14 @@ def _memo(cache: dict[str, str], raw: str, text: str) -> str:
 
 
 _PG_DATE = {"%d": "DD", "%m": "MM", "%Y": "YYYY", "%y": "YY", "%H": "HH24", "%M": "MI", "%S": "SS"}
+_HUMAN = {"%d": "DD", "%m": "MM", "%Y": "YYYY", "%y": "YY", "%H": "hh", "%M": "mm", "%S": "ss"}
+
+
+def human_format(fmt: str) -> str:
+    """A ``strptime`` format as finance people write it: ``%d/%m/%Y`` → ``DD/MM/YYYY``."""
+    for code, text in _HUMAN.items():
+        fmt = fmt.replace(code, text)
+    return fmt
 
 
 class Date:
@@ -246,7 +254,7 @@ class Date:
         try:
             return dt.datetime.strptime(raw, self.fmt).date()  # noqa: DTZ007 (a calendar date, no time)
         except ValueError:
-            raise ValueError(f"is not a real date in the form {self.fmt}") from None
+            raise ValueError(f"is not a date (expected {human_format(self.fmt)})") from None
 
     def sql(self, text: str) -> str:
         pg = self.fmt
@@ -284,7 +292,7 @@ class Time:
         try:
             return dt.datetime.strptime(raw, self.fmt).time()  # noqa: DTZ007
         except ValueError:
-            raise ValueError(f"is not a real time in the form {self.fmt}") from None
+            raise ValueError(f"is not a time of day (expected {human_format(self.fmt)})") from None
 
     def encode(self, value: dt.time, width: int) -> str:
         return value.strftime(self.fmt)

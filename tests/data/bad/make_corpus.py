@@ -132,7 +132,7 @@ put("ach/return_reason_blank.txt", achr01([r01[0] | {"RCODE": ""}, *r01[1:]]), r
 put("ach/return_pseq_not_digits.txt", achr01([r01[0], r01[1] | {"PSEQ": "0000000X"}, r01[2]]), reader="ach",
     line=3, field="original_seq", value="0000000X")  # fmt: skip
 put("ach/return_pdate_not_a_date.txt", achr01([*r01[:2], r01[2] | {"PDATE": "01151131"}]), reader="ach", line=4,
-    field="original_date", value="01151131", reason="real date")  # fmt: skip
+    field="original_date", value="01151131", reason="is not a date")  # fmt: skip
 put("ach/return_pdate_blank.txt", achr01([r01[0] | {"PDATE": ""}, *r01[1:]]), reader="ach", line=2,
     field="original_date", value="")  # fmt: skip
 put("ach/return_trailer_sorg.txt", achr01(trailer={"SORG": "8120012"}), reader="ach", line=5, field="sending_unit",
