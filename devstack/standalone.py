@@ -92,10 +92,8 @@ def stop(proc: subprocess.Popen, port: int | None = None, grace: float = 8) -> N
 
     family = descendants(proc.pid)  # some components start their own sessions: not all share the group
     _killpg(proc.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
     _killpg(proc.pid, signal.SIGKILL)  # the group may outlive its leader (api-server workers)
     for pid in family:
         with contextlib.suppress(ProcessLookupError):
