@@ -452,6 +452,9 @@ def airflow_env() -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # .airflowignore as regular expressions: the glob syntax goes through pathspec's deprecated
+        # GitWildMatchPattern, whose warning every task log carried
+        "AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX": "regexp",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__DEFAULT_TIMEZONE": "UTC",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",

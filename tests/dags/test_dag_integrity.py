@@ -131,3 +131,20 @@ class TestEveryDag:
         loaded = json.loads(out.stdout.strip().splitlines()[-1])
         heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY))
         assert heavy == [], f"parsing {dag_id} loads {heavy}"
+
+
+def test_the_plugins_ignore_file_is_read_without_deprecation_warnings():
+    """plugins/.airflowignore keeps Airflow's plugin loader out of finflows/, as regular expressions
+    (the glob syntax goes through pathspec's deprecated GitWildMatchPattern on every parse)."""
+    import os
+    import warnings
+    from pathlib import Path
+
+    from airflow._shared.module_loading.file_discovery import find_path_from_directory
+
+    plugins = Path(__file__).resolve().parents[2] / "plugins"
+    assert os.environ.get("AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX") == "regexp"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        found = [str(Path(p).relative_to(plugins)) for p in find_path_from_directory(plugins, ".airflowignore", "regexp")]
+    assert "finflows_plugin.py" in found and not [f for f in found if f.startswith("finflows/")]
