@@ -133,18 +133,24 @@ class TestEveryDag:
         assert heavy == [], f"parsing {dag_id} loads {heavy}"
 
 
-def test_the_plugins_ignore_file_is_read_without_deprecation_warnings():
-    """plugins/.airflowignore keeps Airflow's plugin loader out of finflows/, as regular expressions
-    (the glob syntax goes through pathspec's deprecated GitWildMatchPattern on every parse)."""
-    import os
-    import warnings
-    from pathlib import Path
-
-    from airflow._shared.module_loading.file_discovery import find_path_from_directory
-
-    plugins = Path(__file__).resolve().parents[2] / "plugins"
+@pytest.mark.parametrize("syntax", ["regexp", "glob"])
+def test_the_plugin_loader_imports_only_the_plugin_module_and_warns_of_nothing(syntax):
+    """Airflow's plugin loader imports every .py file of plugins/ under its bare name: without
+    plugins/.airflowignore, finflows/google.py becomes sys.modules["google"] and every Google client
+    import fails. The scheduler reads the ignore file as regular expressions (our setting), the task
+    SDK's loader as a glob whatever the setting (Airflow 3.3.2): both must keep finflows/ out, in a
+    process with the stack's environment, and print no deprecation warning."""
+    repo = Path(__file__).resolve().parents[2]
     assert os.environ.get("AIRFLOW__CORE__DAG_IGNORE_FILE_SYNTAX") == "regexp"
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        found = [str(Path(p).relative_to(plugins)) for p in find_path_from_directory(plugins, ".airflowignore", "regexp")]
-    assert "finflows_plugin.py" in found and not [f for f in found if f.startswith("finflows/")]
+    code = (
+        "import sys, warnings\n"
+        "from airflow.sdk._shared.plugins_manager import _load_plugins_from_plugin_directory\n"
+        f"plugins, errors = _load_plugins_from_plugin_directory(plugins_folder={str(repo / 'plugins')!r}, "
+        f"load_examples=False, example_plugins_module=None, ignore_file_syntax={syntax!r})\n"
+        "print(sorted(p.name for p in plugins), errors, getattr(sys.modules.get('google'), '__file__', None))\n"
+        "import googleapiclient.discovery\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['finflows'] {} None"
+    assert "deprecated" not in out.stderr.lower(), out.stderr
