@@ -33,7 +33,7 @@ PROCESSED = "processed/"
 _COPY = f"COPY card.fact_transaction (file_id, {', '.join(COPY_COLUMNS)}) FROM STDIN"
 
 
-class StatementRejected(Exception):
+class StatementRejected(files.FileRejected):
     """A statement that must not be loaded as it is; it has been quarantined for a human."""
 
 
@@ -148,15 +148,21 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
                                                          "is not EXTRATO_UNICA_<establishment>_<YYYYMMDD>_<seq>")])  # fmt: skip
             decision, info = load(conn, path, file_name, sha256, source_uri, run_id)
         except FormatError as e:
-            files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name, sha256=sha256,
-                         error=str(e), report=e.report(), run_id=run_id)  # fmt: skip
-            raise StatementRejected(f"{source_uri} rejected and quarantined, nothing loaded:\n{e}") from None
+            quarantined = files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name,
+                                       sha256=sha256, error=str(e), report=e.report(), run_id=run_id)  # fmt: skip
+            raise StatementRejected(f"{source_uri} rejected and quarantined, nothing loaded:\n{e}", flow=FLOW,
+                                    file_name=file_name, source_uri=source_uri, quarantined=quarantined) from None  # fmt: skip
         if decision is files.Decision.CONFLICT:
             msg = (f"{file_name} was already loaded with different content (sha256 differs); {source_uri} is "
                    "quarantined for a human to decide")  # fmt: skip
-            files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name, sha256=sha256,
-                         error=msg, report={"error": msg}, run_id=run_id, event="CONFLICT")  # fmt: skip
-            raise StatementRejected(msg)
+            quarantined = files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name,
+                                       sha256=sha256, error=msg, report={"error": msg}, run_id=run_id,
+                                       event="CONFLICT")  # fmt: skip
+            raise StatementRejected(msg, flow=FLOW, file_name=file_name, source_uri=source_uri,
+                                    quarantined=quarantined, next_step=(
+                                        f"{file_name} was already loaded with other content. Compare the "
+                                        f"quarantined copy with the loaded one (processed/{file_name}); nothing "
+                                        "is changed until finance data engineering reverses the first load."))  # fmt: skip
         status = "LOADED"
         if decision is files.Decision.ALREADY_IMPORTED:
             status = "ALREADY_LOADED"
@@ -164,6 +170,9 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
                         file_name, sha256, info["previous_run"])  # fmt: skip
             info = control_summary(conn, file_name)
         files.move_object(s3_hook, bucket, key, PROCESSED + file_name)
+        if status == "LOADED":
+            files.resolve_quarantine(conn, s3_hook, flow=FLOW, bucket=bucket, name=file_name, sha256=sha256,
+                                     run_id=run_id)  # fmt: skip
     outcome = Outcome(key, file_name, status, sha256, info["records"], str(info["gross"]), str(info["net"]), size)
     log.info("%s %s: %d records, gross %s, net %s", status, file_name, outcome.records, outcome.gross, outcome.net)
     return outcome

@@ -28,7 +28,13 @@ PROCESSED = "processed/"
 DUPLICATES = "duplicates/"
 
 
-class CashFileRejected(Exception):
+CONFLICT_STEP = (
+    "{name} was already imported with other content. Compare the quarantined copy with the imported one "
+    "(processed/{name}); nothing is changed until finance data engineering reverses the first import."
+)
+
+
+class CashFileRejected(files.FileRejected):
     """A file that must not be imported as it is; it has been quarantined and a human must look."""
 
 
@@ -199,18 +205,21 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
             file_name = normalise_name(raw_name)
             decision, info = load(conn, path, file_name, sha256, source_uri, run_id)
         except FormatError as e:
-            files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name, sha256=sha256,
-                         error=str(e), report=e.report(), run_id=run_id)  # fmt: skip
-            raise CashFileRejected(f"{source_uri} rejected and quarantined, nothing loaded:\n{e}") from None
+            quarantined = files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name,
+                                       sha256=sha256, error=str(e), report=e.report(), run_id=run_id)  # fmt: skip
+            raise CashFileRejected(f"{source_uri} rejected and quarantined, nothing loaded:\n{e}", flow=FLOW,
+                                   file_name=raw_name, source_uri=source_uri, quarantined=quarantined) from None  # fmt: skip
 
         if decision is files.Decision.CONFLICT:
             msg = (
                 f"{file_name} was already imported with different content (sha256 differs); the new file "
                 f"{source_uri} is quarantined for a human to decide"
             )
-            files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name, sha256=sha256,
-                         error=msg, report={"error": msg}, run_id=run_id, event="CONFLICT")  # fmt: skip
-            raise CashFileRejected(msg)
+            quarantined = files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name,
+                                       sha256=sha256, error=msg, report={"error": msg}, run_id=run_id,
+                                       event="CONFLICT")  # fmt: skip
+            raise CashFileRejected(msg, flow=FLOW, file_name=raw_name, source_uri=source_uri, quarantined=quarantined,
+                                   next_step=CONFLICT_STEP.format(name=file_name))  # fmt: skip
 
         status, target = "IMPORTED", PROCESSED + file_name
         if decision is files.Decision.ALREADY_IMPORTED:
@@ -231,6 +240,9 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
 
         drive_id = copy_to_drive(drive_hook, drive_folder, path, file_name, sha256)
         files.move_object(s3_hook, bucket, key, target)
+        if status == "IMPORTED":
+            files.resolve_quarantine(conn, s3_hook, flow=FLOW, bucket=bucket, name=raw_name, sha256=sha256,
+                                     run_id=run_id)  # fmt: skip
 
     outcome = Outcome(
         key=key,
@@ -269,8 +281,9 @@ def _already_done(conn, key: str, source_uri: str, run_id: str) -> Outcome:
                        (FLOW, file_name)).fetchone()  # fmt: skip
     if row is None or row[0] != "SUCCESS":
         state = f"its last import ended {row[0]}" if row else "it was never imported"
-        raise CashFileRejected(f"{source_uri} is not in the inbox and was never imported ({state}): upload it "
-                               "again to import it")  # fmt: skip
+        raise CashFileRejected(f"{source_uri} is not in the inbox and was never imported ({state})", flow=FLOW,
+                               file_name=raw_name, source_uri=source_uri,
+                               next_step=f"Upload the file again to {source_uri} to import it.")  # fmt: skip
     info = control_summary(conn, file_name)
     log.info("%s was already imported (now in s3://…/%s%s): nothing to do again (run %s)", file_name, PROCESSED,
              file_name, run_id)  # fmt: skip

@@ -29,7 +29,7 @@ PROCESSED = "processed/"
 CONFIG = Path(__file__).resolve().parents[2] / "include" / "chargeback_destinations.json"
 
 
-class ChargebackRejected(Exception):
+class ChargebackRejected(files.FileRejected):
     """A chargeback file that must not be exported as it is; it has been quarantined."""
 
 
@@ -89,8 +89,12 @@ def export_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config:
             msg = f"{name} was already exported with different content; {source_uri} is quarantined for a human"
             with conn.transaction(), conn.cursor() as cur:
                 files.record_event(cur, FLOW, name, sha256, "CONFLICT", msg, run_id)
-            files.quarantine(s3_hook, bucket, key, {"file": name, "error": msg, "sha256": sha256})
-            raise ChargebackRejected(msg)
+            target = files.quarantine(s3_hook, bucket, key, {"file": name, "error": msg, "sha256": sha256})
+            raise ChargebackRejected(msg, flow=FLOW, file_name=name, source_uri=source_uri,
+                                     quarantined=f"s3://{bucket}/{target}", next_step=(
+                                         f"{name} was already exported with other content. Compare the quarantined "
+                                         f"copy with the exported one (processed/{name}) and agree with the card "
+                                         "companies before sending it again under a new name."))  # fmt: skip
         if decision is files.Decision.ALREADY_IMPORTED:
             log.warning("DUPLICATE: %s (sha256 %s) was already exported; nothing is uploaded", name, sha256)
             with conn.transaction(), conn.cursor() as cur:
@@ -105,9 +109,10 @@ def export_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config:
             if unknown:
                 raise FormatError(name, unknown)
         except FormatError as e:
-            files.record_error(conn, FLOW, name, sha256, source_uri, str(e), run_id)
-            files.quarantine(s3_hook, bucket, key, e.report() | {"source": source_uri, "sha256": sha256})
-            raise ChargebackRejected(f"{source_uri} rejected and quarantined, nothing exported:\n{e}") from None
+            quarantined = files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=name,
+                                       sha256=sha256, error=str(e), report=e.report(), run_id=run_id)  # fmt: skip
+            raise ChargebackRejected(f"{source_uri} rejected and quarantined, nothing exported:\n{e}", flow=FLOW,
+                                     file_name=name, source_uri=source_uri, quarantined=quarantined) from None  # fmt: skip
 
         with conn.transaction(), conn.cursor() as cur:
             files.lock_and_read(cur, FLOW, name)
@@ -140,6 +145,7 @@ def export_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config:
                                f"{len(records)} records in {len(batches)} batch(es), {len(deliveries)} file(s)",
                                run_id)  # fmt: skip
         files.move_object(s3_hook, bucket, key, f"{PROCESSED}{name}")
+        files.resolve_quarantine(conn, s3_hook, flow=FLOW, bucket=bucket, name=name, sha256=sha256, run_id=run_id)
     return Outcome(key=key, file_name=name, status="EXPORTED", records=len(records), batches=len(batches),
                    deliveries=deliveries, bytes=size)  # fmt: skip
 

@@ -32,25 +32,27 @@ APPROVED_TAGS = frozenset(t.value for t in Tag)
 
 
 def notify_failure(context: dict[str, Any]) -> None:
-    """Task failure callback: email the operations address with the task and a link to its log.
+    """Task failure callback: email operations. A rejected file is named in the subject with its
+    outcome, the quarantined copy, the report and the next step (``finflows.emails``); any other
+    failure names the task, the error and the run. Plain text with HTML beside it.
 
-    The SMTP notifier is imported here, when a task fails, not when the DAG file is parsed.
+    Imported when a task fails, not when the DAG file is parsed.
     """
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+    from airflow.sdk.configuration import conf
 
-    from finflows import settings
+    from finflows import emails, settings
 
-    SmtpNotifier(
-        to=settings.ops_email(),
-        smtp_conn_id=settings.CONN_SMTP,
-        subject="[finflows] FAILED {{ ti.dag_id }}.{{ ti.task_id }} ({{ run_id }})",
-        html_content=(
-            "<p>Task <b>{{ ti.task_id }}</b> of <b>{{ ti.dag_id }}</b> failed "
-            "(try {{ ti.try_number }}, run {{ run_id }}).</p>"
-            "<p>Error: <code>{{ exception | e }}</code></p>"
-            '<p><a href="{{ ti.log_url }}">Task log</a></p>'
-        ),
-    )(context)  # calling the notifier renders its templates, then sends
+    ti = context["ti"]
+    email = emails.failure_email(
+        dag_id=ti.dag_id,
+        task_id=ti.task_id,
+        run_id=context["run_id"],
+        map_index=getattr(ti, "map_index", None),
+        try_number=getattr(ti, "try_number", None),
+        exception=context.get("exception"),
+        base_url=conf.get("api", "base_url", fallback="http://localhost:8080/"),
+    )
+    emails.send(email, to=settings.ops_email(), smtp_conn_id=settings.CONN_SMTP)
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:

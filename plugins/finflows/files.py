@@ -27,6 +27,29 @@ class Decision(StrEnum):
     CONFLICT = "CONFLICT"  # same name, different content, already imported: a human decides
 
 
+class FileRejected(Exception):
+    """A file that must not be loaded as it is: it is quarantined beside its error report, nothing of
+    it was loaded, and a person must act. Carries what the failure email tells them: which flow and
+    file, where the quarantined copy and its report are, and the next step."""
+
+    outcome = "REJECTED"
+
+    def __init__(self, message: str, *, flow: str, file_name: str, source_uri: str,
+                 quarantined: str | None = None, next_step: str = "") -> None:  # fmt: skip
+        super().__init__(message)
+        self.flow, self.file_name, self.source_uri = flow, file_name, source_uri
+        self.quarantined = quarantined
+        self.next_step = next_step or (
+            f"Correct the file (the report names each line, field and value) and upload it again under the "
+            f"same name to {source_uri.rsplit('/', 1)[0]}/: it is then loaded, and the quarantined copy is "
+            "moved to quarantine/resolved/."
+        )
+
+    @property
+    def report(self) -> str | None:
+        return f"{self.quarantined}.error.json" if self.quarantined else None
+
+
 @dataclass(frozen=True)
 class Control:
     id: int | None
@@ -148,10 +171,28 @@ def record_error(
 def reject(conn, s3_hook, *, flow: str, bucket: str, key: str, file_name: str, sha256: str, error: str,
            report: dict[str, Any], run_id: str, event: str = "QUARANTINED") -> str:  # fmt: skip
     """A file that must not be loaded as it is: control row ERROR (unless that name was already
-    imported), the decision recorded, the object quarantined beside its report. Nothing deleted."""
+    imported), the decision recorded, the object quarantined beside its report. Nothing deleted.
+    Returns the quarantined copy's ``s3://`` address."""
     record_error(conn, flow, file_name, sha256, f"s3://{bucket}/{key}", error, run_id, event=event)
-    return quarantine(s3_hook, bucket, key, report | {"file": file_name, "source": f"s3://{bucket}/{key}",
-                                                      "sha256": sha256, "run_id": run_id})  # fmt: skip
+    target = quarantine(s3_hook, bucket, key, report | {"file": file_name, "source": f"s3://{bucket}/{key}",
+                                                        "sha256": sha256, "run_id": run_id})  # fmt: skip
+    return f"s3://{bucket}/{target}"
+
+
+def resolve_quarantine(conn, s3_hook, *, flow: str, bucket: str, name: str, sha256: str, run_id: str,
+                       prefix: str = "quarantine/") -> str | None:  # fmt: skip
+    """A corrected file of this name was just loaded: move the rejected copy and its report from
+    ``quarantine/`` to ``quarantine/resolved/<run>/`` (kept, never deleted) and record it. Returns the new
+    address of the copy, or None when nothing of that name was in quarantine."""
+    target = f"{prefix}resolved/{run_id.replace(':', '-')}/{name}"
+    if not move_object(s3_hook, bucket, f"{prefix}{name}", target):
+        return None
+    move_object(s3_hook, bucket, f"{prefix}{name}.error.json", f"{target}.error.json")
+    with conn.transaction(), conn.cursor() as cur:
+        record_event(cur, flow, name, sha256, "QUARANTINE_RESOLVED",
+                     f"a corrected {name} was loaded; the rejected copy is now s3://{bucket}/{target}", run_id)  # fmt: skip
+    log.info("a corrected %s was loaded: the rejected copy moved to s3://%s/%s", name, bucket, target)
+    return f"s3://{bucket}/{target}"
 
 
 def move_object(s3_hook, bucket: str, key: str, new_key: str) -> bool:

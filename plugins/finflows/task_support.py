@@ -48,7 +48,9 @@ def bad_input_fails_without_retry(*rejections: type[Exception]) -> Iterator[None
     try:
         yield
     except rejections as e:
-        raise AirflowFailException(str(e)) from None
+        failure = AirflowFailException(str(e))
+        failure.rejection = e  # what the failure email names: file, quarantined copy, report, next step
+        raise failure from None
 
 
 def failed_keys(keys: list[str], outcomes: list[dict | None]) -> list[str]:

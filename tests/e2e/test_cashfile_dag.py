@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import quote
 
 import pytest
 
@@ -87,7 +88,11 @@ def test_a_bad_file_fails_the_run_emails_ops_and_leaves_the_good_file_imported(
     status = dict(pg.execute("SELECT file_name, status FROM ops.file_control WHERE file_name = ANY(%s)", (names,)))
     assert status == {names[0]: "SUCCESS", names[1]: "ERROR"}
     assert s3_hook.read_key(f"quarantine/{names[1]}", bucket_name=BUCKET).encode() == bad
-    msg = mailbox.wait_for(lambda m: "cashfile_import.import_file" in m["Subject"], since=seen)
-    assert msg["Subject"].startswith("[finflows] FAILED cashfile_import.import_file (manual__")
-    body = msg.get_body(("html",)).get_content()
-    assert "line 1, field amount" in body and names[1] in body
+    msg = mailbox.wait_for(lambda m: names[1] in m["Subject"], since=seen)
+    # the subject names flow, file and outcome; the plain-text part says where, what and what next
+    assert msg["Subject"] == f"[finflows] cashfile_import: {names[1]} REJECTED"
+    body = msg.get_body(("plain",)).get_content()
+    assert "line 1, field amount" in body
+    assert f"Error report (every line, field and value): s3://{BUCKET}/quarantine/{names[1]}.error.json" in body
+    assert "Next step: Correct the file" in body and f"/dags/cashfile_import/runs/{quote(dr.run_id, safe='')}" in body
+    assert "line 1, field amount" in msg.get_body(("html",)).get_content()

@@ -171,13 +171,27 @@ def test_bad_files_are_quarantined_with_a_report_and_nothing_is_loaded(case, run
 def test_a_corrected_file_can_be_imported_after_a_rejected_one(run, pg, s3_hook, accounts, day):
     name = f"CashFile{day:%Y%m%d}.dat"
     key = f"cashfiles/{name}"
-    s3_hook.load_bytes(cash_file(3, day) + b"garbage\r\n", key=key, bucket_name=BUCKET, replace=True)
-    with pytest.raises(cashfile.CashFileRejected):
-        run(key)
+    bad = cash_file(3, day) + b"garbage\r\n"
+    s3_hook.load_bytes(bad, key=key, bucket_name=BUCKET, replace=True)
+    with pytest.raises(cashfile.CashFileRejected) as rejected:
+        run(key, run_id="manual__first")
+    # what the failure email tells finance: the copy, its report, the next step
+    assert rejected.value.file_name == name and rejected.value.flow == "cashfile_import"
+    assert rejected.value.quarantined == f"s3://{BUCKET}/quarantine/{name}"
+    assert rejected.value.report == f"s3://{BUCKET}/quarantine/{name}.error.json"
+    assert f"same name to s3://{BUCKET}/cashfiles/" in rejected.value.next_step
+    assert s3_hook.read_key(f"quarantine/{name}", bucket_name=BUCKET).encode() == bad
+
     s3_hook.load_bytes(cash_file(3, day), key=key, bucket_name=BUCKET, replace=True)
-    assert run(key).status == "IMPORTED"
+    assert run(key, run_id="manual__fixed").status == "IMPORTED"
     assert counts(pg, name)["status"] == "SUCCESS" and counts(pg, name)["payments"] == 3
-    assert events(pg, name) == ["QUARANTINED", "IMPORTED"]
+    assert events(pg, name) == ["QUARANTINED", "IMPORTED", "QUARANTINE_RESOLVED"]
+    # the rejected copy and its report are kept, out of the way of what still needs a person
+    assert not s3_hook.check_for_key(f"quarantine/{name}", bucket_name=BUCKET)
+    assert not s3_hook.check_for_key(f"quarantine/{name}.error.json", bucket_name=BUCKET)
+    assert s3_hook.read_key(f"quarantine/resolved/manual__fixed/{name}", bucket_name=BUCKET).encode() == bad
+    report = json.loads(s3_hook.read_key(f"quarantine/resolved/manual__fixed/{name}.error.json", bucket_name=BUCKET))
+    assert report["file"] == name and report["run_id"] == "manual__first"
 
 
 def test_s3_event_messages_of_both_kinds_are_understood():
