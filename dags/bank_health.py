@@ -26,6 +26,7 @@ from finflows.dag_defaults import Tag, deadline, default_args
 
 @dag(
     dag_id="bank_health",
+    description="Probes each bank's SFTP every 5 minutes (Asia/Taipei time)",
     schedule=CronTriggerTimetable("*/5 * * * *", timezone="Asia/Taipei"),
     catchup=False,
     max_active_runs=1,

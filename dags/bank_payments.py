@@ -33,6 +33,7 @@ BANK_IDS = configured_bank_ids()  # the trigger form offers the configured banks
 
 @dag(
     dag_id="bank_payments",
+    description="Daily 06:00 Asia/Taipei (22:00 UTC the day before): payment files to each bank",
     schedule=CronTriggerTimetable("0 6 * * *", timezone="Asia/Taipei"),
     catchup=False,
     max_active_runs=1,

@@ -33,6 +33,7 @@ from finflows.dag_defaults import Tag, deadline, default_args
 
 @dag(
     dag_id="bank_reconciliation",
+    description="Every 30 minutes 08:00-18:30 Asia/Taipei Mon-Fri (00:00-10:30 UTC): bank return files",
     schedule=CronTriggerTimetable("*/30 8-18 * * 1-5", timezone="Asia/Taipei"),
     catchup=False,
     max_active_runs=1,

@@ -21,6 +21,7 @@ from finflows.dag_defaults import Tag, deadline, default_args
 
 @dag(
     dag_id="bank_transfer_retry",
+    description="Hourly at :15 (Asia/Taipei time): uploads that failed, retried",
     schedule=CronTriggerTimetable("15 * * * *", timezone="Asia/Taipei"),
     catchup=False,
     max_active_runs=1,

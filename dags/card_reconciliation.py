@@ -30,6 +30,7 @@ from finflows.dag_defaults import Tag, deadline, default_args
 
 @dag(
     dag_id="card_reconciliation",
+    description="Daily 09:00 America/Sao_Paulo (12:00 UTC): card statements loaded",
     schedule=CronTriggerTimetable("0 9 * * *", timezone="America/Sao_Paulo"),
     catchup=False,
     max_active_runs=1,

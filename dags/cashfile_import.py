@@ -35,6 +35,7 @@ cashfile_events = s3_event_asset("cashfile_inbox", settings.cashfile_queue_url()
 
 @dag(
     dag_id="cashfile_import",
+    description="On each cash file landing in S3, and daily 07:00 Europe/London as a sweep",
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("0 7 * * *", timezone="Europe/London"), assets=cashfile_events
     ),

@@ -40,6 +40,7 @@ def _on_failure(context):
 
 @dag(
     dag_id="chargeback_export",
+    description="On each chargeback file landing in S3: CSVs to the card companies",
     schedule=[chargeback_inbox],
     catchup=False,
     max_active_runs=1,

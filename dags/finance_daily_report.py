@@ -22,6 +22,7 @@ from finflows.dag_defaults import Tag, deadline, default_args
 
 @dag(
     dag_id="finance_daily_report",
+    description="Daily 19:00 Asia/Taipei (11:00 UTC): the finance daily report",
     schedule=CronTriggerTimetable("0 19 * * *", timezone="Asia/Taipei"),
     catchup=False,
     max_active_runs=1,

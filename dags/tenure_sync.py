@@ -36,6 +36,7 @@ tenure_events = sqs_asset("tenure_events", settings.tenure_queue_url(), settings
 
 @dag(
     dag_id="tenure_sync",
+    description="On each tenure event, and hourly (Europe/London time) as a sweep",
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("0 * * * *", timezone="Europe/London"), assets=tenure_events
     ),

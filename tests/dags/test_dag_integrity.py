@@ -154,3 +154,43 @@ def test_the_plugin_loader_imports_only_the_plugin_module_and_warns_of_nothing(s
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['finflows'] {} None"
     assert "deprecated" not in out.stderr.lower(), out.stderr
+
+
+def test_each_schedule_is_described_with_its_time_zone_and_true_local_and_utc_times(dagbag):
+    """The DAG list shows a cron like `0 6 * * *` beside next-run times in UTC; the description says
+    in words when the DAG runs, in which time zone, and in UTC where that zone has no summer time.
+    The times stated are checked against the timetable itself, so a changed cron cannot leave a
+    wrong description behind."""
+    import datetime as dt
+    import re
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    for dag in dagbag.dags.values():
+        assert dag.description, f"{dag.dag_id} has no description for the DAG list"
+        inner = getattr(dag.timetable, "timetable", dag.timetable)
+        tz = getattr(inner, "timezone", None)
+        if tz is None:  # asset-triggered only
+            continue
+        zone = ZoneInfo(str(tz.name if hasattr(tz, "name") else tz))
+        assert zone.key in dag.description, f"{dag.dag_id}: the description does not name {zone.key}"
+        monday = dt.datetime(2026, 11, 30, tzinfo=zone)  # a Monday
+        fires = croniter(inner.expression, monday - dt.timedelta(seconds=1))
+        today = []
+        while (t := fires.get_next(dt.datetime)).date() == monday.date():
+            today.append(t)
+        local = re.search(r"(\d\d):(\d\d)(?:-(\d\d):(\d\d))? " + re.escape(zone.key), dag.description)
+        if local:
+            first, last = today[0], today[-1]
+            assert local.group(1, 2) == (f"{first:%H}", f"{first:%M}"), f"{dag.dag_id}: first run {first:%H:%M}"
+            if local.group(3):
+                assert local.group(3, 4) == (f"{last:%H}", f"{last:%M}"), f"{dag.dag_id}: last run {last:%H:%M}"
+        utc = re.search(r"\((\d\d):(\d\d)(?:-(\d\d):(\d\d))? UTC", dag.description)
+        if utc:
+            for day in (monday, monday.replace(month=7, day=6)):  # winter and summer: no summer time allowed
+                first = day.replace(hour=today[0].hour, minute=today[0].minute).astimezone(dt.UTC)
+                assert utc.group(1, 2) == (f"{first:%H}", f"{first:%M}"), f"{dag.dag_id}: {first:%H:%M} UTC"
+                if utc.group(3):
+                    last = day.replace(hour=today[-1].hour, minute=today[-1].minute).astimezone(dt.UTC)
+                    assert utc.group(3, 4) == (f"{last:%H}", f"{last:%M}"), f"{dag.dag_id}: {last:%H:%M} UTC"
