@@ -105,6 +105,13 @@ def stop(proc: subprocess.Popen, port: int | None = None, grace: float = 8) -> N
         time.sleep(0.2)
 
 
+def up_database() -> Path:
+    """make up's own metadata database, apart from the one the test suite and the demo use
+    (AIRFLOW_HOME/airflow.db): the UI shows no test run, queued run or deadline of theirs.
+    FINFLOWS_UP_DB names another file."""
+    return Path(os.environ.get("FINFLOWS_UP_DB") or AIRFLOW_HOME / "up.db")
+
+
 def login_file(home: Path = AIRFLOW_HOME) -> Path:
     return home / "login.txt"
 
@@ -125,8 +132,9 @@ def main() -> int:
     with log_path.open("ab") as log:
         print(f"[finflows] starting Airflow (scheduler, triggerer, dag-processor, api-server); its log: {log_path}",
               flush=True)  # fmt: skip
-        try:
-            proc = start(port, log=log)
+        db = up_database()
+        try:  # airflow standalone creates or migrates its database before it starts the components
+            proc = start(port, log=log, extra_env={"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}"})
         except RuntimeError as e:
             print(f"[finflows] {e} (see {log_path})", file=sys.stderr)
             return 1
@@ -138,6 +146,7 @@ def main() -> int:
             login_file().write_text(login + "\n")
             login_file().chmod(0o600)
             print(f"[finflows] health: {json.dumps(health(port))}", flush=True)
+            print(f"[finflows] metadata database: {db} (make up's own; the tests and the demo use another)", flush=True)
             print(f"\n[finflows] {login}\n[finflows] (also in {login_file()}; Ctrl-C or SIGTERM stops it)\n",
                   flush=True)  # fmt: skip
             return proc.wait()

@@ -3,9 +3,11 @@ stops every Airflow process it started, without hanging."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -34,10 +36,20 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_make_up_prints_the_login_last_and_stops_cleanly_on_sigterm(local_dir, tmp_path):
+def _runs_in(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as c:
+        return c.execute("SELECT count(*) FROM dag_run").fetchone()[0]
+
+
+def test_make_up_prints_the_login_last_shows_no_test_run_and_stops_cleanly_on_sigterm(local_dir, tmp_path):
+    from tests.helpers.dags import load_dag
+
+    load_dag("bank_health").test()  # a run in the test suite's metadata database
+    assert _runs_in(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db") > 0
     port = _free_port()
     out = tmp_path / "make-up.out"
-    env = os.environ | {"AIRFLOW__API__PORT": str(port), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = os.environ | {"AIRFLOW__API__PORT": str(port), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+                        "FINFLOWS_UP_DB": str(tmp_path / "up.db")}  # fmt: skip
     with out.open("wb") as f:
         proc = subprocess.Popen([sys.executable, "-m", "devstack.standalone"], cwd=REPO, env=env, stdout=f,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
@@ -51,6 +63,9 @@ def test_make_up_prints_the_login_last_and_stops_cleanly_on_sigterm(local_dir, t
         last = [line for line in text.splitlines() if line.strip()][-2:]
         assert "login: admin / " in last[0] and "SIGTERM stops it" in last[1]  # nothing scrolls it away
         assert standalone.login_file().read_text().strip() == last[0].removeprefix("[finflows] ")
+        # make up's own metadata database: none of the suite's runs is there to show, queue or alert
+        assert f"metadata database: {tmp_path / 'up.db'}" in text
+        assert _runs_in(tmp_path / "up.db") == 0
         started = servers.descendants(proc.pid)
         assert len(started) >= 4, "scheduler, triggerer, dag-processor and api-server under make up"
 
