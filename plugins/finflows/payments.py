@@ -397,6 +397,31 @@ def waiting_transfers(conn, now: dt.datetime, everything: bool = False) -> list[
         return [(r[0], r[1]) for r in cur.fetchall()]
 
 
+def retry_queue(conn) -> list[tuple[str, int, dt.datetime]]:
+    """(bank, transfers waiting, oldest enqueued) of the retry queue, largest first."""
+    return conn.execute(
+        """SELECT b.bank, count(*), min(r.enqueued_at) FROM pay.transfer_retry r JOIN pay.batch b ON b.id = r.batch_id
+           WHERE r.status = 'waiting' GROUP BY b.bank ORDER BY count(*) DESC, b.bank"""
+    ).fetchall()
+
+
+def retry_queue_alert(queue: list[tuple[str, int, dt.datetime]], limit: int):
+    """The alert when the queue holds more than ``limit`` transfers, else None."""
+    from finflows.emails import Email
+
+    total = sum(n for _bank, n, _oldest in queue)
+    if total <= limit:
+        return None
+    lines = [f"{total} bank transfers are waiting in the retry queue (the alert is set above {limit}): "
+             "payments are not reaching the banks."]  # fmt: skip
+    lines += [f"{bank}: {n} waiting, the oldest since {oldest.astimezone(TAIPEI):%Y-%m-%d %H:%M} Asia/Taipei"
+              for bank, n, oldest in queue]  # fmt: skip
+    lines.append("Next step: check each bank's SFTP health (bank_health, the finance monitor) and the last "
+                 "errors in pay.transfer_retry; bank_transfer_retry tries the queue hourly and cancels a "
+                 "batch after its bank's cutoff, putting its payments on the next business day.")  # fmt: skip
+    return Email(f"[finflows] bank transfer retry queue: {total} waiting (alert above {limit})", tuple(lines))
+
+
 def _cancel(conn, batch_id: int, run_id: str, why: str) -> None:
     """The batch will not be delivered: its payments go back to pending for a later batch."""
     with conn.transaction(), conn.cursor() as cur:

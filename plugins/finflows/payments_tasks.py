@@ -122,6 +122,13 @@ def retry_transfers(everything: bool) -> dict:
                 circuit=circuit_now(conn, bank_id),
             )  # fmt: skip
             done.append(asdict(d) | {"bank": bank_id})
+        queue = payments.retry_queue(conn)
+    alert = payments.retry_queue_alert(queue, settings.bank_retry_queue_alert())
+    if alert is not None:
+        from finflows import emails
+
+        log.warning("%s", alert.subject)
+        emails.send(alert, to=settings.ops_email() + settings.treasury_email(), smtp_conn_id=settings.CONN_SMTP)
     by_bank: dict[str, dict] = {}
     for d in done:
         by_bank.setdefault(d.pop("bank"), {"deliveries": []})["deliveries"].append(d)
@@ -130,7 +137,8 @@ def retry_transfers(everything: bool) -> dict:
         email_treasury(*payments.summary(runs, "[finflows] bank transfer retry"))
     gave_up = [f"{d['file_name']}: {d['outcome']}" for d in done if d["outcome"] in ("gave_up", "expired")]
     fail_run_if_any(gave_up, len(done), "queued transfer")
-    return {"tried": len(done), "delivered": sum(1 for d in done if d["outcome"] in ("uploaded", "already_there"))}
+    return {"tried": len(done), "delivered": sum(1 for d in done if d["outcome"] in ("uploaded", "already_there")),
+            "waiting": sum(n for _bank, n, _oldest in queue)}  # fmt: skip
 
 
 def circuit_now(conn, bank_id: str):

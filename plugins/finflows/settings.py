@@ -102,6 +102,11 @@ def bank_retry_limit() -> int:
     return int(get("BANK_RETRY_LIMIT", "12"))
 
 
+def bank_retry_queue_alert() -> int:
+    """Operations and treasury are alerted when more transfers than this wait in the retry queue."""
+    return int(get("BANK_RETRY_QUEUE_ALERT", "100"))
+
+
 def business_day_close():
     """Asia/Taipei time after which an uploaded batch without reconciliation is alerted."""
     import datetime as dt

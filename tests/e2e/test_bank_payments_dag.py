@@ -82,6 +82,32 @@ def test_the_retry_dag_delivers_a_queued_transfer(clean_payments, pg, local_dir,
     mailbox.wait_for(lambda m: "bank transfer retry OK" in m["Subject"], since=seen)
 
 
+def test_a_retry_queue_over_its_limit_alerts_operations_and_treasury(clean_payments, pg, mailbox, monkeypatch):
+    from airflow.utils.state import DagRunState
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_SFTP_ESUN"]) | {"port": 1}  # esun's server unreachable throughout
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_ESUN", json.dumps(conn))
+    monkeypatch.setenv("FINFLOWS_BANK_UPLOAD_ATTEMPTS", "1")
+    pay.add(pg, "esun", 2, due=today_taipei())
+    assert load_dag("bank_payments").test(run_conf={"banks": ["esun"]}).state == DagRunState.FAILED
+    assert pg.execute("SELECT count(*) FROM pay.transfer_retry WHERE status = 'waiting'").fetchone()[0] == 1
+
+    seen = mailbox.names()
+    monkeypatch.setenv("FINFLOWS_BANK_RETRY_QUEUE_ALERT", "1")  # one waiting: at the limit, no alert
+    load_dag("bank_transfer_retry").test(run_conf={"everything": True})
+    assert not [m for m in mailbox.messages(since=seen) if "retry queue" in m["Subject"]]
+
+    monkeypatch.setenv("FINFLOWS_BANK_RETRY_QUEUE_ALERT", "0")
+    load_dag("bank_transfer_retry").test(run_conf={"everything": True})
+    alert = mailbox.wait_for(lambda m: "retry queue" in m["Subject"], since=seen)
+    assert alert["Subject"] == "[finflows] bank transfer retry queue: 1 waiting (alert above 0)"
+    assert set(alert["To"].split(", ")) == set(os.environ["FINFLOWS_OPS_EMAIL"].split(",")) | set(
+        os.environ["FINFLOWS_TREASURY_EMAIL"].split(",")
+    )
+    body = alert.get_body(("plain",)).get_content()
+    assert "esun: 1 waiting, the oldest since " in body and "Next step:" in body
+
+
 def test_smtp_down_leaves_the_payments_delivered_and_the_treasury_email_is_retried(
     clean_payments, pg, local_dir, mailbox, monkeypatch
 ):
