@@ -68,6 +68,7 @@ class Bank(BaseModel):
     big5_extensions: bool = False  # the bank accepts cp950's additions to Big5 (€, F9D6–F9FE)
     success_code: Annotated[str | None, Field(pattern=r"^[0-9A-Z]{2}$")] = None  # a bank that lists paid items too
     return_window_days: Annotated[int, Field(ge=0, le=30)] = 2  # else: unreturned after N business days = paid
+    sftp_sessions: Annotated[int, Field(ge=1, le=50)] = 5  # concurrent SFTP sessions the bank allows us
     enabled: bool = True
 
     @field_validator("encoding")

@@ -15,11 +15,14 @@ Opening and closing are returned as transitions for the DAG to alert on. No Airf
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass
 
 from finflows.banks import Bank
+from finflows.sessions import SessionLimitReached
 
+log = logging.getLogger(__name__)
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
@@ -57,6 +60,9 @@ def probe(sftp_hook, bank: Bank) -> Check:
     try:
         with sftp_hook.get_managed_conn() as client:
             client.stat(bank.upload_path)
+        error = None
+    except SessionLimitReached as e:  # every session the bank allows is ours, in use: it is reachable
+        log.info("%s: not probed, %s", bank.id, e)
         error = None
     except Exception as e:  # every failure is a failed check, recorded with its message
         error = f"{type(e).__name__}: {e}"[:500]

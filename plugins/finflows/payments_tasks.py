@@ -57,10 +57,18 @@ def encrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[payments.Encr
 
 
 def sftp(bank: banks.Bank, *, one_attempt: bool = False):
-    """The bank's SFTPHook; ``one_attempt`` for health checks (no connect retries inside the hook)."""
-    from airflow.providers.sftp.hooks.sftp import SFTPHook
+    """The bank's SFTP hook, every session within the bank's ``sftp_sessions`` across all DAGs and
+    the monitor; ``one_attempt`` for health checks (no connect retries, a short wait for a slot)."""
+    from finflows.hooks.sftp import BankSFTPHook
 
-    return SFTPHook(ssh_conn_id=bank.sftp_conn_id, **({"conn_retry_attempts": 1} if one_attempt else {}))
+    return BankSFTPHook(
+        ssh_conn_id=bank.sftp_conn_id,
+        session_key=f"sftp:{bank.id}",
+        session_limit=bank.sftp_sessions,
+        limiter=lambda: finance_db().get_conn(),
+        session_wait=30 if one_attempt else settings.bank_session_wait(),
+        **({"conn_retry_attempts": 1} if one_attempt else {}),
+    )
 
 
 def pay_bank(bank_id: str) -> dict:

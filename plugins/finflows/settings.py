@@ -107,6 +107,11 @@ def bank_retry_queue_alert() -> int:
     return int(get("BANK_RETRY_QUEUE_ALERT", "100"))
 
 
+def bank_session_wait() -> float:
+    """Seconds a transfer waits for one of its bank's SFTP sessions to free before it fails."""
+    return float(get("BANK_SESSION_WAIT", "900"))
+
+
 def business_day_close():
     """Asia/Taipei time after which an uploaded batch without reconciliation is alerted."""
     import datetime as dt

@@ -1,0 +1,50 @@
+"""A bank's SFTP sessions, never more at once than the bank allows, across every DAG and process.
+
+Banks allow a few concurrent SFTP sessions per customer (5 is common; ``sftp_sessions`` in
+``banks.yaml``); a sixth login is refused or, worse, counted against us. bank_payments, the retry
+queue, reconciliation, the health checks and the monitor's test-connection all open sessions to the
+same bank, from different DAGs, workers and the api-server, so the limit is kept where they all
+meet: the finance database. Each session holds one of the bank's numbered PostgreSQL advisory
+locks on a connection of its own for as long as it is open; a process that dies loses its
+connection and with it the lock, so a crashed worker never holds a slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any
+
+from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+from finflows.sessions import SessionLimitReached, session_slot
+
+__all__ = ["BankSFTPHook", "SessionLimitReached", "session_slot"]
+
+
+class BankSFTPHook(SFTPHook):
+    """``SFTPHook`` whose sessions (``get_managed_conn``) count against the bank's limit.
+
+    :param session_key: the name the bank's slots share, e.g. ``sftp:mega``.
+    :param session_limit: concurrent sessions the bank allows.
+    :param limiter: returns a new connection to the database that keeps the slots (psycopg).
+    :param session_wait: seconds to wait for a free slot before ``SessionLimitReached``.
+    """
+
+    def __init__(self, *args: Any, session_key: str, session_limit: int, limiter: Callable[[], Any],
+                 session_wait: float = 900, **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(*args, **kwargs)
+        self.session_key, self.session_limit = session_key, session_limit
+        self.limiter, self.session_wait = limiter, session_wait
+
+    @contextmanager
+    def get_managed_conn(self):
+        if self.get_conn_count():  # nested use shares the session (and the slot) already open
+            with super().get_managed_conn() as client:
+                yield client
+            return
+        with (
+            session_slot(self.limiter, self.session_key, self.session_limit, wait=self.session_wait),
+            super().get_managed_conn() as client,
+        ):
+            yield client
