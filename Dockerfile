@@ -1,5 +1,6 @@
 # The finflows image for production (Helm / KubernetesExecutor, or any executor): Airflow 3.3.2
-# with the pinned lock, the DAGs, the finflows package and its include/ files baked in.
+# with the runtime requirements (requirements.txt: no test tool or local stand-in), the DAGs, the
+# finflows package and its include/ files baked in.
 #   docker build -t registry.example.org/finflows:$(git rev-parse --short HEAD) .
 FROM apache/airflow:3.3.2-python3.11
 
@@ -8,8 +9,10 @@ USER root
 RUN apt-get update -q && apt-get install -y -q --no-install-recommends gnupg && rm -rf /var/lib/apt/lists/*
 USER airflow
 
-COPY --chown=airflow:0 requirements.lock /opt/finflows/requirements.lock
-RUN pip install --no-cache-dir -r /opt/finflows/requirements.lock
+# apache-airflow pinned beside the file, as the image's docs advise, so pip never changes the image's Airflow
+ARG AIRFLOW_VERSION=3.3.2
+COPY --chown=airflow:0 requirements.txt /opt/finflows/requirements.txt
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/finflows/requirements.txt
 
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/

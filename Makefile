@@ -24,7 +24,7 @@ help:
 	@echo "make stack-up | stack-down | stack-status    the local stand-ins only"
 	@echo "make lint | bench | lock | clean"
 
-$(STAMP): requirements.lock
+$(STAMP): requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "python3.11 is required"; exit 1; }
 	@command -v gpg >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnupg </dev/null; }
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium </dev/null \
@@ -32,16 +32,19 @@ $(STAMP): requirements.lock
 		|| { echo "chromium (Debian package) is needed by the UI test: apt-get install chromium"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "uv==$(UV_VERSION)"
-	$(VENV)/bin/uv pip sync -q --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip sync -q --python $(PY) requirements-dev.txt
 	touch $@
 
 venv: $(STAMP)
 
-# Re-resolve the pinned lock from requirements.in (needs the package registry; commit the result).
+# Re-resolve the pins (needs the package registry; commit the result): requirements-dev.txt from
+# requirements-dev.in (runtime + stand-ins + tests), then requirements.txt, the runtime alone, held to
+# the same versions. Existing pins are kept unless requirements*.in asks for something else.
+LOCK := $(VENV)/bin/uv pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28
 lock:
 	$(PY) -m pip install -q "uv==$(UV_VERSION)"
-	$(VENV)/bin/uv pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-		requirements.in -o requirements.lock
+	$(LOCK) requirements-dev.in -o requirements-dev.txt
+	$(LOCK) requirements.in -c requirements-dev.txt -o requirements.txt
 
 stack-up: $(STAMP)
 	$(STACK) up

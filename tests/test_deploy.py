@@ -17,9 +17,29 @@ def test_the_image_is_the_pinned_airflow_with_the_lock_and_the_code():
     dockerfile = (REPO / "Dockerfile").read_text()
     pinned = re.search(r"^apache-airflow(?:\[[^\]]*\])?==([\d.]+)$", (REPO / "requirements.in").read_text(), re.M)[1]
     assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.11$", dockerfile, re.M)
-    assert "pip install --no-cache-dir -r /opt/finflows/requirements.lock" in dockerfile
+    assert "COPY --chown=airflow:0 requirements.txt /opt/finflows/requirements.txt" in dockerfile
+    assert f"ARG AIRFLOW_VERSION={pinned}" in dockerfile
+    assert 'pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/finflows/requirements.txt' in dockerfile
+    assert "requirements-dev" not in dockerfile
     for part in ("dags", "plugins", "include"):
         assert f"COPY --chown=airflow:0 {part}/ /opt/airflow/{part}/" in dockerfile
+
+
+def pins(name: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)$", (REPO / name).read_text(), re.M))
+
+
+def test_the_image_requirements_hold_the_runtime_only_at_the_versions_tests_ran_with():
+    runtime, dev = pins("requirements.txt"), pins("requirements-dev.txt")
+    # what only the local stand-ins, the tests, lint and benchmarks need (requirements-dev.in)
+    dev_only = {"moto", "pyopenssl", "aiosmtpd", "pytest", "pytest-timeout", "hypothesis", "time-machine",
+                "playwright", "ruff"}  # fmt: skip
+    assert {p.lower() for p in runtime} & dev_only == set()
+    assert {"moto", "pytest", "playwright", "ruff", "aiosmtpd"} <= set(dev)  # the dev file does hold them
+    assert {p: v for p, v in runtime.items() if dev.get(p) != v} == {}, "requirements.txt differs from the tested pins"
+    wanted = re.findall(r"^([a-z0-9\-]+)", (REPO / "requirements.in").read_text(), re.M)
+    assert {w for w in wanted if w not in runtime} == set()
+    assert runtime["apache-airflow"] == "3.3.2"
 
 
 def test_helm_values_run_kubernetes_executor_with_triggerer_secrets_backend_and_metrics():

@@ -20,9 +20,12 @@ AIRFLOW_ROLES = {
 def test_airflow_3_3_with_celery_and_every_component():
     services = COMPOSE["services"]
     assert AIRFLOW_ROLES | {"postgres", "redis", "airflow-init"} <= set(services)
-    for name in AIRFLOW_ROLES:
-        assert services[name]["image"].startswith("apache/airflow:3.3.")
-        assert services[name]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    for name in AIRFLOW_ROLES | {"airflow-init"}:
+        # our image, built from the Dockerfile (Airflow 3.3.2 + requirements.txt + the code)
+        assert services[name]["build"] == "." and services[name]["image"].startswith("finflows:3.3.")
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql"), name
     assert {"aws", "sftp", "ftps", "smtp", "google"} <= set(services), "a stand-in for every external system"
 
 
