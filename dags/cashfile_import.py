@@ -6,9 +6,10 @@ cash-file bucket every evening. Each file is copied to the finance Google Drive 
 imported into the interim finance system (IFS) in one transaction: control row, raw lines,
 payments, and a suspense row for every payment whose rent account IFS does not know.
 
-**Triggers**: an S3 ObjectCreated event for `cashfiles/*.dat` (S3 → SQS → asset watcher), and a
-daily 07:00 Europe/London sweep that imports anything still waiting, so a lost event never loses a
-file. Trigger by hand at any time: the run imports whatever is in the inbox.
+**Triggers**: an S3 ObjectCreated event for `cashfiles/*.dat` (S3 → SQS → asset watcher): that
+run imports the files its events name, up to four runs at once; and a daily 07:00 Europe/London
+sweep that imports anything still waiting, so a lost event never loses a file. Trigger by hand at
+any time: the run imports whatever is in the inbox.
 
 **Re-runs are safe**: a file is identified by name and sha256 in `ops.file_control`. The same file
 again is skipped and recorded as a duplicate (a warning); the same name with different content is
@@ -40,7 +41,10 @@ cashfile_events = s3_event_asset("cashfile_inbox", settings.cashfile_queue_url()
         timetable=CronTriggerTimetable("0 7 * * *", timezone="Europe/London"), assets=cashfile_events
     ),
     catchup=False,
-    max_active_runs=1,
+    # event runs take only their own files (see finflows.cashfile.discover) and each file is
+    # imported under its own lock, so runs may overlap: a file landing while another is still
+    # importing gets its run at once instead of waiting in the asset queue for the first to end
+    max_active_runs=4,
     default_args=default_args(),
     deadline=deadline("cashfile_import"),
     tags=[Tag.FINANCE, Tag.CASH, Tag.EVENT_DRIVEN, Tag.DAILY],

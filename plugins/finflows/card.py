@@ -140,7 +140,10 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
     source_uri = f"s3://{bucket}/{key}"
     file_name = key.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="statement-") as tmp, files.connect(pg_hook) as conn:
-        path, sha256, size = files.download(s3_hook, bucket, key, tmp)
+        try:
+            path, sha256, size = files.download(s3_hook, bucket, key, tmp)
+        except files.ObjectGone:
+            return _already_loaded(conn, key, file_name, source_uri, run_id)
         log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
         try:
             if not is_statement_name(file_name):
@@ -176,6 +179,21 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
     outcome = Outcome(key, file_name, status, sha256, info["records"], str(info["gross"]), str(info["net"]), size)
     log.info("%s %s: %d records, gross %s, net %s", status, file_name, outcome.records, outcome.gross, outcome.net)
     return outcome
+
+
+def _already_loaded(conn, key: str, file_name: str, source_uri: str, run_id: str) -> Outcome:
+    """The statement is gone from the inbox. Loaded before (a task cleared and run again after it
+    succeeded: the object moved to processed/): say so and succeed. Otherwise nothing can load it."""
+    done = files.finished(conn, FLOW, file_name)
+    if done is None:
+        raise StatementRejected(f"{source_uri} is not in the inbox and was never loaded", flow=FLOW,
+                                file_name=file_name, source_uri=source_uri,
+                                next_step=f"Put the statement again at {source_uri} to load it.")  # fmt: skip
+    info = control_summary(conn, file_name)
+    log.info("%s was already loaded (now in processed/%s): nothing to do again (run %s)", file_name, file_name,
+             run_id)  # fmt: skip
+    return Outcome(key, file_name, "ALREADY_LOADED", done.sha256, info["records"], str(info["gross"]),
+                   str(info["net"]))  # fmt: skip
 
 
 def as_dict(outcome: Outcome) -> dict:

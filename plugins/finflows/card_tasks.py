@@ -31,7 +31,12 @@ def fetch_from_ftps(day: str | None) -> list[str]:
 
 
 def find_files(day: str | None) -> list[str]:
-    keys = card.discover(s3_hook(), settings.statement_bucket(), day)
+    from airflow.sdk import get_current_context
+
+    bucket = settings.statement_bucket()
+    with files.connect(finance_db()) as conn:  # a cleared run lists again what it loaded before
+        before = files.processed_by_run(conn, card.FLOW, get_current_context()["run_id"], bucket)
+    keys = sorted(set(card.discover(s3_hook(), bucket, day)) | set(before))
     log.info("%d statement(s) waiting in S3: %s", len(keys), ", ".join(keys) or "none")
     return keys
 

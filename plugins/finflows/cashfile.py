@@ -75,15 +75,42 @@ def is_cashfile_key(key: str) -> bool:
     return key.startswith(INBOX) and key.lower().endswith(".dat") and "/" not in key[len(INBOX) :]
 
 
-def discover(s3_hook, bucket: str, event_keys: list[str] | None = None) -> list[str]:
-    """Every ``.dat`` object waiting under ``cashfiles/``: the event's keys plus a full listing,
-    so a lost or late event never loses a file."""
-    listed = set(s3_hook.list_keys(bucket_name=bucket, prefix=INBOX) or [])
-    wanted = {k for k in listed if is_cashfile_key(k)}
-    for k in event_keys or []:
-        if is_cashfile_key(k) and k not in listed:
-            log.info("event names %s but it is no longer in the inbox (already processed)", k)
+def discover(s3_hook, bucket: str, event_keys: list[str] | None = None, imported=frozenset()) -> list[str]:
+    """The cash files a run imports. A run started by S3 events takes its events' objects, so
+    runs of files landing close together run side by side without reaching for each other's
+    files; any other run (the daily sweep, a manual run) takes every ``.dat`` object waiting under
+    ``cashfiles/``, so a lost event never loses a file. An event's key that is gone from the inbox
+    because its file was imported (``imported`` holds file names with a successful import: the run
+    is being cleared and run again, or the event was delivered twice) stays in the list, so the
+    run reports that file as already imported instead of silently showing no file at all."""
+    listed = {k for k in s3_hook.list_keys(bucket_name=bucket, prefix=INBOX) or [] if is_cashfile_key(k)}
+    if not event_keys:
+        return sorted(listed)
+    wanted = set()
+    for k in event_keys:
+        if not is_cashfile_key(k):
+            continue
+        if k in listed or _file_name(k) in imported:
+            wanted.add(k)
+        else:
+            log.info("event names %s but it is no longer in the inbox and was not imported", k)
     return sorted(wanted)
+
+
+def imported_names(conn, keys: list[str]) -> set[str]:
+    """Of these keys' file names, those whose import succeeded."""
+    names = [_file_name(k) for k in keys]
+    rows = conn.execute("SELECT file_name FROM ops.file_control WHERE flow = %s AND status = 'SUCCESS' "
+                        "AND file_name = ANY(%s)", (FLOW, names)).fetchall()  # fmt: skip
+    return {r[0] for r in rows}
+
+
+def _file_name(key: str) -> str:
+    raw_name = key.rsplit("/", 1)[-1]
+    try:
+        return normalise_name(raw_name)
+    except FormatError:
+        return raw_name
 
 
 # ---------------------------------------------------------------------------- loading
@@ -195,9 +222,10 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
     source_uri = f"s3://{bucket}/{key}"
     raw_name = key.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="cashfile-") as tmp, files.connect(pg_hook) as conn:
+        files.hold_file(conn, FLOW, _file_name(key))  # released when the connection closes
         try:
             path, sha256, size = files.download(s3_hook, bucket, key, tmp)
-        except s3_hook.get_conn().exceptions.NoSuchKey:
+        except files.ObjectGone:
             return _already_done(conn, key, source_uri, run_id)
         log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
         file_name = raw_name
@@ -224,7 +252,10 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
         status, target = "IMPORTED", PROCESSED + file_name
         if decision is files.Decision.ALREADY_IMPORTED:
             status = "ALREADY_IMPORTED"
-            if info["previous_run"] != run_id:  # a re-delivered file, not this run's own earlier try
+            if info["previous_run"] != run_id and not files.exists(s3_hook, bucket, key):
+                # another run imported this very object while we waited for its lock, and moved it
+                log.info("%s was imported by run %s meanwhile; nothing to do", file_name, info["previous_run"])
+            elif info["previous_run"] != run_id:  # a re-delivered file, not this run's own earlier try
                 log.warning(
                     "DUPLICATE: %s (sha256 %s) was already imported by run %s; skipped",
                     file_name,
@@ -272,22 +303,16 @@ def _already_done(conn, key: str, source_uri: str, run_id: str) -> Outcome:
     """The object is gone from the inbox. If this file was imported (a task cleared and run again
     after it succeeded: the object moved to processed/), say so and succeed; otherwise there is
     nothing to import, which no retry will change."""
-    raw_name = key.rsplit("/", 1)[-1]
-    try:
-        file_name = normalise_name(raw_name)
-    except FormatError:
-        file_name = raw_name
-    row = conn.execute("SELECT status, sha256 FROM ops.file_control WHERE flow = %s AND file_name = %s",
-                       (FLOW, file_name)).fetchone()  # fmt: skip
-    if row is None or row[0] != "SUCCESS":
-        state = f"its last import ended {row[0]}" if row else "it was never imported"
-        raise CashFileRejected(f"{source_uri} is not in the inbox and was never imported ({state})", flow=FLOW,
+    raw_name, file_name = key.rsplit("/", 1)[-1], _file_name(key)
+    done = files.finished(conn, FLOW, file_name)
+    if done is None:
+        raise CashFileRejected(f"{source_uri} is not in the inbox and was never imported", flow=FLOW,
                                file_name=raw_name, source_uri=source_uri,
                                next_step=f"Upload the file again to {source_uri} to import it.")  # fmt: skip
     info = control_summary(conn, file_name)
     log.info("%s was already imported (now in s3://…/%s%s): nothing to do again (run %s)", file_name, PROCESSED,
              file_name, run_id)  # fmt: skip
-    return Outcome(key=key, file_name=file_name, status="ALREADY_IMPORTED", sha256=row[1].strip(),
+    return Outcome(key=key, file_name=file_name, status="ALREADY_IMPORTED", sha256=done.sha256,
                    lines=info["lines"] or 0, payments=info["payments"], suspense=info["suspense"],
                    total=str(info["total"]))  # fmt: skip
 

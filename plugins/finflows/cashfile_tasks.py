@@ -6,7 +6,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from finflows import cashfile, metrics, settings
+from finflows import cashfile, files, metrics, settings
 from finflows.task_support import (
     bad_input_fails_without_retry,
     delivered_messages,
@@ -49,7 +49,13 @@ def pull_sftp_drop() -> int:
 
 def find_files(context: dict[str, Any]) -> list[str]:
     event_keys = [k for m in delivered_messages(context) for k in cashfile.keys_from_message(m.get("Body", ""))]
-    keys = cashfile.discover(s3_hook(), settings.cashfile_bucket(), event_keys)
+    bucket = settings.cashfile_bucket()
+    with files.connect(finance_db()) as conn:
+        # an event re-delivered for a file imported already, and (a cleared run) the files this run
+        # imported before: listed, so each reports itself as already imported
+        imported = cashfile.imported_names(conn, event_keys) if event_keys else set()
+        before = files.processed_by_run(conn, cashfile.FLOW, context["run_id"], bucket)
+    keys = sorted(set(cashfile.discover(s3_hook(), bucket, event_keys, imported)) | set(before))
     log.info("%d cash file(s) waiting: %s", len(keys), ", ".join(keys) or "none")
     return keys
 

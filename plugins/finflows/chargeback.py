@@ -81,7 +81,10 @@ def export_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config:
     source_uri = f"s3://{bucket}/{key}"
     name = key.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="chargeback-") as tmp, files.connect(pg_hook) as conn:
-        path, sha256, size = files.download(s3_hook, bucket, key, tmp)
+        try:
+            path, sha256, size = files.download(s3_hook, bucket, key, tmp)
+        except files.ObjectGone:
+            return _already_exported(conn, key, name, source_uri, run_id)
         with conn.transaction(), conn.cursor() as cur:
             control = files.lock_and_read(cur, FLOW, name)
         decision = files.decide(control, sha256)
@@ -148,6 +151,23 @@ def export_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config:
         files.resolve_quarantine(conn, s3_hook, flow=FLOW, bucket=bucket, name=name, sha256=sha256, run_id=run_id)
     return Outcome(key=key, file_name=name, status="EXPORTED", records=len(records), batches=len(batches),
                    deliveries=deliveries, bytes=size)  # fmt: skip
+
+
+def _already_exported(conn, key: str, name: str, source_uri: str, run_id: str) -> Outcome:
+    """The file is gone from the inbox. Exported before (a task cleared and run again after it
+    succeeded: the object moved to processed/): say so, with what was delivered, and succeed."""
+    if files.finished(conn, FLOW, name) is None:
+        raise ChargebackRejected(f"{source_uri} is not in the inbox and was never exported", flow=FLOW,
+                                 file_name=name, source_uri=source_uri,
+                                 next_step=f"Put the file again at {source_uri} to export it.")  # fmt: skip
+    rows = conn.execute("SELECT destination, file_name, row_count, bytes, batch_no FROM ops.delivery "
+                        "WHERE flow = %s AND source_file = %s ORDER BY batch_no, file_name", (FLOW, name)).fetchall()  # fmt: skip
+    deliveries = [Delivery(out.split("_")[1], dest, out, n, size, batch, uploaded=False)
+                  for dest, out, n, size, batch in rows]  # fmt: skip
+    log.info("%s was already exported (%d file(s) delivered; now in processed/%s): nothing to do again (run %s)",
+             name, len(deliveries), name, run_id)  # fmt: skip
+    return Outcome(key=key, file_name=name, status="ALREADY_EXPORTED", records=sum(d.rows for d in deliveries),
+                   batches=max((d.batch for d in deliveries), default=0), deliveries=deliveries)  # fmt: skip
 
 
 def _deliver(conn, hook_for, dest: dict, out_name: str, data: bytes, rows: int, batch_no: int, source: str,

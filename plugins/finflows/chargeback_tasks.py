@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from finflows import chargeback, metrics, settings
+from finflows import chargeback, files, metrics, settings
 from finflows.dag_defaults import notify_failure
 from finflows.task_support import (
     bad_input_fails_without_retry,
@@ -20,7 +20,12 @@ log = logging.getLogger(__name__)
 
 
 def find_files() -> list[str]:
-    keys = chargeback.discover(s3_hook(), settings.chargeback_bucket())
+    from airflow.sdk import get_current_context
+
+    bucket = settings.chargeback_bucket()
+    with files.connect(finance_db()) as conn:  # a cleared run lists again what it exported before
+        before = files.processed_by_run(conn, chargeback.FLOW, get_current_context()["run_id"], bucket)
+    keys = sorted(set(chargeback.discover(s3_hook(), bucket)) | set(before))
     log.info("%d chargeback file(s) waiting: %s", len(keys), ", ".join(keys) or "none")
     return keys
 

@@ -75,10 +75,19 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+class ObjectGone(Exception):
+    """The object is no longer at its key (an earlier try moved it to processed/, or someone did)."""
+
+
 def download(s3_hook, bucket: str, key: str, directory: str) -> tuple[Path, str, int]:
-    """Stream an S3 object to a local file; return (path, sha256, bytes)."""
+    """Stream an S3 object to a local file; return (path, sha256, bytes). ``ObjectGone`` if it is
+    not there: a task cleared after it succeeded finds its file moved, and says so (``finished``)."""
+    client = s3_hook.get_conn()
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    except client.exceptions.NoSuchKey:
+        raise ObjectGone(f"s3://{bucket}/{key}") from None
     target = Path(tempfile.mkstemp(dir=directory, suffix=Path(key).suffix)[1])
-    body = s3_hook.get_conn().get_object(Bucket=bucket, Key=key)["Body"]
     h, size = hashlib.sha256(), 0
     with target.open("wb") as out:
         for chunk in body.iter_chunks(CHUNK):
@@ -86,6 +95,13 @@ def download(s3_hook, bucket: str, key: str, directory: str) -> tuple[Path, str,
             size += len(chunk)
             out.write(chunk)
     return target, h.hexdigest(), size
+
+
+def hold_file(conn, flow: str, file_name: str) -> None:
+    """Hold (flow, file) for as long as this connection lives: from the download to the last move.
+    A second run reaching for the same file waits here, then finds it imported and moved, instead
+    of finding it imported but not yet moved and taking it for a second delivery."""
+    conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 1))", (f"{flow}/{file_name}",))
 
 
 def lock_and_read(cur, flow: str, file_name: str) -> Control:
@@ -97,6 +113,22 @@ def lock_and_read(cur, flow: str, file_name: str) -> Control:
     )
     row = cur.fetchone()
     return Control(*row) if row else Control(None, None, None, None)
+
+
+def finished(conn, flow: str, file_name: str) -> Control | None:
+    """The control row of a file this flow processed successfully, or None (never, or not yet)."""
+    row = conn.execute("SELECT id, status, sha256, dag_run_id FROM ops.file_control WHERE flow = %s "
+                       "AND file_name = %s AND status = 'SUCCESS'", (flow, file_name)).fetchone()  # fmt: skip
+    return Control(row[0], row[1], row[2].strip(), row[3]) if row else None
+
+
+def processed_by_run(conn, flow: str, run_id: str, bucket: str) -> list[str]:
+    """The inbox keys of the files this run processed successfully. A cleared run lists them again
+    with what is waiting, so each is reported as already done instead of vanishing from the run."""
+    prefix = f"s3://{bucket}/"
+    rows = conn.execute("SELECT source_uri FROM ops.file_control WHERE flow = %s AND dag_run_id = %s "
+                        "AND status = 'SUCCESS'", (flow, run_id)).fetchall()  # fmt: skip
+    return sorted(r[0].removeprefix(prefix) for r in rows if r[0] and r[0].startswith(prefix))
 
 
 def decide(control: Control, sha256: str) -> Decision:
@@ -195,8 +227,7 @@ def resolve_quarantine(conn, s3_hook, *, flow: str, bucket: str, name: str, sha2
     return f"s3://{bucket}/{target}"
 
 
-def move_object(s3_hook, bucket: str, key: str, new_key: str) -> bool:
-    """Copy then delete; False when the source is already gone (an earlier try moved it)."""
+def exists(s3_hook, bucket: str, key: str) -> bool:
     client = s3_hook.get_conn()
     try:
         client.head_object(Bucket=bucket, Key=key)
@@ -204,6 +235,14 @@ def move_object(s3_hook, bucket: str, key: str, new_key: str) -> bool:
         if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             return False
         raise
+    return True
+
+
+def move_object(s3_hook, bucket: str, key: str, new_key: str) -> bool:
+    """Copy then delete; False when the source is already gone (an earlier try moved it)."""
+    client = s3_hook.get_conn()
+    if not exists(s3_hook, bucket, key):
+        return False
     client.copy_object(Bucket=bucket, Key=new_key, CopySource={"Bucket": bucket, "Key": key})
     client.delete_object(Bucket=bucket, Key=key)
     return True

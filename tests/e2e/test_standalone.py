@@ -10,6 +10,7 @@ import os
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -54,9 +55,9 @@ def api(port: int, method: str, path: str, token: str | None = None, body: dict 
     )
     for attempt in range(3):
         try:
-            with urllib.request.urlopen(req, timeout=10) as r:
+            with urllib.request.urlopen(req, timeout=120) as r:  # generous: the machine may be busy
                 return json.load(r)
-        except urllib.error.HTTPError as e:  # standalone's SQLite answers "database is locked" under load
+        except urllib.error.HTTPError as e:  # a busy api-server may answer 500 under load
             if e.code != 500 or attempt == 2:
                 raise
             time.sleep(2)
@@ -92,6 +93,57 @@ def succeeded_by(pg, flow: str, name: str):
         "SELECT status, dag_run_id FROM ops.file_control WHERE flow = %s AND file_name = %s", (flow, name)
     ).fetchone()
     return row[1] if row and row[0] == "SUCCESS" else None
+
+
+def finished_run(port: int, tok: str, dag_id: str, run_id: str, timeout: float = 300) -> dict:
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+    return wait_for(lambda: (r := api(port, "GET", path, tok))["state"] in ("success", "failed") and r, timeout,
+                    f"{dag_id} run {run_id} to finish")  # fmt: skip
+
+
+def trigger(port: int, tok: str, dag_id: str, conf: dict | None = None) -> str:
+    """Unpause the DAG and trigger a run as an operator does; return its id once it is green."""
+    wait_for(lambda: api(port, "GET", f"/api/v2/dags/{dag_id}", tok), 120, f"{dag_id} to be parsed")
+    api(port, "PATCH", f"/api/v2/dags/{dag_id}", tok, {"is_paused": False})
+    run = api(port, "POST", f"/api/v2/dags/{dag_id}/dagRuns", tok, {"logical_date": None, "conf": conf or {}})
+    assert finished_run(port, tok, dag_id, run["dag_run_id"])["state"] == "success", tis_of(port, tok, dag_id,
+                                                                                             run["dag_run_id"])  # fmt: skip
+    return run["dag_run_id"]
+
+
+def tis_of(port: int, tok: str, dag_id: str, run_id: str) -> list[dict]:
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances"
+    return api(port, "GET", path, tok)["task_instances"]
+
+
+def clear_and_rerun(port: int, tok: str, dag_id: str, run_id: str, task_ids: list[str] | None = None) -> None:
+    """Clear a green run's tasks as an operator does in the UI (the whole run, or a mapped task and
+    everything downstream of it) and wait until the scheduler has run each cleared task instance
+    again: every one of them, and the run, must be green again."""
+    tried = {(t["task_id"], t["map_index"]): t["try_number"] for t in tis_of(port, tok, dag_id, run_id)}
+    body = {"dag_run_id": run_id, "only_failed": False, "reset_dag_runs": True, "dry_run": False}
+    if task_ids:
+        body |= {"task_ids": task_ids, "include_downstream": True}
+    cleared = {(t["task_id"], t["map_index"]) for t in
+               api(port, "POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", tok, body)["task_instances"]}  # fmt: skip
+    assert {t for t, _ in cleared} >= set(task_ids or ()), cleared
+    assert any(i >= 0 for _, i in cleared) or dag_id == "tenure_sync", f"no mapped task instance cleared: {cleared}"
+
+    seen: dict = {}
+
+    def rerun() -> list[dict] | None:
+        seen.update({(t["task_id"], t["map_index"]): t for t in tis_of(port, tok, dag_id, run_id)})
+        done = all(seen[k]["try_number"] > tried[k] and seen[k]["state"] in ("success", "failed", "upstream_failed")
+                   for k in cleared)  # fmt: skip
+        return list(seen.values()) if done else None
+
+    try:
+        again = wait_for(rerun, 300, f"the cleared tasks of {dag_id} to run again")
+    except AssertionError as e:
+        states = {k: (seen[k]["state"], seen[k]["try_number"]) for k in cleared if k in seen}
+        raise AssertionError(f"{e}; cleared task instances (state, try) now: {states}") from None
+    assert {(t["task_id"], t["map_index"], t["state"]) for t in again if t["state"] != "success"} == set()
+    assert finished_run(port, tok, dag_id, run_id)["state"] == "success"
 
 
 def test_every_component_reports_healthy(airflow):
@@ -134,8 +186,27 @@ def test_a_file_landing_in_s3_triggers_a_run_through_the_asset_watcher(airflow, 
             "the run to finish",
         )
         assert run["state"] == "success" and run["run_type"] == "asset_triggered"
+
+        # Clear every task of the green run, as an operator does from the UI: the scheduler runs
+        # them all again; the file (now in processed/) is reported as already imported, the run
+        # stays green, nothing is loaded twice.
+        before = cash_rows(pg, name)
+        assert before["payments"] + before["suspense"] == 6
+        clear_and_rerun(airflow, tok, "cashfile_import", run_id)
+        assert cash_rows(pg, name) == before
     finally:
         api(airflow, "PATCH", "/api/v2/dags/cashfile_import", tok, {"is_paused": True})
+
+
+def cash_rows(pg, name: str) -> dict:
+    row = pg.execute(
+        """SELECT (SELECT count(*) FROM ifs.cash_payment p WHERE p.file_id = c.id),
+                  (SELECT count(*) FROM ifs.cash_suspense s WHERE s.file_id = c.id),
+                  (SELECT count(*) FROM ifs.cashfile_line l WHERE l.file_id = c.id), c.status
+           FROM ops.file_control c WHERE c.flow = 'cashfile_import' AND c.file_name = %s""",
+        (name,),
+    ).fetchone()
+    return dict(zip(("payments", "suspense", "lines", "status"), row, strict=True))
 
 
 def test_a_chargeback_file_landing_in_s3_is_exported_by_an_event_triggered_run(airflow, pg, s3_hook, local_dir,
@@ -155,7 +226,18 @@ def test_a_chargeback_file_landing_in_s3_is_exported_by_an_event_triggered_run(a
         run_id = wait_for(lambda: succeeded_by(pg, "chargeback_export", name), 240,
                           f"{name} to be exported by an event-triggered run")  # fmt: skip
         assert run_id.startswith("asset_triggered__")
-        assert list((local_dir / "ftps" / "visa" / "inbound").glob(f"chargebacks_visa_cb-{unique}_*_b01.csv"))
+        inbound = local_dir / "ftps" / "visa" / "inbound"
+        [sent] = inbound.glob(f"chargebacks_visa_cb-{unique}_*_b01.csv")
+        body = sent.read_bytes()
+        finished_run(airflow, tok, "chargeback_export", run_id)
+
+        # clearing the mapped export (and notify) of the green run: the file is reported as already
+        # exported; nothing is uploaded or recorded twice
+        delivered = "SELECT count(*) FROM ops.delivery WHERE flow = 'chargeback_export' AND source_file = %s"
+        assert pg.execute(delivered, (name,)).fetchone()[0] == 1
+        clear_and_rerun(airflow, tok, "chargeback_export", run_id, ["export_file"])
+        assert list(inbound.glob(f"chargebacks_visa_cb-{unique}_*")) == [sent] and sent.read_bytes() == body
+        assert pg.execute(delivered, (name,)).fetchone()[0] == 1
     finally:
         api(airflow, "PATCH", "/api/v2/dags/chargeback_export", tok, {"is_paused": True})
 
@@ -190,8 +272,92 @@ def test_tenure_events_on_the_queue_trigger_a_run_that_applies_them(airflow, pg,
             r for r in sheets.get_values(os.environ["FINFLOWS_INTERIM_SPREADSHEET"], "GarParkHRA!A:M") if r[:1] == [ref]
         ]
         assert len(rows) == 1 and rows[0][1] == "Secure"
+        finished_run(airflow, tok, "tenure_sync", run_id)
+
+        # clearing apply (the event is in the run's triggering asset events, not on the queue any
+        # more): the event is found applied; no second row, the same run recorded
+        clear_and_rerun(airflow, tok, "tenure_sync", run_id, ["apply"])
+        rows = [
+            r for r in sheets.get_values(os.environ["FINFLOWS_INTERIM_SPREADSHEET"], "GarParkHRA!A:M") if r[:1] == [ref]
+        ]
+        assert len(rows) == 1
+        assert applied_by() == run_id
     finally:
         api(airflow, "PATCH", "/api/v2/dags/tenure_sync", tok, {"is_paused": True})
+
+
+def test_clearing_a_loaded_card_statement_reports_it_loaded_and_adds_nothing(airflow, pg, s3_hook, unique):
+    from tests.helpers.statements import name as statement_name
+    from tests.helpers.statements import statement
+
+    bucket = os.environ.get("FINFLOWS_STATEMENT_BUCKET", "finflows-card-statements")
+    waiting = s3_hook.list_keys(bucket_name=bucket, prefix="statements/") or []
+    if waiting:  # the run loads everything waiting: start from an empty inbox
+        s3_hook.delete_objects(bucket=bucket, keys=waiting)
+    name = statement_name(unique, seq=3)
+    s3_hook.load_bytes(statement(3), key=f"statements/{name}", bucket_name=bucket)
+    facts = ("SELECT count(*) FROM card.fact_transaction t JOIN ops.file_control c ON c.id = t.file_id "
+             "WHERE c.flow = 'card_reconciliation' AND c.file_name = %s AND c.status = 'SUCCESS'")  # fmt: skip
+    tok = token(airflow)
+    try:
+        run_id = trigger(airflow, tok, "card_reconciliation")
+        assert pg.execute(facts, (name,)).fetchone()[0] == 3
+        assert s3_hook.check_for_key(f"processed/{name}", bucket_name=bucket)
+
+        clear_and_rerun(airflow, tok, "card_reconciliation", run_id, ["load_file"])
+        assert pg.execute(facts, (name,)).fetchone()[0] == 3
+        assert s3_hook.check_for_key(f"processed/{name}", bucket_name=bucket)
+    finally:
+        api(airflow, "PATCH", "/api/v2/dags/card_reconciliation", tok, {"is_paused": True})
+
+
+def test_clearing_a_bank_that_was_paid_uploads_nothing_twice(airflow, clean_payments, pg, local_dir):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from tests.helpers import payments as pay
+
+    refs = pay.add(pg, "mega", 2, due=dt.datetime.now(ZoneInfo("Asia/Taipei")).date(), amount=1200)
+    tok = token(airflow)
+    try:
+        run_id = trigger(airflow, tok, "bank_payments", {"banks": ["mega"]})
+        sent = pay.uploaded(local_dir, "mega")
+        assert len(sent) == 1 and pay.statuses(pg, refs) == dict.fromkeys(refs, "uploaded")
+        counts = "SELECT (SELECT count(*) FROM pay.batch), (SELECT count(*) FROM pay.transfer)"
+        assert pg.execute(counts).fetchone() == (1, 1)
+
+        clear_and_rerun(airflow, tok, "bank_payments", run_id, ["pay_bank"])
+        assert pay.uploaded(local_dir, "mega") == sent
+        assert pg.execute(counts).fetchone() == (1, 1)
+        assert pay.statuses(pg, refs) == dict.fromkeys(refs, "uploaded")
+    finally:
+        api(airflow, "PATCH", "/api/v2/dags/bank_payments", tok, {"is_paused": True})
+
+
+def test_clearing_a_bank_whose_returns_were_applied_applies_nothing_twice(airflow, clean_payments, pg, db, cfg,
+                                                                           local_dir):  # fmt: skip
+    import datetime as dt
+
+    from tests.helpers import payments as pay
+
+    refs = pay.add(pg, "ctbc", 2, due=dt.date(2026, 11, 23))
+    pay.pay_bank(db, cfg, "ctbc", now=dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC))
+    [batch_file] = pay.uploaded(local_dir, "ctbc")
+    plain = pay.return_file(pg, cfg, batch_file, {refs[1]: "22"}, paid="00")
+    pay.drop_return(local_dir, "ctbc", "REC_20261123_1.txt", pay.encrypt_as_bank("ctbc", plain))
+    lines = "SELECT count(*) FROM pay.return_line"
+    tok = token(airflow)
+    try:
+        run_id = trigger(airflow, tok, "bank_reconciliation")
+        assert pay.statuses(pg, refs) == {refs[0]: "settled", refs[1]: "returned"}
+        applied = pg.execute(lines).fetchone()[0]
+        assert applied == 2
+
+        clear_and_rerun(airflow, tok, "bank_reconciliation", run_id, ["reconcile_bank"])
+        assert pay.statuses(pg, refs) == {refs[0]: "settled", refs[1]: "returned"}
+        assert pg.execute(lines).fetchone()[0] == applied
+    finally:
+        api(airflow, "PATCH", "/api/v2/dags/bank_reconciliation", tok, {"is_paused": True})
 
 
 def test_a_missed_deadline_emails_operations(airflow, mailbox):

@@ -85,6 +85,24 @@ def test_re_running_the_same_statement_adds_nothing(s3_hook, pg, load, unique):
     assert len(facts(pg, fname)) == 2
 
 
+def test_clearing_a_load_that_succeeded_reports_it_as_already_loaded(s3_hook, pg, load, unique):
+    """Airflow's clear-and-rerun: the statement has moved to processed/; the task says it was
+    loaded and succeeds, never a NoSuchKey; a statement that was never loaded is refused by name."""
+    from finflows import card
+
+    fname = name(unique)
+    key = f"statements/{fname}"
+    s3_hook.load_bytes(statement(2), key=key, bucket_name=BUCKET)
+    first = load(key, run_id="scheduled__first")
+    assert first.status == "LOADED" and not s3_hook.check_for_key(key, bucket_name=BUCKET)
+    again = load(key, run_id="scheduled__first")  # the same task instance, cleared and run again
+    assert (again.status, again.records, again.sha256, again.net) == ("ALREADY_LOADED", 2, first.sha256, first.net)
+    assert len(facts(pg, fname)) == 2
+    never = name(unique, seq=9)
+    with pytest.raises(card.StatementRejected, match=f"{never} is not in the inbox and was never loaded"):
+        load(f"statements/{never}", run_id="scheduled__gone")
+
+
 def _broken(kind: str) -> tuple[bytes, str]:
     lines = statement_lines([detail(2), detail(3)])
     if kind == "no trailer":

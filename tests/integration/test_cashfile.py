@@ -8,7 +8,7 @@ import os
 import pytest
 
 from devstack.fixtures import forget_cash_files, seed_rent_accounts
-from finflows import cashfile
+from finflows import cashfile, files
 from tests.helpers.cash import KNOWN_ACCOUNTS, cash_file, random_day, total
 
 pytestmark = pytest.mark.integration
@@ -235,12 +235,62 @@ def test_clearing_an_import_that_succeeded_reports_it_as_already_imported(run, p
     """Airflow's clear-and-rerun: the object has moved to processed/, the file is in the control
     table: the task is green and says so, it does not fail on a missing object."""
     name = f"CashFile{day:%Y%m%d}.dat"
+    run_id = f"scheduled__{day:%Y%m%d}"  # this test's own run
     key = f"cashfiles/{name}"
     s3_hook.load_bytes(cash_file(3, day), key=key, bucket_name=BUCKET, replace=True)
-    first = run(key, run_id="scheduled__first")
+    first = run(key, run_id=run_id)
     assert first.status == "IMPORTED" and not s3_hook.check_for_key(key, bucket_name=BUCKET)
-    again = run(key, run_id="scheduled__first")  # the same task instance, cleared and run again
+    again = run(key, run_id=run_id)  # the same task instance, cleared and run again
     assert (again.status, again.payments, again.total) == ("ALREADY_IMPORTED", 3, first.total)
     assert counts(pg, name)["payments"] == 3
     with pytest.raises(cashfile.CashFileRejected, match="not in the inbox and was never imported"):
         run("cashfiles/CashFile20000101.dat", run_id="scheduled__gone")
+
+    # the whole run cleared: its event still names the file, now gone from the inbox; discovery
+    # keeps it because it was imported (the run then reports it as above), and only then
+    gone = "cashfiles/CashFile20000101.dat"
+    imported = cashfile.imported_names(pg, [key, gone])
+    assert imported == {name}
+    assert key in cashfile.discover(s3_hook, BUCKET, [key, gone], imported)
+    assert gone not in cashfile.discover(s3_hook, BUCKET, [key, gone], imported)
+    assert key not in cashfile.discover(s3_hook, BUCKET, [key], set())
+    # and whatever else the run imported (found by listing the inbox) it lists again by its run id
+    assert files.processed_by_run(pg, cashfile.FLOW, run_id, BUCKET) == [key]
+    assert files.processed_by_run(pg, cashfile.FLOW, "scheduled__other", BUCKET) == []
+
+
+def test_an_event_run_takes_its_own_files_and_overlapping_runs_import_a_file_once(pg, s3_hook, accounts, day):
+    """Runs started by S3 events overlap (max_active_runs > 1): each takes only its events' files;
+    two runs reaching for the same file at once import it once, and neither calls it a duplicate."""
+    import concurrent.futures
+    import datetime as dt
+
+    other = day + dt.timedelta(days=1)
+    names = [f"CashFile{d:%Y%m%d}.dat" for d in (day, other)]
+    forget_cash_files(pg, names)
+    keys = [f"cashfiles/{n}" for n in names]
+    for d, key in zip((day, other), keys, strict=True):
+        s3_hook.load_bytes(cash_file(2000, d), key=key, bucket_name=BUCKET, replace=True)
+    try:
+        assert cashfile.discover(s3_hook, BUCKET, [keys[0]]) == [keys[0]]  # an event run: its file only
+        assert set(keys) <= set(cashfile.discover(s3_hook, BUCKET))  # the sweep: everything waiting
+
+        def task(run_id: str):  # as two task processes would: each its own hooks (httplib2 is not thread-safe)
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+            from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+            from finflows.google import DriveHook
+
+            return cashfile.import_file(keys[0], bucket=BUCKET, run_id=run_id, s3_hook=S3Hook(aws_conn_id="aws_finflows"),
+                                        pg_hook=PostgresHook(postgres_conn_id="postgres_finance"),
+                                        drive_hook=DriveHook(gcp_conn_id="google_finflows"), drive_folder=FOLDER)  # fmt: skip
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            outcomes = list(pool.map(task, ["asset_triggered__a", "asset_triggered__b"]))
+        assert sorted(o.status for o in outcomes) == ["ALREADY_IMPORTED", "IMPORTED"]
+        assert counts(pg, names[0])["payments"] + counts(pg, names[0])["suspense"] == 2000
+        events = [r[0] for r in pg.execute("SELECT event FROM ops.file_event WHERE flow = 'cashfile_import' "
+                                           "AND file_name = %s", (names[0],)).fetchall()]  # fmt: skip
+        assert "DUPLICATE" not in events
+    finally:
+        s3_hook.delete_objects(bucket=BUCKET, keys=keys)

@@ -75,6 +75,26 @@ def test_reprocessing_the_same_input_uploads_nothing_new(export, s3_hook, local_
     assert sorted(p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir()) == before
 
 
+def test_clearing_an_export_that_succeeded_reports_what_was_delivered(export, s3_hook, local_dir, unique, pg):
+    """Airflow's clear-and-rerun: the input has moved to processed/; the task says it was exported,
+    with the files delivered then, uploads nothing and succeeds; an input never exported is refused."""
+    from finflows import chargeback
+
+    rows = [record(i, case_id=f"{unique}-{i}") for i in range(3)]
+    key = put(s3_hook, f"cb-{unique}.json", rows)
+    first = export(key, run_id="scheduled__first")
+    inbound = sorted(p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir())
+    again = export(key, run_id="scheduled__first")  # the same task instance, cleared and run again
+    assert (first.status, again.status) == ("EXPORTED", "ALREADY_EXPORTED")
+    assert [(d.brand, d.file_name, d.rows, d.uploaded) for d in again.deliveries] == [
+        (d.brand, d.file_name, d.rows, False) for d in first.deliveries
+    ]
+    assert (again.records, again.batches) == (3, 1)
+    assert sorted(p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir()) == inbound
+    with pytest.raises(chargeback.ChargebackRejected, match=f"cb-{unique}-never.json is not in the inbox"):
+        export(f"incoming/cb-{unique}-never.json", run_id="scheduled__gone")
+
+
 def test_an_interrupted_export_resumes_without_uploading_a_file_twice(export, s3_hook, local_dir, unique, pg):
     rows = [record(i, case_id=f"{unique}-{i}", **b) for i, b in enumerate(
         [{}, {"brand": "amex", "reason_code": "C08"}])]  # fmt: skip
