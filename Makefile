@@ -58,7 +58,7 @@ stack-status: $(STAMP)
 airflow-db: stack-up
 	@$(WITH_ENV) mkdir -p "$$AIRFLOW_HOME" && $(VENV)/bin/airflow db migrate >$(LOCAL)/logs/airflow-db.log 2>&1 \
 		|| { tail -n 40 $(LOCAL)/logs/airflow-db.log; exit 1; }
-	@echo "[airflow] metadata database migrated ($(LOCAL)/airflow/airflow.db)"
+	@echo "[airflow] metadata database migrated (PostgreSQL database airflow on the local stack)"
 
 # The full suite; the stack is stopped afterwards whatever the outcome, and proven stopped.
 test: airflow-db

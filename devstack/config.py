@@ -22,6 +22,7 @@ PORTS = {
     "aws": int(os.environ.get("FINFLOWS_AWS_PORT", "4566")),
     "smtp": int(os.environ.get("FINFLOWS_SMTP_PORT", "2525")),
     "google": int(os.environ.get("FINFLOWS_GOOGLE_PORT", "8765")),
+    "redis": int(os.environ.get("FINFLOWS_REDIS_PORT", "56379")),  # Celery's broker (EXECUTOR=celery)
 }
 _passive = os.environ.get("FINFLOWS_FTP_PASSIVE_PORTS", "30000-30039").split("-")
 FTP_PASSIVE_PORTS = range(int(_passive[0]), int(_passive[1]) + 1)  # FTPS takes the first half, FTP the rest
@@ -43,6 +44,13 @@ ACCOUNT_FOLDERS = {
 PG_DB = "finance"
 PG_USER = "finflows"
 PG_PASSWORD = "finflows-local"  # throwaway cluster on loopback, never used elsewhere
+# Airflow's own metadata, on the same PostgreSQL server under a role of its own: one database for
+# the test suite and the demo, one for `make up` (so neither sees the other's runs)
+AIRFLOW_PG_USER = "airflow"
+AIRFLOW_PG_PASSWORD = "airflow-local"
+AIRFLOW_DB = "airflow"
+AIRFLOW_UP_DB = "airflow_up"
+REDIS_PASSWORD = "finflows-local-broker"  # loopback-only throwaway broker
 
 AWS_REGION = "eu-west-2"
 AWS_ACCOUNT = "123456789012"  # moto's fixed account id

@@ -23,7 +23,11 @@ from pathlib import Path
 from devstack import secrets
 from devstack.config import (
     ACCOUNT_FOLDERS,
+    AIRFLOW_DB,
     AIRFLOW_HOME,
+    AIRFLOW_PG_PASSWORD,
+    AIRFLOW_PG_USER,
+    AIRFLOW_UP_DB,
     AWS_ACCOUNT,
     AWS_REGION,
     BANKS,
@@ -42,6 +46,7 @@ from devstack.config import (
     PG_USER,
     PORTS,
     QUEUES,
+    REDIS_PASSWORD,
     REPO,
     RUN,
     SFTP_USERS,
@@ -51,7 +56,7 @@ from devstack.config import (
 
 PY = sys.executable
 IS_ROOT = os.geteuid() == 0
-SERVICES = ("postgres", "sftp", "ftps", "ftp", "aws", "smtp", "google")
+SERVICES = ("postgres", "sftp", "ftps", "ftp", "aws", "smtp", "google", "redis")
 
 
 def log(msg: str) -> None:
@@ -189,6 +194,7 @@ def start_postgres() -> None:
     ensure_postgres_installed()
     pid = _read_pid("postgres")
     if pid and _alive(pid) and _pg_ready():
+        provision_postgres()  # roles and databases added since the cluster was made
         return
     PG_SOCK.mkdir(parents=True, exist_ok=True)
     if IS_ROOT:
@@ -229,11 +235,16 @@ def start_postgres() -> None:
             "60",
             "-o",
             f"-p {PORTS['postgres']} -k {PG_SOCK} -c listen_addresses={HOST} -c fsync=off "
-            "-c full_page_writes=off -c max_connections=100",
+            "-c full_page_writes=off -c max_connections=200",
             "start",
         ]
     )
     _wait("postgres", _pg_ready)
+    provision_postgres()
+
+
+def provision_postgres() -> None:
+    """The roles and databases the stack needs, each created once (idempotent)."""
     _psql_super(f"""
         DO $$ BEGIN
           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_USER}') THEN
@@ -242,11 +253,39 @@ def start_postgres() -> None:
           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'finance_readonly') THEN
             CREATE ROLE finance_readonly NOLOGIN;
           END IF;
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{AIRFLOW_PG_USER}') THEN
+            CREATE ROLE {AIRFLOW_PG_USER} LOGIN PASSWORD '{AIRFLOW_PG_PASSWORD}';
+          END IF;
         END $$;""")
-    exists = _psql_super(f"SELECT 1 FROM pg_database WHERE datname = '{PG_DB}'", capture=True).strip()
-    if not exists:
-        _psql_super(f"CREATE DATABASE {PG_DB} OWNER {PG_USER}")
+    if create_database(PG_DB, PG_USER):
         _psql_super(f"GRANT CONNECT ON DATABASE {PG_DB} TO finance_readonly")
+    for db in (AIRFLOW_DB, AIRFLOW_UP_DB):
+        create_database(db, AIRFLOW_PG_USER)
+
+
+def create_database(name: str, owner: str) -> bool:
+    """Create the database unless it exists; True if it was created."""
+    if _psql_super(f"SELECT 1 FROM pg_database WHERE datname = '{name}'", capture=True).strip():
+        return False
+    _psql_super(f"CREATE DATABASE {name} OWNER {owner}")
+    return True
+
+
+def drop_database(name: str) -> None:
+    _psql_super(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def airflow_db_migrated(name: str = AIRFLOW_DB) -> bool:
+    """Whether ``airflow db migrate`` has run on this metadata database."""
+    found = _psql_super(f"SELECT 1 FROM pg_database WHERE datname = '{name}'", capture=True).strip()
+    return bool(found) and _as_pg(["psql", "-X", "-h", str(PG_SOCK), "-p", str(PORTS["postgres"]), "-U", "postgres",
+                                   "-d", name, "-tA", "-c", "SELECT to_regclass('public.alembic_version') IS NOT NULL"]
+                                  ).stdout.strip() == "t"  # fmt: skip
+
+
+def airflow_db_url(name: str = AIRFLOW_DB) -> str:
+    """SQLAlchemy URL of one of Airflow's metadata databases on the stack's PostgreSQL."""
+    return f"postgresql+psycopg2://{AIRFLOW_PG_USER}:{AIRFLOW_PG_PASSWORD}@{HOST}:{PORTS['postgres']}/{name}"
 
 
 def _psql_super(sql: str, capture: bool = False) -> str:
@@ -301,11 +340,14 @@ def start_service(name: str, material: dict) -> None:
         "aws": lambda: _http_ok(f"http://{HOST}:{PORTS['aws']}/moto-api/"),
         "smtp": lambda: _banner(PORTS["smtp"], b"220"),
         "google": lambda: _http_ok(f"http://{HOST}:{PORTS['google']}/healthz"),
+        "redis": _redis_ready,
     }
     if pid and _alive(pid) and checks[name]():
         return
     if name in REAL_SERVERS:
         args = real_server_command(name, material)
+    elif name == "redis":
+        args = redis_command()
     else:
         mod = [PY, "-m", f"devstack.services.{name}"]
         args = {
@@ -321,6 +363,48 @@ def start_service(name: str, material: dict) -> None:
         }[name]
     _spawn(name, args)
     _wait(name, checks[name])
+
+
+def redis_command() -> list[str]:
+    """Debian's redis-server with a config of its own: loopback only, protected mode, a password,
+    no persistence (a broker's queue of the local stack), in the foreground under our pid file."""
+    from devstack.services import servers
+
+    servers.ensure_installed()
+    (LOCAL / "redis").mkdir(parents=True, exist_ok=True)
+    conf = LOCAL / "redis" / "redis.conf"
+    conf.write_text(
+        f'bind {HOST}\nport {PORTS["redis"]}\nprotected-mode yes\ndaemonize no\nsave ""\nappendonly no\n'
+        f'dir {LOCAL / "redis"}\nlogfile ""\nrequirepass {REDIS_PASSWORD}\n'
+    )
+    conf.chmod(0o600)
+    return [servers.REDIS, str(conf)]
+
+
+def _redis_ready() -> bool:
+    try:
+        with socket.create_connection((HOST, PORTS["redis"]), timeout=2) as s:
+            s.sendall(f"AUTH {REDIS_PASSWORD}\r\nPING\r\n".encode())
+            got = b""
+            while b"PONG" not in got and len(got) < 200:
+                chunk = s.recv(100)
+                if not chunk:
+                    break
+                got += chunk
+            return b"+PONG" in got
+    except OSError:
+        return False
+
+
+def celery_env() -> dict[str, str]:
+    """Celery settings for EXECUTOR=celery: the stack's redis as broker, Airflow's metadata
+    database as result backend (as docker-compose and the Helm values have them)."""
+    backend = airflow_db_url().replace("postgresql+psycopg2://", "db+postgresql://")
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://:{REDIS_PASSWORD}@{HOST}:{PORTS['redis']}/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": backend,
+    }
 
 
 def stop_service(name: str) -> None:
@@ -446,7 +530,8 @@ def provision_aws() -> None:
 
 # ---------------------------------------------------------------------------- environment
 def airflow_env() -> dict[str, str]:
-    """Airflow's own settings for local runs: SQLite metadata DB, this repo's dags and plugins."""
+    """Airflow's own settings for local runs: its metadata DB on the stack's PostgreSQL, this repo's
+    dags and plugins."""
     return {
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
@@ -460,7 +545,8 @@ def airflow_env() -> dict[str, str]:
         "PYTHONWARNINGS": "ignore:GitWildMatchPattern:DeprecationWarning",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__DEFAULT_TIMEZONE": "UTC",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+        # PostgreSQL, as in production (SQLite is for trying Airflow out, not for running it)
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db_url(),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__API__PORT": os.environ.get("FINFLOWS_API_PORT", "8080"),
@@ -490,13 +576,21 @@ def connections(material: dict) -> dict[str, str]:
     ftps = json.loads(material["ftps"].read_text())
     for user in FTPS_USERS:
         env[f"AIRFLOW_CONN_FTPS_{user.upper()}"] = _conn(
-            "ftps", host=HOST, port=PORTS["ftps"], login=servers.login("ftps", user), password=ftps[user],
+            "ftps",
+            host=HOST,
+            port=PORTS["ftps"],
+            login=servers.login("ftps", user),
+            password=ftps[user],
             extra={"passive": True},
         )
     ftp = json.loads(material["ftp"].read_text())
     for user in FTP_USERS:
         env[f"AIRFLOW_CONN_FTP_{user.upper()}"] = _conn(
-            "ftp", host=HOST, port=PORTS["ftp"], login=servers.login("ftp", user), password=ftp[user],
+            "ftp",
+            host=HOST,
+            port=PORTS["ftp"],
+            login=servers.login("ftp", user),
+            password=ftp[user],
             extra={"passive": True},
         )
     env["AIRFLOW_CONN_POSTGRES_FINANCE"] = _conn(
@@ -596,6 +690,10 @@ def up() -> dict[str, str]:
     t0 = time.monotonic()
     LOCAL.mkdir(parents=True, exist_ok=True)
     mat = material()
+    for old in (AIRFLOW_HOME / "airflow.db", AIRFLOW_HOME / "up.db"):  # Airflow's metadata was SQLite once
+        if old.exists():
+            old.unlink()
+            log(f"removed {old}: Airflow's metadata is in PostgreSQL now")
     start_postgres()
     applied = migrate()
     if applied:

@@ -1,4 +1,5 @@
-"""make up: `airflow standalone` (UI on :8080) against the local stack, and print the login.
+"""make up (the components as separate processes, see devstack/cluster.py) and `airflow standalone`
+(UI on :8080) against the local stack, and print the login.
 
 Airflow's simple auth manager is given one admin user whose password is generated once into
 .local/airflow/simple_auth_manager_passwords.json.generated and printed here. ``start``/``stop``
@@ -40,7 +41,9 @@ def standalone_env(port: int, home: Path = AIRFLOW_HOME) -> dict[str, str]:
 
 
 def health(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=3) as r:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=60
+    ) as r:  # a busy machine answers late
         return json.load(r)
 
 
@@ -105,11 +108,16 @@ def stop(proc: subprocess.Popen, port: int | None = None, grace: float = 8) -> N
         time.sleep(0.2)
 
 
-def up_database() -> Path:
-    """make up's own metadata database, apart from the one the test suite and the demo use
-    (AIRFLOW_HOME/airflow.db): the UI shows no test run, queued run or deadline of theirs.
-    FINFLOWS_UP_DB names another file."""
-    return Path(os.environ.get("FINFLOWS_UP_DB") or AIRFLOW_HOME / "up.db")
+def up_database() -> str:
+    """make up's own metadata database on the stack's PostgreSQL (``airflow_up``), apart from the
+    one the test suite and the demo use (``airflow``): the UI shows no test run, queued run or
+    deadline of theirs. FINFLOWS_UP_DB names another database (created when missing)."""
+    from devstack.config import AIRFLOW_PG_USER, AIRFLOW_UP_DB
+    from devstack.stack import create_database
+
+    name = os.environ.get("FINFLOWS_UP_DB") or AIRFLOW_UP_DB
+    create_database(name, AIRFLOW_PG_USER)
+    return name
 
 
 def login_file(home: Path = AIRFLOW_HOME) -> Path:
@@ -125,35 +133,47 @@ def _raise_stop(*_args) -> None:
 
 
 def main() -> int:
+    """make up: the components as production runs them, each its own process (api-server,
+    scheduler, dag-processor, triggerer; with EXECUTOR=celery also WORKERS Celery workers on the
+    stack's redis), on make up's own metadata database; the login is printed last."""
+    from devstack import cluster
+
     port = int(os.environ.get("AIRFLOW__API__PORT", "8080"))
-    log_path = AIRFLOW_HOME.parent / "logs" / "airflow-standalone.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    executor = os.environ.get("EXECUTOR", "local").strip().lower() or "local"
+    if executor not in ("local", "celery"):
+        print(f"[finflows] EXECUTOR={executor!r} is not one of: local, celery", file=sys.stderr)
+        return 2
+    workers = int(os.environ.get("WORKERS", "2"))
+    log_dir = AIRFLOW_HOME.parent / "logs" / "airflow"
     signal.signal(signal.SIGTERM, _raise_stop)
-    with log_path.open("ab") as log:
-        print(f"[finflows] starting Airflow (scheduler, triggerer, dag-processor, api-server); its log: {log_path}",
+    parts = ", ".join([*cluster.COMPONENTS, *([f"{workers} Celery worker(s)"] if executor == "celery" else [])])
+    print(f"[finflows] starting Airflow ({parts}; {executor} executor); logs in {log_dir}/", flush=True)
+    db = up_database()
+    try:
+        c = cluster.start(port, executor=executor, workers=workers, database=db, log_dir=log_dir)
+    except RuntimeError as e:
+        print(f"[finflows] {e}", file=sys.stderr)
+        return 1
+    except _Stop:
+        return 0
+    try:
+        users = json.loads(passwords_file().read_text()) if passwords_file().exists() else {}
+        login = f"Airflow UI: http://localhost:{port}  login: admin / {users.get('admin')}"
+        login_file().write_text(login + "\n")
+        login_file().chmod(0o600)
+        print(f"[finflows] health: {json.dumps(health(port))}", flush=True)
+        print(f"[finflows] metadata database: PostgreSQL {db} (make up's own; the tests and the demo use another)",
               flush=True)  # fmt: skip
-        db = up_database()
-        try:  # airflow standalone creates or migrates its database before it starts the components
-            proc = start(port, log=log, extra_env={"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}"})
-        except RuntimeError as e:
-            print(f"[finflows] {e} (see {log_path})", file=sys.stderr)
-            return 1
-        except _Stop:
-            return 0
-        try:
-            users = json.loads(passwords_file().read_text()) if passwords_file().exists() else {}
-            login = f"Airflow UI: http://localhost:{port}  login: admin / {users.get('admin')}"
-            login_file().write_text(login + "\n")
-            login_file().chmod(0o600)
-            print(f"[finflows] health: {json.dumps(health(port))}", flush=True)
-            print(f"[finflows] metadata database: {db} (make up's own; the tests and the demo use another)", flush=True)
-            print(f"\n[finflows] {login}\n[finflows] (also in {login_file()}; Ctrl-C or SIGTERM stops it)\n",
-                  flush=True)  # fmt: skip
-            return proc.wait()
-        except (KeyboardInterrupt, _Stop):
-            return 0
-        finally:
-            stop(proc, port)
+        print(f"\n[finflows] {login}\n[finflows] (also in {login_file()}; Ctrl-C or SIGTERM stops it)\n",
+              flush=True)  # fmt: skip
+        while not (dead := {n: p.returncode for n, p in c.procs.items() if p.poll() is not None}):
+            time.sleep(1)
+        print(f"[finflows] {', '.join(dead)} exited ({dead}); stopping the rest; logs in {log_dir}/", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, _Stop):
+        return 0
+    finally:
+        cluster.stop(c)
 
 
 if __name__ == "__main__":

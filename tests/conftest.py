@@ -29,8 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(stack.up())
     # dag.test() cannot run a DAG with a Deadline Alert in Airflow 3.3.2; the scheduler tests turn them on
     os.environ["FINFLOWS_DEADLINES"] = "off"
-    db = Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
-    if not db.exists():
+    if not stack.airflow_db_migrated():  # `make test` has migrated it; a bare pytest may not have
         subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, capture_output=True)
 
 

@@ -31,6 +31,7 @@ from devstack.config import FTP_PASSIVE_PORTS, HOST, LOCAL, LOGS, RUN
 
 SSHD = "/usr/sbin/sshd"
 VSFTPD = "/usr/sbin/vsftpd"
+REDIS = "/usr/bin/redis-server"
 PAM_SERVICE = "finflows-ftp"
 PREFIX = {"sftp": "ffsftp_", "ftps": "ffftps_", "ftp": "ffftp_"}
 NOLOGIN = "/usr/sbin/nologin"
@@ -46,8 +47,10 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 def ensure_installed() -> None:
-    """openssh-server and vsftpd from Debian's packages, installed when missing (services not started)."""
-    missing = [pkg for path, pkg in ((SSHD, "openssh-server"), (VSFTPD, "vsftpd")) if not Path(path).exists()]
+    """openssh-server, vsftpd and redis-server (Celery's broker) from Debian's packages, installed
+    when missing (the packages' own services not started)."""
+    missing = [pkg for path, pkg in ((SSHD, "openssh-server"), (VSFTPD, "vsftpd"), (REDIS, "redis-server"))
+               if not Path(path).exists()]  # fmt: skip
     if not missing:
         return
     if os.geteuid() != 0:

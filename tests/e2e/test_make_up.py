@@ -3,11 +3,9 @@ stops every Airflow process it started, without hanging."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -36,20 +34,30 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _runs_in(db: Path) -> int:
-    with contextlib.closing(sqlite3.connect(db)) as c:
+def _runs_in(db: str) -> int:
+    import psycopg
+
+    from devstack import stack
+
+    url = stack.airflow_db_url(db).replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg.connect(url) as c:
         return c.execute("SELECT count(*) FROM dag_run").fetchone()[0]
 
 
 def test_make_up_prints_the_login_last_shows_no_test_run_and_stops_cleanly_on_sigterm(local_dir, tmp_path):
+    from devstack import stack
+    from devstack.config import AIRFLOW_DB
     from tests.helpers.dags import load_dag
 
     load_dag("bank_health").test()  # a run in the test suite's metadata database
-    assert _runs_in(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db") > 0
+    assert os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == stack.airflow_db_url(AIRFLOW_DB)
+    assert _runs_in(AIRFLOW_DB) > 0
+    up_db = f"airflow_up_test_{os.getpid()}"
+    stack.drop_database(up_db)
     port = _free_port()
     out = tmp_path / "make-up.out"
     env = os.environ | {"AIRFLOW__API__PORT": str(port), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-                        "FINFLOWS_UP_DB": str(tmp_path / "up.db")}  # fmt: skip
+                        "FINFLOWS_UP_DB": up_db}  # fmt: skip
     with out.open("wb") as f:
         proc = subprocess.Popen([sys.executable, "-m", "devstack.standalone"], cwd=REPO, env=env, stdout=f,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
@@ -64,8 +72,8 @@ def test_make_up_prints_the_login_last_shows_no_test_run_and_stops_cleanly_on_si
         assert "login: admin / " in last[0] and "SIGTERM stops it" in last[1]  # nothing scrolls it away
         assert standalone.login_file().read_text().strip() == last[0].removeprefix("[finflows] ")
         # make up's own metadata database: none of the suite's runs is there to show, queue or alert
-        assert f"metadata database: {tmp_path / 'up.db'}" in text
-        assert _runs_in(tmp_path / "up.db") == 0
+        assert f"metadata database: PostgreSQL {up_db}" in text
+        assert _runs_in(up_db) == 0
         started = servers.descendants(proc.pid)
         assert len(started) >= 4, "scheduler, triggerer, dag-processor and api-server under make up"
 
@@ -78,6 +86,9 @@ def test_make_up_prints_the_login_last_shows_no_test_run_and_stops_cleanly_on_si
             time.sleep(0.5)
         assert left == [], f"still running after SIGTERM: {left}"
         assert not standalone.port_in_use(port)
+        # Airflow's metadata lives in PostgreSQL only: no SQLite file anywhere under .local
+        assert [p for p in local_dir.rglob("*") if p.suffix in (".db", ".sqlite", ".sqlite3")] == []
     finally:
         if proc.poll() is None:
             proc.kill()
+        stack.drop_database(up_db)
