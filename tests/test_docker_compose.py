@@ -73,3 +73,23 @@ def test_compose_sets_every_setting_a_flow_reads():
              if line.startswith("FINFLOWS_")}  # fmt: skip
     optional = {"CASHFILE_SFTP_DROP"}
     assert read - optional - given == set()
+
+
+def test_every_connection_a_flow_uses_is_given_or_listed_as_a_secret_to_supply():
+    """Connection ids from the code and the include/ configuration: each is an AIRFLOW_CONN_* of
+    docker/airflow.env or named on one of its `# secret:` lines."""
+    import json
+    import re
+
+    settings = (REPO / "plugins" / "finflows" / "settings.py").read_text()
+    used = set(re.findall(r'^CONN_[A-Z_]+ = "([a-z_]+)"', settings, re.M))
+    used |= set(re.findall(r"(?:sftp_conn_id|pgp_key_conn_id|signing_key_conn_id): *([a-z_]+)",
+                           (REPO / "include" / "banking" / "banks.yaml").read_text()))  # fmt: skip
+    used |= {d["conn_id"] for d in json.loads((REPO / "include" / "chargeback_destinations.json").read_text())
+             ["destinations"].values()}  # fmt: skip
+    env = (REPO / "docker" / "airflow.env").read_text()
+    given = {m.lower() for m in re.findall(r"^AIRFLOW_CONN_([A-Z_]+)=", env, re.M)}
+    secret = {c for line in re.findall(r"^#\s+secret: (.+)$", env, re.M) for c in line.split()}
+    assert len(used) >= 20 and {"aws_finflows", "sftp_mega", "pgp_finflows", "ftps_visa"} <= used
+    assert used - given - secret == set()
+    assert given & secret == set()

@@ -35,7 +35,7 @@ def test_an_s3_event_on_the_queue_fires_the_trigger(sqs_client, drain_queue, s3_
         return None
 
     try:
-        event = asyncio.run(asyncio.wait_for(first_event(), timeout=30))
+        event = asyncio.run(asyncio.wait_for(first_event(), timeout=180))
     finally:
         s3_hook.delete_objects(bucket=os.environ["FINFLOWS_CASHFILE_BUCKET"], keys=[key])
     bodies = [json.loads(m["Body"]) for m in event.payload["message_batch"]]
