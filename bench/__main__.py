@@ -11,23 +11,27 @@ import json
 import os
 import platform
 import sys
-import time
 
 from bench.common import RESULTS
 
-ORDER = ("dag_parse", "cashfile", "card_statement", "bank_payments", "load")
+ORDER = ("dag_parse", "cashfile", "card_statement", "bank_payments", "load", "event_latency")
 
 
 def main(names: list[str]) -> None:
-    for name in names or ORDER:
+    table_only = names == ["--table"]  # rewrite RESULTS.md and the README table from the stored results
+    for name in [] if table_only else names or ORDER:
         if name not in ORDER:
             raise SystemExit(f"unknown benchmark {name!r}; one of {', '.join(ORDER)}")
         importlib.import_module(f"bench.{name}").main()
     rows = [r for name in ORDER if (RESULTS / f"{name}.json").exists()
             for r in json.loads((RESULTS / f"{name}.json").read_text())]  # fmt: skip
+    dates = {name: json.loads((RESULTS / f"{name}.json").read_text())[0].get("measured", "before 2026-12-01")
+             for name in ORDER if (RESULTS / f"{name}.json").exists()}  # fmt: skip
     out = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; each ratio from one run.",
+        f"Each benchmark's latest run on {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; each ratio from one run. Measured: "
+        + ", ".join(f"{name} {day}" for name, day in dates.items())
+        + ".",
         "",
         "| figure | value | baseline | ratio | peak RSS | target |",
         "|---|---|---|---|---|---|",

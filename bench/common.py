@@ -36,5 +36,7 @@ def write_rows(name: str, rows: list[dict[str, str]]) -> None:
     """Rows for the README's benchmark table: figure, value, baseline, ratio, peak RSS, target."""
     RESULTS.mkdir(exist_ok=True)
     import json
+    import time
 
-    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=1))
+    measured = time.strftime("%Y-%m-%d")
+    (RESULTS / f"{name}.json").write_text(json.dumps([r | {"measured": measured} for r in rows], indent=1))

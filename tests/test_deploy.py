@@ -19,7 +19,10 @@ def test_the_image_is_the_pinned_airflow_with_the_lock_and_the_code():
     assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.11$", dockerfile, re.M)
     assert "COPY --chown=airflow:0 requirements.txt /opt/finflows/requirements.txt" in dockerfile
     assert f"ARG AIRFLOW_VERSION={pinned}" in dockerfile
-    assert 'pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/finflows/requirements.txt' in dockerfile
+    assert (
+        'pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/finflows/requirements.txt'
+        in dockerfile
+    )
     assert "requirements-dev" not in dockerfile
     for part in ("dags", "plugins", "include"):
         assert f"COPY --chown=airflow:0 {part}/ /opt/airflow/{part}/" in dockerfile
