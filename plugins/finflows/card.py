@@ -184,14 +184,8 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
 def _already_loaded(conn, key: str, file_name: str, source_uri: str, run_id: str) -> Outcome:
     """The statement is gone from the inbox. Loaded before (a task cleared and run again after it
     succeeded: the object moved to processed/): say so and succeed. Otherwise nothing can load it."""
-    done = files.finished(conn, FLOW, file_name)
-    if done is None:
-        raise StatementRejected(f"{source_uri} is not in the inbox and was never loaded", flow=FLOW,
-                                file_name=file_name, source_uri=source_uri,
-                                next_step=f"Put the statement again at {source_uri} to load it.")  # fmt: skip
+    done = files.gone_but_done(conn, FLOW, file_name, source_uri, StatementRejected, done="loaded")
     info = control_summary(conn, file_name)
-    log.info("%s was already loaded (now in processed/%s): nothing to do again (run %s)", file_name, file_name,
-             run_id)  # fmt: skip
     return Outcome(key, file_name, "ALREADY_LOADED", done.sha256, info["records"], str(info["gross"]),
                    str(info["net"]))  # fmt: skip
 

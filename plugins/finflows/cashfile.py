@@ -304,14 +304,9 @@ def _already_done(conn, key: str, source_uri: str, run_id: str) -> Outcome:
     after it succeeded: the object moved to processed/), say so and succeed; otherwise there is
     nothing to import, which no retry will change."""
     raw_name, file_name = key.rsplit("/", 1)[-1], _file_name(key)
-    done = files.finished(conn, FLOW, file_name)
-    if done is None:
-        raise CashFileRejected(f"{source_uri} is not in the inbox and was never imported", flow=FLOW,
-                               file_name=raw_name, source_uri=source_uri,
-                               next_step=f"Upload the file again to {source_uri} to import it.")  # fmt: skip
+    done = files.gone_but_done(conn, FLOW, file_name, source_uri, CashFileRejected, done="imported",
+                               raw_name=raw_name)  # fmt: skip
     info = control_summary(conn, file_name)
-    log.info("%s was already imported (now in s3://…/%s%s): nothing to do again (run %s)", file_name, PROCESSED,
-             file_name, run_id)  # fmt: skip
     return Outcome(key=key, file_name=file_name, status="ALREADY_IMPORTED", sha256=done.sha256,
                    lines=info["lines"] or 0, payments=info["payments"], suspense=info["suspense"],
                    total=str(info["total"]))  # fmt: skip

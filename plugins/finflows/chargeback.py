@@ -156,16 +156,12 @@ def export_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config:
 def _already_exported(conn, key: str, name: str, source_uri: str, run_id: str) -> Outcome:
     """The file is gone from the inbox. Exported before (a task cleared and run again after it
     succeeded: the object moved to processed/): say so, with what was delivered, and succeed."""
-    if files.finished(conn, FLOW, name) is None:
-        raise ChargebackRejected(f"{source_uri} is not in the inbox and was never exported", flow=FLOW,
-                                 file_name=name, source_uri=source_uri,
-                                 next_step=f"Put the file again at {source_uri} to export it.")  # fmt: skip
+    files.gone_but_done(conn, FLOW, name, source_uri, ChargebackRejected, done="exported")
     rows = conn.execute("SELECT destination, file_name, row_count, bytes, batch_no FROM ops.delivery "
                         "WHERE flow = %s AND source_file = %s ORDER BY batch_no, file_name", (FLOW, name)).fetchall()  # fmt: skip
     deliveries = [Delivery(out.split("_")[1], dest, out, n, size, batch, uploaded=False)
                   for dest, out, n, size, batch in rows]  # fmt: skip
-    log.info("%s was already exported (%d file(s) delivered; now in processed/%s): nothing to do again (run %s)",
-             name, len(deliveries), name, run_id)  # fmt: skip
+    log.info("%s: %d file(s) delivered before, none uploaded again (run %s)", name, len(deliveries), run_id)
     return Outcome(key=key, file_name=name, status="ALREADY_EXPORTED", records=sum(d.rows for d in deliveries),
                    batches=max((d.batch for d in deliveries), default=0), deliveries=deliveries)  # fmt: skip
 

@@ -122,6 +122,20 @@ def finished(conn, flow: str, file_name: str) -> Control | None:
     return Control(row[0], row[1], row[2].strip(), row[3]) if row else None
 
 
+def gone_but_done(conn, flow: str, file_name: str, source_uri: str, rejected: type[FileRejected], *, done: str,
+                  raw_name: str | None = None) -> Control:  # fmt: skip
+    """The control row of a file that is gone from the inbox because this flow processed it (a
+    task cleared and run again after it succeeded: the object moved to processed/). Otherwise no
+    retry can help: ``rejected`` says the file was never ``done`` and to put it back."""
+    control = finished(conn, flow, file_name)
+    if control is None:
+        raise rejected(f"{source_uri} is not in the inbox and was never {done}", flow=flow,
+                       file_name=raw_name or file_name, source_uri=source_uri,
+                       next_step=f"Put the file again at {source_uri} to have it {done}.")  # fmt: skip
+    log.info("%s was already %s (now under processed/): nothing to do again", file_name, done)
+    return control
+
+
 def processed_by_run(conn, flow: str, run_id: str, bucket: str) -> list[str]:
     """The inbox keys of the files this run processed successfully. A cleared run lists them again
     with what is waiting, so each is reported as already done instead of vanishing from the run."""
