@@ -20,7 +20,8 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo        set everything up and run every flow end to end, printing a summary"
 	@echo "make test        set everything up, run the full test suite, stop the stack"
-	@echo "make up          the Airflow UI on :8080 (airflow standalone) against the local stack"
+	@echo "make up          the Airflow UI on :8080 against the local stack: api-server, scheduler, dag-processor,"
+	@echo "                 triggerer as separate processes; EXECUTOR=celery [WORKERS=2] adds Celery workers on redis"
 	@echo "make stack-up | stack-down | stack-status    the local stand-ins only"
 	@echo "make lint | bench | lock | clean"
 
