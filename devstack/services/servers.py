@@ -130,7 +130,9 @@ def sshd_command(port: int, accounts: dict[str, list[str]], host_key: Path, auth
     _require_root()
     ensure_installed()
     root = _link("sftp")
-    conf_dir = RUN / "sshd"
+    # sshd's StrictModes checks every directory above an authorized_keys file: a checkout under a
+    # world-writable one (/tmp) would refuse every key. They live beside the chroots, root's all the way.
+    conf_dir = data_root() / "sshd"
     keys_dir = conf_dir / "authorized_keys"
     _own(conf_dir, 0, 0, 0o755)
     _own(keys_dir, 0, 0, 0o755)
