@@ -29,15 +29,17 @@ def sftp_port() -> int:
 
 
 def established(port: int) -> int:
-    """Server-side established connections on ``port`` (state 01 in /proc/net/tcp{,6})."""
-    n = 0
+    """Server-side established connections on ``port`` (state 01 in /proc/net/tcp{,6}), each
+    counted once by its address pair: the kernel writes these tables in pieces, and a busy table
+    read while it changes can show one connection twice (seen once in a full fresh-clone run)."""
+    seen = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as f:
-            next(f)
-            for line in f:
-                local, _remote, state = line.split()[1:4]
-                n += int(local.rsplit(":", 1)[1], 16) == port and state == "01"
-    return n
+            for line in f.read().splitlines()[1:]:
+                local, remote, state = line.split()[1:4]
+                if int(local.rsplit(":", 1)[1], 16) == port and state == "01":
+                    seen.add((table, local, remote))
+    return len(seen)
 
 
 def test_every_caller_of_one_bank_shares_its_session_allowance():
