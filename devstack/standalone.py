@@ -164,6 +164,9 @@ def main() -> int:
         print(f"[finflows] health: {json.dumps(health(port))}", flush=True)
         print(f"[finflows] metadata database: PostgreSQL {db} (make up's own; the tests and the demo use another)",
               flush=True)  # fmt: skip
+        print("[finflows] the UI shows times in your browser's time zone (Airflow 3 has no server setting for it);"
+              " pick Asia/Taipei or Europe/London in its user menu. Each DAG's description gives its schedule in"
+              " its own zone.", flush=True)  # fmt: skip
         print(f"\n[finflows] {login}\n[finflows] (also in {login_file()}; Ctrl-C or SIGTERM stops it)\n",
               flush=True)  # fmt: skip
         while not (dead := {n: p.returncode for n, p in c.procs.items() if p.poll() is not None}):
