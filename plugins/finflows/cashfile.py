@@ -252,10 +252,7 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
         status, target = "IMPORTED", PROCESSED + file_name
         if decision is files.Decision.ALREADY_IMPORTED:
             status = "ALREADY_IMPORTED"
-            if info["previous_run"] != run_id and not files.exists(s3_hook, bucket, key):
-                # another run imported this very object while we waited for its lock, and moved it
-                log.info("%s was imported by run %s meanwhile; nothing to do", file_name, info["previous_run"])
-            elif info["previous_run"] != run_id:  # a re-delivered file, not this run's own earlier try
+            if info["previous_run"] != run_id:  # a re-delivered file, not this run's own earlier try
                 log.warning(
                     "DUPLICATE: %s (sha256 %s) was already imported by run %s; skipped",
                     file_name,
