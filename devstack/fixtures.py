@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-CASH_TABLES = ("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_line")
+CASH_TABLES = ("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_text")
 
 
 def forget_cash_files(conn, names: list[str]) -> None:

@@ -1,8 +1,8 @@
 """cashfile_import: a CivicaPay cash file in S3 → finance Google Drive + interim finance DB.
 
 Per file, every step is idempotent, so a retried task or a re-run picks up where it stopped:
-fetch and checksum → decide from the control table → load in one transaction (COPY into a
-staging table, then raw lines, payments and suspense rows, and the control row) → copy to the
+fetch and checksum → decide from the control table → load in one transaction (payments by COPY
+as the file is read, then suspense rows, the file's text and the control row) → copy to the
 Drive folder unless a copy with the same sha256 is there → move the object to ``processed/``.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote_plus
 
 from finflows import files
-from finflows.formats.cashfile import LAYOUT, CashFileStats, normalise_name, read_cashfile
+from finflows.formats.cashfile import LAYOUT, CashFileStats, normalise_name, read_rows
 from finflows.formats.fixedwidth import FormatError, copy_escape
 
 log = logging.getLogger(__name__)
@@ -114,41 +114,57 @@ def _file_name(key: str) -> str:
 
 
 # ---------------------------------------------------------------------------- loading
-_FIELDS = LAYOUT.sql_columns("l.raw")  # the layout's fields as SQL over the stored raw line
-_COLS = ", ".join(LAYOUT.names)
-_EXPRS = ", ".join(_FIELDS.values())
-_INSERT_PAYMENTS = f"""
-    INSERT INTO ifs.cash_payment (file_id, line_no, {_COLS})
-    SELECT l.file_id, l.line_no, {_EXPRS} FROM ifs.cashfile_line l
-    WHERE l.file_id = %(file_id)s AND EXISTS (SELECT 1 FROM ifs.rent_account a WHERE a.payment_ref = {_FIELDS["rent_account"]})"""  # noqa: S608 (generated from the layout)
-_INSERT_SUSPENSE = f"""
-    INSERT INTO ifs.cash_suspense (file_id, line_no, {_COLS})
-    SELECT l.file_id, l.line_no, {_EXPRS} FROM ifs.cashfile_line l
-    WHERE l.file_id = %(file_id)s AND NOT EXISTS (SELECT 1 FROM ifs.rent_account a WHERE a.payment_ref = {_FIELDS["rent_account"]})"""  # noqa: S608 (generated from the layout)
-_BATCH = 5000
+_COLS = ", ".join(LAYOUT.copy_columns)
+_COPY_PAYMENTS = f"COPY ifs.cash_payment (file_id, line_no, {_COLS}) FROM STDIN"
+_COPY_SUSPENSE = f"COPY ifs.cash_suspense (file_id, line_no, {_COLS}) FROM STDIN"
+_COPY_TEXT = "COPY ifs.cashfile_text (file_id, body) FROM STDIN"
+_ACCOUNT = slice(0, 10)  # rent_account, the first column of a record's COPY text
+_CHUNK = 1 << 20
+_BATCH = 5000  # rows per COPY write
 
 
 def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id: str) -> tuple[files.Decision, dict]:
     """Decide and, for a new file, load it whole in one transaction. Raises FormatError (rolled back).
 
-    Every line is validated in Python while its raw text streams into ``ifs.cashfile_line`` by
-    COPY; PostgreSQL then derives payments and suspense rows from those lines set-wise with the
-    layout's own SQL expressions. An error anywhere rolls the whole transaction back."""
+    Each record is validated and converted in Python (``read_rows``) and streams by COPY into
+    ``ifs.cash_payment`` while it is read: PostgreSQL stores the rows on one core while the
+    reader parses on the other. A record whose rent account is unknown goes to a spool file and
+    from there into ``ifs.cash_suspense`` (a second COPY); then the file's text into
+    ``ifs.cashfile_text`` (raw lines by number through the ``ifs.cashfile_line`` view). Every
+    error is collected; a bad file raises one FormatError and the whole transaction rolls back."""
     with conn.transaction(), conn.cursor() as cur:
         control = files.lock_and_read(cur, FLOW, file_name)
         decision = files.decide(control, sha256)
         if decision is not files.Decision.NEW:
             return decision, {"control_id": control.id, "previous_run": control.dag_run_id}
         file_id = files.start_control(cur, FLOW, file_name, sha256, source_uri, run_id)
+        accounts = {r[0] for r in cur.execute("SELECT payment_ref FROM ifs.rent_account")}
         stats = CashFileStats()
-        with path.open("rb") as f:
-            lines = (f"{n}\t{copy_escape(raw)}" for n, raw, _ in read_cashfile(f, file_name, stats, values=False))
-            files.copy_lines(cur, "COPY ifs.cashfile_line (file_id, line_no, raw) FROM STDIN", f"{file_id}\t", lines,
-                             batch=_BATCH)  # fmt: skip
-        cur.execute(_INSERT_PAYMENTS, {"file_id": file_id})
-        payments = cur.rowcount
-        cur.execute(_INSERT_SUSPENSE, {"file_id": file_id})
-        suspense = cur.rowcount
+        with path.open("rb") as f, tempfile.TemporaryFile("w+", encoding="ascii") as spool, files.gc_paused():
+            suspense = 0
+
+            def payments():
+                nonlocal suspense
+                for n, row in read_rows(f, file_name, stats):
+                    if row[_ACCOUNT] in accounts:
+                        yield f"{n}\t{row}"
+                    else:
+                        spool.write(f"{file_id}\t{n}\t{row}\n")
+                        suspense += 1
+
+            files.copy_lines(cur, _COPY_PAYMENTS, f"{file_id}\t", payments(), batch=_BATCH)
+            if suspense:
+                spool.seek(0)
+                with cur.copy(_COPY_SUSPENSE) as copy:
+                    while chunk := spool.read(_CHUNK):
+                        copy.write(chunk)
+            f.seek(0)
+            with cur.copy(_COPY_TEXT) as copy:  # one row: the file's text, escaped for COPY
+                copy.write(f"{file_id}\t")
+                while chunk := f.read(_CHUNK):
+                    copy.write(copy_escape(chunk.decode("ascii")))  # validated above: ASCII
+                copy.write("\n")
+        payments_count = stats.records - suspense
         files.finish_control(cur, file_id, stats.lines, stats.records, stats.total)
         files.record_event(
             cur,
@@ -156,14 +172,14 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
             file_name,
             sha256,
             "IMPORTED",
-            f"{stats.records} records, {payments} payments, {suspense} in suspense, total {stats.total}",
+            f"{stats.records} records, {payments_count} payments, {suspense} in suspense, total {stats.total}",
             run_id,
         )
     return files.Decision.NEW, {
         "control_id": file_id,
         "lines": stats.lines,
         "records": stats.records,
-        "payments": payments,
+        "payments": payments_count,
         "suspense": suspense,
         "total": stats.total,
     }

@@ -154,18 +154,49 @@ def test_the_fast_path_agrees_with_the_full_parse(record):
     assert LAYOUT.is_valid(record) is parsed
 
 
-def test_validate_only_reading_yields_the_same_lines_and_totals():
-    from finflows.formats.cashfile import CashFileStats
+def _both(text: str):
+    """(read_cashfile's outcome, read_rows' outcome): records or the errors, and the stats."""
+    from finflows.formats.cashfile import CashFileStats, read_rows
 
-    text = (GOOD + "\n") * 3 + GOOD[:33] + "-000010.01" + GOOD[43:] + "\n"
-    full, fast = CashFileStats(), CashFileStats()
-    a = [(n, raw) for n, raw, _ in read_cashfile(io.BytesIO(text.encode()), "x", full)]
-    b = [(n, raw) for n, raw, v in read_cashfile(io.BytesIO(text.encode()), "x", fast, values=False) if v is None]
-    assert a == b and (full.records, full.total) == (fast.records, fast.total) == (4, Decimal("360.34"))
+    out = []
+    for reader in (read_cashfile, read_rows):
+        stats = CashFileStats()
+        try:
+            got = list(reader(io.BytesIO(text.encode("latin-1")), "x.dat", stats))
+        except FormatError as e:
+            got = ("error", e.total, [(x.line, x.field, x.value, x.reason) for x in e.errors])
+        out.append((got, (stats.lines, stats.records, stats.total)))
+    return out
+
+
+def test_copy_rows_carry_exactly_the_values_the_full_parse_reads():
+    text = (GOOD + "\r\n") * 2 + "\n" + GOOD[:10] + "PAYPOINT 12         CSH-000010.0129/02/202412\n"
+    (parsed, full), (rows, fast) = _both(text)
+    assert full == fast == (4, 3, Decimal("236.89"))
+    assert [n for n, _, _ in parsed] == [n for n, _ in rows] == [1, 2, 4]
+    for (_, _, v), (_, row) in zip(parsed, rows, strict=True):
+        account, source, method, amount, paid_on, code = row.split("\t")
+        assert (account, source, method, code) == (v[0], v[1], v[2], v[5])
+        assert Decimal(amount) == v[3] and dt.date.fromisoformat(paid_on) == v[4]
+    assert rows[2][1].split("\t")[1:5] == ["PAYPOINT 12", "CSH", "-000010.01", "2024-02-29"]
+
+
+@given(st.lists(st.one_of(near_records, st.just(""), st.just("   ")), min_size=1, max_size=6))
+def test_copy_rows_accept_and_refuse_exactly_what_the_full_parse_does(lines):
+    """Same lines, same errors (line, field, value, reason), same counts and totals."""
+    (parsed, full), (rows, fast) = _both("\r\n".join(lines) + "\r\n")
+    assert full == fast
+    if parsed and parsed[0] == "error":
+        assert rows == parsed
+    else:
+        assert [n for n, _, _ in parsed] == [n for n, _ in rows]
+
+
+def test_copy_rows_refuse_an_impossible_date_the_regex_lets_through():
     with pytest.raises(FormatError, match="line 2, field paid_on"):
-        list(
-            read_cashfile(io.BytesIO((GOOD + "\n" + GOOD[:43] + "30/02/2023" + GOOD[53:]).encode()), "x", values=False)
-        )
+        from finflows.formats.cashfile import read_rows
+
+        list(read_rows(io.BytesIO((GOOD + "\n" + GOOD[:43] + "30/02/2023" + GOOD[53:]).encode()), "x"))
 
 
 def test_a_date_error_reads_as_finance_people_write_dates():

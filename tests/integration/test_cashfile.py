@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -294,3 +296,64 @@ def test_an_event_run_takes_its_own_files_and_overlapping_runs_import_a_file_onc
         assert "DUPLICATE" not in events
     finally:
         s3_hook.delete_objects(bucket=BUCKET, keys=keys)
+
+
+def test_raw_lines_stay_queryable_by_file_and_line_number(run, pg, s3_hook, accounts, day):
+    """The file's text is one row; the view gives each line at the number the reader gave it
+    (a blank line in the middle is skipped, not renumbered; CRLF and LF both read)."""
+    lines = cash_file(3, day).decode().split("\r\n")[:3]
+    data = f"{lines[0]}\r\n\r\n{lines[1]}\n{lines[2]}\r\n".encode()
+    key = f"cashfiles/CashFile{day:%Y%m%d}.dat"
+    s3_hook.load_bytes(data, key=key, bucket_name=BUCKET, replace=True)
+    assert run(key).status == "IMPORTED"
+    rows = pg.execute(
+        """SELECT l.line_no, l.raw FROM ifs.cashfile_line l JOIN ops.file_control c ON c.id = l.file_id
+            WHERE c.flow = 'cashfile_import' AND c.file_name = %s ORDER BY l.line_no""",
+        (f"CashFile{day:%Y%m%d}.dat",),
+    ).fetchall()
+    assert rows == [(1, lines[0]), (3, lines[1]), (4, lines[2])]
+    body = pg.execute(
+        """SELECT t.body FROM ifs.cashfile_text t JOIN ops.file_control c ON c.id = t.file_id
+            WHERE c.flow = 'cashfile_import' AND c.file_name = %s""",
+        (f"CashFile{day:%Y%m%d}.dat",),
+    ).fetchone()[0]
+    assert body.encode() == data  # the file as it came, byte for byte
+    lines_of_payments = pg.execute(
+        """SELECT array_agg(line_no ORDER BY line_no) FROM (SELECT p.line_no FROM ifs.cash_payment p
+             JOIN ops.file_control c ON c.id = p.file_id WHERE c.file_name = %(n)s UNION ALL
+             SELECT s.line_no FROM ifs.cash_suspense s JOIN ops.file_control c ON c.id = s.file_id
+            WHERE c.file_name = %(n)s) x""",
+        {"n": f"CashFile{day:%Y%m%d}.dat"},
+    ).fetchone()[0]
+    assert lines_of_payments == [1, 3, 4]
+
+
+def test_migration_0011_keeps_each_loaded_line_at_its_number():
+    """Lines loaded one row each before 0011 become their file's text and read back unchanged."""
+    import psycopg
+
+    from devstack import stack
+    from finflows.migrations import apply_migrations
+
+    name = "finflows_migration_0011"
+    stack.drop_database(name)
+    stack.create_database(name, stack.PG_USER)
+    try:
+        dsn = stack.pg_dsn().rsplit("/", 1)[0] + f"/{name}"
+        sql = Path(__file__).parents[2] / "include" / "sql"
+        before = Path(tempfile.mkdtemp())
+        for p in sorted(sql.glob("*.sql")):
+            if p.name < "0011":
+                (before / p.name).write_text(p.read_text())
+        apply_migrations(dsn, before)
+        old = [(7, 1, "A" * 55), (7, 2, "B" * 55), (7, 5, "C" * 55), (8, 1, "D" * 55)]
+        with psycopg.connect(dsn) as conn:
+            with conn.cursor().copy("COPY ifs.cashfile_line (file_id, line_no, raw) FROM STDIN") as copy:
+                for row in old:
+                    copy.write_row(row)
+        assert "0011_cashfile_text.sql" in apply_migrations(dsn, sql)
+        with psycopg.connect(dsn) as conn:
+            got = conn.execute("SELECT file_id, line_no, raw FROM ifs.cashfile_line ORDER BY 1, 2").fetchall()
+        assert got == old
+    finally:
+        stack.drop_database(name)

@@ -191,11 +191,12 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
         if len(errors) < FormatError.MAX_LISTED:
             errors.append(FieldError(line, name, _shown(name, value), reason))
 
-    copy_row = DETAIL.copy_row
-    gross_sl, net_sl = DETAIL.fields[_I["gross"]].slice, DETAIL.fields[_I["net"]].slice
-    store_sl, date_sl = DETAIL.fields[_I["store_id"]].slice, DETAIL.fields[_I["txn_date"]].slice
-    entry_sl = DETAIL.fields[_I["entry_date"]].slice
-    ptype_sl, pcode_sl = DETAIL.fields[_I["product_type"]].slice, DETAIL.fields[_I["product_code"]].slice
+    fast, row_of = DETAIL.fast_path()  # the layout's regex and row function, inlined (hot loop)
+    copy_row = DETAIL.copy_row  # explains a record the fast path refuses
+    g_of = DETAIL.group_index
+    gross_g, net_g, seq_g = g_of("gross"), g_of("net"), g_of("record_seq")
+    store_g, date_g, entry_g = g_of("store_id"), g_of("txn_date"), g_of("entry_date")
+    ptype_g, pcode_g = g_of("product_type"), g_of("product_code")
     gross_cents = net_cents = 0
     stores, dates, products = stats.stores, stats.dates, stats.products
     trailer: tuple | None = None
@@ -205,14 +206,33 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
     headed = True
     for line_no, raw in enumerate(stream, start=1):
         line = raw.decode(ENCODING).rstrip("\r\n")
-        if not line.strip(" "):
+        if not line or (line[0] == " " and not line.strip(" ")):
             blanks.append(line_no)
             continue
-        for n in blanks:  # a blank line with records after it is an error
-            error(n, "record_type", "", "is an empty line")
-        blanks.clear()
+        if blanks:
+            for n in blanks:  # a blank line with records after it is an error
+                error(n, "record_type", "", "is an empty line")
+            blanks.clear()
         last = line_no
         kind = line[:2]
+        if kind == "CV" and line_no != 1 and trailer is None and (m := fast(line)) is not None:
+            g = m.groups()
+            try:
+                row = row_of(g)
+            except ValueError:  # a field the regex cannot judge (a date's calendar): explained below
+                pass
+            else:
+                if headed and int(g[seq_g]) != line_no:
+                    error(line_no, "record_seq", g[seq_g], f"breaks the sequence: expected {line_no:06d}")
+                stats.details += 1
+                gross_cents += int(g[gross_g] + g[gross_g + 1])
+                net_cents += int(g[net_g] + g[net_g + 1])
+                stores.add(g[store_g])
+                dates.add(g[date_g])
+                dates.add(g[entry_g])
+                products.add((g[ptype_g], g[pcode_g]))
+                yield row
+                continue
         if trailer is not None:
             error(line_no, "record_type", kind, "comes after the A9 trailer")
             continue
@@ -227,21 +247,22 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
             error(1, "record_type", kind, "the file has no A0 header (the first record is a CV detail)")
         if kind == "CV":
             try:
-                row = copy_row(line)
+                copy_row(line)
             except RecordError as e:
                 for name, value, reason in e.errors:
                     error(line_no, name, value, reason)
                 continue
+            # a CV on line 1 (no header) that is valid: counted and loaded like any other
             if headed and int(line[_SEQ]) != line_no:
                 error(line_no, "record_seq", line[_SEQ], f"breaks the sequence: expected {line_no:06d}")
             stats.details += 1
-            gross_cents += int(line[gross_sl])
-            net_cents += int(line[net_sl])
-            stores.add(line[store_sl])
-            dates.add(line[date_sl])
-            dates.add(line[entry_sl])
-            products.add((line[ptype_sl], line[pcode_sl]))
-            yield row
+            gross_cents += int(line[DETAIL.fields[_I["gross"]].slice])
+            net_cents += int(line[DETAIL.fields[_I["net"]].slice])
+            stores.add(line[DETAIL.fields[_I["store_id"]].slice])
+            dates.add(line[DETAIL.fields[_I["txn_date"]].slice])
+            dates.add(line[DETAIL.fields[_I["entry_date"]].slice])
+            products.add((line[DETAIL.fields[_I["product_type"]].slice], line[DETAIL.fields[_I["product_code"]].slice]))
+            yield copy_row(line)
         elif kind == "A9":
             try:
                 trailer = TRAILER.parse(line)
