@@ -40,3 +40,30 @@ def write_rows(name: str, rows: list[dict[str, str]]) -> None:
 
     measured = time.strftime("%Y-%m-%d")
     (RESULTS / f"{name}.json").write_text(json.dumps([r | {"measured": measured} for r in rows], indent=1))
+
+
+def median(values: list[float]) -> float:
+    s = sorted(values)
+    return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+
+
+def alternate(phases: dict[str, Callable[[], Any]], reps: int, between: Callable[[], None]) -> dict[str, list]:
+    """Run each phase ``reps`` times, interleaved (a, b, a, b, …) so that a noisy moment of a shared
+    machine falls on both alike; ``between`` resets the database after each. Returns every
+    (seconds, peak RSS MB, result) per phase: ratios are taken from medians of one run."""
+    out: dict[str, list] = {name: [] for name in phases}
+    for _ in range(reps):
+        for name, fn in phases.items():
+            out[name].append(measure(fn))
+            between()
+    return out
+
+
+def psql_script(dsn: str, script: str) -> str:
+    """Run a psql script (``\\copy`` lines and all) in one transaction; its output."""
+    import shutil
+    import subprocess
+
+    psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+    return subprocess.run([psql, dsn, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f", "-"], input=script,
+                          check=True, capture_output=True, text=True).stdout  # fmt: skip
