@@ -99,7 +99,7 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
         file_id = files.start_control(cur, FLOW, file_name, sha256, source_uri, run_id)
         stats = StatementStats()
         with path.open("rb") as f, files.gc_paused():
-            files.copy_lines(cur, _COPY, f"{file_id}\t", read_statement(f, file_name, stats), batch=5000)
+            files.copy_lines(cur, _COPY, f"{file_id}\t", read_statement(f, file_name, stats), batch=500)
         _upsert_dimensions(cur, stats)
         files.finish_control(cur, file_id, stats.lines, stats.details, stats.gross)
         files.record_event(cur, FLOW, file_name, sha256, "IMPORTED",

@@ -282,3 +282,38 @@ def test_a_missing_header_is_one_error_not_one_per_line():
     lines = [*details, "A9000005000005".ljust(400)]
     e = errors_of("".join(line + "\r\n" for line in lines).encode("latin-1"))
     assert [(x.line, x.field) for x in e.errors] == [(1, "record_type")] and "no A0 header" in e.errors[0].reason
+
+
+card_fields = st.builds(
+    lambda fill, bin6, stars, last4, right, pad: (
+        (bin6 + "*" * stars + last4).rjust(19, fill) if right else (bin6 + "*" * stars + last4).ljust(19, pad)
+    ),
+    st.sampled_from("0 "),
+    st.from_regex(r"[0-9]{6}", fullmatch=True),
+    st.integers(1, 10),
+    st.from_regex(r"[0-9]{4}", fullmatch=True),
+    st.booleans(),
+    st.sampled_from(" 0*"),
+) | st.text(alphabet="0123456789* ", min_size=19, max_size=19)
+
+
+@settings(max_examples=300, deadline=None)
+@given(card_fields)
+def test_the_card_field_is_read_alike_by_the_record_regex_and_by_its_codec(card):
+    """The record regex takes the common form (zero-filled BIN, six '*', last four) itself and
+    hands any other to MaskedCard.decode: both ways give the same BIN and last four, or refuse."""
+    from finflows.formats.fixedwidth import MaskedCard
+
+    line = statement_lines([detail(2)])[1]
+    start = DETAIL.fields[DETAIL.names.index("card")].slice.start
+    line = line[:start] + card[:19] + line[start + 19 :]
+    try:
+        expected = MaskedCard().decode(card[:19])
+    except ValueError:
+        expected = None
+    try:
+        cols = dict(zip(COPY_COLUMNS, DETAIL.copy_row(line).split("\t"), strict=True))
+        got = (cols["card_bin"], cols["card_last4"])
+    except RecordError:
+        got = None
+    assert got == expected

@@ -120,9 +120,6 @@ class Big5Text:
               f"and (len({tmp}) == len({var}) or {tmp}.decode({enc!r}) == {var}){strict}")  # fmt: skip
         return f"({tmp}.decode({WIRE!r}) + ' ' * ({width} - len({tmp})) if {ok} else {encode}({var}, {width}))"
 
-    def sql(self, text: str) -> str:
-        raise NotImplementedError("Big5 text is decoded in Python, not in SQL")
-
 
 class WholeAmount(ImpliedDecimal):
     """Whole NTD, zero-padded digits; decoded to ``Decimal``. Encodes an ``int`` without Decimal."""
@@ -172,9 +169,6 @@ class RocDate:
         if not 1 <= year <= 999:
             raise ValueError("is outside the ROC calendar's 3-digit years")
         return f"0{year:03d}{value.month:02d}{value.day:02d}"
-
-    def sql(self, text: str) -> str:
-        raise NotImplementedError
 
 
 class AsciiText(Text):

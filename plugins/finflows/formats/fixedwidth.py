@@ -72,7 +72,6 @@ class RecordError(ValueError):
 class Codec(Protocol):
     def decode(self, raw: str) -> Any: ...
     def encode(self, value: Any, width: int) -> str: ...
-    def sql(self, text: str) -> str: ...  # the same conversion in SQL, over an already validated slice
 
     # optional: ``regex(width)``, a pattern every valid slice matches; a codec with ``semantic = True``
     # also needs decode() on a match (a date's calendar); without regex() the field is always decoded.
@@ -121,9 +120,6 @@ class Digits:
             raise ValueError(f"must be exactly {width} digits")
         return s if len(s) == width else s.zfill(width)
 
-    def sql(self, text: str) -> str:
-        return text
-
     def copy_expr(self, var: str, me: str, width: int) -> str:
         return f"{{{var}}}"
 
@@ -154,9 +150,6 @@ class Text:
             raise ValueError(f"longer than {width} characters")
         return s.ljust(width)
 
-    def sql(self, text: str) -> str:
-        return f"rtrim({text}, ' ')"
-
     def copy_expr(self, var: str, me: str, width: int) -> str:
         return f"{{copy_escape(_v) if (_v := {var}.rstrip(' ')) else NULL}}"
 
@@ -178,9 +171,6 @@ class Pattern:
 
     def encode(self, value: Any, width: int) -> str:
         return self.decode(str(value).ljust(width))
-
-    def sql(self, text: str) -> str:
-        return text
 
     def copy_expr(self, var: str, me: str, width: int) -> str:
         return f"{{copy_escape(_v) if (_v := {var}.rstrip(' ')) else NULL}}"
@@ -212,9 +202,6 @@ class SignedDecimal:
             raise ValueError(f"does not fit in {width} characters")
         return ("-" if d < 0 else "+") + body
 
-    def sql(self, text: str) -> str:
-        return f"({text})::numeric"
-
     def copy_expr(self, var: str, me: str, width: int) -> str:
         return f"{{{var}}}"  # the regex admits only sign, digits, point: numeric input as it stands
 
@@ -227,7 +214,6 @@ def _memo(cache: dict[str, str], raw: str, text: str) -> str:
     return text
 
 
-_PG_DATE = {"%d": "DD", "%m": "MM", "%Y": "YYYY", "%y": "YY", "%H": "HH24", "%M": "MI", "%S": "SS"}
 _HUMAN = {"%d": "DD", "%m": "MM", "%Y": "YYYY", "%y": "YY", "%H": "hh", "%M": "mm", "%S": "ss"}
 
 
@@ -264,19 +250,13 @@ class Date:
         except ValueError:
             raise ValueError(f"is not a date (expected {human_format(self.fmt)})") from None
 
-    def sql(self, text: str) -> str:
-        pg = self.fmt
-        for py, fmt in _PG_DATE.items():
-            pg = pg.replace(py, fmt)
-        return f"to_date({text}, '{pg}')"
-
     def encode(self, value: dt.date | None, width: int) -> str:
         if value is None and self.optional:
             return "0" * width
         return value.strftime(self.fmt)
 
     def copy_expr(self, var: str, me: str, width: int) -> str:
-        return f"{{{me}.copied.get({var}) or {me}.copy({var})}}"
+        return f"{{{me}_copied({var}) or {me}.copy({var})}}"  # {me}_copied: this codec's copied.get
 
     def copy(self, raw: str) -> str:
         value = self.decode(raw)  # validates
@@ -305,11 +285,8 @@ class Time:
     def encode(self, value: dt.time, width: int) -> str:
         return value.strftime(self.fmt)
 
-    def sql(self, text: str) -> str:
-        return f"({text})::time"
-
     def copy_expr(self, var: str, me: str, width: int) -> str:
-        return f"{{{me}.copied.get({var}) or {me}.copy({var})}}"
+        return f"{{{me}_copied({var}) or {me}.copy({var})}}"
 
     def copy(self, raw: str) -> str:
         return _memo(self.copied, raw, self.decode(raw).isoformat())
@@ -341,9 +318,6 @@ class ImpliedDecimal:
             raise ValueError(f"does not fit in {width} digits")
         return s.zfill(width)
 
-    def sql(self, text: str) -> str:
-        return f"(({text})::numeric / {10**self.places})"
-
     def copy_expr(self, var: str, me: str, width: int) -> str:
         decimals = var.replace("]", " + 1]")  # the next group
         return f"{{{var}}}.{{{decimals}}}"
@@ -370,9 +344,6 @@ class Choice:
     def encode(self, value: Any, width: int) -> str:
         return self.decode(str(value))
 
-    def sql(self, text: str) -> str:
-        return text
-
     def copy_expr(self, var: str, me: str, width: int) -> str:
         if all(c.strip() == c and c for c in self.codes):
             return f"{{{var}}}"  # the regex admits only the codes themselves
@@ -385,9 +356,14 @@ class MaskedText(Text):
     """Free text in which a card number must never survive: any Luhn-valid 13–19 digit run is
     masked to BIN + last four (``pci.mask_pans``) before the value is stored, logged or echoed."""
 
+    _RUN = re.compile(r"[0-9]{13}")
+
     def __init__(self, required: bool = False):
         super().__init__(required)
-        self.mask = mask_pans
+
+    def mask(self, value: str) -> str:
+        """``pci.mask_pans``, after one quick look for 13 digits in a row (most text has none)."""
+        return mask_pans(value) if self._RUN.search(value) else value
 
     def decode(self, raw: str) -> str:
         return self.mask(super().decode(raw))
@@ -416,9 +392,6 @@ class OptionalImpliedDecimal(ImpliedDecimal):
             return " " * width
         return super().encode(value, width)
 
-    def sql(self, text: str) -> str:
-        return f"(nullif(btrim({text}), '')::numeric / {10**self.places})"
-
     def copy_expr(self, var: str, me: str, width: int) -> str:
         p = self.places
         return f"{{{var}[:-{p}] + '.' + {var}[-{p}:] if {var}[0] != ' ' else NULL}}"
@@ -434,10 +407,16 @@ class MaskedCard:
     at most BIN + last four (``pci.mask_card_field``), so the error itself stores no card number."""
 
     semantic = True
+    groups = 3  # the common form's BIN and last four, or the whole field for decode() to judge
     _MASKED = re.compile(r"[0 ]*([1-9][0-9]{5})\*{3,9}([0-9]{4}) *")
 
     def regex(self, width: int) -> str:
-        return f".{{{width}}}"
+        # the form acquirers send, zero-filled BIN + six '*' + last four, captured in the record
+        # regex itself; any other width or fill falls to the third group, which decode() judges
+        lead = width - 16
+        if lead < 0:  # too narrow for the common form: its two groups never match
+            return f"(?:(?!)(.)(.)|(.{{{width}}}))"
+        return f"(?:0{{{lead}}}([1-9][0-9]{{5}})\\*{{6}}([0-9]{{4}})|(.{{{width}}}))"
 
     def decode(self, raw: str) -> tuple[str, str]:
         m = self._MASKED.fullmatch(raw)
@@ -452,14 +431,12 @@ class MaskedCard:
         bin6, last4 = value
         return (bin6 + "*" * 6 + last4).rjust(width, "0")
 
-    def sql(self, text: str) -> str:
-        return f"substring(ltrim({text}, '0 ') from 1 for 6)"
-
     def columns(self, name: str) -> tuple[str, str]:
         return f"{name}_bin", f"{name}_last4"
 
     def copy_expr(self, var: str, me: str, width: int) -> str:
-        return f"{{TAB.join({me}.decode({var}))}}"
+        bin6, last4, other = var, var.replace("]", " + 1]"), var.replace("]", " + 2]")
+        return f"{{{bin6} + TAB + {last4} if {other} is None else TAB.join({me}.decode({other}))}}"
 
 
 # ---------------------------------------------------------------------------- layout
@@ -504,8 +481,8 @@ class Layout:
                     parts.append(f".{{{f.start - pos}}}")
                 n = getattr(f.codec, "groups", 1)
                 parts.append(f"({f.codec.regex(f.width)})" if n == 1 else f.codec.regex(f.width))
-                if getattr(f.codec, "semantic", False):
-                    semantic.append((group, f.codec.decode))
+                if getattr(f.codec, "semantic", False):  # the group decode() judges: the last one
+                    semantic.append((group + n - 1, f.codec.decode))
                 first[f.name] = group - 1  # its first group's index in m.groups()
                 group += n
                 pos = f.start + f.width
@@ -542,6 +519,8 @@ class Layout:
                 continue
             me, var = f"c{i}", f"g[{first[f.name]}]"
             namespace[me] = f.codec
+            if hasattr(f.codec, "copied"):  # a memo of validated slices: its lookup bound once
+                namespace[f"{me}_copied"] = f.codec.copied.get
             if hasattr(f.codec, "copy_expr"):
                 parts.append(f.codec.copy_expr(var, me, f.width))
             else:
@@ -593,7 +572,8 @@ class Layout:
             return False
         try:
             for group, decode in self._semantic:
-                decode(m.group(group))
+                if (value := m.group(group)) is not None:  # None: a form the regex itself judged
+                    decode(value)
         except ValueError:
             return False
         return True
@@ -611,13 +591,6 @@ class Layout:
         if errors:
             raise RecordError(errors)
         return tuple(values)
-
-    def sql_columns(self, record_column: str) -> dict[str, str]:
-        """Each field as an SQL expression over a text column holding the whole record.
-
-        For loading validated records set-wise in the database: the reader validates every line
-        in Python (and names every error); PostgreSQL then converts them in bulk."""
-        return {f.name: f.codec.sql(f"substr({record_column}, {f.start}, {f.width})") for f in self.fields}
 
     def formatter(self, variable: Sequence[str], constants: dict[str, Any]):
         """Generate ``fmt(*values) -> str`` for writers of many records: fields named in
