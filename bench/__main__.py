@@ -23,10 +23,17 @@ def main(names: list[str]) -> None:
         if name not in ORDER:
             raise SystemExit(f"unknown benchmark {name!r}; one of {', '.join(ORDER)}")
         importlib.import_module(f"bench.{name}").main()
-    rows = [r for name in ORDER if (RESULTS / f"{name}.json").exists()
-            for r in json.loads((RESULTS / f"{name}.json").read_text())]  # fmt: skip
-    dates = {name: json.loads((RESULTS / f"{name}.json").read_text())[0].get("measured", "by 2026-11-22")
-             for name in ORDER if (RESULTS / f"{name}.json").exists()}  # fmt: skip
+    rows = [
+        r
+        for name in ORDER
+        if (RESULTS / f"{name}.json").exists()
+        for r in json.loads((RESULTS / f"{name}.json").read_text())
+    ]
+    dates = {
+        name: json.loads((RESULTS / f"{name}.json").read_text())[0].get("measured", "by 2026-11-22")
+        for name in ORDER
+        if (RESULTS / f"{name}.json").exists()
+    }
     out = [
         f"Each benchmark's latest run on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; each ratio from one run. Measured: "

@@ -41,7 +41,9 @@ def batch_payments() -> tuple[ach.Batch, list[ach.Payment]]:
     batch = ach.Batch(DAY, dt.time(6, 0), "0172026", "0100000000000001", "12345675")
     names = ["陳大文", "林小華", "ＡＢＣ貿易股份有限公司", "王美麗", "ACME TRADING CO LTD"]
     return batch, [
-        ach.Payment(i, f"BENCH-{i:07d}", "8220015", f"{i:012d}", 1000 + i % 50000, f"A{i:09d}", names[i % 5], "貨款", "405")
+        ach.Payment(
+            i, f"BENCH-{i:07d}", "8220015", f"{i:012d}", 1000 + i % 50000, f"A{i:09d}", names[i % 5], "貨款", "405"
+        )
         for i in range(1, COUNT + 1)
     ]
 
@@ -66,9 +68,30 @@ def pgp_side_by_side(plain: bytes) -> tuple[float, float, int, int]:
         recipient = ring.add(bank["public"], bank["fingerprint"], BANK)
         src, out = Path(tmp) / "plain.txt", Path(tmp) / "plain.txt.gpg"
         src.write_bytes(plain)
-        cli = ["gpg", "--homedir", ring.home, "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase-fd",
-               "0", "--trust-model", "always", "--compress-algo", "zlib", "-r", recipient, "-u", signer, "--sign",
-               "--encrypt", "-o", str(out), str(src)]  # fmt: skip
+        cli = [
+            "gpg",
+            "--homedir",
+            ring.home,
+            "--batch",
+            "--yes",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase-fd",
+            "0",
+            "--trust-model",
+            "always",
+            "--compress-algo",
+            "zlib",
+            "-r",
+            recipient,
+            "-u",
+            signer,
+            "--sign",
+            "--encrypt",
+            "-o",
+            str(out),
+            str(src),
+        ]
         ring.encrypt_and_sign(plain, recipient, signer, ours["passphrase"])  # warm the agent
         for _ in range(PGP_RUNS):
             t0 = time.perf_counter()
@@ -97,11 +120,18 @@ def pay_now(conn, cfg, bank: str, run_id: str, attempts: int = 1) -> payments.Ba
 
     with payments_tasks.encrypter(cfg, cfg.bank(bank)) as encrypt:
         return payments.pay_bank(
-            conn, cfg=cfg, bank_id=bank, now=dt.datetime.combine(DAY, dt.time(6), tzinfo=payments.TAIPEI),
-            run_id=run_id, s3_hook=S3Hook(aws_conn_id="aws_finflows"), sftp_hook=payments_tasks.sftp(cfg.bank(bank)),
-            encrypt=encrypt, archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
-            attempts=attempts, backoff=1,
-        )  # fmt: skip
+            conn,
+            cfg=cfg,
+            bank_id=bank,
+            now=dt.datetime.combine(DAY, dt.time(6), tzinfo=payments.TAIPEI),
+            run_id=run_id,
+            s3_hook=S3Hook(aws_conn_id="aws_finflows"),
+            sftp_hook=payments_tasks.sftp(cfg.bank(bank)),
+            encrypt=encrypt,
+            archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
+            attempts=attempts,
+            backoff=1,
+        )
 
 
 def whole_step() -> dict:
@@ -110,8 +140,13 @@ def whole_step() -> dict:
 
     cfg = banks.load()
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
-        add_pending(conn, ((f"BENCH-{i:07d}", BANK, "8220015", f"{i:012d}", f"A{i:09d}", "陳大文", "貨款", 1000 + i, DAY)
-                           for i in range(1, COUNT + 1)))  # fmt: skip
+        add_pending(
+            conn,
+            (
+                (f"BENCH-{i:07d}", BANK, "8220015", f"{i:012d}", f"A{i:09d}", "陳大文", "貨款", 1000 + i, DAY)
+                for i in range(1, COUNT + 1)
+            ),
+        )
         t0 = time.perf_counter()
         run = pay_now(conn, cfg, BANK, "bench")
         secs = time.perf_counter() - t0
@@ -143,10 +178,14 @@ def main() -> list[dict[str, str]]:
     print(
         f"generate   : {per_batch * 1000:6.1f} ms per {COUNT:,}-payment file ({len(plain):,} bytes) = {rate:,.0f} records/s"
     )
-    print(f"PGP        : python-gnupg {t_ours * 1000:.0f} ms ({n_ours:,} bytes), gpg CLI {t_cli * 1000:.0f} ms "
-          f"({n_cli:,} bytes): {t_ours / t_cli:.2f}x")  # fmt: skip
-    print(f"whole step : {step['secs']:.1f} s for {COUNT:,} payments ({COUNT / step['secs']:,.0f} payments/s), "
-          f"peak RSS {step_rss:.0f} MB")  # fmt: skip
+    print(
+        f"PGP        : python-gnupg {t_ours * 1000:.0f} ms ({n_ours:,} bytes), gpg CLI {t_cli * 1000:.0f} ms "
+        f"({n_cli:,} bytes): {t_ours / t_cli:.2f}x"
+    )
+    print(
+        f"whole step : {step['secs']:.1f} s for {COUNT:,} payments ({COUNT / step['secs']:,.0f} payments/s), "
+        f"peak RSS {step_rss:.0f} MB"
+    )
     rows = [
         {
             "figure": f"ACHP01 generation, {COUNT:,}-payment batch (Big5, byte-exact), median of {REPEAT}",

@@ -60,10 +60,22 @@ def make_file(path: Path, n: int) -> None:
     templates = []
     for i in range(997):
         gross = Decimal(1000 + i * 37) / 100
-        templates.append(DETAIL.format({"record_type": "CV", **detail(
-            2, amount=str(gross), txn_date=DAY + dt.timedelta(days=i % 28), entry_type=str(i % 3),
-            brand=("001", "002", "007")[i % 3], capture_channel="25"[i % 2],
-            store_id=f"0000000000{i % 50:05d}")}))  # fmt: skip
+        templates.append(
+            DETAIL.format(
+                {
+                    "record_type": "CV",
+                    **detail(
+                        2,
+                        amount=str(gross),
+                        txn_date=DAY + dt.timedelta(days=i % 28),
+                        entry_type=str(i % 3),
+                        brand=("001", "002", "007")[i % 3],
+                        capture_channel="25"[i % 2],
+                        store_id=f"0000000000{i % 50:05d}",
+                    ),
+                }
+            )
+        )
     with path.open("w", encoding="latin-1", newline="") as f:
         f.write(format_header(DAY) + "\r\n")
         for i in range(n):
@@ -75,8 +87,12 @@ def make_file(path: Path, n: int) -> None:
 
 def purge(conn, names: list[str]) -> None:
     with conn.transaction():
-        ids = [r[0] for r in conn.execute("SELECT id FROM ops.file_control WHERE flow = 'card_reconciliation' "
-                                          "AND file_name = ANY(%s)", (names,)).fetchall()]  # fmt: skip
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM ops.file_control WHERE flow = 'card_reconciliation' AND file_name = ANY(%s)", (names,)
+            ).fetchall()
+        ]
         conn.execute("DELETE FROM card.fact_transaction WHERE file_id = ANY(%s)", (ids,))
         conn.execute("DELETE FROM ops.file_event WHERE flow = 'card_reconciliation' AND file_name = ANY(%s)", (names,))
         conn.execute("DELETE FROM ops.file_control WHERE id = ANY(%s)", (ids,))
@@ -130,9 +146,19 @@ def baseline_pandas(path: Path) -> int:
 def psql_copy(rows_file: Path) -> int:
     psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
     cols = ", ".join(("file_id", *COPY_COLUMNS))
-    out = subprocess.run([psql, stack.pg_dsn(), "-v", "ON_ERROR_STOP=1", "-c",
-                          f"\\copy public.bench_card_copy ({cols}) FROM '{rows_file}'"],
-                         check=True, capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [
+            psql,
+            stack.pg_dsn(),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            f"\\copy public.bench_card_copy ({cols}) FROM '{rows_file}'",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return int(out.stdout.split()[-1])
 
 
@@ -146,8 +172,10 @@ def main() -> list[dict[str, str]]:
         t0 = time.perf_counter()
         make_file(big_path, RECORDS)
         make_file(small_path, small)
-        print(f"{RECORDS:,} records, {big_path.stat().st_size / 1e6:.0f} MB (made in {time.perf_counter() - t0:.0f} s); "
-              f"{REPS} runs each, interleaved")  # fmt: skip
+        print(
+            f"{RECORDS:,} records, {big_path.stat().st_size / 1e6:.0f} MB (made in {time.perf_counter() - t0:.0f} s); "
+            f"{REPS} runs each, interleaved"
+        )
         big_sha = sha256_file(big_path)
         with rows_file.open("w") as out, big_path.open("rb") as f:
             for row in read_statement(f, big_path.name, StatementStats()):
@@ -157,8 +185,11 @@ def main() -> list[dict[str, str]]:
                 purge(conn, names)
                 _t_small, rss_small, n0 = measure(lambda: ours(small_path, name_for(2), sha256_file(small_path)))
                 purge(conn, names)
-                runs = alternate({"ours": lambda: ours(big_path, name_for(1), big_sha), "copy": lambda: psql_copy(rows_file)},
-                                 REPS, lambda: purge(conn, names))  # fmt: skip
+                runs = alternate(
+                    {"ours": lambda: ours(big_path, name_for(1), big_sha), "copy": lambda: psql_copy(rows_file)},
+                    REPS,
+                    lambda: purge(conn, names),
+                )
                 t_base, rss_base, n2 = measure(lambda: baseline_pandas(big_path))
             finally:
                 purge(conn, names)
@@ -169,8 +200,11 @@ def main() -> list[dict[str, str]]:
     t_ours, t_copy = median([r[0] for r in runs["ours"]]), median([r[0] for r in runs["copy"]])
     rss_ours = max(r[1] for r in runs["ours"])
     r_ours, r_base = RECORDS / t_ours, RECORDS / t_base
-    print("finflows   :", ", ".join(f"{r[0]:.2f} s" for r in runs["ours"]),
-          f"peak RSS {rss_ours:.0f} MB ({small:,} records: {rss_small:.0f} MB)")  # fmt: skip
+    print(
+        "finflows   :",
+        ", ".join(f"{r[0]:.2f} s" for r in runs["ours"]),
+        f"peak RSS {rss_ours:.0f} MB ({small:,} records: {rss_small:.0f} MB)",
+    )
     print("psql \\copy :", ", ".join(f"{r[0]:.2f} s" for r in runs["copy"]))
     print(f"pandas     : {t_base:6.1f} s  {r_base:10,.0f} rows/s  peak RSS {rss_base:6.0f} MB (no load)")
     print(f"ratios     : {r_ours / r_base:.1f}x pandas; {t_ours / t_copy:.2f}x the time of psql \\copy")

@@ -48,13 +48,25 @@ def make_file(path: Path, n: int) -> None:
     day = dt.date(1900, 1, 1)
     with path.open("w", newline="") as f:
         for i in range(n):
-            f.write(format_record(rent_account=account(i), payment_source="CIVICAPAY", method="DD1",
-                                  amount=Decimal(i % 100000) / 100, paid_on=day, civica_code="07") + "\r\n")  # fmt: skip
+            f.write(
+                format_record(
+                    rent_account=account(i),
+                    payment_source="CIVICAPAY",
+                    method="DD1",
+                    amount=Decimal(i % 100000) / 100,
+                    paid_on=day,
+                    civica_code="07",
+                )
+                + "\r\n"
+            )
 
 
 def seed_accounts(conn) -> None:
-    conn.execute("INSERT INTO ifs.rent_account (payment_ref, rent_group) SELECT (9000000000 + i)::text, 'bench' "
-                 "FROM generate_series(0, %s) AS i ON CONFLICT DO NOTHING", (KNOWN - 1,))  # fmt: skip
+    conn.execute(
+        "INSERT INTO ifs.rent_account (payment_ref, rent_group) SELECT (9000000000 + i)::text, 'bench' "
+        "FROM generate_series(0, %s) AS i ON CONFLICT DO NOTHING",
+        (KNOWN - 1,),
+    )
 
 
 def forget_accounts(conn) -> None:
@@ -88,11 +100,14 @@ def ours(path: Path, name: str, sha256: str) -> int:
 
 def bare_copy(pay: Path, sus: Path, text: Path) -> int:
     cols = ", ".join(("file_id", "line_no", *LAYOUT.copy_columns))
-    out = psql_script(stack.pg_dsn(), f"\\copy public.bench_cash_payment ({cols}) FROM '{pay}'\n"
-                                      f"\\copy public.bench_cash_suspense ({cols}) FROM '{sus}'\n"
-                                      f"\\copy public.bench_cash_text (file_id, body) FROM '{text}'\n"
-                                      "SELECT (SELECT count(*) FROM public.bench_cash_payment)"
-                                      " + (SELECT count(*) FROM public.bench_cash_suspense);\n")  # fmt: skip
+    out = psql_script(
+        stack.pg_dsn(),
+        f"\\copy public.bench_cash_payment ({cols}) FROM '{pay}'\n"
+        f"\\copy public.bench_cash_suspense ({cols}) FROM '{sus}'\n"
+        f"\\copy public.bench_cash_text (file_id, body) FROM '{text}'\n"
+        "SELECT (SELECT count(*) FROM public.bench_cash_payment)"
+        " + (SELECT count(*) FROM public.bench_cash_suspense);\n",
+    )
     return int(out.split()[-3])
 
 
@@ -102,8 +117,9 @@ def baseline_pandas(path: Path, indexed: bool) -> int:
     import pandas as pd
     import sqlalchemy
 
-    df = pd.read_fwf(path, colspecs=[(0, 10), (10, 30), (30, 33), (33, 43), (43, 53), (53, 55)],
-                     names=list(LAYOUT.names), dtype=str)  # fmt: skip
+    df = pd.read_fwf(
+        path, colspecs=[(0, 10), (10, 30), (30, 33), (33, 43), (43, 53), (53, 55)], names=list(LAYOUT.names), dtype=str
+    )
     df["amount"] = df["amount"].astype(float)
     df["paid_on"] = pd.to_datetime(df["paid_on"], format="%d/%m/%Y")
     engine = sqlalchemy.create_engine(stack.pg_dsn().replace("postgresql://", "postgresql+psycopg://"))
@@ -134,15 +150,20 @@ def main() -> list[dict[str, str]]:
         big_sha = sha256_file(path)
         print(f"{LINES:,} lines, {path.stat().st_size / 1e6:.0f} MB; {REPS} runs each, interleaved")
         seed_accounts(conn)
-        for table, like in zip(BARE, ("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_text", "ifs.cash_payment"), strict=True):
+        for table, like in zip(
+            BARE, ("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_text", "ifs.cash_payment"), strict=True
+        ):
             conn.execute(f"DROP TABLE IF EXISTS public.{table}")
             conn.execute(f"CREATE TABLE public.{table} (LIKE {like} INCLUDING ALL)")
         try:
             reset(conn)
             _t, rss_small, n0 = measure(lambda: ours(small, SMALL, sha256_file(small)))
             reset(conn)
-            runs = alternate({"ours": lambda: ours(path, NAME, big_sha), "copy": lambda: bare_copy(pay, sus, text)},
-                             REPS, lambda: reset(conn))  # fmt: skip
+            runs = alternate(
+                {"ours": lambda: ours(path, NAME, big_sha), "copy": lambda: bare_copy(pay, sus, text)},
+                REPS,
+                lambda: reset(conn),
+            )
             t_base, rss_base, n2 = measure(lambda: baseline_pandas(path, indexed=True))
             t_bare, _rss, n3 = measure(lambda: baseline_pandas(path, indexed=False))
         finally:
@@ -155,8 +176,11 @@ def main() -> list[dict[str, str]]:
     assert all(r[2] == LINES for r in runs["ours"] + runs["copy"])
     t_ours, t_copy = median([r[0] for r in runs["ours"]]), median([r[0] for r in runs["copy"]])
     rss_ours = max(r[1] for r in runs["ours"])
-    print("finflows   :", ", ".join(f"{r[0]:.2f} s" for r in runs["ours"]), f"peak RSS {rss_ours:.0f} MB "
-          f"({LINES // 10:,} lines: {rss_small:.0f} MB)")  # fmt: skip
+    print(
+        "finflows   :",
+        ", ".join(f"{r[0]:.2f} s" for r in runs["ours"]),
+        f"peak RSS {rss_ours:.0f} MB ({LINES // 10:,} lines: {rss_small:.0f} MB)",
+    )
     print("psql \\copy :", ", ".join(f"{r[0]:.2f} s" for r in runs["copy"]))
     print(f"pandas     : {t_base:.1f} s, peak RSS {rss_base:.0f} MB; into a table with no index {t_bare:.1f} s")
     print(f"ratios     : {t_ours / t_copy:.2f}x the time of psql \\copy; {t_base / t_ours:.1f}x faster than pandas")

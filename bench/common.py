@@ -65,5 +65,10 @@ def psql_script(dsn: str, script: str) -> str:
     import subprocess
 
     psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
-    return subprocess.run([psql, dsn, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f", "-"], input=script,
-                          check=True, capture_output=True, text=True).stdout  # fmt: skip
+    return subprocess.run(
+        [psql, dsn, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+        input=script,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout

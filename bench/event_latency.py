@@ -56,8 +56,17 @@ def _cash_file(day: dt.date, lines: int = 20) -> bytes:
 
     out = []
     for i in range(lines):
-        out.append(format_record(rent_account=ACCOUNTS[i % 10], payment_source="CIVICAPAY", method="DD1",
-                                 amount=Decimal(100 + i), paid_on=day, civica_code="07") + "\r\n")  # fmt: skip
+        out.append(
+            format_record(
+                rent_account=ACCOUNTS[i % 10],
+                payment_source="CIVICAPAY",
+                method="DD1",
+                amount=Decimal(100 + i),
+                paid_on=day,
+                civica_code="07",
+            )
+            + "\r\n"
+        )
     return "".join(out).encode()
 
 
@@ -84,9 +93,13 @@ def main() -> None:
     meta = f"airflow_bench_{os.getpid()}"  # a fresh metadata database: no foreign run, queue or deadline
     stack.create_database(meta, AIRFLOW_PG_USER)
     with tempfile.TemporaryDirectory(prefix="bench-airflow-") as tmp, open(Path(tmp) / "standalone.log", "wb") as log:
-        proc = standalone.start(port, log=log, extra_env={
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": stack.airflow_db_url(meta),
-        })  # fmt: skip
+        proc = standalone.start(
+            port,
+            log=log,
+            extra_env={
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": stack.airflow_db_url(meta),
+            },
+        )
         try:
             password = json.loads(standalone.passwords_file().read_text())["admin"]
             token = _api(port, "POST", "/auth/token", body={"username": "admin", "password": password})["access_token"]
@@ -127,8 +140,9 @@ def main() -> None:
                 health_ms.append((time.perf_counter() - t0) * 1000)
             to_run, to_import = [], []
             for name, finished_at, run_id in sorted(rows, key=lambda r: put_at[r[0]]):
-                run = _api(port, "GET", f"/api/v2/dags/cashfile_import/dagRuns/{urllib.parse.quote(run_id, safe='')}",
-                           token)  # fmt: skip
+                run = _api(
+                    port, "GET", f"/api/v2/dags/cashfile_import/dagRuns/{urllib.parse.quote(run_id, safe='')}", token
+                )
                 queued = dt.datetime.fromisoformat(run["queued_at"])
                 to_run.append((queued - put_at[name]).total_seconds())
                 to_import.append((finished_at - put_at[name]).total_seconds())
@@ -145,18 +159,35 @@ def main() -> None:
         "per file, in landing order (run created / imported, s): "
         + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(to_run, to_import, strict=True))
     )
-    write_rows("event_latency", [
-        {"figure": f"cash file landing in S3 → DAG run created, {FILES} files {GAP:.0f} s apart",
-         "value": fig(to_run), "baseline": "S3 → SQS → asset watcher (long poll), real scheduler", "ratio": "",
-         "peak_rss": "", "target": "p95 ≤ 5 s"},
-        {"figure": f"cash file landing in S3 → imported (file_control SUCCESS), {FILES} files",
-         "value": fig(to_import), "baseline": "standalone: LocalExecutor, event runs side by side (max_active_runs 4)",
-         "ratio": "", "peak_rss": "", "target": "p95 ≤ 20 s"},
-        {"figure": "finance monitor GET /finflows/api/health (stored state), 20 calls",
-         "value": f"p50 {_percentile(health_ms, 50):.0f} ms, max {max(health_ms):.0f} ms",
-         "baseline": "the same api-server, after the 20 imports", "ratio": "", "peak_rss": "",
-         "target": "well under 1 s"},
-    ])  # fmt: skip
+    write_rows(
+        "event_latency",
+        [
+            {
+                "figure": f"cash file landing in S3 → DAG run created, {FILES} files {GAP:.0f} s apart",
+                "value": fig(to_run),
+                "baseline": "S3 → SQS → asset watcher (long poll), real scheduler",
+                "ratio": "",
+                "peak_rss": "",
+                "target": "p95 ≤ 5 s",
+            },
+            {
+                "figure": f"cash file landing in S3 → imported (file_control SUCCESS), {FILES} files",
+                "value": fig(to_import),
+                "baseline": "standalone: LocalExecutor, event runs side by side (max_active_runs 4)",
+                "ratio": "",
+                "peak_rss": "",
+                "target": "p95 ≤ 20 s",
+            },
+            {
+                "figure": "finance monitor GET /finflows/api/health (stored state), 20 calls",
+                "value": f"p50 {_percentile(health_ms, 50):.0f} ms, max {max(health_ms):.0f} ms",
+                "baseline": "the same api-server, after the 20 imports",
+                "ratio": "",
+                "peak_rss": "",
+                "target": "well under 1 s",
+            },
+        ],
+    )
 
 
 if __name__ == "__main__":

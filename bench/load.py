@@ -65,10 +65,15 @@ def cash_files() -> dict:
     keys = cashfile.discover(s3, CASH_BUCKET, [])
 
     def one(key: str):
-        return cashfile.import_file(key, bucket=CASH_BUCKET, run_id="bench_load", s3_hook=S3Hook(aws_conn_id="aws_finflows"),
-                                    pg_hook=PostgresHook(postgres_conn_id="postgres_finance"),
-                                    drive_hook=DriveHook(gcp_conn_id="google_finflows"),
-                                    drive_folder=os.environ.get("FINFLOWS_FINANCE_DRIVE_FOLDER", "finance-cashfiles"))  # fmt: skip
+        return cashfile.import_file(
+            key,
+            bucket=CASH_BUCKET,
+            run_id="bench_load",
+            s3_hook=S3Hook(aws_conn_id="aws_finflows"),
+            pg_hook=PostgresHook(postgres_conn_id="postgres_finance"),
+            drive_hook=DriveHook(gcp_conn_id="google_finflows"),
+            drive_folder=os.environ.get("FINFLOWS_FINANCE_DRIVE_FOLDER", "finance-cashfiles"),
+        )
 
     with ThreadPoolExecutor(4) as pool:
         outcomes = list(pool.map(one, keys))
@@ -91,9 +96,11 @@ def cash_files() -> dict:
     expected = FILES * LINES
     ok = (len(keys), controls, lines, raw, rows, len(left)) == (FILES, FILES, expected, expected, expected, 0)
     if not ok or any(o.status != "IMPORTED" for o in outcomes):
-        raise RuntimeError(f"cash files not accounted for: found {len(keys)} of {FILES}, {controls} imported, "
-                           f"{lines} lines counted, {raw} raw lines, {rows} payment/suspense rows of {expected}, "
-                           f"{len(left)} left in cashfiles/")  # fmt: skip
+        raise RuntimeError(
+            f"cash files not accounted for: found {len(keys)} of {FILES}, {controls} imported, "
+            f"{lines} lines counted, {raw} raw lines, {rows} payment/suspense rows of {expected}, "
+            f"{len(left)} left in cashfiles/"
+        )
     return {"secs": secs, "lines": expected}
 
 
@@ -104,8 +111,14 @@ def banks_at_once() -> dict:
 
     cfg = banks.load()
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
-        add_pending(conn, ((f"LOAD-{b}-{i:06d}", bank, "8220015", f"{b}{i:011d}", f"A{i:09d}", "陳大文", "貨款",
-                            1000 + i, DAY) for b, bank in enumerate(BANKS) for i in range(PAYMENTS)))  # fmt: skip
+        add_pending(
+            conn,
+            (
+                (f"LOAD-{b}-{i:06d}", bank, "8220015", f"{b}{i:011d}", f"A{i:09d}", "陳大文", "貨款", 1000 + i, DAY)
+                for b, bank in enumerate(BANKS)
+                for i in range(PAYMENTS)
+            ),
+        )
 
     def one(bank: str) -> dict:
         with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
@@ -122,15 +135,22 @@ def banks_at_once() -> dict:
                       count(DISTINCT p.batch_id), (SELECT count(*) FROM pay.transfer t WHERE t.batch_id IN
                           (SELECT batch_id FROM pay.payment WHERE reference LIKE 'LOAD-%%'))
                FROM pay.payment p WHERE p.reference LIKE 'LOAD-%%'"""
-        ).fetchone()  # fmt: skip
+        ).fetchone()
     delivered = [(r["bank"], d["file_name"]) for r in runs for d in r["deliveries"] if d["outcome"] == "uploaded"]
     missing = [f"{b}/{n}" for b, n in delivered if not (stack.LOCAL / "sftp" / b / "upload" / n).exists()]
     total = len(BANKS) * PAYMENTS
     ok = (uploaded, in_batches, batches, transfers, sorted(b for b, _ in delivered)) == (
-        total, total, len(BANKS), len(BANKS), sorted(BANKS))  # fmt: skip
+        total,
+        total,
+        len(BANKS),
+        len(BANKS),
+        sorted(BANKS),
+    )
     if not ok or missing:
-        raise RuntimeError(f"payments not accounted for: {uploaded}/{total} uploaded, {batches} batches, "
-                           f"{transfers} transfers, delivered {delivered}, not on the servers {missing}")  # fmt: skip
+        raise RuntimeError(
+            f"payments not accounted for: {uploaded}/{total} uploaded, {batches} batches, "
+            f"{transfers} transfers, delivered {delivered}, not on the servers {missing}"
+        )
     return {"secs": secs, "payments": total}
 
 
@@ -149,10 +169,14 @@ def main() -> list[dict[str, str]]:
     _, cash_rss, cash = measure(cash_files)
     _, bank_rss, bank = measure(banks_at_once)
     purge_payments()
-    print(f"cash files : {FILES} files, {cash['lines']:,} lines in {cash['secs']:.1f} s "
-          f"({cash['lines'] / cash['secs']:,.0f} lines/s), peak RSS {cash_rss:.0f} MB; each accounted for once")  # fmt: skip
-    print(f"banks      : {len(BANKS)} x {PAYMENTS:,} payments in {bank['secs']:.1f} s "
-          f"({bank['payments'] / bank['secs']:,.0f} payments/s), peak RSS {bank_rss:.0f} MB; each paid once")  # fmt: skip
+    print(
+        f"cash files : {FILES} files, {cash['lines']:,} lines in {cash['secs']:.1f} s "
+        f"({cash['lines'] / cash['secs']:,.0f} lines/s), peak RSS {cash_rss:.0f} MB; each accounted for once"
+    )
+    print(
+        f"banks      : {len(BANKS)} x {PAYMENTS:,} payments in {bank['secs']:.1f} s "
+        f"({bank['payments'] / bank['secs']:,.0f} payments/s), peak RSS {bank_rss:.0f} MB; each paid once"
+    )
     rows = [
         {
             "figure": f"load: {FILES} cash files ({LINES:,} lines each) landing together, 4 workers",

@@ -53,8 +53,16 @@ def environment(port: int, executor: str, database: str, extra: dict[str, str] |
     return env | (extra or {})
 
 
-def start(port: int, *, executor: str = "celery", workers: int = 2, database: str | None = None,
-          log_dir: Path, extra_env: dict[str, str] | None = None, timeout: float = 400) -> Cluster:  # fmt: skip
+def start(
+    port: int,
+    *,
+    executor: str = "celery",
+    workers: int = 2,
+    database: str | None = None,
+    log_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 400,
+) -> Cluster:
     """Migrate the metadata database, start each component in its own process group and return
     once the scheduler, triggerer and dag-processor report healthy and every worker is ready."""
     from devstack.config import AIRFLOW_DB, AIRFLOW_PG_USER
@@ -73,14 +81,23 @@ def start(port: int, *, executor: str = "celery", workers: int = 2, database: st
     if executor == "celery":
         for i in range(1, workers + 1):
             # logs are files on this machine, read by the api-server: no log server per worker
-            commands[f"worker{i}"] = [airflow, "celery", "worker", "--concurrency", "2", "--skip-serve-logs",
-                                      "--celery-hostname", f"worker{i}@%h"]  # fmt: skip
+            commands[f"worker{i}"] = [
+                airflow,
+                "celery",
+                "worker",
+                "--concurrency",
+                "2",
+                "--skip-serve-logs",
+                "--celery-hostname",
+                f"worker{i}@%h",
+            ]
     try:
         for name, cmd in commands.items():
             with (log_dir / f"{name}.log").open("ab") as log:
                 cluster.offsets[name] = log.tell()
-                cluster.procs[name] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                       stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                cluster.procs[name] = subprocess.Popen(
+                    cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             dead = {n: p.returncode for n, p in cluster.procs.items() if p.poll() is not None}

@@ -251,9 +251,19 @@ def demo_bank_payments() -> list[str]:
             pg.execute(
                 """INSERT INTO pay.payment (reference, bank, payee_bank, payee_account, payee_id, payee_name, memo,
                                             txn_code, amount, due_date) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)""",
-                (r["reference"], r["bank"], r["payee_bank"], r["payee_account"], r["payee_id"], r["payee_name"],
-                 r["memo"], r["txn_code"] or None, int(r["amount"]), today),
-            )  # fmt: skip
+                (
+                    r["reference"],
+                    r["bank"],
+                    r["payee_bank"],
+                    r["payee_account"],
+                    r["payee_id"],
+                    r["payee_name"],
+                    r["memo"],
+                    r["txn_code"] or None,
+                    int(r["amount"]),
+                    today,
+                ),
+            )
         mails_before = mails()
         ok, secs, log = dags_test("bank_payments", {"banks": ["mega", "esun"]})
         ok2, secs2, log2 = dags_test("bank_payments", {"banks": ["mega", "esun"]})  # the same day again
@@ -262,16 +272,22 @@ def demo_bank_payments() -> list[str]:
             "FROM pay.batch b WHERE EXISTS (SELECT 1 FROM pay.payment p WHERE p.batch_id = b.id AND p.reference "
             "LIKE 'DEMO-%%') ORDER BY b.bank",
         ).fetchall()
-        transfers = pg.execute("SELECT count(*) FROM pay.transfer t JOIN pay.batch b ON b.id = t.batch_id "
-                               "WHERE b.file_name = ANY(%s)", ([b[1] for b in batches],)).fetchone()[0]  # fmt: skip
+        transfers = pg.execute(
+            "SELECT count(*) FROM pay.transfer t JOIN pay.batch b ON b.id = t.batch_id WHERE b.file_name = ANY(%s)",
+            ([b[1] for b in batches],),
+        ).fetchone()[0]
     keys = secrets.pgp_keys()
-    lines = [f"bank_payments run: {'ok' if ok else 'FAILED'} in {secs:.0f}s, re-run {'ok' if ok2 else 'FAILED'} "
-             f"in {secs2:.0f}s ({log.name})"]  # fmt: skip
+    lines = [
+        f"bank_payments run: {'ok' if ok else 'FAILED'} in {secs:.0f}s, re-run {'ok' if ok2 else 'FAILED'} "
+        f"in {secs2:.0f}s ({log.name})"
+    ]
     if others:
         lines.append(f"  note: {others} other pending payment(s) were already in pay.payment")
     for bank, name, day, count, total, size, status in batches:
-        lines.append(f"  {bank:5s} -> sftp {bank}/upload/{name}: {count} payment(s), NTD {int(total):,}, "
-                     f"processing {day}, {size} bytes encrypted+signed, {status}")  # fmt: skip
+        lines.append(
+            f"  {bank:5s} -> sftp {bank}/upload/{name}: {count} payment(s), NTD {int(total):,}, "
+            f"processing {day}, {size} bytes encrypted+signed, {status}"
+        )
         data = (LOCAL / "sftp" / bank / "upload" / name).read_bytes()
         with pgp.keyring() as ring:  # play the bank: decrypt with its key, check our signature
             ring.add(keys[bank]["secret"], keys[bank]["fingerprint"], bank)
@@ -283,12 +299,15 @@ def demo_bank_payments() -> list[str]:
             lines.append(f"        detail bytes 1-72: {first[:72].decode('ascii')}")
             lines.append(f"        bytes 137-176 (Big5): {first[136:176].decode('cp950').rstrip()}")
             f = ach.read_ach(plain, name, "ACHP01")
-            lines.append(f"        trailer: {int(f.trailer['total_count'])} record(s), NTD {int(f.trailer['total_amount']):,}"
-                         f", ROC date {ach.roc(f.header['processing_date'])}")  # fmt: skip
+            lines.append(
+                f"        trailer: {int(f.trailer['total_count'])} record(s), NTD {int(f.trailer['total_amount']):,}"
+                f", ROC date {ach.roc(f.header['processing_date'])}"
+            )
         else:
             lines.append(f"        {first.decode(bank_encoding(bank))}")
-    lines.append(f"  transfers audited: {transfers} (the re-run uploaded nothing)   emails to treasury: "
-                 f"{mails() - mails_before}")  # fmt: skip
+    lines.append(
+        f"  transfers audited: {transfers} (the re-run uploaded nothing)   emails to treasury: {mails() - mails_before}"
+    )
     if not (ok and ok2 and len(batches) == 2 and transfers == 2):
         lines.append(f"  !! unexpected outcome: see {log} and {log2}")
         raise SystemExit("\n".join(lines))
@@ -315,17 +334,34 @@ def demo_bank_reconciliation() -> list[str]:
             "WHERE p.reference LIKE 'DEMO-%%' AND b.bank = 'mega' ORDER BY p.seq"
         ).fetchall()
         day = rows[0][7]
-        returned = [(ach.Payment(seq, ref, unit, acct, amount, pid, "", "", txn or mega.default_txn_code), "04")
-                    for ref, unit, acct, amount, pid, seq, txn, _ in rows if ref == "DEMO-0004"]  # fmt: skip
+        returned = [
+            (ach.Payment(seq, ref, unit, acct, amount, pid, "", "", txn or mega.default_txn_code), "04")
+            for ref, unit, acct, amount, pid, seq, txn, _ in rows
+            if ref == "DEMO-0004"
+        ]
         original = ach.Batch(day, dt.time(6), mega.sending_unit, mega.presenting_account, cfg.originator.company_id)
         payee_unit = returned[0][0].receiving_bank
-        plain = ach.write_achr01(ach.Batch(day, dt.time(17), payee_unit, "0", cfg.originator.company_id,
-                                           previous_business_day=day - dt.timedelta(days=1)), original, returned)  # fmt: skip
+        plain = ach.write_achr01(
+            ach.Batch(
+                day,
+                dt.time(17),
+                payee_unit,
+                "0",
+                cfg.originator.company_id,
+                previous_business_day=day - dt.timedelta(days=1),
+            ),
+            original,
+            returned,
+        )
         name = f"ACHR01_017_{day:%Y%m%d}_demo.txt"
-        pg.execute("DELETE FROM pay.return_line WHERE file_id IN (SELECT id FROM ops.file_control "
-                   "WHERE flow = 'bank_reconciliation' AND file_name = %s)", (f"mega/{name}",))  # fmt: skip
-        pg.execute("DELETE FROM ops.file_control WHERE flow = 'bank_reconciliation' AND file_name = %s",
-                   (f"mega/{name}",))  # fmt: skip
+        pg.execute(
+            "DELETE FROM pay.return_line WHERE file_id IN (SELECT id FROM ops.file_control "
+            "WHERE flow = 'bank_reconciliation' AND file_name = %s)",
+            (f"mega/{name}",),
+        )
+        pg.execute(
+            "DELETE FROM ops.file_control WHERE flow = 'bank_reconciliation' AND file_name = %s", (f"mega/{name}",)
+        )
         with pgp.keyring() as ring:  # the bank signs with its key and encrypts to ours
             ring.add(keys["mega"]["secret"], keys["mega"]["fingerprint"], "mega")
             ring.add(keys["finflows"]["public"], keys["finflows"]["fingerprint"], "finflows")
@@ -334,18 +370,24 @@ def demo_bank_reconciliation() -> list[str]:
         ok, secs, log = dags_test("bank_reconciliation")
         with psycopg.connect(stack.pg_dsn()) as conn:
             settled = reconciliation.settle_unreturned(conn, mega, day + dt.timedelta(days=7), "demo")
-        statuses = pg.execute("SELECT reference, status, coalesce(return_reason, '') FROM pay.payment "
-                              "WHERE reference LIKE 'DEMO-%%' AND bank = 'mega' ORDER BY reference").fetchall()  # fmt: skip
+        statuses = pg.execute(
+            "SELECT reference, status, coalesce(return_reason, '') FROM pay.payment "
+            "WHERE reference LIKE 'DEMO-%%' AND bank = 'mega' ORDER BY reference"
+        ).fetchall()
     detail = plain.split(b"\r\n")[1]
     lines = [f"bank_reconciliation run: {'ok' if ok else 'FAILED'} in {secs:.0f}s ({log.name})"]
     lines.append(f"  mega -> download/{name}: ACHR01 signed by Mega, verified, applied in one transaction")
-    lines.append(f"  return detail as the clearing house lays it out: TYPE {detail[0:1].decode()}, "
-                 f"RCODE {detail[70:72].decode()} ({tch.describe_return(detail[70:72].decode())}), "
-                 f"PBANK/PCLNO {detail[14:21].decode()}/{detail[21:37].decode()} (the payee's), "
-                 f"RBANK/RCLNO {detail[37:44].decode()}/…{detail[56:60].decode()} (ours), "
-                 f"PDATE {detail[99:107].decode()} PSEQ {detail[107:115].decode()} → matched to DEMO-0004")  # fmt: skip
-    lines.append(f"  no return for the others within {mega.return_window_days} business days: "
-                 f"{len(settled)} settled when the window closed")  # fmt: skip
+    lines.append(
+        f"  return detail as the clearing house lays it out: TYPE {detail[0:1].decode()}, "
+        f"RCODE {detail[70:72].decode()} ({tch.describe_return(detail[70:72].decode())}), "
+        f"PBANK/PCLNO {detail[14:21].decode()}/{detail[21:37].decode()} (the payee's), "
+        f"RBANK/RCLNO {detail[37:44].decode()}/…{detail[56:60].decode()} (ours), "
+        f"PDATE {detail[99:107].decode()} PSEQ {detail[107:115].decode()} → matched to DEMO-0004"
+    )
+    lines.append(
+        f"  no return for the others within {mega.return_window_days} business days: "
+        f"{len(settled)} settled when the window closed"
+    )
     lines.append("  " + ", ".join(f"{r} {s}{' (reason ' + why + ')' if why else ''}" for r, s, why in statuses))
     if not (ok and {s for _, s, _ in statuses} == {"settled", "returned"}):
         lines.append(f"  !! unexpected outcome: see {log}")
@@ -357,11 +399,15 @@ def demo_bank_health() -> list[str]:
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
         before = pg.execute("SELECT coalesce(max(id), 0) FROM pay.health_check").fetchone()[0]
         ok, secs, log = dags_test("bank_health")
-        checks = pg.execute("SELECT h.bank, h.ok, h.latency_ms, c.state FROM pay.health_check h "
-                            "JOIN pay.circuit c USING (bank) WHERE h.id > %s ORDER BY h.bank", (before,)).fetchall()  # fmt: skip
+        checks = pg.execute(
+            "SELECT h.bank, h.ok, h.latency_ms, c.state FROM pay.health_check h "
+            "JOIN pay.circuit c USING (bank) WHERE h.id > %s ORDER BY h.bank",
+            (before,),
+        ).fetchall()
     lines = [f"bank_health run: {'ok' if ok else 'FAILED'} in {secs:.0f}s ({log.name})"]
-    lines.append("  " + ", ".join(f"{b} {'ok' if good else 'FAILED'} {ms} ms (circuit {state})"
-                                  for b, good, ms, state in checks))  # fmt: skip
+    lines.append(
+        "  " + ", ".join(f"{b} {'ok' if good else 'FAILED'} {ms} ms (circuit {state})" for b, good, ms, state in checks)
+    )
     if not (ok and checks and all(good for _, good, _, _ in checks)):
         lines.append(f"  !! unexpected outcome: see {log}")
         raise SystemExit("\n".join(lines))

@@ -52,8 +52,12 @@ def forget_tenures(conn, tenure_ids: list[str]) -> None:
 
 def forget_statement(conn, name: str) -> None:
     """Forget a loaded card statement (facts, events, control row) so the demo can load it again."""
-    ids = [r[0] for r in conn.execute("SELECT id FROM ops.file_control WHERE flow = 'card_reconciliation' "
-                                      "AND file_name = %s", (name,)).fetchall()]  # fmt: skip
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM ops.file_control WHERE flow = 'card_reconciliation' AND file_name = %s", (name,)
+        ).fetchall()
+    ]
     conn.execute("DELETE FROM card.fact_transaction WHERE file_id = ANY(%s)", (ids,))
     conn.execute("DELETE FROM ops.file_event WHERE flow = 'card_reconciliation' AND file_name = %s", (name,))
     conn.execute("DELETE FROM ops.file_control WHERE id = ANY(%s)", (ids,))
@@ -69,13 +73,18 @@ def forget_payments(conn, reference_prefix: str) -> list[tuple[str, str]]:
         (like,),
     ).fetchall()
     ids = [b[0] for b in batches]
-    conn.execute("DELETE FROM pay.payment_event WHERE payment_id IN (SELECT id FROM pay.payment WHERE reference LIKE %s)",
-                 (like,))  # fmt: skip
+    conn.execute(
+        "DELETE FROM pay.payment_event WHERE payment_id IN (SELECT id FROM pay.payment WHERE reference LIKE %s)",
+        (like,),
+    )
     conn.execute("DELETE FROM pay.payment WHERE reference LIKE %s", (like,))
     conn.execute("DELETE FROM pay.transfer WHERE batch_id = ANY(%s)", (ids,))
     conn.execute("DELETE FROM pay.transfer_retry WHERE batch_id = ANY(%s)", (ids,))
-    conn.execute("DELETE FROM pay.batch WHERE id = ANY(%s) AND NOT EXISTS "
-                 "(SELECT 1 FROM pay.payment p WHERE p.batch_id = pay.batch.id)", (ids,))  # fmt: skip
+    conn.execute(
+        "DELETE FROM pay.batch WHERE id = ANY(%s) AND NOT EXISTS "
+        "(SELECT 1 FROM pay.payment p WHERE p.batch_id = pay.batch.id)",
+        (ids,),
+    )
     return [(b[1], b[2]) for b in batches]
 
 

@@ -132,11 +132,17 @@ def pgp_keys() -> dict[str, dict[str, str]]:
             for name in names:
                 passphrase = secrets.token_urlsafe(18) if name == "finflows" else ""
                 spec = gpg.gen_key_input(
-                    key_type="EDDSA", key_curve="ed25519", key_usage="sign", subkey_type="ECDH",
-                    subkey_curve="cv25519", subkey_usage="encrypt", expire_date=0,
-                    name_real=f"{name} (finflows local stack, throwaway)", name_email=f"{name}@finflows.local",
+                    key_type="EDDSA",
+                    key_curve="ed25519",
+                    key_usage="sign",
+                    subkey_type="ECDH",
+                    subkey_curve="cv25519",
+                    subkey_usage="encrypt",
+                    expire_date=0,
+                    name_real=f"{name} (finflows local stack, throwaway)",
+                    name_email=f"{name}@finflows.local",
                     **({"passphrase": passphrase} if passphrase else {"no_protection": True}),
-                )  # fmt: skip
+                )
                 key = gpg.gen_key(spec)
                 if not key.fingerprint:
                     raise RuntimeError(f"gpg could not make the {name} key: {key.stderr}")
@@ -144,8 +150,12 @@ def pgp_keys() -> dict[str, dict[str, str]]:
                 secret = gpg.export_keys(
                     fpr, secret=True, passphrase=passphrase or None, expect_passphrase=bool(passphrase)
                 )
-                out[name] = {"fingerprint": fpr, "public": gpg.export_keys(fpr), "secret": secret,
-                             "passphrase": passphrase}  # fmt: skip
+                out[name] = {
+                    "fingerprint": fpr,
+                    "public": gpg.export_keys(fpr),
+                    "secret": secret,
+                    "passphrase": passphrase,
+                }
             _write_private(index, json.dumps(out, indent=1).encode())
         finally:
             subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True, check=False)

@@ -278,9 +278,27 @@ def drop_database(name: str) -> None:
 def airflow_db_migrated(name: str = AIRFLOW_DB) -> bool:
     """Whether ``airflow db migrate`` has run on this metadata database."""
     found = _psql_super(f"SELECT 1 FROM pg_database WHERE datname = '{name}'", capture=True).strip()
-    return bool(found) and _as_pg(["psql", "-X", "-h", str(PG_SOCK), "-p", str(PORTS["postgres"]), "-U", "postgres",
-                                   "-d", name, "-tA", "-c", "SELECT to_regclass('public.alembic_version') IS NOT NULL"]
-                                  ).stdout.strip() == "t"  # fmt: skip
+    return (
+        bool(found)
+        and _as_pg(
+            [
+                "psql",
+                "-X",
+                "-h",
+                str(PG_SOCK),
+                "-p",
+                str(PORTS["postgres"]),
+                "-U",
+                "postgres",
+                "-d",
+                name,
+                "-tA",
+                "-c",
+                "SELECT to_regclass('public.alembic_version') IS NOT NULL",
+            ]
+        ).stdout.strip()
+        == "t"
+    )
 
 
 def airflow_db_url(name: str = AIRFLOW_DB) -> str:
@@ -431,8 +449,9 @@ def real_server_command(name: str, material: dict) -> list[str]:
     from devstack.services import servers
 
     if name == "sftp":
-        return servers.sshd_command(PORTS["sftp"], ACCOUNT_FOLDERS["sftp"], material["ssh"]["host_key"],
-                                    material["ssh"]["authorized"])  # fmt: skip
+        return servers.sshd_command(
+            PORTS["sftp"], ACCOUNT_FOLDERS["sftp"], material["ssh"]["host_key"], material["ssh"]["authorized"]
+        )
     folders = ACCOUNT_FOLDERS[name]
     passwords = json.loads(material[name].read_text())
     tls = material["tls"] if name == "ftps" else {"cert": None, "key": None}

@@ -162,13 +162,17 @@ def main() -> int:
         login_file().write_text(login + "\n")
         login_file().chmod(0o600)
         print(f"[finflows] health: {json.dumps(health(port))}", flush=True)
-        print(f"[finflows] metadata database: PostgreSQL {db} (make up's own; the tests and the demo use another)",
-              flush=True)  # fmt: skip
-        print("[finflows] the UI shows times in your browser's time zone (Airflow 3 has no server setting for it);"
-              " pick Asia/Taipei or Europe/London in its user menu. Each DAG's description gives its schedule in"
-              " its own zone.", flush=True)  # fmt: skip
-        print(f"\n[finflows] {login}\n[finflows] (also in {login_file()}; Ctrl-C or SIGTERM stops it)\n",
-              flush=True)  # fmt: skip
+        print(
+            f"[finflows] metadata database: PostgreSQL {db} (make up's own; the tests and the demo use another)",
+            flush=True,
+        )
+        print(
+            "[finflows] the UI shows times in your browser's time zone (Airflow 3 has no server setting for it);"
+            " pick Asia/Taipei or Europe/London in its user menu. Each DAG's description gives its schedule in"
+            " its own zone.",
+            flush=True,
+        )
+        print(f"\n[finflows] {login}\n[finflows] (also in {login_file()}; Ctrl-C or SIGTERM stops it)\n", flush=True)
         while not (dead := {n: p.returncode for n, p in c.procs.items() if p.poll() is not None}):
             time.sleep(1)
         print(f"[finflows] {', '.join(dead)} exited ({dead}); stopping the rest; logs in {log_dir}/", file=sys.stderr)

@@ -35,8 +35,17 @@ def pins(name: str) -> dict[str, str]:
 def test_the_image_requirements_hold_the_runtime_only_at_the_versions_tests_ran_with():
     runtime, dev = pins("requirements.txt"), pins("requirements-dev.txt")
     # what only the local stand-ins, the tests, lint and benchmarks need (requirements-dev.in)
-    dev_only = {"moto", "pyopenssl", "aiosmtpd", "pytest", "pytest-timeout", "hypothesis", "time-machine",
-                "playwright", "ruff"}  # fmt: skip
+    dev_only = {
+        "moto",
+        "pyopenssl",
+        "aiosmtpd",
+        "pytest",
+        "pytest-timeout",
+        "hypothesis",
+        "time-machine",
+        "playwright",
+        "ruff",
+    }
     assert {p.lower() for p in runtime} & dev_only == set()
     assert {"moto", "pytest", "playwright", "ruff", "aiosmtpd"} <= set(dev)  # the dev file does hold them
     assert {p: v for p, v in runtime.items() if dev.get(p) != v} == {}, "requirements.txt differs from the tested pins"

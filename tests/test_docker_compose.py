@@ -69,8 +69,11 @@ def test_compose_sets_every_setting_a_flow_reads():
     import re
 
     read = set(re.findall(r'get\("([A-Z_]+)"', (REPO / "plugins" / "finflows" / "settings.py").read_text()))
-    given = {line.split("=", 1)[0].removeprefix("FINFLOWS_") for line in (REPO / "docker" / "airflow.env").read_text().splitlines()
-             if line.startswith("FINFLOWS_")}  # fmt: skip
+    given = {
+        line.split("=", 1)[0].removeprefix("FINFLOWS_")
+        for line in (REPO / "docker" / "airflow.env").read_text().splitlines()
+        if line.startswith("FINFLOWS_")
+    }
     optional = {"CASHFILE_SFTP_DROP"}
     assert read - optional - given == set()
 
@@ -83,10 +86,16 @@ def test_every_connection_a_flow_uses_is_given_or_listed_as_a_secret_to_supply()
 
     settings = (REPO / "plugins" / "finflows" / "settings.py").read_text()
     used = set(re.findall(r'^CONN_[A-Z_]+ = "([a-z_]+)"', settings, re.M))
-    used |= set(re.findall(r"(?:sftp_conn_id|pgp_key_conn_id|signing_key_conn_id): *([a-z_]+)",
-                           (REPO / "include" / "banking" / "banks.yaml").read_text()))  # fmt: skip
-    used |= {d["conn_id"] for d in json.loads((REPO / "include" / "chargeback_destinations.json").read_text())
-             ["destinations"].values()}  # fmt: skip
+    used |= set(
+        re.findall(
+            r"(?:sftp_conn_id|pgp_key_conn_id|signing_key_conn_id): *([a-z_]+)",
+            (REPO / "include" / "banking" / "banks.yaml").read_text(),
+        )
+    )
+    used |= {
+        d["conn_id"]
+        for d in json.loads((REPO / "include" / "chargeback_destinations.json").read_text())["destinations"].values()
+    }
     env = (REPO / "docker" / "airflow.env").read_text()
     given = {m.lower() for m in re.findall(r"^AIRFLOW_CONN_([A-Z_]+)=", env, re.M)}
     secret = {c for line in re.findall(r"^#\s+secret: (.+)$", env, re.M) for c in line.split()}

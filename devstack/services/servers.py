@@ -49,8 +49,11 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 def ensure_installed() -> None:
     """openssh-server, vsftpd and redis-server (Celery's broker) from Debian's packages, installed
     when missing (the packages' own services not started)."""
-    missing = [pkg for path, pkg in ((SSHD, "openssh-server"), (VSFTPD, "vsftpd"), (REDIS, "redis-server"))
-               if not Path(path).exists()]  # fmt: skip
+    missing = [
+        pkg
+        for path, pkg in ((SSHD, "openssh-server"), (VSFTPD, "vsftpd"), (REDIS, "redis-server"))
+        if not Path(path).exists()
+    ]
     if not missing:
         return
     if os.geteuid() != 0:
@@ -178,8 +181,14 @@ def _pam() -> None:
         pam.write_text(text)
 
 
-def vsftpd_command(kind: str, port: int, accounts: dict[str, list[str]], passwords: dict[str, str],
-                   cert: Path | None = None, key: Path | None = None) -> list[str]:  # fmt: skip
+def vsftpd_command(
+    kind: str,
+    port: int,
+    accounts: dict[str, list[str]],
+    passwords: dict[str, str],
+    cert: Path | None = None,
+    key: Path | None = None,
+) -> list[str]:
     """Provision the FTP(S) accounts (``accounts``: name → writable subfolders) and return vsftpd's argv.
 
     ``kind`` ``ftps``: explicit TLS required for logins and data, session reuse required; ``ftp``: plain."""
@@ -204,23 +213,39 @@ def vsftpd_command(kind: str, port: int, accounts: dict[str, list[str]], passwor
     passive = list(FTP_PASSIVE_PORTS)[:half] if kind == "ftps" else list(FTP_PASSIVE_PORTS)[half:]
     lines = [
         "# written by devstack/services/servers.py: the local counterparties' FTP(S) server",
-        "listen=YES", "listen_ipv6=NO", f"listen_address={os.environ.get('FINFLOWS_LISTEN_ADDRESS', HOST)}",
-        f"listen_port={port}", "background=NO",
-        "anonymous_enable=NO", "local_enable=YES", "write_enable=YES", "local_umask=022",
+        "listen=YES",
+        "listen_ipv6=NO",
+        f"listen_address={os.environ.get('FINFLOWS_LISTEN_ADDRESS', HOST)}",
+        f"listen_port={port}",
+        "background=NO",
+        "anonymous_enable=NO",
+        "local_enable=YES",
+        "write_enable=YES",
+        "local_umask=022",
         "chroot_local_user=YES",  # each account into its home, root/<account>
-        f"pam_service_name={PAM_SERVICE}", "userlist_enable=YES", "userlist_deny=NO",
+        f"pam_service_name={PAM_SERVICE}",
+        "userlist_enable=YES",
+        "userlist_deny=NO",
         f"userlist_file={conf_dir / 'users'}",
-        "pasv_enable=YES", f"pasv_min_port={passive[0]}", f"pasv_max_port={passive[-1]}", f"pasv_address={HOST}",
-        "connect_from_port_20=NO", "xferlog_enable=YES", f"vsftpd_log_file={LOGS / f'{kind}-transfers.log'}",
+        "pasv_enable=YES",
+        f"pasv_min_port={passive[0]}",
+        f"pasv_max_port={passive[-1]}",
+        f"pasv_address={HOST}",
+        "connect_from_port_20=NO",
+        "xferlog_enable=YES",
+        f"vsftpd_log_file={LOGS / f'{kind}-transfers.log'}",
         "seccomp_sandbox=NO",  # the sandbox's syscall filter is refused inside some containers
-    ]  # fmt: skip
+    ]
     if kind == "ftps":
         lines += [
-            "ssl_enable=YES", f"rsa_cert_file={cert}", f"rsa_private_key_file={key}",
-            "force_local_logins_ssl=YES", "force_local_data_ssl=YES",
+            "ssl_enable=YES",
+            f"rsa_cert_file={cert}",
+            f"rsa_private_key_file={key}",
+            "force_local_logins_ssl=YES",
+            "force_local_data_ssl=YES",
             "require_ssl_reuse=YES",  # vsftpd's default, stated: the data connection reuses the TLS session
             "ssl_ciphers=HIGH",  # with OpenSSL 3 the built-in default list leaves TLS 1.3 only
-        ]  # fmt: skip
+        ]
     config = conf_dir / "vsftpd.conf"
     config.write_text("\n".join(lines) + "\n")
     config.chmod(0o600)

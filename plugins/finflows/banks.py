@@ -60,7 +60,9 @@ class Bank(BaseModel):
     reconciliation_file_pattern: str
     cutoff_time: dt.time
     sending_unit: Annotated[str, Field(pattern=r"^[0-9]{7}$", description="PBANK: bank + branch + check digit")]
-    sending_org: Annotated[str | None, Field(description="SORG of header and trailer, when not the sending unit")] = None
+    sending_org: Annotated[str | None, Field(description="SORG of header and trailer, when not the sending unit")] = (
+        None
+    )
     presenting_account: Annotated[str, Field(pattern=r"^[0-9]{1,16}$")]
     pgp_key_conn_id: str
     pgp_key_fingerprint: Fingerprint

@@ -68,8 +68,12 @@ def fetch_from_ftps(ftps_hook, directory: str, s3_hook, bucket: str, conn, day: 
     if ignored:
         log.info("not statements (or not for %s), left alone on FTPS: %s", day or "any day", ", ".join(ignored))
     waiting = {k.rsplit("/", 1)[-1] for k in s3_hook.list_keys(bucket_name=bucket, prefix=INBOX) or []}
-    known = {r[0] for r in conn.execute("SELECT file_name FROM ops.file_control WHERE flow = %s AND file_name = ANY(%s)",
-                                        (FLOW, wanted)).fetchall()}  # fmt: skip
+    known = {
+        r[0]
+        for r in conn.execute(
+            "SELECT file_name FROM ops.file_control WHERE flow = %s AND file_name = ANY(%s)", (FLOW, wanted)
+        ).fetchall()
+    }
     copied = []
     for name in wanted:
         if name in waiting or name in known:
@@ -102,8 +106,15 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
             files.copy_lines(cur, _COPY, f"{file_id}\t", read_statement(f, file_name, stats), batch=500)
         _upsert_dimensions(cur, stats)
         files.finish_control(cur, file_id, stats.lines, stats.details, stats.gross)
-        files.record_event(cur, FLOW, file_name, sha256, "IMPORTED",
-                           f"{stats.details} records, gross {stats.gross}, net {stats.net}", run_id)  # fmt: skip
+        files.record_event(
+            cur,
+            FLOW,
+            file_name,
+            sha256,
+            "IMPORTED",
+            f"{stats.details} records, gross {stats.gross}, net {stats.net}",
+            run_id,
+        )
     return files.Decision.NEW, {"records": stats.details, "gross": stats.gross, "net": stats.net}
 
 
@@ -115,8 +126,10 @@ def _upsert_dimensions(cur, stats: StatementStats) -> None:
              FROM unnest(%s::date[]) AS d ON CONFLICT DO NOTHING""",
         (sorted(stats.dates),),
     )
-    cur.execute("INSERT INTO card.dim_store (store_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
-                (sorted(stats.stores),))  # fmt: skip
+    cur.execute(
+        "INSERT INTO card.dim_store (store_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+        (sorted(stats.stores),),
+    )
     products = sorted(stats.products)
     cur.execute(
         """INSERT INTO card.dim_product (product_type, product_code, type_name)
@@ -147,35 +160,76 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
         log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
         try:
             if not is_statement_name(file_name):
-                raise FormatError(file_name, [FieldError(0, "file_name", file_name,
-                                                         "is not EXTRATO_UNICA_<establishment>_<YYYYMMDD>_<seq>")])  # fmt: skip
+                raise FormatError(
+                    file_name,
+                    [FieldError(0, "file_name", file_name, "is not EXTRATO_UNICA_<establishment>_<YYYYMMDD>_<seq>")],
+                )
             decision, info = load(conn, path, file_name, sha256, source_uri, run_id)
         except FormatError as e:
-            quarantined = files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name,
-                                       sha256=sha256, error=str(e), report=e.report(), run_id=run_id)  # fmt: skip
-            raise StatementRejected(f"{source_uri} rejected and quarantined, nothing loaded:\n{e}", flow=FLOW,
-                                    file_name=file_name, source_uri=source_uri, quarantined=quarantined) from None  # fmt: skip
+            quarantined = files.reject(
+                conn,
+                s3_hook,
+                flow=FLOW,
+                bucket=bucket,
+                key=key,
+                file_name=file_name,
+                sha256=sha256,
+                error=str(e),
+                report=e.report(),
+                run_id=run_id,
+            )
+            raise StatementRejected(
+                f"{source_uri} rejected and quarantined, nothing loaded:\n{e}",
+                flow=FLOW,
+                file_name=file_name,
+                source_uri=source_uri,
+                quarantined=quarantined,
+            ) from None
         if decision is files.Decision.CONFLICT:
-            msg = (f"{file_name} was already loaded with different content (sha256 differs); {source_uri} is "
-                   "quarantined for a human to decide")  # fmt: skip
-            quarantined = files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name,
-                                       sha256=sha256, error=msg, report={"error": msg}, run_id=run_id,
-                                       event="CONFLICT")  # fmt: skip
-            raise StatementRejected(msg, flow=FLOW, file_name=file_name, source_uri=source_uri,
-                                    quarantined=quarantined, next_step=(
-                                        f"{file_name} was already loaded with other content. Compare the "
-                                        f"quarantined copy with the loaded one (processed/{file_name}); nothing "
-                                        "is changed until finance data engineering reverses the first load."))  # fmt: skip
+            msg = (
+                f"{file_name} was already loaded with different content (sha256 differs); {source_uri} is "
+                "quarantined for a human to decide"
+            )
+            quarantined = files.reject(
+                conn,
+                s3_hook,
+                flow=FLOW,
+                bucket=bucket,
+                key=key,
+                file_name=file_name,
+                sha256=sha256,
+                error=msg,
+                report={"error": msg},
+                run_id=run_id,
+                event="CONFLICT",
+            )
+            raise StatementRejected(
+                msg,
+                flow=FLOW,
+                file_name=file_name,
+                source_uri=source_uri,
+                quarantined=quarantined,
+                next_step=(
+                    f"{file_name} was already loaded with other content. Compare the "
+                    f"quarantined copy with the loaded one (processed/{file_name}); nothing "
+                    "is changed until finance data engineering reverses the first load."
+                ),
+            )
         status = "LOADED"
         if decision is files.Decision.ALREADY_IMPORTED:
             status = "ALREADY_LOADED"
-            log.warning("%s (sha256 %s) was already loaded by run %s; nothing loaded again",
-                        file_name, sha256, info["previous_run"])  # fmt: skip
+            log.warning(
+                "%s (sha256 %s) was already loaded by run %s; nothing loaded again",
+                file_name,
+                sha256,
+                info["previous_run"],
+            )
             info = control_summary(conn, file_name)
         files.move_object(s3_hook, bucket, key, PROCESSED + file_name)
         if status == "LOADED":
-            files.resolve_quarantine(conn, s3_hook, flow=FLOW, bucket=bucket, name=file_name, sha256=sha256,
-                                     run_id=run_id)  # fmt: skip
+            files.resolve_quarantine(
+                conn, s3_hook, flow=FLOW, bucket=bucket, name=file_name, sha256=sha256, run_id=run_id
+            )
     outcome = Outcome(key, file_name, status, sha256, info["records"], str(info["gross"]), str(info["net"]), size)
     log.info("%s %s: %d records, gross %s, net %s", status, file_name, outcome.records, outcome.gross, outcome.net)
     return outcome
@@ -186,8 +240,7 @@ def _already_loaded(conn, key: str, file_name: str, source_uri: str, run_id: str
     succeeded: the object moved to processed/): say so and succeed. Otherwise nothing can load it."""
     done = files.gone_but_done(conn, FLOW, file_name, source_uri, StatementRejected, done="loaded")
     info = control_summary(conn, file_name)
-    return Outcome(key, file_name, "ALREADY_LOADED", done.sha256, info["records"], str(info["gross"]),
-                   str(info["net"]))  # fmt: skip
+    return Outcome(key, file_name, "ALREADY_LOADED", done.sha256, info["records"], str(info["gross"]), str(info["net"]))
 
 
 def as_dict(outcome: Outcome) -> dict:

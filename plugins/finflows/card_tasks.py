@@ -24,8 +24,9 @@ def fetch_from_ftps(day: str | None) -> list[str]:
     hook = FTPSHook(ftp_conn_id=settings.CONN_FTPS_ACQUIRER)
     try:
         with files.connect(finance_db()) as conn:
-            return card.fetch_from_ftps(hook, settings.statement_ftps_dir(), s3_hook(), settings.statement_bucket(),
-                                        conn, day)  # fmt: skip
+            return card.fetch_from_ftps(
+                hook, settings.statement_ftps_dir(), s3_hook(), settings.statement_bucket(), conn, day
+            )
     finally:
         hook.close_conn()
 
@@ -44,8 +45,9 @@ def find_files(day: str | None) -> list[str]:
 def load_file(key: str) -> dict:
     run_id = label_mapped_task("statement", key)
     with bad_input_fails_without_retry(card.StatementRejected):
-        outcome = card.import_file(key, bucket=settings.statement_bucket(), run_id=run_id, s3_hook=s3_hook(),
-                                   pg_hook=finance_db())  # fmt: skip
+        outcome = card.import_file(
+            key, bucket=settings.statement_bucket(), run_id=run_id, s3_hook=s3_hook(), pg_hook=finance_db()
+        )
     return card.as_dict(outcome)
 
 
@@ -56,8 +58,17 @@ def summarise(keys: list[str], outcomes: list[dict]) -> dict:
     with files.connect(finance_db()) as conn:
         rows = card.daily_summary(conn, days) if days else []
     for day, store, brand, sales, instalments, gross, discount, net in rows:
-        log.info("%s store %s %-10s %5d sales %5d instalments gross %12s discount %10s net %12s",
-                 day, store, brand, sales, instalments, gross, discount, net)  # fmt: skip
+        log.info(
+            "%s store %s %-10s %5d sales %5d instalments gross %12s discount %10s net %12s",
+            day,
+            store,
+            brand,
+            sales,
+            instalments,
+            gross,
+            discount,
+            net,
+        )
     failed = failed_keys(keys, outcomes)
     metrics.emit_outcomes("card_reconciliation", [o for o in done if o["status"] == "LOADED"], len(failed), "records")
     fail_run_if_any(failed, len(keys), "statement")

@@ -100,8 +100,10 @@ def discover(s3_hook, bucket: str, event_keys: list[str] | None = None, imported
 def imported_names(conn, keys: list[str]) -> set[str]:
     """Of these keys' file names, those whose import succeeded."""
     names = [_file_name(k) for k in keys]
-    rows = conn.execute("SELECT file_name FROM ops.file_control WHERE flow = %s AND status = 'SUCCESS' "
-                        "AND file_name = ANY(%s)", (FLOW, names)).fetchall()  # fmt: skip
+    rows = conn.execute(
+        "SELECT file_name FROM ops.file_control WHERE flow = %s AND status = 'SUCCESS' AND file_name = ANY(%s)",
+        (FLOW, names),
+    ).fetchall()
     return {r[0] for r in rows}
 
 
@@ -249,21 +251,52 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
             file_name = normalise_name(raw_name)
             decision, info = load(conn, path, file_name, sha256, source_uri, run_id)
         except FormatError as e:
-            quarantined = files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name,
-                                       sha256=sha256, error=str(e), report=e.report(), run_id=run_id)  # fmt: skip
-            raise CashFileRejected(f"{source_uri} rejected and quarantined, nothing loaded:\n{e}", flow=FLOW,
-                                   file_name=raw_name, source_uri=source_uri, quarantined=quarantined) from None  # fmt: skip
+            quarantined = files.reject(
+                conn,
+                s3_hook,
+                flow=FLOW,
+                bucket=bucket,
+                key=key,
+                file_name=file_name,
+                sha256=sha256,
+                error=str(e),
+                report=e.report(),
+                run_id=run_id,
+            )
+            raise CashFileRejected(
+                f"{source_uri} rejected and quarantined, nothing loaded:\n{e}",
+                flow=FLOW,
+                file_name=raw_name,
+                source_uri=source_uri,
+                quarantined=quarantined,
+            ) from None
 
         if decision is files.Decision.CONFLICT:
             msg = (
                 f"{file_name} was already imported with different content (sha256 differs); the new file "
                 f"{source_uri} is quarantined for a human to decide"
             )
-            quarantined = files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=file_name,
-                                       sha256=sha256, error=msg, report={"error": msg}, run_id=run_id,
-                                       event="CONFLICT")  # fmt: skip
-            raise CashFileRejected(msg, flow=FLOW, file_name=raw_name, source_uri=source_uri, quarantined=quarantined,
-                                   next_step=CONFLICT_STEP.format(name=file_name))  # fmt: skip
+            quarantined = files.reject(
+                conn,
+                s3_hook,
+                flow=FLOW,
+                bucket=bucket,
+                key=key,
+                file_name=file_name,
+                sha256=sha256,
+                error=msg,
+                report={"error": msg},
+                run_id=run_id,
+                event="CONFLICT",
+            )
+            raise CashFileRejected(
+                msg,
+                flow=FLOW,
+                file_name=raw_name,
+                source_uri=source_uri,
+                quarantined=quarantined,
+                next_step=CONFLICT_STEP.format(name=file_name),
+            )
 
         status, target = "IMPORTED", PROCESSED + file_name
         if decision is files.Decision.ALREADY_IMPORTED:
@@ -285,8 +318,9 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
         drive_id = copy_to_drive(drive_hook, drive_folder, path, file_name, sha256)
         files.move_object(s3_hook, bucket, key, target)
         if status == "IMPORTED":
-            files.resolve_quarantine(conn, s3_hook, flow=FLOW, bucket=bucket, name=raw_name, sha256=sha256,
-                                     run_id=run_id)  # fmt: skip
+            files.resolve_quarantine(
+                conn, s3_hook, flow=FLOW, bucket=bucket, name=raw_name, sha256=sha256, run_id=run_id
+            )
 
     outcome = Outcome(
         key=key,
@@ -317,12 +351,18 @@ def _already_done(conn, key: str, source_uri: str, run_id: str) -> Outcome:
     after it succeeded: the object moved to processed/), say so and succeed; otherwise there is
     nothing to import, which no retry will change."""
     raw_name, file_name = key.rsplit("/", 1)[-1], _file_name(key)
-    done = files.gone_but_done(conn, FLOW, file_name, source_uri, CashFileRejected, done="imported",
-                               raw_name=raw_name)  # fmt: skip
+    done = files.gone_but_done(conn, FLOW, file_name, source_uri, CashFileRejected, done="imported", raw_name=raw_name)
     info = control_summary(conn, file_name)
-    return Outcome(key=key, file_name=file_name, status="ALREADY_IMPORTED", sha256=done.sha256,
-                   lines=info["lines"] or 0, payments=info["payments"], suspense=info["suspense"],
-                   total=str(info["total"]))  # fmt: skip
+    return Outcome(
+        key=key,
+        file_name=file_name,
+        status="ALREADY_IMPORTED",
+        sha256=done.sha256,
+        lines=info["lines"] or 0,
+        payments=info["payments"],
+        suspense=info["suspense"],
+        total=str(info["total"]),
+    )
 
 
 def as_dict(outcome: Outcome) -> dict:

@@ -75,8 +75,9 @@ def _ftp_hook(dest: dict):
     return (FTPSHook if dest["protocol"] == "ftps" else FTPHook)(ftp_conn_id=dest["conn_id"])
 
 
-def export_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config: dict | None = None,
-                hook_for=_ftp_hook) -> Outcome:  # fmt: skip
+def export_file(
+    key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config: dict | None = None, hook_for=_ftp_hook
+) -> Outcome:
     config = config or load_config()
     source_uri = f"s3://{bucket}/{key}"
     name = key.rsplit("/", 1)[-1]
@@ -93,11 +94,18 @@ def export_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config:
             with conn.transaction(), conn.cursor() as cur:
                 files.record_event(cur, FLOW, name, sha256, "CONFLICT", msg, run_id)
             target = files.quarantine(s3_hook, bucket, key, {"file": name, "error": msg, "sha256": sha256})
-            raise ChargebackRejected(msg, flow=FLOW, file_name=name, source_uri=source_uri,
-                                     quarantined=f"s3://{bucket}/{target}", next_step=(
-                                         f"{name} was already exported with other content. Compare the quarantined "
-                                         f"copy with the exported one (processed/{name}) and agree with the card "
-                                         "companies before sending it again under a new name."))  # fmt: skip
+            raise ChargebackRejected(
+                msg,
+                flow=FLOW,
+                file_name=name,
+                source_uri=source_uri,
+                quarantined=f"s3://{bucket}/{target}",
+                next_step=(
+                    f"{name} was already exported with other content. Compare the quarantined "
+                    f"copy with the exported one (processed/{name}) and agree with the card "
+                    "companies before sending it again under a new name."
+                ),
+            )
         if decision is files.Decision.ALREADY_IMPORTED:
             log.warning("DUPLICATE: %s (sha256 %s) was already exported; nothing is uploaded", name, sha256)
             with conn.transaction(), conn.cursor() as cur:
@@ -107,15 +115,33 @@ def export_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config:
 
         try:
             records = parse_chargebacks(path.read_bytes(), name)
-            unknown = [FieldError(i, "brand", r.brand.value, "has no destination configured", unit="record")
-                       for i, r in enumerate(records) if r.brand.value not in config["destinations"]]  # fmt: skip
+            unknown = [
+                FieldError(i, "brand", r.brand.value, "has no destination configured", unit="record")
+                for i, r in enumerate(records)
+                if r.brand.value not in config["destinations"]
+            ]
             if unknown:
                 raise FormatError(name, unknown)
         except FormatError as e:
-            quarantined = files.reject(conn, s3_hook, flow=FLOW, bucket=bucket, key=key, file_name=name,
-                                       sha256=sha256, error=str(e), report=e.report(), run_id=run_id)  # fmt: skip
-            raise ChargebackRejected(f"{source_uri} rejected and quarantined, nothing exported:\n{e}", flow=FLOW,
-                                     file_name=name, source_uri=source_uri, quarantined=quarantined) from None  # fmt: skip
+            quarantined = files.reject(
+                conn,
+                s3_hook,
+                flow=FLOW,
+                bucket=bucket,
+                key=key,
+                file_name=name,
+                sha256=sha256,
+                error=str(e),
+                report=e.report(),
+                run_id=run_id,
+            )
+            raise ChargebackRejected(
+                f"{source_uri} rejected and quarantined, nothing exported:\n{e}",
+                flow=FLOW,
+                file_name=name,
+                source_uri=source_uri,
+                quarantined=quarantined,
+            ) from None
 
         with conn.transaction(), conn.cursor() as cur:
             files.lock_and_read(cur, FLOW, name)
@@ -136,38 +162,72 @@ def export_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config:
                 dest = config["destinations"][brand.value]
                 out_name = f"chargebacks_{brand.value}_{stem}_{sha256[:8]}_b{batch_no:02d}.csv"
                 data = to_csv(rows)
-                deliveries.append(_deliver(conn, hook_for, dest, out_name, data, len(rows), batch_no, name, run_id,
-                                           brand.value))  # fmt: skip
+                deliveries.append(
+                    _deliver(conn, hook_for, dest, out_name, data, len(rows), batch_no, name, run_id, brand.value)
+                )
 
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(
                 "UPDATE ops.file_control SET status = 'SUCCESS', finished_at = now() WHERE flow = %s AND file_name = %s",
                 (FLOW, name),
             )
-            files.record_event(cur, FLOW, name, sha256, "EXPORTED",
-                               f"{len(records)} records in {len(batches)} batch(es), {len(deliveries)} file(s)",
-                               run_id)  # fmt: skip
+            files.record_event(
+                cur,
+                FLOW,
+                name,
+                sha256,
+                "EXPORTED",
+                f"{len(records)} records in {len(batches)} batch(es), {len(deliveries)} file(s)",
+                run_id,
+            )
         files.move_object(s3_hook, bucket, key, f"{PROCESSED}{name}")
         files.resolve_quarantine(conn, s3_hook, flow=FLOW, bucket=bucket, name=name, sha256=sha256, run_id=run_id)
-    return Outcome(key=key, file_name=name, status="EXPORTED", records=len(records), batches=len(batches),
-                   deliveries=deliveries, bytes=size)  # fmt: skip
+    return Outcome(
+        key=key,
+        file_name=name,
+        status="EXPORTED",
+        records=len(records),
+        batches=len(batches),
+        deliveries=deliveries,
+        bytes=size,
+    )
 
 
 def _already_exported(conn, key: str, name: str, source_uri: str, run_id: str) -> Outcome:
     """The file is gone from the inbox. Exported before (a task cleared and run again after it
     succeeded: the object moved to processed/): say so, with what was delivered, and succeed."""
     files.gone_but_done(conn, FLOW, name, source_uri, ChargebackRejected, done="exported")
-    rows = conn.execute("SELECT destination, file_name, row_count, bytes, batch_no FROM ops.delivery "
-                        "WHERE flow = %s AND source_file = %s ORDER BY batch_no, file_name", (FLOW, name)).fetchall()  # fmt: skip
-    deliveries = [Delivery(out.split("_")[1], dest, out, n, size, batch, uploaded=False)
-                  for dest, out, n, size, batch in rows]  # fmt: skip
+    rows = conn.execute(
+        "SELECT destination, file_name, row_count, bytes, batch_no FROM ops.delivery "
+        "WHERE flow = %s AND source_file = %s ORDER BY batch_no, file_name",
+        (FLOW, name),
+    ).fetchall()
+    deliveries = [
+        Delivery(out.split("_")[1], dest, out, n, size, batch, uploaded=False) for dest, out, n, size, batch in rows
+    ]
     log.info("%s: %d file(s) delivered before, none uploaded again (run %s)", name, len(deliveries), run_id)
-    return Outcome(key=key, file_name=name, status="ALREADY_EXPORTED", records=sum(d.rows for d in deliveries),
-                   batches=max((d.batch for d in deliveries), default=0), deliveries=deliveries)  # fmt: skip
+    return Outcome(
+        key=key,
+        file_name=name,
+        status="ALREADY_EXPORTED",
+        records=sum(d.rows for d in deliveries),
+        batches=max((d.batch for d in deliveries), default=0),
+        deliveries=deliveries,
+    )
 
 
-def _deliver(conn, hook_for, dest: dict, out_name: str, data: bytes, rows: int, batch_no: int, source: str,
-             run_id: str, brand: str) -> Delivery:  # fmt: skip
+def _deliver(
+    conn,
+    hook_for,
+    dest: dict,
+    out_name: str,
+    data: bytes,
+    rows: int,
+    batch_no: int,
+    source: str,
+    run_id: str,
+    brand: str,
+) -> Delivery:
     destination = f"{dest['conn_id']}:{dest['directory']}"
     done = conn.execute(
         "SELECT 1 FROM ops.delivery WHERE destination = %s AND file_name = %s", (destination, out_name)

@@ -76,8 +76,9 @@ class Report:
         self.total.circuit = f"{sum(b.circuit != 'closed' for b in self.banks)} open"
         for b in self.banks:
             if b.files_not_sent:
-                self.problems.append(f"{b.bank}: {b.files_not_sent} file(s) made on {self.day} not delivered "
-                                     f"(NTD {b.ntd_not_sent:,})")  # fmt: skip
+                self.problems.append(
+                    f"{b.bank}: {b.files_not_sent} file(s) made on {self.day} not delivered (NTD {b.ntd_not_sent:,})"
+                )
             for what in ("unmatched", "mismatch", "duplicate", "quarantined", "transfer_failures"):
                 if getattr(b, what):
                     self.problems.append(f"{b.bank}: {getattr(b, what)} {what.replace('_', ' ')}")
@@ -90,8 +91,13 @@ class Report:
         def plain(b: BankDay) -> dict:
             return {k: (int(v) if isinstance(v, Decimal) else v) for k, v in b.__dict__.items()}
 
-        return {"day": self.day.isoformat(), "banks": [plain(b) for b in self.banks], "total": plain(self.total),
-                "returns": self.returns, "problems": self.problems}  # fmt: skip
+        return {
+            "day": self.day.isoformat(),
+            "banks": [plain(b) for b in self.banks],
+            "total": plain(self.total),
+            "returns": self.returns,
+            "problems": self.problems,
+        }
 
 
 def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -139,8 +145,17 @@ def gather(conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_
                WHERE f.started_at >= %s AND f.started_at < %s GROUP BY r.bank""",
             (start, end),
         )
-        put(cur.fetchall(), "settled", "ntd_settled", "returned", "ntd_returned", "unmatched", "mismatch",
-            "duplicate", "return_files")  # fmt: skip
+        put(
+            cur.fetchall(),
+            "settled",
+            "ntd_settled",
+            "returned",
+            "ntd_returned",
+            "unmatched",
+            "mismatch",
+            "duplicate",
+            "return_files",
+        )
         # payments of banks that list only returns settle when their return window closes without one
         cur.execute(
             """SELECT p.bank, count(*), coalesce(sum(p.amount), 0) FROM pay.payment_event e
@@ -196,8 +211,12 @@ def chart(report: Report) -> bytes:
     from matplotlib.figure import Figure  # no pyplot: no global state, no display
 
     banks = [b.bank for b in report.banks]
-    series = [("sent", "ntd_sent", "#1f77b4"), ("not delivered", "ntd_not_sent", "#7f7f7f"),
-              ("settled", "ntd_settled", "#2ca02c"), ("returned", "ntd_returned", "#d62728")]  # fmt: skip
+    series = [
+        ("sent", "ntd_sent", "#1f77b4"),
+        ("not delivered", "ntd_not_sent", "#7f7f7f"),
+        ("settled", "ntd_settled", "#2ca02c"),
+        ("returned", "ntd_returned", "#d62728"),
+    ]
     fig = Figure(figsize=(7, 3.2), dpi=100)
     ax = fig.add_subplot()
     width = 0.8 / len(series)
@@ -218,13 +237,25 @@ def chart(report: Report) -> bytes:
 
 
 COLUMNS = [
-    ("bank", "bank"), ("files sent", "files_sent"), ("payments", "payments_sent"), ("NTD sent", "ntd_sent"),
-    ("files not sent", "files_not_sent"), ("settled", "settled"), ("NTD settled", "ntd_settled"),
-    ("returned", "returned"), ("NTD returned", "ntd_returned"), ("unmatched", "unmatched"),
-    ("mismatch", "mismatch"), ("duplicate", "duplicate"), ("quarantined", "quarantined"),
-    ("transfer failures", "transfer_failures"), ("checks failed", "checks_failed"),
-    ("p95 ms", "p95_latency_ms"), ("circuit", "circuit"), ("still pending", "still_pending"),
-]  # fmt: skip
+    ("bank", "bank"),
+    ("files sent", "files_sent"),
+    ("payments", "payments_sent"),
+    ("NTD sent", "ntd_sent"),
+    ("files not sent", "files_not_sent"),
+    ("settled", "settled"),
+    ("NTD settled", "ntd_settled"),
+    ("returned", "returned"),
+    ("NTD returned", "ntd_returned"),
+    ("unmatched", "unmatched"),
+    ("mismatch", "mismatch"),
+    ("duplicate", "duplicate"),
+    ("quarantined", "quarantined"),
+    ("transfer failures", "transfer_failures"),
+    ("checks failed", "checks_failed"),
+    ("p95 ms", "p95_latency_ms"),
+    ("circuit", "circuit"),
+    ("still pending", "still_pending"),
+]
 
 
 def render(report: Report, chart_cid: str, archive: dict) -> tuple[str, str]:
@@ -240,8 +271,10 @@ def render(report: Report, chart_cid: str, archive: dict) -> tuple[str, str]:
     rows += "<tr style='font-weight:bold'>" + "".join(cell(getattr(t, a)) for _, a in COLUMNS) + "</tr>"
     head = "".join(f"<th>{h}</th>" for h, _ in COLUMNS)
     state = f"{len(report.problems)} item(s) need attention" if report.problems else "all clear"
-    subject = (f"[finflows] finance daily report {report.day}: sent NTD {t.ntd_sent:,} in {t.files_sent} file(s), "
-               f"settled NTD {t.ntd_settled:,}, returned NTD {t.ntd_returned:,}; {state}")  # fmt: skip
+    subject = (
+        f"[finflows] finance daily report {report.day}: sent NTD {t.ntd_sent:,} in {t.files_sent} file(s), "
+        f"settled NTD {t.ntd_settled:,}, returned NTD {t.ntd_returned:,}; {state}"
+    )
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in report.problems) or "<li>none</li>"
     returned = "".join(f"<li>{html.escape(r)}</li>" for r in report.returns)
     body = (

@@ -54,8 +54,16 @@ def run_url(base_url: str, dag_id: str, run_id: str) -> str:
     return f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
 
 
-def failure_email(*, dag_id: str, task_id: str, run_id: str, map_index: int | None, try_number: int | None,
-                  exception: BaseException | None, base_url: str) -> Email:  # fmt: skip
+def failure_email(
+    *,
+    dag_id: str,
+    task_id: str,
+    run_id: str,
+    map_index: int | None,
+    try_number: int | None,
+    exception: BaseException | None,
+    base_url: str,
+) -> Email:
     """The email for a failed task. A rejected file (``files.FileRejected``, carried by the task's
     exception as ``rejection``) is named in the subject with its outcome and told from start to end:
     what was wrong, where the copy and report are, what to do."""

@@ -36,8 +36,16 @@ class FileRejected(Exception):
 
     outcome = "REJECTED"
 
-    def __init__(self, message: str, *, flow: str, file_name: str, source_uri: str,
-                 quarantined: str | None = None, next_step: str = "") -> None:  # fmt: skip
+    def __init__(
+        self,
+        message: str,
+        *,
+        flow: str,
+        file_name: str,
+        source_uri: str,
+        quarantined: str | None = None,
+        next_step: str = "",
+    ) -> None:
         super().__init__(message)
         self.flow, self.file_name, self.source_uri = flow, file_name, source_uri
         self.quarantined = quarantined
@@ -119,21 +127,36 @@ def lock_and_read(cur, flow: str, file_name: str) -> Control:
 
 def finished(conn, flow: str, file_name: str) -> Control | None:
     """The control row of a file this flow processed successfully, or None (never, or not yet)."""
-    row = conn.execute("SELECT id, status, sha256, dag_run_id FROM ops.file_control WHERE flow = %s "
-                       "AND file_name = %s AND status = 'SUCCESS'", (flow, file_name)).fetchone()  # fmt: skip
+    row = conn.execute(
+        "SELECT id, status, sha256, dag_run_id FROM ops.file_control WHERE flow = %s "
+        "AND file_name = %s AND status = 'SUCCESS'",
+        (flow, file_name),
+    ).fetchone()
     return Control(row[0], row[1], row[2].strip(), row[3]) if row else None
 
 
-def gone_but_done(conn, flow: str, file_name: str, source_uri: str, rejected: type[FileRejected], *, done: str,
-                  raw_name: str | None = None) -> Control:  # fmt: skip
+def gone_but_done(
+    conn,
+    flow: str,
+    file_name: str,
+    source_uri: str,
+    rejected: type[FileRejected],
+    *,
+    done: str,
+    raw_name: str | None = None,
+) -> Control:
     """The control row of a file that is gone from the inbox because this flow processed it (a
     task cleared and run again after it succeeded: the object moved to processed/). Otherwise no
     retry can help: ``rejected`` says the file was never ``done`` and to put it back."""
     control = finished(conn, flow, file_name)
     if control is None:
-        raise rejected(f"{source_uri} is not in the inbox and was never {done}", flow=flow,
-                       file_name=raw_name or file_name, source_uri=source_uri,
-                       next_step=f"Put the file again at {source_uri} to have it {done}.")  # fmt: skip
+        raise rejected(
+            f"{source_uri} is not in the inbox and was never {done}",
+            flow=flow,
+            file_name=raw_name or file_name,
+            source_uri=source_uri,
+            next_step=f"Put the file again at {source_uri} to have it {done}.",
+        )
     log.info("%s was already %s (now under processed/): nothing to do again", file_name, done)
     return control
 
@@ -142,8 +165,10 @@ def processed_by_run(conn, flow: str, run_id: str, bucket: str) -> list[str]:
     """The inbox keys of the files this run processed successfully. A cleared run lists them again
     with what is waiting, so each is reported as already done instead of vanishing from the run."""
     prefix = f"s3://{bucket}/"
-    rows = conn.execute("SELECT source_uri FROM ops.file_control WHERE flow = %s AND dag_run_id = %s "
-                        "AND status = 'SUCCESS'", (flow, run_id)).fetchall()  # fmt: skip
+    rows = conn.execute(
+        "SELECT source_uri FROM ops.file_control WHERE flow = %s AND dag_run_id = %s AND status = 'SUCCESS'",
+        (flow, run_id),
+    ).fetchall()
     return sorted(r[0].removeprefix(prefix) for r in rows if r[0] and r[0].startswith(prefix))
 
 
@@ -234,19 +259,36 @@ def record_error(
         record_event(cur, flow, file_name, sha256, event, error, run_id)
 
 
-def reject(conn, s3_hook, *, flow: str, bucket: str, key: str, file_name: str, sha256: str, error: str,
-           report: dict[str, Any], run_id: str, event: str = "QUARANTINED") -> str:  # fmt: skip
+def reject(
+    conn,
+    s3_hook,
+    *,
+    flow: str,
+    bucket: str,
+    key: str,
+    file_name: str,
+    sha256: str,
+    error: str,
+    report: dict[str, Any],
+    run_id: str,
+    event: str = "QUARANTINED",
+) -> str:
     """A file that must not be loaded as it is: control row ERROR (unless that name was already
     imported), the decision recorded, the object quarantined beside its report. Nothing deleted.
     Returns the quarantined copy's ``s3://`` address."""
     record_error(conn, flow, file_name, sha256, f"s3://{bucket}/{key}", error, run_id, event=event)
-    target = quarantine(s3_hook, bucket, key, report | {"file": file_name, "source": f"s3://{bucket}/{key}",
-                                                        "sha256": sha256, "run_id": run_id})  # fmt: skip
+    target = quarantine(
+        s3_hook,
+        bucket,
+        key,
+        report | {"file": file_name, "source": f"s3://{bucket}/{key}", "sha256": sha256, "run_id": run_id},
+    )
     return f"s3://{bucket}/{target}"
 
 
-def resolve_quarantine(conn, s3_hook, *, flow: str, bucket: str, name: str, sha256: str, run_id: str,
-                       prefix: str = "quarantine/") -> str | None:  # fmt: skip
+def resolve_quarantine(
+    conn, s3_hook, *, flow: str, bucket: str, name: str, sha256: str, run_id: str, prefix: str = "quarantine/"
+) -> str | None:
     """A corrected file of this name was just loaded: move the rejected copy and its report from
     ``quarantine/`` to ``quarantine/resolved/<run>/`` (kept, never deleted) and record it. Returns the new
     address of the copy, or None when nothing of that name was in quarantine."""
@@ -255,8 +297,15 @@ def resolve_quarantine(conn, s3_hook, *, flow: str, bucket: str, name: str, sha2
         return None
     move_object(s3_hook, bucket, f"{prefix}{name}.error.json", f"{target}.error.json")
     with conn.transaction(), conn.cursor() as cur:
-        record_event(cur, flow, name, sha256, "QUARANTINE_RESOLVED",
-                     f"a corrected {name} was loaded; the rejected copy is now s3://{bucket}/{target}", run_id)  # fmt: skip
+        record_event(
+            cur,
+            flow,
+            name,
+            sha256,
+            "QUARANTINE_RESOLVED",
+            f"a corrected {name} was loaded; the rejected copy is now s3://{bucket}/{target}",
+            run_id,
+        )
     log.info("a corrected %s was loaded: the rejected copy moved to s3://%s/%s", name, bucket, target)
     return f"s3://{bucket}/{target}"
 

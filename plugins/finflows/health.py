@@ -50,8 +50,10 @@ class Circuit:
         if self.state == CLOSED:
             return f"{self.bank}: circuit closed"
         assert self.opened_at is not None
-        return (f"{self.bank}: circuit {self.state.replace('_', '-')} since {self.opened_at.astimezone(tz):%Y-%m-%d %H:%M} "
-                f"after {self.consecutive_failures} failed health check(s); last error: {self.last_error}")  # fmt: skip
+        return (
+            f"{self.bank}: circuit {self.state.replace('_', '-')} since {self.opened_at.astimezone(tz):%Y-%m-%d %H:%M} "
+            f"after {self.consecutive_failures} failed health check(s); last error: {self.last_error}"
+        )
 
 
 def probe(sftp_hook, bank: Bank) -> Check:
@@ -84,13 +86,15 @@ def circuit(conn, bank_id: str, now: dt.datetime, half_open_after: dt.timedelta)
     return Circuit(bank_id, state, failures, opened_at, error)
 
 
-def record(conn, check: Check, now: dt.datetime, run_id: str, *, failures_to_open: int,
-           half_open_after: dt.timedelta) -> str | None:  # fmt: skip
+def record(
+    conn, check: Check, now: dt.datetime, run_id: str, *, failures_to_open: int, half_open_after: dt.timedelta
+) -> str | None:
     """Keep the check and move the bank's circuit; returns ``opened``, ``closed``, ``reopened`` or None."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("INSERT INTO pay.circuit (bank) VALUES (%s) ON CONFLICT (bank) DO NOTHING", (check.bank,))
-        cur.execute("SELECT state, consecutive_failures, opened_at FROM pay.circuit WHERE bank = %s FOR UPDATE",
-                    (check.bank,))  # fmt: skip
+        cur.execute(
+            "SELECT state, consecutive_failures, opened_at FROM pay.circuit WHERE bank = %s FOR UPDATE", (check.bank,)
+        )
         state, failures, opened_at = cur.fetchone()
         half_open = state == OPEN and now >= opened_at + half_open_after
         transition = None

@@ -23,8 +23,15 @@ def _backend():
 
 
 def emit(flow: str, *, files: int, rows: int, nbytes: int, failures: int, seconds: float | None = None) -> None:
-    log.info("metrics %s: files=%d rows=%d bytes=%d failures=%d seconds=%s", flow, files, rows, nbytes, failures,
-             f"{seconds:.1f}" if seconds is not None else "-")  # fmt: skip
+    log.info(
+        "metrics %s: files=%d rows=%d bytes=%d failures=%d seconds=%s",
+        flow,
+        files,
+        rows,
+        nbytes,
+        failures,
+        f"{seconds:.1f}" if seconds is not None else "-",
+    )
     backend, tags = _backend(), {"flow": flow}
     for name, value in (("files", files), ("rows", rows), ("bytes", nbytes), ("failures", failures)):
         backend.incr(f"finflows.{flow}.{name}", value, tags=tags)
@@ -45,5 +52,11 @@ def run_seconds() -> float | None:
 
 def emit_outcomes(flow: str, outcomes: list[dict], failures: int, rows_key: str) -> None:
     """``emit`` for a run whose per-file outcomes carry ``bytes`` and a row count under ``rows_key``."""
-    emit(flow, files=len(outcomes), rows=sum(int(o.get(rows_key) or 0) for o in outcomes),
-         nbytes=sum(int(o.get("bytes") or 0) for o in outcomes), failures=failures, seconds=run_seconds())  # fmt: skip
+    emit(
+        flow,
+        files=len(outcomes),
+        rows=sum(int(o.get(rows_key) or 0) for o in outcomes),
+        nbytes=sum(int(o.get("bytes") or 0) for o in outcomes),
+        failures=failures,
+        seconds=run_seconds(),
+    )

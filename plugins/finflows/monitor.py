@@ -31,17 +31,31 @@ def health(conn, bank_ids: list[str], now: dt.datetime, half_open_after: dt.time
 
     with conn.cursor() as cur:
         cur.execute("SELECT 1")
-        last = {r["bank"]: r for r in _rows(cur, """
+        last = {
+            r["bank"]: r
+            for r in _rows(
+                cur,
+                """
             SELECT DISTINCT ON (bank) bank, ok, latency_ms, error, checked_at FROM pay.health_check
-            ORDER BY bank, checked_at DESC""")}  # fmt: skip
+            ORDER BY bank, checked_at DESC""",
+            )
+        }
     banks = []
     for b in bank_ids:
         c = circuits.circuit(conn, b, now, half_open_after)
         check = last.get(b) or {}
-        banks.append({"bank": b, "circuit": c.state, "consecutive_failures": c.consecutive_failures,
-                      "opened_at": _plain(c.opened_at), "last_check_ok": check.get("ok"),
-                      "last_latency_ms": check.get("latency_ms"), "last_checked_at": check.get("checked_at"),
-                      "last_error": check.get("error")})  # fmt: skip
+        banks.append(
+            {
+                "bank": b,
+                "circuit": c.state,
+                "consecutive_failures": c.consecutive_failures,
+                "opened_at": _plain(c.opened_at),
+                "last_check_ok": check.get("ok"),
+                "last_latency_ms": check.get("latency_ms"),
+                "last_checked_at": check.get("checked_at"),
+                "last_error": check.get("error"),
+            }
+        )
     return {"database": "ok", "banks": banks, "circuits_open": [b["bank"] for b in banks if b["circuit"] != "closed"]}
 
 
@@ -49,45 +63,78 @@ def dashboard(conn, days: int, now: dt.datetime) -> dict:
     """Per flow over the last ``days`` days: files, rows, amounts, failures; and the bank batches."""
     since = now - dt.timedelta(days=days)
     with conn.cursor() as cur:
-        flows = _rows(cur, """
+        flows = _rows(
+            cur,
+            """
             SELECT flow, count(*) AS files, count(*) FILTER (WHERE status = 'SUCCESS') AS loaded,
                    count(*) FILTER (WHERE status = 'ERROR') AS failures, coalesce(sum(row_count), 0) AS rows,
                    coalesce(sum(total_amount), 0) AS amount
-            FROM ops.file_control WHERE started_at >= %s GROUP BY flow ORDER BY flow""", (since,))  # fmt: skip
-        batches = _rows(cur, """
+            FROM ops.file_control WHERE started_at >= %s GROUP BY flow ORDER BY flow""",
+            (since,),
+        )
+        batches = _rows(
+            cur,
+            """
             SELECT bank, count(*) AS batches, coalesce(sum(payment_count), 0) AS payments,
                    coalesce(sum(total_amount), 0) AS amount,
                    count(*) FILTER (WHERE status = 'uploaded') AS uploaded,
                    count(*) FILTER (WHERE status IN ('queued', 'failed')) AS failures
-            FROM pay.batch WHERE created_at >= %s GROUP BY bank ORDER BY bank""", (since,))  # fmt: skip
-        failed_transfers = _rows(cur, "SELECT count(*) AS n FROM pay.transfer WHERE outcome = 'failed' "
-                                      "AND finished_at >= %s", (since,))[0]["n"]  # fmt: skip
-    return {"days": days, "since": since.isoformat(), "flows": flows, "bank_batches": batches,
-            "failed_transfers": failed_transfers}  # fmt: skip
+            FROM pay.batch WHERE created_at >= %s GROUP BY bank ORDER BY bank""",
+            (since,),
+        )
+        failed_transfers = _rows(
+            cur, "SELECT count(*) AS n FROM pay.transfer WHERE outcome = 'failed' AND finished_at >= %s", (since,)
+        )[0]["n"]
+    return {
+        "days": days,
+        "since": since.isoformat(),
+        "flows": flows,
+        "bank_batches": batches,
+        "failed_transfers": failed_transfers,
+    }
 
 
 def transfers(conn, days: int, now: dt.datetime, bank: str | None = None, limit: int = 200) -> list[dict]:
     with conn.cursor() as cur:
-        return _rows(cur, """
+        return _rows(
+            cur,
+            """
             SELECT id, batch_id, bank, file_name, outcome, attempts, bytes, payment_count, total_amount, error,
                    started_at, finished_at, dag_run_id
             FROM pay.transfer WHERE finished_at >= %s AND (%s::text IS NULL OR bank = %s)
-            ORDER BY finished_at DESC LIMIT %s""", (now - dt.timedelta(days=days), bank, bank, limit))  # fmt: skip
+            ORDER BY finished_at DESC LIMIT %s""",
+            (now - dt.timedelta(days=days), bank, bank, limit),
+        )
 
 
 def batch(conn, batch_id: int) -> dict | None:
     with conn.cursor() as cur:
-        found = _rows(cur, """
+        found = _rows(
+            cur,
+            """
             SELECT id, bank, processing_date, batch_no, file_name, file_format, status, payment_count, total_amount,
                    plain_sha256, cipher_sha256, cipher_bytes, archive_uri, dag_run_id, created_at, uploaded_at
-            FROM pay.batch WHERE id = %s""", (batch_id,))  # fmt: skip
+            FROM pay.batch WHERE id = %s""",
+            (batch_id,),
+        )
         if not found:
             return None
         out = found[0]
-        out["payments"] = _rows(cur, "SELECT seq, reference, amount, status, return_reason FROM pay.payment "
-                                     "WHERE batch_id = %s ORDER BY seq", (batch_id,))  # fmt: skip
-        out["transfers"] = _rows(cur, "SELECT outcome, attempts, error, started_at, finished_at FROM pay.transfer "
-                                      "WHERE batch_id = %s ORDER BY id", (batch_id,))  # fmt: skip
-        out["returns"] = _rows(cur, "SELECT outcome, count(*) AS lines FROM pay.return_line WHERE batch_id = %s "
-                                    "GROUP BY outcome ORDER BY outcome", (batch_id,))  # fmt: skip
+        out["payments"] = _rows(
+            cur,
+            "SELECT seq, reference, amount, status, return_reason FROM pay.payment WHERE batch_id = %s ORDER BY seq",
+            (batch_id,),
+        )
+        out["transfers"] = _rows(
+            cur,
+            "SELECT outcome, attempts, error, started_at, finished_at FROM pay.transfer "
+            "WHERE batch_id = %s ORDER BY id",
+            (batch_id,),
+        )
+        out["returns"] = _rows(
+            cur,
+            "SELECT outcome, count(*) AS lines FROM pay.return_line WHERE batch_id = %s "
+            "GROUP BY outcome ORDER BY outcome",
+            (batch_id,),
+        )
     return out

@@ -29,9 +29,11 @@ def _allowed(user, method: str, run: bool = False) -> bool:
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 
     return get_auth_manager().is_authorized_dag(
-        method=method, user=user, access_entity=DagAccessEntity.RUN if run else None,
+        method=method,
+        user=user,
+        access_entity=DagAccessEntity.RUN if run else None,
         details=DagDetails(id=PAYMENTS_DAG),
-    )  # fmt: skip
+    )
 
 
 def _user_dep():
@@ -155,8 +157,12 @@ def generate_batch(_: Operator, body: GenerateBatch, request: Request) -> dict:
     base = os.environ.get("AIRFLOW__API__BASE_URL", str(request.base_url)).rstrip("/")
     headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "cookie")}
     conf = {"banks": chosen} if chosen else {}
-    r = httpx.post(f"{base}/api/v2/dags/{PAYMENTS_DAG}/dagRuns", headers=headers, timeout=30,
-                   json={"logical_date": None, "conf": conf, "note": "generate-batch from the finance monitor"})  # fmt: skip
+    r = httpx.post(
+        f"{base}/api/v2/dags/{PAYMENTS_DAG}/dagRuns",
+        headers=headers,
+        timeout=30,
+        json={"logical_date": None, "conf": conf, "note": "generate-batch from the finance monitor"},
+    )
     if r.status_code >= 400:
         raise HTTPException(r.status_code, r.json().get("detail", r.text))
     run = r.json()

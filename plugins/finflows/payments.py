@@ -69,15 +69,19 @@ class BankRun:
     @property
     def problems(self) -> list[str]:
         out = [f"payment {r['reference']} refused: {r['error']}" for r in self.refused]
-        out += [f"{d['file_name']}: {d['outcome']} ({d['error']})" for d in self.deliveries
-                if d["outcome"] in ("queued", "gave_up", "expired")]  # fmt: skip
+        out += [
+            f"{d['file_name']}: {d['outcome']} ({d['error']})"
+            for d in self.deliveries
+            if d["outcome"] in ("queued", "gave_up", "expired")
+        ]
         return out
 
 
 def _who(cur, run_id: str, reason: str) -> None:
     """Name the run and the reason in every payment_event the trigger writes in this transaction."""
-    cur.execute("SELECT set_config('finflows.run_id', %s, true), set_config('finflows.reason', %s, true)",
-                (run_id, reason))  # fmt: skip
+    cur.execute(
+        "SELECT set_config('finflows.run_id', %s, true), set_config('finflows.reason', %s, true)", (run_id, reason)
+    )
 
 
 def processing_date(cur, bank: Bank, now: dt.datetime) -> dt.date:
@@ -109,9 +113,17 @@ _PAYMENT_COLUMNS = "id, reference, payee_bank, payee_account, payee_id, payee_na
 def _as_payment(row, bank: Bank, seq: int = 0) -> ach.Payment:
     """A payment row as the file needs it; its transaction code is the row's, else the bank's default."""
     _, reference, payee_bank, account, payee_id, name, memo, txn_code, amount, _due = row
-    return ach.Payment(seq=seq, reference=reference, receiving_bank=payee_bank, receiving_account=account,
-                       amount=int(amount), payee_id=payee_id, name=name, memo=memo,
-                       txn_code=txn_code or bank.default_txn_code)  # fmt: skip
+    return ach.Payment(
+        seq=seq,
+        reference=reference,
+        receiving_bank=payee_bank,
+        receiving_account=account,
+        amount=int(amount),
+        payee_id=payee_id,
+        name=name,
+        memo=memo,
+        txn_code=txn_code or bank.default_txn_code,
+    )
 
 
 def _record_size(bank: Bank, p: ach.Payment) -> int:
@@ -122,8 +134,9 @@ def _record_size(bank: Bank, p: ach.Payment) -> int:
 
 def _probe_batch(bank: Bank, company_id: str = "00000000") -> ach.Batch:
     day = dt.date(2000, 1, 1)
-    return ach.Batch(day, dt.time(0, 0), bank.sending_unit, bank.presenting_account, company_id,
-                     sending_org=bank.sending_org)  # fmt: skip
+    return ach.Batch(
+        day, dt.time(0, 0), bank.sending_unit, bank.presenting_account, company_id, sending_org=bank.sending_org
+    )
 
 
 def make_batches(conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, run_id: str) -> BankRun:
@@ -154,14 +167,19 @@ def make_batches(conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, r
         if late:
             log.warning("%s: %d payment(s) were due before %s and go out on it", bank_id, late, day)
         overhead = 2 * ACH_RECORD_BYTES if bank.file_format is FileFormat.ACHP01 else 200
-        chunks = plan_batches(sizes, cfg.originator.max_payments_per_batch, cfg.originator.max_bytes_per_batch,
-                              overhead)  # fmt: skip
-        cur.execute("SELECT coalesce(max(batch_no), 0) FROM pay.batch WHERE bank = %s AND processing_date = %s",
-                    (bank_id, day))  # fmt: skip
+        chunks = plan_batches(
+            sizes, cfg.originator.max_payments_per_batch, cfg.originator.max_bytes_per_batch, overhead
+        )
+        cur.execute(
+            "SELECT coalesce(max(batch_no), 0) FROM pay.batch WHERE bank = %s AND processing_date = %s", (bank_id, day)
+        )
         batch_no = cur.fetchone()[0]
         # PSEQ names an entry within the bank's processing day: it runs on across the day's batches
-        cur.execute("SELECT coalesce(max(seq), 0) FROM pay.payment WHERE bank = %s AND value_date = %s "
-                    "AND batch_id IS NOT NULL", (bank_id, day))  # fmt: skip
+        cur.execute(
+            "SELECT coalesce(max(seq), 0) FROM pay.payment WHERE bank = %s AND value_date = %s "
+            "AND batch_id IS NOT NULL",
+            (bank_id, day),
+        )
         last_seq = cur.fetchone()[0]
         for chunk in chunks:
             batch_no += 1
@@ -191,8 +209,14 @@ def make_batches(conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, r
             last_seq += len(members)
             result.batches_created += 1
             result.payments_batched += len(members)
-            log.info("%s: batch %s (%s) of %d payment(s), NTD %s", bank_id, batch_id, name, len(members),
-                     sum(r[8] for r in members))  # fmt: skip
+            log.info(
+                "%s: batch %s (%s) of %d payment(s), NTD %s",
+                bank_id,
+                batch_id,
+                name,
+                len(members),
+                sum(r[8] for r in members),
+            )
     return result
 
 
@@ -210,8 +234,14 @@ def build_file(cur, cfg: BankConfig, bank: Bank, batch_id: int) -> bytes:
         (batch_id,),
     )
     day, created_at = cur.fetchone()
-    batch = ach.Batch(day, created_at.astimezone(TAIPEI).time().replace(microsecond=0), bank.sending_unit,
-                      bank.presenting_account, cfg.originator.company_id, sending_org=bank.sending_org)  # fmt: skip
+    batch = ach.Batch(
+        day,
+        created_at.astimezone(TAIPEI).time().replace(microsecond=0),
+        bank.sending_unit,
+        bank.presenting_account,
+        cfg.originator.company_id,
+        sending_org=bank.sending_org,
+    )
     sql = f"SELECT {_PAYMENT_COLUMNS}, seq FROM pay.payment WHERE batch_id = %s ORDER BY seq"  # noqa: S608
     cur.execute(sql, (batch_id,))
     payments = [_as_payment(r[:-1], bank, seq=r[-1]) for r in cur.fetchall()]
@@ -228,8 +258,9 @@ def _archive_key(bank_id: str, day: dt.date, name: str) -> str:
     return f"bank-payments/{bank_id}/{day.isoformat()}/{name}.pgp"
 
 
-def prepare_file(conn, s3_hook, archive_bucket: str, cfg: BankConfig, bank: Bank, batch_id: int,
-                 encrypt: Encrypt | None) -> tuple[bytes, dict]:  # fmt: skip
+def prepare_file(
+    conn, s3_hook, archive_bucket: str, cfg: BankConfig, bank: Bank, batch_id: int, encrypt: Encrypt | None
+) -> tuple[bytes, dict]:
     """The encrypted file of a batch: made, archived and recorded once; later calls read it back."""
     with conn.cursor() as cur:
         cur.execute(
@@ -257,8 +288,14 @@ def prepare_file(conn, s3_hook, archive_bucket: str, cfg: BankConfig, bank: Bank
                    archive_uri = %s WHERE id = %s AND archive_uri IS NULL""",
             (_sha(plain), len(plain), _sha(cipher), len(cipher), f"s3://{archive_bucket}/{key}", batch_id),
         )
-    log.info("%s: %s generated (%d bytes, sha256 %s), encrypted and signed (%d bytes), archived",
-             bank.id, name, len(plain), _sha(plain)[:12], len(cipher))  # fmt: skip
+    log.info(
+        "%s: %s generated (%d bytes, sha256 %s), encrypted and signed (%d bytes), archived",
+        bank.id,
+        name,
+        len(plain),
+        _sha(plain)[:12],
+        len(cipher),
+    )
     return cipher, info | {"plain_sha256": _sha(plain), "cipher_sha256": _sha(cipher)}
 
 
@@ -286,9 +323,21 @@ def upload(sftp_hook, directory: str, name: str, data: bytes, attempts: int, bac
     return retrying(once), tries
 
 
-def deliver_batch(conn, *, s3_hook, sftp_hook, cfg: BankConfig, bank_id: str, batch_id: int, encrypt: Encrypt | None,
-                  archive_bucket: str, run_id: str, attempts: int, backoff: float,
-                  from_retry_queue: bool = False) -> Delivery:  # fmt: skip
+def deliver_batch(
+    conn,
+    *,
+    s3_hook,
+    sftp_hook,
+    cfg: BankConfig,
+    bank_id: str,
+    batch_id: int,
+    encrypt: Encrypt | None,
+    archive_bucket: str,
+    run_id: str,
+    attempts: int,
+    backoff: float,
+    from_retry_queue: bool = False,
+) -> Delivery:
     """Deliver one batch at most once, whoever else is trying (a session lock per batch)."""
     bank = cfg.bank(bank_id)
     with conn.cursor() as cur:
@@ -304,8 +353,17 @@ def deliver_batch(conn, *, s3_hook, sftp_hook, cfg: BankConfig, bank_id: str, ba
         data, info = prepare_file(conn, s3_hook, archive_bucket, cfg, bank, batch_id, encrypt)
         started = dt.datetime.now(dt.UTC)
         remote = f"{bank.upload_path.rstrip('/')}/{name}"
-        audit = (batch_id, bank_id, name, remote, info["plain_sha256"], info["cipher_sha256"], len(data),
-                 info["count"], info["total"])  # fmt: skip
+        audit = (
+            batch_id,
+            bank_id,
+            name,
+            remote,
+            info["plain_sha256"],
+            info["cipher_sha256"],
+            len(data),
+            info["count"],
+            info["total"],
+        )
         try:
             outcome, tries = upload(sftp_hook, bank.upload_path, name, data, attempts, backoff)
         except RemoteConflict:
@@ -326,8 +384,13 @@ def deliver_batch(conn, *, s3_hook, sftp_hook, cfg: BankConfig, bank_id: str, ba
                            last_error = EXCLUDED.last_error, updated_at = now(), next_attempt_at = now()""",
                     (batch_id, error[:4000], 1 if from_retry_queue else 0),
                 )
-            log.error("%s: %s not delivered after %d tries (%s): queued for bank_transfer_retry", bank_id, name,
-                      attempts, error)  # fmt: skip
+            log.error(
+                "%s: %s not delivered after %d tries (%s): queued for bank_transfer_retry",
+                bank_id,
+                name,
+                attempts,
+                error,
+            )
             return Delivery(batch_id, name, "queued", info["count"], info["total"], attempts, error)
         with conn.transaction(), conn.cursor() as cur:
             _who(cur, run_id, f"{name} {outcome} to {bank.sftp_conn_id}:{remote}")
@@ -336,8 +399,9 @@ def deliver_batch(conn, *, s3_hook, sftp_hook, cfg: BankConfig, bank_id: str, ba
                 "('batched', 'queued')",
                 (batch_id,),
             )
-            cur.execute("UPDATE pay.payment SET status = 'uploaded' WHERE batch_id = %s AND status = 'batched'",
-                        (batch_id,))  # fmt: skip
+            cur.execute(
+                "UPDATE pay.payment SET status = 'uploaded' WHERE batch_id = %s AND status = 'batched'", (batch_id,)
+            )
             cur.execute(
                 """INSERT INTO pay.transfer (batch_id, bank, file_name, remote_path, plain_sha256, cipher_sha256,
                        bytes, payment_count, total_amount, attempts, outcome, started_at, dag_run_id)
@@ -349,26 +413,57 @@ def deliver_batch(conn, *, s3_hook, sftp_hook, cfg: BankConfig, bank_id: str, ba
                 "WHERE batch_id = %s",
                 (1 if from_retry_queue else 0, batch_id),
             )
-        log.info("%s: %s %s (%d bytes, %d payment(s), NTD %s, %d tr%s)", bank_id, name, outcome, len(data),
-                 info["count"], info["total"], tries, "y" if tries == 1 else "ies")  # fmt: skip
+        log.info(
+            "%s: %s %s (%d bytes, %d payment(s), NTD %s, %d tr%s)",
+            bank_id,
+            name,
+            outcome,
+            len(data),
+            info["count"],
+            info["total"],
+            tries,
+            "y" if tries == 1 else "ies",
+        )
         return Delivery(batch_id, name, outcome, info["count"], info["total"], tries, bytes=len(data))
     finally:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (f"{FLOW}/batch/{batch_id}",))
 
 
-def pay_bank(conn, *, cfg: BankConfig, bank_id: str, now: dt.datetime | None, run_id: str, s3_hook, sftp_hook,
-             encrypt: Encrypt, archive_bucket: str, attempts: int, backoff: float,
-             circuit: health.Circuit | None = None) -> BankRun:  # fmt: skip
+def pay_bank(
+    conn,
+    *,
+    cfg: BankConfig,
+    bank_id: str,
+    now: dt.datetime | None,
+    run_id: str,
+    s3_hook,
+    sftp_hook,
+    encrypt: Encrypt,
+    archive_bucket: str,
+    attempts: int,
+    backoff: float,
+    circuit: health.Circuit | None = None,
+) -> BankRun:
     """One bank's whole daily step: batch what is due, deliver every batch not yet delivered; nothing
     at all while the bank's circuit (bank_health) is not closed."""
     if circuit is not None and not circuit.allows_payments:
         return skip_bank(conn, cfg.bank(bank_id), now or dt.datetime.now(dt.UTC), circuit)
     result = make_batches(conn, cfg, bank_id, now, run_id)
     for batch_id in open_batches(conn, bank_id):
-        d = deliver_batch(conn, s3_hook=s3_hook, sftp_hook=sftp_hook, cfg=cfg, bank_id=bank_id, batch_id=batch_id,
-                          encrypt=encrypt, archive_bucket=archive_bucket, run_id=run_id, attempts=attempts,
-                          backoff=backoff)  # fmt: skip
+        d = deliver_batch(
+            conn,
+            s3_hook=s3_hook,
+            sftp_hook=sftp_hook,
+            cfg=cfg,
+            bank_id=bank_id,
+            batch_id=batch_id,
+            encrypt=encrypt,
+            archive_bucket=archive_bucket,
+            run_id=run_id,
+            attempts=attempts,
+            backoff=backoff,
+        )
         result.deliveries.append(asdict(d))
     return result
 
@@ -377,8 +472,9 @@ def skip_bank(conn, bank: Bank, now: dt.datetime, circuit: health.Circuit) -> Ba
     """The bank's circuit is open: batch nothing, send nothing, and say what stays pending."""
     with conn.cursor() as cur:
         day = processing_date(cur, bank, now)
-        cur.execute("SELECT count(*) FROM pay.payment WHERE bank = %s AND status = 'pending' AND due_date <= %s",
-                    (bank.id, day))  # fmt: skip
+        cur.execute(
+            "SELECT count(*) FROM pay.payment WHERE bank = %s AND status = 'pending' AND due_date <= %s", (bank.id, day)
+        )
         due = cur.fetchone()[0]
     why = f"{circuit.describe(TAIPEI)}; {due} payment(s) due by {day} stay pending"
     log.warning("skipping %s", why)
@@ -412,13 +508,19 @@ def retry_queue_alert(queue: list[tuple[str, int, dt.datetime]], limit: int):
     total = sum(n for _bank, n, _oldest in queue)
     if total <= limit:
         return None
-    lines = [f"{total} bank transfers are waiting in the retry queue (the alert is set above {limit}): "
-             "payments are not reaching the banks."]  # fmt: skip
-    lines += [f"{bank}: {n} waiting, the oldest since {oldest.astimezone(TAIPEI):%Y-%m-%d %H:%M} Asia/Taipei"
-              for bank, n, oldest in queue]  # fmt: skip
-    lines.append("Next step: check each bank's SFTP health (bank_health, the finance monitor) and the last "
-                 "errors in pay.transfer_retry; bank_transfer_retry tries the queue hourly and cancels a "
-                 "batch after its bank's cutoff, putting its payments on the next business day.")  # fmt: skip
+    lines = [
+        f"{total} bank transfers are waiting in the retry queue (the alert is set above {limit}): "
+        "payments are not reaching the banks."
+    ]
+    lines += [
+        f"{bank}: {n} waiting, the oldest since {oldest.astimezone(TAIPEI):%Y-%m-%d %H:%M} Asia/Taipei"
+        for bank, n, oldest in queue
+    ]
+    lines.append(
+        "Next step: check each bank's SFTP health (bank_health, the finance monitor) and the last "
+        "errors in pay.transfer_retry; bank_transfer_retry tries the queue hourly and cancels a "
+        "batch after its bank's cutoff, putting its payments on the next business day."
+    )
     return Email(f"[finflows] bank transfer retry queue: {total} waiting (alert above {limit})", tuple(lines))
 
 
@@ -432,13 +534,27 @@ def _cancel(conn, batch_id: int, run_id: str, why: str) -> None:
                WHERE batch_id = %s AND status = 'batched'""",
             (batch_id,),
         )
-        cur.execute("UPDATE pay.transfer_retry SET status = 'expired', last_error = %s, updated_at = now() "
-                    "WHERE batch_id = %s", (why, batch_id))  # fmt: skip
+        cur.execute(
+            "UPDATE pay.transfer_retry SET status = 'expired', last_error = %s, updated_at = now() WHERE batch_id = %s",
+            (why, batch_id),
+        )
 
 
-def retry_one(conn, *, cfg: BankConfig, batch_id: int, bank_id: str, now: dt.datetime, run_id: str, s3_hook,
-              sftp_hook, attempts: int, backoff: float, limit: int, circuit: health.Circuit | None = None,
-              ) -> Delivery:  # fmt: skip
+def retry_one(
+    conn,
+    *,
+    cfg: BankConfig,
+    batch_id: int,
+    bank_id: str,
+    now: dt.datetime,
+    run_id: str,
+    s3_hook,
+    sftp_hook,
+    attempts: int,
+    backoff: float,
+    limit: int,
+    circuit: health.Circuit | None = None,
+) -> Delivery:
     """Deliver a queued batch from its archived bytes, unless its bank's cutoff for it has passed; while
     the bank's circuit is open it waits (no attempt counted)."""
     bank = cfg.bank(bank_id)
@@ -457,13 +573,25 @@ def retry_one(conn, *, cfg: BankConfig, batch_id: int, bank_id: str, now: dt.dat
         return Delivery(batch_id, name, "expired", error=why)
     if circuit is not None and not circuit.allows_payments:
         return Delivery(batch_id, name, "skipped", error=circuit.describe(TAIPEI))
-    d = deliver_batch(conn, s3_hook=s3_hook, sftp_hook=sftp_hook, cfg=cfg, bank_id=bank_id, batch_id=batch_id,
-                      encrypt=None, archive_bucket="", run_id=run_id, attempts=attempts, backoff=backoff,
-                      from_retry_queue=True)  # fmt: skip
+    d = deliver_batch(
+        conn,
+        s3_hook=s3_hook,
+        sftp_hook=sftp_hook,
+        cfg=cfg,
+        bank_id=bank_id,
+        batch_id=batch_id,
+        encrypt=None,
+        archive_bucket="",
+        run_id=run_id,
+        attempts=attempts,
+        backoff=backoff,
+        from_retry_queue=True,
+    )
     if d.outcome == "queued" and tried + 1 >= limit:
         with conn.transaction(), conn.cursor() as cur:
-            cur.execute("UPDATE pay.transfer_retry SET status = 'gave_up', updated_at = now() WHERE batch_id = %s",
-                        (batch_id,))  # fmt: skip
+            cur.execute(
+                "UPDATE pay.transfer_retry SET status = 'gave_up', updated_at = now() WHERE batch_id = %s", (batch_id,)
+            )
         d.outcome = "gave_up"
     return d
 

@@ -43,8 +43,9 @@ def bank_keyring(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[tuple[pgp.
     ours = Connection.get(cfg.originator.signing_key_conn_id)
     theirs = Connection.get(bank.pgp_key_conn_id)
     with pgp.keyring() as ring:
-        us = ring.add(ours.extra_dejson["private_key"], cfg.originator.signing_key_fingerprint,
-                      f"connection {ours.conn_id}")  # fmt: skip
+        us = ring.add(
+            ours.extra_dejson["private_key"], cfg.originator.signing_key_fingerprint, f"connection {ours.conn_id}"
+        )
         them = ring.add(theirs.extra_dejson["public_key"], bank.pgp_key_fingerprint, f"connection {theirs.conn_id}")
         yield ring, us, them, ours.password
 
@@ -77,11 +78,19 @@ def pay_bank(bank_id: str) -> dict:
     bank = cfg.bank(bank_id)
     with files.connect(finance_db()) as conn, encrypter(cfg, bank) as encrypt:
         result = payments.pay_bank(
-            conn, cfg=cfg, bank_id=bank_id, now=None, run_id=run_id, s3_hook=s3_hook(),
-            sftp_hook=sftp(bank), encrypt=encrypt, archive_bucket=settings.archive_bucket(),
-            attempts=settings.bank_upload_attempts(), backoff=settings.bank_upload_backoff(),
+            conn,
+            cfg=cfg,
+            bank_id=bank_id,
+            now=None,
+            run_id=run_id,
+            s3_hook=s3_hook(),
+            sftp_hook=sftp(bank),
+            encrypt=encrypt,
+            archive_bucket=settings.archive_bucket(),
+            attempts=settings.bank_upload_attempts(),
+            backoff=settings.bank_upload_backoff(),
             circuit=circuit_now(conn, bank_id),
-        )  # fmt: skip
+        )
     return asdict(result)
 
 
@@ -91,8 +100,13 @@ def email_treasury(subject: str, body: str, also: list[str] | None = None, inlin
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     with SmtpHook(smtp_conn_id=settings.CONN_SMTP) as smtp:
-        smtp.send_email_smtp(to=(also or []) + settings.treasury_email(), subject=subject, html_content=body,
-                             files=inline, mime_subtype="related" if inline else "mixed")  # fmt: skip
+        smtp.send_email_smtp(
+            to=(also or []) + settings.treasury_email(),
+            subject=subject,
+            html_content=body,
+            files=inline,
+            mime_subtype="related" if inline else "mixed",
+        )
 
 
 def summarise(bank_ids: list[str], outcomes: list[dict | None]) -> dict:
@@ -124,11 +138,19 @@ def retry_transfers(everything: bool) -> dict:
         log.info("%d queued transfer(s) to try", len(waiting))
         for batch_id, bank_id in waiting:
             d = payments.retry_one(
-                conn, cfg=cfg, batch_id=batch_id, bank_id=bank_id, now=now, run_id=_run_id(), s3_hook=s3_hook(),
-                sftp_hook=sftp(cfg.bank(bank_id)), attempts=settings.bank_upload_attempts(),
-                backoff=settings.bank_upload_backoff(), limit=settings.bank_retry_limit(),
+                conn,
+                cfg=cfg,
+                batch_id=batch_id,
+                bank_id=bank_id,
+                now=now,
+                run_id=_run_id(),
+                s3_hook=s3_hook(),
+                sftp_hook=sftp(cfg.bank(bank_id)),
+                attempts=settings.bank_upload_attempts(),
+                backoff=settings.bank_upload_backoff(),
+                limit=settings.bank_retry_limit(),
                 circuit=circuit_now(conn, bank_id),
-            )  # fmt: skip
+            )
             done.append(asdict(d) | {"bank": bank_id})
         queue = payments.retry_queue(conn)
     alert = payments.retry_queue_alert(queue, settings.bank_retry_queue_alert())
@@ -145,8 +167,11 @@ def retry_transfers(everything: bool) -> dict:
         email_treasury(*payments.summary(runs, "[finflows] bank transfer retry"))
     gave_up = [f"{d['file_name']}: {d['outcome']}" for d in done if d["outcome"] in ("gave_up", "expired")]
     fail_run_if_any(gave_up, len(done), "queued transfer")
-    return {"tried": len(done), "delivered": sum(1 for d in done if d["outcome"] in ("uploaded", "already_there")),
-            "waiting": sum(n for _bank, n, _oldest in queue)}  # fmt: skip
+    return {
+        "tried": len(done),
+        "delivered": sum(1 for d in done if d["outcome"] in ("uploaded", "already_there")),
+        "waiting": sum(n for _bank, n, _oldest in queue),
+    }
 
 
 def circuit_now(conn, bank_id: str):
@@ -180,15 +205,23 @@ def reconcile_bank(bank_id: str) -> dict:
     today = dt.datetime.now(payments.TAIPEI).date()
     with files.connect(finance_db()) as conn, decrypter(cfg, bank) as decrypt, hook.get_managed_conn() as client:
         names = reconciliation.candidates(client, bank)
-        log.info("%s: %d file(s) match %s in %s", bank_id, len(names), bank.reconciliation_file_pattern,
-                 bank.download_path)  # fmt: skip
+        log.info(
+            "%s: %d file(s) match %s in %s", bank_id, len(names), bank.reconciliation_file_pattern, bank.download_path
+        )
         for name in names:
             with client.open(f"{bank.download_path.rstrip('/')}/{name}", "rb") as f:
                 data = f.read()
             out = reconciliation.process_file(
-                conn, bank=bank, name=name, data=data, decrypt=decrypt, s3_hook=s3_hook(),
-                archive_bucket=settings.archive_bucket(), run_id=run_id, today=today,
-            )  # fmt: skip
+                conn,
+                bank=bank,
+                name=name,
+                data=data,
+                decrypt=decrypt,
+                s3_hook=s3_hook(),
+                archive_bucket=settings.archive_bucket(),
+                run_id=run_id,
+                today=today,
+            )
             outcomes.append(asdict(out))
         settled = reconciliation.settle_unreturned(conn, bank, today, run_id)
     return {"bank": bank_id, "files": outcomes, "settled_unreturned": len(settled)}
@@ -211,8 +244,12 @@ def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> 
     for o in applied:
         o["lines"] = o["settled"] + o["returned"] + o["unmatched"] + o["mismatch"] + o["duplicate"]
     metrics.emit_outcomes("bank_reconciliation", applied, quarantined_n + len(failed_banks), "lines")
-    log.info("%d file(s) applied, %d seen before, %d quarantined", len(applied),
-             sum(o["outcome"] == "seen" for o in done), sum(o["outcome"] == "quarantined" for o in done))  # fmt: skip
+    log.info(
+        "%d file(s) applied, %d seen before, %d quarantined",
+        len(applied),
+        sum(o["outcome"] == "seen" for o in done),
+        sum(o["outcome"] == "quarantined" for o in done),
+    )
     if alerts or failed_banks:
         import html
 
@@ -235,12 +272,23 @@ def check_bank(bank_id: str) -> dict:
     check = health.probe(sftp(bank, one_attempt=True), bank)
     now = dt.datetime.now(dt.UTC)
     with files.connect(finance_db()) as conn:
-        transition = health.record(conn, check, now, run_id, failures_to_open=settings.bank_circuit_failures(),
-                                   half_open_after=settings.bank_circuit_half_open_after())  # fmt: skip
+        transition = health.record(
+            conn,
+            check,
+            now,
+            run_id,
+            failures_to_open=settings.bank_circuit_failures(),
+            half_open_after=settings.bank_circuit_half_open_after(),
+        )
         state = circuit_now(conn, bank_id)
-    (log.info if check.ok else log.warning)("%s: %s in %d ms%s; %s", bank_id, "ok" if check.ok else "FAILED",
-                                            check.latency_ms, f" ({check.error})" if check.error else "",
-                                            state.describe(payments.TAIPEI))  # fmt: skip
+    (log.info if check.ok else log.warning)(
+        "%s: %s in %d ms%s; %s",
+        bank_id,
+        "ok" if check.ok else "FAILED",
+        check.latency_ms,
+        f" ({check.error})" if check.error else "",
+        state.describe(payments.TAIPEI),
+    )
     return asdict(check) | {"transition": transition, "circuit": state.describe(payments.TAIPEI)}
 
 
@@ -254,16 +302,24 @@ def health_summary(bank_ids: list[str], checks: list[dict | None]) -> dict:
     moved = [c for c in checks if c["transition"] in ("opened", "closed")]
     if moved:
         what = {"opened": "OPEN: bank_payments skips this bank", "closed": "closed again: payments flow"}
-        items = "".join(f"<li><b>{c['bank']}</b>: circuit {what[c['transition']]}. {html.escape(c['circuit'])}"
-                        f"{'; last check: ' + html.escape(c['error']) if c['error'] else ''}</li>" for c in moved)  # fmt: skip
-        note = ("<p>Payments a skipped run left pending go out with the next bank_payments run; trigger it "
-                "for the bank (param <code>banks</code>) to send them before today's cutoff.</p>")  # fmt: skip
+        items = "".join(
+            f"<li><b>{c['bank']}</b>: circuit {what[c['transition']]}. {html.escape(c['circuit'])}"
+            f"{'; last check: ' + html.escape(c['error']) if c['error'] else ''}</li>"
+            for c in moved
+        )
+        note = (
+            "<p>Payments a skipped run left pending go out with the next bank_payments run; trigger it "
+            "for the bank (param <code>banks</code>) to send them before today's cutoff.</p>"
+        )
         names = ", ".join(f"{c['bank']} {c['transition']}" for c in moved)
         email_treasury(f"[finflows] bank circuit: {names}", f"<ul>{items}</ul>{note}", also=settings.ops_email())
     failed = sorted(set(bank_ids) - {c["bank"] for c in checks})
     fail_run_if_any(failed, len(bank_ids), "bank health check")
-    return {"ok": sum(c["ok"] for c in checks), "failed": sum(not c["ok"] for c in checks),
-            "transitions": {c["bank"]: c["transition"] for c in moved}}  # fmt: skip
+    return {
+        "ok": sum(c["ok"] for c in checks),
+        "failed": sum(not c["ok"] for c in checks),
+        "transitions": {c["bank"]: c["transition"] for c in moved},
+    }
 
 
 # ---------------------------------------------------------------------------- finance_daily_report
@@ -288,8 +344,16 @@ def daily_report(day: str | None) -> dict:
     missing = dr.verify_archive(hook, listed)
     prefix = f"finance-daily/{d}/"
     png, name = dr.chart(report), dr.CHART_NAME.format(day=d)
-    subject, body = dr.render(report, name, {"files": len(listed), "verified": len(listed) - len(missing),
-                                             "missing": missing, "prefix": f"s3://{bucket}/{prefix}"})  # fmt: skip
+    subject, body = dr.render(
+        report,
+        name,
+        {
+            "files": len(listed),
+            "verified": len(listed) - len(missing),
+            "missing": missing,
+            "prefix": f"s3://{bucket}/{prefix}",
+        },
+    )
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / name).write_bytes(png)
         email_treasury(subject, body, also=settings.ops_email(), inline=[str(Path(tmp) / name)])
@@ -298,9 +362,12 @@ def daily_report(day: str | None) -> dict:
         ("report.html", body.encode(), "text/html; charset=utf-8"),
         (name, png, "image/png"),
         ("totals.json", json.dumps(report.totals(), indent=1).encode(), "application/json"),
-        ("manifest.json", json.dumps({"files": listed, "missing": missing}, indent=1, default=str).encode(),
-         "application/json"),
-    ):  # fmt: skip
+        (
+            "manifest.json",
+            json.dumps({"files": listed, "missing": missing}, indent=1, default=str).encode(),
+            "application/json",
+        ),
+    ):
         client.put_object(Bucket=bucket, Key=prefix + key, Body=data, ContentType=kind)
     log.info("%s", subject)
     log.info("archived report and manifest of %d file(s) to s3://%s/%s", len(listed), bucket, prefix)

@@ -45,9 +45,14 @@ class Keyring:
 
     def encrypt_and_sign(self, data: bytes, recipient: str, signer: str, passphrase: str | None) -> bytes:
         result = self.gpg.encrypt(
-            data, [recipient], sign=signer, passphrase=passphrase, armor=False, always_trust=True,
+            data,
+            [recipient],
+            sign=signer,
+            passphrase=passphrase,
+            armor=False,
+            always_trust=True,
             extra_args=["--compress-algo", "zlib"],
-        )  # fmt: skip
+        )
         if not result.ok:
             raise PgpError(f"encryption to {recipient} signed by {signer} failed: {result.status}")
         return result.data

@@ -64,15 +64,29 @@ def _lines(bank: Bank, plain: bytes, name: str) -> list[dict]:
     PBANK/PCLNO hold the payee's unit and account, RBANK/RCLNO ours."""
     if bank.file_format is FileFormat.ACHP01:
         parsed = ach.read_ach(plain, name, "ACHR01", success_codes=bank.paid_codes)
-        return [{"line": d["line"], "reference": d["customer_number"], "amount": d["amount"],
-                 "account": d["presenting_account"], "unit": d["presenting_bank"],
-                 "original_date": d["original_date"], "original_seq": int(d["original_seq"]),
-                 "reason": d["return_reason"]} for d in parsed.details]  # fmt: skip
+        return [
+            {
+                "line": d["line"],
+                "reference": d["customer_number"],
+                "amount": d["amount"],
+                "account": d["presenting_account"],
+                "unit": d["presenting_bank"],
+                "original_date": d["original_date"],
+                "original_seq": int(d["original_seq"]),
+                "reason": d["return_reason"],
+            }
+            for d in parsed.details
+        ]
     rows = ach.read_csv(plain, name, bank.encoding, ach.RETURN_CSV_COLUMNS)
     out, errors = [], []
     for r in rows:
-        line = {"line": r["line"], "reference": r["reference"], "account": r["payee_account"], "unit": None,
-                "reason": r["return_reason"].strip()}  # fmt: skip
+        line = {
+            "line": r["line"],
+            "reference": r["reference"],
+            "account": r["payee_account"],
+            "unit": None,
+            "reason": r["return_reason"].strip(),
+        }
         try:
             amount = Decimal(r["amount"])
             if not amount.is_finite() or amount < 0:
@@ -83,8 +97,9 @@ def _lines(bank: Bank, plain: bytes, name: str) -> list[dict]:
         try:
             line["original_date"] = dt.date.fromisoformat(r["original_date"])
         except ValueError:
-            errors.append(ach.FieldError(r["line"], "original_date", r["original_date"],
-                                         "is not a date (expected YYYY-MM-DD)"))  # fmt: skip
+            errors.append(
+                ach.FieldError(r["line"], "original_date", r["original_date"], "is not a date (expected YYYY-MM-DD)")
+            )
         if r["original_seq"].isascii() and r["original_seq"].isdigit():
             line["original_seq"] = int(r["original_seq"])
         else:
@@ -115,8 +130,11 @@ def _match(cur, bank: Bank, ln: dict) -> tuple[tuple | None, str, str | None]:
     if ln["reference"] and ln["reference"] != reference:
         return row, "mismatch", f"{where} is our payment {reference}, the bank names {ln['reference']}"
     if Decimal(amount) != Decimal(ln["amount"]) or account.lstrip("0") != str(ln["account"]).lstrip("0"):
-        return row, "mismatch", (f"bank says NTD {ln['amount']} to …{str(ln['account'])[-4:]}, "
-                                 f"we sent NTD {amount} to …{account[-4:]}")  # fmt: skip
+        return (
+            row,
+            "mismatch",
+            (f"bank says NTD {ln['amount']} to …{str(ln['account'])[-4:]}, we sent NTD {amount} to …{account[-4:]}"),
+        )
     if status != "uploaded":
         return row, "duplicate", f"payment is already {status}"
     paid = not ln["reason"] or ln["reason"] in bank.paid_codes
@@ -142,10 +160,22 @@ def _apply(cur, file_id: int, bank: Bank, lines: list[dict], run_id: str) -> Fil
                                             return_reason, return_meaning, amount, detail, original_date,
                                             original_seq)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (file_id, bank.id, ln["line"], ln["reference"] or (row[5] if row else None), payment_id, batch_id,
-             outcome, ln["reason"] or None, meaning or None, ln["amount"], detail, ln["original_date"],
-             ln["original_seq"]),
-        )  # fmt: skip
+            (
+                file_id,
+                bank.id,
+                ln["line"],
+                ln["reference"] or (row[5] if row else None),
+                payment_id,
+                batch_id,
+                outcome,
+                ln["reason"] or None,
+                meaning or None,
+                ln["amount"],
+                detail,
+                ln["original_date"],
+                ln["original_seq"],
+            ),
+        )
         setattr(out, outcome, getattr(out, outcome) + 1)
         if outcome == "returned":
             out.alerts.append(f"{row[5]} returned by {bank.id}: {meaning}")
@@ -186,21 +216,33 @@ def settle_unreturned(conn, bank: Bank, today: dt.date, run_id: str) -> list[str
         if not due:
             return []
         why = f"settled: no return within {bank.return_window_days} business day(s)"
-        cur.execute("SELECT set_config('finflows.run_id', %s, true), set_config('finflows.reason', %s, true)",
-                    (run_id, why))  # fmt: skip
+        cur.execute(
+            "SELECT set_config('finflows.run_id', %s, true), set_config('finflows.reason', %s, true)", (run_id, why)
+        )
         cur.execute(
             "UPDATE pay.payment SET status = 'settled' WHERE bank = %s AND status = 'uploaded' "
             "AND value_date = ANY(%s) RETURNING reference",
             (bank.id, due),
         )
         refs = sorted(r[0] for r in cur.fetchall())
-    log.info("%s: %d payment(s) settled, no return within %d business day(s)", bank.id, len(refs),
-             bank.return_window_days)  # fmt: skip
+    log.info(
+        "%s: %d payment(s) settled, no return within %d business day(s)", bank.id, len(refs), bank.return_window_days
+    )
     return refs
 
 
-def process_file(conn, *, bank: Bank, name: str, data: bytes, decrypt: Decrypt, s3_hook, archive_bucket: str,
-                 run_id: str, today: dt.date) -> FileOutcome:  # fmt: skip
+def process_file(
+    conn,
+    *,
+    bank: Bank,
+    name: str,
+    data: bytes,
+    decrypt: Decrypt,
+    s3_hook,
+    archive_bucket: str,
+    run_id: str,
+    today: dt.date,
+) -> FileOutcome:
     key = f"{bank.id}/{name}"
     sha = hashlib.sha256(data).hexdigest()
     with conn.transaction(), conn.cursor() as cur:
@@ -217,8 +259,9 @@ def process_file(conn, *, bank: Bank, name: str, data: bytes, decrypt: Decrypt, 
         report = {"file": key, "sha256": sha, "run_id": run_id, "error": str(e)}
         if isinstance(e, FormatError):
             report |= e.report()
-        s3_hook.get_conn().put_object(Bucket=archive_bucket, Key=f"{archive}.error.json",
-                                      Body=json.dumps(report, indent=1, default=str).encode())  # fmt: skip
+        s3_hook.get_conn().put_object(
+            Bucket=archive_bucket, Key=f"{archive}.error.json", Body=json.dumps(report, indent=1, default=str).encode()
+        )
         files.record_error(conn, FLOW, key, sha, f"s3://{archive_bucket}/{archive}", error, run_id)
         log.error("%s quarantined (nothing applied): %s", key, e)
         return FileOutcome(bank.id, name, "quarantined", error=error, alerts=[error])
@@ -231,8 +274,15 @@ def process_file(conn, *, bank: Bank, name: str, data: bytes, decrypt: Decrypt, 
         files.record_event(cur, FLOW, key, sha, "APPLIED", json.dumps(asdict(out) | {"alerts": None}), run_id)
     s3_hook.get_conn().put_object(Bucket=archive_bucket, Key=archive, Body=data)
     out.file_name, out.bytes = name, len(data)
-    log.info("%s: %d settled, %d returned, %d unmatched, %d mismatched, %d duplicate", key, out.settled,
-             out.returned, out.unmatched, out.mismatch, out.duplicate)  # fmt: skip
+    log.info(
+        "%s: %d settled, %d returned, %d unmatched, %d mismatched, %d duplicate",
+        key,
+        out.settled,
+        out.returned,
+        out.unmatched,
+        out.mismatch,
+        out.duplicate,
+    )
     return out
 
 

@@ -45,8 +45,9 @@ def targets_of(target: str) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------------------- collect
-def collect(conn, sqs, *, queue_url: str, dlq_url: str, delivered: list[dict], run_id: str,
-            max_messages: int = 10_000) -> dict:  # fmt: skip
+def collect(
+    conn, sqs, *, queue_url: str, dlq_url: str, delivered: list[dict], run_id: str, max_messages: int = 10_000
+) -> dict:
     """Store every message as an event (or reject it); return counts (no personal data)."""
     counts: Counter[str] = Counter()
     if delivered:
@@ -81,9 +82,18 @@ def _record(conn, sqs, messages: list[dict], dlq_url: str, run_id: str, counts: 
                 """INSERT INTO ops.tenure_event (message_id, event_id, event_type, tenure_id, version, occurred_at,
                                                  rent_group, snapshot, status, dag_run_id)
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s) ON CONFLICT DO NOTHING""",
-                (m["MessageId"], ev.event_id, ev.event_type, ev.tenure_id, ev.version, ev.occurred_at,
-                 ev.tenure.rent_group, json.dumps(ev.model_dump(mode="json", by_alias=True)), run_id),
-            )  # fmt: skip
+                (
+                    m["MessageId"],
+                    ev.event_id,
+                    ev.event_type,
+                    ev.tenure_id,
+                    ev.version,
+                    ev.occurred_at,
+                    ev.tenure.rent_group,
+                    json.dumps(ev.model_dump(mode="json", by_alias=True)),
+                    run_id,
+                ),
+            )
             counts["new" if cur.rowcount else "duplicate"] += 1
         for m, reason in bad:
             cur = conn.execute(
@@ -166,9 +176,12 @@ def apply_pending(conn, *, target: str, run_id: str, sheet: SheetWriter | None) 
                        sheet_version = GREATEST(ops.tenure_sync_state.sheet_version, EXCLUDED.sheet_version),
                        database_version = GREATEST(ops.tenure_sync_state.database_version, EXCLUDED.database_version),
                        updated_at = now()""",
-                {"t": p.tenure_id, "s": p.version if "sheet" in needed else None,
-                 "d": p.version if "database" in needed else None},
-            )  # fmt: skip
+                {
+                    "t": p.tenure_id,
+                    "s": p.version if "sheet" in needed else None,
+                    "d": p.version if "database" in needed else None,
+                },
+            )
         _set_status(conn, [p.message_id for p, _e, _t in applied], "applied", run_id)
         _set_status(conn, stale, "stale", run_id)
         if waiting:
@@ -180,8 +193,11 @@ def apply_pending(conn, *, target: str, run_id: str, sheet: SheetWriter | None) 
             "SELECT min(received_at) FROM ops.tenure_event WHERE status = 'pending' AND message_id = ANY(%s)",
             (waiting,),
         ).fetchone()[0]
-        sheet_rows = [(ev.tenure.rent_group, p.payment_ref, ev.sheet_row(p.payment_ref))
-                      for p, ev, needed in applied if "sheet" in needed]  # fmt: skip
+        sheet_rows = [
+            (ev.tenure.rent_group, p.payment_ref, ev.sheet_row(p.payment_ref))
+            for p, ev, needed in applied
+            if "sheet" in needed
+        ]
         if sheet_rows:
             counts["sheet_rows"] = sheet.write(sheet_rows)  # last: a failure here rolls everything back
     summary = {
@@ -236,10 +252,24 @@ def _upsert_tenancy(conn, items: list[tuple[Pending, TenureEvent]]) -> int:
 def _tenancy_row(payment_ref: str, ev: TenureEvent) -> tuple:
     t, p, who = ev.tenure, ev.tenure.property, ev.tenure.tenant
     return (
-        payment_ref, ev.tenure_id, t.rent_group, t.tenure_type, t.start_date, t.end_date, p.property_ref,
-        p.short_address, p.address, p.post_code, p.num_bedrooms, who.title, who.forename, who.surname,
-        who.date_of_birth, ev.version, ev.event_id,
-    )  # fmt: skip
+        payment_ref,
+        ev.tenure_id,
+        t.rent_group,
+        t.tenure_type,
+        t.start_date,
+        t.end_date,
+        p.property_ref,
+        p.short_address,
+        p.address,
+        p.post_code,
+        p.num_bedrooms,
+        who.title,
+        who.forename,
+        who.surname,
+        who.date_of_birth,
+        ev.version,
+        ev.event_id,
+    )
 
 
 # --------------------------------------------------------------------------------------- sheet

@@ -24,8 +24,13 @@ def card_dag(s3_hook):
 
 
 def loaded(pg, names: list[str]) -> dict[str, int]:
-    return dict(pg.execute("SELECT file_name, row_count FROM ops.file_control WHERE flow = 'card_reconciliation' "
-                           "AND status = 'SUCCESS' AND file_name = ANY(%s)", (names,)).fetchall())  # fmt: skip
+    return dict(
+        pg.execute(
+            "SELECT file_name, row_count FROM ops.file_control WHERE flow = 'card_reconciliation' "
+            "AND status = 'SUCCESS' AND file_name = ANY(%s)",
+            (names,),
+        ).fetchall()
+    )
 
 
 def test_statements_from_ftps_and_s3_are_loaded_once(card_dag, ftps_hook, s3_hook, pg, unique):
@@ -39,16 +44,21 @@ def test_statements_from_ftps_and_s3_are_loaded_once(card_dag, ftps_hook, s3_hoo
     assert loaded(pg, [on_ftps, in_s3]) == {on_ftps: 4, in_s3: 2}
     assert s3_hook.check_for_key(f"processed/{on_ftps}", bucket_name=BUCKET)
     assert card_dag.test().state == DagRunState.SUCCESS  # again: nothing new
-    count = pg.execute("SELECT count(*) FROM card.fact_transaction t JOIN ops.file_control c ON c.id = t.file_id "
-                       "WHERE c.file_name = ANY(%s)", ([on_ftps, in_s3],)).fetchone()[0]  # fmt: skip
+    count = pg.execute(
+        "SELECT count(*) FROM card.fact_transaction t JOIN ops.file_control c ON c.id = t.file_id "
+        "WHERE c.file_name = ANY(%s)",
+        ([on_ftps, in_s3],),
+    ).fetchone()[0]
     assert count == 6
 
 
 def test_an_ftps_outage_fails_the_run_but_s3_statements_still_load(card_dag, s3_hook, pg, unique, monkeypatch, mailbox):
     from airflow.utils.state import DagRunState
 
-    monkeypatch.setenv("AIRFLOW_CONN_FTPS_ACQUIRER", json.dumps({"conn_type": "ftps", "host": "127.0.0.1", "port": 1,
-                                                                 "login": "acquirer", "password": "x"}))  # fmt: skip
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FTPS_ACQUIRER",
+        json.dumps({"conn_type": "ftps", "host": "127.0.0.1", "port": 1, "login": "acquirer", "password": "x"}),
+    )
     card_dag.task_dict["fetch_from_ftps"].retries = 0  # its retries are the production setting; skip the wait here
     in_s3 = name(unique, seq=3)
     s3_hook.load_bytes(statement(1), key=f"statements/{in_s3}", bucket_name=BUCKET)

@@ -20,20 +20,35 @@ from tests.helpers.cash import KNOWN_ACCOUNTS, cash_file, random_day
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 BUCKET = os.environ.get("FINFLOWS_CASHFILE_BUCKET", "finflows-cashfiles")
-DAGS = ("cashfile_import", "card_reconciliation", "bank_payments", "bank_reconciliation", "chargeback_export",
-        "tenure_sync", "bank_health", "bank_transfer_retry", "finance_daily_report")  # fmt: skip
+DAGS = (
+    "cashfile_import",
+    "card_reconciliation",
+    "bank_payments",
+    "bank_reconciliation",
+    "chargeback_export",
+    "tenure_sync",
+    "bank_health",
+    "bank_transfer_retry",
+    "finance_daily_report",
+)
 
 
 @pytest.fixture(scope="module")
 def celery_airflow(local_dir):
     database = "airflow_celery_test"  # a metadata database of its own: no run of another test here
     stack.drop_database(database)
-    c = cluster.start(free_port(), executor="celery", workers=2, database=database,
-                      log_dir=local_dir / "logs" / "celery", extra_env={
-                          # a task whose worker died is noticed after 30 s (not 5 min) and retried 5 s later
-                          "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-                          "FINFLOWS_RETRY_DELAY": "5",
-                      })  # fmt: skip
+    c = cluster.start(
+        free_port(),
+        executor="celery",
+        workers=2,
+        database=database,
+        log_dir=local_dir / "logs" / "celery",
+        extra_env={
+            # a task whose worker died is noticed after 30 s (not 5 min) and retried 5 s later
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+            "FINFLOWS_RETRY_DELAY": "5",
+        },
+    )
     try:
         yield c
     finally:
@@ -44,12 +59,20 @@ def celery_airflow(local_dir):
 
 def given_to(c: cluster.Cluster) -> dict[str, list[dict]]:
     """Each task instance each worker was given (dag, task, run, try, id), from the workers' own logs."""
-    fields = {"dag": r"dag_id='(\w+)'", "task": r"task_id='(\w+)'", "run": r"run_id='([^']+)'",
-              "try": r"try_number=(\d+)", "id": r"ti=TaskInstance\w*\(id=UUID\('([0-9a-f-]+)'\)"}  # fmt: skip
+    fields = {
+        "dag": r"dag_id='(\w+)'",
+        "task": r"task_id='(\w+)'",
+        "run": r"run_id='([^']+)'",
+        "try": r"try_number=(\d+)",
+        "id": r"ti=TaskInstance\w*\(id=UUID\('([0-9a-f-]+)'\)",
+    }
     out = {}
     for w in c.worker_names():
-        out[w] = [{k: (m[1] if (m := re.search(rx, line)) else None) for k, rx in fields.items()}
-                  for line in c.log_of(w).splitlines() if "Executing workload in Celery" in line]  # fmt: skip
+        out[w] = [
+            {k: (m[1] if (m := re.search(rx, line)) else None) for k, rx in fields.items()}
+            for line in c.log_of(w).splitlines()
+            if "Executing workload in Celery" in line
+        ]
     return out
 
 
@@ -58,8 +81,9 @@ def ran_on(c: cluster.Cluster) -> dict[str, list[tuple[str, str]]]:
     return {w: [(t["dag"], t["task"]) for t in tasks] for w, tasks in given_to(c).items()}
 
 
-def test_every_dag_triggered_through_the_api_succeeds_on_both_celery_workers(celery_airflow, pg, s3_hook,
-                                                                           clean_payments):  # fmt: skip
+def test_every_dag_triggered_through_the_api_succeeds_on_both_celery_workers(
+    celery_airflow, pg, s3_hook, clean_payments
+):
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -82,12 +106,20 @@ def test_every_dag_triggered_through_the_api_succeeds_on_both_celery_workers(cel
         runs[dag_id] = api(port, "POST", f"/api/v2/dags/{dag_id}/dagRuns", tok, {"logical_date": None})["dag_run_id"]
     try:
         states = {d: finished_run(port, tok, d, r, timeout=600)["state"] for d, r in runs.items()}
-        failed = {d: [(t["task_id"], t["map_index"], t["state"]) for t in tis_of(port, tok, d, runs[d])]
-                  for d, s in states.items() if s != "success"}  # fmt: skip
+        failed = {
+            d: [(t["task_id"], t["map_index"], t["state"]) for t in tis_of(port, tok, d, runs[d])]
+            for d, s in states.items()
+            if s != "success"
+        }
         assert failed == {}
 
-        done = dict(pg.execute("SELECT file_name, count(*) FROM ops.file_control WHERE flow = 'cashfile_import' "
-                               "AND status = 'SUCCESS' AND file_name = ANY(%s) GROUP BY 1", (names,)).fetchall())  # fmt: skip
+        done = dict(
+            pg.execute(
+                "SELECT file_name, count(*) FROM ops.file_control WHERE flow = 'cashfile_import' "
+                "AND status = 'SUCCESS' AND file_name = ANY(%s) GROUP BY 1",
+                (names,),
+            ).fetchall()
+        )
         assert done == dict.fromkeys(names, 1)
         assert pay.statuses(pg, refs) == dict.fromkeys(refs, "uploaded")
 
@@ -122,24 +154,37 @@ def test_a_worker_killed_mid_import_loses_nothing_and_the_file_is_imported_once(
             for run in runs:
                 rid = urllib.parse.quote(run["dag_run_id"], safe="")
                 try:
-                    keys = api(port, "GET", f"/api/v2/dags/cashfile_import/dagRuns/{rid}/taskInstances/find_files"
-                                            "/xcomEntries/return_value?deserialize=true&stringify=false", tok)["value"]  # fmt: skip
+                    keys = api(
+                        port,
+                        "GET",
+                        f"/api/v2/dags/cashfile_import/dagRuns/{rid}/taskInstances/find_files"
+                        "/xcomEntries/return_value?deserialize=true&stringify=false",
+                        tok,
+                    )["value"]
                 except urllib.error.HTTPError:
                     continue  # find_files has not run yet
                 if f"cashfiles/{name}" not in keys:
                     continue
                 for ti in tis_of(port, tok, "cashfile_import", run["dag_run_id"]):
                     if (ti["task_id"], ti["map_index"], ti["state"]) == (
-                            "import_file", keys.index(f"cashfiles/{name}"), "running"):  # fmt: skip
+                        "import_file",
+                        keys.index(f"cashfiles/{name}"),
+                        "running",
+                    ):
                         return run["dag_run_id"], ti
             return None
 
         run_id, ti = wait_for(importing, 300, f"{name} to be importing")
-        holder = wait_for(lambda: next((w for w, tasks in given_to(celery_airflow).items()
-                                        if any(t["id"] == ti["id"] for t in tasks)), None),
-                          60, "the worker given the import")  # fmt: skip
-        status = pg.execute("SELECT status FROM ops.file_control WHERE flow = 'cashfile_import' AND file_name = %s",
-                            (name,)).fetchone()  # fmt: skip
+        holder = wait_for(
+            lambda: next(
+                (w for w, tasks in given_to(celery_airflow).items() if any(t["id"] == ti["id"] for t in tasks)), None
+            ),
+            60,
+            "the worker given the import",
+        )
+        status = pg.execute(
+            "SELECT status FROM ops.file_control WHERE flow = 'cashfile_import' AND file_name = %s", (name,)
+        ).fetchone()
         assert status is None or status[0] != "SUCCESS", "the import finished before the worker could be killed"
         cluster.kill(celery_airflow, holder)
 

@@ -22,8 +22,9 @@ def chargeback_dag(s3_hook):
     return load_dag("chargeback_export")
 
 
-def test_export_to_two_card_companies_with_notifications(chargeback_dag, s3_hook, local_dir, mailbox, drain_queue,
-                                                           unique):  # fmt: skip
+def test_export_to_two_card_companies_with_notifications(
+    chargeback_dag, s3_hook, local_dir, mailbox, drain_queue, unique
+):
     from airflow.utils.state import DagRunState
 
     audit = os.environ["FINFLOWS_CHARGEBACK_AUDIT_QUEUE_URL"]
@@ -50,8 +51,9 @@ def test_export_to_two_card_companies_with_notifications(chargeback_dag, s3_hook
     assert sorted(p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir()) == before
 
 
-def test_a_refused_file_fails_the_run_and_notifies_by_sns_and_email(chargeback_dag, s3_hook, mailbox, drain_queue,
-                                                                    unique):  # fmt: skip
+def test_a_refused_file_fails_the_run_and_notifies_by_sns_and_email(
+    chargeback_dag, s3_hook, mailbox, drain_queue, unique
+):
     from airflow.utils.state import DagRunState
 
     audit = os.environ["FINFLOWS_CHARGEBACK_AUDIT_QUEUE_URL"]

@@ -41,11 +41,21 @@ def banking_day(clean_payments, pg, db, cfg, local_dir, monkeypatch):
     pay.pay_bank(db, cfg, "esun", now=at(6), sftp_conn="sftp_down")
     [batch_file] = pay.uploaded(local_dir, "mega")
     m = cfg.bank("mega")
-    stranger = tch.payment_detail(seq=4, txid="405", pbank=m.sending_unit, pclno=m.presenting_account, rbank="0172026",
-                                  rclno="000000000099", amount=1234, cid=cfg.originator.company_id, pid="X1234567",
-                                  cno="NOSUCHPAYMENT")  # fmt: skip
-    plain = pay.return_file(pg, cfg, batch_file, {mega[1]: "22"}, paid=None,
-                            extra=[tch.return_of(stranger, seq=0, rcode="04", pdate=DAY)])  # fmt: skip
+    stranger = tch.payment_detail(
+        seq=4,
+        txid="405",
+        pbank=m.sending_unit,
+        pclno=m.presenting_account,
+        rbank="0172026",
+        rclno="000000000099",
+        amount=1234,
+        cid=cfg.originator.company_id,
+        pid="X1234567",
+        cno="NOSUCHPAYMENT",
+    )
+    plain = pay.return_file(
+        pg, cfg, batch_file, {mega[1]: "22"}, paid=None, extra=[tch.return_of(stranger, seq=0, rcode="04", pdate=DAY)]
+    )
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", plain))
     [out] = pay.reconcile(db, cfg, today=DAY)
     assert out["outcome"] == "applied"
@@ -53,17 +63,31 @@ def banking_day(clean_payments, pg, db, cfg, local_dir, monkeypatch):
     assert len(reconciliation.settle_unreturned(db, cfg.bank("mega"), DAY + dt.timedelta(days=7), "test")) == 2
     pg.execute("UPDATE pay.payment_event SET at = %s WHERE to_status = 'settled'", (at(17, 10),))
     # the day happened on DAY: the batches were made and sent at 06:00, the return came at 17:05
-    pg.execute("UPDATE pay.batch SET created_at = %s, uploaded_at = CASE WHEN uploaded_at IS NOT NULL THEN %s END",
-                (at(6), at(6, 1)))  # fmt: skip
+    pg.execute(
+        "UPDATE pay.batch SET created_at = %s, uploaded_at = CASE WHEN uploaded_at IS NOT NULL THEN %s END",
+        (at(6), at(6, 1)),
+    )
     pg.execute("UPDATE pay.transfer SET started_at = %s, finished_at = %s", (at(6), at(6, 1)))
     pg.execute("UPDATE ops.file_control SET started_at = %s WHERE flow = 'bank_reconciliation'", (at(17, 5),))
     for minute, ok, ms in ((0, True, 40), (5, True, 60), (10, False, 10000)):
-        health.record(db, health.Check("mega", ok, ms, None if ok else "timeout"), at(9, minute), "test",
-                      failures_to_open=3, half_open_after=dt.timedelta(minutes=5))  # fmt: skip
+        health.record(
+            db,
+            health.Check("mega", ok, ms, None if ok else "timeout"),
+            at(9, minute),
+            "test",
+            failures_to_open=3,
+            half_open_after=dt.timedelta(minutes=5),
+        )
     now = dt.datetime.now(dt.UTC)
     for _ in range(3):  # open now, so still open when the report runs
-        health.record(db, health.Check("ctbc", False, 5, "refused"), now, "test", failures_to_open=3,
-                      half_open_after=dt.timedelta(minutes=5))  # fmt: skip
+        health.record(
+            db,
+            health.Check("ctbc", False, 5, "refused"),
+            now,
+            "test",
+            failures_to_open=3,
+            half_open_after=dt.timedelta(minutes=5),
+        )
     return batch_file
 
 
@@ -92,8 +116,9 @@ def test_the_report_email_has_the_days_totals_and_its_chart_and_the_day_is_archi
 
     r = "<td align=right>"
     # files sent, payments, NTD sent, files not sent, settled, NTD settled, returned, NTD returned, unmatched
-    assert row("mega").startswith(f"{r}1</td>{r}3</td>{r}7,500</td>{r}0</td>{r}2</td>{r}5,000</td>{r}1</td>"
-                                  f"{r}2,500</td>{r}1</td>")  # fmt: skip
+    assert row("mega").startswith(
+        f"{r}1</td>{r}3</td>{r}7,500</td>{r}0</td>{r}2</td>{r}5,000</td>{r}1</td>{r}2,500</td>{r}1</td>"
+    )
     assert row("taishin").startswith(f"{r}1</td>{r}2</td>{r}1,400</td>{r}0</td>")
     assert row("esun").startswith(f"{r}0</td>{r}0</td>{r}0</td>{r}1</td>")
     assert row("esun").endswith(
@@ -102,8 +127,12 @@ def test_the_report_email_has_the_days_totals_and_its_chart_and_the_day_is_archi
     assert row("first").endswith(f"<td>closed</td>{r}1</td>")  # never batched: still pending
     assert "<td>open</td>" in row("ctbc")
     assert f"{r}1</td>{r}60</td><td>closed</td>" in row("mega")  # 1 failed check, p95 of the good ones
-    for item in ("esun: 1 file(s) made on 2026-11-23 not delivered (NTD 900)", "esun: 1 transfer failures",
-                 "mega: 1 unmatched", "ctbc: circuit open"):  # fmt: skip
+    for item in (
+        "esun: 1 file(s) made on 2026-11-23 not delivered (NTD 900)",
+        "esun: 1 transfer failures",
+        "mega: 1 unmatched",
+        "ctbc: circuit open",
+    ):
         assert f"<li>{item}</li>" in body
     assert "Files processed: 3; archived and verified (sha256)" in body and "missing" not in body
     assert "<li>mega: 1 × 22 account closed (帳戶已結清), NTD 2,500</li>" in body
@@ -116,9 +145,12 @@ def test_the_report_email_has_the_days_totals_and_its_chart_and_the_day_is_archi
     assert totals["total"]["ntd_sent"] == 8900 and totals["total"]["ntd_returned"] == 2500
     manifest = json.loads(client.get_object(Bucket=ARCHIVE, Key=prefix + "manifest.json")["Body"].read())
     assert sorted((f["kind"], f["file_name"]) for f in manifest["files"]) == sorted(
-        [("payment", banking_day), ("payment", next(iter(pay.uploaded(local_dir, "taishin")))),
-         ("return", "ACHR01_017_20261123_01.txt")]
-    )  # fmt: skip
+        [
+            ("payment", banking_day),
+            ("payment", next(iter(pay.uploaded(local_dir, "taishin")))),
+            ("return", "ACHR01_017_20261123_01.txt"),
+        ]
+    )
 
 
 def test_an_archived_copy_that_differs_fails_the_run_and_the_report_names_it(banking_day, pg, mailbox, s3_hook):

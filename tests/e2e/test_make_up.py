@@ -56,11 +56,20 @@ def test_make_up_prints_the_login_last_shows_no_test_run_and_stops_cleanly_on_si
     stack.drop_database(up_db)
     port = _free_port()
     out = tmp_path / "make-up.out"
-    env = os.environ | {"AIRFLOW__API__PORT": str(port), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-                        "FINFLOWS_UP_DB": up_db}  # fmt: skip
+    env = os.environ | {
+        "AIRFLOW__API__PORT": str(port),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "FINFLOWS_UP_DB": up_db,
+    }
     with out.open("wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "devstack.standalone"], cwd=REPO, env=env, stdout=f,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devstack.standalone"],
+            cwd=REPO,
+            env=env,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     try:
         deadline = time.monotonic() + 400
         while "login: admin / " not in out.read_text() and time.monotonic() < deadline:

@@ -35,10 +35,14 @@ def airflow(local_dir):
     with (local_dir / "logs" / "standalone-test.log").open("wb") as log:
         # bank_health gets a deadline no run can meet, to prove the Deadline Alert path end to end
         # and a viewer, who may read the finance monitor but not act through it
-        proc = standalone.start(port, log=log, extra_env={
-            "FINFLOWS_DEADLINE_BANK_HEALTH": "0.02",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
-        })  # fmt: skip
+        proc = standalone.start(
+            port,
+            log=log,
+            extra_env={
+                "FINFLOWS_DEADLINE_BANK_HEALTH": "0.02",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+            },
+        )
         try:
             yield port
         finally:
@@ -97,8 +101,11 @@ def succeeded_by(pg, flow: str, name: str):
 
 def finished_run(port: int, tok: str, dag_id: str, run_id: str, timeout: float = 300) -> dict:
     path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
-    return wait_for(lambda: (r := api(port, "GET", path, tok))["state"] in ("success", "failed") and r, timeout,
-                    f"{dag_id} run {run_id} to finish")  # fmt: skip
+    return wait_for(
+        lambda: (r := api(port, "GET", path, tok))["state"] in ("success", "failed") and r,
+        timeout,
+        f"{dag_id} run {run_id} to finish",
+    )
 
 
 def settle(port: int, tok: str, dag_id: str) -> None:
@@ -114,8 +121,9 @@ def trigger(port: int, tok: str, dag_id: str, conf: dict | None = None) -> str:
     wait_for(lambda: api(port, "GET", f"/api/v2/dags/{dag_id}", tok), 120, f"{dag_id} to be parsed")
     api(port, "PATCH", f"/api/v2/dags/{dag_id}", tok, {"is_paused": False})
     run = api(port, "POST", f"/api/v2/dags/{dag_id}/dagRuns", tok, {"logical_date": None, "conf": conf or {}})
-    assert finished_run(port, tok, dag_id, run["dag_run_id"])["state"] == "success", tis_of(port, tok, dag_id,
-                                                                                             run["dag_run_id"])  # fmt: skip
+    assert finished_run(port, tok, dag_id, run["dag_run_id"])["state"] == "success", tis_of(
+        port, tok, dag_id, run["dag_run_id"]
+    )
     return run["dag_run_id"]
 
 
@@ -132,8 +140,10 @@ def clear_and_rerun(port: int, tok: str, dag_id: str, run_id: str, task_ids: lis
     body = {"dag_run_id": run_id, "only_failed": False, "reset_dag_runs": True, "dry_run": False}
     if task_ids:
         body |= {"task_ids": task_ids, "include_downstream": True}
-    cleared = {(t["task_id"], t["map_index"]) for t in
-               api(port, "POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", tok, body)["task_instances"]}  # fmt: skip
+    cleared = {
+        (t["task_id"], t["map_index"])
+        for t in api(port, "POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", tok, body)["task_instances"]
+    }
     assert {t for t, _ in cleared} >= set(task_ids or ()), cleared
     assert any(i >= 0 for _, i in cleared) or dag_id == "tenure_sync", f"no mapped task instance cleared: {cleared}"
 
@@ -141,8 +151,10 @@ def clear_and_rerun(port: int, tok: str, dag_id: str, run_id: str, task_ids: lis
 
     def rerun() -> list[dict] | None:
         seen.update({(t["task_id"], t["map_index"]): t for t in tis_of(port, tok, dag_id, run_id)})
-        done = all(seen[k]["try_number"] > tried[k] and seen[k]["state"] in ("success", "failed", "upstream_failed")
-                   for k in cleared)  # fmt: skip
+        done = all(
+            seen[k]["try_number"] > tried[k] and seen[k]["state"] in ("success", "failed", "upstream_failed")
+            for k in cleared
+        )
         return list(seen.values()) if done else None
 
     try:
@@ -182,8 +194,9 @@ def test_a_file_landing_in_s3_triggers_a_run_through_the_asset_watcher(airflow, 
         settle(airflow, tok, "cashfile_import")
         s3_hook.load_bytes(cash_file(6, day), key=f"cashfiles/{name}", bucket_name=BUCKET, replace=True)
 
-        run_id = wait_for(lambda: succeeded_by(pg, "cashfile_import", name), 240,
-                          f"{name} to be imported by an event-triggered run")  # fmt: skip
+        run_id = wait_for(
+            lambda: succeeded_by(pg, "cashfile_import", name), 240, f"{name} to be imported by an event-triggered run"
+        )
         assert run_id.startswith("asset_triggered__")
         run = wait_for(
             lambda: (
@@ -218,8 +231,7 @@ def cash_rows(pg, name: str) -> dict:
     return dict(zip(("payments", "suspense", "lines", "status"), row, strict=True))
 
 
-def test_a_chargeback_file_landing_in_s3_is_exported_by_an_event_triggered_run(airflow, pg, s3_hook, local_dir,
-                                                                              unique):  # fmt: skip
+def test_a_chargeback_file_landing_in_s3_is_exported_by_an_event_triggered_run(airflow, pg, s3_hook, local_dir, unique):
     from tests.helpers.chargebacks import record
 
     bucket = os.environ.get("FINFLOWS_CHARGEBACK_BUCKET", "finflows-chargebacks")
@@ -232,8 +244,9 @@ def test_a_chargeback_file_landing_in_s3_is_exported_by_an_event_triggered_run(a
         rows = [record(0, case_id=f"{unique}-0")]
         s3_hook.load_bytes(json.dumps(rows).encode(), key=f"incoming/{name}", bucket_name=bucket, replace=True)
 
-        run_id = wait_for(lambda: succeeded_by(pg, "chargeback_export", name), 240,
-                          f"{name} to be exported by an event-triggered run")  # fmt: skip
+        run_id = wait_for(
+            lambda: succeeded_by(pg, "chargeback_export", name), 240, f"{name} to be exported by an event-triggered run"
+        )
         assert run_id.startswith("asset_triggered__")
         inbound = local_dir / "ftps" / "visa" / "inbound"
         [sent] = inbound.glob(f"chargebacks_visa_cb-{unique}_*_b01.csv")
@@ -261,8 +274,9 @@ def test_tenure_events_on_the_queue_trigger_a_run_that_applies_them(airflow, pg,
     tok = token(airflow)
     wait_for(lambda: api(airflow, "GET", "/api/v2/dags/tenure_sync", tok), 120, "the DAG to be parsed")
     tid, ref = str(uuid.uuid4()), payment_ref()
-    pg.execute("INSERT INTO ifs.rent_account (payment_ref, tenure_id, rent_group) VALUES (%s, %s, 'GarParkHRA')",
-               (ref, tid))  # fmt: skip
+    pg.execute(
+        "INSERT INTO ifs.rent_account (payment_ref, tenure_id, rent_group) VALUES (%s, %s, 'GarParkHRA')", (ref, tid)
+    )
     api(airflow, "PATCH", "/api/v2/dags/tenure_sync", tok, {"is_paused": False})
     try:
         time.sleep(10)  # let the triggerer pick up the watcher before the event is sent
@@ -306,8 +320,10 @@ def test_clearing_a_loaded_card_statement_reports_it_loaded_and_adds_nothing(air
         s3_hook.delete_objects(bucket=bucket, keys=waiting)
     name = statement_name(unique, seq=3)
     s3_hook.load_bytes(statement(3), key=f"statements/{name}", bucket_name=bucket)
-    facts = ("SELECT count(*) FROM card.fact_transaction t JOIN ops.file_control c ON c.id = t.file_id "
-             "WHERE c.flow = 'card_reconciliation' AND c.file_name = %s AND c.status = 'SUCCESS'")  # fmt: skip
+    facts = (
+        "SELECT count(*) FROM card.fact_transaction t JOIN ops.file_control c ON c.id = t.file_id "
+        "WHERE c.flow = 'card_reconciliation' AND c.file_name = %s AND c.status = 'SUCCESS'"
+    )
     tok = token(airflow)
     try:
         run_id = trigger(airflow, tok, "card_reconciliation")
@@ -344,8 +360,9 @@ def test_clearing_a_bank_that_was_paid_uploads_nothing_twice(airflow, clean_paym
         api(airflow, "PATCH", "/api/v2/dags/bank_payments", tok, {"is_paused": True})
 
 
-def test_clearing_a_bank_whose_returns_were_applied_applies_nothing_twice(airflow, clean_payments, pg, db, cfg,
-                                                                           local_dir):  # fmt: skip
+def test_clearing_a_bank_whose_returns_were_applied_applies_nothing_twice(
+    airflow, clean_payments, pg, db, cfg, local_dir
+):
     import datetime as dt
 
     from tests.helpers import payments as pay
@@ -379,8 +396,11 @@ def test_a_missed_deadline_emails_operations(airflow, mailbox):
     run = api(airflow, "POST", "/api/v2/dags/bank_health/dagRuns", tok, {"logical_date": None})
     api(airflow, "PATCH", "/api/v2/dags/bank_health", tok, {"is_paused": False})
     try:
-        late = mailbox.wait_for(lambda m: m["Subject"].startswith(f"[finflows] LATE bank_health ({run['dag_run_id']})"),
-                                since=seen, timeout=180)  # fmt: skip
+        late = mailbox.wait_for(
+            lambda m: m["Subject"].startswith(f"[finflows] LATE bank_health ({run['dag_run_id']})"),
+            since=seen,
+            timeout=180,
+        )
     finally:
         api(airflow, "PATCH", "/api/v2/dags/bank_health", tok, {"is_paused": True})
     assert "not finished 0.02 min after it was queued" in late["Subject"]
@@ -394,9 +414,14 @@ MONITOR = "/finflows/api"
 
 
 def test_the_finance_monitor_refuses_callers_without_a_valid_token(airflow):
-    for method, path in (("GET", "/health"), ("GET", "/dashboard?days=7"), ("GET", "/transfers"),
-                         ("GET", "/batches/1"), ("POST", "/banks/mega/test-connection"),
-                         ("POST", "/batches/generate")):  # fmt: skip
+    for method, path in (
+        ("GET", "/health"),
+        ("GET", "/dashboard?days=7"),
+        ("GET", "/transfers"),
+        ("GET", "/batches/1"),
+        ("POST", "/banks/mega/test-connection"),
+        ("POST", "/batches/generate"),
+    ):
         assert status_of(airflow, method, MONITOR + path, body={} if method == "POST" else None) == 401, path
     assert status_of(airflow, "GET", f"{MONITOR}/health", "not-a-jwt") == 403
 
@@ -466,8 +491,14 @@ def test_the_monitor_page_renders_real_data_inside_the_airflow_ui(airflow, clean
     now = dt.datetime.now(dt.UTC)
     pay.pay_bank(db, cfg, "mega", now=dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC))
     for bank in ("mega", "ctbc"):
-        health.record(db, health.Check(bank, True, 42, None), now, "test", failures_to_open=3,
-                      half_open_after=dt.timedelta(minutes=5))  # fmt: skip
+        health.record(
+            db,
+            health.Check(bank, True, 42, None),
+            now,
+            "test",
+            failures_to_open=3,
+            half_open_after=dt.timedelta(minutes=5),
+        )
     base = f"http://localhost:{airflow}"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True)

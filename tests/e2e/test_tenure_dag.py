@@ -28,8 +28,13 @@ def test_events_become_sheet_rows_and_table_rows(tenure_dag, pg, sqs_client, she
     refs = [payment_ref() for _ in tids]
     for tid, ref in zip(tids, refs, strict=True):
         pg.execute("INSERT INTO ifs.rent_account (payment_ref, tenure_id) VALUES (%s, %s)", (ref, tid))
-    bodies = [event(tids[0], 1), event(tids[0], 2, surname="Updated"), event(tids[1], 1, rent_group="TravelGenFund"),
-              event(tids[2], 1), "not json at all"]  # fmt: skip
+    bodies = [
+        event(tids[0], 1),
+        event(tids[0], 2, surname="Updated"),
+        event(tids[1], 1, rent_group="TravelGenFund"),
+        event(tids[2], 1),
+        "not json at all",
+    ]
     for b in bodies:
         sqs_client.send_message(QueueUrl=queue, MessageBody=b if isinstance(b, str) else json.dumps(b))
 

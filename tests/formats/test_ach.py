@@ -24,9 +24,17 @@ BATCH = ach.Batch(
 
 
 def payment(seq: int = 1, **kw) -> ach.Payment:
-    values = {"seq": seq, "reference": f"REF-{seq:05d}", "receiving_bank": "0081005",
-              "receiving_account": "123456789012", "amount": 1500, "payee_id": "A123456789", "name": "王小明",
-              "memo": "貨款", "txn_code": "405"}  # fmt: skip
+    values = {
+        "seq": seq,
+        "reference": f"REF-{seq:05d}",
+        "receiving_bank": "0081005",
+        "receiving_account": "123456789012",
+        "amount": 1500,
+        "payee_id": "A123456789",
+        "name": "王小明",
+        "memo": "貨款",
+        "txn_code": "405",
+    }
     return ach.Payment(**(values | kw))
 
 
@@ -45,11 +53,29 @@ REF_PAYMENTS = [
 
 def reference_file(payments=REF_PAYMENTS) -> bytes:
     """The ACHP01 for BATCH and ``payments`` built from the public layout table (tests/helpers/tch.py)."""
-    return tch.file("ACHP01", BATCH.processing_date, BATCH.sorg, [
-        tch.payment_detail(seq=p.seq, txid=p.txn_code, pbank=BATCH.sending_unit, pclno=BATCH.presenting_account,
-                           rbank=p.receiving_bank, rclno=p.receiving_account, amount=p.amount, cid=BATCH.payer_id,
-                           pid=p.payee_id, cno=p.reference, note=p.name, memo=p.memo)
-        for p in payments], ttime="060000")  # fmt: skip
+    return tch.file(
+        "ACHP01",
+        BATCH.processing_date,
+        BATCH.sorg,
+        [
+            tch.payment_detail(
+                seq=p.seq,
+                txid=p.txn_code,
+                pbank=BATCH.sending_unit,
+                pclno=BATCH.presenting_account,
+                rbank=p.receiving_bank,
+                rclno=p.receiving_account,
+                amount=p.amount,
+                cid=BATCH.payer_id,
+                pid=p.payee_id,
+                cno=p.reference,
+                note=p.name,
+                memo=p.memo,
+            )
+            for p in payments
+        ],
+        ttime="060000",
+    )
 
 
 REFERENCE = reference_file()
@@ -268,10 +294,16 @@ def test_round_trip(payments):
     data = ach.write_achp01(BATCH, payments)
     assert len(data) == 252 * (len(payments) + 2)
     back = ach.read_ach(data, "rt.txt", "ACHP01")
-    assert [(d["customer_number"], d["originator_note"], d["passbook_memo"], int(d["amount"]),
-             d["receiving_account"].lstrip("0") or "0") for d in back.details] == [
-        (p.reference, p.name, p.memo, p.amount, p.receiving_account.lstrip("0") or "0") for p in payments
-    ]  # fmt: skip
+    assert [
+        (
+            d["customer_number"],
+            d["originator_note"],
+            d["passbook_memo"],
+            int(d["amount"]),
+            d["receiving_account"].lstrip("0") or "0",
+        )
+        for d in back.details
+    ] == [(p.reference, p.name, p.memo, p.amount, p.receiving_account.lstrip("0") or "0") for p in payments]
     assert int(back.trailer["total_count"]) == len(payments) and back.total == sum(p.amount for p in payments)
 
 

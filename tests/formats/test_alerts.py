@@ -8,10 +8,14 @@ from finflows.alerts import _late_email
 def test_the_late_email_names_the_run_its_deadline_and_links_to_it(monkeypatch):
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.org/")
     context = {
-        "dag_run": {"dag_id": "bank_payments", "dag_run_id": "scheduled__2026-11-23T06:00:00+08:00",
-                    "queued_at": "2026-11-22T22:00:01Z", "state": "running"},
+        "dag_run": {
+            "dag_id": "bank_payments",
+            "dag_run_id": "scheduled__2026-11-23T06:00:00+08:00",
+            "queued_at": "2026-11-22T22:00:01Z",
+            "state": "running",
+        },
         "deadline": {"id": "x", "deadline_time": "2026-11-22T22:45:01Z"},
-    }  # fmt: skip
+    }
     subject, body = _late_email(45, context)
     assert subject == (
         "[finflows] LATE bank_payments (scheduled__2026-11-23T06:00:00+08:00): not finished 45 min after it was queued"

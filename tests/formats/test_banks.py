@@ -29,7 +29,12 @@ def raw() -> dict:
 def test_the_shipped_configuration_has_the_five_banks():
     cfg = banks.load(env=ENV)
     assert {b: c.bank_code for b, c in cfg.banks.items()} == {
-        "mega": "017", "ctbc": "822", "esun": "808", "first": "007", "taishin": "812"}  # fmt: skip
+        "mega": "017",
+        "ctbc": "822",
+        "esun": "808",
+        "first": "007",
+        "taishin": "812",
+    }
     assert cfg.bank("ctbc").cutoff_time == dt.time(15, 30)
     assert {c.file_format.value for c in cfg.banks.values()} == {"achp01", "csv"}
     assert cfg.originator.max_payments_per_batch == 5000 and cfg.originator.max_bytes_per_batch == 10 * 1024 * 1024

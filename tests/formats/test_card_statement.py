@@ -126,7 +126,7 @@ money = st.decimals(min_value=0, max_value=Decimal("999999999.99"), places=2)
         alphabet=st.characters(min_codepoint=32, max_codepoint=255, blacklist_characters="\x7f"), max_size=30
     ),
 )
-def test_round_trip_format_then_read(gross, discount, nsu, order):  # fmt: skip
+def test_round_trip_format_then_read(gross, discount, nsu, order):
     d = detail(2, gross=gross, discount=discount, host_nsu=f"{nsu:012d}", order_code=order)
     rows, stats = read(statement([d]))
     cols = dict(zip(COPY_COLUMNS, rows[0].split("\t"), strict=True))
@@ -217,8 +217,9 @@ def _acquirer_file(*details: str) -> bytes:
     return "".join(line + "\r\n" for line in lines).encode("latin-1")
 
 
-@pytest.mark.parametrize("card", ["000411111******1111", "   411111******1111", "411111******1111   ",
-                                  "0000522222*****4444"])  # fmt: skip
+@pytest.mark.parametrize(
+    "card", ["000411111******1111", "   411111******1111", "411111******1111   ", "0000522222*****4444"]
+)
 def test_a_card_field_right_aligned_and_left_filled_loads_bin_and_last_four(card):
     rows, _ = read(_acquirer_file(_acquirer_line(2, card)))
     cols = dict(zip(COPY_COLUMNS, rows[0].split("\t"), strict=True))
@@ -242,8 +243,7 @@ def test_a_card_field_showing_more_than_bin_and_last_four_is_refused_and_echoed_
 
 def test_a_card_number_in_free_text_is_masked_before_it_is_stored_or_echoed():
     pan = "4111111111111111"  # Luhn-valid test number
-    line = _acquirer_line(2, "000411111******1111", auth=pan[:12], order=f"REF {pan} X".ljust(30),
-                          op=pan.ljust(20))  # fmt: skip
+    line = _acquirer_line(2, "000411111******1111", auth=pan[:12], order=f"REF {pan} X".ljust(30), op=pan.ljust(20))
     rows, _ = read(_acquirer_file(line))
     assert pan not in rows[0]
     cols = dict(zip(COPY_COLUMNS, rows[0].split("\t"), strict=True))
@@ -261,8 +261,9 @@ def json_dumps(value) -> str:
 
 
 def test_the_receivable_amount_is_a_number_with_two_implied_decimals():
-    line = _acquirer_line(2, "000411111******1111", op="OP1".ljust(20), op_seq="01", op_type="C",
-                          op_amount="00000012345")  # fmt: skip
+    line = _acquirer_line(
+        2, "000411111******1111", op="OP1".ljust(20), op_seq="01", op_type="C", op_amount="00000012345"
+    )
     rows, _ = read(_acquirer_file(line, _acquirer_line(3, "000411111******1111")))
     first, second = (dict(zip(COPY_COLUMNS, r.split("\t"), strict=True)) for r in rows)
     assert first["receivable_amount"] == "000000123.45" and second["receivable_amount"] == "\\N"

@@ -26,15 +26,26 @@ def rejection() -> Exception:
 
 
 def test_a_rejected_file_is_named_with_its_outcome_copy_report_and_next_step():
-    mail = emails.failure_email(dag_id="cashfile_import", task_id="import_file", run_id="manual__2026-12-01T08:00:00",
-                                map_index=1, try_number=1, exception=rejection(), base_url=BASE)  # fmt: skip
+    mail = emails.failure_email(
+        dag_id="cashfile_import",
+        task_id="import_file",
+        run_id="manual__2026-12-01T08:00:00",
+        map_index=1,
+        try_number=1,
+        exception=rejection(),
+        base_url=BASE,
+    )
     assert mail.subject == "[finflows] cashfile_import: CashFile20261130.dat REJECTED"
     text = mail.text
-    assert text.startswith("cashfile_import rejected the file CashFile20261130.dat and quarantined at "
-                           "s3://finflows-cashfiles/quarantine/CashFile20261130.dat; nothing of it was loaded.")  # fmt: skip
+    assert text.startswith(
+        "cashfile_import rejected the file CashFile20261130.dat and quarantined at "
+        "s3://finflows-cashfiles/quarantine/CashFile20261130.dat; nothing of it was loaded."
+    )
     assert "line 7, field amount, value '12*4'" in text
-    assert "Error report (every line, field and value): " \
-           "s3://finflows-cashfiles/quarantine/CashFile20261130.dat.error.json" in text  # fmt: skip
+    assert (
+        "Error report (every line, field and value): "
+        "s3://finflows-cashfiles/quarantine/CashFile20261130.dat.error.json" in text
+    )
     assert "Next step: Correct the file" in text and "same name to s3://finflows-cashfiles/cashfiles/" in text
     run = "http://airflow.example:8080/dags/cashfile_import/runs/manual__2026-12-01T08%3A00%3A00"
     assert f"The run: {run}\n" in text
@@ -43,19 +54,33 @@ def test_a_rejected_file_is_named_with_its_outcome_copy_report_and_next_step():
 
 
 def test_any_other_failure_names_task_error_run_and_what_to_do():
-    mail = emails.failure_email(dag_id="bank_payments", task_id="upload", run_id="scheduled__2026-12-01",
-                                map_index=-1, try_number=4, exception=ConnectionError("sftp.mega: timed out"),
-                                base_url=BASE)  # fmt: skip
+    mail = emails.failure_email(
+        dag_id="bank_payments",
+        task_id="upload",
+        run_id="scheduled__2026-12-01",
+        map_index=-1,
+        try_number=4,
+        exception=ConnectionError("sftp.mega: timed out"),
+        base_url=BASE,
+    )
     assert mail.subject == "[finflows] FAILED bank_payments.upload (scheduled__2026-12-01)"
     assert "The task upload of bank_payments failed (try 4)" in mail.text
     assert "sftp.mega: timed out" in mail.text and "clear the task" in mail.text
-    assert mail.text.endswith("The task's log: http://airflow.example:8080/dags/bank_payments/runs/"
-                              "scheduled__2026-12-01/tasks/upload\n")  # fmt: skip
+    assert mail.text.endswith(
+        "The task's log: http://airflow.example:8080/dags/bank_payments/runs/scheduled__2026-12-01/tasks/upload\n"
+    )
 
 
 def test_the_message_has_a_plain_text_part_first_and_html_beside_it():
-    mail = emails.failure_email(dag_id="cashfile_import", task_id="import_file", run_id="r", map_index=0,
-                                try_number=1, exception=rejection(), base_url=BASE)  # fmt: skip
+    mail = emails.failure_email(
+        dag_id="cashfile_import",
+        task_id="import_file",
+        run_id="r",
+        map_index=0,
+        try_number=1,
+        exception=rejection(),
+        base_url=BASE,
+    )
     raw = mail.message(sender="finflows@example.org", to=["ops@example.org"]).as_bytes()
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert msg.get_content_type() == "multipart/alternative"
@@ -65,12 +90,23 @@ def test_the_message_has_a_plain_text_part_first_and_html_beside_it():
 
 
 def test_a_long_report_is_cut_in_the_email_and_points_to_the_report():
-    rejected = files.FileRejected("\n".join(f"line {i}, field x, value 'y': bad" for i in range(100)),
-                                  flow="card_reconciliation", file_name="E.txt", source_uri="s3://b/statements/E.txt",
-                                  quarantined="s3://b/quarantine/E.txt")  # fmt: skip
+    rejected = files.FileRejected(
+        "\n".join(f"line {i}, field x, value 'y': bad" for i in range(100)),
+        flow="card_reconciliation",
+        file_name="E.txt",
+        source_uri="s3://b/statements/E.txt",
+        quarantined="s3://b/quarantine/E.txt",
+    )
     failure = RuntimeError("x")
     failure.rejection = rejected
-    mail = emails.failure_email(dag_id="card_reconciliation", task_id="load", run_id="r", map_index=None,
-                                try_number=1, exception=failure, base_url=BASE)  # fmt: skip
+    mail = emails.failure_email(
+        dag_id="card_reconciliation",
+        task_id="load",
+        run_id="r",
+        map_index=None,
+        try_number=1,
+        exception=failure,
+        base_url=BASE,
+    )
     assert "line 39," in mail.text and "line 40," not in mail.text
     assert "… 60 more line(s) in the report" in mail.text

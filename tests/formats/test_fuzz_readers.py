@@ -81,9 +81,30 @@ def test_bank_configuration_of_any_shape(raw):
 
 
 @FUZZ
-@given(json_values, st.dictionaries(st.text(max_size=8), json_values | st.dictionaries(
-    st.sampled_from(["bank_code", "sftp_conn_id", "file_format", "encoding", "cutoff_time", "upload_path",
-                     "payment_file_pattern", "pgp_key_fingerprint"]), json_values), min_size=1, max_size=3))  # fmt: skip
+@given(
+    json_values,
+    st.dictionaries(
+        st.text(max_size=8),
+        json_values
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "bank_code",
+                    "sftp_conn_id",
+                    "file_format",
+                    "encoding",
+                    "cutoff_time",
+                    "upload_path",
+                    "payment_file_pattern",
+                    "pgp_key_fingerprint",
+                ]
+            ),
+            json_values,
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
 def test_bank_configuration_with_banks_of_any_content(originator, bank_entries):
     with contextlib.suppress(banks.BankConfigError):
         banks.parse({"originator": originator, "banks": bank_entries}, env={})

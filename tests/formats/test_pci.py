@@ -72,7 +72,9 @@ def _readers():
     yield "ACHP01", bank, REFERENCE.decode("latin-1").split("\r\n")[:-1], 9
 
 
-@pytest.mark.parametrize(("name", "read", "lines", "step"), list(_readers()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    ("name", "read", "lines", "step"), list(_readers()), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_a_card_number_planted_anywhere_in_a_bad_line_is_never_echoed(name, read, lines, step):
     """Every position of every line, as a field value and inside a whole record the reader refuses:
     the error message and the JSON report (what reaches the control table, logs, emails and the

@@ -22,17 +22,32 @@ PAYEE_BANK_UNIT = "0081005"
 
 
 def p01_details(payments=REF_PAYMENTS) -> list[dict]:
-    return [build.payment_detail(seq=p.seq, txid=p.txn_code, pbank=BATCH.sending_unit, pclno=BATCH.presenting_account,
-                                 rbank=p.receiving_bank, rclno=p.receiving_account, amount=p.amount,
-                                 cid=BATCH.payer_id, pid=p.payee_id, cno=p.reference, note=p.name, memo=p.memo)
-            for p in payments]  # fmt: skip
+    return [
+        build.payment_detail(
+            seq=p.seq,
+            txid=p.txn_code,
+            pbank=BATCH.sending_unit,
+            pclno=BATCH.presenting_account,
+            rbank=p.receiving_bank,
+            rclno=p.receiving_account,
+            amount=p.amount,
+            cid=BATCH.payer_id,
+            pid=p.payee_id,
+            cno=p.reference,
+            note=p.name,
+            memo=p.memo,
+        )
+        for p in payments
+    ]
 
 
 def returns_file(reasons: dict[int, str], sorg: str = PAYEE_BANK_UNIT) -> bytes:
     """The payee's bank answers BATCH: one R detail per returned payment (seq → reason)."""
     originals = {d["SEQ"]: d for d in p01_details()}
-    details = [build.return_of(originals[s], seq=n, rcode=r, pdate=BATCH.processing_date)
-               for n, (s, r) in enumerate(sorted(reasons.items()), start=1)]  # fmt: skip
+    details = [
+        build.return_of(originals[s], seq=n, rcode=r, pdate=BATCH.processing_date)
+        for n, (s, r) in enumerate(sorted(reasons.items()), start=1)
+    ]
     return build.file("ACHR01", RETURN_DAY, sorg, details, ydate=dt.date(2026, 11, 20))
 
 
@@ -42,13 +57,21 @@ def test_a_return_built_from_the_public_layout_reads_with_the_sides_swapped():
     first, second = f.details
     ours = REF_PAYMENTS[0]
     # PBANK/PCLNO: the returning (payee's) unit and account; RBANK/RCLNO: ours
-    assert (first["presenting_bank"], first["presenting_account"].lstrip("0")) == (ours.receiving_bank,
-                                                                                   ours.receiving_account)  # fmt: skip
+    assert (first["presenting_bank"], first["presenting_account"].lstrip("0")) == (
+        ours.receiving_bank,
+        ours.receiving_account,
+    )
     assert (first["receiving_bank"], first["receiving_account"]) == (BATCH.sending_unit, BATCH.presenting_account)
-    assert (first["original_date"], first["original_seq"], first["return_reason"]) == (BATCH.processing_date,
-                                                                                       "00000001", "04")  # fmt: skip
-    assert (second["customer_number"], second["original_seq"], second["return_reason"]) == ("GOLD-00003", "00000003",
-                                                                                            "22")  # fmt: skip
+    assert (first["original_date"], first["original_seq"], first["return_reason"]) == (
+        BATCH.processing_date,
+        "00000001",
+        "04",
+    )
+    assert (second["customer_number"], second["original_seq"], second["return_reason"]) == (
+        "GOLD-00003",
+        "00000003",
+        "22",
+    )
     assert f.trailer["previous_business_day"] == dt.date(2026, 11, 20)
     assert f.header["sending_unit"] == f.trailer["sending_unit"] == PAYEE_BANK_UNIT
 
@@ -92,13 +115,18 @@ def test_every_problem_of_a_bad_return_is_named_at_once():
         build.return_of(originals[1], seq=2, rcode="04", pdate=BATCH.processing_date) | {"PSEQ": "0000002X"},
         build.return_of(originals[2], seq=3, rcode="04", pdate=BATCH.processing_date) | {"TYPE": "N"},
     ]
-    data = build.file("ACHR01", RETURN_DAY, PAYEE_BANK_UNIT, bad, ydate=dt.date(2026, 11, 20),
-                      trailer={"SORG": "8120012"})  # fmt: skip
+    data = build.file(
+        "ACHR01", RETURN_DAY, PAYEE_BANK_UNIT, bad, ydate=dt.date(2026, 11, 20), trailer={"SORG": "8120012"}
+    )
     with pytest.raises(FormatError) as e:
         ach.read_ach(data, "r.txt", "ACHR01")
     got = {(x.line, x.field, x.value) for x in e.value.errors}
-    assert {(2, "return_reason", "AB"), (3, "original_seq", "0000002X"), (4, "record_type", "N"),
-            (5, "sending_unit", "8120012")} <= got  # fmt: skip
+    assert {
+        (2, "return_reason", "AB"),
+        (3, "original_seq", "0000002X"),
+        (4, "record_type", "N"),
+        (5, "sending_unit", "8120012"),
+    } <= got
 
 
 # ---------------------------------------------------------------------------- ACHP01 rules
@@ -157,9 +185,15 @@ def test_bank_configuration_refuses_units_codes_and_settlement_that_do_not_fit(b
     with pytest.raises(banks.BankConfigError) as e:
         banks.parse(data, env=dict.fromkeys(_vars(data), "X"))
     text = str(e.value)
-    for needed in ("bank first, field sending_unit", "0070017 has a wrong check digit: 007001 ends in 8",
-                   "bank esun, field sending_unit", "bank mega, field default_txn_code", "a collection (SD)",
-                   "bank ctbc, field success_code", "bank taishin, field sending_org"):  # fmt: skip
+    for needed in (
+        "bank first, field sending_unit",
+        "0070017 has a wrong check digit: 007001 ends in 8",
+        "bank esun, field sending_unit",
+        "bank mega, field default_txn_code",
+        "a collection (SD)",
+        "bank ctbc, field success_code",
+        "bank taishin, field sending_org",
+    ):
         assert needed in text, text
 
 

@@ -31,9 +31,21 @@ def test_sheet_row_is_columns_a_to_m_as_text():
     ev = parse_message((INCLUDE / "examples" / "tenure_updated.json").read_text())
     row = ev.sheet_row("0012345678")
     assert len(row) == len(SHEET_HEADER) == 13
-    assert row == ["0012345678", "Secure", "2026-12-01", "2027-11-30", "00012345", "Flat 1, 1 Example Street",
-                   "Flat 1, 1 Example Street, Sampletown", "ZZ99 9ZZ", "2", "Mx", "Sample", "Tenant",
-                   "1990-01-01"]  # fmt: skip
+    assert row == [
+        "0012345678",
+        "Secure",
+        "2026-12-01",
+        "2027-11-30",
+        "00012345",
+        "Flat 1, 1 Example Street",
+        "Flat 1, 1 Example Street, Sampletown",
+        "ZZ99 9ZZ",
+        "2",
+        "Mx",
+        "Sample",
+        "Tenant",
+        "1990-01-01",
+    ]
 
 
 def test_an_sns_envelope_is_unwrapped():

@@ -18,8 +18,18 @@ def clean(pg) -> None:
     )
 
 
-def add(pg, bank: str, count: int = 1, *, due: dt.date, name: str = "王小明", amount: int | None = None,
-        memo: str = "貨款", payee_bank: str = "0081005", ref_prefix: str | None = None) -> list[str]:  # fmt: skip
+def add(
+    pg,
+    bank: str,
+    count: int = 1,
+    *,
+    due: dt.date,
+    name: str = "王小明",
+    amount: int | None = None,
+    memo: str = "貨款",
+    payee_bank: str = "0081005",
+    ref_prefix: str | None = None,
+) -> list[str]:
     """Insert ``count`` pending payments; returns their references (unique per call)."""
     prefix = ref_prefix or f"P{uuid.uuid4().hex[:8].upper()}"
     refs = []
@@ -30,9 +40,18 @@ def add(pg, bank: str, count: int = 1, *, due: dt.date, name: str = "王小明",
                 """INSERT INTO pay.payment (reference, bank, payee_bank, payee_account, payee_id, payee_name, memo,
                                             amount, due_date)
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                (ref, bank, payee_bank, f"{next(_n):012d}", f"A{i:09d}", name, memo,
-                 amount if amount is not None else 1000 + i, due),
-            )  # fmt: skip
+                (
+                    ref,
+                    bank,
+                    payee_bank,
+                    f"{next(_n):012d}",
+                    f"A{i:09d}",
+                    name,
+                    memo,
+                    amount if amount is not None else 1000 + i,
+                    due,
+                ),
+            )
             refs.append(ref)
     return refs
 
@@ -73,8 +92,9 @@ def clear_uploads(local_dir: Path) -> None:
             p.unlink()
 
 
-def encrypt_as_bank(bank: str, plain: bytes, *, signer: str | None = None, recipient: str = "finflows",
-                    sign: bool = True) -> bytes:  # fmt: skip
+def encrypt_as_bank(
+    bank: str, plain: bytes, *, signer: str | None = None, recipient: str = "finflows", sign: bool = True
+) -> bytes:
     """What the bank sends: encrypted to our key (or ``recipient``'s), signed with its key (or ``signer``'s)."""
     from devstack import secrets
     from finflows import pgp
@@ -99,8 +119,16 @@ def _batch_rows(pg, batch_file: str):
     ).fetchall()
 
 
-def return_file(pg, cfg, batch_file: str, reasons: dict[str, str] | None = None, *, paid: str | None = None,
-                day: dt.date | None = None, extra: list[dict] | None = None) -> bytes:  # fmt: skip
+def return_file(
+    pg,
+    cfg,
+    batch_file: str,
+    reasons: dict[str, str] | None = None,
+    *,
+    paid: str | None = None,
+    day: dt.date | None = None,
+    extra: list[dict] | None = None,
+) -> bytes:
     """The ACHR01 the payee's bank sends for a batch of ours, built from the public layout by
     tests/helpers/tch.py (not by our writer): one R detail per payment in ``reasons`` (reference →
     reason code), and for the others a detail with ``paid`` where the bank lists paid items too
@@ -114,14 +142,22 @@ def return_file(pg, cfg, batch_file: str, reasons: dict[str, str] | None = None,
         reason = (reasons or {}).get(ref, paid)
         if reason is None:
             continue
-        original = tch.payment_detail(seq=seq, txid=txn or bank.default_txn_code, pbank=bank.sending_unit,
-                                      pclno=bank.presenting_account, rbank=unit, rclno=acct, amount=amount,
-                                      cid=cfg.originator.company_id, pid=pid, cno=ref)  # fmt: skip
+        original = tch.payment_detail(
+            seq=seq,
+            txid=txn or bank.default_txn_code,
+            pbank=bank.sending_unit,
+            pclno=bank.presenting_account,
+            rbank=unit,
+            rclno=acct,
+            amount=amount,
+            cid=cfg.originator.company_id,
+            pid=pid,
+            cno=ref,
+        )
         details.append(tch.return_of(original, seq=len(details) + 1, rcode=reason, pdate=processing_date))
     details += [d | {"SEQ": len(details) + i} for i, d in enumerate(extra or [], start=1)]
     processing_date = rows[0][7]
-    return tch.file("ACHR01", day or processing_date, rows[0][1], details,
-                    ydate=processing_date - dt.timedelta(days=3))  # fmt: skip
+    return tch.file("ACHR01", day or processing_date, rows[0][1], details, ydate=processing_date - dt.timedelta(days=3))
 
 
 def returns_for(pg, batch_file: str, reasons: dict[str, str] | None = None, paid: str | None = "00"):
@@ -152,8 +188,18 @@ def clean_reconciliation(pg, local_dir: Path) -> None:
             p.unlink()
 
 
-def pay_bank(db, cfg, bank: str, *, now=None, sftp_conn: str | None = None, attempts: int = 1, s3_hook=None,
-             circuit=None, backoff: float = 0.01):  # fmt: skip
+def pay_bank(
+    db,
+    cfg,
+    bank: str,
+    *,
+    now=None,
+    sftp_conn: str | None = None,
+    attempts: int = 1,
+    s3_hook=None,
+    circuit=None,
+    backoff: float = 0.01,
+):
     """payments.pay_bank as the DAG task runs it, with the connections' keys and hooks."""
     import os
 
@@ -165,11 +211,19 @@ def pay_bank(db, cfg, bank: str, *, now=None, sftp_conn: str | None = None, atte
     b = cfg.bank(bank)
     with payments_tasks.encrypter(cfg, b) as encrypt:
         return payments.pay_bank(
-            db, cfg=cfg, bank_id=bank, now=now, run_id="test", s3_hook=s3_hook or S3Hook(aws_conn_id="aws_finflows"),
-            sftp_hook=SFTPHook(ssh_conn_id=sftp_conn or b.sftp_conn_id), encrypt=encrypt, attempts=attempts,
-            archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"), backoff=backoff,
+            db,
+            cfg=cfg,
+            bank_id=bank,
+            now=now,
+            run_id="test",
+            s3_hook=s3_hook or S3Hook(aws_conn_id="aws_finflows"),
+            sftp_hook=SFTPHook(ssh_conn_id=sftp_conn or b.sftp_conn_id),
+            encrypt=encrypt,
+            attempts=attempts,
+            archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
+            backoff=backoff,
             circuit=circuit,
-        )  # fmt: skip
+        )
 
 
 def reconcile(db, cfg, bank: str = "mega", *, today) -> list[dict]:
@@ -186,8 +240,17 @@ def reconcile(db, cfg, bank: str = "mega", *, today) -> list[dict]:
         for name in reconciliation.candidates(client, b):
             with client.open(f"{b.download_path}/{name}", "rb") as f:
                 data = f.read()
-            out.append(reconciliation.process_file(
-                db, bank=b, name=name, data=data, decrypt=decrypt, s3_hook=S3Hook(aws_conn_id="aws_finflows"),
-                archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"), run_id="test",
-                today=today).__dict__)  # fmt: skip
+            out.append(
+                reconciliation.process_file(
+                    db,
+                    bank=b,
+                    name=name,
+                    data=data,
+                    decrypt=decrypt,
+                    s3_hook=S3Hook(aws_conn_id="aws_finflows"),
+                    archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
+                    run_id="test",
+                    today=today,
+                ).__dict__
+            )
     return out

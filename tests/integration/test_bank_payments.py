@@ -38,16 +38,32 @@ def test_payments_reach_the_bank_encrypted_signed_and_byte_exact(clean_payments,
 
     batch = pg.execute("SELECT id, created_at FROM pay.batch").fetchone()
     mega = cfg.bank("mega")
-    rows = pg.execute("SELECT reference, payee_bank, payee_account, amount::int, payee_id, seq FROM pay.payment "
-                      "ORDER BY seq").fetchall()  # fmt: skip
+    rows = pg.execute(
+        "SELECT reference, payee_bank, payee_account, amount::int, payee_id, seq FROM pay.payment ORDER BY seq"
+    ).fetchall()
     expected = tch.file(  # what Mega expects, built from the clearing house's public layout, not by our writer
-        "ACHP01", MONDAY, "0170000",  # SORG: Mega's head office, as banks.yaml says
-        [tch.payment_detail(seq=seq, txid="405", pbank="0172026", pclno=os.environ["FINFLOWS_ACCOUNT_MEGA"],
-                            rbank=unit, rclno=acct, amount=amount, cid=os.environ["FINFLOWS_ACH_COMPANY_ID"], pid=pid,
-                            cno=ref, note="林美玲", memo="貨款")
-         for ref, unit, acct, amount, pid, seq in rows],
+        "ACHP01",
+        MONDAY,
+        "0170000",  # SORG: Mega's head office, as banks.yaml says
+        [
+            tch.payment_detail(
+                seq=seq,
+                txid="405",
+                pbank="0172026",
+                pclno=os.environ["FINFLOWS_ACCOUNT_MEGA"],
+                rbank=unit,
+                rclno=acct,
+                amount=amount,
+                cid=os.environ["FINFLOWS_ACH_COMPANY_ID"],
+                pid=pid,
+                cno=ref,
+                note="林美玲",
+                memo="貨款",
+            )
+            for ref, unit, acct, amount, pid, seq in rows
+        ],
         ttime=batch[1].astimezone(TAIPEI).strftime("%H%M%S"),
-    )  # fmt: skip
+    )
     assert mega.sending_org == "0170000" and mega.default_txn_code == "405"
     assert plain == expected
     parsed = ach.read_ach(plain, name, "ACHP01")
@@ -96,8 +112,9 @@ def test_two_runs_at_once_batch_each_payment_once(clean_payments, pg_dsn, pg, cf
     assert not errors
     assert sorted(r.payments_batched for r in results) == [0, 40]
     assert len(pay.uploaded(local_dir, "first")) == 1
-    assert pg.execute("SELECT count(DISTINCT batch_id), count(*) FROM pay.payment WHERE reference = ANY(%s)",
-                      (refs,)).fetchone() == (1, 40)  # fmt: skip
+    assert pg.execute(
+        "SELECT count(DISTINCT batch_id), count(*) FROM pay.payment WHERE reference = ANY(%s)", (refs,)
+    ).fetchone() == (1, 40)
 
 
 def test_csv_bank_gets_its_variant_in_its_encoding(clean_payments, db, pg, cfg, local_dir):
@@ -176,10 +193,19 @@ def retry(db, cfg, batch_id: int, bank: str, now: dt.datetime, circuit=None):
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
     return payments.retry_one(
-        db, cfg=cfg, batch_id=batch_id, bank_id=bank, now=now, run_id="retry", attempts=1, backoff=0.01, limit=5,
-        s3_hook=S3Hook(aws_conn_id="aws_finflows"), sftp_hook=SFTPHook(ssh_conn_id=cfg.bank(bank).sftp_conn_id),
+        db,
+        cfg=cfg,
+        batch_id=batch_id,
+        bank_id=bank,
+        now=now,
+        run_id="retry",
+        attempts=1,
+        backoff=0.01,
+        limit=5,
+        s3_hook=S3Hook(aws_conn_id="aws_finflows"),
+        sftp_hook=SFTPHook(ssh_conn_id=cfg.bank(bank).sftp_conn_id),
         circuit=circuit,
-    )  # fmt: skip
+    )
 
 
 def queued_at(pg, when: dt.datetime) -> None:

@@ -43,11 +43,18 @@ def test_a_return_as_the_clearing_house_lays_it_out_returns_the_right_payment(pa
 
     [out] = pay.reconcile(db, cfg, today=MONDAY)
     assert (out["outcome"], out["settled"], out["returned"], out["unmatched"], out["mismatch"]) == (
-        "applied", 0, 1, 0, 0)  # fmt: skip
+        "applied",
+        0,
+        1,
+        0,
+        0,
+    )
     assert out["alerts"] == [f"{refs[1]} returned by mega: 04 no such account (無此帳號)"]
     assert pay.statuses(pg, refs) == {refs[0]: "uploaded", refs[1]: "returned", refs[2]: "uploaded"}
-    row = pg.execute("SELECT r.return_reason, r.return_meaning, r.original_date, r.original_seq, p.return_reason "
-                     "FROM pay.return_line r JOIN pay.payment p ON p.id = r.payment_id").fetchone()  # fmt: skip
+    row = pg.execute(
+        "SELECT r.return_reason, r.return_meaning, r.original_date, r.original_seq, p.return_reason "
+        "FROM pay.return_line r JOIN pay.payment p ON p.id = r.payment_id"
+    ).fetchone()
     assert row == ("04", "04 no such account (無此帳號)", MONDAY, 2, "04")
     assert s3_hook.check_for_key("bank-reconciliation/mega/2026-11-23/ACHR01_017_20261123_01.txt", ARCHIVE)
     assert pay.reconcile(db, cfg, today=MONDAY)[0]["outcome"] == "seen"  # the next run skips it
@@ -56,8 +63,11 @@ def test_a_return_as_the_clearing_house_lays_it_out_returns_the_right_payment(pa
     assert reconciliation.settle_unreturned(db, mega, dt.date(2026, 11, 25), "test") == []  # Wednesday: still open
     assert reconciliation.settle_unreturned(db, mega, dt.date(2026, 11, 26), "test") == sorted([refs[0], refs[2]])
     assert pay.statuses(pg, refs) == {refs[0]: "settled", refs[1]: "returned", refs[2]: "settled"}
-    why = pg.execute("SELECT detail FROM pay.payment_event e JOIN pay.payment p ON p.id = e.payment_id "
-                     "WHERE p.reference = %s AND e.to_status = 'settled'", (refs[0],)).fetchone()[0]  # fmt: skip
+    why = pg.execute(
+        "SELECT detail FROM pay.payment_event e JOIN pay.payment p ON p.id = e.payment_id "
+        "WHERE p.reference = %s AND e.to_status = 'settled'",
+        (refs[0],),
+    ).fetchone()[0]
     assert why == "settled: no return within 2 business day(s)"
 
 
@@ -81,8 +91,9 @@ def test_a_return_is_matched_by_the_original_date_and_sequence_across_a_days_bat
     pay.pay_bank(db, cfg, "mega", now=dt.datetime.combine(MONDAY, dt.time(6), tzinfo=TAIPEI))
     second = pay.add(pg, "mega", 2, due=MONDAY)
     pay.pay_bank(db, cfg, "mega", now=dt.datetime.combine(MONDAY, dt.time(7), tzinfo=TAIPEI))
-    seqs = dict(pg.execute("SELECT reference, seq FROM pay.payment WHERE reference = ANY(%s)",
-                           (first + second,)).fetchall())  # fmt: skip
+    seqs = dict(
+        pg.execute("SELECT reference, seq FROM pay.payment WHERE reference = ANY(%s)", (first + second,)).fetchall()
+    )
     assert sorted(seqs.values()) == [1, 2, 3, 4]
     batch_files = sorted(pay.uploaded(local_dir, "mega"))
     plain = pay.return_file(pg, cfg, batch_files[1], {second[1]: "23"})
@@ -147,8 +158,9 @@ def test_a_return_that_breaks_the_clearing_houses_rules_is_quarantined_naming_li
     assert out["outcome"] == "quarantined", out
     assert f"line {line}, field {field}, value {value}" in out["error"], out["error"]
     assert set(pay.statuses(pg, refs).values()) == {"uploaded"}
-    report = json.loads(s3_hook.read_key("bank-reconciliation/quarantine/mega/ACHR01_017_20261123_01.txt.error.json",
-                                         ARCHIVE))  # fmt: skip
+    report = json.loads(
+        s3_hook.read_key("bank-reconciliation/quarantine/mega/ACHR01_017_20261123_01.txt.error.json", ARCHIVE)
+    )
     assert {"line": line, "field": field}.items() <= report["errors"][0].items()
 
 
@@ -157,9 +169,18 @@ def test_unknown_transaction_is_unmatched_and_alerts_while_the_rest_applies(paid
 
     refs, batch_file = paid
     mega = cfg.bank("mega")
-    stranger = tch.payment_detail(seq=77, txid="405", pbank=mega.sending_unit, pclno=mega.presenting_account,
-                                  rbank="8120023", rclno="1", amount=77, cid=cfg.originator.company_id,
-                                  pid="Z000000009", cno="NOT-OURS-1")  # fmt: skip
+    stranger = tch.payment_detail(
+        seq=77,
+        txid="405",
+        pbank=mega.sending_unit,
+        pclno=mega.presenting_account,
+        rbank="8120023",
+        rclno="1",
+        amount=77,
+        cid=cfg.originator.company_id,
+        pid="Z000000009",
+        cno="NOT-OURS-1",
+    )
     extra = [tch.return_of(stranger, seq=0, rcode="04", pdate=MONDAY)]
     plain = ach_return(pg, cfg, batch_file, {refs[0]: "24"}, extra=extra)
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", plain))

@@ -174,16 +174,30 @@ def test_daily_summary_and_instalment_matching(s3_hook, pg, load, unique):
         "SELECT brand, sales, gross, discount, net FROM card.v_daily_summary WHERE store_id = %s ORDER BY brand",
         (store,),
     ).fetchall()
-    assert summary == [("Mastercard", 1, Decimal("10.00"), Decimal("0.20"), Decimal("9.80")),
-                       ("Visa", 3, Decimal("170.00"), Decimal("3.40"), Decimal("166.60"))]  # fmt: skip
-    match = dict(pg.execute("SELECT instalment_nsu, status FROM card.v_instalment_match WHERE store_id = %s",
-                            (store,)).fetchall())  # fmt: skip
-    assert match == {nsu[0]: "matched", nsu[1]: "amount mismatch", nsu[2]: "overdue", nsu[3]: "awaiting settlement",
-                     nsu[4]: "settlement without forecast"}  # fmt: skip
+    assert summary == [
+        ("Mastercard", 1, Decimal("10.00"), Decimal("0.20"), Decimal("9.80")),
+        ("Visa", 3, Decimal("170.00"), Decimal("3.40"), Decimal("166.60")),
+    ]
+    match = dict(
+        pg.execute(
+            "SELECT instalment_nsu, status FROM card.v_instalment_match WHERE store_id = %s", (store,)
+        ).fetchall()
+    )
+    assert match == {
+        nsu[0]: "matched",
+        nsu[1]: "amount mismatch",
+        nsu[2]: "overdue",
+        nsu[3]: "awaiting settlement",
+        nsu[4]: "settlement without forecast",
+    }
     diff = pg.execute("SELECT difference FROM card.v_instalment_exceptions WHERE instalment_nsu = %s", (nsu[1],))
     assert diff.fetchone()[0] == Decimal("-9.80")
-    exceptions = {r[0] for r in pg.execute("SELECT instalment_nsu FROM card.v_instalment_exceptions WHERE store_id = %s",
-                                           (store,)).fetchall()}  # fmt: skip
+    exceptions = {
+        r[0]
+        for r in pg.execute(
+            "SELECT instalment_nsu FROM card.v_instalment_exceptions WHERE store_id = %s", (store,)
+        ).fetchall()
+    }
     assert exceptions == {nsu[1], nsu[2], nsu[4]}
 
 
@@ -197,8 +211,10 @@ def test_a_file_not_named_like_a_statement_is_quarantined(s3_hook, pg, load, uni
 def test_an_ftps_outage_raises_and_s3_discovery_is_unaffected(s3_hook, pg_hook, unique, monkeypatch):
     from finflows.hooks.ftp import FTPSHook
 
-    monkeypatch.setenv("AIRFLOW_CONN_FTPS_DOWN", json.dumps({"conn_type": "ftps", "host": "127.0.0.1", "port": 1,
-                                                            "login": "x", "password": "y"}))  # fmt: skip
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FTPS_DOWN",
+        json.dumps({"conn_type": "ftps", "host": "127.0.0.1", "port": 1, "login": "x", "password": "y"}),
+    )
     s3_hook.load_bytes(statement(1), key=f"statements/{name(unique)}", bucket_name=BUCKET)
     with files.connect(pg_hook) as conn, pytest.raises(ConnectionRefusedError):
         card.fetch_from_ftps(FTPSHook(ftp_conn_id="ftps_down"), "/Saida", s3_hook, BUCKET, conn)

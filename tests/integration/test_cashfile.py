@@ -283,16 +283,26 @@ def test_an_event_run_takes_its_own_files_and_overlapping_runs_import_a_file_onc
 
             from finflows.google import DriveHook
 
-            return cashfile.import_file(keys[0], bucket=BUCKET, run_id=run_id, s3_hook=S3Hook(aws_conn_id="aws_finflows"),
-                                        pg_hook=PostgresHook(postgres_conn_id="postgres_finance"),
-                                        drive_hook=DriveHook(gcp_conn_id="google_finflows"), drive_folder=FOLDER)  # fmt: skip
+            return cashfile.import_file(
+                keys[0],
+                bucket=BUCKET,
+                run_id=run_id,
+                s3_hook=S3Hook(aws_conn_id="aws_finflows"),
+                pg_hook=PostgresHook(postgres_conn_id="postgres_finance"),
+                drive_hook=DriveHook(gcp_conn_id="google_finflows"),
+                drive_folder=FOLDER,
+            )
 
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             outcomes = list(pool.map(task, ["asset_triggered__a", "asset_triggered__b"]))
         assert sorted(o.status for o in outcomes) == ["ALREADY_IMPORTED", "IMPORTED"]
         assert counts(pg, names[0])["payments"] + counts(pg, names[0])["suspense"] == 2000
-        events = [r[0] for r in pg.execute("SELECT event FROM ops.file_event WHERE flow = 'cashfile_import' "
-                                           "AND file_name = %s", (names[0],)).fetchall()]  # fmt: skip
+        events = [
+            r[0]
+            for r in pg.execute(
+                "SELECT event FROM ops.file_event WHERE flow = 'cashfile_import' AND file_name = %s", (names[0],)
+            ).fetchall()
+        ]
         assert "DUPLICATE" not in events
     finally:
         s3_hook.delete_objects(bucket=BUCKET, keys=keys)
@@ -347,10 +357,9 @@ def test_migration_0011_keeps_each_loaded_line_at_its_number():
                 (before / p.name).write_text(p.read_text())
         apply_migrations(dsn, before)
         old = [(7, 1, "A" * 55), (7, 2, "B" * 55), (7, 5, "C" * 55), (8, 1, "D" * 55)]
-        with psycopg.connect(dsn) as conn:
-            with conn.cursor().copy("COPY ifs.cashfile_line (file_id, line_no, raw) FROM STDIN") as copy:
-                for row in old:
-                    copy.write_row(row)
+        with psycopg.connect(dsn) as conn, conn.cursor().copy("COPY ifs.cashfile_line FROM STDIN") as copy:
+            for row in old:
+                copy.write_row(row)
         assert "0011_cashfile_text.sql" in apply_migrations(dsn, sql)
         with psycopg.connect(dsn) as conn:
             got = conn.execute("SELECT file_id, line_no, raw FROM ifs.cashfile_line ORDER BY 1, 2").fetchall()

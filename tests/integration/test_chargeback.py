@@ -47,8 +47,12 @@ def rows_on(local_dir: Path, server: str, user: str, name: str) -> list[dict]:
 
 def test_each_card_company_gets_its_rows_on_its_own_server(export, s3_hook, local_dir, unique, pg):
     rows = [record(i, case_id=f"{unique}-{i}") for i in range(3)]
-    rows += [record(10 + i, case_id=f"{unique}-m{i}", brand="mastercard", reason_code="4853", currency="JPY",
-                    amount_minor=5000) for i in range(2)]  # fmt: skip
+    rows += [
+        record(
+            10 + i, case_id=f"{unique}-m{i}", brand="mastercard", reason_code="4853", currency="JPY", amount_minor=5000
+        )
+        for i in range(2)
+    ]
     rows += [record(20, case_id=f"{unique}-e", brand="elo", reason_code="53", merchant="=cmd|' /C calc'!A0")]
     out = export(put(s3_hook, f"cb-{unique}.json", rows))
     assert (out.status, out.records, out.batches) == ("EXPORTED", 6, 1)
@@ -96,8 +100,9 @@ def test_clearing_an_export_that_succeeded_reports_what_was_delivered(export, s3
 
 
 def test_an_interrupted_export_resumes_without_uploading_a_file_twice(export, s3_hook, local_dir, unique, pg):
-    rows = [record(i, case_id=f"{unique}-{i}", **b) for i, b in enumerate(
-        [{}, {"brand": "amex", "reason_code": "C08"}])]  # fmt: skip
+    rows = [
+        record(i, case_id=f"{unique}-{i}", **b) for i, b in enumerate([{}, {"brand": "amex", "reason_code": "C08"}])
+    ]
     key = put(s3_hook, f"cb-{unique}.json", rows)
     conf = chargeback.load_config()
     broken = json.loads(json.dumps(conf))
@@ -120,9 +125,16 @@ def test_an_invalid_record_quarantines_the_file_and_exports_nothing(export, s3_h
         export(key)
     assert {p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir()} == before
     report = json.loads(s3_hook.read_key(f"quarantine/cb-{unique}.json.error.json", bucket_name=BUCKET))
-    assert report["errors"][0] | {} == {"line": 1, "field": "arn", "value": "2.47E+22", "unit": "record",
-                                        "reason": report["errors"][0]["reason"]}  # fmt: skip
-    status = pg.execute("SELECT status FROM ops.file_control WHERE flow = 'chargeback_export' AND file_name = %s",
-                        (f"cb-{unique}.json",)).fetchone()  # fmt: skip
+    assert report["errors"][0] | {} == {
+        "line": 1,
+        "field": "arn",
+        "value": "2.47E+22",
+        "unit": "record",
+        "reason": report["errors"][0]["reason"],
+    }
+    status = pg.execute(
+        "SELECT status FROM ops.file_control WHERE flow = 'chargeback_export' AND file_name = %s",
+        (f"cb-{unique}.json",),
+    ).fetchone()
     assert status == ("ERROR",)
     assert not s3_hook.check_for_key(key, bucket_name=BUCKET)

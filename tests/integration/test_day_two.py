@@ -11,9 +11,15 @@ pytestmark = pytest.mark.integration
 
 
 def _context(state: str) -> dict:
-    return {"dag_run": {"dag_id": "cashfile_import", "dag_run_id": f"manual__late-{state}", "state": state,
-                        "queued_at": "2026-12-01T11:02:00Z"},
-            "deadline": {"deadline_time": "2026-12-01T11:32:00Z"}}  # fmt: skip
+    return {
+        "dag_run": {
+            "dag_id": "cashfile_import",
+            "dag_run_id": f"manual__late-{state}",
+            "state": state,
+            "queued_at": "2026-12-01T11:02:00Z",
+        },
+        "deadline": {"deadline_time": "2026-12-01T11:32:00Z"},
+    }
 
 
 @pytest.mark.parametrize("state", ["running", "queued"])

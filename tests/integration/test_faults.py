@@ -24,8 +24,9 @@ pytestmark = pytest.mark.integration
 MONDAY_6AM = dt.datetime(2026, 11, 23, 6, 0, tzinfo=ZoneInfo("Asia/Taipei"))
 
 
-def test_sftp_session_killed_mid_upload_then_the_retry_completes_once(clean_payments, pg, db, cfg, local_dir,
-                                                                      sftp_server):  # fmt: skip
+def test_sftp_session_killed_mid_upload_then_the_retry_completes_once(
+    clean_payments, pg, db, cfg, local_dir, sftp_server
+):
     """OpenSSH's sshd: the session serving our upload is caught while only NAME.part exists, then
     killed (kill -9), as a crash of the bank's server would end it. Killing only sshd's listener
     would leave the session running, so the session processes are the ones killed."""
@@ -103,8 +104,9 @@ def test_postgresql_restarted_mid_load_rolls_back_and_the_retry_loads_exactly_on
         with psycopg.connect(pg_dsn, autocommit=True) as watch:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                busy = watch.execute("SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY card.%%'"
-                                     " AND state = 'active'").fetchone()[0]  # fmt: skip
+                busy = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY card.%%' AND state = 'active'"
+                ).fetchone()[0]
                 if busy:
                     seen_copy.set()
                     break
@@ -114,8 +116,13 @@ def test_postgresql_restarted_mid_load_rolls_back_and_the_retry_loads_exactly_on
             stack.start_postgres()
 
     def load():
-        return card.import_file(key, bucket=bucket, run_id=f"manual__{unique}", s3_hook=s3_hook,
-                                pg_hook=PostgresHook(postgres_conn_id="postgres_finance"))  # fmt: skip
+        return card.import_file(
+            key,
+            bucket=bucket,
+            run_id=f"manual__{unique}",
+            s3_hook=s3_hook,
+            pg_hook=PostgresHook(postgres_conn_id="postgres_finance"),
+        )
 
     watcher = threading.Thread(target=restart_during_the_copy)
     watcher.start()
@@ -148,8 +155,9 @@ def s3_client_get(bucket: str, key: str) -> bytes:
     return stack._aws_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def test_s3_down_during_a_payments_run_fails_cleanly_and_the_retry_delivers_once(clean_payments, pg, db, cfg,
-                                                                                   local_dir):  # fmt: skip
+def test_s3_down_during_a_payments_run_fails_cleanly_and_the_retry_delivers_once(
+    clean_payments, pg, db, cfg, local_dir
+):
     """The archive (S3) is down when the batch's file is made: the step fails before anything is
     sent (the batch stays batched, no archive, no transfer, nothing on the bank's server); with S3
     back the same batch is made, archived and delivered once."""

@@ -250,6 +250,7 @@ def test_closing_a_connection_that_never_opened_or_died_does_not_hide_the_error(
     ours = os.environ["SSL_CERT_FILE"]
     monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")  # our local CA untrusted
     hook = FTPSHook(ftp_conn_id="ftps_acquirer")
+
     def list_then_close() -> None:
         try:
             hook.list_directory("/Saida")

@@ -104,8 +104,10 @@ class Big5Text:
             raise ValueError(f"character {bad!r} has no exact Big5 form (it would arrive changed)")
         if not self.extensions and (code := cp950_only(data)) is not None:
             bad = code.decode(self.encoding)
-            raise ValueError(f"character {bad!r} (cp950 {code.hex().upper()}) is a cp950 extension, not Big5; "
-                             "this bank's configuration allows Big5 only (big5_extensions)")  # fmt: skip
+            raise ValueError(
+                f"character {bad!r} (cp950 {code.hex().upper()}) is a cp950 extension, not Big5; "
+                "this bank's configuration allows Big5 only (big5_extensions)"
+            )
         return (data + b" " * (width - n)).decode(WIRE)
 
     def inline(self, var: str, width: int, encode: str, tmp: str) -> str:
@@ -115,9 +117,11 @@ class Big5Text:
             return f"{encode}({var}, {width})"
         enc = self.encoding
         strict = "" if self.extensions else f" and b'\\xf9' not in {tmp} and b'\\xa3\\xe1' not in {tmp}"
-        ok = (f"type({var}) is str and '\\r' not in {var} and '\\n' not in {var} "
-              f"and len({tmp} := {var}.encode({enc!r})) <= {width} "
-              f"and (len({tmp}) == len({var}) or {tmp}.decode({enc!r}) == {var}){strict}")  # fmt: skip
+        ok = (
+            f"type({var}) is str and '\\r' not in {var} and '\\n' not in {var} "
+            f"and len({tmp} := {var}.encode({enc!r})) <= {width} "
+            f"and (len({tmp}) == len({var}) or {tmp}.decode({enc!r}) == {var}){strict}"
+        )
         return f"({tmp}.decode({WIRE!r}) + ' ' * ({width} - len({tmp})) if {ok} else {encode}({var}, {width}))"
 
 
@@ -363,8 +367,7 @@ def shown(value: Any) -> str:
 
 
 def _detail_values(p: Payment) -> tuple:
-    return (p.txn_code, p.seq, p.receiving_bank, p.receiving_account, p.amount, p.payee_id, p.reference,
-            p.name, p.memo)  # fmt: skip
+    return (p.txn_code, p.seq, p.receiving_bank, p.receiving_account, p.amount, p.payee_id, p.reference, p.name, p.memo)
 
 
 def _detail_constants(batch: Batch) -> dict[str, Any]:
@@ -407,16 +410,35 @@ def _check(p: Payment) -> None:
 
 
 def _header(batch: Batch, data_code: str) -> str:
-    return HEADER.format({"bof": "BOF", "data_code": data_code, "processing_date": batch.processing_date,
-                          "processing_time": batch.created_at, "sending_unit": batch.sorg,
-                          "receiving_unit": CLEARING_HOUSE, "version": "V10", "filler": ""})  # fmt: skip
+    return HEADER.format(
+        {
+            "bof": "BOF",
+            "data_code": data_code,
+            "processing_date": batch.processing_date,
+            "processing_time": batch.created_at,
+            "sending_unit": batch.sorg,
+            "receiving_unit": CLEARING_HOUSE,
+            "version": "V10",
+            "filler": "",
+        }
+    )
 
 
 def _trailer(batch: Batch, data_code: str, count: int, total: int) -> str:
     ydate = batch.previous_business_day if data_code == "ACHR01" else None
-    return TRAILER.format({"eof": "EOF", "data_code": data_code, "processing_date": batch.processing_date,
-                           "sending_unit": batch.sorg, "receiving_unit": CLEARING_HOUSE, "total_count": count,
-                           "total_amount": total, "previous_business_day": ydate, "filler": ""})  # fmt: skip
+    return TRAILER.format(
+        {
+            "eof": "EOF",
+            "data_code": data_code,
+            "processing_date": batch.processing_date,
+            "sending_unit": batch.sorg,
+            "receiving_unit": CLEARING_HOUSE,
+            "total_count": count,
+            "total_amount": total,
+            "previous_business_day": ydate,
+            "filler": "",
+        }
+    )
 
 
 def _sc_codes() -> frozenset[str]:
@@ -439,8 +461,19 @@ def write_achp01(batch: Batch, payments: Iterable[Payment], *, extensions: bool 
         if type(p.amount) is not int or not 0 < p.amount <= MAX_AMOUNT or p.txn_code not in sc or pid(p.payee_id):
             _check(p)  # raises, naming the payment
         try:
-            append(detail(p.txn_code, p.seq, p.receiving_bank, p.receiving_account, p.amount, p.payee_id,
-                          p.reference, p.name, p.memo))  # fmt: skip
+            append(
+                detail(
+                    p.txn_code,
+                    p.seq,
+                    p.receiving_bank,
+                    p.receiving_account,
+                    p.amount,
+                    p.payee_id,
+                    p.reference,
+                    p.name,
+                    p.memo,
+                )
+            )
         except (ValueError, TypeError, ArithmeticError):
             try:  # the slow path names every bad field
                 layout.format(constants | dict(zip(PAYMENT_FIELDS, _detail_values(p), strict=True)))
@@ -494,8 +527,21 @@ def write_achr01(batch: Batch, original: Batch, returns: Iterable[tuple[Payment,
 
 
 # ---------------------------------------------------------------------------- CSV variant
-CSV_COLUMNS = ("seq", "processing_date", "txn_code", "payer_bank", "payer_account", "payer_id", "payee_bank",
-               "payee_account", "amount", "payee_id", "payee_name", "memo", "reference")  # fmt: skip
+CSV_COLUMNS = (
+    "seq",
+    "processing_date",
+    "txn_code",
+    "payer_bank",
+    "payer_account",
+    "payer_id",
+    "payee_bank",
+    "payee_account",
+    "amount",
+    "payee_id",
+    "payee_name",
+    "memo",
+    "reference",
+)
 
 
 def csv_row(batch: Batch, p: Payment, encoding: str, *, extensions: bool = False) -> bytes:
@@ -512,13 +558,34 @@ def csv_row(batch: Batch, p: Payment, encoding: str, *, extensions: bool = False
                 p.reference, [(name, value, f"character {e.object[e.start]!r} cannot be encoded in {encoding}")]
             ) from None
         if encoding == "cp950" and not extensions and (code := cp950_only(data)) is not None:
-            raise PaymentError(p.reference, [(name, value, f"character {code.decode(encoding)!r} is a cp950 "
-                                                           "extension, not Big5 (big5_extensions)")])  # fmt: skip
+            raise PaymentError(
+                p.reference,
+                [
+                    (
+                        name,
+                        value,
+                        f"character {code.decode(encoding)!r} is a cp950 extension, not Big5 (big5_extensions)",
+                    )
+                ],
+            )
     out = io.StringIO(newline="")
     csv.writer(out, lineterminator="\r\n").writerow(
-        (p.seq, batch.processing_date.isoformat(), p.txn_code, batch.sending_unit, batch.presenting_account,
-         batch.payer_id, p.receiving_bank, p.receiving_account, p.amount, p.payee_id, p.name, p.memo, p.reference)
-    )  # fmt: skip
+        (
+            p.seq,
+            batch.processing_date.isoformat(),
+            p.txn_code,
+            batch.sending_unit,
+            batch.presenting_account,
+            batch.payer_id,
+            p.receiving_bank,
+            p.receiving_account,
+            p.amount,
+            p.payee_id,
+            p.name,
+            p.memo,
+            p.reference,
+        )
+    )
     return out.getvalue().encode(encoding)
 
 
@@ -614,8 +681,9 @@ def _detail_problems(d: dict[str, Any], data_code: str, success_codes: Collectio
     return out
 
 
-def read_ach(data: bytes, file_name: str, data_code: str | None = None, *,
-             success_codes: Collection[str] = ()) -> AchFile:  # fmt: skip
+def read_ach(
+    data: bytes, file_name: str, data_code: str | None = None, *, success_codes: Collection[str] = ()
+) -> AchFile:
     """Read a whole ACH file (payments or returns): every record 250 bytes + CRLF, header first,
     trailer last, the trailer's data code, date and sending unit equal to the header's, its count
     and total equal to the details'. In an ``ACHR01`` every detail is a return (``R``) with a reason
@@ -664,18 +732,21 @@ def read_ach(data: bytes, file_name: str, data_code: str | None = None, *,
             if trailer[name] != header[name]:
                 errors.append(FieldError(last, name, trailer[name], f"differs from the header's {header[name]}"))
         if trailer["processing_date"] != header["processing_date"]:
-            errors.append(FieldError(last, "processing_date", roc(trailer["processing_date"]),
-                                     "differs from the header's"))  # fmt: skip
+            errors.append(
+                FieldError(last, "processing_date", roc(trailer["processing_date"]), "differs from the header's")
+            )
         if header["data_code"] == "ACHR01" and trailer["previous_business_day"] is None:
             errors.append(FieldError(last, "previous_business_day", "", "an ACHR01 trailer carries YDATE (ROC)"))
     if trailer and not errors:
         if int(trailer["total_count"]) != len(details):
-            errors.append(FieldError(last, "total_count", trailer["total_count"],
-                                     f"the file has {len(details)} detail record(s)"))  # fmt: skip
+            errors.append(
+                FieldError(last, "total_count", trailer["total_count"], f"the file has {len(details)} detail record(s)")
+            )
         total = sum((d["amount"] for d in details), Decimal(0))
         if trailer["total_amount"] != total:
-            errors.append(FieldError(last, "total_amount", str(trailer["total_amount"]),
-                                     f"the details add up to {total}"))  # fmt: skip
+            errors.append(
+                FieldError(last, "total_amount", str(trailer["total_amount"]), f"the details add up to {total}")
+            )
     if errors:
         raise FormatError(file_name, errors)
     return AchFile(header, details, trailer)
@@ -691,10 +762,14 @@ def read_csv(data: bytes, file_name: str, encoding: str, columns: Sequence[str] 
         ) from None
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows or tuple(rows[0]) != tuple(columns):
-        raise FormatError(file_name, [FieldError(1, "header", ",".join(rows[0]) if rows else "",
-                                                 f"expected {','.join(columns)}")])  # fmt: skip
-    errors = [FieldError(n, "record", ",".join(r)[:80], f"has {len(r)} columns, expected {len(columns)}")
-              for n, r in enumerate(rows[1:], start=2) if len(r) != len(columns)]  # fmt: skip
+        raise FormatError(
+            file_name, [FieldError(1, "header", ",".join(rows[0]) if rows else "", f"expected {','.join(columns)}")]
+        )
+    errors = [
+        FieldError(n, "record", ",".join(r)[:80], f"has {len(r)} columns, expected {len(columns)}")
+        for n, r in enumerate(rows[1:], start=2)
+        if len(r) != len(columns)
+    ]
     if errors:
         raise FormatError(file_name, errors)
     return [dict(zip(columns, r, strict=True)) | {"line": n} for n, r in enumerate(rows[1:], start=2)]

@@ -44,8 +44,16 @@ YMD = "%Y%m%d"
 
 ENTRY_TYPES = {"0": "forecast", "1": "normal settlement", "2": "early settlement"}
 PRODUCT_TYPES = {"C": "credit", "D": "debit", "V": "voucher"}
-CAPTURE_CHANNELS = {"1": "manual", "2": "POS", "3": "PDV", "4": "TRN off", "5": "internet", "6": "IVR",
-                    "8": "undefined", "9": "other"}  # fmt: skip
+CAPTURE_CHANNELS = {
+    "1": "manual",
+    "2": "POS",
+    "3": "PDV",
+    "4": "TRN off",
+    "5": "internet",
+    "6": "IVR",
+    "8": "undefined",
+    "9": "other",
+}
 BRANDS = {"001": "Mastercard", "002": "Visa", "007": "Elo"}
 PRODUCT_CODES = {f"{i:03d}": f"product {i}" for i in range(1, 14)}
 TRANSACTION_TYPES = {"00": "normal", "01": "type 01", "02": "type 02", "03": "type 03", "04": "type 04"}

@@ -26,11 +26,38 @@ from finflows.pci import mask_pans
 
 # ISO 4217 minor units of the currencies card companies settle in (a missing one is refused).
 CURRENCY_EXPONENT = {
-    "BRL": 2, "USD": 2, "EUR": 2, "GBP": 2, "CAD": 2, "AUD": 2, "CHF": 2, "MXN": 2, "ARS": 2, "COP": 2,
-    "TWD": 2, "CNY": 2, "HKD": 2, "SGD": 2, "INR": 2, "ZAR": 2, "SEK": 2, "NOK": 2, "DKK": 2, "PLN": 2,
-    "JPY": 0, "KRW": 0, "CLP": 0, "PYG": 0, "VND": 0, "ISK": 0,
-    "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3,
-}  # fmt: skip
+    "BRL": 2,
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "CAD": 2,
+    "AUD": 2,
+    "CHF": 2,
+    "MXN": 2,
+    "ARS": 2,
+    "COP": 2,
+    "TWD": 2,
+    "CNY": 2,
+    "HKD": 2,
+    "SGD": 2,
+    "INR": 2,
+    "ZAR": 2,
+    "SEK": 2,
+    "NOK": 2,
+    "DKK": 2,
+    "PLN": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "CLP": 0,
+    "PYG": 0,
+    "VND": 0,
+    "ISK": 0,
+    "BHD": 3,
+    "KWD": 3,
+    "OMR": 3,
+    "JOD": 3,
+    "TND": 3,
+}
 
 
 class Brand(StrEnum):
@@ -133,8 +160,22 @@ def parse_file(data: bytes, file_name: str) -> list[Chargeback]:
 
 
 # ---------------------------------------------------------------------------- CSV
-COLUMNS = ("case_id", "original_reference", "arn", "brand", "masked_card", "reason_code", "reason_text", "stage",
-           "amount", "currency", "transaction_date", "due_date", "merchant", "status")  # fmt: skip
+COLUMNS = (
+    "case_id",
+    "original_reference",
+    "arn",
+    "brand",
+    "masked_card",
+    "reason_code",
+    "reason_text",
+    "stage",
+    "amount",
+    "currency",
+    "transaction_date",
+    "due_date",
+    "merchant",
+    "status",
+)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -153,12 +194,24 @@ def to_csv(records: Iterable[Chargeback]) -> bytes:
     w = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     w.writerow(COLUMNS)
     for r in records:
-        w.writerow([
-            neutralise(r.case_id), neutralise(r.original_reference), r.arn, r.brand.value, r.masked_card,
-            neutralise(r.reason_code), neutralise(r.reason_text), r.stage.value,
-            amount_text(r.amount_minor, r.currency), r.currency, r.transaction_date.isoformat(),
-            r.due_date.isoformat(), neutralise(r.merchant), neutralise(r.status),
-        ])  # fmt: skip
+        w.writerow(
+            [
+                neutralise(r.case_id),
+                neutralise(r.original_reference),
+                r.arn,
+                r.brand.value,
+                r.masked_card,
+                neutralise(r.reason_code),
+                neutralise(r.reason_text),
+                r.stage.value,
+                amount_text(r.amount_minor, r.currency),
+                r.currency,
+                r.transaction_date.isoformat(),
+                r.due_date.isoformat(),
+                neutralise(r.merchant),
+                neutralise(r.status),
+            ]
+        )
     return buf.getvalue().encode("utf-8")
 
 

@@ -31,8 +31,15 @@ class BankSFTPHook(SFTPHook):
     :param session_wait: seconds to wait for a free slot before ``SessionLimitReached``.
     """
 
-    def __init__(self, *args: Any, session_key: str, session_limit: int, limiter: Callable[[], Any],
-                 session_wait: float = 900, **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *args: Any,
+        session_key: str,
+        session_limit: int,
+        limiter: Callable[[], Any],
+        session_wait: float = 900,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.session_key, self.session_limit = session_key, session_limit
         self.limiter, self.session_wait = limiter, session_wait
