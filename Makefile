@@ -15,13 +15,14 @@ STACK := $(PY) -m devstack
 WITH_ENV := set -a && . $(LOCAL)/stack.env && set +a &&
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock stack-up stack-down stack-status airflow-db test test-fast demo up lint bench clean
+.PHONY: help venv lock stack-up stack-down stack-status airflow-db test test-unit test-fast demo up lint bench clean
 
 help:
 	@echo "make demo        set everything up and run every flow end to end, printing a summary"
 	@echo "make test        set everything up, run the full test suite, stop the stack"
 	@echo "make up          the Airflow UI on :8080 against the local stack: api-server, scheduler, dag-processor,"
 	@echo "                 triggerer as separate processes; EXECUTOR=celery [WORKERS=2] adds Celery workers on redis"
+	@echo "make test-unit   formats and DAG integrity only: no service started (under a minute)"
 	@echo "make stack-up | stack-down | stack-status    the local stand-ins only"
 	@echo "make lint | bench | lock | clean"
 
@@ -63,9 +64,13 @@ airflow-db: stack-up
 
 # The full suite; the stack is stopped afterwards whatever the outcome, and proven stopped.
 test: airflow-db
-	@rc=0; $(VENV)/bin/ruff check . || rc=1; \
+	@rc=0; $(VENV)/bin/ruff check . || rc=1; $(VENV)/bin/ruff format --check . || rc=1; \
 	$(WITH_ENV) $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	$(STACK) down; $(STACK) verify-down || rc=1; exit $$rc
+
+# Formats and DAG integrity: pure Python and a DagBag parse, no PostgreSQL, servers or stack.
+test-unit: $(STAMP)
+	FINFLOWS_UNIT=1 $(VENV)/bin/pytest tests/formats tests/dags $(PYTEST_ARGS)
 
 # The suite without the slow end-to-end DAG runs, leaving the stack up (for development).
 test-fast: airflow-db

@@ -26,6 +26,10 @@ sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 def pytest_configure(config: pytest.Config) -> None:
     from devstack import stack
 
+    if os.environ.get("FINFLOWS_UNIT") == "1":  # make test-unit: formats and DAG integrity, no service
+        os.environ.update(stack.airflow_env())
+        os.environ["AIRFLOW_HOME"] = str(Path(os.environ.get("TMPDIR", "/tmp")) / f"finflows-unit-{os.getuid()}")
+        return
     os.environ.update(stack.up())
     # dag.test() cannot run a DAG with a Deadline Alert in Airflow 3.3.2; the scheduler tests turn them on
     os.environ["FINFLOWS_DEADLINES"] = "off"

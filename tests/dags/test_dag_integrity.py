@@ -62,13 +62,13 @@ def test_there_are_dags_and_none_fails_to_import(dagbag):
 @pytest.mark.parametrize("dag_id", _dag_ids())
 class TestEveryDag:
     def test_owner_and_tags(self, dagbag, dag_id):
-        dag = dagbag.get_dag(dag_id)
+        dag = dagbag.dags[dag_id]
         assert dag.owner == OWNER
         assert dag.tags, "every DAG is tagged"
         assert set(dag.tags) <= APPROVED_TAGS, f"tags outside the approved set: {set(dag.tags) - APPROVED_TAGS}"
 
     def test_retries_with_exponential_backoff_and_failure_email(self, dagbag, dag_id):
-        for t in dagbag.get_dag(dag_id).tasks:
+        for t in dagbag.dags[dag_id].tasks:
             assert t.retries >= 2, f"{t.task_id} retries {t.retries}"
             assert t.retry_exponential_backoff, f"{t.task_id} has no exponential backoff"
             assert t.on_failure_callback, f"{t.task_id} sends no failure email"
@@ -78,19 +78,19 @@ class TestEveryDag:
 
         from finflows.dag_defaults import EXPECTED_MINUTES
 
-        [alert] = dagbag.get_dag(dag_id).deadline
+        [alert] = dagbag.dags[dag_id].deadline
         assert isinstance(alert.reference, type(DeadlineReference.DAGRUN_QUEUED_AT))
         assert alert.interval.total_seconds() == EXPECTED_MINUTES[dag_id] * 60
         assert isinstance(alert.callback, AsyncCallback) and alert.callback.path == "finflows.alerts.deadline_missed"
         assert alert.callback.kwargs == {"expected_minutes": EXPECTED_MINUTES[dag_id]}
 
     def test_no_catchup_and_documented(self, dagbag, dag_id):
-        dag = dagbag.get_dag(dag_id)
+        dag = dagbag.dags[dag_id]
         assert dag.catchup is False
         assert dag.doc_md and len(dag.doc_md.strip()) > 200, "doc_md explains the flow"
 
     def test_schedule_is_timezone_aware_or_event_driven(self, dagbag, dag_id):
-        dag = dagbag.get_dag(dag_id)
+        dag = dagbag.dags[dag_id]
         timetable = dag.timetable
         inner = getattr(timetable, "timetable", timetable)  # AssetOrTimeSchedule wraps a time table
         if type(inner).__name__ == "AssetTriggeredTimetable":  # event-only: it must have events
@@ -150,7 +150,9 @@ def test_the_plugin_loader_imports_only_the_plugin_module_and_warns_of_nothing(s
         "print(sorted(p.name for p in plugins), errors, getattr(sys.modules.get('google'), '__file__', None))\n"
         "import googleapiclient.discovery\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=os.environ.copy())
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=os.environ.copy()
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['finflows'] {} None"
     assert "deprecated" not in out.stderr.lower(), out.stderr
