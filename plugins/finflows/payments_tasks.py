@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 
-from finflows import banks, files, metrics, payments, pgp, settings
+from finflows import banks, files, metrics, payments, settings
 from finflows.task_support import (
     bad_input_fails_without_retry,
     fail_run_if_any,
@@ -34,27 +34,22 @@ def choose_banks(requested: list[str] | None) -> list[str]:
 
 
 @contextmanager
-def bank_keyring(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[tuple[pgp.Keyring, str, str, str | None]]:
-    """A throwaway keyring holding our key pair and the bank's public key, from Airflow connections
-    (or the secrets backend behind them), each checked against the fingerprint the configuration
-    pins. Yields (keyring, our fingerprint, the bank's fingerprint, our passphrase)."""
-    from airflow.sdk import Connection
+def bank_pgp(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator:
+    """Our key pair and the bank's public key (``PgpHook``: Airflow connections, each pinned to the
+    fingerprint the bank configuration gives) in one throwaway keyring."""
+    from finflows.hooks.pgp import PgpHook
 
-    ours = Connection.get(cfg.originator.signing_key_conn_id)
-    theirs = Connection.get(bank.pgp_key_conn_id)
-    with pgp.keyring() as ring:
-        us = ring.add(
-            ours.extra_dejson["private_key"], cfg.originator.signing_key_fingerprint, f"connection {ours.conn_id}"
-        )
-        them = ring.add(theirs.extra_dejson["public_key"], bank.pgp_key_fingerprint, f"connection {theirs.conn_id}")
-        yield ring, us, them, ours.password
+    ours = PgpHook(cfg.originator.signing_key_conn_id, fingerprint=cfg.originator.signing_key_fingerprint)
+    theirs = PgpHook(bank.pgp_key_conn_id, fingerprint=bank.pgp_key_fingerprint)
+    with ours.session(theirs) as session:
+        yield session
 
 
 @contextmanager
 def encrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[payments.Encrypt]:
     """Encrypt to the bank's key and sign with ours."""
-    with bank_keyring(cfg, bank) as (ring, us, them, passphrase):
-        yield lambda data: ring.encrypt_and_sign(data, them, us, passphrase)
+    with bank_pgp(cfg, bank) as session:
+        yield lambda data: session.encrypt_and_sign(data, to=bank.pgp_key_conn_id)
 
 
 def sftp(bank: banks.Bank, *, one_attempt: bool = False):
@@ -190,8 +185,8 @@ def _run_id() -> str:
 @contextmanager
 def decrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator:
     """Decrypt with our key and insist on the bank's signature (its pinned fingerprint)."""
-    with bank_keyring(cfg, bank) as (ring, _us, them, passphrase):
-        yield lambda data: ring.decrypt_and_verify(data, them, passphrase)
+    with bank_pgp(cfg, bank) as session:
+        yield lambda data: session.decrypt_and_verify(data, signed_by=bank.pgp_key_conn_id)
 
 
 def reconcile_bank(bank_id: str) -> dict:
