@@ -86,7 +86,21 @@ def pay_bank(bank_id: str) -> dict:
             backoff=settings.bank_upload_backoff(),
             circuit=circuit_now(conn, bank_id),
         )
+    _lineage(bank, result)
     return asdict(result)
+
+
+def _lineage(bank: banks.Bank, result: payments.BankRun) -> None:
+    """The bank's payments in, each file now on the bank's server out."""
+    from finflows import lineage
+
+    delivered = [d for d in result.deliveries if d["outcome"] in ("uploaded", "already_there")]
+    if not delivered:
+        return
+    lineage.read(finance_db(), lineage.table(settings.CONN_FINANCE_DB, "pay.payment"))
+    for d in delivered:
+        path = f"{bank.upload_path.rstrip('/')}/{d['file_name']}"
+        lineage.wrote(sftp(bank), lineage.remote_file(bank.sftp_conn_id, path))
 
 
 def email_treasury(subject: str, body: str, also: list[str] | None = None, inline: list[str] | None = None) -> None:
