@@ -27,7 +27,7 @@ sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
 from bench.common import measure, write_rows  # noqa: E402
 from devstack import secrets, stack  # noqa: E402
-from finflows import banks, payments, payments_tasks, pgp  # noqa: E402
+from finflows import banking, banks, payments, pgp  # noqa: E402
 from finflows.formats import ach  # noqa: E402
 
 COUNT = 5000
@@ -118,7 +118,7 @@ def pay_now(conn, cfg, bank: str, run_id: str, attempts: int = 1) -> payments.Ba
     """payments.pay_bank for one bank at 06:00 on DAY, with the hooks and keys the DAG task uses."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    with payments_tasks.encrypter(cfg, cfg.bank(bank)) as encrypt:
+    with banking.encrypter(cfg, cfg.bank(bank)) as encrypt:
         return payments.pay_bank(
             conn,
             cfg=cfg,
@@ -126,7 +126,7 @@ def pay_now(conn, cfg, bank: str, run_id: str, attempts: int = 1) -> payments.Ba
             now=dt.datetime.combine(DAY, dt.time(6), tzinfo=payments.TAIPEI),
             run_id=run_id,
             s3_hook=S3Hook(aws_conn_id="aws_finflows"),
-            sftp_hook=payments_tasks.sftp(cfg.bank(bank)),
+            sftp_hook=banking.sftp(cfg.bank(bank)),
             encrypt=encrypt,
             archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
             attempts=attempts,

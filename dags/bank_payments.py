@@ -55,21 +55,21 @@ def bank_payments():
     @task
     def choose_banks(**context) -> list[str]:
         """The enabled banks of the configuration, or those the run asked for."""
-        from finflows.payments_tasks import choose_banks as run
+        from finflows.banking import choose_banks as run
 
         return run(context["params"].get("banks"))
 
     @task(map_index_template="{{ bank }}", max_active_tis_per_dagrun=3)
     def pay_bank(bank_id: str) -> dict:
         """Batch what is due, then generate, encrypt, archive and upload every batch not yet delivered."""
-        from finflows.payments_tasks import pay_bank as run
+        from finflows.bank_payments_tasks import pay_bank as run
 
         return run(bank_id)
 
     @task(trigger_rule="all_done")
     def summarise(bank_ids: list[str], outcomes: list[dict]) -> dict:
         """Email treasury the batches; fail the run if anything needs a person."""
-        from finflows.payments_tasks import summarise as run
+        from finflows.bank_payments_tasks import summarise as run
 
         return run(bank_ids, outcomes)
 

@@ -21,26 +21,28 @@ log = logging.getLogger(__name__)
 
 
 def pull_sftp_drop() -> int:
+    """Each ``.dat`` file in the SFTP drop copied into the inbox, then removed from the drop (only
+    once its object is in S3). Through the providers' hooks: SFTPToS3Operator would do the same
+    copy, but as an operator it is a task of its own, and importing it loads boto3 when the DAG is
+    parsed."""
+    import tempfile
+    from pathlib import Path
+
     drop = settings.get("CASHFILE_SFTP_DROP", "")
     if not drop:
         log.info("no SFTP drop configured (FINFLOWS_CASHFILE_SFTP_DROP); files arrive in S3 directly")
         return 0
-    from airflow.providers.amazon.aws.transfers.sftp_to_s3 import SFTPToS3Operator
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-    sftp = SFTPHook(ssh_conn_id=settings.CONN_SFTP_CIVICAPAY)
+    sftp, s3, bucket = SFTPHook(ssh_conn_id=settings.CONN_SFTP_CIVICAPAY), s3_hook(), settings.cashfile_bucket()
     moved = 0
     for name in sorted(sftp.list_directory(drop)):
         if not name.lower().endswith(".dat"):
             continue
-        SFTPToS3Operator(
-            task_id=f"sftp_to_s3_{moved}",
-            sftp_conn_id=settings.CONN_SFTP_CIVICAPAY,
-            aws_conn_id=settings.CONN_AWS,
-            sftp_path=f"{drop}/{name}",
-            s3_bucket=settings.cashfile_bucket(),
-            s3_key=f"{cashfile.INBOX}{name}",
-        ).execute({})
+        with tempfile.TemporaryDirectory(prefix="drop-") as tmp:
+            local = Path(tmp) / name
+            sftp.retrieve_file(f"{drop}/{name}", str(local))
+            s3.load_file(str(local), key=f"{cashfile.INBOX}{name}", bucket_name=bucket, replace=True)
         sftp.delete_file(f"{drop}/{name}")  # only after the object is in S3
         moved += 1
     log.info("moved %d file(s) from sftp:%s into the inbox", moved, drop)

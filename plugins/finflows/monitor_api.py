@@ -126,7 +126,7 @@ def get_batch(_: Reader, batch_id: int) -> dict:
 def check_bank_connection(_: Operator, bank_id: str) -> dict:
     """Log in to the bank's SFTP server and stat its upload directory now (recorded nowhere)."""
     from finflows import banks, health
-    from finflows.payments_tasks import sftp
+    from finflows.banking import sftp
 
     try:
         bank = banks.load().bank(bank_id)

@@ -206,10 +206,10 @@ def pay_bank(
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-    from finflows import payments, payments_tasks
+    from finflows import banking, payments
 
     b = cfg.bank(bank)
-    with payments_tasks.encrypter(cfg, b) as encrypt:
+    with banking.encrypter(cfg, b) as encrypt:
         return payments.pay_bank(
             db,
             cfg=cfg,
@@ -232,11 +232,11 @@ def reconcile(db, cfg, bank: str = "mega", *, today) -> list[dict]:
 
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    from finflows import payments_tasks, reconciliation
+    from finflows import banking, reconciliation
 
     b = cfg.bank(bank)
     out = []
-    with payments_tasks.decrypter(cfg, b) as decrypt, payments_tasks.sftp(b).get_managed_conn() as client:
+    with banking.decrypter(cfg, b) as decrypt, banking.sftp(b).get_managed_conn() as client:
         for name in reconciliation.candidates(client, b):
             with client.open(f"{b.download_path}/{name}", "rb") as f:
                 data = f.read()

@@ -1,7 +1,7 @@
 """A bank's SFTP session allowance, kept across every caller at once, counted at the real sshd.
 
 bank_payments' uploads, the retry queue, reconciliation's downloads, bank_health's probes and the
-monitor's test-connection all take their hook from ``payments_tasks.sftp(bank)``. The sessions are
+monitor's test-connection all take their hook from ``banking.sftp(bank)``. The sessions are
 counted on the server's side: the established TCP connections of OpenSSH's listening port, read
 from /proc/net/tcp while the callers run, not from our own bookkeeping.
 """
@@ -18,8 +18,9 @@ import time
 import pytest
 
 from finflows import banks, health
+from finflows.banking import sftp
 from finflows.hooks.sftp import SessionLimitReached, session_slot
-from finflows.payments_tasks import finance_db, sftp
+from finflows.task_support import finance_db
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +89,7 @@ def test_a_caller_that_dies_gives_its_session_back():
     code = (
         "import sys, time\n"
         "from finflows.hooks.sftp import session_slot\n"
-        "from finflows.payments_tasks import finance_db\n"
+        "from finflows.task_support import finance_db\n"
         f"with session_slot(lambda: finance_db().get_conn(), {key!r}, 1, wait=60):\n"
         "    print('holding', flush=True)\n"
         "    time.sleep(600)\n"

@@ -366,3 +366,24 @@ def test_migration_0011_keeps_each_loaded_line_at_its_number():
         assert got == old
     finally:
         stack.drop_database(name)
+
+
+def test_files_in_the_sftp_drop_move_into_the_inbox_and_leave_the_drop(s3_hook, local_dir, monkeypatch, day):
+    """Where CivicaPay writes to an SFTP drop (FINFLOWS_CASHFILE_SFTP_DROP), the first task copies
+    each .dat into the inbox and only then removes it; anything else stays in the drop."""
+    from finflows.cashfile_tasks import pull_sftp_drop
+
+    drop = local_dir / "sftp" / "civicapay" / "outbound"
+    name, other = f"CashFile{day:%Y%m%d}.dat", f"notes-{day:%Y%m%d}.txt"
+    (drop / name).write_bytes(cash_file(3, day))
+    (drop / other).write_text("not a cash file")
+    monkeypatch.setenv("FINFLOWS_CASHFILE_SFTP_DROP", "/outbound")
+    try:
+        assert pull_sftp_drop() == 1
+        assert s3_hook.read_key(f"cashfiles/{name}", bucket_name=BUCKET).encode() == cash_file(3, day)
+        assert not (drop / name).exists()
+        assert (drop / other).exists()
+    finally:
+        (drop / other).unlink(missing_ok=True)
+        (drop / name).unlink(missing_ok=True)
+        s3_hook.delete_objects(bucket=BUCKET, keys=[f"cashfiles/{name}"])

@@ -47,20 +47,28 @@ def test_a_run_that_already_finished_sends_no_late_email(mailbox, state):
 def test_a_bank_that_is_not_configured_fails_at_once_without_retries(requested):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from finflows.payments_tasks import choose_banks
+    from finflows.banking import choose_banks
 
     with pytest.raises(AirflowFailException, match=r"no bank '(Mega |nowhere)' in the configuration \(mega, ctbc"):
         choose_banks(requested)
 
 
-@pytest.mark.parametrize("summary", ["summarise", "reconciliation_summary", "health_summary"])
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "bank_payments_tasks.summarise",
+        "bank_reconciliation_tasks.reconciliation_summary",
+        "bank_health_tasks.health_summary",
+    ],
+)
 def test_a_summary_whose_upstream_failed_fails_cleanly_without_retries(summary):
+    import importlib
+
     from airflow.sdk.exceptions import AirflowFailException
 
-    from finflows import payments_tasks
-
+    module, name = summary.split(".")
     with pytest.raises(AirflowFailException, match="choose_banks failed"):
-        getattr(payments_tasks, summary)(None, [None])
+        getattr(importlib.import_module(f"finflows.{module}"), name)(None, [None])
 
 
 def test_the_trigger_form_offers_the_configured_banks_only():

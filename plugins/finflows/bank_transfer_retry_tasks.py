@@ -1,0 +1,63 @@
+"""Task body of bank_transfer_retry: the queue of deliveries that failed, worked off. Imported inside tasks only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import asdict
+
+from finflows import banks, files, payments, settings
+from finflows.banking import circuit_now, email_treasury, run_id, sftp
+from finflows.task_support import (
+    fail_run_if_any,
+    finance_db,
+    s3_hook,
+)
+
+log = logging.getLogger(__name__)
+
+
+def retry_transfers(everything: bool) -> dict:
+    """Work off the retry queue: deliver each waiting batch's archived file, or cancel it after its cutoff."""
+    cfg = banks.load()
+    now = dt.datetime.now(dt.UTC)
+    done = []
+    with files.connect(finance_db()) as conn:
+        waiting = payments.waiting_transfers(conn, now, everything)
+        log.info("%d queued transfer(s) to try", len(waiting))
+        for batch_id, bank_id in waiting:
+            d = payments.retry_one(
+                conn,
+                cfg=cfg,
+                batch_id=batch_id,
+                bank_id=bank_id,
+                now=now,
+                run_id=run_id(),
+                s3_hook=s3_hook(),
+                sftp_hook=sftp(cfg.bank(bank_id)),
+                attempts=settings.bank_upload_attempts(),
+                backoff=settings.bank_upload_backoff(),
+                limit=settings.bank_retry_limit(),
+                circuit=circuit_now(conn, bank_id),
+            )
+            done.append(asdict(d) | {"bank": bank_id})
+        queue = payments.retry_queue(conn)
+    alert = payments.retry_queue_alert(queue, settings.bank_retry_queue_alert())
+    if alert is not None:
+        from finflows import emails
+
+        log.warning("%s", alert.subject)
+        emails.send(alert, to=settings.ops_email() + settings.treasury_email(), smtp_conn_id=settings.CONN_SMTP)
+    by_bank: dict[str, dict] = {}
+    for d in done:
+        by_bank.setdefault(d.pop("bank"), {"deliveries": []})["deliveries"].append(d)
+    runs = [{"bank": b, **v} for b, v in by_bank.items()]
+    if runs:
+        email_treasury(*payments.summary(runs, "[finflows] bank transfer retry"))
+    gave_up = [f"{d['file_name']}: {d['outcome']}" for d in done if d["outcome"] in ("gave_up", "expired")]
+    fail_run_if_any(gave_up, len(done), "queued transfer")
+    return {
+        "tried": len(done),
+        "delivered": sum(1 for d in done if d["outcome"] in ("uploaded", "already_there")),
+        "waiting": sum(n for _bank, n, _oldest in queue),
+    }

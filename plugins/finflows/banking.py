@@ -1,0 +1,96 @@
+"""What the banking DAGs share: the banks to work on, a bank's PGP keys and SFTP hook, its circuit,
+and treasury's email. Imported inside tasks only (it loads providers)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from finflows import banks, payments, settings
+from finflows.task_support import (
+    bad_input_fails_without_retry,
+    finance_db,
+)
+
+log = logging.getLogger(__name__)
+
+
+def choose_banks(requested: list[str] | None) -> list[str]:
+    """The enabled banks, or those a manual run asked for (each must be configured). A bank that is
+    not configured, or a configuration that does not load, fails the task at once: no retry can
+    fix it, and a run that cannot succeed must not hold the next one."""
+    with bad_input_fails_without_retry(banks.BankConfigError):
+        cfg = banks.load()
+        chosen = [cfg.bank(b).id for b in requested] if requested else cfg.enabled
+    log.info("banks to pay: %s", ", ".join(chosen) or "none")
+    return chosen
+
+
+@contextmanager
+def bank_pgp(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator:
+    """Our key pair and the bank's public key (``PgpHook``: Airflow connections, each pinned to the
+    fingerprint the bank configuration gives) in one throwaway keyring."""
+    from finflows.hooks.pgp import PgpHook
+
+    ours = PgpHook(cfg.originator.signing_key_conn_id, fingerprint=cfg.originator.signing_key_fingerprint)
+    theirs = PgpHook(bank.pgp_key_conn_id, fingerprint=bank.pgp_key_fingerprint)
+    with ours.session(theirs) as session:
+        yield session
+
+
+@contextmanager
+def encrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[payments.Encrypt]:
+    """Encrypt to the bank's key and sign with ours."""
+    with bank_pgp(cfg, bank) as session:
+        yield lambda data: session.encrypt_and_sign(data, to=bank.pgp_key_conn_id)
+
+
+@contextmanager
+def decrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator:
+    """Decrypt with our key and insist on the bank's signature (its pinned fingerprint)."""
+    with bank_pgp(cfg, bank) as session:
+        yield lambda data: session.decrypt_and_verify(data, signed_by=bank.pgp_key_conn_id)
+
+
+def sftp(bank: banks.Bank, *, one_attempt: bool = False):
+    """The bank's SFTP hook, every session within the bank's ``sftp_sessions`` across all DAGs and
+    the monitor; ``one_attempt`` for health checks (no connect retries, a short wait for a slot)."""
+    from finflows.hooks.sftp import BankSFTPHook
+
+    return BankSFTPHook(
+        ssh_conn_id=bank.sftp_conn_id,
+        session_key=f"sftp:{bank.id}",
+        session_limit=bank.sftp_sessions,
+        limiter=lambda: finance_db().get_conn(),
+        session_wait=30 if one_attempt else settings.bank_session_wait(),
+        **({"conn_retry_attempts": 1} if one_attempt else {}),
+    )
+
+
+def email_treasury(subject: str, body: str, also: list[str] | None = None, inline: list[str] | None = None) -> None:
+    """HTML email to treasury (and ``also``); files in ``inline`` go in a multipart/related message,
+    each with its file name as Content-ID for ``<img src="cid:NAME">``."""
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    with SmtpHook(smtp_conn_id=settings.CONN_SMTP) as smtp:
+        smtp.send_email_smtp(
+            to=(also or []) + settings.treasury_email(),
+            subject=subject,
+            html_content=body,
+            files=inline,
+            mime_subtype="related" if inline else "mixed",
+        )
+
+
+def circuit_now(conn, bank_id: str):
+    from finflows import health
+
+    return health.circuit(conn, bank_id, dt.datetime.now(dt.UTC), settings.bank_circuit_half_open_after())
+
+
+def run_id() -> str:
+    from airflow.sdk import get_current_context
+
+    return get_current_context()["run_id"]

@@ -1,0 +1,74 @@
+"""Task body of finance_daily_report. Imported inside tasks only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from finflows import banks, files, payments, settings
+from finflows.banking import email_treasury
+from finflows.task_support import (
+    fail_run_if_any,
+    finance_db,
+    s3_hook,
+)
+
+log = logging.getLogger(__name__)
+
+
+def daily_report(day: str | None) -> dict:
+    """The day's report emailed with its chart inline; report, chart, figures and the manifest of the
+    day's files archived under ``finance-daily/DAY/``; the run fails if a processed file's archived
+    copy is missing or differs."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from finflows import daily_report as dr
+
+    d = dt.date.fromisoformat(day) if day else dt.datetime.now(payments.TAIPEI).date()
+    bucket = settings.archive_bucket()
+    with files.connect(finance_db()) as conn:
+        report = dr.gather(
+            conn, d, banks.load().enabled, dt.datetime.now(dt.UTC), settings.bank_circuit_half_open_after()
+        )
+        listed = dr.manifest(conn, d)
+    hook = s3_hook()
+    missing = dr.verify_archive(hook, listed)
+    prefix = f"finance-daily/{d}/"
+    png, name = dr.chart(report), dr.CHART_NAME.format(day=d)
+    subject, body = dr.render(
+        report,
+        name,
+        {
+            "files": len(listed),
+            "verified": len(listed) - len(missing),
+            "missing": missing,
+            "prefix": f"s3://{bucket}/{prefix}",
+        },
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / name).write_bytes(png)
+        email_treasury(subject, body, also=settings.ops_email(), inline=[str(Path(tmp) / name)])
+    client = hook.get_conn()
+    for key, data, kind in (
+        ("report.html", body.encode(), "text/html; charset=utf-8"),
+        (name, png, "image/png"),
+        ("totals.json", json.dumps(report.totals(), indent=1).encode(), "application/json"),
+        (
+            "manifest.json",
+            json.dumps({"files": listed, "missing": missing}, indent=1, default=str).encode(),
+            "application/json",
+        ),
+    ):
+        client.put_object(Bucket=bucket, Key=prefix + key, Body=data, ContentType=kind)
+    log.info("%s", subject)
+    log.info("archived report and manifest of %d file(s) to s3://%s/%s", len(listed), bucket, prefix)
+    fail_run_if_any(missing, len(listed), "archived file")
+    t = report.total
+    return {
+        "day": d.isoformat(),
+        "files_sent": t.files_sent,
+        "ntd_sent": int(t.ntd_sent),
+        "problems": len(report.problems),
+    }
