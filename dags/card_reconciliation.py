@@ -26,6 +26,7 @@ from __future__ import annotations
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.operators.file_import import FileImportOperator
 
 
 @dag(
@@ -62,13 +63,6 @@ def card_reconciliation():
 
         return run((params or {}).get("day"))
 
-    @task(map_index_template="{{ statement }}")
-    def load_file(key: str) -> dict:
-        """Validate and load one statement in one transaction; archive or quarantine it."""
-        from finflows.card_tasks import load_file as run
-
-        return run(key)
-
     @task(trigger_rule="all_done")
     def summarise(keys: list[str], outcomes: list[dict]) -> dict:
         """Log the daily summary per store and brand; fail the run if any statement failed."""
@@ -78,7 +72,13 @@ def card_reconciliation():
 
     keys = find_files()
     fetch_from_ftps() >> keys
-    summarise(keys, load_file.expand(key=keys))
+    loaded = FileImportOperator.partial(
+        task_id="load_file",
+        layout="card-statement",
+        map_index_template="{{ statement }}",
+        doc_md="Validate and load one statement in one transaction; archive or quarantine it.",
+    ).expand(key=keys)
+    summarise(keys, loaded.output)
 
 
 card_reconciliation()

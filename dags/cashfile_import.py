@@ -29,6 +29,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from finflows import settings
 from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.operators.file_import import FileImportOperator
 from finflows.triggers import s3_event_asset
 
 cashfile_events = s3_event_asset("cashfile_inbox", settings.cashfile_queue_url(), settings.CONN_AWS)
@@ -65,13 +66,6 @@ def cashfile_import():
 
         return run(context)
 
-    @task(map_index_template="{{ cash_file }}", retries=3)
-    def import_file(key: str) -> dict:
-        """Checksum, decide, load in one transaction, copy to Drive, archive: each step idempotent."""
-        from finflows.cashfile_tasks import import_file as run
-
-        return run(key)
-
     @task(trigger_rule="all_done")
     def summarise(keys: list[str], outcomes: list[dict]) -> dict:
         """One line per file and the run's totals; fails the run if any file failed."""
@@ -81,7 +75,14 @@ def cashfile_import():
 
     keys = find_files()
     pull_sftp_drop() >> keys
-    summarise(keys, import_file.expand(key=keys))
+    imported = FileImportOperator.partial(
+        task_id="import_file",
+        layout="civicapay-cashfile",
+        map_index_template="{{ cash_file }}",
+        retries=3,
+        doc_md="Checksum, decide, load in one transaction, copy to Drive, archive: each step idempotent.",
+    ).expand(key=keys)
+    summarise(keys, imported.output)
 
 
 cashfile_import()
