@@ -27,15 +27,10 @@ from airflow.sdk import dag, task
 
 from finflows import settings
 from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.notifiers import OperationsEmailNotifier, SnsTopicNotifier
 from finflows.triggers import s3_event_asset
 
 chargeback_inbox = s3_event_asset("chargeback_inbox", settings.chargeback_queue_url(), settings.CONN_AWS)
-
-
-def _on_failure(context):
-    from finflows.chargeback_tasks import notify_task_failure
-
-    notify_task_failure(context)
 
 
 @dag(
@@ -44,7 +39,17 @@ def _on_failure(context):
     schedule=[chargeback_inbox],
     catchup=False,
     max_active_runs=1,
-    default_args=default_args(on_failure_callback=_on_failure),
+    # the failure email, and the same news on the chargeback topic (as the successes go there)
+    default_args=default_args(
+        on_failure_callback=[
+            OperationsEmailNotifier(),
+            SnsTopicNotifier(
+                target_arn=settings.chargeback_topic_arn(),
+                subject="[finflows] chargeback_export FAILED: {{ ti.task_id }}",
+                message="run {{ run_id }}: {{ exception }}",
+            ),
+        ]
+    ),
     deadline=deadline("chargeback_export"),
     tags=[Tag.FINANCE, Tag.CHARGEBACKS, Tag.CARDS, Tag.EVENT_DRIVEN],
     doc_md=__doc__,

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from finflows import chargeback, files, metrics, settings
-from finflows.dag_defaults import notify_failure
 from finflows.task_support import (
     bad_input_fails_without_retry,
     fail_run_if_any,
@@ -61,12 +59,3 @@ def notify(keys: list[str], outcomes: list[dict | None]) -> dict:
     metrics.emit_outcomes("chargeback_export", [o for o in done if o["status"] == "EXPORTED"], len(failed), "records")
     fail_run_if_any(failed, len(keys), "chargeback file")
     return {"files": len(done), "delivered": sum(d["uploaded"] for o in done for d in o["deliveries"])}
-
-
-def notify_task_failure(context: dict[str, Any]) -> None:
-    """Failure callback: the SNS message as well as the usual failure email."""
-    notify_failure(context)
-    ti = context["ti"]
-    publish(
-        f"[finflows] chargeback_export FAILED: {ti.task_id}", f"run {context['run_id']}: {context.get('exception')}"
-    )

@@ -10,6 +10,8 @@ import os
 from enum import StrEnum
 from typing import Any
 
+from finflows.notifiers import OperationsEmailNotifier
+
 OWNER = "finance-data-eng"
 
 
@@ -31,30 +33,6 @@ class Tag(StrEnum):
 APPROVED_TAGS = frozenset(t.value for t in Tag)
 
 
-def notify_failure(context: dict[str, Any]) -> None:
-    """Task failure callback: email operations. A rejected file is named in the subject with its
-    outcome, the quarantined copy, the report and the next step (``finflows.emails``); any other
-    failure names the task, the error and the run. Plain text with HTML beside it.
-
-    Imported when a task fails, not when the DAG file is parsed.
-    """
-    from airflow.sdk.configuration import conf
-
-    from finflows import emails, settings
-
-    ti = context["ti"]
-    email = emails.failure_email(
-        dag_id=ti.dag_id,
-        task_id=ti.task_id,
-        run_id=context["run_id"],
-        map_index=getattr(ti, "map_index", None),
-        try_number=getattr(ti, "try_number", None),
-        exception=context.get("exception"),
-        base_url=conf.get("api", "base_url", fallback="http://localhost:8080/"),
-    )
-    emails.send(email, to=settings.ops_email(), smtp_conn_id=settings.CONN_SMTP)
-
-
 def default_args(**overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "owner": OWNER,
@@ -63,7 +41,7 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "retry_delay": dt.timedelta(seconds=float(os.environ.get("FINFLOWS_RETRY_DELAY", "30"))),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=10),
-        "on_failure_callback": notify_failure,
+        "on_failure_callback": OperationsEmailNotifier(),
     }
     args.update(overrides)
     return args
