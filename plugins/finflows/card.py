@@ -166,24 +166,17 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
                 )
             decision, info = load(conn, path, file_name, sha256, source_uri, run_id)
         except FormatError as e:
-            quarantined = files.reject(
+            raise files.rejected_format(
                 conn,
                 s3_hook,
+                e,
+                StatementRejected,
                 flow=FLOW,
                 bucket=bucket,
                 key=key,
                 file_name=file_name,
                 sha256=sha256,
-                error=str(e),
-                report=e.report(),
                 run_id=run_id,
-            )
-            raise StatementRejected(
-                f"{source_uri} rejected and quarantined, nothing loaded:\n{e}",
-                flow=FLOW,
-                file_name=file_name,
-                source_uri=source_uri,
-                quarantined=quarantined,
             ) from None
         if decision is files.Decision.CONFLICT:
             msg = (

@@ -252,24 +252,18 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
             file_name = normalise_name(raw_name)
             decision, info = load(conn, path, file_name, sha256, source_uri, run_id)
         except FormatError as e:
-            quarantined = files.reject(
+            raise files.rejected_format(
                 conn,
                 s3_hook,
+                e,
+                CashFileRejected,
                 flow=FLOW,
                 bucket=bucket,
                 key=key,
                 file_name=file_name,
                 sha256=sha256,
-                error=str(e),
-                report=e.report(),
                 run_id=run_id,
-            )
-            raise CashFileRejected(
-                f"{source_uri} rejected and quarantined, nothing loaded:\n{e}",
-                flow=FLOW,
-                file_name=raw_name,
-                source_uri=source_uri,
-                quarantined=quarantined,
+                shown_name=raw_name,
             ) from None
 
         if decision is files.Decision.CONFLICT:

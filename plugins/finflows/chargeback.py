@@ -123,24 +123,18 @@ def export_file(
             if unknown:
                 raise FormatError(name, unknown)
         except FormatError as e:
-            quarantined = files.reject(
+            raise files.rejected_format(
                 conn,
                 s3_hook,
+                e,
+                ChargebackRejected,
                 flow=FLOW,
                 bucket=bucket,
                 key=key,
                 file_name=name,
                 sha256=sha256,
-                error=str(e),
-                report=e.report(),
                 run_id=run_id,
-            )
-            raise ChargebackRejected(
-                f"{source_uri} rejected and quarantined, nothing exported:\n{e}",
-                flow=FLOW,
-                file_name=name,
-                source_uri=source_uri,
-                quarantined=quarantined,
+                nothing="exported",
             ) from None
 
         with conn.transaction(), conn.cursor() as cur:

@@ -286,6 +286,45 @@ def reject(
     return f"s3://{bucket}/{target}"
 
 
+def rejected_format(
+    conn,
+    s3_hook,
+    error,
+    rejected: type[FileRejected],
+    *,
+    flow: str,
+    bucket: str,
+    key: str,
+    file_name: str,
+    sha256: str,
+    run_id: str,
+    nothing: str = "loaded",
+    shown_name: str | None = None,
+) -> FileRejected:
+    """A file its layout refuses (``error``: a ``FormatError``), quarantined with the report naming
+    every line, field and value (``reject``); returns the flow's exception for the task to raise."""
+    source_uri = f"s3://{bucket}/{key}"
+    quarantined = reject(
+        conn,
+        s3_hook,
+        flow=flow,
+        bucket=bucket,
+        key=key,
+        file_name=file_name,
+        sha256=sha256,
+        error=str(error),
+        report=error.report(),
+        run_id=run_id,
+    )
+    return rejected(
+        f"{source_uri} rejected and quarantined, nothing {nothing}:\n{error}",
+        flow=flow,
+        file_name=shown_name or file_name,
+        source_uri=source_uri,
+        quarantined=quarantined,
+    )
+
+
 def resolve_quarantine(
     conn, s3_hook, *, flow: str, bucket: str, name: str, sha256: str, run_id: str, prefix: str = "quarantine/"
 ) -> str | None:
