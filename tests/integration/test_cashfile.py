@@ -373,17 +373,23 @@ def test_files_in_the_sftp_drop_move_into_the_inbox_and_leave_the_drop(s3_hook, 
     each .dat into the inbox and only then removes it; anything else stays in the drop."""
     from finflows.cashfile_tasks import pull_sftp_drop
 
-    drop = local_dir / "sftp" / "civicapay" / "outbound"
+    outbound = local_dir / "sftp" / "civicapay" / "outbound"
+    drop = outbound / f"drop-{day:%Y%m%d}"  # a drop of its own: the function moves every .dat there
+    drop.mkdir(exist_ok=True)
+    st = outbound.stat()
+    os.chown(drop, st.st_uid, st.st_gid)  # the SFTP user's, as the directory CivicaPay writes to
+    drop.chmod(st.st_mode & 0o7777)
     name, other = f"CashFile{day:%Y%m%d}.dat", f"notes-{day:%Y%m%d}.txt"
     (drop / name).write_bytes(cash_file(3, day))
     (drop / other).write_text("not a cash file")
-    monkeypatch.setenv("FINFLOWS_CASHFILE_SFTP_DROP", "/outbound")
+    monkeypatch.setenv("FINFLOWS_CASHFILE_SFTP_DROP", f"/outbound/{drop.name}")
     try:
         assert pull_sftp_drop() == 1
         assert s3_hook.read_key(f"cashfiles/{name}", bucket_name=BUCKET).encode() == cash_file(3, day)
         assert not (drop / name).exists()
         assert (drop / other).exists()
     finally:
-        (drop / other).unlink(missing_ok=True)
-        (drop / name).unlink(missing_ok=True)
+        for p in drop.iterdir():
+            p.unlink()
+        drop.rmdir()
         s3_hook.delete_objects(bucket=BUCKET, keys=[f"cashfiles/{name}"])
