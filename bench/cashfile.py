@@ -80,8 +80,8 @@ def bare_files(path: Path, tmp: Path) -> tuple[Path, Path, Path]:
     pay, sus, text = tmp / "payments.tsv", tmp / "suspense.tsv", tmp / "text.tsv"
     known = {f"{9_000_000_000 + i}" for i in range(KNOWN)}
     with path.open("rb") as f, pay.open("w") as p, sus.open("w") as s:
-        for n, row in read_rows(f, path.name):
-            (p if row[:10] in known else s).write(f"0\t{n}\t{row}\n")
+        for row in read_rows(f, path.name, prefix="0\t", known=known, other=lambda r: s.write(r + "\n")):
+            p.write(row + "\n")
     text.write_text(f"0\t{copy_escape(path.read_text())}\n")
     return pay, sus, text
 

@@ -120,7 +120,6 @@ _COLS = ", ".join(LAYOUT.copy_columns)
 _COPY_PAYMENTS = f"COPY ifs.cash_payment (file_id, line_no, {_COLS}) FROM STDIN"
 _COPY_SUSPENSE = f"COPY ifs.cash_suspense (file_id, line_no, {_COLS}) FROM STDIN"
 _COPY_TEXT = "COPY ifs.cashfile_text (file_id, body) FROM STDIN"
-_ACCOUNT = slice(0, 10)  # rent_account, the first column of a record's COPY text
 TABLES = ("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_text")  # what an import writes
 _CHUNK = 1 << 20
 _BATCH = 5000  # rows per COPY write
@@ -146,16 +145,13 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
         with path.open("rb") as f, tempfile.TemporaryFile("w+", encoding="ascii") as spool, files.gc_paused():
             suspense = 0
 
-            def payments():
+            def to_suspense(row: str) -> None:
                 nonlocal suspense
-                for n, row in read_rows(f, file_name, stats):
-                    if row[_ACCOUNT] in accounts:
-                        yield f"{n}\t{row}"
-                    else:
-                        spool.write(f"{file_id}\t{n}\t{row}\n")
-                        suspense += 1
+                spool.write(row + "\n")
+                suspense += 1
 
-            files.copy_lines(cur, _COPY_PAYMENTS, f"{file_id}\t", payments(), batch=_BATCH)
+            rows = read_rows(f, file_name, stats, prefix=f"{file_id}\t", known=accounts, other=to_suspense)
+            files.copy_lines(cur, _COPY_PAYMENTS, "", rows, batch=_BATCH)
             if suspense:
                 spool.seek(0)
                 with cur.copy(_COPY_SUSPENSE) as copy:

@@ -163,6 +163,8 @@ def _both(text: str):
         stats = CashFileStats()
         try:
             got = list(reader(io.BytesIO(text.encode("latin-1")), "x.dat", stats))
+            if reader is read_rows:  # "line number TAB COPY text" → (line number, COPY text)
+                got = [(int(r.split("\t", 1)[0]), r.split("\t", 1)[1]) for r in got]
         except FormatError as e:
             got = ("error", e.total, [(x.line, x.field, x.value, x.reason) for x in e.errors])
         out.append((got, (stats.lines, stats.records, stats.total)))
@@ -190,6 +192,17 @@ def test_copy_rows_accept_and_refuse_exactly_what_the_full_parse_does(lines):
         assert rows == parsed
     else:
         assert [n for n, _, _ in parsed] == [n for n, _ in rows]
+
+
+def test_copy_rows_route_unknown_accounts_elsewhere_with_their_prefix():
+    from finflows.formats.cashfile import read_rows
+
+    other_account = "0009999999" + GOOD[10:]
+    text = f"{GOOD}\r\n{other_account}\r\n{GOOD}\r\n".encode()
+    elsewhere: list[str] = []
+    rows = list(read_rows(io.BytesIO(text), "x", prefix="7\t", known={GOOD[:10]}, other=elsewhere.append))
+    assert [r.split("\t")[:3] for r in rows] == [["7", "1", GOOD[:10]], ["7", "3", GOOD[:10]]]
+    assert [r.split("\t")[:3] for r in elsewhere] == [["7", "2", "0009999999"]]
 
 
 def test_copy_rows_refuse_an_impossible_date_the_regex_lets_through():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Container, Iterator
 from decimal import Decimal
 from typing import BinaryIO
 
@@ -121,16 +121,25 @@ def read_cashfile(
 
 
 def read_rows(
-    stream: BinaryIO, file_name: str, stats: CashFileStats | None = None, encoding: str = "ascii"
-) -> Iterator[tuple[int, str]]:
-    """Yield (line number, COPY text of the record in ``LAYOUT.copy_columns`` order) for each
-    record: what ``read_cashfile`` accepts, converted for PostgreSQL's COPY (a date as ISO, an
-    amount as numeric text) by the layout's generated row function; the same one FormatError at
-    the end. The hot loop of the cash import: one regex match and one f-string per record."""
+    stream: BinaryIO,
+    file_name: str,
+    stats: CashFileStats | None = None,
+    encoding: str = "ascii",
+    *,
+    prefix: str = "",
+    known: Container[str] | None = None,
+    other: Callable[[str], object] | None = None,
+) -> Iterator[str]:
+    """Yield ``prefix + line number + TAB + COPY text of the record`` (columns ``LAYOUT.copy_columns``)
+    for each record: what ``read_cashfile`` accepts, converted for PostgreSQL's COPY (a date as
+    ISO, an amount as numeric text) by the layout's generated row function; the same one
+    FormatError at the end. With ``known``, a record whose rent account is not in it goes to
+    ``other`` instead (the suspense rows). The hot loop of the cash import: one regex match and
+    one f-string per record, nothing else."""
     stats = stats if stats is not None else CashFileStats()
     errors = _Errors(encoding)
     match, row_of = LAYOUT.fast_path()
-    amount = LAYOUT.group_index("amount")
+    amount, account = LAYOUT.group_index("amount"), LAYOUT.group_index("rent_account")
     cents = records = line_no = 0
     try:
         for line_no, raw_bytes in enumerate(stream, start=1):
@@ -148,7 +157,10 @@ def read_rows(
                 else:
                     records += 1
                     cents += int(g[amount].replace(".", ""))
-                    yield line_no, row
+                    if known is None or g[account] in known:
+                        yield f"{prefix}{line_no}\t{row}"
+                    else:
+                        other(f"{prefix}{line_no}\t{row}")
                     continue
             if line.strip() and errors.explain(line_no, line) is not None:  # the two disagree: a layout bug
                 raise AssertionError(f"line {line_no}: the layout's fast path refused a valid record")
