@@ -116,6 +116,23 @@ def settle(port: int, tok: str, dag_id: str) -> None:
     wait_for(lambda: api(port, "GET", path, tok)["total_entries"] == 0, 300, f"{dag_id}'s due runs to finish")
 
 
+def ready(port: int, tok: str, dag_id: str) -> None:
+    """Parsed, unpaused, and no run of its own schedule still going: unpausing a DAG whose daily
+    run is due starts that run at once, and it would take the inputs a test stages for its own run
+    (a card statement run at 12:0x UTC found its file already loaded by the 12:00 UTC run)."""
+    import datetime as dt
+
+    wait_for(lambda: api(port, "GET", f"/api/v2/dags/{dag_id}", tok), 120, f"{dag_id} to be parsed")
+    api(port, "PATCH", f"/api/v2/dags/{dag_id}", tok, {"is_paused": False})
+
+    def due_runs_created() -> bool:  # the scheduler moves the next run past now once it made the due one
+        after = api(port, "GET", f"/api/v2/dags/{dag_id}", tok).get("next_dagrun_run_after")
+        return after is None or dt.datetime.fromisoformat(after.replace("Z", "+00:00")) > dt.datetime.now(dt.UTC)
+
+    wait_for(due_runs_created, 120, f"the scheduler to create {dag_id}'s due run")
+    settle(port, tok, dag_id)
+
+
 def trigger(port: int, tok: str, dag_id: str, conf: dict | None = None) -> str:
     """Unpause the DAG and trigger a run as an operator does; return its id once it is green."""
     wait_for(lambda: api(port, "GET", f"/api/v2/dags/{dag_id}", tok), 120, f"{dag_id} to be parsed")
@@ -315,6 +332,7 @@ def test_clearing_a_loaded_card_statement_reports_it_loaded_and_adds_nothing(air
     from tests.helpers.statements import statement
 
     bucket = os.environ.get("FINFLOWS_STATEMENT_BUCKET", "finflows-card-statements")
+    ready(airflow, token(airflow), "card_reconciliation")
     waiting = s3_hook.list_keys(bucket_name=bucket, prefix="statements/") or []
     if waiting:  # the run loads everything waiting: start from an empty inbox
         s3_hook.delete_objects(bucket=bucket, keys=waiting)
@@ -343,6 +361,7 @@ def test_clearing_a_bank_that_was_paid_uploads_nothing_twice(airflow, clean_paym
 
     from tests.helpers import payments as pay
 
+    ready(airflow, token(airflow), "bank_payments")
     refs = pay.add(pg, "mega", 2, due=dt.datetime.now(ZoneInfo("Asia/Taipei")).date(), amount=1200)
     tok = token(airflow)
     try:
@@ -367,6 +386,7 @@ def test_clearing_a_bank_whose_returns_were_applied_applies_nothing_twice(
 
     from tests.helpers import payments as pay
 
+    ready(airflow, token(airflow), "bank_reconciliation")
     refs = pay.add(pg, "ctbc", 2, due=dt.date(2026, 11, 23))
     pay.pay_bank(db, cfg, "ctbc", now=dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC))
     [batch_file] = pay.uploaded(local_dir, "ctbc")
