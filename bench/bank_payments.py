@@ -125,12 +125,14 @@ def pay_now(conn, cfg, bank: str, run_id: str, attempts: int = 1) -> payments.Ba
             bank_id=bank,
             now=dt.datetime.combine(DAY, dt.time(6), tzinfo=payments.TAIPEI),
             run_id=run_id,
-            s3_hook=S3Hook(aws_conn_id="aws_finflows"),
-            sftp_hook=banking.sftp(cfg.bank(bank)),
+            transport=payments.Transport(
+                s3_hook=S3Hook(aws_conn_id="aws_finflows"),
+                sftp_hook=banking.sftp(cfg.bank(bank)),
+                archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
+                attempts=attempts,
+                backoff=1,
+            ),
             encrypt=encrypt,
-            archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
-            attempts=attempts,
-            backoff=1,
         )
 
 

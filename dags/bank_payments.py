@@ -26,6 +26,7 @@ from __future__ import annotations
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.operators.bank_payment_file import BankPaymentFileOperator
 from finflows.settings import configured_bank_ids
 
 BANK_IDS = configured_bank_ids()  # the trigger form offers the configured banks only
@@ -59,13 +60,6 @@ def bank_payments():
 
         return run(context["params"].get("banks"))
 
-    @task(map_index_template="{{ bank }}", max_active_tis_per_dagrun=3)
-    def pay_bank(bank_id: str) -> dict:
-        """Batch what is due, then generate, encrypt, archive and upload every batch not yet delivered."""
-        from finflows.bank_payments_tasks import pay_bank as run
-
-        return run(bank_id)
-
     @task(trigger_rule="all_done")
     def summarise(bank_ids: list[str], outcomes: list[dict]) -> dict:
         """Email treasury the batches; fail the run if anything needs a person."""
@@ -74,7 +68,10 @@ def bank_payments():
         return run(bank_ids, outcomes)
 
     bank_ids = choose_banks()
-    summarise(bank_ids, pay_bank.expand(bank_id=bank_ids))
+    pay_bank = BankPaymentFileOperator.partial(
+        task_id="pay_bank", map_index_template="{{ bank }}", max_active_tis_per_dagrun=3
+    ).expand(bank_id=bank_ids)
+    summarise(bank_ids, pay_bank.output)
 
 
 bank_payments()

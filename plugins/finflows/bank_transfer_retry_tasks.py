@@ -7,11 +7,10 @@ import logging
 from dataclasses import asdict
 
 from finflows import banks, files, payments, settings
-from finflows.banking import circuit_now, email_treasury, run_id, sftp
+from finflows.banking import circuit_now, email_treasury, run_id, transport
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,
-    s3_hook,
 )
 
 log = logging.getLogger(__name__)
@@ -33,10 +32,7 @@ def retry_transfers(everything: bool) -> dict:
                 bank_id=bank_id,
                 now=now,
                 run_id=run_id(),
-                s3_hook=s3_hook(),
-                sftp_hook=sftp(cfg.bank(bank_id)),
-                attempts=settings.bank_upload_attempts(),
-                backoff=settings.bank_upload_backoff(),
+                transport=transport(cfg.bank(bank_id)),
                 limit=settings.bank_retry_limit(),
                 circuit=circuit_now(conn, bank_id),
             )

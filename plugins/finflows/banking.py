@@ -69,6 +69,26 @@ def sftp(bank: banks.Bank, *, one_attempt: bool = False):
     )
 
 
+def transport(
+    bank: banks.Bank,
+    *,
+    aws_conn_id: str = settings.CONN_AWS,
+    archive_bucket: str | None = None,
+    attempts: int | None = None,
+    backoff: float | None = None,
+) -> payments.Transport:
+    """The archive bucket and the bank's SFTP, with the configured retry policy unless given."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return payments.Transport(
+        s3_hook=S3Hook(aws_conn_id=aws_conn_id),
+        sftp_hook=sftp(bank),
+        archive_bucket=archive_bucket or settings.archive_bucket(),
+        attempts=settings.bank_upload_attempts() if attempts is None else attempts,
+        backoff=settings.bank_upload_backoff() if backoff is None else backoff,
+    )
+
+
 def email_treasury(subject: str, body: str, also: list[str] | None = None, inline: list[str] | None = None) -> None:
     """HTML email to treasury (and ``also``); files in ``inline`` go in a multipart/related message,
     each with its file name as Content-ID for ``<img src="cid:NAME">``."""

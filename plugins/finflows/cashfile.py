@@ -120,7 +120,6 @@ _COLS = ", ".join(LAYOUT.copy_columns)
 _COPY_PAYMENTS = f"COPY ifs.cash_payment (file_id, line_no, {_COLS}) FROM STDIN"
 _COPY_SUSPENSE = f"COPY ifs.cash_suspense (file_id, line_no, {_COLS}) FROM STDIN"
 _COPY_TEXT = "COPY ifs.cashfile_text (file_id, body) FROM STDIN"
-TABLES = ("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_text")  # what an import writes
 _CHUNK = 1 << 20
 _BATCH = 5000  # rows per COPY write
 

@@ -63,25 +63,19 @@ def find_files(context: dict[str, Any]) -> list[str]:
 
 
 def import_file(key: str) -> dict:
-    from finflows import lineage
     from finflows.google import DriveHook
 
     run_id = label_mapped_task("cash_file", key)
-    bucket, s3, pg = settings.cashfile_bucket(), s3_hook(), finance_db()
     with bad_input_fails_without_retry(cashfile.CashFileRejected):
         outcome = cashfile.import_file(
             key,
-            bucket=bucket,
+            bucket=settings.cashfile_bucket(),
             run_id=run_id,
-            s3_hook=s3,
-            pg_hook=pg,
+            s3_hook=s3_hook(),
+            pg_hook=finance_db(),
             drive_hook=DriveHook(gcp_conn_id=settings.CONN_GOOGLE),
             drive_folder=settings.finance_drive_folder(),
         )
-    lineage.read(s3, f"s3://{bucket}/{key}")
-    if outcome.status == "IMPORTED":
-        for table in cashfile.TABLES:
-            lineage.wrote(pg, lineage.table(settings.CONN_FINANCE_DB, table))
     return cashfile.as_dict(outcome)
 
 

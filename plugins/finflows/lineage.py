@@ -1,46 +1,50 @@
-"""What a task read and wrote, for lineage: Airflow's hook-level lineage, which the OpenLineage
-provider turns into the inputs and outputs of the task's events (a TaskFlow task has no operator
-of ours to report them). Without a lineage reader installed the collector does nothing.
+"""OpenLineage datasets of what our operators read and write, named as the OpenLineage naming
+spec and the providers' own operators name them (``get_openlineage_facets_on_complete`` of
+each operator in ``finflows.operators`` returns these):
 
-Uris follow the providers' asset schemes: ``s3://bucket/key``, ``postgres://host:port/db/schema/table``,
-``sftp://host:port/path``.
+- an S3 object: namespace ``s3://bucket``, name the key;
+- a PostgreSQL table: namespace ``postgres://host:port``, name ``database.schema.table``;
+- a file on an SFTP server: namespace ``file://host:port``, name its path (as ``SFTPOperator``).
+
+Imported only when lineage is extracted (it needs the OpenLineage provider).
 """
 
 from __future__ import annotations
 
-import logging
-
-log = logging.getLogger(__name__)
+from urllib.parse import urlsplit
 
 
-def _collector():
-    from airflow.sdk.lineage import get_hook_lineage_collector
+def _dataset(namespace: str, name: str):
+    from airflow.providers.common.compat.openlineage.facet import Dataset
 
-    return get_hook_lineage_collector()
-
-
-def read(hook, uri: str) -> None:
-    """The task read ``uri`` through ``hook``."""
-    _collector().add_input_asset(context=hook, uri=uri)
+    return Dataset(namespace=namespace, name=name)
 
 
-def wrote(hook, uri: str) -> None:
-    """The task wrote ``uri`` through ``hook``."""
-    _collector().add_output_asset(context=hook, uri=uri)
+def s3_object(bucket: str, key: str):
+    return _dataset(f"s3://{bucket}", key)
 
 
-def table(conn_id: str, name: str) -> str:
-    """``postgres://host:port/database/schema/table`` of a table (``schema.table``) of a connection."""
+def table(conn_id: str, name: str):
+    """A table (``schema.table``) of the database of a Postgres connection."""
     from airflow.sdk import Connection
 
     conn = Connection.get(conn_id)
-    schema, _, table_name = name.partition(".")
-    return f"postgres://{conn.host}:{conn.port or 5432}/{conn.schema}/{schema}/{table_name}"
+    return _dataset(f"postgres://{conn.host}:{conn.port or 5432}", f"{conn.schema}.{name}")
 
 
-def remote_file(conn_id: str, path: str) -> str:
-    """``sftp://host:port/path`` of a file on a server of an SSH connection."""
+def remote_file(conn_id: str, path: str):
+    """A file on the server of an SSH connection."""
     from airflow.sdk import Connection
 
     conn = Connection.get(conn_id)
-    return f"sftp://{conn.host}:{conn.port or 22}/{path.lstrip('/')}"
+    return _dataset(f"file://{conn.host}:{conn.port or 22}", path.lstrip("/"))
+
+
+def of_uri(uri: str):
+    """``s3://bucket/key`` or ``sftp://<ssh_conn_id>/<path>`` (the PGP operators' notation)."""
+    parts = urlsplit(uri)
+    if parts.scheme == "s3":
+        return s3_object(parts.netloc, parts.path.lstrip("/"))
+    if parts.scheme == "sftp":
+        return remote_file(parts.netloc, parts.path)
+    raise ValueError(f"{uri!r}: no lineage naming for {parts.scheme!r}")

@@ -27,6 +27,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from finflows import health
@@ -41,6 +42,18 @@ TAIPEI = ZoneInfo("Asia/Taipei")
 ACH_RECORD_BYTES = ach.RECORD + len(ach.EOL)
 
 Encrypt = Callable[[bytes], bytes]
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How a batch's file travels: kept in the archive bucket (``s3_hook``), uploaded to the bank's
+    server (``sftp_hook``) with up to ``attempts`` tries, ``backoff`` seconds growing exponentially."""
+
+    s3_hook: Any
+    sftp_hook: Any
+    archive_bucket: str
+    attempts: int = 3
+    backoff: float = 2.0
 
 
 @dataclass
@@ -259,7 +272,7 @@ def _archive_key(bank_id: str, day: dt.date, name: str) -> str:
 
 
 def prepare_file(
-    conn, s3_hook, archive_bucket: str, cfg: BankConfig, bank: Bank, batch_id: int, encrypt: Encrypt | None
+    conn, transport: Transport, cfg: BankConfig, bank: Bank, batch_id: int, encrypt: Encrypt | None
 ) -> tuple[bytes, dict]:
     """The encrypted file of a batch: made, archived and recorded once; later calls read it back."""
     with conn.cursor() as cur:
@@ -272,7 +285,7 @@ def prepare_file(
         info = {"file_name": name, "count": count, "total": int(total), "plain_sha256": plain_sha}
         if uri:
             bucket, key = uri.removeprefix("s3://").split("/", 1)
-            data = s3_hook.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
+            data = transport.s3_hook.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
             if _sha(data) != cipher_sha:
                 raise TransferError(f"{uri}: archived file does not match its recorded sha256")
             return data, info | {"cipher_sha256": cipher_sha}
@@ -281,7 +294,8 @@ def prepare_file(
         plain = build_file(cur, cfg, bank, batch_id)
     cipher = encrypt(plain)
     key = _archive_key(bank.id, day, name)
-    s3_hook.get_conn().put_object(Bucket=archive_bucket, Key=key, Body=cipher)
+    archive_bucket = transport.archive_bucket
+    transport.s3_hook.get_conn().put_object(Bucket=archive_bucket, Key=key, Body=cipher)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             """UPDATE pay.batch SET plain_sha256 = %s, plain_bytes = %s, cipher_sha256 = %s, cipher_bytes = %s,
@@ -326,16 +340,12 @@ def upload(sftp_hook, directory: str, name: str, data: bytes, attempts: int, bac
 def deliver_batch(
     conn,
     *,
-    s3_hook,
-    sftp_hook,
     cfg: BankConfig,
     bank_id: str,
     batch_id: int,
-    encrypt: Encrypt | None,
-    archive_bucket: str,
     run_id: str,
-    attempts: int,
-    backoff: float,
+    transport: Transport,
+    encrypt: Encrypt | None,
     from_retry_queue: bool = False,
 ) -> Delivery:
     """Deliver one batch at most once, whoever else is trying (a session lock per batch)."""
@@ -350,7 +360,8 @@ def deliver_batch(
             status, name = cur.fetchone()
         if status not in ("batched", "queued"):
             return Delivery(batch_id, name, "skipped", error=f"batch is {status}")
-        data, info = prepare_file(conn, s3_hook, archive_bucket, cfg, bank, batch_id, encrypt)
+        data, info = prepare_file(conn, transport, cfg, bank, batch_id, encrypt)
+        attempts = transport.attempts
         started = dt.datetime.now(dt.UTC)
         remote = f"{bank.upload_path.rstrip('/')}/{name}"
         audit = (
@@ -365,7 +376,7 @@ def deliver_batch(
             info["total"],
         )
         try:
-            outcome, tries = upload(sftp_hook, bank.upload_path, name, data, attempts, backoff)
+            outcome, tries = upload(transport.sftp_hook, bank.upload_path, name, data, attempts, transport.backoff)
         except RemoteConflict:
             raise
         except Exception as e:
@@ -437,12 +448,8 @@ def pay_bank(
     bank_id: str,
     now: dt.datetime | None,
     run_id: str,
-    s3_hook,
-    sftp_hook,
+    transport: Transport,
     encrypt: Encrypt,
-    archive_bucket: str,
-    attempts: int,
-    backoff: float,
     circuit: health.Circuit | None = None,
 ) -> BankRun:
     """One bank's whole daily step: batch what is due, deliver every batch not yet delivered; nothing
@@ -452,17 +459,7 @@ def pay_bank(
     result = make_batches(conn, cfg, bank_id, now, run_id)
     for batch_id in open_batches(conn, bank_id):
         d = deliver_batch(
-            conn,
-            s3_hook=s3_hook,
-            sftp_hook=sftp_hook,
-            cfg=cfg,
-            bank_id=bank_id,
-            batch_id=batch_id,
-            encrypt=encrypt,
-            archive_bucket=archive_bucket,
-            run_id=run_id,
-            attempts=attempts,
-            backoff=backoff,
+            conn, cfg=cfg, bank_id=bank_id, batch_id=batch_id, run_id=run_id, transport=transport, encrypt=encrypt
         )
         result.deliveries.append(asdict(d))
     return result
@@ -548,10 +545,7 @@ def retry_one(
     bank_id: str,
     now: dt.datetime,
     run_id: str,
-    s3_hook,
-    sftp_hook,
-    attempts: int,
-    backoff: float,
+    transport: Transport,
     limit: int,
     circuit: health.Circuit | None = None,
 ) -> Delivery:
@@ -575,16 +569,12 @@ def retry_one(
         return Delivery(batch_id, name, "skipped", error=circuit.describe(TAIPEI))
     d = deliver_batch(
         conn,
-        s3_hook=s3_hook,
-        sftp_hook=sftp_hook,
         cfg=cfg,
         bank_id=bank_id,
         batch_id=batch_id,
-        encrypt=None,
-        archive_bucket="",
         run_id=run_id,
-        attempts=attempts,
-        backoff=backoff,
+        transport=transport,
+        encrypt=None,  # a queued batch is delivered from its archived bytes, never made again
         from_retry_queue=True,
     )
     if d.outcome == "queued" and tried + 1 >= limit:

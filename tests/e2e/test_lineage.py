@@ -1,7 +1,7 @@
 """Lineage as a lineage backend receives it: each DAG run by ``airflow dags test`` in its own
-process with OpenLineage's file transport, and the emitted events read back. Our operators
-report through ``get_openlineage_facets_on_complete``; the TaskFlow tasks of cashfile_import and
-bank_payments through Airflow's hook-level lineage (``finflows.lineage``)."""
+process with OpenLineage's file transport, and the emitted events read back. Each of our
+operators reports through ``get_openlineage_facets_on_complete`` (datasets named by
+``finflows.lineage``, as the providers' operators name theirs)."""
 
 from __future__ import annotations
 

@@ -216,12 +216,14 @@ def pay_bank(
             bank_id=bank,
             now=now,
             run_id="test",
-            s3_hook=s3_hook or S3Hook(aws_conn_id="aws_finflows"),
-            sftp_hook=SFTPHook(ssh_conn_id=sftp_conn or b.sftp_conn_id),
+            transport=payments.Transport(
+                s3_hook=s3_hook or S3Hook(aws_conn_id="aws_finflows"),
+                sftp_hook=SFTPHook(ssh_conn_id=sftp_conn or b.sftp_conn_id),
+                archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
+                attempts=attempts,
+                backoff=backoff,
+            ),
             encrypt=encrypt,
-            attempts=attempts,
-            archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
-            backoff=backoff,
             circuit=circuit,
         )
 

@@ -199,11 +199,14 @@ def retry(db, cfg, batch_id: int, bank: str, now: dt.datetime, circuit=None):
         bank_id=bank,
         now=now,
         run_id="retry",
-        attempts=1,
-        backoff=0.01,
+        transport=payments.Transport(
+            s3_hook=S3Hook(aws_conn_id="aws_finflows"),
+            sftp_hook=SFTPHook(ssh_conn_id=cfg.bank(bank).sftp_conn_id),
+            archive_bucket="",  # a queued batch is read back from the URI its row records
+            attempts=1,
+            backoff=0.01,
+        ),
         limit=5,
-        s3_hook=S3Hook(aws_conn_id="aws_finflows"),
-        sftp_hook=SFTPHook(ssh_conn_id=cfg.bank(bank).sftp_conn_id),
         circuit=circuit,
     )
 

@@ -97,6 +97,7 @@ def test_decrypt_operator_reads_from_the_partners_sftp_server(s3_hook, local_dir
 def test_the_example_dag_runs_end_to_end(s3_hook, unique):
     import datetime as dt
 
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.utils.state import DagRunState
 
@@ -105,6 +106,7 @@ def test_the_example_dag_runs_end_to_end(s3_hook, unique):
     bag = DagBag(dag_folder=str(DAGS / "examples"))
     assert not bag.import_errors, bag.import_errors
     dag = bag.dags["example_partner_exchange"]
+    DagBundlesManager().sync_bundles_to_db()  # as dag.test() does: run alone, no earlier test made the bundle
     sync_bag_to_db(bag, "dags-folder", None)  # dag.test() runs serialized DAGs; .airflowignore hides this one
     day = dt.datetime(2031, 1, 1, 6, tzinfo=dt.UTC) + dt.timedelta(days=sum(map(ord, unique)) % 3000)
     plain = f"partner data {unique}\n".encode()

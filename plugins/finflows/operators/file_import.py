@@ -15,9 +15,12 @@ The XCom is the outcome (file name, status, counts, totals), never the file's da
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk import BaseOperator
+
+from finflows import settings
 
 
 def _cashfile(key: str) -> dict:
@@ -32,10 +35,31 @@ def _card_statement(key: str) -> dict:
     return load_file(key)
 
 
-# layout name → the flow's importer (its bucket, tables and Drive copy are the flow's settings)
-IMPORTERS: dict[str, Callable[[str], dict]] = {
-    "civicapay-cashfile": _cashfile,
-    "card-statement": _card_statement,
+@dataclass(frozen=True)
+class Layout:
+    """A named layout: the flow's importer (its bucket, tables and Drive copy are the flow's
+    settings), the bucket its files are in, the tables a load writes, and the outcome statuses
+    that mean this run loaded the file."""
+
+    run: Callable[[str], dict]
+    bucket: Callable[[], str]
+    tables: tuple[str, ...]
+    loaded: tuple[str, ...]
+
+
+LAYOUTS: dict[str, Layout] = {
+    "civicapay-cashfile": Layout(
+        _cashfile,
+        settings.cashfile_bucket,
+        ("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_text"),
+        ("IMPORTED",),
+    ),
+    "card-statement": Layout(
+        _card_statement,
+        settings.statement_bucket,
+        ("card.fact_transaction", "card.dim_date", "card.dim_store", "card.dim_product"),
+        ("LOADED",),
+    ),
 }
 
 
@@ -52,10 +76,26 @@ class FileImportOperator(BaseOperator):
     ui_color = "#e0f0e8"
 
     def __init__(self, *, layout: str, key: str, **kwargs: Any) -> None:
-        if layout not in IMPORTERS:
-            raise ValueError(f"layout {layout!r} is not one of {', '.join(IMPORTERS)}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
         super().__init__(**kwargs)
         self.layout, self.key = layout, key
+        self._loaded = False
 
     def execute(self, context: Any) -> dict:
-        return IMPORTERS[self.layout](self.key)
+        outcome = LAYOUTS[self.layout].run(self.key)
+        self._loaded = outcome.get("status") in LAYOUTS[self.layout].loaded
+        return outcome
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any):
+        """The object in; the tables out when this run loaded it (not for a file loaded before)."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from finflows import lineage
+
+        layout = LAYOUTS[self.layout]
+        tables = layout.tables if self._loaded else ()
+        return OperatorLineage(
+            inputs=[lineage.s3_object(layout.bucket(), self.key)],
+            outputs=[lineage.table(settings.CONN_FINANCE_DB, t) for t in tables],
+        )

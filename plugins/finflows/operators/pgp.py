@@ -88,20 +88,11 @@ class _PgpObjectOperator(BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any):
         """The source object in, the destination object out (OpenLineage dataset naming)."""
-        from airflow.providers.common.compat.openlineage.facet import Dataset
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        return OperatorLineage(inputs=[_dataset(Dataset, self.source)], outputs=[_dataset(Dataset, self.dest)])
+        from finflows import lineage
 
-
-def _dataset(dataset_cls, uri: str):
-    scheme, where, path = _split(uri, ("s3", "sftp"))
-    if scheme == "s3":
-        return dataset_cls(namespace=f"s3://{where}", name=path)
-    from airflow.sdk import Connection
-
-    conn = Connection.get(where)
-    return dataset_cls(namespace=f"sftp://{conn.host}:{conn.port or 22}", name=path)
+        return OperatorLineage(inputs=[lineage.of_uri(self.source)], outputs=[lineage.of_uri(self.dest)])
 
 
 class PgpEncryptOperator(_PgpObjectOperator):
