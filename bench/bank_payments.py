@@ -27,7 +27,9 @@ sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
 from bench.common import measure, write_rows  # noqa: E402
 from devstack import secrets, stack  # noqa: E402
-from finflows import banking, banks, payments, pgp  # noqa: E402
+from finflows import pgp  # noqa: E402
+from finflows.flows.banking import banks, payments  # noqa: E402
+from finflows.flows.banking import common as banking  # noqa: E402
 from finflows.formats import ach  # noqa: E402
 
 COUNT = 5000

@@ -105,7 +105,8 @@ def ours(path: Path, name: str, sha256: str) -> int:
     """card.load: what the flow does once the file is downloaded (the download hashes as it goes)."""
     import psycopg
 
-    from finflows import card, files
+    from finflows import files
+    from finflows.flows.card_reconciliation import card
 
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:
         decision, info = card.load(conn, path, name, sha256, f"file://{path}", "bench")

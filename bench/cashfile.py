@@ -3,7 +3,7 @@
 lz4 text column): the payments, the suspense rows and the file's text, in one transaction;
 (b) the naive pandas way: ``read_fwf`` + ``to_sql``.
 
-Ours is ``finflows.cashfile.load``: the reader validates and converts each record while COPY
+Ours is ``finflows.flows.cashfile_import.cashfile.load``: the reader validates and converts each record while COPY
 streams it into ``ifs.cash_payment`` (unknown accounts spooled, then COPYed into suspense), then
 the file's text. Ours and (a) run ``BENCH_REPS`` times each, interleaved, in forked children of
 this one process (each child's peak RSS is its own); the ratio is of the medians. Ours also runs
@@ -90,7 +90,8 @@ def ours(path: Path, name: str, sha256: str) -> int:
     """cashfile.load: what the flow does once the file is downloaded (the download hashes as it goes)."""
     import psycopg
 
-    from finflows import cashfile, files
+    from finflows import files
+    from finflows.flows.cashfile_import import cashfile
 
     with psycopg.connect(stack.pg_dsn()) as conn:
         decision, info = cashfile.load(conn, path, name, sha256, f"file://{path}", "bench")

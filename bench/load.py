@@ -49,7 +49,7 @@ def cash_files() -> dict:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     from devstack.fixtures import seed_rent_accounts
-    from finflows import cashfile
+    from finflows.flows.cashfile_import import cashfile
     from finflows.google import DriveHook
     from tests.helpers.cash import KNOWN_ACCOUNTS, cash_file
 
@@ -107,7 +107,7 @@ def cash_files() -> dict:
 def banks_at_once() -> dict:
     import psycopg
 
-    from finflows import banks
+    from finflows.flows.banking import banks
 
     cfg = banks.load()
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as conn:

@@ -40,21 +40,21 @@ def bank_health():
     @task
     def choose_banks() -> list[str]:
         """Every enabled bank of the configuration."""
-        from finflows.banking import choose_banks as run
+        from finflows.flows.banking.common import choose_banks as run
 
         return run(None)
 
     @task(map_index_template="{{ bank }}", execution_timeout=dt.timedelta(minutes=1))
     def check_bank(bank_id: str) -> dict:
         """Log in, stat the upload directory, record latency and result, move the circuit."""
-        from finflows.bank_health_tasks import check_bank as run
+        from finflows.flows.banking.health_tasks import check_bank as run
 
         return run(bank_id)
 
     @task(trigger_rule="all_done")
     def alert(bank_ids: list[str], checks: list[dict]) -> dict:
         """Email when a circuit opens or closes."""
-        from finflows.bank_health_tasks import health_summary as run
+        from finflows.flows.banking.health_tasks import health_summary as run
 
         return run(bank_ids, checks)
 

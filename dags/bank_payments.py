@@ -56,14 +56,14 @@ def bank_payments():
     @task
     def choose_banks(**context) -> list[str]:
         """The enabled banks of the configuration, or those the run asked for."""
-        from finflows.banking import choose_banks as run
+        from finflows.flows.banking.common import choose_banks as run
 
         return run(context["params"].get("banks"))
 
     @task(trigger_rule="all_done")
     def summarise(bank_ids: list[str], outcomes: list[dict]) -> dict:
         """Email treasury the batches; fail the run if anything needs a person."""
-        from finflows.bank_payments_tasks import summarise as run
+        from finflows.flows.banking.payments_tasks import summarise as run
 
         return run(bank_ids, outcomes)
 

@@ -46,21 +46,21 @@ def bank_reconciliation():
     @task
     def choose_banks() -> list[str]:
         """Every enabled bank of the configuration."""
-        from finflows.banking import choose_banks as run
+        from finflows.flows.banking.common import choose_banks as run
 
         return run(None)
 
     @task(map_index_template="{{ bank }}", max_active_tis_per_dagrun=3)
     def reconcile_bank(bank_id: str) -> dict:
         """New return files: download, decrypt, verify, parse, apply in one transaction, archive."""
-        from finflows.bank_reconciliation_tasks import reconcile_bank as run
+        from finflows.flows.banking.reconciliation_tasks import reconcile_bank as run
 
         return run(bank_id)
 
     @task(trigger_rule="all_done")
     def alert(bank_ids: list[str], per_bank: list[dict]) -> dict:
         """Email what needs a person; fail the run on a quarantined file or a failed bank."""
-        from finflows.bank_reconciliation_tasks import reconciliation_summary as run
+        from finflows.flows.banking.reconciliation_tasks import reconciliation_summary as run
 
         return run(bank_ids, per_bank)
 

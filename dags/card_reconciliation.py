@@ -52,21 +52,21 @@ def card_reconciliation():
     @task
     def fetch_from_ftps(params: dict | None = None) -> list[str]:
         """Copy into S3 each statement on the acquirer's FTPS server not yet in S3 or the control table."""
-        from finflows.card_tasks import fetch_from_ftps as run
+        from finflows.flows.card_reconciliation.tasks import fetch_from_ftps as run
 
         return run((params or {}).get("day"))
 
     @task(trigger_rule="all_done")
     def find_files(params: dict | None = None) -> list[str]:
         """Every statement waiting under statements/ (runs even when FTPS is down)."""
-        from finflows.card_tasks import find_files as run
+        from finflows.flows.card_reconciliation.tasks import find_files as run
 
         return run((params or {}).get("day"))
 
     @task(trigger_rule="all_done")
     def summarise(keys: list[str], outcomes: list[dict]) -> dict:
         """Log the daily summary per store and brand; fail the run if any statement failed."""
-        from finflows.card_tasks import summarise as run
+        from finflows.flows.card_reconciliation.tasks import summarise as run
 
         return run(keys, outcomes)
 

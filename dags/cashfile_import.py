@@ -42,7 +42,7 @@ cashfile_events = s3_event_asset("cashfile_inbox", settings.cashfile_queue_url()
         timetable=CronTriggerTimetable("0 7 * * *", timezone="Europe/London"), assets=cashfile_events
     ),
     catchup=False,
-    # event runs take only their own files (see finflows.cashfile.discover) and each file is
+    # event runs take only their own files (see finflows.flows.cashfile_import.cashfile.discover) and each file is
     # imported under its own lock, so runs may overlap: a file landing while another is still
     # importing gets its run at once instead of waiting in the asset queue for the first to end
     max_active_runs=4,
@@ -55,21 +55,21 @@ def cashfile_import():
     @task
     def pull_sftp_drop() -> int:
         """Move files from an SFTP drop directory into the inbox (only where configured)."""
-        from finflows.cashfile_tasks import pull_sftp_drop as run
+        from finflows.flows.cashfile_import.tasks import pull_sftp_drop as run
 
         return run()
 
     @task
     def find_files(**context) -> list[str]:
         """The event's object keys plus everything waiting in the inbox."""
-        from finflows.cashfile_tasks import find_files as run
+        from finflows.flows.cashfile_import.tasks import find_files as run
 
         return run(context)
 
     @task(trigger_rule="all_done")
     def summarise(keys: list[str], outcomes: list[dict]) -> dict:
         """One line per file and the run's totals; fails the run if any file failed."""
-        from finflows.cashfile_tasks import summarise as run
+        from finflows.flows.cashfile_import.tasks import summarise as run
 
         return run(keys, outcomes)
 

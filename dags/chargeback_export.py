@@ -58,21 +58,21 @@ def chargeback_export():
     @task
     def find_files() -> list[str]:
         """Every JSON file waiting under incoming/."""
-        from finflows.chargeback_tasks import find_files as run
+        from finflows.flows.chargeback_export.tasks import find_files as run
 
         return run()
 
     @task(map_index_template="{{ chargeback_file }}")
     def export_file(key: str) -> dict:
         """Validate, plan batches of at most four files, upload each not yet delivered, archive."""
-        from finflows.chargeback_tasks import export_file as run
+        from finflows.flows.chargeback_export.tasks import export_file as run
 
         return run(key)
 
     @task(trigger_rule="all_done")
     def notify(keys: list[str], outcomes: list[dict]) -> dict:
         """SNS message and email with what was delivered; fails the run if any file failed."""
-        from finflows.chargeback_tasks import notify as run
+        from finflows.flows.chargeback_export.tasks import notify as run
 
         return run(keys, outcomes)
 

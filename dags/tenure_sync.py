@@ -59,14 +59,14 @@ def tenure_sync():
     @task
     def collect(**context) -> dict:
         """Store every message as an event (poison → dead-letter queue), then delete it from the queue."""
-        from finflows.tenure_tasks import collect as run
+        from finflows.flows.tenure_sync.tasks import collect as run
 
         return run(context)
 
     @task
     def apply(**context) -> dict:
         """Newest pending version per tenure → sheet and/or table; older or repeated → stale."""
-        from finflows.tenure_tasks import apply as run
+        from finflows.flows.tenure_sync.tasks import apply as run
 
         return run(context)
 

@@ -225,7 +225,7 @@ def demo_card() -> list[str]:
 
 
 def bank_encoding(bank: str) -> str:
-    from finflows import banks
+    from finflows.flows.banking import banks
 
     return banks.load().bank(bank).encoding
 
@@ -321,7 +321,8 @@ def demo_bank_reconciliation() -> list[str]:
     import datetime as dt
 
     from devstack import secrets
-    from finflows import banks, pgp, reconciliation
+    from finflows import pgp
+    from finflows.flows.banking import banks, reconciliation
     from finflows.formats import ach, tch
 
     keys = secrets.pgp_keys()

@@ -72,7 +72,7 @@ def db(pg_dsn: str) -> Iterator:
 @pytest.fixture
 def cfg():
     """The bank configuration, as the flows load it."""
-    from finflows import banks
+    from finflows.flows.banking import banks
 
     return banks.load()
 

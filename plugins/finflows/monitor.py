@@ -27,7 +27,7 @@ def _plain(v):
 
 def health(conn, bank_ids: list[str], now: dt.datetime, half_open_after: dt.timedelta) -> dict:
     """Each bank's circuit and latest check, and the finance database itself."""
-    from finflows import health as circuits
+    from finflows.flows.banking import health as circuits
 
     with conn.cursor() as cur:
         cur.execute("SELECT 1")

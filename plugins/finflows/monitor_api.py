@@ -86,7 +86,8 @@ def ui(_: Reader) -> str:
 @app.get("/health")
 def get_health(_: Reader) -> dict:
     """Each bank's circuit and latest health check, and the finance database."""
-    from finflows import banks, monitor, settings
+    from finflows import monitor, settings
+    from finflows.flows.banking import banks
 
     with _db() as conn:
         return monitor.health(conn, banks.load().enabled, _now(), settings.bank_circuit_half_open_after())
@@ -125,8 +126,8 @@ def get_batch(_: Reader, batch_id: int) -> dict:
 @app.post("/banks/{bank_id}/test-connection")
 def check_bank_connection(_: Operator, bank_id: str) -> dict:
     """Log in to the bank's SFTP server and stat its upload directory now (recorded nowhere)."""
-    from finflows import banks, health
-    from finflows.banking import sftp
+    from finflows.flows.banking import banks, health
+    from finflows.flows.banking.common import sftp
 
     try:
         bank = banks.load().bank(bank_id)
@@ -147,7 +148,7 @@ def generate_batch(_: Operator, body: GenerateBatch, request: Request) -> dict:
 
     import httpx
 
-    from finflows import banks
+    from finflows.flows.banking import banks
 
     cfg = banks.load()
     try:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from finflows import health, reconciliation
+from finflows.flows.banking import health, reconciliation
 from tests.helpers import payments as pay
 from tests.helpers import tch
 from tests.helpers.dags import load_dag

@@ -504,7 +504,7 @@ def test_the_monitor_page_renders_real_data_inside_the_airflow_ui(airflow, clean
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    from finflows import health
+    from finflows.flows.banking import health
     from tests.helpers import payments as pay
 
     pay.add(pg, "mega", 2, due=dt.date(2026, 11, 23), amount=1500)

@@ -10,8 +10,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from finflows import banks
-from finflows.payments import plan_batches
+from finflows.flows.banking import banks
+from finflows.flows.banking.payments import plan_batches
 
 FPR = "0123456789ABCDEF0123456789ABCDEF01234567"
 ENV = {

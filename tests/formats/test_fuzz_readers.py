@@ -10,7 +10,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from finflows import banks
+from finflows.flows.banking import banks
 from finflows.formats import ach, chargeback, tenure
 from finflows.formats.fixedwidth import FormatError
 from tests.helpers.chargebacks import record

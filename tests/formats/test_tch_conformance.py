@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from finflows import banks
+from finflows.flows.banking import banks
 from finflows.formats import ach, tch
 from finflows.formats.fixedwidth import FieldError, FormatError
 from tests.formats.test_ach import BATCH, REF_PAYMENTS, payment

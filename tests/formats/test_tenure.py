@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from finflows.flows.tenure_sync.tenure import plan_sheet_writes, targets_of
 from finflows.formats.tenure import RENT_GROUPS, SHEET_HEADER, PoisonMessage, json_schema, parse_message
-from finflows.tenure import plan_sheet_writes, targets_of
 from tests.helpers.tenure import event
 
 INCLUDE = Path(__file__).resolve().parents[2] / "include" / "tenure"

@@ -206,7 +206,8 @@ def pay_bank(
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-    from finflows import banking, payments
+    from finflows.flows.banking import common as banking
+    from finflows.flows.banking import payments
 
     b = cfg.bank(bank)
     with banking.encrypter(cfg, b) as encrypt:
@@ -234,7 +235,8 @@ def reconcile(db, cfg, bank: str = "mega", *, today) -> list[dict]:
 
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    from finflows import banking, reconciliation
+    from finflows.flows.banking import common as banking
+    from finflows.flows.banking import reconciliation
 
     b = cfg.bank(bank)
     out = []

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from finflows import health
+from finflows.flows.banking import health
 from tests.helpers import payments as pay
 
 pytestmark = pytest.mark.integration

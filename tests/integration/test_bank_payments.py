@@ -12,7 +12,8 @@ import psycopg
 import pytest
 import time_machine
 
-from finflows import payments, pgp
+from finflows import pgp
+from finflows.flows.banking import payments
 from finflows.formats import ach
 from tests.helpers import payments as pay
 from tests.helpers import tch

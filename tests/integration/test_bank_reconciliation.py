@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from finflows import reconciliation
+from finflows.flows.banking import reconciliation
 from finflows.formats import ach
 from tests.helpers import payments as pay
 

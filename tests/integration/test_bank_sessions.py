@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from finflows import banks, health
-from finflows.banking import sftp
+from finflows.flows.banking import banks, health
+from finflows.flows.banking.common import sftp
 from finflows.hooks.sftp import SessionLimitReached, session_slot
 from finflows.task_support import finance_db
 

@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from finflows import card, files
+from finflows import files
+from finflows.flows.card_reconciliation import card
 from tests.helpers.statements import DAY, detail, name, statement, statement_lines
 
 pytestmark = pytest.mark.integration
@@ -88,7 +89,7 @@ def test_re_running_the_same_statement_adds_nothing(s3_hook, pg, load, unique):
 def test_clearing_a_load_that_succeeded_reports_it_as_already_loaded(s3_hook, pg, load, unique):
     """Airflow's clear-and-rerun: the statement has moved to processed/; the task says it was
     loaded and succeeds, never a NoSuchKey; a statement that was never loaded is refused by name."""
-    from finflows import card
+    from finflows.flows.card_reconciliation import card
 
     fname = name(unique)
     key = f"statements/{fname}"

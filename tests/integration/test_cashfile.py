@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from devstack.fixtures import forget_cash_files, seed_rent_accounts
-from finflows import cashfile, files
+from finflows import files
+from finflows.flows.cashfile_import import cashfile
 from tests.helpers.cash import KNOWN_ACCOUNTS, cash_file, random_day, total
 
 pytestmark = pytest.mark.integration
@@ -371,7 +372,7 @@ def test_migration_0011_keeps_each_loaded_line_at_its_number():
 def test_files_in_the_sftp_drop_move_into_the_inbox_and_leave_the_drop(s3_hook, local_dir, monkeypatch, day):
     """Where CivicaPay writes to an SFTP drop (FINFLOWS_CASHFILE_SFTP_DROP), the first task copies
     each .dat into the inbox and only then removes it; anything else stays in the drop."""
-    from finflows.cashfile_tasks import pull_sftp_drop
+    from finflows.flows.cashfile_import.tasks import pull_sftp_drop
 
     outbound = local_dir / "sftp" / "civicapay" / "outbound"
     drop = outbound / f"drop-{day:%Y%m%d}"  # a drop of its own: the function moves every .dat there

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from finflows import chargeback
+from finflows.flows.chargeback_export import chargeback
 from tests.helpers.chargebacks import record
 
 pytestmark = pytest.mark.integration
@@ -82,7 +82,7 @@ def test_reprocessing_the_same_input_uploads_nothing_new(export, s3_hook, local_
 def test_clearing_an_export_that_succeeded_reports_what_was_delivered(export, s3_hook, local_dir, unique, pg):
     """Airflow's clear-and-rerun: the input has moved to processed/; the task says it was exported,
     with the files delivered then, uploads nothing and succeeds; an input never exported is refused."""
-    from finflows import chargeback
+    from finflows.flows.chargeback_export import chargeback
 
     rows = [record(i, case_id=f"{unique}-{i}") for i in range(3)]
     key = put(s3_hook, f"cb-{unique}.json", rows)

@@ -47,7 +47,7 @@ def test_a_run_that_already_finished_sends_no_late_email(mailbox, state):
 def test_a_bank_that_is_not_configured_fails_at_once_without_retries(requested):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from finflows.banking import choose_banks
+    from finflows.flows.banking.common import choose_banks
 
     with pytest.raises(AirflowFailException, match=r"no bank '(Mega |nowhere)' in the configuration \(mega, ctbc"):
         choose_banks(requested)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from finflows import card
+from finflows.flows.card_reconciliation import card
 from tests.helpers import payments as pay
 from tests.helpers.statements import name as statement_name
 from tests.helpers.statements import statement

@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from finflows import files, tenure
+from finflows import files
+from finflows.flows.tenure_sync import tenure
 from tests.helpers.tenure import event, payment_ref
 
 pytestmark = pytest.mark.integration

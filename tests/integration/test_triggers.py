@@ -40,7 +40,7 @@ def test_an_s3_event_on_the_queue_fires_the_trigger(sqs_client, drain_queue, s3_
         s3_hook.delete_objects(bucket=os.environ["FINFLOWS_CASHFILE_BUCKET"], keys=[key])
     bodies = [json.loads(m["Body"]) for m in event.payload["message_batch"]]
     keys = [r["s3"]["object"]["key"] for b in bodies for r in b.get("Records", [])]
-    from finflows.cashfile import keys_from_message
+    from finflows.flows.cashfile_import.cashfile import keys_from_message
 
     assert key in [k for m in event.payload["message_batch"] for k in keys_from_message(m["Body"])], keys
     assert drain_queue(url, wait=0) == []  # the trigger deleted what it received

@@ -80,7 +80,9 @@ class BankPaymentFileOperator(BaseOperator):
 
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-        from finflows import banking, banks, files, payments
+        from finflows import files
+        from finflows.flows.banking import banks, payments
+        from finflows.flows.banking import common as banking
         from finflows.task_support import bad_input_fails_without_retry
 
         context["bank"] = self.bank_id  # the mapped task's label in the UI

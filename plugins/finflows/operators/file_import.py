@@ -24,13 +24,13 @@ from finflows import settings
 
 
 def _cashfile(key: str) -> dict:
-    from finflows.cashfile_tasks import import_file
+    from finflows.flows.cashfile_import.tasks import import_file
 
     return import_file(key)
 
 
 def _card_statement(key: str) -> dict:
-    from finflows.card_tasks import load_file
+    from finflows.flows.card_reconciliation.tasks import load_file
 
     return load_file(key)
 

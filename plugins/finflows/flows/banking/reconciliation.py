@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
 from finflows import files
-from finflows.banks import Bank, FileFormat
+from finflows.flows.banking.banks import Bank, FileFormat
 from finflows.formats import ach, tch
 from finflows.formats.fixedwidth import FormatError
 from finflows.pgp import PgpError
@@ -289,7 +289,7 @@ def process_file(
 def unreconciled_batches(conn, now: dt.datetime, close: dt.time) -> list[str]:
     """Uploaded batches with payments still unanswered after their business day closed; each is
     returned (and marked) once, so the alert goes out once."""
-    from finflows.payments import TAIPEI
+    from finflows.flows.banking.payments import TAIPEI
 
     local = now.astimezone(TAIPEI)
     last_closed = local.date() if local.time() >= close else local.date() - dt.timedelta(days=1)

@@ -6,8 +6,9 @@ import datetime as dt
 import logging
 from dataclasses import asdict
 
-from finflows import banks, files, payments, settings
-from finflows.banking import circuit_now, email_treasury, run_id, transport
+from finflows import files, settings
+from finflows.flows.banking import banks, payments
+from finflows.flows.banking.common import circuit_now, email_treasury, run_id, transport
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,

@@ -6,8 +6,9 @@ import datetime as dt
 import logging
 from dataclasses import asdict
 
-from finflows import banks, files, metrics, payments, settings
-from finflows.banking import decrypter, email_treasury, sftp
+from finflows import files, metrics, settings
+from finflows.flows.banking import banks, payments
+from finflows.flows.banking.common import decrypter, email_treasury, sftp
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def reconcile_bank(bank_id: str) -> dict:
-    from finflows import reconciliation
+    from finflows.flows.banking import reconciliation
 
     run_id = label_mapped_task("bank", bank_id)
     cfg = banks.load()
@@ -55,7 +56,7 @@ def reconcile_bank(bank_id: str) -> dict:
 def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> dict:
     """Alert by email on quarantined files, unmatched lines, batches over 5% mismatched, and batches
     still unreconciled after their business day; the run fails on a quarantined file or a failed bank."""
-    from finflows import reconciliation
+    from finflows.flows.banking import reconciliation
 
     nothing_upstream(bank_ids, "choose_banks")
     per_bank = [b for b in per_bank if b]

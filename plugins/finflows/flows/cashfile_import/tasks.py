@@ -1,4 +1,4 @@
-"""Task bodies of the cashfile_import DAG: hooks from Airflow connections around finflows.cashfile."""
+"""Task bodies of the cashfile_import DAG: hooks from Airflow connections around finflows.flows.cashfile_import.cashfile."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from finflows import cashfile, files, metrics, settings
+from finflows import files, metrics, settings
+from finflows.flows.cashfile_import import cashfile
 from finflows.task_support import (
     bad_input_fails_without_retry,
     delivered_messages,

@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from finflows import health
-from finflows.banks import Bank, BankConfig, FileFormat
+from finflows.flows.banking import health
+from finflows.flows.banking.banks import Bank, BankConfig, FileFormat
 from finflows.formats import ach
 from finflows.transfer import RemoteConflict, TransferError, sftp_upload_atomic
 

@@ -1,10 +1,11 @@
-"""Task bodies of the card_reconciliation DAG: hooks from Airflow connections around finflows.card."""
+"""Task bodies of the card_reconciliation DAG: hooks from Airflow connections around finflows.flows.card_reconciliation.card."""
 
 from __future__ import annotations
 
 import logging
 
-from finflows import card, files, metrics, settings
+from finflows import files, metrics, settings
+from finflows.flows.card_reconciliation import card
 from finflows.task_support import (
     bad_input_fails_without_retry,
     fail_run_if_any,

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 FLOW = "chargeback_export"
 INBOX = "incoming/"
 PROCESSED = "processed/"
-CONFIG = Path(__file__).resolve().parents[2] / "include" / "chargeback_destinations.json"
+CONFIG = Path(__file__).resolve().parents[4] / "include" / "chargeback_destinations.json"
 
 
 class ChargebackRejected(files.FileRejected):

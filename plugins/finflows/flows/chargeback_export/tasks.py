@@ -1,10 +1,11 @@
-"""Task bodies of the chargeback_export DAG: hooks from Airflow connections around finflows.chargeback."""
+"""Task bodies of the chargeback_export DAG: hooks from Airflow connections around finflows.flows.chargeback_export.chargeback."""
 
 from __future__ import annotations
 
 import logging
 
-from finflows import chargeback, files, metrics, settings
+from finflows import files, metrics, settings
+from finflows.flows.chargeback_export import chargeback
 from finflows.task_support import (
     bad_input_fails_without_retry,
     fail_run_if_any,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from finflows.formats import tch
 
-DEFAULT_FILE = Path(__file__).resolve().parents[2] / "include" / "banking" / "banks.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[4] / "include" / "banking" / "banks.yaml"
 _VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 Digits = Annotated[str, Field(pattern=r"^[0-9]+$")]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from finflows import metrics, payments
-from finflows.banking import email_treasury
+from finflows import metrics
+from finflows.flows.banking import payments
+from finflows.flows.banking.common import email_treasury
 from finflows.task_support import (
     fail_run_if_any,
     nothing_upstream,

@@ -8,7 +8,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from finflows import banks, payments, settings
+from finflows import settings
+from finflows.flows.banking import banks, payments
 from finflows.task_support import (
     bad_input_fails_without_retry,
     finance_db,
@@ -105,7 +106,7 @@ def email_treasury(subject: str, body: str, also: list[str] | None = None, inlin
 
 
 def circuit_now(conn, bank_id: str):
-    from finflows import health
+    from finflows.flows.banking import health
 
     return health.circuit(conn, bank_id, dt.datetime.now(dt.UTC), settings.bank_circuit_half_open_after())
 

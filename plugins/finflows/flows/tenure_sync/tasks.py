@@ -1,10 +1,11 @@
-"""Task bodies of the tenure_sync DAG: hooks from Airflow connections around finflows.tenure."""
+"""Task bodies of the tenure_sync DAG: hooks from Airflow connections around finflows.flows.tenure_sync.tenure."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from finflows import files, metrics, settings, tenure
+from finflows import files, metrics, settings
+from finflows.flows.tenure_sync import tenure
 from finflows.task_support import delivered_messages, finance_db
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from finflows import banks, files, payments, settings
-from finflows.banking import email_treasury
+from finflows import files, settings
+from finflows.flows.banking import banks, payments
+from finflows.flows.banking.common import email_treasury
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,
@@ -24,7 +25,7 @@ def daily_report(day: str | None) -> dict:
     import tempfile
     from pathlib import Path
 
-    from finflows import daily_report as dr
+    from finflows.flows.banking import daily_report as dr
 
     d = dt.date.fromisoformat(day) if day else dt.datetime.now(payments.TAIPEI).date()
     bucket = settings.archive_bucket()

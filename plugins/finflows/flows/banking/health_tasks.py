@@ -6,8 +6,9 @@ import datetime as dt
 import logging
 from dataclasses import asdict
 
-from finflows import banks, files, payments, settings
-from finflows.banking import circuit_now, email_treasury, sftp
+from finflows import files, settings
+from finflows.flows.banking import banks, payments
+from finflows.flows.banking.common import circuit_now, email_treasury, sftp
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def check_bank(bank_id: str) -> dict:
     """One health check of the bank's SFTP server (one connection attempt), recorded; the circuit moves."""
-    from finflows import health
+    from finflows.flows.banking import health
 
     run_id = label_mapped_task("bank", bank_id)
     bank = banks.load().bank(bank_id)

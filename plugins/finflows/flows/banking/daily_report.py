@@ -106,7 +106,7 @@ def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 def gather(conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_after: dt.timedelta) -> Report:
-    from finflows import health
+    from finflows.flows.banking import health
 
     start, end = _day_bounds(day)
     by_bank = {b: BankDay(b) for b in bank_ids}

@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from finflows.banks import Bank
+from finflows.flows.banking.banks import Bank
 from finflows.sessions import SessionLimitReached
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,63 @@
+"""The repository's shape, checked from the source (no Airflow, no services): each flow's code in
+its own package, reached only by its own DAGs; no operator run inside another task."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOWS = ROOT / "plugins" / "finflows" / "flows"
+DAG_FLOW = {
+    "cashfile_import": "cashfile_import",
+    "card_reconciliation": "card_reconciliation",
+    "chargeback_export": "chargeback_export",
+    "tenure_sync": "tenure_sync",
+    "bank_payments": "banking",
+    "bank_transfer_retry": "banking",
+    "bank_reconciliation": "banking",
+    "bank_health": "banking",
+    "finance_daily_report": "banking",
+}
+
+
+def _imports(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+    return out
+
+
+def _flow_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if parts[:2] == ["finflows", "flows"] and len(parts) > 2 else None
+
+
+def test_every_dag_has_its_flow_package_and_reaches_no_other():
+    dags = {p.stem for p in (ROOT / "dags").glob("*.py")}
+    assert dags == set(DAG_FLOW), "a new DAG needs its flow package named here"
+    for dag, flow in DAG_FLOW.items():
+        assert (FLOWS / flow / "__init__.py").exists()
+        reached = {_flow_of(m) for m in _imports(ROOT / "dags" / f"{dag}.py")} - {None}
+        assert reached == {flow}, f"dags/{dag}.py reaches {sorted(reached)}, not only finflows.flows.{flow}"
+
+
+def test_no_flow_package_imports_another_flows_code():
+    for package in (p for p in FLOWS.iterdir() if (p / "__init__.py").exists()):
+        for module in package.glob("*.py"):
+            reached = {_flow_of(m) for m in _imports(module)} - {None, package.name}
+            assert not reached, f"{module.relative_to(ROOT)} imports {sorted(reached)}"
+
+
+def test_no_task_body_runs_an_operator():
+    """A provider operator is a task of its own: instantiating one inside a task body (and calling
+    ``execute``) hides it from the UI, retries and lineage."""
+    for module in FLOWS.rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", "")
+                assert not name.endswith("Operator"), f"{module.relative_to(ROOT)}:{node.lineno} makes a {name}"
