@@ -14,6 +14,11 @@ ARG AIRFLOW_VERSION=3.3.2
 COPY --chown=airflow:0 requirements.txt /opt/finflows/requirements.txt
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/finflows/requirements.txt
 
+# metadata only: the entry point that registers finflows as a provider (the pgp connection type);
+# the code itself is plugins/ on PYTHONPATH
+COPY --chown=airflow:0 pyproject.toml /opt/finflows/pyproject.toml
+RUN pip install --no-cache-dir --no-deps /opt/finflows
+
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 include/ /opt/airflow/include/

@@ -26,7 +26,7 @@ help:
 	@echo "make stack-up | stack-down | stack-status    the local stand-ins only"
 	@echo "make lint | bench | lock | clean"
 
-$(STAMP): requirements-dev.txt
+$(STAMP): requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "python3.11 is required"; exit 1; }
 	@command -v gpg >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gnupg </dev/null; }
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium </dev/null \
@@ -35,6 +35,7 @@ $(STAMP): requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "uv==$(UV_VERSION)"
 	$(VENV)/bin/uv pip sync -q --python $(PY) requirements-dev.txt
+	$(VENV)/bin/uv pip install -q --no-deps --no-build-isolation --python $(PY) .  # finflows' provider entry point (pgp connection type)
 	touch $@
 
 venv: $(STAMP)

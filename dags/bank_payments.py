@@ -69,7 +69,10 @@ def bank_payments():
 
     bank_ids = choose_banks()
     pay_bank = BankPaymentFileOperator.partial(
-        task_id="pay_bank", map_index_template="{{ bank }}", max_active_tis_per_dagrun=3
+        task_id="pay_bank",
+        map_index_template="{{ bank }}",
+        max_active_tis_per_dagrun=3,
+        doc_md="Batch what is due, then generate, encrypt, archive and upload every batch not yet delivered.",
     ).expand(bank_id=bank_ids)
     summarise(bank_ids, pay_bank.output)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.operators.bank_return_file import BankReturnFileOperator
 
 
 @dag(
@@ -50,13 +51,6 @@ def bank_reconciliation():
 
         return run(None)
 
-    @task(map_index_template="{{ bank }}", max_active_tis_per_dagrun=3)
-    def reconcile_bank(bank_id: str) -> dict:
-        """New return files: download, decrypt, verify, parse, apply in one transaction, archive."""
-        from finflows.flows.banking.reconciliation_tasks import reconcile_bank as run
-
-        return run(bank_id)
-
     @task(trigger_rule="all_done")
     def alert(bank_ids: list[str], per_bank: list[dict]) -> dict:
         """Email what needs a person; fail the run on a quarantined file or a failed bank."""
@@ -65,7 +59,13 @@ def bank_reconciliation():
         return run(bank_ids, per_bank)
 
     bank_ids = choose_banks()
-    alert(bank_ids, reconcile_bank.expand(bank_id=bank_ids))
+    reconcile_bank = BankReturnFileOperator.partial(
+        task_id="reconcile_bank",
+        map_index_template="{{ bank }}",
+        max_active_tis_per_dagrun=3,
+        doc_md="New return files: download, decrypt, verify, parse, apply in one transaction, archive.",
+    ).expand(bank_id=bank_ids)
+    alert(bank_ids, reconcile_bank.output)
 
 
 bank_reconciliation()

@@ -75,7 +75,7 @@ def card_reconciliation():
     loaded = FileImportOperator.partial(
         task_id="load_file",
         layout="card-statement",
-        map_index_template="{{ statement }}",
+        map_index_template="{{ file_name }}",
         doc_md="Validate and load one statement in one transaction; archive or quarantine it.",
     ).expand(key=keys)
     summarise(keys, loaded.output)

@@ -78,7 +78,7 @@ def cashfile_import():
     imported = FileImportOperator.partial(
         task_id="import_file",
         layout="civicapay-cashfile",
-        map_index_template="{{ cash_file }}",
+        map_index_template="{{ file_name }}",
         retries=3,
         doc_md="Checksum, decide, load in one transaction, copy to Drive, archive: each step idempotent.",
     ).expand(key=keys)

@@ -636,18 +636,18 @@ def connections(material: dict) -> dict[str, str]:
     pgp = material["pgp"]
     ours = pgp["finflows"]
     env["AIRFLOW_CONN_PGP_FINFLOWS"] = _conn(
-        "generic",
+        "pgp",
         password=ours["passphrase"],
         extra={"private_key": ours["secret"], "fingerprint": ours["fingerprint"]},
     )
     # the example DAG's partner (dags/examples): the local "mega" bank's key stands in for it
     env["AIRFLOW_CONN_PGP_EXAMPLE_PARTNER"] = _conn(
-        "generic", extra={"public_key": pgp["mega"]["public"], "fingerprint": pgp["mega"]["fingerprint"]}
+        "pgp", extra={"public_key": pgp["mega"]["public"], "fingerprint": pgp["mega"]["fingerprint"]}
     )
     env["FINFLOWS_PGP_SIGNING_FPR"] = ours["fingerprint"]
     for n, bank in enumerate(BANKS, start=1):
         env[f"AIRFLOW_CONN_PGP_BANK_{bank.upper()}"] = _conn(
-            "generic", extra={"public_key": pgp[bank]["public"], "fingerprint": pgp[bank]["fingerprint"]}
+            "pgp", extra={"public_key": pgp[bank]["public"], "fingerprint": pgp[bank]["fingerprint"]}
         )
         env[f"FINFLOWS_PGP_FPR_{bank.upper()}"] = pgp[bank]["fingerprint"]
         env[f"FINFLOWS_ACCOUNT_{bank.upper()}"] = f"{n:02d}00000000000{n}"  # our (local, made-up) account there

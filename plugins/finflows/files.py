@@ -259,69 +259,84 @@ def record_error(
         record_event(cur, flow, file_name, sha256, event, error, run_id)
 
 
-def reject(
-    conn,
-    s3_hook,
-    *,
-    flow: str,
-    bucket: str,
-    key: str,
-    file_name: str,
-    sha256: str,
-    error: str,
-    report: dict[str, Any],
-    run_id: str,
-    event: str = "QUARANTINED",
-) -> str:
+@dataclass(frozen=True)
+class Incoming:
+    """The file a task is working on: its flow, where it is, what it is called, its content's
+    sha256 and the run. Passed whole wherever a file is recorded, quarantined or refused."""
+
+    flow: str
+    bucket: str
+    key: str
+    file_name: str
+    sha256: str
+    run_id: str
+
+    @property
+    def source_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def reject(conn, s3_hook, f: Incoming, *, error: str, report: dict[str, Any], event: str = "QUARANTINED") -> str:
     """A file that must not be loaded as it is: control row ERROR (unless that name was already
     imported), the decision recorded, the object quarantined beside its report. Nothing deleted.
     Returns the quarantined copy's ``s3://`` address."""
-    record_error(conn, flow, file_name, sha256, f"s3://{bucket}/{key}", error, run_id, event=event)
+    record_error(conn, f.flow, f.file_name, f.sha256, f.source_uri, error, f.run_id, event=event)
     target = quarantine(
         s3_hook,
-        bucket,
-        key,
-        report | {"file": file_name, "source": f"s3://{bucket}/{key}", "sha256": sha256, "run_id": run_id},
+        f.bucket,
+        f.key,
+        report | {"file": f.file_name, "source": f.source_uri, "sha256": f.sha256, "run_id": f.run_id},
     )
-    return f"s3://{bucket}/{target}"
+    return f"s3://{f.bucket}/{target}"
 
 
 def rejected_format(
     conn,
     s3_hook,
+    f: Incoming,
     error,
     rejected: type[FileRejected],
     *,
-    flow: str,
-    bucket: str,
-    key: str,
-    file_name: str,
-    sha256: str,
-    run_id: str,
     nothing: str = "loaded",
     shown_name: str | None = None,
 ) -> FileRejected:
     """A file its layout refuses (``error``: a ``FormatError``), quarantined with the report naming
     every line, field and value (``reject``); returns the flow's exception for the task to raise."""
-    source_uri = f"s3://{bucket}/{key}"
-    quarantined = reject(
-        conn,
-        s3_hook,
-        flow=flow,
-        bucket=bucket,
-        key=key,
-        file_name=file_name,
-        sha256=sha256,
-        error=str(error),
-        report=error.report(),
-        run_id=run_id,
-    )
+    quarantined = reject(conn, s3_hook, f, error=str(error), report=error.report())
     return rejected(
-        f"{source_uri} rejected and quarantined, nothing {nothing}:\n{error}",
-        flow=flow,
-        file_name=shown_name or file_name,
-        source_uri=source_uri,
+        f"{f.source_uri} rejected and quarantined, nothing {nothing}:\n{error}",
+        flow=f.flow,
+        file_name=shown_name or f.file_name,
+        source_uri=f.source_uri,
         quarantined=quarantined,
+    )
+
+
+def rejected_conflict(
+    conn,
+    s3_hook,
+    f: Incoming,
+    rejected: type[FileRejected],
+    *,
+    done: str,
+    next_step: str,
+    shown_name: str | None = None,
+) -> FileRejected:
+    """A file whose name was already ``done`` (imported, loaded, exported) with other content: the
+    new file is quarantined, the first one's results stay as they are, and a person decides;
+    returns the flow's exception for the task to raise."""
+    msg = (
+        f"{f.file_name} was already {done} with different content (sha256 differs); the new file "
+        f"{f.source_uri} is quarantined for a human to decide"
+    )
+    quarantined = reject(conn, s3_hook, f, error=msg, report={"error": msg}, event="CONFLICT")
+    return rejected(
+        msg,
+        flow=f.flow,
+        file_name=shown_name or f.file_name,
+        source_uri=f.source_uri,
+        quarantined=quarantined,
+        next_step=next_step,
     )
 
 
@@ -370,13 +385,26 @@ def move_object(s3_hook, bucket: str, key: str, new_key: str) -> bool:
     return True
 
 
+def quarantine_copy(s3_hook, bucket: str, target: str, data: bytes, report: dict[str, Any]) -> str:
+    """A copy of a file that lives elsewhere (a counterparty's server, where it stays), kept at
+    ``target`` beside ``<target>.error.json``, as ``quarantine`` keeps an object of ours."""
+    _write_report(s3_hook, bucket, target, report)
+    s3_hook.load_bytes(data, key=target, bucket_name=bucket, replace=True)
+    log.error("quarantined a copy at s3://%s/%s (report %s.error.json)", bucket, target, target)
+    return target
+
+
+def _write_report(s3_hook, bucket: str, target: str, report: dict[str, Any]) -> None:
+    s3_hook.load_string(
+        json.dumps(report, indent=1, default=str), key=f"{target}.error.json", bucket_name=bucket, replace=True
+    )
+
+
 def quarantine(s3_hook, bucket: str, key: str, report: dict[str, Any], prefix: str = "quarantine/") -> str:
     """Move the object under ``quarantine/`` and write ``<name>.error.json`` beside it."""
     name = key.rsplit("/", 1)[-1]
     target = f"{prefix}{name}"
-    s3_hook.load_string(
-        json.dumps(report, indent=1, default=str), key=f"{target}.error.json", bucket_name=bucket, replace=True
-    )
+    _write_report(s3_hook, bucket, target, report)
     move_object(s3_hook, bucket, key, target)
     log.error("quarantined s3://%s/%s → s3://%s/%s (report %s.error.json)", bucket, key, bucket, target, target)
     return target

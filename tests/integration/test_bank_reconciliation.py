@@ -262,3 +262,36 @@ def test_an_uploaded_batch_without_reconciliation_alerts_once_after_the_day_clos
     [alert] = reconciliation.unreconciled_batches(db, after_close, dt.time(18))
     assert batch_file in alert
     assert reconciliation.unreconciled_batches(db, after_close + dt.timedelta(hours=1), dt.time(18)) == []
+
+
+def test_the_operator_applies_a_banks_return_file_once_and_reports_its_lineage(paid, pg, cfg, local_dir):
+    """BankReturnFileOperator run as providers test theirs: ``execute(context)``; the return file is
+    built from the public ACHR01 layout and encrypted and signed with the bank's own keyring."""
+    from finflows.operators.bank_return_file import BankReturnFileOperator
+
+    refs, batch_file = paid
+    name = "ACHR01_017_20261123_01.txt"
+    pay.drop_return(
+        local_dir, "mega", name, pay.encrypt_as_bank("mega", ach_return(pg, cfg, batch_file, {refs[0]: "04"}))
+    )
+    op = BankReturnFileOperator(task_id="reconcile_bank", bank_id="mega")
+    out = op.execute({"run_id": "operator-test"})
+
+    [f] = out["files"]
+    assert (f["file_name"], f["outcome"], f["returned"]) == (name, "applied", 1)
+    # today is well past Monday's 2-business-day return window: the two unanswered payments settle
+    assert out["settled_unreturned"] == 2
+    assert pay.statuses(pg, refs) == {refs[0]: "returned", refs[1]: "settled", refs[2]: "settled"}
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        (f"file://127.0.0.1:{os.environ['FINFLOWS_SFTP_PORT']}", f"download/{name}")
+    ]
+    pg_ns = f"postgres://127.0.0.1:{os.environ['FINFLOWS_POSTGRES_PORT']}"
+    assert {(d.namespace, d.name) for d in lineage.outputs} == {
+        (pg_ns, "finance.pay.return_line"),
+        (pg_ns, "finance.pay.payment"),
+    }
+
+    again = BankReturnFileOperator(task_id="reconcile_bank", bank_id="mega")  # the next poll
+    assert [f["outcome"] for f in again.execute({"run_id": "operator-test-2"})["files"]] == ["seen"]
+    assert again.get_openlineage_facets_on_complete(None).inputs == []

@@ -221,3 +221,25 @@ def test_an_ftps_outage_raises_and_s3_discovery_is_unaffected(s3_hook, pg_hook, 
         card.fetch_from_ftps(FTPSHook(ftp_conn_id="ftps_down"), "/Saida", s3_hook, BUCKET, conn)
     assert f"statements/{name(unique)}" in card.discover(s3_hook, BUCKET)
     s3_hook.delete_objects(bucket=BUCKET, keys=[f"statements/{name(unique)}"])
+
+
+def test_same_name_with_other_content_is_quarantined_and_the_first_load_stands(s3_hook, pg, load, unique):
+    fname = name(unique)
+    key = f"statements/{fname}"
+    s3_hook.load_bytes(statement(3), key=key, bucket_name=BUCKET, replace=True)
+    assert load(key, run_id="run_1").status == "LOADED"
+    first = facts(pg, fname)
+    s3_hook.load_bytes(statement(2), key=key, bucket_name=BUCKET, replace=True)  # a corrected resend, same name
+    with pytest.raises(card.StatementRejected, match="already loaded with different content") as e:
+        load(key, run_id="run_2")
+    assert facts(pg, fname) == first and control(pg, fname)[0] == "SUCCESS"  # nothing replaced
+    assert e.value.quarantined == f"s3://{BUCKET}/quarantine/{fname}"
+    assert "processed/" in e.value.next_step and fname in e.value.next_step
+    assert s3_hook.read_key(f"quarantine/{fname}", bucket_name=BUCKET).encode("latin-1") == statement(2)
+    report = json.loads(s3_hook.read_key(f"quarantine/{fname}.error.json", bucket_name=BUCKET))
+    assert report["run_id"] == "run_2" and "different content" in report["error"]
+    last = pg.execute(
+        "SELECT event FROM ops.file_event WHERE flow = 'card_reconciliation' AND file_name = %s ORDER BY id DESC LIMIT 1",
+        (fname,),
+    ).fetchone()
+    assert last == ("CONFLICT",)

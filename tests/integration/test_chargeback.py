@@ -138,3 +138,21 @@ def test_an_invalid_record_quarantines_the_file_and_exports_nothing(export, s3_h
     ).fetchone()
     assert status == ("ERROR",)
     assert not s3_hook.check_for_key(key, bucket_name=BUCKET)
+
+
+def test_same_name_with_other_content_is_quarantined_and_nothing_is_sent_again(export, s3_hook, local_dir, unique, pg):
+    first = export(put(s3_hook, f"cb-{unique}.json", [record(0, case_id=f"{unique}-0")]), run_id="run_1")
+    inbound = sorted(p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir())
+    key = put(s3_hook, f"cb-{unique}.json", [record(1, case_id=f"{unique}-1")])  # other rows, same name
+    with pytest.raises(chargeback.ChargebackRejected, match="already exported with different content") as e:
+        export(key, run_id="run_2")
+    assert first.status == "EXPORTED"
+    assert sorted(p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir()) == inbound
+    assert e.value.quarantined == f"s3://{BUCKET}/quarantine/cb-{unique}.json"
+    assert "card companies" in e.value.next_step
+    report = json.loads(s3_hook.read_key(f"quarantine/cb-{unique}.json.error.json", bucket_name=BUCKET))
+    assert report["run_id"] == "run_2" and "different content" in report["error"]
+    assert pg.execute(
+        "SELECT event FROM ops.file_event WHERE flow = 'chargeback_export' AND file_name = %s ORDER BY id DESC LIMIT 1",
+        (f"cb-{unique}.json",),
+    ).fetchone() == ("CONFLICT",)

@@ -7,7 +7,9 @@ with a report naming file, line, field and value, nothing is loaded, and the tas
 retries (no retry can fix a file). Each step is idempotent, so a retry or a cleared task picks up
 where it stopped. Mapped over the files a run found::
 
-    FileImportOperator.partial(task_id="import_file", layout="civicapay-cashfile").expand(key=keys)
+    FileImportOperator.partial(
+        task_id="import_file", layout="civicapay-cashfile", map_index_template="{{ file_name }}"
+    ).expand(key=keys)
 
 The XCom is the outcome (file name, status, counts, totals), never the file's data.
 """
@@ -23,16 +25,16 @@ from airflow.sdk import BaseOperator
 from finflows import settings
 
 
-def _cashfile(key: str) -> dict:
+def _cashfile(key: str, run_id: str) -> dict:
     from finflows.flows.cashfile_import.tasks import import_file
 
-    return import_file(key)
+    return import_file(key, run_id)
 
 
-def _card_statement(key: str) -> dict:
+def _card_statement(key: str, run_id: str) -> dict:
     from finflows.flows.card_reconciliation.tasks import load_file
 
-    return load_file(key)
+    return load_file(key, run_id)
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Layout:
     settings), the bucket its files are in, the tables a load writes, and the outcome statuses
     that mean this run loaded the file."""
 
-    run: Callable[[str], dict]
+    run: Callable[[str, str], dict]  # (key, run id) → the outcome
     bucket: Callable[[], str]
     tables: tuple[str, ...]
     loaded: tuple[str, ...]
@@ -83,7 +85,8 @@ class FileImportOperator(BaseOperator):
         self._loaded = False
 
     def execute(self, context: Any) -> dict:
-        outcome = LAYOUTS[self.layout].run(self.key)
+        context["file_name"] = self.key.rsplit("/", 1)[-1]  # for map_index_template="{{ file_name }}"
+        outcome = LAYOUTS[self.layout].run(self.key, context["run_id"])
         self._loaded = outcome.get("status") in LAYOUTS[self.layout].loaded
         return outcome
 

@@ -254,13 +254,11 @@ def process_file(
         lines = _lines(bank, plain, name)
     except (PgpError, FormatError) as e:
         error = f"{key}: {e}"
-        archive = f"bank-reconciliation/quarantine/{bank.id}/{name}"
-        s3_hook.get_conn().put_object(Bucket=archive_bucket, Key=archive, Body=data)
         report = {"file": key, "sha256": sha, "run_id": run_id, "error": str(e)}
         if isinstance(e, FormatError):
             report |= e.report()
-        s3_hook.get_conn().put_object(
-            Bucket=archive_bucket, Key=f"{archive}.error.json", Body=json.dumps(report, indent=1, default=str).encode()
+        archive = files.quarantine_copy(
+            s3_hook, archive_bucket, f"bank-reconciliation/quarantine/{bank.id}/{name}", data, report
         )
         files.record_error(conn, FLOW, key, sha, f"s3://{archive_bucket}/{archive}", error, run_id)
         log.error("%s quarantined (nothing applied): %s", key, e)

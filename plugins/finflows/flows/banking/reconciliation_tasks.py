@@ -1,56 +1,19 @@
-"""Task bodies of bank_reconciliation: each bank's return files matched to payments; alerts. Imported inside tasks only."""
+"""Task body of bank_reconciliation's alert (each bank's files are ``BankReturnFileOperator``). Imported inside tasks only."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import asdict
 
 from finflows import files, metrics, settings
-from finflows.flows.banking import banks, payments
-from finflows.flows.banking.common import decrypter, email_treasury, sftp
+from finflows.flows.banking.common import email_treasury
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,
-    label_mapped_task,
     nothing_upstream,
-    s3_hook,
 )
 
 log = logging.getLogger(__name__)
-
-
-def reconcile_bank(bank_id: str) -> dict:
-    from finflows.flows.banking import reconciliation
-
-    run_id = label_mapped_task("bank", bank_id)
-    cfg = banks.load()
-    bank = cfg.bank(bank_id)
-    hook = sftp(bank)
-    outcomes = []
-    today = dt.datetime.now(payments.TAIPEI).date()
-    with files.connect(finance_db()) as conn, decrypter(cfg, bank) as decrypt, hook.get_managed_conn() as client:
-        names = reconciliation.candidates(client, bank)
-        log.info(
-            "%s: %d file(s) match %s in %s", bank_id, len(names), bank.reconciliation_file_pattern, bank.download_path
-        )
-        for name in names:
-            with client.open(f"{bank.download_path.rstrip('/')}/{name}", "rb") as f:
-                data = f.read()
-            out = reconciliation.process_file(
-                conn,
-                bank=bank,
-                name=name,
-                data=data,
-                decrypt=decrypt,
-                s3_hook=s3_hook(),
-                archive_bucket=settings.archive_bucket(),
-                run_id=run_id,
-                today=today,
-            )
-            outcomes.append(asdict(out))
-        settled = reconciliation.settle_unreturned(conn, bank, today, run_id)
-    return {"bank": bank_id, "files": outcomes, "settled_unreturned": len(settled)}
 
 
 def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> dict:

@@ -158,6 +158,7 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
         except files.ObjectGone:
             return _already_loaded(conn, key, file_name, source_uri, run_id)
         log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
+        here = files.Incoming(FLOW, bucket, key, file_name, sha256, run_id)
         try:
             if not is_statement_name(file_name):
                 raise FormatError(
@@ -166,42 +167,14 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
                 )
             decision, info = load(conn, path, file_name, sha256, source_uri, run_id)
         except FormatError as e:
-            raise files.rejected_format(
-                conn,
-                s3_hook,
-                e,
-                StatementRejected,
-                flow=FLOW,
-                bucket=bucket,
-                key=key,
-                file_name=file_name,
-                sha256=sha256,
-                run_id=run_id,
-            ) from None
+            raise files.rejected_format(conn, s3_hook, here, e, StatementRejected) from None
         if decision is files.Decision.CONFLICT:
-            msg = (
-                f"{file_name} was already loaded with different content (sha256 differs); {source_uri} is "
-                "quarantined for a human to decide"
-            )
-            quarantined = files.reject(
+            raise files.rejected_conflict(
                 conn,
                 s3_hook,
-                flow=FLOW,
-                bucket=bucket,
-                key=key,
-                file_name=file_name,
-                sha256=sha256,
-                error=msg,
-                report={"error": msg},
-                run_id=run_id,
-                event="CONFLICT",
-            )
-            raise StatementRejected(
-                msg,
-                flow=FLOW,
-                file_name=file_name,
-                source_uri=source_uri,
-                quarantined=quarantined,
+                here,
+                StatementRejected,
+                done="loaded",
                 next_step=(
                     f"{file_name} was already loaded with other content. Compare the "
                     f"quarantined copy with the loaded one (processed/{file_name}); nothing "

@@ -12,7 +12,6 @@ from finflows.task_support import (
     failed_keys,
     failed_tasks,
     finance_db,
-    label_mapped_task,
     s3_hook,
 )
 
@@ -43,8 +42,8 @@ def find_files(day: str | None) -> list[str]:
     return keys
 
 
-def load_file(key: str) -> dict:
-    run_id = label_mapped_task("statement", key)
+def load_file(key: str, run_id: str) -> dict:
+    """FileImportOperator's ``card-statement`` layout: one statement, by the flow's settings."""
     with bad_input_fails_without_retry(card.StatementRejected):
         outcome = card.import_file(
             key, bucket=settings.statement_bucket(), run_id=run_id, s3_hook=s3_hook(), pg_hook=finance_db()

@@ -242,50 +242,28 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
         except files.ObjectGone:
             return _already_done(conn, key, source_uri, run_id)
         log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
+
+        def incoming(name: str) -> files.Incoming:
+            return files.Incoming(FLOW, bucket, key, name, sha256, run_id)
+
         file_name = raw_name
         try:
             file_name = normalise_name(raw_name)
             decision, info = load(conn, path, file_name, sha256, source_uri, run_id)
         except FormatError as e:
             raise files.rejected_format(
-                conn,
-                s3_hook,
-                e,
-                CashFileRejected,
-                flow=FLOW,
-                bucket=bucket,
-                key=key,
-                file_name=file_name,
-                sha256=sha256,
-                run_id=run_id,
-                shown_name=raw_name,
+                conn, s3_hook, incoming(file_name), e, CashFileRejected, shown_name=raw_name
             ) from None
 
         if decision is files.Decision.CONFLICT:
-            msg = (
-                f"{file_name} was already imported with different content (sha256 differs); the new file "
-                f"{source_uri} is quarantined for a human to decide"
-            )
-            quarantined = files.reject(
+            raise files.rejected_conflict(
                 conn,
                 s3_hook,
-                flow=FLOW,
-                bucket=bucket,
-                key=key,
-                file_name=file_name,
-                sha256=sha256,
-                error=msg,
-                report={"error": msg},
-                run_id=run_id,
-                event="CONFLICT",
-            )
-            raise CashFileRejected(
-                msg,
-                flow=FLOW,
-                file_name=raw_name,
-                source_uri=source_uri,
-                quarantined=quarantined,
+                incoming(file_name),
+                CashFileRejected,
+                done="imported",
                 next_step=CONFLICT_STEP.format(name=file_name),
+                shown_name=raw_name,
             )
 
         status, target = "IMPORTED", PROCESSED + file_name

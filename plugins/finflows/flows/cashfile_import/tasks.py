@@ -14,7 +14,6 @@ from finflows.task_support import (
     fail_run_if_any,
     failed_keys,
     finance_db,
-    label_mapped_task,
     s3_hook,
 )
 
@@ -63,10 +62,10 @@ def find_files(context: dict[str, Any]) -> list[str]:
     return keys
 
 
-def import_file(key: str) -> dict:
+def import_file(key: str, run_id: str) -> dict:
+    """FileImportOperator's ``civicapay-cashfile`` layout: one cash file, by the flow's settings."""
     from finflows.google import DriveHook
 
-    run_id = label_mapped_task("cash_file", key)
     with bad_input_fails_without_retry(cashfile.CashFileRejected):
         outcome = cashfile.import_file(
             key,

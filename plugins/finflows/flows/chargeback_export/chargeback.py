@@ -89,17 +89,14 @@ def export_file(
         with conn.transaction(), conn.cursor() as cur:
             control = files.lock_and_read(cur, FLOW, name)
         decision = files.decide(control, sha256)
+        here = files.Incoming(FLOW, bucket, key, name, sha256, run_id)
         if decision is files.Decision.CONFLICT:
-            msg = f"{name} was already exported with different content; {source_uri} is quarantined for a human"
-            with conn.transaction(), conn.cursor() as cur:
-                files.record_event(cur, FLOW, name, sha256, "CONFLICT", msg, run_id)
-            target = files.quarantine(s3_hook, bucket, key, {"file": name, "error": msg, "sha256": sha256})
-            raise ChargebackRejected(
-                msg,
-                flow=FLOW,
-                file_name=name,
-                source_uri=source_uri,
-                quarantined=f"s3://{bucket}/{target}",
+            raise files.rejected_conflict(
+                conn,
+                s3_hook,
+                here,
+                ChargebackRejected,
+                done="exported",
                 next_step=(
                     f"{name} was already exported with other content. Compare the quarantined "
                     f"copy with the exported one (processed/{name}) and agree with the card "
@@ -123,19 +120,7 @@ def export_file(
             if unknown:
                 raise FormatError(name, unknown)
         except FormatError as e:
-            raise files.rejected_format(
-                conn,
-                s3_hook,
-                e,
-                ChargebackRejected,
-                flow=FLOW,
-                bucket=bucket,
-                key=key,
-                file_name=name,
-                sha256=sha256,
-                run_id=run_id,
-                nothing="exported",
-            ) from None
+            raise files.rejected_format(conn, s3_hook, here, e, ChargebackRejected, nothing="exported") from None
 
         with conn.transaction(), conn.cursor() as cur:
             files.lock_and_read(cur, FLOW, name)

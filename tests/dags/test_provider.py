@@ -1,0 +1,20 @@
+"""finflows registered as a provider (the ``finflows`` distribution's entry point, installed by
+``make venv``): the Connections form knows the ``pgp`` type, its fields and its Test button."""
+
+from __future__ import annotations
+
+
+def test_the_pgp_connection_type_reaches_the_connections_form():
+    from airflow.providers_manager import ProvidersManager
+
+    pm = ProvidersManager()
+    assert pm.providers["finflows"].data["package-name"] == "finflows"
+    hook = pm.hooks["pgp"]
+    assert (hook.hook_class_name, hook.hook_name, hook.connection_testable) == (
+        "finflows.hooks.pgp.PgpHook",
+        "OpenPGP key",
+        True,
+    )
+    form = pm.field_behaviours["pgp"]
+    assert set(form["hidden_fields"]) == {"host", "schema", "login", "port"}
+    assert form["relabeling"]["password"].startswith("Passphrase")

@@ -1,0 +1,76 @@
+"""FileImportOperator run as providers test their operators: ``execute(context)`` against the real
+stack (S3, the Drive stand-in, PostgreSQL), with input files built by the test helpers from the
+layouts, not by our readers."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from devstack.fixtures import forget_cash_files, seed_rent_accounts
+from tests.helpers.cash import KNOWN_ACCOUNTS, cash_file, random_day
+from tests.helpers.statements import detail, name, statement_lines
+
+pytestmark = pytest.mark.integration
+CASH = os.environ.get("FINFLOWS_CASHFILE_BUCKET", "finflows-cashfiles")
+STATEMENTS = os.environ.get("FINFLOWS_STATEMENT_BUCKET", "finflows-card-statements")
+
+
+def _operator(layout: str, key: str):
+    from finflows.operators.file_import import FileImportOperator
+
+    return FileImportOperator(task_id="import_file", layout=layout, key=key)
+
+
+def test_a_cash_file_is_imported_once_and_its_lineage_names_the_object_and_tables(s3_hook, pg):
+    seed_rent_accounts(pg, KNOWN_ACCOUNTS)
+    day = random_day()
+    fname = f"CashFile{day:%Y%m%d}.dat"
+    forget_cash_files(pg, [fname])
+    key = f"cashfiles/{fname}"
+    s3_hook.load_bytes(cash_file(4, day, unknown=1), key=key, bucket_name=CASH, replace=True)
+    op, context = _operator("civicapay-cashfile", key), {"run_id": "operator-test"}
+
+    out = op.execute(context)
+    assert (out["file_name"], out["status"], out["payments"], out["suspense"]) == (fname, "IMPORTED", 4, 1)
+    assert context["file_name"] == fname  # what map_index_template="{{ file_name }}" shows
+    row = pg.execute(
+        "SELECT status, row_count FROM ops.file_control WHERE flow = 'cashfile_import' AND file_name = %s", (fname,)
+    ).fetchone()
+    assert row == ("SUCCESS", 5)
+    assert s3_hook.check_for_key(f"processed/{fname}", bucket_name=CASH)
+    lineage = op.get_openlineage_facets_on_complete(None)
+    pg_ns = f"postgres://127.0.0.1:{os.environ['FINFLOWS_POSTGRES_PORT']}"
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [(f"s3://{CASH}", key)]
+    assert {(d.namespace, d.name) for d in lineage.outputs} == {
+        (pg_ns, f"finance.ifs.{t}") for t in ("cash_payment", "cash_suspense", "cashfile_text")
+    }
+
+    s3_hook.load_bytes(cash_file(4, day, unknown=1), key=key, bucket_name=CASH, replace=True)  # delivered again
+    again = _operator("civicapay-cashfile", key)
+    assert again.execute({"run_id": "operator-test-2"})["status"] == "DUPLICATE"
+    assert again.get_openlineage_facets_on_complete(None).outputs == []  # nothing written by that run
+
+
+def test_a_bad_statement_fails_the_task_without_retries_and_loads_nothing(s3_hook, pg, unique):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    fname = name(unique)
+    lines = statement_lines([detail(2), detail(3)])
+    lines[2] = lines[2][:44] + "20261131" + lines[2][52:]  # 31 November
+    s3_hook.load_bytes(
+        "".join(x + "\r\n" for x in lines).encode("latin-1"), key=f"statements/{fname}", bucket_name=STATEMENTS
+    )
+    with pytest.raises(AirflowFailException, match="line 3, field entry_date, value '20261131'"):
+        _operator("card-statement", f"statements/{fname}").execute({"run_id": "operator-test"})
+    assert s3_hook.check_for_key(f"quarantine/{fname}", bucket_name=STATEMENTS)
+    assert not pg.execute(
+        "SELECT count(*) FROM card.fact_transaction t JOIN ops.file_control c ON c.id = t.file_id WHERE c.file_name = %s",
+        (fname,),
+    ).fetchone()[0]
+
+
+def test_an_unknown_layout_is_refused_when_the_dag_is_parsed():
+    with pytest.raises(ValueError, match="layout 'csv' is not one of civicapay-cashfile, card-statement"):
+        _operator("csv", "x")
