@@ -25,25 +25,30 @@ from airflow.sdk import BaseOperator
 from finflows import settings
 
 
-def _cashfile(key: str, run_id: str) -> dict:
-    from finflows.flows.cashfile_import.tasks import import_file
+def _cashfile(key: str, **hooks: Any) -> dict:
+    """CivicaPay cash file: the flow's Drive folder gets a copy (connection ``google_finflows``)."""
+    from finflows.flows.cashfile_import import cashfile
+    from finflows.google import DriveHook
 
-    return import_file(key, run_id)
+    drive = DriveHook(gcp_conn_id=settings.CONN_GOOGLE)
+    return cashfile.as_dict(
+        cashfile.import_file(key, drive_hook=drive, drive_folder=settings.finance_drive_folder(), **hooks)
+    )
 
 
-def _card_statement(key: str, run_id: str) -> dict:
-    from finflows.flows.card_reconciliation.tasks import load_file
+def _card_statement(key: str, **hooks: Any) -> dict:
+    from finflows.flows.card_reconciliation import card
 
-    return load_file(key, run_id)
+    return card.as_dict(card.import_file(key, **hooks))
 
 
 @dataclass(frozen=True)
 class Layout:
-    """A named layout: the flow's importer (its bucket, tables and Drive copy are the flow's
-    settings), the bucket its files are in, the tables a load writes, and the outcome statuses
-    that mean this run loaded the file."""
+    """A named layout: the flow's import of one file (``key``, ``bucket``, ``run_id``, ``s3_hook``,
+    ``pg_hook`` → its outcome), the bucket its files are in by default, the tables a load writes,
+    and the outcome statuses that mean this run loaded the file."""
 
-    run: Callable[[str, str], dict]  # (key, run id) → the outcome
+    run: Callable[..., dict]
     bucket: Callable[[], str]
     tables: tuple[str, ...]
     loaded: tuple[str, ...]
@@ -71,23 +76,55 @@ class FileImportOperator(BaseOperator):
     :param layout: ``civicapay-cashfile`` (CivicaPay cash file → ``ifs.cash_payment``,
         ``ifs.cash_suspense``, ``ifs.cashfile_text``, copy to the finance Drive folder) or
         ``card-statement`` (acquirer statement → ``card.fact_transaction`` and its dimensions).
-    :param key: the object's key in the layout's bucket (templated; usually mapped with ``expand``).
+    :param key: the object's key (templated; usually mapped with ``expand``). Its name is put in
+        the context as ``file_name`` for ``map_index_template="{{ file_name }}"``.
+    :param bucket: the bucket (templated; default the layout's: ``FINFLOWS_CASHFILE_BUCKET`` or
+        ``FINFLOWS_STATEMENT_BUCKET``). ``processed/`` and ``quarantine/`` are in the same bucket.
+    :param postgres_conn_id: the finance database (default ``postgres_finance``).
+    :param aws_conn_id: the S3 connection (default ``aws_finflows``).
     """
 
-    template_fields: Sequence[str] = ("key",)
+    template_fields: Sequence[str] = ("key", "bucket")
     ui_color = "#e0f0e8"
 
-    def __init__(self, *, layout: str, key: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        layout: str,
+        key: str,
+        bucket: str | None = None,
+        postgres_conn_id: str = settings.CONN_FINANCE_DB,
+        aws_conn_id: str = settings.CONN_AWS,
+        **kwargs: Any,
+    ) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
         super().__init__(**kwargs)
-        self.layout, self.key = layout, key
+        self.layout, self.key, self.bucket = layout, key, bucket
+        self.postgres_conn_id, self.aws_conn_id = postgres_conn_id, aws_conn_id
         self._loaded = False
 
+    def _bucket(self) -> str:
+        return self.bucket or LAYOUTS[self.layout].bucket()
+
     def execute(self, context: Any) -> dict:
-        context["file_name"] = self.key.rsplit("/", 1)[-1]  # for map_index_template="{{ file_name }}"
-        outcome = LAYOUTS[self.layout].run(self.key, context["run_id"])
-        self._loaded = outcome.get("status") in LAYOUTS[self.layout].loaded
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from finflows.files import FileRejected
+        from finflows.task_support import bad_input_fails_without_retry
+
+        context["file_name"] = self.key.rsplit("/", 1)[-1]
+        layout = LAYOUTS[self.layout]
+        with bad_input_fails_without_retry(FileRejected):  # quarantined: no retry can fix the file
+            outcome = layout.run(
+                self.key,
+                bucket=self._bucket(),
+                run_id=context["run_id"],
+                s3_hook=S3Hook(aws_conn_id=self.aws_conn_id),
+                pg_hook=PostgresHook(postgres_conn_id=self.postgres_conn_id),
+            )
+        self._loaded = outcome.get("status") in layout.loaded
         return outcome
 
     def get_openlineage_facets_on_complete(self, task_instance: Any):
@@ -99,6 +136,6 @@ class FileImportOperator(BaseOperator):
         layout = LAYOUTS[self.layout]
         tables = layout.tables if self._loaded else ()
         return OperatorLineage(
-            inputs=[lineage.s3_object(layout.bucket(), self.key)],
-            outputs=[lineage.table(settings.CONN_FINANCE_DB, t) for t in tables],
+            inputs=[lineage.s3_object(self._bucket(), self.key)],
+            outputs=[lineage.table(self.postgres_conn_id, t) for t in tables],
         )

@@ -7,7 +7,6 @@ import logging
 from finflows import files, metrics, settings
 from finflows.flows.card_reconciliation import card
 from finflows.task_support import (
-    bad_input_fails_without_retry,
     fail_run_if_any,
     failed_keys,
     failed_tasks,
@@ -40,15 +39,6 @@ def find_files(day: str | None) -> list[str]:
     keys = sorted(set(card.discover(s3_hook(), bucket, day)) | set(before))
     log.info("%d statement(s) waiting in S3: %s", len(keys), ", ".join(keys) or "none")
     return keys
-
-
-def load_file(key: str, run_id: str) -> dict:
-    """FileImportOperator's ``card-statement`` layout: one statement, by the flow's settings."""
-    with bad_input_fails_without_retry(card.StatementRejected):
-        outcome = card.import_file(
-            key, bucket=settings.statement_bucket(), run_id=run_id, s3_hook=s3_hook(), pg_hook=finance_db()
-        )
-    return card.as_dict(outcome)
 
 
 def summarise(keys: list[str], outcomes: list[dict]) -> dict:

@@ -9,7 +9,6 @@ from typing import Any
 from finflows import files, metrics, settings
 from finflows.flows.cashfile_import import cashfile
 from finflows.task_support import (
-    bad_input_fails_without_retry,
     delivered_messages,
     fail_run_if_any,
     failed_keys,
@@ -60,23 +59,6 @@ def find_files(context: dict[str, Any]) -> list[str]:
     keys = sorted(set(cashfile.discover(s3_hook(), bucket, event_keys, imported)) | set(before))
     log.info("%d cash file(s) waiting: %s", len(keys), ", ".join(keys) or "none")
     return keys
-
-
-def import_file(key: str, run_id: str) -> dict:
-    """FileImportOperator's ``civicapay-cashfile`` layout: one cash file, by the flow's settings."""
-    from finflows.google import DriveHook
-
-    with bad_input_fails_without_retry(cashfile.CashFileRejected):
-        outcome = cashfile.import_file(
-            key,
-            bucket=settings.cashfile_bucket(),
-            run_id=run_id,
-            s3_hook=s3_hook(),
-            pg_hook=finance_db(),
-            drive_hook=DriveHook(gcp_conn_id=settings.CONN_GOOGLE),
-            drive_folder=settings.finance_drive_folder(),
-        )
-    return cashfile.as_dict(outcome)
 
 
 def summarise(keys: list[str], outcomes: list[dict | None]) -> dict:
