@@ -26,7 +26,7 @@ from __future__ import annotations
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
-from finflows.operators.bank_payment_file import BankPaymentFileOperator
+from finflows.operators.bank import BankPaymentFileOperator
 from finflows.settings import configured_bank_ids
 
 BANK_IDS = configured_bank_ids()  # the trigger form offers the configured banks only

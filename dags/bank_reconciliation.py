@@ -29,7 +29,7 @@ from __future__ import annotations
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
-from finflows.operators.bank_return_file import BankReturnFileOperator
+from finflows.operators.bank import BankReturnFileOperator
 
 
 @dag(

@@ -208,6 +208,19 @@ def copy_lines(cur, statement: str, prefix: str, lines, batch: int = 2000) -> No
             copy.write(f"{prefix}{sep.join(buf)}\n")
 
 
+def begin_load(
+    cur, flow: str, file_name: str, sha256: str, source_uri: str, run_id: str
+) -> tuple[Decision, dict[str, Any], int | None]:
+    """First step inside a load's transaction: lock the name's control row and decide. A new file's
+    control row is started and its id (every loaded row's ``file_id``) returned; otherwise the id is
+    None and the info says which control row and run had it."""
+    control = lock_and_read(cur, flow, file_name)
+    decision = decide(control, sha256)
+    if decision is not Decision.NEW:
+        return decision, {"control_id": control.id, "previous_run": control.dag_run_id}, None
+    return decision, {}, start_control(cur, flow, file_name, sha256, source_uri, run_id)
+
+
 def start_control(cur, flow: str, file_name: str, sha256: str, source_uri: str, run_id: str) -> int:
     """Inside the load's transaction (after ``lock_and_read``): the control row says PROCESSING;
     returns its id, the ``file_id`` of every row the load writes."""

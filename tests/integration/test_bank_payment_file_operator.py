@@ -23,7 +23,7 @@ def _today() -> dt.date:
 
 
 def _operator(bank_id: str):
-    from finflows.operators.bank_payment_file import BankPaymentFileOperator
+    from finflows.operators.bank import BankPaymentFileOperator
 
     return BankPaymentFileOperator(task_id="pay_bank", bank_id=bank_id, upload_attempts=1, upload_backoff=0.01)
 

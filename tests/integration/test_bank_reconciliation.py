@@ -267,7 +267,7 @@ def test_an_uploaded_batch_without_reconciliation_alerts_once_after_the_day_clos
 def test_the_operator_applies_a_banks_return_file_once_and_reports_its_lineage(paid, pg, cfg, local_dir):
     """BankReturnFileOperator run as providers test theirs: ``execute(context)``; the return file is
     built from the public ACHR01 layout and encrypted and signed with the bank's own keyring."""
-    from finflows.operators.bank_return_file import BankReturnFileOperator
+    from finflows.operators.bank import BankReturnFileOperator
 
     refs, batch_file = paid
     name = "ACHR01_017_20261123_01.txt"

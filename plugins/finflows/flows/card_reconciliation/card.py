@@ -96,11 +96,9 @@ def discover(s3_hook, bucket: str, day: str | None = None) -> list[str]:
 def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id: str) -> tuple[files.Decision, dict]:
     """Decide and, for a new file, load it whole in one transaction. Raises FormatError (rolled back)."""
     with conn.transaction(), conn.cursor() as cur:
-        control = files.lock_and_read(cur, FLOW, file_name)
-        decision = files.decide(control, sha256)
-        if decision is not files.Decision.NEW:
-            return decision, {"control_id": control.id, "previous_run": control.dag_run_id}
-        file_id = files.start_control(cur, FLOW, file_name, sha256, source_uri, run_id)
+        decision, info, file_id = files.begin_load(cur, FLOW, file_name, sha256, source_uri, run_id)
+        if file_id is None:
+            return decision, info
         stats = StatementStats()
         with path.open("rb") as f, files.gc_paused():
             files.copy_lines(cur, _COPY, f"{file_id}\t", read_statement(f, file_name, stats), batch=500)

@@ -134,11 +134,9 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
     ``ifs.cashfile_text`` (raw lines by number through the ``ifs.cashfile_line`` view). Every
     error is collected; a bad file raises one FormatError and the whole transaction rolls back."""
     with conn.transaction(), conn.cursor() as cur:
-        control = files.lock_and_read(cur, FLOW, file_name)
-        decision = files.decide(control, sha256)
-        if decision is not files.Decision.NEW:
-            return decision, {"control_id": control.id, "previous_run": control.dag_run_id}
-        file_id = files.start_control(cur, FLOW, file_name, sha256, source_uri, run_id)
+        decision, info, file_id = files.begin_load(cur, FLOW, file_name, sha256, source_uri, run_id)
+        if file_id is None:
+            return decision, info
         accounts = {r[0] for r in cur.execute("SELECT payment_ref FROM ifs.rent_account")}
         stats = CashFileStats()
         with path.open("rb") as f, tempfile.TemporaryFile("w+", encoding="ascii") as spool, files.gc_paused():

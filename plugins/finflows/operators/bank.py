@@ -1,0 +1,234 @@
+"""Operators for a bank's files, over the banking flow code: what goes to a bank and what comes back.
+
+``BankPaymentFileOperator``, the ACH-generation step of bank_payments, for any bank configured in
+``include/banking/banks.yaml``::
+
+    BankPaymentFileOperator.partial(task_id="pay_bank", map_index_template="{{ bank }}").expand(bank_id=banks)
+
+For the bank, in this order, each step safe to repeat:
+
+1. **Batch** (one transaction, the bank's lock, row locks): pending payments due by the
+   processing date (today before the bank's cutoff on a business day, else the next business
+   day) become batches within the bank's payment and byte limits. A payee name Big5 cannot hold
+   is refused with the payment named and stays pending.
+2. **Generate, encrypt, archive**, once per batch under the batch's lock: the file in the bank's
+   format (``ACHP01`` byte-exact, Big5, or the bank's CSV), encrypted to the bank's key and signed
+   with ours through ``PgpHook`` (both fingerprints pinned), kept in ``archive_bucket`` with the
+   sha256 of plaintext and ciphertext. The plaintext exists only in this process's memory: never
+   in S3, XCom or a log.
+3. **Upload** the archived bytes to the bank's SFTP (``NAME.part``, size checked, renamed), retried
+   with exponential backoff; audited in ``pay.transfer``. Still failing: queued in
+   ``pay.transfer_retry`` for ``bank_transfer_retry``, and the batch keeps its archived file.
+
+While the bank's circuit (``bank_health``) is open nothing is batched or sent, and the result
+says how many payments stay pending. A re-run finds nothing pending and nothing left to upload.
+The XCom is the bank's run (batches, counts, totals, each delivery's outcome), never file data.
+Lineage: ``pay.payment`` in, each file delivered to the bank's server out.
+
+``BankReturnFileOperator``, the reconciliation step of bank_reconciliation, for any bank configured in
+``include/banking/banks.yaml``::
+
+    BankReturnFileOperator.partial(task_id="reconcile_bank", map_index_template="{{ bank }}").expand(bank_id=banks)
+
+For each file in the bank's download directory that matches its ``reconciliation_file_pattern``:
+a file seen before (same name and sha256) is skipped; otherwise it is decrypted with our key and
+must carry the bank's good signature (``PgpHook``, fingerprint pinned), is parsed (``ACHR01``
+by the public TCH layout, or the bank's CSV), and its lines are matched to our payments and
+applied in one transaction (settled, returned; unmatched, mismatched and duplicate lines are
+counted and alerted), then archived in ``archive_bucket``. A file that fails decryption, the
+signature or the layout is quarantined in the archive bucket beside a report naming line, field
+and value, and nothing of it is applied. Uploaded payments past the bank's return window with no
+return are settled. The XCom is the per-file outcome, never file data. Lineage: each file applied
+in, ``pay.return_line`` and ``pay.payment`` out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from finflows import settings
+
+log = logging.getLogger(__name__)
+
+
+class _BankOperator(BaseOperator):
+    """What both take: a configured bank, the finance database, the archive."""
+
+    template_fields: Sequence[str] = ("bank_id", "archive_bucket")
+    ui_color = "#f4ecd8"
+
+    def __init__(
+        self,
+        *,
+        bank_id: str,
+        postgres_conn_id: str = settings.CONN_FINANCE_DB,
+        aws_conn_id: str = settings.CONN_AWS,
+        archive_bucket: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.bank_id = bank_id
+        self.postgres_conn_id, self.aws_conn_id = postgres_conn_id, aws_conn_id
+        self.archive_bucket = archive_bucket
+        self._sftp_conn_id = ""
+        self._files: list[str] = []  # the remote files this run delivered or applied
+
+    def _bank(self, context: Any):
+        """The bank configuration and the bank; a bank not configured fails at once, without retries."""
+        from finflows.flows.banking import banks
+        from finflows.task_support import bad_input_fails_without_retry
+
+        context["bank"] = self.bank_id  # the mapped task's label in the UI ("{{ bank }}")
+        with bad_input_fails_without_retry(banks.BankConfigError):
+            cfg = banks.load()
+            bank = cfg.bank(self.bank_id)
+        self._sftp_conn_id = bank.sftp_conn_id
+        return cfg, bank
+
+    def _finance_db(self):
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        return PostgresHook(postgres_conn_id=self.postgres_conn_id)
+
+    def _lineage(self, inputs: list, outputs: list):
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+class BankPaymentFileOperator(_BankOperator):
+    """Generate, encrypt, sign, archive and upload one bank's payment files.
+
+    :param bank_id: the bank, as configured in ``include/banking/banks.yaml`` (templated; usually
+        mapped with ``expand``). Its format, SFTP connection, PGP key connection and fingerprint,
+        cutoff and batch limits all come from that configuration.
+    :param postgres_conn_id: the finance database holding ``pay.payment`` (default ``postgres_finance``).
+    :param aws_conn_id: the S3 connection of the archive (default ``aws_finflows``).
+    :param archive_bucket: where encrypted files are kept (templated; default ``FINFLOWS_ARCHIVE_BUCKET``).
+    :param upload_attempts: tries per upload before the batch is queued for retry (default
+        ``FINFLOWS_BANK_UPLOAD_ATTEMPTS``).
+    :param upload_backoff: seconds before the second try, doubling after (default
+        ``FINFLOWS_BANK_UPLOAD_BACKOFF``).
+    """
+
+    def __init__(self, *, upload_attempts: int | None = None, upload_backoff: float | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.upload_attempts, self.upload_backoff = upload_attempts, upload_backoff
+
+    def execute(self, context: Any) -> dict:
+        from dataclasses import asdict
+
+        from finflows import files
+        from finflows.flows.banking import common, payments
+
+        cfg, bank = self._bank(context)
+        transport = common.transport(
+            bank,
+            aws_conn_id=self.aws_conn_id,
+            archive_bucket=self.archive_bucket,
+            attempts=self.upload_attempts,
+            backoff=self.upload_backoff,
+        )
+        with files.connect(self._finance_db()) as conn, common.encrypter(cfg, bank) as encrypt:
+            result = payments.pay_bank(
+                conn,
+                cfg=cfg,
+                bank_id=bank.id,
+                now=None,
+                run_id=context["run_id"],
+                transport=transport,
+                encrypt=encrypt,
+                circuit=common.circuit_now(conn, bank.id),
+            )
+        self._files = [
+            f"{bank.upload_path.rstrip('/')}/{d['file_name']}"
+            for d in result.deliveries
+            if d["outcome"] in ("uploaded", "already_there")
+        ]
+        return asdict(result)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any):
+        """``pay.payment`` in and each file now on the bank's server out, when any was delivered."""
+        from finflows import lineage
+
+        if not self._files:
+            return self._lineage([], [])
+        return self._lineage(
+            [lineage.table(self.postgres_conn_id, "pay.payment")],
+            [lineage.remote_file(self._sftp_conn_id, path) for path in self._files],
+        )
+
+
+class BankReturnFileOperator(_BankOperator):
+    """Reconcile one bank's new return files against our payments.
+
+    :param bank_id: the bank, as configured in ``include/banking/banks.yaml`` (templated; usually
+        mapped with ``expand``). Its SFTP connection, download path, file pattern, format, PGP key
+        connection and fingerprint all come from that configuration.
+    :param postgres_conn_id: the finance database holding ``pay.payment`` (default ``postgres_finance``).
+    :param aws_conn_id: the S3 connection of the archive (default ``aws_finflows``).
+    :param archive_bucket: where return files and quarantined ones are kept (templated; default
+        ``FINFLOWS_ARCHIVE_BUCKET``).
+    """
+
+    def execute(self, context: Any) -> dict:
+        import datetime as dt
+        from dataclasses import asdict
+
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from finflows import files
+        from finflows.flows.banking import common, payments, reconciliation
+
+        cfg, bank = self._bank(context)
+        s3, bucket = S3Hook(aws_conn_id=self.aws_conn_id), self.archive_bucket or settings.archive_bucket()
+        today = dt.datetime.now(payments.TAIPEI).date()
+        outcomes = []
+        with (
+            files.connect(self._finance_db()) as conn,
+            common.decrypter(cfg, bank) as decrypt,
+            common.sftp(bank).get_managed_conn() as client,
+        ):
+            names = reconciliation.candidates(client, bank)
+            log.info(
+                "%s: %d file(s) match %s in %s",
+                bank.id,
+                len(names),
+                bank.reconciliation_file_pattern,
+                bank.download_path,
+            )
+            for name in names:
+                with client.open(f"{bank.download_path.rstrip('/')}/{name}", "rb") as f:
+                    data = f.read()
+                out = reconciliation.process_file(
+                    conn,
+                    bank=bank,
+                    name=name,
+                    data=data,
+                    decrypt=decrypt,
+                    s3_hook=s3,
+                    archive_bucket=bucket,
+                    run_id=context["run_id"],
+                    today=today,
+                )
+                outcomes.append(asdict(out))
+            settled = reconciliation.settle_unreturned(conn, bank, today, context["run_id"])
+        self._files = [
+            f"{bank.download_path.rstrip('/')}/{o['file_name']}" for o in outcomes if o["outcome"] == "applied"
+        ]
+        return {"bank": bank.id, "files": outcomes, "settled_unreturned": len(settled)}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any):
+        """Each return file applied in; the payment tables out, when any was applied."""
+        from finflows import lineage
+
+        if not self._files:
+            return self._lineage([], [])
+        return self._lineage(
+            [lineage.remote_file(self._sftp_conn_id, path) for path in self._files],
+            [lineage.table(self.postgres_conn_id, t) for t in ("pay.return_line", "pay.payment")],
+        )
