@@ -35,7 +35,9 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "uv==$(UV_VERSION)"
 	$(VENV)/bin/uv pip sync -q --python $(PY) requirements-dev.txt
-	$(VENV)/bin/uv pip install -q --no-deps --no-build-isolation --python $(PY) .  # finflows' provider entry point (pgp connection type)
+	@# finflows' provider entry point (the pgp connection type): metadata only, built outside the tree
+	d=$$(mktemp -d) && cp pyproject.toml $$d/ && $(VENV)/bin/uv pip install -q --no-deps --no-build-isolation --python $(PY) $$d \
+		&& rm -rf $$d
 	touch $@
 
 venv: $(STAMP)

@@ -1,6 +1,7 @@
 """finflows as an Airflow provider, for what only a provider can register: the ``pgp`` connection
-type (``PgpHook``), so the Connections form offers "OpenPGP key" with its own fields and a Test
-button. Found through the ``apache_airflow_provider`` entry point of the ``finflows``
+type (``PgpHook``), so the Connections form offers "OpenPGP key" with its own fields (public
+key, private key as a secret, the pinned fingerprint) and a Test button. Airflow 3 reads the
+form from this declaration, without importing the hook. Found through the ``apache_airflow_provider`` entry point of the ``finflows``
 distribution (``pyproject.toml``; ``make venv`` and the image install it: metadata only, the code
 stays in ``plugins/``)."""
 
@@ -13,5 +14,30 @@ def get_provider_info() -> dict:
         "name": "finflows",
         "description": "The finance team's file exchanges: PGP keys as connections, bank and file operators.",
         "versions": ["0.1.0"],
-        "connection-types": [{"connection-type": "pgp", "hook-class-name": "finflows.hooks.pgp.PgpHook"}],
+        "connection-types": [
+            {
+                "connection-type": "pgp",
+                "hook-class-name": "finflows.hooks.pgp.PgpHook",
+                "hook-name": "OpenPGP key",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "schema", "login", "port", "extra"],
+                    "relabeling": {"password": "Passphrase (own key only)"},
+                    "placeholders": {},
+                },
+                "conn-fields": {
+                    "public_key": {
+                        "label": "Public key (a counterparty's; ASCII-armoured)",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "private_key": {
+                        "label": "Private key (ours only; ASCII-armoured)",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "fingerprint": {
+                        "label": "Pinned fingerprint (40 hex digits; a key without it is refused)",
+                        "schema": {"type": ["string", "null"], "pattern": "^[0-9A-Fa-f]{40}$"},
+                    },
+                },
+            }
+        ],
     }

@@ -16,5 +16,8 @@ def test_the_pgp_connection_type_reaches_the_connections_form():
         True,
     )
     form = pm.field_behaviours["pgp"]
-    assert set(form["hidden_fields"]) == {"host", "schema", "login", "port"}
+    assert set(form["hidden_fields"]) == {"host", "schema", "login", "port", "extra"}
     assert form["relabeling"]["password"].startswith("Passphrase")
+    fields = {w.field_name: w for w in pm.connection_form_widgets.values() if w.hook_class_name.endswith("PgpHook")}
+    assert set(fields) == {"public_key", "private_key", "fingerprint"}
+    assert fields["private_key"].is_sensitive and not fields["public_key"].is_sensitive

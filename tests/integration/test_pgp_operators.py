@@ -124,3 +124,18 @@ def test_production_does_not_load_the_examples():
 
     assert "examples/" in (DAGS / ".airflowignore").read_text().split()
     assert "example_partner_exchange" not in DagBag(dag_folder=str(DAGS)).dags
+
+
+def test_a_key_saved_by_the_connections_form_is_read_like_one_written_as_json(monkeypatch):
+    """The form's fields (``finflows.provider``: public_key, private_key, fingerprint) may come back
+    prefixed ``extra__pgp__``; the hook reads both spellings, and still refuses a wrong pin."""
+    from finflows.hooks.pgp import PgpHook
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_PGP_EXAMPLE_PARTNER"])
+    conn["extra"] = {f"extra__pgp__{k}": v for k, v in conn["extra"].items()}
+    monkeypatch.setenv("AIRFLOW_CONN_PGP_FORM", json.dumps(conn))
+    ok, message = PgpHook("pgp_form").test_connection()
+    assert ok and conn["extra"]["extra__pgp__fingerprint"] in message
+    conn["extra"]["extra__pgp__fingerprint"] = "0" * 40
+    monkeypatch.setenv("AIRFLOW_CONN_PGP_FORM", json.dumps(conn))
+    assert PgpHook("pgp_form").test_connection()[0] is False

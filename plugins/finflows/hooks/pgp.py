@@ -7,7 +7,8 @@ connection's ``extra.fingerprint``; a key that does not carry it is refused befo
 encrypted with it or trusted to have signed. The keyring lives in a temporary GNUPGHOME that is
 removed, with its gpg-agent, when the ``session`` ends: no key outlives the task that used it.
 
-Connection (any type; ``pgp`` names it in the UI's list)::
+Connection of type ``pgp`` ("OpenPGP key" in the Connections form: ``finflows.provider``), or any
+type with this extra::
 
     extra = {"public_key": "-----BEGIN PGP PUBLIC KEY BLOCK-----…",   # a counterparty
              "private_key": "-----BEGIN PGP PRIVATE KEY BLOCK-----…", # ours: with its public part
@@ -45,20 +46,10 @@ class PgpHook(BaseHook):
         self.pgp_conn_id = pgp_conn_id
         self._fingerprint = fingerprint
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["host", "schema", "login", "port"],
-            "relabeling": {"password": "Passphrase (own key only)"},
-            "placeholders": {
-                "extra": '{"public_key": "-----BEGIN PGP PUBLIC KEY BLOCK-----…", "fingerprint": "40 hex digits"}'
-            },
-        }
-
     def key(self) -> tuple[str, str, str | None]:
         """(armored key, pinned fingerprint, passphrase) from the connection."""
         conn = self.get_connection(self.pgp_conn_id)
-        extra = conn.extra_dejson
+        extra = {k.removeprefix("extra__pgp__"): v for k, v in conn.extra_dejson.items() if v}  # form or JSON
         armored = extra.get("private_key") or extra.get("public_key")
         if not armored:
             raise pgp.PgpError(f"connection {self.pgp_conn_id}: extra holds neither public_key nor private_key")
