@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from finflows import files
@@ -139,11 +139,17 @@ def export_file(
         for batch_no, batch in enumerate(batches, start=1):
             for brand, rows in batch.items():
                 dest = config["destinations"][brand.value]
-                out_name = f"chargebacks_{brand.value}_{stem}_{sha256[:8]}_b{batch_no:02d}.csv"
                 data = to_csv(rows)
-                deliveries.append(
-                    _deliver(conn, hook_for, dest, out_name, data, len(rows), batch_no, name, run_id, brand.value)
+                planned = Delivery(
+                    brand=brand.value,
+                    destination=f"{dest['conn_id']}:{dest['directory']}",
+                    file_name=f"chargebacks_{brand.value}_{stem}_{sha256[:8]}_b{batch_no:02d}.csv",
+                    rows=len(rows),
+                    bytes=len(data),
+                    batch=batch_no,
+                    uploaded=False,
                 )
+                deliveries.append(_deliver(conn, hook_for(dest), dest["directory"], planned, data, here))
 
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(
@@ -195,28 +201,17 @@ def _already_exported(conn, key: str, name: str, source_uri: str, run_id: str) -
     )
 
 
-def _deliver(
-    conn,
-    hook_for,
-    dest: dict,
-    out_name: str,
-    data: bytes,
-    rows: int,
-    batch_no: int,
-    source: str,
-    run_id: str,
-    brand: str,
-) -> Delivery:
-    destination = f"{dest['conn_id']}:{dest['directory']}"
+def _deliver(conn, hook, directory: str, planned: Delivery, data: bytes, source: files.Incoming) -> Delivery:
+    """Upload one planned file unless ``ops.delivery`` says it is there already; record it once."""
     done = conn.execute(
-        "SELECT 1 FROM ops.delivery WHERE destination = %s AND file_name = %s", (destination, out_name)
+        "SELECT 1 FROM ops.delivery WHERE destination = %s AND file_name = %s",
+        (planned.destination, planned.file_name),
     ).fetchone()
     if done:
-        log.info("%s already delivered to %s; not uploaded again", out_name, destination)
-        return Delivery(brand, destination, out_name, rows, len(data), batch_no, uploaded=False)
-    hook = hook_for(dest)
+        log.info("%s already delivered to %s; not uploaded again", planned.file_name, planned.destination)
+        return planned
     try:
-        ftp_upload_atomic(hook, dest["directory"], out_name, data)
+        ftp_upload_atomic(hook, directory, planned.file_name, data)
     finally:
         if getattr(hook, "conn", None) is not None:
             hook.close_conn()
@@ -225,9 +220,19 @@ def _deliver(
             """INSERT INTO ops.delivery (flow, destination, file_name, source_file, sha256, bytes, row_count,
                                          batch_no, dag_run_id)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (destination, file_name) DO NOTHING""",
-            (FLOW, destination, out_name, source, hashlib.sha256(data).hexdigest(), len(data), rows, batch_no, run_id),
+            (
+                FLOW,
+                planned.destination,
+                planned.file_name,
+                source.file_name,
+                hashlib.sha256(data).hexdigest(),
+                planned.bytes,
+                planned.rows,
+                planned.batch,
+                source.run_id,
+            ),
         )
-    return Delivery(brand, destination, out_name, rows, len(data), batch_no, uploaded=True)
+    return replace(planned, uploaded=True)
 
 
 def as_dict(outcome: Outcome) -> dict:
