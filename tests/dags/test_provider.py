@@ -6,10 +6,11 @@ from __future__ import annotations
 
 def test_the_pgp_connection_type_reaches_the_connections_form():
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    pm = ProvidersManager()
+    pm = ProvidersManager()  # the API server's view: the Connections form
     assert pm.providers["finflows"].data["package-name"] == "finflows"
-    hook = pm.hooks["pgp"]
+    hook = ProvidersManagerTaskRuntime().hooks["pgp"]  # a task's view: BaseHook.get_hook by conn type
     assert (hook.hook_class_name, hook.hook_name, hook.connection_testable) == (
         "finflows.hooks.pgp.PgpHook",
         "OpenPGP key",
