@@ -28,6 +28,7 @@ from airflow.sdk import dag, task
 from finflows import settings
 from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.notifiers import OperationsEmailNotifier, SnsTopicNotifier
+from finflows.operators.chargeback import ChargebackExportOperator
 from finflows.triggers import s3_event_asset
 
 chargeback_inbox = s3_event_asset("chargeback_inbox", settings.chargeback_queue_url(), settings.CONN_AWS)
@@ -62,13 +63,6 @@ def chargeback_export():
 
         return run()
 
-    @task(map_index_template="{{ chargeback_file }}")
-    def export_file(key: str) -> dict:
-        """Validate, plan batches of at most four files, upload each not yet delivered, archive."""
-        from finflows.flows.chargeback_export.tasks import export_file as run
-
-        return run(key)
-
     @task(trigger_rule="all_done")
     def notify(keys: list[str], outcomes: list[dict]) -> dict:
         """SNS message and email with what was delivered; fails the run if any file failed."""
@@ -77,7 +71,12 @@ def chargeback_export():
         return run(keys, outcomes)
 
     keys = find_files()
-    notify(keys, export_file.expand(key=keys))
+    exported = ChargebackExportOperator.partial(
+        task_id="export_file",
+        map_index_template="{{ file_name }}",
+        doc_md="Validate, plan batches of at most four files, upload each not yet delivered, archive.",
+    ).expand(key=keys)
+    notify(keys, exported.output)
 
 
 chargeback_export()

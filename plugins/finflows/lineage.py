@@ -4,7 +4,8 @@ each operator in ``finflows.operators`` returns these):
 
 - an S3 object: namespace ``s3://bucket``, name the key;
 - a PostgreSQL table: namespace ``postgres://host:port``, name ``database.schema.table``;
-- a file on an SFTP server: namespace ``file://host:port``, name its path (as ``SFTPOperator``).
+- a file on an SFTP server: namespace ``file://host:port``, name its path (as ``SFTPOperator``);
+- a file on an FTP or FTPS server: namespace ``ftp://host:port`` or ``ftps://host:port``, name its path.
 
 Imported only when lineage is extracted (it needs the OpenLineage provider).
 """
@@ -38,6 +39,14 @@ def remote_file(conn_id: str, path: str):
 
     conn = Connection.get(conn_id)
     return _dataset(f"file://{conn.host}:{conn.port or 22}", path.lstrip("/"))
+
+
+def ftp_file(conn_id: str, path: str, protocol: str = "ftp"):
+    """A file on the server of an FTP connection (``ftp`` or ``ftps``)."""
+    from airflow.sdk import Connection
+
+    conn = Connection.get(conn_id)
+    return _dataset(f"{protocol}://{conn.host}:{conn.port or 21}", path.lstrip("/"))
 
 
 def of_uri(uri: str):

@@ -156,3 +156,28 @@ def test_same_name_with_other_content_is_quarantined_and_nothing_is_sent_again(e
         "SELECT event FROM ops.file_event WHERE flow = 'chargeback_export' AND file_name = %s ORDER BY id DESC LIMIT 1",
         (f"cb-{unique}.json",),
     ).fetchone() == ("CONFLICT",)
+
+
+def test_the_operator_exports_a_file_once_and_reports_each_file_it_delivered(s3_hook, local_dir, unique):
+    """ChargebackExportOperator run as providers test theirs: ``execute(context)`` against vsftpd."""
+    from finflows.operators.chargeback import ChargebackExportOperator
+
+    rows = [record(0, case_id=f"{unique}-v"), record(1, case_id=f"{unique}-e", brand="elo", reason_code="53")]
+    key = put(s3_hook, f"cb-{unique}.json", rows)
+    op, context = ChargebackExportOperator(task_id="export_file", key=key), {"run_id": "operator-test"}
+    out = op.execute(context)
+
+    assert (out["status"], out["records"], context["file_name"]) == ("EXPORTED", 2, f"cb-{unique}.json")
+    by_brand = {d["brand"]: d["file_name"] for d in out["deliveries"]}
+    assert [r["case_id"] for r in rows_on(local_dir, "ftps", "visa", by_brand["visa"])] == [f"{unique}-v"]
+    assert [r["case_id"] for r in rows_on(local_dir, "ftp", "elo", by_brand["elo"])] == [f"{unique}-e"]
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [(f"s3://{BUCKET}", key)]
+    assert {(d.namespace, d.name) for d in lineage.outputs} == {
+        (f"ftps://127.0.0.1:{os.environ['FINFLOWS_FTPS_PORT']}", f"inbound/{by_brand['visa']}"),
+        (f"ftp://127.0.0.1:{os.environ['FINFLOWS_FTP_PORT']}", f"inbound/{by_brand['elo']}"),
+    }
+
+    again = ChargebackExportOperator(task_id="export_file", key=key)  # cleared and run again
+    assert again.execute({"run_id": "operator-test"})["status"] == "ALREADY_EXPORTED"
+    assert again.get_openlineage_facets_on_complete(None).outputs == []

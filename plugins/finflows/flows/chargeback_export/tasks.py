@@ -7,11 +7,9 @@ import logging
 from finflows import files, metrics, settings
 from finflows.flows.chargeback_export import chargeback
 from finflows.task_support import (
-    bad_input_fails_without_retry,
     fail_run_if_any,
     failed_keys,
     finance_db,
-    label_mapped_task,
     s3_hook,
 )
 
@@ -27,15 +25,6 @@ def find_files() -> list[str]:
     keys = sorted(set(chargeback.discover(s3_hook(), bucket)) | set(before))
     log.info("%d chargeback file(s) waiting: %s", len(keys), ", ".join(keys) or "none")
     return keys
-
-
-def export_file(key: str) -> dict:
-    run_id = label_mapped_task("chargeback_file", key)
-    with bad_input_fails_without_retry(chargeback.ChargebackRejected):
-        outcome = chargeback.export_file(
-            key, bucket=settings.chargeback_bucket(), run_id=run_id, s3_hook=s3_hook(), pg_hook=finance_db()
-        )
-    return chargeback.as_dict(outcome)
 
 
 def publish(subject: str, body: str) -> None:
