@@ -94,9 +94,17 @@ class _BankOperator(BaseOperator):
 
         return PostgresHook(postgres_conn_id=self.postgres_conn_id)
 
-    def _lineage(self, inputs: list, outputs: list):
+    def _datasets(self) -> tuple[list, list]:
+        """(inputs, outputs) for lineage, given the files this run delivered or applied."""
+        raise NotImplementedError
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any):
+        """Nothing when this run moved no file; else the subclass's inputs and outputs."""
         from airflow.providers.openlineage.extractors import OperatorLineage
 
+        if not self._files:
+            return OperatorLineage()
+        inputs, outputs = self._datasets()
         return OperatorLineage(inputs=inputs, outputs=outputs)
 
 
@@ -151,13 +159,11 @@ class BankPaymentFileOperator(_BankOperator):
         ]
         return asdict(result)
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any):
-        """``pay.payment`` in and each file now on the bank's server out, when any was delivered."""
+    def _datasets(self) -> tuple[list, list]:
+        """``pay.payment`` in, each file now on the bank's server out."""
         from finflows import lineage
 
-        if not self._files:
-            return self._lineage([], [])
-        return self._lineage(
+        return (
             [lineage.table(self.postgres_conn_id, "pay.payment")],
             [lineage.remote_file(self._sftp_conn_id, path) for path in self._files],
         )
@@ -222,13 +228,11 @@ class BankReturnFileOperator(_BankOperator):
         ]
         return {"bank": bank.id, "files": outcomes, "settled_unreturned": len(settled)}
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any):
-        """Each return file applied in; the payment tables out, when any was applied."""
+    def _datasets(self) -> tuple[list, list]:
+        """Each return file applied in, the payment tables out."""
         from finflows import lineage
 
-        if not self._files:
-            return self._lineage([], [])
-        return self._lineage(
+        return (
             [lineage.remote_file(self._sftp_conn_id, path) for path in self._files],
             [lineage.table(self.postgres_conn_id, t) for t in ("pay.return_line", "pay.payment")],
         )

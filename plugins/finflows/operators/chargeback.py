@@ -16,15 +16,13 @@ Lineage: the object in, each file delivered out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
 from finflows import settings
+from finflows.operators.base import S3FileOperator
 
 
-class ChargebackExportOperator(BaseOperator):
+class ChargebackExportOperator(S3FileOperator):
     """Turn one chargeback file into CSV files on the card companies' servers.
 
     :param key: the object's key (templated; usually mapped with ``expand``). Its name is put in
@@ -36,47 +34,21 @@ class ChargebackExportOperator(BaseOperator):
     :param aws_conn_id: the S3 connection (default ``aws_finflows``).
     """
 
-    template_fields: Sequence[str] = ("key", "bucket")
-    ui_color = "#e0f0e8"
-
-    def __init__(
-        self,
-        *,
-        key: str,
-        bucket: str | None = None,
-        destinations: str | None = None,
-        postgres_conn_id: str = settings.CONN_FINANCE_DB,
-        aws_conn_id: str = settings.CONN_AWS,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, destinations: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.key, self.bucket, self.destinations = key, bucket, destinations
-        self.postgres_conn_id, self.aws_conn_id = postgres_conn_id, aws_conn_id
+        self.destinations = destinations
         self._uploaded: list[tuple[str, str, str]] = []  # (conn id, protocol, path) delivered by this run
 
-    def _bucket(self) -> str:
-        return self.bucket or settings.chargeback_bucket()
+    def default_bucket(self) -> str:
+        return settings.chargeback_bucket()
 
-    def execute(self, context: Any) -> dict:
+    def process(self, **hooks: Any) -> dict:
         from pathlib import Path
 
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
         from finflows.flows.chargeback_export import chargeback
-        from finflows.task_support import bad_input_fails_without_retry
 
-        context["file_name"] = self.key.rsplit("/", 1)[-1]
         config = chargeback.load_config(Path(self.destinations)) if self.destinations else chargeback.load_config()
-        with bad_input_fails_without_retry(chargeback.ChargebackRejected):
-            outcome = chargeback.export_file(
-                self.key,
-                bucket=self._bucket(),
-                run_id=context["run_id"],
-                s3_hook=S3Hook(aws_conn_id=self.aws_conn_id),
-                pg_hook=PostgresHook(postgres_conn_id=self.postgres_conn_id),
-                config=config,
-            )
+        outcome = chargeback.export_file(self.key, config=config, **hooks)
         dests = config["destinations"]
         self._uploaded = [
             (
@@ -89,13 +61,8 @@ class ChargebackExportOperator(BaseOperator):
         ]
         return chargeback.as_dict(outcome)
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any):
-        """The object in; each file this run delivered out (none for a file exported before)."""
-        from airflow.providers.openlineage.extractors import OperatorLineage
-
+    def _outputs(self) -> list:
+        """Each file this run delivered (none for a file exported before)."""
         from finflows import lineage
 
-        return OperatorLineage(
-            inputs=[lineage.s3_object(self._bucket(), self.key)],
-            outputs=[lineage.ftp_file(conn_id, path, protocol) for conn_id, protocol, path in self._uploaded],
-        )
+        return [lineage.ftp_file(conn_id, path, protocol) for conn_id, protocol, path in self._uploaded]

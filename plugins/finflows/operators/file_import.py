@@ -16,13 +16,12 @@ The XCom is the outcome (file name, status, counts, totals), never the file's da
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
 from finflows import settings
+from finflows.operators.base import S3FileOperator
 
 
 def _cashfile(key: str, **hooks: Any) -> dict:
@@ -70,7 +69,7 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
-class FileImportOperator(BaseOperator):
+class FileImportOperator(S3FileOperator):
     """Import one file (an S3 object) into the finance database by a named layout.
 
     :param layout: ``civicapay-cashfile`` (CivicaPay cash file → ``ifs.cash_payment``,
@@ -84,58 +83,25 @@ class FileImportOperator(BaseOperator):
     :param aws_conn_id: the S3 connection (default ``aws_finflows``).
     """
 
-    template_fields: Sequence[str] = ("key", "bucket")
-    ui_color = "#e0f0e8"
-
-    def __init__(
-        self,
-        *,
-        layout: str,
-        key: str,
-        bucket: str | None = None,
-        postgres_conn_id: str = settings.CONN_FINANCE_DB,
-        aws_conn_id: str = settings.CONN_AWS,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, layout: str, **kwargs: Any) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
         super().__init__(**kwargs)
-        self.layout, self.key, self.bucket = layout, key, bucket
-        self.postgres_conn_id, self.aws_conn_id = postgres_conn_id, aws_conn_id
+        self.layout = layout
         self._loaded = False
 
-    def _bucket(self) -> str:
-        return self.bucket or LAYOUTS[self.layout].bucket()
+    def default_bucket(self) -> str:
+        return LAYOUTS[self.layout].bucket()
 
-    def execute(self, context: Any) -> dict:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        from finflows.files import FileRejected
-        from finflows.task_support import bad_input_fails_without_retry
-
-        context["file_name"] = self.key.rsplit("/", 1)[-1]
+    def process(self, **hooks: Any) -> dict:
         layout = LAYOUTS[self.layout]
-        with bad_input_fails_without_retry(FileRejected):  # quarantined: no retry can fix the file
-            outcome = layout.run(
-                self.key,
-                bucket=self._bucket(),
-                run_id=context["run_id"],
-                s3_hook=S3Hook(aws_conn_id=self.aws_conn_id),
-                pg_hook=PostgresHook(postgres_conn_id=self.postgres_conn_id),
-            )
+        outcome = layout.run(self.key, **hooks)
         self._loaded = outcome.get("status") in layout.loaded
         return outcome
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any):
-        """The object in; the tables out when this run loaded it (not for a file loaded before)."""
-        from airflow.providers.openlineage.extractors import OperatorLineage
-
+    def _outputs(self) -> list:
+        """The layout's tables when this run loaded the file (not for a file loaded before)."""
         from finflows import lineage
 
-        layout = LAYOUTS[self.layout]
-        tables = layout.tables if self._loaded else ()
-        return OperatorLineage(
-            inputs=[lineage.s3_object(self._bucket(), self.key)],
-            outputs=[lineage.table(self.postgres_conn_id, t) for t in tables],
-        )
+        tables = LAYOUTS[self.layout].tables if self._loaded else ()
+        return [lineage.table(self.postgres_conn_id, t) for t in tables]
