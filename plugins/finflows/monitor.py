@@ -78,7 +78,8 @@ def dashboard(conn, days: int, now: dt.datetime) -> dict:
             SELECT bank, count(*) AS batches, coalesce(sum(payment_count), 0) AS payments,
                    coalesce(sum(total_amount), 0) AS amount,
                    count(*) FILTER (WHERE status = 'uploaded') AS uploaded,
-                   count(*) FILTER (WHERE status IN ('queued', 'failed')) AS failures
+                   count(*) FILTER (WHERE status IN ('queued', 'failed')) AS failures,
+                   count(*) FILTER (WHERE status = 'uncertain') AS uncertain
             FROM pay.batch WHERE created_at >= %s GROUP BY bank ORDER BY bank""",
             (since,),
         )
@@ -113,7 +114,9 @@ def batch(conn, batch_id: int) -> dict | None:
             cur,
             """
             SELECT id, bank, processing_date, batch_no, file_name, file_format, status, payment_count, total_amount,
-                   plain_sha256, cipher_sha256, cipher_bytes, archive_uri, dag_run_id, created_at, uploaded_at
+                   plain_sha256, cipher_sha256, cipher_bytes, archive_uri, dag_run_id, created_at, uploaded_at,
+                   send_step, send_attempt, remote_path, uncertain_reason, decision, decided_by, decided_at,
+                   decision_note
             FROM pay.batch WHERE id = %s""",
             (batch_id,),
         )
@@ -129,6 +132,12 @@ def batch(conn, batch_id: int) -> dict | None:
             cur,
             "SELECT outcome, attempts, error, started_at, finished_at FROM pay.transfer "
             "WHERE batch_id = %s ORDER BY id",
+            (batch_id,),
+        )
+        out["events"] = _rows(
+            cur,
+            "SELECT from_status, to_status, send_step, send_attempt, detail, decided_by, dag_run_id, at "
+            "FROM pay.batch_event WHERE batch_id = %s ORDER BY id",
             (batch_id,),
         )
         out["returns"] = _rows(

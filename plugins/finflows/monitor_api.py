@@ -6,7 +6,7 @@ Airflow mounts plugin apps **without** authentication, so every route here depen
 ``POST /auth/token``, or the UI's session cookie) is resolved by Airflow's own ``get_user``
 (no token → 401) and checked by the configured auth manager: reading needs read access to the
 ``bank_payments`` DAG, actions (test a bank connection, generate a batch) need permission to
-trigger it (else 403). ``generate-batch`` triggers bank_payments through Airflow's public REST
+trigger it (else 403); a decision on an uncertain delivery is recorded under the caller's user name. ``generate-batch`` triggers bank_payments through Airflow's public REST
 API with the caller's own token, so Airflow applies its rules a second time.
 
 Routes are plain ``def``: FastAPI runs them in its thread pool, off the api-server's event loop.
@@ -15,7 +15,7 @@ Routes are plain ``def``: FastAPI runs them in its thread pool, off the api-serv
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
@@ -109,6 +109,41 @@ def get_transfers(_: Reader, days: Annotated[int, Query(ge=1, le=366)] = 7, bank
 
     with _db() as conn:
         return monitor.transfers(conn, days, _now(), bank)
+
+
+@app.get("/batches/uncertain")
+def get_uncertain(_: Reader) -> list[dict]:
+    """Batches whose delivery is uncertain: the bank may or may not have them; nothing resends them
+    until a person decides (``POST /batches/{id}/decision``)."""
+    from finflows import monitor
+    from finflows.flows.banking import delivery
+
+    with _db() as conn:
+        return [{k: monitor._plain(v) for k, v in u.items()} for u in delivery.uncertain_batches(conn)]
+
+
+class Decision(BaseModel):
+    decision: Literal["bank_has_it", "resend"] = Field(
+        description="bank_has_it: the bank confirmed it received the file (the batch is delivered); "
+        "resend: it did not (bank_transfer_retry sends the archived file once, or cancels it after the cutoff)"
+    )
+    note: str = Field("", max_length=500, description="what the bank said, a ticket number (no payee details)")
+
+
+@app.post("/batches/{batch_id}/decision")
+def decide_batch(user: Operator, batch_id: int, body: Decision) -> dict:
+    """Treasury's decision on an uncertain batch, recorded with the caller's Airflow user name and
+    the time (``pay.batch`` and its ``pay.batch_event`` trail)."""
+    from finflows.flows.banking import delivery
+
+    who = user.get_name() if hasattr(user, "get_name") else str(user)
+    with _db() as conn:
+        try:
+            return delivery.decide(conn, batch_id, body.decision, by=who, note=body.note)
+        except LookupError as e:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+        except delivery.DecisionRefused as e:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
 
 
 @app.get("/batches/{batch_id}")

@@ -21,6 +21,11 @@ def get(name: str, default: str) -> str:
     return os.environ.get(f"FINFLOWS_{name}", default)
 
 
+def airflow_base_url() -> str:
+    """Where people open the Airflow UI (links in emails): Airflow's own ``[api] base_url``."""
+    return os.environ.get("AIRFLOW__API__BASE_URL", "http://localhost:8080").rstrip("/")
+
+
 def cashfile_bucket() -> str:
     return get("CASHFILE_BUCKET", "finflows-cashfiles")
 

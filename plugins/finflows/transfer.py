@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 
@@ -47,30 +48,51 @@ def _remove_quietly(hook, path: str) -> None:
                 hook.close_conn()  # the next call connects again
 
 
-class RemoteConflict(TransferError):
-    """The final name already holds a different file: a person must look; retrying cannot help."""
+# What a path on an SFTP server holds, compared with the bytes we mean to deliver.
+ABSENT, OURS, OTHER = "absent", "ours", "other"
 
 
-def sftp_upload_atomic(sftp, directory: str, name: str, data: bytes) -> str:
-    """Upload over an open paramiko ``SFTPClient`` (``SFTPHook.get_managed_conn()``): ``NAME.part``,
-    size check, rename. Returns ``uploaded``, or ``already_there`` when an earlier try completed
-    (same name, same size) and only its bookkeeping was lost."""
-    final = f"{directory.rstrip('/')}/{name}"
-    part = f"{final}.part"
+def sftp_remote_copy(sftp, path: str, data: bytes) -> str:
+    """``absent``, ``ours`` (same size and, where the server lets us read it back, the same sha256)
+    or ``other``, over an open paramiko ``SFTPClient``. A server that refuses ``stat`` raises
+    (nothing can be told); one that refuses reading is judged by size alone."""
     try:
-        size = sftp.stat(final).st_size
+        size = sftp.stat(path).st_size
     except FileNotFoundError:
-        pass
-    else:
-        if size == len(data):
-            log.info("%s is already there (%d bytes): not uploaded again", final, size)
-            return "already_there"
-        raise RemoteConflict(f"{final} already exists with {size} bytes; ours has {len(data)}")
+        return ABSENT
+    if size != len(data):
+        return OTHER
+    try:
+        digest = hashlib.sha256()
+        with sftp.open(path, "rb") as f:
+            f.prefetch(size)
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except PermissionError:
+        log.info("%s: the server does not let us read it back; judged by its size (%d bytes)", path, size)
+        return OURS
+    return OURS if digest.hexdigest() == hashlib.sha256(data).hexdigest() else OTHER
+
+
+def sftp_put_part(sftp, part: str, data: bytes) -> None:
+    """Write ``data`` to ``part`` (a stale one is replaced) and check the server holds all of it."""
     sftp.putfo(io.BytesIO(data), part, file_size=len(data), confirm=False)
     size = sftp.stat(part).st_size
     if size != len(data):
-        sftp.remove(part)
         raise TransferError(f"{part}: server holds {size} bytes after upload, expected {len(data)}")
-    sftp.rename(part, final)
-    log.info("uploaded %s (%d bytes)", final, len(data))
-    return "uploaded"
+
+
+def sftp_remove_quietly(sftp_hook, path: str) -> bool:
+    """Remove ``path`` on a new connection (ours may be the one that broke); True when it is gone
+    (removed now, or not there). Never raises."""
+    try:
+        with sftp_hook.get_managed_conn() as sftp:
+            try:
+                sftp.remove(path)
+                log.info("removed %s", path)
+            except FileNotFoundError:
+                pass
+            return True
+    except Exception as e:
+        log.warning("could not remove %s: %s", path, e or type(e).__name__)
+        return False

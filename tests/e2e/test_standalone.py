@@ -467,7 +467,7 @@ def test_the_monitor_shows_a_real_batch_and_tests_a_bank_connection(airflow, cle
 
     dash = api(airflow, "GET", f"{MONITOR}/dashboard?days=1", tok)
     assert [b for b in dash["bank_batches"] if b["bank"] == "mega"] == [
-        {"bank": "mega", "batches": 1, "payments": 2, "amount": 3000, "uploaded": 1, "failures": 0}
+        {"bank": "mega", "batches": 1, "payments": 2, "amount": 3000, "uploaded": 1, "failures": 0, "uncertain": 0}
     ]
     batch = api(airflow, "GET", f"{MONITOR}/batches/{batch_id}", tok)
     assert batch["status"] == "uploaded" and batch["archive_uri"].startswith("s3://")

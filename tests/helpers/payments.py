@@ -13,7 +13,8 @@ _n = itertools.count(1)
 def clean(pg) -> None:
     """No payment state from an earlier test: each run pays every bank's pending payments."""
     pg.execute(
-        "TRUNCATE pay.return_line, pay.payment_event, pay.transfer, pay.transfer_retry, pay.payment, pay.batch, "
+        "TRUNCATE pay.return_line, pay.payment_event, pay.batch_event, pay.transfer, pay.transfer_retry, pay.payment, "
+        "pay.batch, "
         "pay.health_check, pay.circuit RESTART IDENTITY"
     )
 

@@ -267,10 +267,12 @@ def test_a_file_already_complete_on_the_server_is_not_sent_twice(clean_payments,
     run(db, cfg, "mega", now=taipei(MONDAY, 6, 0))
     [name] = pay.uploaded(local_dir, "mega")
     mtime = (local_dir / "sftp" / "mega" / "upload" / name).stat().st_mtime_ns
-    with db.transaction():  # forget the delivery, as if the commit after the upload had failed
+    with db.transaction():  # forget the delivery, as if the commit after the rename had been lost
         db.execute("SELECT set_config('finflows.reason', 'test', true)")
         db.execute("DELETE FROM pay.transfer")
-        db.execute("UPDATE pay.batch SET status = 'batched', uploaded_at = NULL")
+        db.execute("ALTER TABLE pay.batch DISABLE TRIGGER USER")
+        db.execute("UPDATE pay.batch SET status = 'sending', send_step = 'rename', uploaded_at = NULL")
+        db.execute("ALTER TABLE pay.batch ENABLE TRIGGER USER")
         db.execute("ALTER TABLE pay.payment DISABLE TRIGGER USER")
         db.execute("UPDATE pay.payment SET status = 'batched'")
         db.execute("ALTER TABLE pay.payment ENABLE TRIGGER USER")

@@ -152,6 +152,7 @@ class BankPaymentFileOperator(_BankOperator):
                 encrypt=encrypt,
                 circuit=common.circuit_now(conn, bank.id),
             )
+        common.alert_uncertain(result.deliveries)  # treasury hears at once, not after the summary
         self._files = [
             f"{bank.upload_path.rstrip('/')}/{d['file_name']}"
             for d in result.deliveries

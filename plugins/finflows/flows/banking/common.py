@@ -105,6 +105,17 @@ def email_treasury(subject: str, body: str, also: list[str] | None = None, inlin
         )
 
 
+def alert_uncertain(deliveries: list[dict]) -> None:
+    """Email treasury and operations at once when a delivery ended uncertain."""
+    from finflows import emails
+    from finflows.flows.banking import delivery
+
+    alert = delivery.uncertain_alert(deliveries, settings.airflow_base_url())
+    if alert is not None:
+        log.error("%s", alert.subject)
+        emails.send(alert, to=settings.treasury_email() + settings.ops_email(), smtp_conn_id=settings.CONN_SMTP)
+
+
 def circuit_now(conn, bank_id: str):
     from finflows.flows.banking import health
 

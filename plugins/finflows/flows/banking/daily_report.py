@@ -106,7 +106,7 @@ def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 def gather(conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_after: dt.timedelta) -> Report:
-    from finflows.flows.banking import health
+    from finflows.flows.banking import business_days, delivery, health
 
     start, end = _day_bounds(day)
     by_bank = {b: BankDay(b) for b in bank_ids}
@@ -203,7 +203,17 @@ def gather(conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_
         put(cur.fetchall(), "still_pending")
     for row in by_bank.values():
         row.circuit = health.circuit(conn, row.bank, now, half_open_after).state.replace("_", "-")
-    return Report(day, [by_bank[b] for b in sorted(by_bank)], returns)
+    report = Report(day, [by_bank[b] for b in sorted(by_bank)], returns)
+    report.problems += [
+        f"{u['bank']}: {u['file_name']} ({u['payment_count']} payment(s), NTD {u['total_amount']:,}) is UNCERTAIN "
+        f"since {u['since']:%Y-%m-%d %H:%M %Z}: the bank may or may not have it; nothing resends it until treasury "
+        f"decides in the finance monitor ({u['reason']})"
+        for u in delivery.uncertain_batches(conn)
+    ]
+    calendar = business_days.coverage_warning(business_days.covered_until(conn), day)
+    if calendar:
+        report.problems.append(calendar)
+    return report
 
 
 def chart(report: Report) -> bytes:

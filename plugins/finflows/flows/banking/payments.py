@@ -8,14 +8,14 @@ Per bank:
    is refused with the payment named and stays pending), and split into batches of at most
    ``max_payments_per_batch`` payments and ``max_bytes_per_batch`` bytes. Payments become
    ``batched`` with their sequence number. A re-run finds nothing pending: no second batch.
-2. ``deliver_batch`` for every batch still ``batched``: the file is generated and PGP-encrypted
-   and signed **once**, kept in the archive bucket and its checksums recorded; then uploaded as
-   ``NAME.part``, size-checked and renamed, with retries and exponential backoff. Success marks
-   batch and payments ``uploaded`` and writes the ``pay.transfer`` audit row in one transaction.
-   A transfer still failing is recorded (``failed`` audit row) and queued in
-   ``pay.transfer_retry``; ``retry_queued`` (hourly DAG) delivers the same archived bytes, or,
-   once the bank's cutoff for that date has passed, cancels the batch so its payments roll to the
-   next business day.
+2. ``deliver_batch`` for every batch not yet delivered (a stopped worker's first, then the new
+   ones): the file is generated and PGP-encrypted and signed **once**, kept in the archive bucket
+   and its checksums recorded; then delivered through the recorded state machine of
+   ``finflows.flows.banking.delivery`` (``NAME.part``, size check, rename; at most once, an
+   uncertain outcome left to a person). A transfer failing before its rename is queued in
+   ``pay.transfer_retry``; ``retry_one`` (hourly DAG) delivers the same archived bytes, or, once
+   the bank's cutoff for that date has passed, cancels the batch so its payments roll to the next
+   business day.
 
 No Airflow import here: tasks pass hooks, the bank configuration and an ``encrypt`` function.
 """
@@ -30,10 +30,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from finflows.flows.banking import health
+from finflows.flows.banking import delivery, health
 from finflows.flows.banking.banks import Bank, BankConfig, FileFormat
+from finflows.flows.banking.delivery import Delivery
 from finflows.formats import ach
-from finflows.transfer import RemoteConflict, TransferError, sftp_upload_atomic
+from finflows.transfer import TransferError
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +58,6 @@ class Transport:
 
 
 @dataclass
-class Delivery:
-    batch_id: int
-    file_name: str
-    outcome: str  # uploaded | already_there | queued | skipped | busy | expired | gave_up
-    payment_count: int = 0
-    total_amount: int = 0
-    attempts: int = 0
-    error: str | None = None
-    bytes: int = 0  # of the encrypted file, when delivered
-
-
-@dataclass
 class BankRun:
     bank: str
     processing_date: str | None = None
@@ -85,7 +74,7 @@ class BankRun:
         out += [
             f"{d['file_name']}: {d['outcome']} ({d['error']})"
             for d in self.deliveries
-            if d["outcome"] in ("queued", "gave_up", "expired")
+            if d["outcome"] in ("queued", "gave_up", "expired", "uncertain")
         ]
         return out
 
@@ -99,8 +88,17 @@ def _who(cur, run_id: str, reason: str) -> None:
 
 def processing_date(cur, bank: Bank, now: dt.datetime) -> dt.date:
     """Today (Taipei) before the bank's cutoff on a business day, else the next business day."""
+    import psycopg
+
+    from finflows.flows.banking.business_days import CalendarNotLoaded
+
     local = now.astimezone(TAIPEI)
-    cur.execute("SELECT pay.is_business_day(%s), pay.next_business_day(%s)", (local.date(), local.date()))
+    try:
+        cur.execute("SELECT pay.is_business_day(%s), pay.next_business_day(%s)", (local.date(), local.date()))
+    except psycopg.Error as e:
+        if e.sqlstate != "FFC01":
+            raise
+        raise CalendarNotLoaded(f"{bank.id}: {e.diag.message_primary}; {e.diag.message_hint}") from None
     business, following = cur.fetchone()
     return local.date() if business and local.time() < bank.cutoff_time else following
 
@@ -234,9 +232,14 @@ def make_batches(conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, r
 
 
 def open_batches(conn, bank_id: str) -> list[int]:
-    """Batches of this bank made but not yet delivered (this run's, or a crashed run's)."""
+    """Batches of this bank made but not yet delivered: this run's, those a stopped worker left
+    batched or half-sent, and uncertain ones (reported again, never sent). Queued ones are
+    bank_transfer_retry's."""
     with conn.cursor() as cur:
-        cur.execute("SELECT id FROM pay.batch WHERE bank = %s AND status = 'batched' ORDER BY id", (bank_id,))
+        cur.execute(
+            "SELECT id FROM pay.batch WHERE bank = %s AND status IN ('batched', 'sending', 'uncertain') ORDER BY id",
+            (bank_id,),
+        )
         return [r[0] for r in cur.fetchall()]
 
 
@@ -313,30 +316,6 @@ def prepare_file(
     return cipher, info | {"plain_sha256": _sha(plain), "cipher_sha256": _sha(cipher)}
 
 
-def upload(sftp_hook, directory: str, name: str, data: bytes, attempts: int, backoff: float) -> tuple[str, int]:
-    """Upload with retries and exponential backoff; returns (outcome, tries used)."""
-    import tenacity
-
-    tries = 0
-
-    def once() -> str:
-        nonlocal tries
-        tries += 1
-        with sftp_hook.get_managed_conn() as sftp:
-            return sftp_upload_atomic(sftp, directory, name, data)
-
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(max(1, attempts)),
-        wait=tenacity.wait_exponential(multiplier=backoff, max=300),
-        retry=tenacity.retry_if_not_exception_type(RemoteConflict),
-        before_sleep=lambda rs: log.warning(
-            "upload of %s failed (try %d): %s; retrying", name, rs.attempt_number, rs.outcome.exception()
-        ),
-        reraise=True,
-    )
-    return retrying(once), tries
-
-
 def deliver_batch(
     conn,
     *,
@@ -346,99 +325,22 @@ def deliver_batch(
     run_id: str,
     transport: Transport,
     encrypt: Encrypt | None,
+    now: dt.datetime | None = None,
     from_retry_queue: bool = False,
 ) -> Delivery:
-    """Deliver one batch at most once, whoever else is trying (a session lock per batch)."""
+    """Deliver one batch at most once (``delivery.deliver``: the recorded state machine), its file
+    made, encrypted and archived once."""
     bank = cfg.bank(bank_id)
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (f"{FLOW}/batch/{batch_id}",))
-        if not cur.fetchone()[0]:
-            return Delivery(batch_id, "", "busy", error="another run is delivering this batch")
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT status, file_name FROM pay.batch WHERE id = %s", (batch_id,))
-            status, name = cur.fetchone()
-        if status not in ("batched", "queued"):
-            return Delivery(batch_id, name, "skipped", error=f"batch is {status}")
-        data, info = prepare_file(conn, transport, cfg, bank, batch_id, encrypt)
-        attempts = transport.attempts
-        started = dt.datetime.now(dt.UTC)
-        remote = f"{bank.upload_path.rstrip('/')}/{name}"
-        audit = (
-            batch_id,
-            bank_id,
-            name,
-            remote,
-            info["plain_sha256"],
-            info["cipher_sha256"],
-            len(data),
-            info["count"],
-            info["total"],
-        )
-        try:
-            outcome, tries = upload(transport.sftp_hook, bank.upload_path, name, data, attempts, transport.backoff)
-        except RemoteConflict:
-            raise
-        except Exception as e:
-            error = f"{type(e).__name__}: {e}"
-            with conn.transaction(), conn.cursor() as cur:
-                cur.execute(
-                    """INSERT INTO pay.transfer (batch_id, bank, file_name, remote_path, plain_sha256, cipher_sha256,
-                           bytes, payment_count, total_amount, attempts, outcome, error, started_at, dag_run_id)
-                       VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,'failed',%s,%s,%s)""",
-                    (*audit, max(1, attempts), error[:4000], started, run_id),
-                )
-                cur.execute("UPDATE pay.batch SET status = 'queued' WHERE id = %s AND status = 'batched'", (batch_id,))
-                cur.execute(
-                    """INSERT INTO pay.transfer_retry (batch_id, last_error) VALUES (%s, %s)
-                       ON CONFLICT (batch_id) DO UPDATE SET attempts = pay.transfer_retry.attempts + %s,
-                           last_error = EXCLUDED.last_error, updated_at = now(), next_attempt_at = now()""",
-                    (batch_id, error[:4000], 1 if from_retry_queue else 0),
-                )
-            log.error(
-                "%s: %s not delivered after %d tries (%s): queued for bank_transfer_retry",
-                bank_id,
-                name,
-                attempts,
-                error,
-            )
-            return Delivery(batch_id, name, "queued", info["count"], info["total"], attempts, error)
-        with conn.transaction(), conn.cursor() as cur:
-            _who(cur, run_id, f"{name} {outcome} to {bank.sftp_conn_id}:{remote}")
-            cur.execute(
-                "UPDATE pay.batch SET status = 'uploaded', uploaded_at = now() WHERE id = %s AND status IN "
-                "('batched', 'queued')",
-                (batch_id,),
-            )
-            cur.execute(
-                "UPDATE pay.payment SET status = 'uploaded' WHERE batch_id = %s AND status = 'batched'", (batch_id,)
-            )
-            cur.execute(
-                """INSERT INTO pay.transfer (batch_id, bank, file_name, remote_path, plain_sha256, cipher_sha256,
-                       bytes, payment_count, total_amount, attempts, outcome, started_at, dag_run_id)
-                   VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)""",
-                (*audit, tries, outcome, started, run_id),
-            )
-            cur.execute(
-                "UPDATE pay.transfer_retry SET status = 'delivered', attempts = attempts + %s, updated_at = now() "
-                "WHERE batch_id = %s",
-                (1 if from_retry_queue else 0, batch_id),
-            )
-        log.info(
-            "%s: %s %s (%d bytes, %d payment(s), NTD %s, %d tr%s)",
-            bank_id,
-            name,
-            outcome,
-            len(data),
-            info["count"],
-            info["total"],
-            tries,
-            "y" if tries == 1 else "ies",
-        )
-        return Delivery(batch_id, name, outcome, info["count"], info["total"], tries, bytes=len(data))
-    finally:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (f"{FLOW}/batch/{batch_id}",))
+    return delivery.deliver(
+        conn,
+        bank=bank,
+        batch_id=batch_id,
+        run_id=run_id,
+        link=delivery.Link(transport.sftp_hook, transport.attempts, transport.backoff),
+        prepare=lambda: prepare_file(conn, transport, cfg, bank, batch_id, encrypt),
+        now=now,
+        from_retry_queue=from_retry_queue,
+    )
 
 
 def pay_bank(
@@ -456,12 +358,30 @@ def pay_bank(
     at all while the bank's circuit (bank_health) is not closed."""
     if circuit is not None and not circuit.allows_payments:
         return skip_bank(conn, cfg.bank(bank_id), now or dt.datetime.now(dt.UTC), circuit)
+    deliveries: list[dict] = []
+    seen: set[int] = set()
+
+    def deliver_open() -> None:
+        for batch_id in open_batches(conn, bank_id):
+            if batch_id in seen:  # reported once per run (an uncertain batch stays open)
+                continue
+            seen.add(batch_id)
+            d = deliver_batch(
+                conn,
+                cfg=cfg,
+                bank_id=bank_id,
+                batch_id=batch_id,
+                run_id=run_id,
+                transport=transport,
+                encrypt=encrypt,
+                now=now,
+            )
+            deliveries.append(asdict(d))
+
+    deliver_open()  # what a stopped worker left: delivered, settled, or cancelled after its cutoff
     result = make_batches(conn, cfg, bank_id, now, run_id)
-    for batch_id in open_batches(conn, bank_id):
-        d = deliver_batch(
-            conn, cfg=cfg, bank_id=bank_id, batch_id=batch_id, run_id=run_id, transport=transport, encrypt=encrypt
-        )
-        result.deliveries.append(asdict(d))
+    deliver_open()
+    result.deliveries = deliveries
     return result
 
 
@@ -480,11 +400,14 @@ def skip_bank(conn, bank: Bank, now: dt.datetime, circuit: health.Circuit) -> Ba
 
 # ---------------------------------------------------------------------------- retry queue
 def waiting_transfers(conn, now: dt.datetime, everything: bool = False) -> list[tuple[int, str]]:
-    """(batch id, bank) of queued transfers due for another try (all of them with ``everything``)."""
+    """(batch id, bank) of queued transfers due for another try (all of them with ``everything``),
+    and batches a stopped worker left half-sent (``sending``): settled by asking the server."""
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT r.batch_id, b.bank FROM pay.transfer_retry r JOIN pay.batch b ON b.id = r.batch_id
-               WHERE r.status = 'waiting' AND (%s OR r.next_attempt_at <= %s) ORDER BY r.enqueued_at""",
+            """SELECT b.id, b.bank FROM pay.batch b LEFT JOIN pay.transfer_retry r ON r.batch_id = b.id
+               WHERE (b.status = 'queued' AND r.status = 'waiting' AND (%s OR r.next_attempt_at <= %s))
+                  OR b.status = 'sending'
+               ORDER BY coalesce(r.enqueued_at, b.created_at), b.id""",
             (everything, now),
         )
         return [(r[0], r[1]) for r in cur.fetchall()]
@@ -521,22 +444,6 @@ def retry_queue_alert(queue: list[tuple[str, int, dt.datetime]], limit: int):
     return Email(f"[finflows] bank transfer retry queue: {total} waiting (alert above {limit})", tuple(lines))
 
 
-def _cancel(conn, batch_id: int, run_id: str, why: str) -> None:
-    """The batch will not be delivered: its payments go back to pending for a later batch."""
-    with conn.transaction(), conn.cursor() as cur:
-        _who(cur, run_id, why)
-        cur.execute("UPDATE pay.batch SET status = 'cancelled' WHERE id = %s AND status = 'queued'", (batch_id,))
-        cur.execute(
-            """UPDATE pay.payment SET status = 'pending', batch_id = NULL, seq = NULL, value_date = NULL
-               WHERE batch_id = %s AND status = 'batched'""",
-            (batch_id,),
-        )
-        cur.execute(
-            "UPDATE pay.transfer_retry SET status = 'expired', last_error = %s, updated_at = now() WHERE batch_id = %s",
-            (why, batch_id),
-        )
-
-
 def retry_one(
     conn,
     *,
@@ -549,23 +456,18 @@ def retry_one(
     limit: int,
     circuit: health.Circuit | None = None,
 ) -> Delivery:
-    """Deliver a queued batch from its archived bytes, unless its bank's cutoff for it has passed; while
-    the bank's circuit is open it waits (no attempt counted)."""
+    """Deliver a queued batch from its archived bytes (or settle one a stopped worker left half-sent),
+    unless its bank's cutoff for it has passed: then it is cancelled where its record proves nothing
+    reached the bank, and uncertain otherwise. While the bank's circuit is open it waits (no attempt
+    counted)."""
     bank = cfg.bank(bank_id)
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT b.file_name, b.processing_date, r.attempts FROM pay.batch b "
-            "JOIN pay.transfer_retry r ON r.batch_id = b.id WHERE b.id = %s",
-            (batch_id,),
-        )
-        name, day, tried = cur.fetchone()
-    deadline = dt.datetime.combine(day, bank.cutoff_time, tzinfo=TAIPEI)
-    if now >= deadline:
-        why = f"{name} not delivered before {bank.id}'s cutoff {deadline:%Y-%m-%d %H:%M} Taipei: cancelled, its payments roll to a later batch"
-        _cancel(conn, batch_id, run_id, why)
-        log.error(why)
-        return Delivery(batch_id, name, "expired", error=why)
-    if circuit is not None and not circuit.allows_payments:
+    row = conn.execute(
+        "SELECT b.file_name, b.processing_date, coalesce(r.attempts, 0) FROM pay.batch b "
+        "LEFT JOIN pay.transfer_retry r ON r.batch_id = b.id WHERE b.id = %s",
+        (batch_id,),
+    ).fetchone()
+    name, day, tried = row
+    if circuit is not None and not circuit.allows_payments and now < delivery.cutoff(bank, day):
         return Delivery(batch_id, name, "skipped", error=circuit.describe(TAIPEI))
     d = deliver_batch(
         conn,
@@ -575,6 +477,7 @@ def retry_one(
         run_id=run_id,
         transport=transport,
         encrypt=None,  # a queued batch is delivered from its archived bytes, never made again
+        now=now,
         from_retry_queue=True,
     )
     if d.outcome == "queued" and tried + 1 >= limit:

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from finflows import files, settings
 from finflows.flows.banking import banks, payments
-from finflows.flows.banking.common import circuit_now, email_treasury, run_id, transport
+from finflows.flows.banking.common import alert_uncertain, circuit_now, email_treasury, run_id, transport
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,
@@ -39,6 +39,7 @@ def retry_transfers(everything: bool) -> dict:
             )
             done.append(asdict(d) | {"bank": bank_id})
         queue = payments.retry_queue(conn)
+    alert_uncertain(done)
     alert = payments.retry_queue_alert(queue, settings.bank_retry_queue_alert())
     if alert is not None:
         from finflows import emails
@@ -51,7 +52,7 @@ def retry_transfers(everything: bool) -> dict:
     runs = [{"bank": b, **v} for b, v in by_bank.items()]
     if runs:
         email_treasury(*payments.summary(runs, "[finflows] bank transfer retry"))
-    gave_up = [f"{d['file_name']}: {d['outcome']}" for d in done if d["outcome"] in ("gave_up", "expired")]
+    gave_up = [f"{d['file_name']}: {d['outcome']}" for d in done if d["outcome"] in ("gave_up", "expired", "uncertain")]
     fail_run_if_any(gave_up, len(done), "queued transfer")
     return {
         "tried": len(done),

@@ -1,0 +1,620 @@
+"""One batch to its bank at most once: the delivery state machine.
+
+The states are the batch's (``include/sql/0013_delivery_states.sql`` draws them and its triggers
+refuse any other move):
+
+* ``batched`` / ``queued``: nothing of this batch has reached the bank.
+* ``sending`` step ``part`` (committed before the first byte leaves): ``NAME.part`` is being
+  written. A bank only takes files under their final name, so whatever happens now, nothing has
+  reached it: a failure here is retried (the task's tries, then bank_transfer_retry).
+* ``sending`` step ``rename`` (committed before the rename is sent): from here only the server can
+  tell. Our bytes under the final name (size and, where the server lets us read it back, sha256)
+  → ``uploaded``. Our ``NAME.part`` still there and the final name free → the rename did not
+  happen, and *that* part (never a new one) is renamed: the one object that can become the final
+  name becomes it at most once. Anything else → ``uncertain``.
+* ``uncertain``: never sent again by any automatic path (task retries, bank_transfer_retry,
+  re-runs, clears). Treasury is alerted and decides through the finance monitor ("the bank has
+  it" → ``uploaded``; "resend" → ``queued``); who decided, when and why is kept on the batch and in
+  ``pay.batch_event``.
+* ``cancelled``: past the bank's cutoff, and only when the record proves nothing reached the bank
+  (``batched``, ``queued``, ``sending``/``part``; or ``sending``/``rename`` once we removed our
+  ``NAME.part`` ourselves and the final name is free). Its payments go back to pending.
+
+Every status change runs under the batch's advisory lock and checks the rows it changed: a change
+that finds the batch moved on raises :class:`BatchMoved` and writes nothing.
+
+``at_step`` is a seam for the crash-point test (``tests/integration/test_crash_points.py``): it is
+called with each step's name as the delivery passes it, so a test can kill the worker exactly
+there. It is ``None`` in production. No Airflow import here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from finflows.flows.banking.banks import Bank
+from finflows.transfer import (
+    ABSENT,
+    OTHER,
+    OURS,
+    TransferError,
+    sftp_put_part,
+    sftp_remote_copy,
+    sftp_remove_quietly,
+)
+
+log = logging.getLogger(__name__)
+
+FLOW = "bank_payments"
+TAIPEI = ZoneInfo("Asia/Taipei")
+
+# The step boundaries a worker can die at, in the order a delivery passes them.
+STEPS = (
+    "archived",  # the encrypted file is in the archive and recorded
+    "sending_committed",  # sending/part is recorded; nothing has left yet
+    "part_written",  # NAME.part is complete on the server
+    "rename_committed",  # sending/rename is recorded; the rename is not sent yet
+    "renamed",  # the server acknowledged the rename
+    "delivered_committed",  # uploaded is recorded
+    "cancel_committed",  # cancelled is recorded
+)
+at_step: Callable[[str], None] | None = None
+
+DECISIONS = ("bank_has_it", "resend")
+
+
+class BatchMoved(TransferError):
+    """A status change found the batch no longer where this step left it: nothing was written."""
+
+
+class DecisionRefused(ValueError):
+    """A decision asked of a batch that is not waiting for one."""
+
+
+@dataclass
+class Delivery:
+    batch_id: int
+    file_name: str
+    # uploaded | already_there | queued | uncertain | expired | skipped | busy | gave_up
+    outcome: str
+    payment_count: int = 0
+    total_amount: int = 0
+    attempts: int = 0
+    error: str | None = None
+    bytes: int = 0  # of the encrypted file, when delivered
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch's row as a delivery reads it (under its lock)."""
+
+    id: int
+    bank: str
+    file_name: str
+    status: str
+    send_step: str | None
+    send_attempt: int
+    processing_date: dt.date
+    payment_count: int
+    total_amount: int
+    uploaded_at: dt.datetime | None
+    uncertain_reason: str | None
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """What one delivery moves: a batch's encrypted bytes and where they go."""
+
+    batch: Batch
+    final: str
+    data: bytes
+    plain_sha256: str
+    cipher_sha256: str
+    run_id: str
+    started: dt.datetime
+    from_retry_queue: bool = False  # bank_transfer_retry's try: counted in pay.transfer_retry
+
+    @property
+    def part(self) -> str:
+        return f"{self.final}.part"
+
+
+def _step(name: str) -> None:
+    if at_step is not None:
+        at_step(name)
+
+
+def cutoff(bank: Bank, day: dt.date) -> dt.datetime:
+    """The bank's cutoff on a processing date (Asia/Taipei)."""
+    return dt.datetime.combine(day, bank.cutoff_time, tzinfo=TAIPEI)
+
+
+def remote_path(bank: Bank, name: str) -> str:
+    return f"{bank.upload_path.rstrip('/')}/{name}"
+
+
+@contextlib.contextmanager
+def batch_lock(conn, batch_id: int) -> Iterator[bool]:
+    """The batch's session advisory lock, if free (True), released on leaving. A killed worker's
+    lock goes with its database session."""
+    key = f"{FLOW}/batch/{batch_id}"
+    got = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()[0]
+    try:
+        yield got
+    finally:
+        if got:
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+
+
+def read_batch(conn, batch_id: int) -> Batch:
+    row = conn.execute(
+        """SELECT id, bank, file_name, status, send_step, send_attempt, processing_date, payment_count,
+                  total_amount, uploaded_at, uncertain_reason FROM pay.batch WHERE id = %s""",
+        (batch_id,),
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"no batch {batch_id}")
+    return Batch(*row[:7], row[7], int(row[8]), row[9], row[10])
+
+
+def _who(cur, run_id: str, reason: str) -> None:
+    """Name the run and the reason in every event the triggers write in this transaction."""
+    cur.execute(
+        "SELECT set_config('finflows.run_id', %s, true), set_config('finflows.reason', %s, true)",
+        (run_id, reason[:2000]),
+    )
+
+
+def _move(cur, b: Batch, sets: str, params: tuple, *, status: str | None = None, step: str | None = None) -> Any:
+    """``UPDATE pay.batch SET <sets>`` where the batch still is in ``status``/``step`` (default: as
+    read); exactly one row changes, or :class:`BatchMoved`. Returns the RETURNING row, if any."""
+    status = status or b.status
+    step = b.send_step if status == b.status and step is None else step
+    cur.execute(
+        f"UPDATE pay.batch SET {sets} WHERE id = %s AND status = %s "  # noqa: S608 (sets are ours)
+        "AND send_step IS NOT DISTINCT FROM %s RETURNING send_attempt",
+        (*params, b.id, status, step),
+    )
+    row = cur.fetchone()
+    if row is None:
+        raise BatchMoved(f"{b.file_name}: expected {status}{'/' + step if step else ''}; the batch moved on")
+    return row
+
+
+def _payments_to(cur, b: Batch, to: str) -> None:
+    """The batch's batched payments move to ``to``; all of them, or :class:`BatchMoved`."""
+    if to == "uploaded":
+        cur.execute("UPDATE pay.payment SET status = 'uploaded' WHERE batch_id = %s AND status = 'batched'", (b.id,))
+    else:
+        cur.execute(
+            """UPDATE pay.payment SET status = 'pending', batch_id = NULL, seq = NULL, value_date = NULL
+               WHERE batch_id = %s AND status = 'batched'""",
+            (b.id,),
+        )
+    if cur.rowcount != b.payment_count:
+        raise BatchMoved(f"{b.file_name}: {cur.rowcount} of its {b.payment_count} payment(s) were batched")
+
+
+def _transfer_row(cur, p: Parcel, outcome: str, attempts: int, error: str | None = None) -> None:
+    b = p.batch
+    cur.execute(
+        """INSERT INTO pay.transfer (batch_id, bank, file_name, remote_path, plain_sha256, cipher_sha256, bytes,
+               payment_count, total_amount, attempts, outcome, error, started_at, dag_run_id)
+           VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)""",
+        (
+            b.id,
+            b.bank,
+            b.file_name,
+            p.final,
+            p.plain_sha256,
+            p.cipher_sha256,
+            len(p.data),
+            b.payment_count,
+            b.total_amount,
+            max(1, attempts),
+            outcome,
+            error[:4000] if error else None,
+            p.started,
+            p.run_id,
+        ),
+    )
+
+
+def _delivery(p: Parcel, outcome: str, attempts: int, error: str | None = None) -> Delivery:
+    b = p.batch
+    return Delivery(b.id, b.file_name, outcome, b.payment_count, b.total_amount, attempts, error, len(p.data))
+
+
+# ---------------------------------------------------------------------------- the recorded steps
+def _begin(conn, p: Parcel) -> Batch:
+    """sending/part, committed before the first byte leaves."""
+    b = p.batch
+    with conn.transaction(), conn.cursor() as cur:
+        _who(cur, p.run_id, f"sending {p.final}")
+        (attempt,) = _move(
+            cur,
+            b,
+            "status = 'sending', send_step = 'part', send_attempt = send_attempt + 1, remote_path = %s",
+            (p.final,),
+        )
+    _step("sending_committed")
+    return Batch(**{**b.__dict__, "status": "sending", "send_step": "part", "send_attempt": attempt})
+
+
+def _rename_next(conn, p: Parcel) -> None:
+    """sending/rename, committed before the rename is sent."""
+    with conn.transaction(), conn.cursor() as cur:
+        _who(cur, p.run_id, f"renaming {p.part} to {p.final}")
+        _move(cur, p.batch, "send_step = 'rename'", (), status="sending", step="part")
+    _step("rename_committed")
+
+
+def _delivered(conn, p: Parcel, outcome: str, attempts: int, step: str = "rename") -> Delivery:
+    """Our bytes are under the final name (the rename was acknowledged, or the server shows them)."""
+    b = p.batch
+    with conn.transaction(), conn.cursor() as cur:
+        _who(cur, p.run_id, f"{b.file_name} {outcome}: {p.final}")
+        _move(cur, b, "status = 'uploaded', send_step = NULL, uploaded_at = now()", (), status="sending", step=step)
+        _payments_to(cur, b, "uploaded")
+        _transfer_row(cur, p, outcome, attempts)
+        cur.execute(
+            "UPDATE pay.transfer_retry SET status = 'delivered', attempts = attempts + %s, updated_at = now() "
+            "WHERE batch_id = %s",
+            (int(p.from_retry_queue), b.id),
+        )
+    _step("delivered_committed")
+    log.info(
+        "%s: %s %s (%d bytes, %d payment(s), NTD %s)",
+        b.bank,
+        b.file_name,
+        outcome,
+        len(p.data),
+        b.payment_count,
+        b.total_amount,
+    )
+    return _delivery(p, outcome, attempts)
+
+
+def _uncertain(conn, p: Parcel, reason: str, attempts: int, step: str) -> Delivery:
+    """Nobody can tell whether the bank has the file: a person decides; nothing resends it."""
+    b = p.batch
+    with conn.transaction(), conn.cursor() as cur:
+        _who(cur, p.run_id, f"uncertain: {reason}")
+        _move(
+            cur,
+            b,
+            "status = 'uncertain', send_step = NULL, uncertain_reason = %s",
+            (reason[:4000],),
+            status="sending",
+            step=step,
+        )
+        _transfer_row(cur, p, "uncertain", attempts, reason)
+        cur.execute(
+            """INSERT INTO pay.transfer_retry (batch_id, status, last_error) VALUES (%s, 'uncertain', %s)
+               ON CONFLICT (batch_id) DO UPDATE SET status = 'uncertain', last_error = EXCLUDED.last_error,
+                   updated_at = now()""",
+            (b.id, reason[:4000]),
+        )
+    log.error("%s: %s UNCERTAIN: %s; waiting for treasury's decision, nothing is resent", b.bank, b.file_name, reason)
+    return _delivery(p, "uncertain", attempts, reason)
+
+
+def _queue(conn, p: Parcel, attempts: int, error: str) -> Delivery:
+    """Every try failed before the rename was recorded: nothing reached the bank; queued for retry."""
+    b = p.batch
+    with conn.transaction(), conn.cursor() as cur:
+        _who(cur, p.run_id, f"not delivered ({error[:200]}): queued")
+        _move(cur, b, "status = 'queued', send_step = NULL", (), status="sending", step="part")
+        _transfer_row(cur, p, "failed", attempts, error)
+        cur.execute(
+            """INSERT INTO pay.transfer_retry (batch_id, last_error) VALUES (%s, %s)
+               ON CONFLICT (batch_id) DO UPDATE SET status = 'waiting', attempts = pay.transfer_retry.attempts + %s,
+                   last_error = EXCLUDED.last_error, updated_at = now(), next_attempt_at = now()""",
+            (b.id, error[:4000], int(p.from_retry_queue)),
+        )
+    log.error(
+        "%s: %s not delivered after %d tries (%s): queued for bank_transfer_retry", b.bank, b.file_name, attempts, error
+    )
+    return _delivery(p, "queued", attempts, error)
+
+
+def cancel(conn, b: Batch, run_id: str, why: str, *, part_removed: bool = False) -> Delivery:
+    """The batch will not be delivered: its payments go back to pending. Only from a state that
+    proves nothing reached the bank (the trigger refuses sending/rename without ``part_removed``)."""
+    with conn.transaction(), conn.cursor() as cur:
+        _who(cur, run_id, why)
+        if part_removed:
+            cur.execute("SELECT set_config('finflows.part_removed', 'yes', true)")
+        _move(cur, b, "status = 'cancelled', send_step = NULL", ())
+        _payments_to(cur, b, "pending")
+        cur.execute(
+            "UPDATE pay.transfer_retry SET status = 'expired', last_error = %s, updated_at = now() WHERE batch_id = %s",
+            (why, b.id),
+        )
+    _step("cancel_committed")
+    log.error("%s", why)
+    return Delivery(b.id, b.file_name, "expired", b.payment_count, b.total_amount, error=why)
+
+
+# ---------------------------------------------------------------------------- a delivery
+@dataclass(frozen=True)
+class Link:
+    """How to reach the bank: its SFTP hook, and how often to try."""
+
+    sftp_hook: Any
+    attempts: int = 3
+    backoff: float = 2.0
+
+    def pause(self, tried: int) -> None:
+        time.sleep(min(self.backoff * 2 ** (tried - 1), 300))
+
+
+def deliver(
+    conn,
+    *,
+    bank: Bank,
+    batch_id: int,
+    run_id: str,
+    link: Link,
+    prepare: Callable[[], tuple[bytes, dict]],
+    now: dt.datetime | None = None,
+    from_retry_queue: bool = False,
+) -> Delivery:
+    """Deliver one batch at most once, whoever else is trying, whatever an earlier worker left.
+
+    ``prepare`` returns the batch's encrypted bytes (made and archived once) and their checksums."""
+    now = now or dt.datetime.now(dt.UTC)
+    with batch_lock(conn, batch_id) as mine:
+        if not mine:
+            return Delivery(batch_id, "", "busy", error="another run is delivering this batch")
+        b = read_batch(conn, batch_id)
+        if b.status in ("uploaded", "cancelled", "failed"):
+            when = f" at {b.uploaded_at:%Y-%m-%d %H:%M:%S %Z}" if b.uploaded_at else ""
+            what = "already delivered" if b.status == "uploaded" else f"batch is {b.status}"
+            return Delivery(b.id, b.file_name, "skipped", b.payment_count, b.total_amount, error=f"{what}{when}")
+        if b.status == "uncertain":
+            return Delivery(
+                b.id,
+                b.file_name,
+                "uncertain",
+                b.payment_count,
+                b.total_amount,
+                error=f"waiting for treasury's decision, not resent: {b.uncertain_reason}",
+            )
+        past = now >= cutoff(bank, b.processing_date)
+        if past and not (b.status == "sending" and b.send_step == "rename"):
+            if b.status == "sending":
+                sftp_remove_quietly(link.sftp_hook, remote_path(bank, b.file_name) + ".part")
+            return cancel(conn, b, run_id, _too_late(bank, b))
+        data, info = prepare()
+        _step("archived")
+        p = Parcel(
+            b,
+            remote_path(bank, b.file_name),
+            data,
+            info["plain_sha256"],
+            info["cipher_sha256"],
+            run_id,
+            now,
+            from_retry_queue,
+        )
+        if b.status == "sending" and b.send_step == "rename":
+            why = "a worker stopped after the rename step was recorded"
+            if past:
+                return _settle_after_cutoff(conn, p, link, why, _too_late(bank, b))
+            return _settle_rename(conn, p, link, why, 0)
+        return _send(conn, Parcel(**{**p.__dict__, "batch": _begin(conn, p)}), link)
+
+
+def _too_late(bank: Bank, b: Batch) -> str:
+    return (
+        f"{b.file_name} not delivered before {bank.id}'s cutoff {cutoff(bank, b.processing_date):%Y-%m-%d %H:%M} "
+        "Taipei: cancelled (nothing of it reached the bank), its payments roll to a later batch"
+    )
+
+
+def _send(conn, p: Parcel, link: Link) -> Delivery:
+    error = ""
+    for tried in range(1, max(1, link.attempts) + 1):
+        if tried > 1:
+            link.pause(tried - 1)
+        rename_recorded = wrote_part = False
+        try:
+            with link.sftp_hook.get_managed_conn() as sftp:
+                there = sftp_remote_copy(sftp, p.final, p.data)
+                if there == OURS:  # our bytes under the final name: an earlier delivery's record was lost
+                    return _delivered(conn, p, "already_there", tried, step="part")
+                if there == OTHER:
+                    return _uncertain(
+                        conn,
+                        p,
+                        f"{p.final} already holds a different file (size or sha256 differ from ours): a person must look",
+                        tried,
+                        "part",
+                    )
+                wrote_part = True
+                sftp_put_part(sftp, p.part, p.data)
+                _step("part_written")
+                rename_recorded = True  # from here a failure is settled by asking the server, never by a new part
+                _rename_next(conn, p)
+                try:
+                    sftp.rename(p.part, p.final)
+                except Exception as e:
+                    return _settle_rename(conn, p, link, f"the rename failed: {type(e).__name__}: {e}", tried)
+                _step("renamed")
+                return _delivered(conn, p, "uploaded", tried)
+        except BatchMoved:
+            raise
+        except Exception as e:
+            if rename_recorded:
+                raise  # the record says rename: the next try settles it by asking the server
+            error = f"{type(e).__name__}: {e}"
+            log.warning("upload of %s failed before its rename (try %d): %s", p.final, tried, error)
+            if wrote_part:  # a cut upload leaves no NAME.part behind where the server still answers
+                sftp_remove_quietly(link.sftp_hook, p.part)
+    return _queue(conn, p, max(1, link.attempts), error)
+
+
+def _settle_rename(conn, p: Parcel, link: Link, why: str, tried: int) -> Delivery:
+    """The rename is recorded as sent, its outcome unknown: ask the server, never send a new part."""
+    last = why
+    for n in range(1, max(1, link.attempts) + 1):
+        if n > 1:
+            link.pause(n - 1)
+        try:
+            with link.sftp_hook.get_managed_conn() as sftp:
+                final = sftp_remote_copy(sftp, p.final, p.data)
+                if final == OURS:
+                    return _delivered(conn, p, "already_there", tried + n)
+                if final == OTHER:
+                    return _uncertain(conn, p, f"{why}; {p.final} now holds a different file", tried + n, "rename")
+                if sftp_remote_copy(sftp, p.part, p.data) != OURS:
+                    return _uncertain(
+                        conn,
+                        p,
+                        f"{why}; neither {p.final} nor our {p.part} is on the server: the bank may have taken it",
+                        tried + n,
+                        "rename",
+                    )
+                sftp.rename(p.part, p.final)  # the one part that can become the final name: at most once
+                _step("renamed")
+                return _delivered(conn, p, "uploaded", tried + n)
+        except BatchMoved:
+            raise
+        except Exception as e:
+            last = f"{type(e).__name__}: {e}"
+            log.warning("%s: could not settle the rename (%s)", p.final, last)
+    return _uncertain(conn, p, f"{why}; the server could not be asked since ({last})", tried + link.attempts, "rename")
+
+
+def _settle_after_cutoff(conn, p: Parcel, link: Link, why: str, too_late: str) -> Delivery:
+    """Past the cutoff with the rename recorded: our file on the server is delivered (late, but
+    there); our part removed by us with the final name free proves nothing reached the bank."""
+    b = p.batch
+    try:
+        with link.sftp_hook.get_managed_conn() as sftp:
+            final = sftp_remote_copy(sftp, p.final, p.data)
+            if final == OURS:
+                return _delivered(conn, p, "already_there", 1)
+            part = sftp_remote_copy(sftp, p.part, p.data)
+            if final == ABSENT and part != ABSENT:
+                sftp.remove(p.part)
+                if sftp_remote_copy(sftp, p.final, p.data) == ABSENT:
+                    return cancel(
+                        conn,
+                        b,
+                        p.run_id,
+                        f"{too_late}; our {p.part} was removed before any rename of it",
+                        part_removed=True,
+                    )
+            reason = f"{why}; past the cutoff, {p.final} is {final} and {p.part} is {part} on the server"
+    except BatchMoved:
+        raise
+    except Exception as e:
+        reason = f"{why}; past the cutoff the server could not be asked ({type(e).__name__}: {e})"
+    return _uncertain(conn, p, reason, 1, "rename")
+
+
+# ---------------------------------------------------------------------------- a person's decision
+def decide(conn, batch_id: int, decision: str, *, by: str, note: str = "") -> dict:
+    """Treasury's decision on an uncertain batch, recorded with who made it and when.
+
+    ``bank_has_it``: the batch is delivered (a ``confirmed`` transfer). ``resend``: it is queued and
+    bank_transfer_retry sends the archived bytes once (or cancels it if the cutoff has passed)."""
+    if decision not in DECISIONS:
+        raise DecisionRefused(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+    if not by:
+        raise DecisionRefused("a decision needs the name of the person who made it")
+    with batch_lock(conn, batch_id) as mine:
+        if not mine:
+            raise DecisionRefused(f"batch {batch_id} is being worked on right now; try again in a minute")
+        b = read_batch(conn, batch_id)
+        if b.status != "uncertain":
+            raise DecisionRefused(f"batch {batch_id} ({b.file_name}) is {b.status}, not uncertain: nothing to decide")
+        why = f"decision {decision} by {by}" + (f": {note}" if note else "")
+        with conn.transaction(), conn.cursor() as cur:
+            _who(cur, f"decision:{by}", why)
+            common = "decision = %s, decided_by = %s, decided_at = now(), decision_note = %s"
+            if decision == "bank_has_it":
+                _move(cur, b, f"status = 'uploaded', uploaded_at = now(), {common}", (decision, by, note or None))
+                _payments_to(cur, b, "uploaded")
+                cur.execute(
+                    """INSERT INTO pay.transfer (batch_id, bank, file_name, remote_path, plain_sha256, cipher_sha256,
+                           bytes, payment_count, total_amount, attempts, outcome, error, started_at, dag_run_id)
+                       SELECT id, bank, file_name, coalesce(remote_path, file_name), plain_sha256, cipher_sha256,
+                              cipher_bytes, payment_count, total_amount, 0, 'confirmed', %s, now(), %s
+                       FROM pay.batch WHERE id = %s""",
+                    (why, f"decision:{by}", b.id),
+                )
+                cur.execute(
+                    "UPDATE pay.transfer_retry SET status = 'delivered', updated_at = now() WHERE batch_id = %s",
+                    (b.id,),
+                )
+            else:
+                _move(cur, b, f"status = 'queued', {common}", (decision, by, note or None))
+                cur.execute(
+                    """INSERT INTO pay.transfer_retry (batch_id, last_error) VALUES (%s, %s)
+                       ON CONFLICT (batch_id) DO UPDATE SET status = 'waiting', attempts = 0,
+                           last_error = EXCLUDED.last_error, updated_at = now(), next_attempt_at = now()""",
+                    (b.id, why),
+                )
+    log.warning("%s: %s", b.file_name, why)
+    return {"batch_id": b.id, "file_name": b.file_name, "decision": decision, "decided_by": by}
+
+
+def uncertain_alert(deliveries: list[dict], base_url: str = ""):
+    """Treasury's email, sent at once, for the deliveries of a run that ended ``uncertain``; None when none did."""
+    from finflows.emails import Email
+
+    stuck = [d for d in deliveries if d["outcome"] == "uncertain"]
+    if not stuck:
+        return None
+    lines = [
+        f"{len(stuck)} bank file(s) may or may not have reached the bank. Nothing sends them again until "
+        "treasury decides: ask the bank whether it received the file (name, size and sha256 below; the "
+        "encrypted copy we sent is in the archive)."
+    ]
+    lines += [
+        f"Batch {d['batch_id']} {d['file_name']}: {d['payment_count']} payment(s), NTD {d['total_amount']:,}, "
+        f"{d['bytes'] or 'see the archive for'} bytes. {d['error']}"
+        for d in stuck
+    ]
+    lines.append(
+        "Decide in the finance monitor (POST /finflows/api/batches/<id>/decision with "
+        '{"decision": "bank_has_it"} or {"decision": "resend"}, as a user allowed to trigger bank_payments): '
+        '"bank_has_it" records the batch as delivered; "resend" queues the archived file for '
+        "bank_transfer_retry, which sends it once (or cancels it if the bank's cutoff has passed)."
+    )
+    if base_url:
+        lines.append(f"Finance monitor: {base_url.rstrip('/')}/finflows/api/ui")
+    names = ", ".join(d["file_name"] for d in stuck)
+    return Email(f"[finflows] UNCERTAIN bank delivery, treasury must decide: {names}", tuple(lines))
+
+
+def uncertain_batches(conn) -> list[dict]:
+    """Batches waiting for treasury's decision, oldest first (references and amounts only)."""
+    rows = conn.execute(
+        """SELECT b.id, b.bank, b.file_name, b.processing_date, b.payment_count, b.total_amount, b.remote_path,
+                  b.uncertain_reason, (SELECT max(e.at) FROM pay.batch_event e
+                                       WHERE e.batch_id = b.id AND e.to_status = 'uncertain')
+           FROM pay.batch b WHERE b.status = 'uncertain' ORDER BY b.id"""
+    ).fetchall()
+    keys = (
+        "batch_id",
+        "bank",
+        "file_name",
+        "processing_date",
+        "payment_count",
+        "total_amount",
+        "remote_path",
+        "reason",
+        "since",
+    )
+    return [dict(zip(keys, r, strict=True)) | {"total_amount": int(r[5])} for r in rows]
