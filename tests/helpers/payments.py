@@ -200,6 +200,7 @@ def pay_bank(
     s3_hook=None,
     circuit=None,
     backoff: float = 0.01,
+    run_id: str = "test",
 ):
     """payments.pay_bank as the DAG task runs it, with the connections' keys and hooks."""
     import os
@@ -217,7 +218,7 @@ def pay_bank(
             cfg=cfg,
             bank_id=bank,
             now=now,
-            run_id="test",
+            run_id=run_id,
             transport=payments.Transport(
                 s3_hook=s3_hook or S3Hook(aws_conn_id="aws_finflows"),
                 sftp_hook=SFTPHook(ssh_conn_id=sftp_conn or b.sftp_conn_id),

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import threading
+from dataclasses import asdict
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -86,12 +87,33 @@ def test_a_re_run_creates_and_uploads_nothing(clean_payments, db, pg, cfg, local
     pay.add(pg, "ctbc", 2, due=MONDAY)
     first = run(db, cfg, "ctbc", now=taipei(MONDAY, 6, 0))
     before = pay.uploaded(local_dir, "ctbc")
-    second = run(db, cfg, "ctbc", now=taipei(MONDAY, 6, 5))
+    second = run(db, cfg, "ctbc", now=taipei(MONDAY, 6, 5), run_id="the-next-run")
 
     assert first.batches_created == 1 and second.batches_created == 0 and second.deliveries == []
     assert pay.uploaded(local_dir, "ctbc") == before
     assert pg.execute("SELECT count(*) FROM pay.transfer").fetchone()[0] == 1
     assert pg.execute("SELECT count(*) FROM pay.batch").fetchone()[0] == 1
+
+
+def test_a_cleared_try_sends_nothing_and_still_reports_what_its_run_delivered(clean_payments, db, pg, cfg, local_dir):
+    pay.add(pg, "ctbc", 2, due=MONDAY, amount=50_250)
+    pay.add(pg, "ctbc", 1, due=MONDAY, amount=491_750)
+    first = run(db, cfg, "ctbc", now=taipei(MONDAY, 6, 0), run_id="scheduled__1")
+    before = pay.uploaded(local_dir, "ctbc")
+    cleared = run(db, cfg, "ctbc", now=taipei(MONDAY, 6, 20), run_id="scheduled__1")  # the same run, cleared
+
+    assert pay.uploaded(local_dir, "ctbc") == before and cleared.batches_created == 0
+    [d] = cleared.deliveries
+    assert (d["outcome"], d["file_name"], d["payment_count"], d["total_amount"]) == (
+        "already_delivered",
+        first.deliveries[0]["file_name"],
+        3,
+        592_250,
+    )
+    assert "delivered by an earlier try of this run" in d["error"]
+    assert payments.summary([asdict(first)])[0] == payments.summary([asdict(cleared)])[0]
+    assert "1 file(s), 3 payment(s), NTD 592,250" in payments.summary([asdict(cleared)])[0]
+    assert pg.execute("SELECT count(*) FROM pay.transfer").fetchone()[0] == 1
 
 
 def test_two_runs_at_once_batch_each_payment_once(clean_payments, pg_dsn, pg, cfg, local_dir):

@@ -82,7 +82,8 @@ class DecisionRefused(ValueError):
 class Delivery:
     batch_id: int
     file_name: str
-    # uploaded | already_there | queued | uncertain | expired | skipped | busy | gave_up
+    # uploaded | already_there | already_delivered (by an earlier try of the same run) | queued |
+    # uncertain | expired | skipped | busy | gave_up
     outcome: str
     payment_count: int = 0
     total_amount: int = 0

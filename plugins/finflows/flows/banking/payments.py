@@ -381,8 +381,44 @@ def pay_bank(
     deliver_open()  # what a stopped worker left: delivered, settled, or cancelled after its cutoff
     result = make_batches(conn, cfg, bank_id, now, run_id)
     deliver_open()
+    deliveries += delivered_by_run(conn, bank_id, run_id, exclude=seen)  # a cleared try tells the whole run
     result.deliveries = deliveries
     return result
+
+
+def delivered_by_run(conn, bank_id: str, run_id: str, exclude: set[int] = frozenset()) -> list[dict]:
+    """The batches of this bank an earlier try of the same run delivered, as ``already_delivered``
+    deliveries: a cleared green task sends nothing and still reports what its run sent."""
+    rows = conn.execute(
+        """SELECT DISTINCT ON (t.batch_id) t.batch_id, t.file_name, t.payment_count, t.total_amount, t.attempts,
+                  t.bytes, t.finished_at
+           FROM pay.transfer t WHERE t.bank = %s AND t.dag_run_id = %s
+             AND t.outcome IN ('uploaded', 'already_there', 'confirmed')
+           ORDER BY t.batch_id, t.id""",
+        (bank_id, run_id),
+    ).fetchall()
+    out = []
+    for batch_id, name, count, total, attempts, size, when in rows:
+        if batch_id in exclude:
+            continue
+        log.info(
+            "%s: already delivered by this run: %s (%d payment(s), NTD %s) at %s", bank_id, name, count, total, when
+        )
+        out.append(
+            asdict(
+                Delivery(
+                    batch_id,
+                    name,
+                    "already_delivered",
+                    count,
+                    int(total),
+                    attempts,
+                    f"delivered by an earlier try of this run at {when:%Y-%m-%d %H:%M:%S %Z}",
+                    size,
+                )
+            )
+        )
+    return out
 
 
 def skip_bank(conn, bank: Bank, now: dt.datetime, circuit: health.Circuit) -> BankRun:
@@ -493,7 +529,9 @@ def summary(runs: Sequence[dict], subject_prefix: str = "[finflows] bank payment
     """Subject and HTML body of the treasury email."""
     import html
 
-    files = [d for r in runs for d in r["deliveries"] if d["outcome"] in ("uploaded", "already_there")]
+    files = [
+        d for r in runs for d in r["deliveries"] if d["outcome"] in ("uploaded", "already_there", "already_delivered")
+    ]
     problems = [p for r in runs for p in BankRun(**r).problems]
     skipped = [r for r in runs if r.get("skipped_reason")]
     count = sum(d["payment_count"] for d in files)

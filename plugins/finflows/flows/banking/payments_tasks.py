@@ -31,4 +31,5 @@ def summarise(bank_ids: list[str], outcomes: list[dict | None]) -> dict:
     problems = [f"{r['bank']}: {p}" for r in runs for p in payments.BankRun(**r).problems]
     problems += [f"skipped {r['skipped_reason']}" for r in runs if r.get("left_pending")]
     fail_run_if_any(failed + problems, len(bank_ids), "bank")
-    return {"banks": len(runs), "files": sum(1 for r in runs for d in r["deliveries"] if d["outcome"] == "uploaded")}
+    delivered = ("uploaded", "already_there", "already_delivered")  # a cleared try reports its run's files too
+    return {"banks": len(runs), "files": sum(1 for r in runs for d in r["deliveries"] if d["outcome"] in delivered)}
