@@ -17,7 +17,10 @@ class FinflowsPlugin(AirflowPlugin):
 
     @property
     def fastapi_apps(self):  # built when the api-server asks, not when a worker loads plugins
+        from finflows import airflow_fixes
         from finflows.monitor_api import app
+
+        airflow_fixes.apply()  # Clear of a failed run with a pending deadline (apache/airflow#70368)
 
         return [{"app": app, "url_prefix": "/finflows/api", "name": "finflows finance monitor"}]
 
