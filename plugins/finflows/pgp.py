@@ -43,6 +43,19 @@ class Keyring:
             raise PgpError(f"{what}: the key holds {shown}, the configuration pins {fingerprint}")
         return fingerprint.upper()
 
+    def expires(self, fingerprint: str):
+        """When the key (or the first of its subkeys to go) expires, as an aware datetime; None
+        when neither expires."""
+        import datetime as dt
+
+        for key in self.gpg.list_keys(keys=[fingerprint]) + self.gpg.list_keys(True, keys=[fingerprint]):
+            if key["fingerprint"].upper() != fingerprint.upper():
+                continue
+            stamps = [key.get("expires")] + [s.get("expires") for s in (key.get("subkey_info") or {}).values()]
+            stamps = [int(x) for x in stamps if x]
+            return dt.datetime.fromtimestamp(min(stamps), dt.UTC) if stamps else None
+        raise PgpError(f"key {fingerprint} is not in this keyring")
+
     def encrypt_and_sign(self, data: bytes, recipient: str, signer: str, passphrase: str | None) -> bytes:
         result = self.gpg.encrypt(
             data,

@@ -124,6 +124,11 @@ def business_day_close():
     return dt.time.fromisoformat(get("BUSINESS_DAY_CLOSE", "18:00"))
 
 
+def expiry_warn_days() -> int:
+    """Days before a PGP key or TLS certificate expires that the daily report starts to warn."""
+    return int(get("EXPIRY_WARN_DAYS", "30"))
+
+
 def bank_circuit_failures() -> int:
     """Consecutive failed bank_health checks that open a bank's circuit (bank_payments then skips it)."""
     return int(get("BANK_CIRCUIT_FAILURES", "3"))

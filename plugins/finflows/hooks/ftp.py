@@ -64,6 +64,16 @@ class FTPSHook(_QuietClose, ProviderFTPHook):
     hook_name = "FTPS (TLS session reuse)"
     ftp_class: type[ftplib.FTP_TLS] = _SessionReuseFTP_TLS
 
+    def certificate_expires(self):
+        """When the server's TLS certificate (as verified on the control connection) expires."""
+        import datetime as dt
+
+        try:
+            cert = self.get_conn().sock.getpeercert()
+        finally:
+            self.close_conn()
+        return dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), dt.UTC)
+
     def tls_context(self) -> ssl.SSLContext:
         """The TLS settings: the system's defaults, which verify the certificate and the host name."""
         return ssl.create_default_context()

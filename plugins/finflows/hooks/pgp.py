@@ -74,6 +74,11 @@ class PgpHook(BaseHook):
                 )
             yield PgpSession(ring, pinned, self.pgp_conn_id, passphrase)
 
+    def expires(self):
+        """When this connection's key expires (the first of its subkeys to go), or None."""
+        with self.session() as s:
+            return s.ring.expires(s.fingerprint(self.pgp_conn_id))
+
     def test_connection(self) -> tuple[bool, str]:
         try:
             with self.session() as s:

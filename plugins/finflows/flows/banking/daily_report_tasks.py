@@ -34,6 +34,11 @@ def daily_report(day: str | None) -> dict:
             conn, d, banks.load().enabled, dt.datetime.now(dt.UTC), settings.bank_circuit_half_open_after()
         )
         listed = dr.manifest(conn, d)
+    from finflows import expiry
+
+    report.problems += expiry.warnings(
+        expiry.watched(banks.load()), dt.datetime.now(dt.UTC), settings.expiry_warn_days()
+    )
     hook = s3_hook()
     missing = dr.verify_archive(hook, listed)
     prefix = f"finance-daily/{d}/"
