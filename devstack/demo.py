@@ -314,6 +314,96 @@ def demo_bank_payments() -> list[str]:
     return lines
 
 
+def _worker_killed_after_the_rename(bank_id: str) -> int:
+    """A bank_payments worker that dies (SIGKILL) right after the bank's server acknowledged the
+    rename, before the commit that records it: the exit code of that process."""
+    import multiprocessing
+
+    def work() -> None:
+        import signal
+
+        from finflows import files
+        from finflows.flows.banking import banks, common, delivery, payments
+        from finflows.task_support import finance_db
+
+        delivery.at_step = lambda step: os.kill(os.getpid(), signal.SIGKILL) if step == "renamed" else None
+        cfg = banks.load()
+        bank = cfg.bank(bank_id)
+        with files.connect(finance_db()) as conn, common.encrypter(cfg, bank) as encrypt:
+            payments.pay_bank(
+                conn,
+                cfg=cfg,
+                bank_id=bank_id,
+                now=None,
+                run_id="demo-killed-worker",
+                transport=common.transport(bank),
+                encrypt=encrypt,
+            )
+        os._exit(0)
+
+    child = multiprocessing.get_context("fork").Process(target=work)
+    child.start()
+    child.join(300)
+    return child.exitcode
+
+
+def demo_uncertain_delivery() -> list[str]:
+    """The worst day: the bank's server renamed our file and the bank took it, but the worker died
+    before recording it. Nothing may resend it; treasury is alerted and decides."""
+    import datetime as dt
+    import shutil
+    from zoneinfo import ZoneInfo
+
+    from finflows.flows.banking import delivery
+
+    bank = "first"
+    upload, taken = LOCAL / "sftp" / bank / "upload", LOCAL / "sftp" / bank / "taken-by-bank"
+    taken.mkdir(exist_ok=True)
+    today = dt.datetime.now(ZoneInfo("Asia/Taipei")).date()
+    with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
+        for b, name in forget_payments(pg, "DEMO-U-"):
+            (LOCAL / "sftp" / b / "upload" / name).unlink(missing_ok=True)
+        forget_orphan_uploads(pg)
+        for p in taken.iterdir():
+            p.unlink()
+        for i, amount in enumerate((12_000, 8_500)):
+            pg.execute(
+                """INSERT INTO pay.payment (reference, bank, payee_bank, payee_account, payee_id, payee_name, memo,
+                                            amount, due_date) VALUES (%s, %s, '0081005', %s, %s, %s, '', %s, %s)""",
+                (f"DEMO-U-{i}", bank, f"00000000{i:04d}", f"D{i:09d}", "示範收款人", amount, today),
+            )
+        code = _worker_killed_after_the_rename(bank)
+        names = sorted(p.name for p in upload.iterdir() if not p.name.endswith(".part"))
+        for name in names:  # the bank reads the file and takes it away, as banks do
+            shutil.move(upload / name, taken / name)
+        mails_before = mails()
+        ok, secs, log = dags_test("bank_payments", {"banks": [bank]})  # the next run (a retry, a re-run, a clear)
+        batch_id, status, reason = pg.execute(
+            "SELECT b.id, b.status, b.uncertain_reason FROM pay.batch b JOIN pay.payment p ON p.batch_id = b.id "
+            "WHERE p.reference = 'DEMO-U-0'"
+        ).fetchone()
+        alerted = mails() - mails_before
+        resent = sorted(p.name for p in upload.iterdir())
+        # treasury asks First Bank, which confirms it has the file: the decision is recorded
+        # (in production: POST /finflows/api/batches/<id>/decision as an Airflow user allowed to
+        # trigger bank_payments; tests/e2e/test_standalone.py does it through the real api-server)
+        decided = delivery.decide(pg, batch_id, "bank_has_it", by="treasurer (demo)", note="First Bank confirmed")
+        after = pg.execute("SELECT status, decided_by, decided_at FROM pay.batch WHERE id = %s", (batch_id,)).fetchone()
+    lines = [
+        f"uncertain delivery ({bank}): worker killed after the rename (exit {code}); the bank took {', '.join(names)}",
+        f"  next bank_payments run: {'ok' if ok else 'red, as it must be'} in {secs:.0f}s ({log.name}); batch {batch_id} "
+        f"is {status}: {reason}",
+        f"  resent by the run: {resent or 'nothing'}   alert emails: {alerted}",
+        f"  decision: {decided['decision']} by {after[1]} at {after[2]:%Y-%m-%d %H:%M:%S %Z}; batch now {after[0]}",
+    ]
+    if not (
+        code == -9 and len(names) == 1 and status == "uncertain" and not resent and alerted and after[0] == "uploaded"
+    ):
+        lines.append(f"  !! unexpected outcome: see {log}")
+        raise SystemExit("\n".join(lines))
+    return lines
+
+
 def demo_bank_reconciliation() -> list[str]:
     """Play Mega: answer the demo's ACHP01 batch with a signed, encrypted ACHR01 laid out as the
     clearing house lays it out (one payment returned, the two sides swapped); then the rest settle
@@ -451,6 +541,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "plugins"))
     print("[demo] running every flow end to end with `airflow dags test` against the local stack", flush=True)
     summary = demo_cashfile() + demo_card() + demo_chargeback() + demo_tenure() + demo_bank_payments()
+    summary += demo_uncertain_delivery()
     summary += demo_bank_reconciliation() + demo_bank_health() + demo_daily_report()
     print("\n==================== finflows demo summary ====================")
     print("\n".join(summary))

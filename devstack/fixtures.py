@@ -81,6 +81,11 @@ def forget_payments(conn, reference_prefix: str) -> list[tuple[str, str]]:
     conn.execute("DELETE FROM pay.transfer WHERE batch_id = ANY(%s)", (ids,))
     conn.execute("DELETE FROM pay.transfer_retry WHERE batch_id = ANY(%s)", (ids,))
     conn.execute(
+        "DELETE FROM pay.batch_event WHERE batch_id = ANY(%s) AND NOT EXISTS "
+        "(SELECT 1 FROM pay.payment p WHERE p.batch_id = pay.batch_event.batch_id)",
+        (ids,),
+    )
+    conn.execute(
         "DELETE FROM pay.batch WHERE id = ANY(%s) AND NOT EXISTS "
         "(SELECT 1 FROM pay.payment p WHERE p.batch_id = pay.batch.id)",
         (ids,),

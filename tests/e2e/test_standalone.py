@@ -5,6 +5,7 @@ missed Deadline Alert → callback in the triggerer → email in the SMTP sink."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -355,7 +356,7 @@ def test_clearing_a_loaded_card_statement_reports_it_loaded_and_adds_nothing(air
         api(airflow, "PATCH", "/api/v2/dags/card_reconciliation", tok, {"is_paused": True})
 
 
-def test_clearing_a_bank_that_was_paid_uploads_nothing_twice(airflow, clean_payments, pg, local_dir):
+def test_clearing_a_bank_that_was_paid_uploads_nothing_twice(airflow, clean_payments, pg, local_dir, mailbox):
     import datetime as dt
     from zoneinfo import ZoneInfo
 
@@ -371,10 +372,27 @@ def test_clearing_a_bank_that_was_paid_uploads_nothing_twice(airflow, clean_paym
         counts = "SELECT (SELECT count(*) FROM pay.batch), (SELECT count(*) FROM pay.transfer)"
         assert pg.execute(counts).fetchone() == (1, 1)
 
+        before = mailbox.names()
         clear_and_rerun(airflow, tok, "bank_payments", run_id, ["pay_bank"])
         assert pay.uploaded(local_dir, "mega") == sent
         assert pg.execute(counts).fetchone() == (1, 1)
         assert pay.statuses(pg, refs) == dict.fromkeys(refs, "uploaded")
+        # the cleared try's record tells the truth: what this run delivered, and the summary the whole run
+        q = urllib.parse.quote(run_id, safe="")
+        [ti] = [t for t in tis_of(airflow, tok, "bank_payments", run_id) if t["task_id"] == "pay_bank"]
+        xcom = api(
+            airflow,
+            "GET",
+            f"/api/v2/dags/bank_payments/dagRuns/{q}/taskInstances/pay_bank/xcomEntries/return_value"
+            f"?map_index={ti['map_index']}",
+            tok,
+        )["value"]
+        xcom = json.loads(xcom) if isinstance(xcom, str) else xcom
+        assert [(d["outcome"], d["file_name"], d["payment_count"]) for d in xcom["deliveries"]] == [
+            ("already_delivered", next(iter(sent)), 2)
+        ]
+        summary = mailbox.wait_for(lambda m: "bank payments" in m["Subject"], before, timeout=120)
+        assert "OK: 1 file(s), 2 payment(s), NTD 2,400" in summary["Subject"]
     finally:
         api(airflow, "PATCH", "/api/v2/dags/bank_payments", tok, {"is_paused": True})
 
@@ -481,6 +499,79 @@ def test_the_monitor_shows_a_real_batch_and_tests_a_bank_connection(airflow, cle
 
     check = api(airflow, "POST", f"{MONITOR}/banks/mega/test-connection", tok, {})
     assert check["ok"] is True and check["latency_ms"] > 0 and check["error"] is None
+
+
+def test_treasury_decides_an_uncertain_delivery_through_the_monitor_as_itself(
+    airflow, clean_payments, pg, db, cfg, local_dir
+):
+    """The rename lands and the bank takes the file, but the connection drops before the commit:
+    the batch is uncertain. A viewer may see it but not decide; an operator's decision is kept
+    under the user name Airflow's auth manager gave the token."""
+    import datetime as dt
+
+    from finflows.flows.banking import delivery
+    from tests.helpers import payments as pay
+
+    pay.add(pg, "mega", 2, due=dt.date(2026, 11, 23), amount=3100)
+    monday = dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC)
+
+    def drop(step: str) -> None:
+        if step == "renamed":
+            raise ConnectionResetError("connection reset after the rename")
+
+    delivery.at_step = drop
+    try:
+        with pytest.raises(ConnectionResetError):
+            pay.pay_bank(db, cfg, "mega", now=monday)
+    finally:
+        delivery.at_step = None
+    for p in (local_dir / "sftp" / "mega" / "upload").iterdir():
+        p.unlink()  # the bank took it
+    assert pay.pay_bank(db, cfg, "mega", now=monday).deliveries[0]["outcome"] == "uncertain"
+    [batch_id] = pg.execute("SELECT id FROM pay.batch").fetchone()
+
+    viewer, admin = token(airflow, "viewer"), token(airflow)
+    [u] = api(airflow, "GET", f"{MONITOR}/batches/uncertain", viewer)
+    assert (u["batch_id"], u["payment_count"], u["total_amount"]) == (batch_id, 2, 6200)
+    path = f"{MONITOR}/batches/{batch_id}/decision"
+    assert status_of(airflow, "POST", path, viewer, {"decision": "bank_has_it"}) == 403
+    assert status_of(airflow, "POST", path, None, {"decision": "bank_has_it"}) == 401
+    assert status_of(airflow, "POST", path, admin, {"decision": "perhaps"}) == 422
+    out = api(airflow, "POST", path, admin, {"decision": "bank_has_it", "note": "mega confirmed by phone"})
+    assert out == {"batch_id": batch_id, "file_name": u["file_name"], "decision": "bank_has_it", "decided_by": "admin"}
+    assert status_of(airflow, "POST", path, admin, {"decision": "resend"}) == 409  # decided once
+    batch = api(airflow, "GET", f"{MONITOR}/batches/{batch_id}", viewer)
+    assert (batch["status"], batch["decided_by"], batch["decision_note"]) == (
+        "uploaded",
+        "admin",
+        "mega confirmed by phone",
+    )
+    assert [e["to_status"] for e in batch["events"]][-2:] == ["uncertain", "uploaded"]
+    assert api(airflow, "GET", f"{MONITOR}/batches/uncertain", viewer) == []
+
+
+def test_clear_works_on_a_failed_run_whose_deadline_is_pending(airflow):
+    """Airflow 3.3.2 answers Clear of such a run with HTTP 500 (apache/airflow#70368); the plugin's
+    fix (finflows.airflow_fixes) makes it work and keeps the deadline, moved to the new queued_at."""
+    tok = token(airflow)
+    dag = "bank_transfer_retry"
+    wait_for(lambda: api(airflow, "GET", f"/api/v2/dags/{dag}", tok), 120, f"{dag} to be parsed")
+    api(airflow, "PATCH", f"/api/v2/dags/{dag}", tok, {"is_paused": True})  # the run waits: nothing executes it
+    run = api(airflow, "POST", f"/api/v2/dags/{dag}/dagRuns", tok, {"logical_date": None, "note": "clear test"})
+    path = f"/api/v2/dags/{dag}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
+    deadlines = f"/ui/dags/{dag}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}/deadlines"
+    try:
+        [before] = wait_for(lambda: api(airflow, "GET", deadlines, tok)["deadlines"], 60, "the run's deadline")
+        assert before["missed"] is False
+        assert api(airflow, "PATCH", path, tok, {"state": "failed"})["state"] == "failed"
+        time.sleep(1.5)  # the new queued_at is later than the first
+        cleared = api(airflow, "POST", f"{path}/clear", tok, {"dry_run": False})
+        assert cleared["state"] == "queued", cleared
+        [after] = api(airflow, "GET", deadlines, tok)["deadlines"]
+        assert after["missed"] is False and after["deadline_time"] > before["deadline_time"]
+    finally:
+        with contextlib.suppress(urllib.error.HTTPError, json.JSONDecodeError):  # 204: no body
+            api(airflow, "DELETE", path, tok)
 
 
 def test_generate_batch_triggers_bank_payments_through_airflows_api(airflow):
