@@ -157,22 +157,47 @@ def test_the_transaction_code_table_is_the_public_one():
 # ---------------------------------------------------------------------------- units
 def test_units_follow_the_public_table_and_the_check_digit():
     table = json.loads((tch.TABLES / "branches.json").read_text(encoding="utf-8"))
-    checked = [b["code"] for b in table["branches"] if b["code"][3:] != "0000" and b["code"][:3] != "009"]
-    assert checked and all(tch.check_digit(c) == int(c[6]) for c in checked)
-    assert all(tch.unit_problem(b["code"]) is None for b in table["branches"])
+    units = table["units"]
+    assert len(units) == len(set(units)) == 4185 and units == sorted(units)  # the whole public table
+    whole = tch.branches()
+    assert whole.whole and len(whole.complete) == 276
+    # the 7-3-1 check digit holds for every bank the table says follows it; 009 and the credit
+    # cooperatives (101, 102, ...) use another rule, which the table itself shows
+    checked = [u for u in units if u[3:] != "0000" and u[:3] not in whole.exempt]
+    assert len(checked) > 3000 and all(tch.check_digit(u) == int(u[6]) for u in checked)
+    assert {"009", "101"} <= whole.exempt and not {"004", "017", "812", "822"} & whole.exempt
+    assert all(tch.unit_problem(u) is None for u in units)
     assert tch.check_digit("0070017") == 8 and "check digit" in tch.unit_problem("0070017")
     assert "check digit" in tch.unit_problem("8080019")  # the two units banks.yaml had
-    assert "not in the clearing house's unit table" in tch.unit_problem("8120034")  # bank 812 is complete
-    assert tch.unit_problem("0092200") is None  # 009's units follow another rule: the table says so
-    assert tch.unit_problem("9990250") is None  # the clearing house itself
+    assert "not in the clearing house's unit table for bank 812" in tch.unit_problem("8120034")
+    assert tch.unit_problem("0092200") is None  # 009's units follow another rule: the table lists them
     assert tch.unit_name("8120012") == "台新國際營業部"
 
 
-def test_the_whole_public_table_dropped_in_place_is_authoritative_for_every_bank(tmp_path):
+@pytest.mark.parametrize(
+    ("unit", "why"),
+    [
+        ("0000000", "no bank 000 in it"),  # passed before: a head-office-shaped code of no bank
+        ("9990000", "no bank 999 in it"),
+        ("9990250", "no bank 999 in it"),  # the clearing house receives files; it is no payee's unit
+        (
+            "8220004",
+            "not in the clearing house's unit table for bank 822",
+        ),  # right digit; CTBC's head office is 8220000
+        ("8220011", "check digit"),  # 822001 ends in 5 (8220015 is CTBC Dunbei)
+        ("1010012", "not in the clearing house's unit table for bank 101"),  # a cooperative: no 7-3-1 to lean on
+        ("7000000", "not in the clearing house's unit table for bank 700"),  # the post office lists 7000010/21 only
+    ],
+)
+def test_a_unit_the_public_table_does_not_list_is_refused_by_name(unit, why):
+    assert why in tch.unit_problem(unit)
+
+
+def test_the_public_file_itself_dropped_in_place_is_authoritative_for_every_bank(tmp_path):
     path = tmp_path / "branch.json"
     path.write_text(json.dumps([{"code": "8120012", "name": "台新國際營業部", "head": "8120000"}]), encoding="utf-8")
     whole = tch.branches(str(path))
-    assert whole.complete == {"812"} and "8120012" in whole.names
+    assert whole.whole and whole.complete == {"812"} and "8120012" in whole.names
 
 
 def test_bank_configuration_refuses_units_codes_and_settlement_that_do_not_fit(bank_yaml_raw):

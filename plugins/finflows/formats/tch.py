@@ -2,8 +2,8 @@
 
 * transaction codes (TXID → class SC/SD and name), ``txid.json``;
 * return reason codes (RCODE → meaning and the classes it applies to), ``return_codes.json``;
-* units (7 digits: bank, branch, check digit), ``branches.json``: an excerpt of the public table,
-  or the whole public table dropped in its place.
+* units (7 digits: bank, branch, check digit), ``branches.json``: the whole public table (4,185
+  units); a unit it does not list is refused, whatever its check digit.
 
 Each check returns ``None`` when the value is good, or the reason it is not, so that the readers,
 writers and the bank configuration can all name field and value in their own errors. No Airflow
@@ -55,17 +55,28 @@ def return_codes() -> dict[str, ReturnCode]:
 
 @dataclass(frozen=True)
 class BranchTable:
-    names: dict[str, str]  # unit → name
+    names: dict[str, str]  # unit → name ("" where the table keeps no name)
     complete: frozenset[str]  # bank codes whose every unit is listed
     exempt: frozenset[str]  # bank codes whose units do not follow the 7-3-1 check digit
+    whole: bool = False  # the whole public table: a unit of a bank not in it is refused too
+
+
+def _seven_three_one(unit: str) -> bool:
+    return unit[3:] == "0000" or check_digit(unit) == int(unit[6])
 
 
 @functools.cache
 def branches(path: str | None = None) -> BranchTable:
     raw = json.loads(Path(path or TABLES / "branches.json").read_text(encoding="utf-8"))
-    if isinstance(raw, list):  # the whole public table: every bank in it is complete
-        names = {b["code"]: b.get("name") or "" for b in raw}
-        return BranchTable(names, frozenset(c[:3] for c in names), frozenset())
+    if isinstance(raw, list):  # the public file itself ({code, name, head}): every bank in it is complete
+        raw = {"whole_table": True, "units": [b["code"] for b in raw], "names": {b["code"]: b.get("name") for b in raw}}
+    if raw.get("whole_table"):
+        known = raw.get("names") or {}
+        names = {u: known.get(u) or "" for u in raw["units"]}
+        banks = {u[:3] for u in names}
+        # a bank whose listed units do not all follow 7-3-1 uses another rule (009, most credit cooperatives)
+        exempt = {b for b in banks if not all(_seven_three_one(u) for u in names if u[:3] == b)}
+        return BranchTable(names, frozenset(banks), frozenset(exempt), whole=True)
     names = {b["code"]: b.get("name") or "" for b in raw["branches"]}
     return BranchTable(names, frozenset(raw.get("complete_banks", ())), frozenset(raw.get("check_digit_exempt", ())))
 
@@ -76,20 +87,21 @@ def check_digit(unit: str) -> int:
 
 
 def unit_problem(unit: str) -> str | None:
-    """Why ``unit`` is not a clearing-house unit (bank + branch + check digit), or ``None``."""
+    """Why ``unit`` is not a clearing-house unit (bank + branch + check digit), or ``None``. (The
+    clearing house's own 9990250, every header's receiving org, is a fixed value of the layout.)"""
     if len(unit) != 7 or not (unit.isascii() and unit.isdigit()):
         return "must be a 7-digit unit code (bank 3 + branch 3 + check digit)"
     table = branches()
     if unit in table.names:
         return None
     bank = unit[:3]
+    wrong_digit = unit[3:] != "0000" and bank not in table.exempt and int(unit[6]) != check_digit(unit)
+    if wrong_digit:
+        return f"has a wrong check digit: {unit[:6]} ends in {check_digit(unit)}"
+    if table.whole and bank not in table.complete:
+        return f"is not in the clearing house's unit table (no bank {bank} in it)"
     if bank in table.complete:
         return f"is not in the clearing house's unit table for bank {bank}"
-    if unit[3:] == "0000" or bank in table.exempt:
-        return None
-    expected = check_digit(unit)
-    if int(unit[6]) != expected:
-        return f"has a wrong check digit: {unit[:6]} ends in {expected}"
     return None
 
 
