@@ -391,7 +391,7 @@ def demo_uncertain_delivery() -> list[str]:
         after = pg.execute("SELECT status, decided_by, decided_at FROM pay.batch WHERE id = %s", (batch_id,)).fetchone()
     lines = [
         f"uncertain delivery ({bank}): worker killed after the rename (exit {code}); the bank took {', '.join(names)}",
-        f"  next bank_payments run: {'ok' if ok else 'red, as it must be'} in {secs:.0f}s ({log.name}); batch {batch_id} "
+        f"  next bank_payments run: {'ok' if ok else 'red, as it must be,'} in {secs:.0f}s ({log.name}); batch {batch_id} "
         f"is {status}: {reason}",
         f"  resent by the run: {resent or 'nothing'}   alert emails: {alerted}",
         f"  decision: {decided['decision']} by {after[1]} at {after[2]:%Y-%m-%d %H:%M:%S %Z}; batch now {after[0]}",

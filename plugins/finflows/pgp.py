@@ -48,7 +48,7 @@ class Keyring:
         when neither expires."""
         import datetime as dt
 
-        for key in self.gpg.list_keys(keys=[fingerprint]) + self.gpg.list_keys(True, keys=[fingerprint]):
+        for key in self.gpg.list_keys(keys=[fingerprint]):  # a secret key's public part is listed too
             if key["fingerprint"].upper() != fingerprint.upper():
                 continue
             stamps = [key.get("expires")] + [s.get("expires") for s in (key.get("subkey_info") or {}).values()]
