@@ -140,6 +140,20 @@ def test_two_runs_at_once_batch_each_payment_once(clean_payments, pg_dsn, pg, cf
     ).fetchone() == (1, 40)
 
 
+@pytest.mark.parametrize("unit", ["0000000", "9990000", "8220004"])
+def test_a_payment_to_a_unit_the_clearing_house_does_not_list_is_refused_and_stays_pending(
+    clean_payments, db, pg, cfg, local_dir, unit
+):
+    good = pay.add(pg, "mega", 1, due=MONDAY)
+    [bad] = pay.add(pg, "mega", 1, due=MONDAY, payee_bank=unit, ref_prefix="NOUNIT")
+    result = run(db, cfg, "mega", now=taipei(MONDAY, 6, 0))
+    [refused] = result.refused
+    assert refused["reference"] == bad and unit in refused["error"] and "unit table" in refused["error"]
+    assert pay.statuses(pg, [bad]) == {bad: "pending"} and pay.statuses(pg, good) == {good[0]: "uploaded"}
+    [(name, cipher)] = pay.uploaded(local_dir, "mega").items()
+    assert [d["customer_number"] for d in ach.read_ach(pay.decrypt_as_bank("mega", cipher), name).details] == good
+
+
 def test_csv_bank_gets_its_variant_in_its_encoding(clean_payments, db, pg, cfg, local_dir):
     refs = pay.add(pg, "taishin", 2, due=MONDAY, name="Zoë 陳 😀")  # taishin takes UTF-8 CSV
     run(db, cfg, "taishin", now=taipei(MONDAY, 6, 0))
