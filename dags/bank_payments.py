@@ -10,10 +10,13 @@ three banks at once), configured in `include/banking/banks.yaml`:
    bytes, is refused with the payment named and stays pending; nothing is replaced with `?`.
 2. **Generate, encrypt, archive** once per batch: `ACHP01` byte-exact (250-byte records, CRLF,
    ROC dates, whole NTD, trailer count and total) or the bank's CSV variant; encrypted to the
-   bank's key and signed with ours (python-gnupg, a throwaway keyring per task, fingerprints
-   pinned in the configuration); kept in the archive bucket with its sha256.
-3. **Upload** with SFTPHook: `NAME.part`, remote size checked, renamed; retried with exponential
-   backoff; audited in `pay.transfer`. Still failing → `pay.transfer_retry`, worked off hourly by
+   bank's key (and to ours, so finance can open its archived copy) and signed with ours
+   (python-gnupg, a throwaway keyring per task, fingerprints pinned in the configuration); kept in
+   the archive bucket with its sha256.
+3. **Deliver at most once** with SFTPHook: `NAME.part`, remote size checked, renamed, each step
+   recorded before it is taken; retried with exponential backoff before the rename; an outcome
+   nobody can prove is *uncertain*: never resent, treasury alerted and decides in the finance
+   monitor; audited in `pay.transfer`. Still failing → `pay.transfer_retry`, worked off hourly by
    `bank_transfer_retry`.
 
 **Re-runs are safe**: payments move pending → batched → uploaded under row locks, so a second run

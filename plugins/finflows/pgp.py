@@ -12,7 +12,7 @@ import logging
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,13 @@ class Keyring:
             return dt.datetime.fromtimestamp(min(stamps), dt.UTC) if stamps else None
         raise PgpError(f"key {fingerprint} is not in this keyring")
 
-    def encrypt_and_sign(self, data: bytes, recipient: str, signer: str, passphrase: str | None) -> bytes:
+    def encrypt_and_sign(
+        self, data: bytes, recipient: str, signer: str, passphrase: str | None, also: Sequence[str] = ()
+    ) -> bytes:
+        """Encrypt to ``recipient`` (and every key in ``also``: each can decrypt it alone), signed."""
         result = self.gpg.encrypt(
             data,
-            [recipient],
+            [recipient, *also],
             sign=signer,
             passphrase=passphrase,
             armor=False,

@@ -83,6 +83,38 @@ def test_payments_reach_the_bank_encrypted_signed_and_byte_exact(clean_payments,
     assert trail == [(None, "pending", None), ("pending", "batched", "test"), ("batched", "uploaded", "test")]
 
 
+def test_finance_opens_its_own_archived_copy_and_the_daily_check_proves_it(clean_payments, db, pg, cfg, s3_hook):
+    """The file is encrypted to the bank and to us: the archive is finance's own record of what it
+    sent. The daily report's manifest check opens each archived payment file with our key."""
+    from finflows.flows.banking import common, daily_report
+
+    pay.add(pg, "mega", 2, due=MONDAY)
+    run(db, cfg, "mega", now=taipei(MONDAY, 6, 0))
+    uri, plain_sha, cipher_sha = pg.execute("SELECT archive_uri, plain_sha256, cipher_sha256 FROM pay.batch").fetchone()
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    archived = s3_hook.get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
+    with common.own_decrypter(cfg) as open_own:
+        assert payments._sha(open_own(archived)) == plain_sha  # our key alone opens it
+        assert pay.decrypt_as_bank("mega", archived)  # and the bank's still does
+        files = [
+            {
+                "kind": "payment",
+                "bank": "mega",
+                "file_name": "f",
+                "archive_uri": uri,
+                "sha256": cipher_sha,
+                "plain_sha256": plain_sha,
+            }
+        ]
+        assert daily_report.verify_archive(s3_hook, files, open_own) == []
+        # a copy only the bank can open (as every file was before): the check names it
+        bank_only = pay.encrypt_as_bank("mega", b"x", signer="finflows", recipient="mega")
+        s3_hook.get_conn().put_object(Bucket=bucket, Key=key, Body=bank_only)
+        files[0]["sha256"] = payments._sha(bank_only)
+        [bad] = daily_report.verify_archive(s3_hook, files, open_own)
+        assert bad.startswith("mega/f (archived copy does not open with our key")
+
+
 def test_a_re_run_creates_and_uploads_nothing(clean_payments, db, pg, cfg, local_dir):
     pay.add(pg, "ctbc", 2, due=MONDAY)
     first = run(db, cfg, "ctbc", now=taipei(MONDAY, 6, 0))

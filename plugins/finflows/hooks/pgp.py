@@ -100,8 +100,11 @@ class PgpSession:
     def fingerprint(self, conn_id: str) -> str:
         return self.pinned[conn_id]
 
-    def encrypt_and_sign(self, data: bytes, to: str) -> bytes:
-        return self.ring.encrypt_and_sign(data, self.pinned[to], self.pinned[self.own], self.passphrase)
+    def encrypt_and_sign(self, data: bytes, to: str, *, copy_to_self: bool = False) -> bytes:
+        """Encrypted to ``to`` and signed by us; ``copy_to_self``: our own key can open it too (the
+        archived copy of what we sent stays readable by finance)."""
+        also = [self.pinned[self.own]] if copy_to_self else []
+        return self.ring.encrypt_and_sign(data, self.pinned[to], self.pinned[self.own], self.passphrase, also)
 
     def decrypt_and_verify(self, data: bytes, signed_by: str) -> bytes:
         return self.ring.decrypt_and_verify(data, self.pinned[signed_by], self.passphrase)

@@ -43,9 +43,20 @@ def bank_pgp(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator:
 
 @contextmanager
 def encrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[payments.Encrypt]:
-    """Encrypt to the bank's key and sign with ours."""
+    """Encrypt to the bank's key and to ours (finance can open the archived copy of what it sent),
+    signed with ours."""
     with bank_pgp(cfg, bank) as session:
-        yield lambda data: session.encrypt_and_sign(data, to=bank.pgp_key_conn_id)
+        yield lambda data: session.encrypt_and_sign(data, to=bank.pgp_key_conn_id, copy_to_self=True)
+
+
+@contextmanager
+def own_decrypter(cfg: banks.BankConfig) -> Iterator:
+    """Open a file we made and archived: decrypt with our key, insist on our own signature."""
+    from finflows.hooks.pgp import PgpHook
+
+    ours = PgpHook(cfg.originator.signing_key_conn_id, fingerprint=cfg.originator.signing_key_fingerprint)
+    with ours.session() as session:
+        yield lambda data: session.decrypt_and_verify(data, signed_by=ours.pgp_conn_id)
 
 
 @contextmanager
@@ -107,10 +118,12 @@ def email_treasury(subject: str, body: str, also: list[str] | None = None, inlin
 
 def alert_uncertain(deliveries: list[dict]) -> None:
     """Email treasury and operations at once when a delivery ended uncertain."""
+    from airflow.sdk.configuration import conf
+
     from finflows import emails
     from finflows.flows.banking import delivery
 
-    alert = delivery.uncertain_alert(deliveries, settings.airflow_base_url())
+    alert = delivery.uncertain_alert(deliveries, conf.get("api", "base_url", fallback="http://localhost:8080/"))
     if alert is not None:
         log.error("%s", alert.subject)
         emails.send(alert, to=settings.treasury_email() + settings.ops_email(), smtp_conn_id=settings.CONN_SMTP)

@@ -106,7 +106,7 @@ def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 def gather(conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_after: dt.timedelta) -> Report:
-    from finflows.flows.banking import business_days, delivery, health
+    from finflows.flows.banking import business_days, delivery, health, payments
 
     start, end = _day_bounds(day)
     by_bank = {b: BankDay(b) for b in bank_ids}
@@ -210,6 +210,11 @@ def gather(conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_
         f"decides in the finance monitor ({u['reason']})"
         for u in delivery.uncertain_batches(conn)
     ]
+    report.problems += [
+        f"{h['bank']}: payment {h['reference']} (NTD {h['amount']:,}) is HELD since {h['held_at']:%Y-%m-%d %H:%M %Z}: "
+        f"{h['reason']}; release or cancel it in the finance monitor"
+        for h in payments.held_payments(conn)
+    ]
     calendar = business_days.coverage_warning(business_days.covered_until(conn), day)
     if calendar:
         report.problems.append(calendar)
@@ -307,21 +312,23 @@ def manifest(conn, day: dt.date) -> list[dict]:
     start, end = _day_bounds(day)
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT 'payment', bank, file_name, archive_uri, cipher_sha256, cipher_bytes FROM pay.batch
-               WHERE uploaded_at >= %s AND uploaded_at < %s AND archive_uri IS NOT NULL
+            """SELECT 'payment', bank, file_name, archive_uri, cipher_sha256, cipher_bytes, plain_sha256
+               FROM pay.batch WHERE uploaded_at >= %s AND uploaded_at < %s AND archive_uri IS NOT NULL
                UNION ALL
                SELECT 'return', split_part(file_name, '/', 1), split_part(file_name, '/', 2), source_uri, sha256,
-                      NULL FROM ops.file_control
+                      NULL, NULL FROM ops.file_control
                WHERE flow = 'bank_reconciliation' AND started_at >= %s AND started_at < %s
                ORDER BY 1, 2, 3""",
             (start, end, start, end),
         )
-        keys = ("kind", "bank", "file_name", "archive_uri", "sha256", "bytes")
+        keys = ("kind", "bank", "file_name", "archive_uri", "sha256", "bytes", "plain_sha256")
         return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
 
 
-def verify_archive(s3_hook, files: list[dict]) -> list[str]:
-    """Names of files whose archived copy is missing or differs from the recorded sha256."""
+def verify_archive(s3_hook, files: list[dict], open_own=None) -> list[str]:
+    """Names of files whose archived copy is missing or differs from the recorded sha256; with
+    ``open_own`` (decrypt with our key), also each payment file that does not open with our key to
+    exactly the plaintext we recorded. The plaintext stays in memory."""
     client = s3_hook.get_conn()
     bad = []
     for f in files:
@@ -333,4 +340,14 @@ def verify_archive(s3_hook, files: list[dict]) -> list[str]:
             continue
         if hashlib.sha256(body).hexdigest() != f["sha256"].strip():
             bad.append(f"{f['bank']}/{f['file_name']} (archived copy differs)")
+            continue
+        if open_own is None or f["kind"] != "payment" or not f.get("plain_sha256"):
+            continue
+        try:
+            plain = open_own(body)
+        except Exception as e:
+            bad.append(f"{f['bank']}/{f['file_name']} (archived copy does not open with our key: {e})")
+            continue
+        if hashlib.sha256(plain).hexdigest() != f["plain_sha256"].strip():
+            bad.append(f"{f['bank']}/{f['file_name']} (archived copy opens to other content than we made)")
     return bad

@@ -7,7 +7,7 @@ import logging
 
 from finflows import files, settings
 from finflows.flows.banking import banks, payments
-from finflows.flows.banking.common import email_treasury
+from finflows.flows.banking.common import email_treasury, own_decrypter
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,
@@ -40,7 +40,8 @@ def daily_report(day: str | None) -> dict:
         expiry.watched(banks.load()), dt.datetime.now(dt.UTC), settings.expiry_warn_days()
     )
     hook = s3_hook()
-    missing = dr.verify_archive(hook, listed)
+    with own_decrypter(banks.load()) as open_own:  # finance's own copy of what it sent, checked
+        missing = dr.verify_archive(hook, listed, open_own)
     prefix = f"finance-daily/{d}/"
     png, name = dr.chart(report), dr.CHART_NAME.format(day=d)
     subject, body = dr.render(
