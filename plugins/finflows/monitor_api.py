@@ -146,6 +146,38 @@ def decide_batch(user: Operator, batch_id: int, body: Decision) -> dict:
             raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
 
 
+@app.get("/payments/held")
+def get_held(_: Reader) -> list[dict]:
+    """Payments held as possible duplicates (same payee bank, account and amount as another payment
+    due within the window): not batched until a person decides."""
+    from finflows import monitor
+    from finflows.flows.banking import payments
+
+    with _db() as conn:
+        return [{k: monitor._plain(v) for k, v in h.items()} for h in payments.held_payments(conn)]
+
+
+class HoldDecision(BaseModel):
+    decision: Literal["release", "cancel"] = Field(
+        description="release: it is no duplicate (batched with the next run, never held again); cancel: "
+        "it is one (the payment fails, nothing is paid)"
+    )
+    note: str = Field("", max_length=500, description="why (no payee details)")
+
+
+@app.post("/payments/{reference}/hold-decision")
+def decide_held(user: Operator, reference: str, body: HoldDecision) -> dict:
+    """Treasury's decision on a held payment, recorded with the caller's Airflow user name."""
+    from finflows.flows.banking import payments
+
+    who = user.get_name() if hasattr(user, "get_name") else str(user)
+    with _db() as conn:
+        try:
+            return payments.decide_hold(conn, reference, body.decision, by=who, note=body.note)
+        except LookupError as e:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+
+
 @app.get("/batches/{batch_id}")
 def get_batch(_: Reader, batch_id: int) -> dict:
     """A batch: file, checksums, archive, its payments (reference, amount, state), transfers, returns."""

@@ -21,11 +21,6 @@ def get(name: str, default: str) -> str:
     return os.environ.get(f"FINFLOWS_{name}", default)
 
 
-def airflow_base_url() -> str:
-    """Where people open the Airflow UI (links in emails): Airflow's own ``[api] base_url``."""
-    return os.environ.get("AIRFLOW__API__BASE_URL", "http://localhost:8080").rstrip("/")
-
-
 def cashfile_bucket() -> str:
     return get("CASHFILE_BUCKET", "finflows-cashfiles")
 
@@ -122,6 +117,12 @@ def business_day_close():
     import datetime as dt
 
     return dt.time.fromisoformat(get("BUSINESS_DAY_CLOSE", "18:00"))
+
+
+def duplicate_window_days() -> int:
+    """A pending payment repeating another's payee bank, account and amount due within this many
+    days is held as a possible duplicate."""
+    return int(get("DUPLICATE_WINDOW_DAYS", "7"))
 
 
 def expiry_warn_days() -> int:

@@ -550,6 +550,29 @@ def test_treasury_decides_an_uncertain_delivery_through_the_monitor_as_itself(
     assert api(airflow, "GET", f"{MONITOR}/batches/uncertain", viewer) == []
 
 
+def test_treasury_releases_a_held_duplicate_through_the_monitor_as_itself(airflow, clean_payments, pg, db, cfg):
+    import datetime as dt
+
+    from tests.helpers import payments as pay
+
+    monday = dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC)
+    [first] = pay.add(pg, "mega", 1, due=dt.date(2026, 11, 23), amount=7700, account="000055554444")
+    [again] = pay.add(pg, "mega", 1, due=dt.date(2026, 11, 23), amount=7700, account="000055554444")
+    run = pay.pay_bank(db, cfg, "mega", now=monday)
+    assert run.held == [{"reference": again, "duplicate_of": first}]
+
+    viewer, admin = token(airflow, "viewer"), token(airflow)
+    [h] = api(airflow, "GET", f"{MONITOR}/payments/held", viewer)
+    assert (h["reference"], h["bank"], h["amount"]) == (again, "mega", 7700) and first in h["reason"]
+    path = f"{MONITOR}/payments/{again}/hold-decision"
+    assert status_of(airflow, "POST", path, viewer, {"decision": "release"}) == 403
+    out = api(airflow, "POST", path, admin, {"decision": "release", "note": "two invoices"})
+    assert out == {"reference": again, "bank": "mega", "decision": "release", "decided_by": "admin"}
+    assert status_of(airflow, "POST", path, admin, {"decision": "cancel"}) == 409
+    assert api(airflow, "GET", f"{MONITOR}/payments/held", viewer) == []
+    assert pay.pay_bank(db, cfg, "mega", now=monday + dt.timedelta(minutes=30)).payments_batched == 1
+
+
 def test_clear_works_on_a_failed_run_whose_deadline_is_pending(airflow):
     """Airflow 3.3.2 answers Clear of such a run with HTTP 500 (apache/airflow#70368); the plugin's
     fix (finflows.airflow_fixes) makes it work and keeps the deadline, moved to the new queued_at."""

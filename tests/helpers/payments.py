@@ -30,6 +30,7 @@ def add(
     memo: str = "貨款",
     payee_bank: str = "0081005",
     ref_prefix: str | None = None,
+    account: str | None = None,
 ) -> list[str]:
     """Insert ``count`` pending payments; returns their references (unique per call)."""
     prefix = ref_prefix or f"P{uuid.uuid4().hex[:8].upper()}"
@@ -45,7 +46,7 @@ def add(
                     ref,
                     bank,
                     payee_bank,
-                    f"{next(_n):012d}",
+                    account or f"{next(_n):012d}",
                     f"A{i:09d}",
                     name,
                     memo,

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from finflows import settings
 from finflows.flows.banking import delivery, health
 from finflows.flows.banking.banks import Bank, BankConfig, FileFormat
 from finflows.flows.banking.delivery import Delivery
@@ -67,10 +68,16 @@ class BankRun:
     deliveries: list[dict] = field(default_factory=list)
     skipped_reason: str | None = None  # the bank's circuit is open: nothing batched or sent
     left_pending: int = 0  # payments due by the processing date that a skip left pending
+    held: list[dict] = field(default_factory=list)  # {reference, duplicate_of}: held until a person decides
 
     @property
     def problems(self) -> list[str]:
         out = [f"payment {r['reference']} refused: {r['error']}" for r in self.refused]
+        out += [
+            f"payment {h['reference']} held: possible duplicate of {h['duplicate_of']} (release or cancel it in the "
+            "finance monitor)"
+            for h in self.held
+        ]
         out += [
             f"{d['file_name']}: {d['outcome']} ({d['error']})"
             for d in self.deliveries
@@ -150,8 +157,96 @@ def _probe_batch(bank: Bank, company_id: str = "00000000") -> ach.Batch:
     )
 
 
-def make_batches(conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, run_id: str) -> BankRun:
-    """``now`` is the wall clock unless given (tests move the clock with time-machine)."""
+def hold_duplicates(cur, bank_id: str, day: dt.date, window_days: int) -> list[dict]:
+    """Hold this bank's due pending payments that repeat another payment: same payee bank, account
+    and amount, due within ``window_days`` of it, that other one pending (and older), batched,
+    uploaded or settled, paid by any of our banks. Held payments, new and still undecided, are
+    returned ({reference, duplicate_of}); a released one is never held again."""
+    cur.execute(
+        """WITH found AS (
+               SELECT c.id, o.reference AS duplicate_of
+               FROM pay.payment c
+               JOIN LATERAL (
+                   SELECT o.reference FROM pay.payment o
+                   WHERE o.id <> c.id AND o.payee_bank = c.payee_bank AND o.payee_account = c.payee_account
+                     AND o.amount = c.amount AND abs(o.due_date - c.due_date) <= %(window)s
+                     AND (o.status IN ('batched', 'uploaded', 'settled') OR (o.status = 'pending' AND o.id < c.id))
+                   ORDER BY o.id LIMIT 1) o ON true
+               WHERE c.bank = %(bank)s AND c.status = 'pending' AND c.due_date <= %(day)s
+                 AND c.held_reason IS NULL AND c.hold_decision IS NULL)
+           UPDATE pay.payment p SET held_reason = format(
+                   'possible duplicate of %%s (same payee bank, account and amount, due within %%s day(s))',
+                   f.duplicate_of, %(window)s),
+               held_at = now()
+           FROM found f WHERE p.id = f.id""",
+        {"window": window_days, "bank": bank_id, "day": day},
+    )
+    cur.execute(
+        """INSERT INTO pay.payment_event (payment_id, from_status, to_status, batch_id, detail, dag_run_id)
+           SELECT id, 'pending', 'pending', NULL, held_reason, nullif(current_setting('finflows.run_id', true), '')
+           FROM pay.payment WHERE bank = %s AND held_at = now()""",
+        (bank_id,),
+    )
+    cur.execute(
+        """SELECT reference, substring(held_reason FROM 'duplicate of ([^ ]+)') FROM pay.payment
+           WHERE bank = %s AND status = 'pending' AND held_reason IS NOT NULL AND hold_decision IS NULL
+             AND due_date <= %s ORDER BY id""",
+        (bank_id, day),
+    )
+    held = [{"reference": r, "duplicate_of": d} for r, d in cur.fetchall()]
+    for h in held:
+        log.warning("%s: payment %s held: possible duplicate of %s", bank_id, h["reference"], h["duplicate_of"])
+    return held
+
+
+def decide_hold(conn, reference: str, decision: str, *, by: str, note: str = "") -> dict:
+    """A person's decision on a held payment: ``release`` (it is batched with the next run, never
+    held again) or ``cancel`` (it fails: nothing is paid). Recorded with who and when."""
+    if decision not in ("release", "cancel"):
+        raise ValueError(f"decision must be release or cancel, not {decision!r}")
+    if not by:
+        raise ValueError("a decision needs the name of the person who made it")
+    why = f"hold {decision}d by {by}" + (f": {note}" if note else "")
+    with conn.transaction(), conn.cursor() as cur:
+        _who(cur, f"decision:{by}", why)
+        cur.execute(
+            """UPDATE pay.payment SET hold_decision = %s, hold_decided_by = %s, hold_decided_at = now()
+               WHERE reference = %s AND status = 'pending' AND held_reason IS NOT NULL AND hold_decision IS NULL
+               RETURNING id, bank""",
+            (decision, by, reference),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise LookupError(f"payment {reference} is not held and waiting for a decision")
+        if decision == "cancel":
+            cur.execute(
+                "UPDATE pay.payment SET status = 'failed', return_reason = %s WHERE id = %s", (why[:500], row[0])
+            )
+        else:
+            cur.execute(
+                """INSERT INTO pay.payment_event (payment_id, from_status, to_status, detail, dag_run_id)
+                   VALUES (%s, 'pending', 'pending', %s, %s)""",
+                (row[0], why, f"decision:{by}"),
+            )
+    log.warning("payment %s: %s", reference, why)
+    return {"reference": reference, "bank": row[1], "decision": decision, "decided_by": by}
+
+
+def held_payments(conn) -> list[dict]:
+    """Payments held as possible duplicates and waiting for a person (references and amounts only)."""
+    rows = conn.execute(
+        """SELECT reference, bank, amount, due_date, held_reason, held_at FROM pay.payment
+           WHERE status = 'pending' AND held_reason IS NOT NULL AND hold_decision IS NULL ORDER BY held_at, id"""
+    ).fetchall()
+    keys = ("reference", "bank", "amount", "due_date", "reason", "held_at")
+    return [dict(zip(keys, r, strict=True)) | {"amount": int(r[2])} for r in rows]
+
+
+def make_batches(
+    conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, run_id: str, duplicate_window: int | None = None
+) -> BankRun:
+    """``now`` is the wall clock unless given (tests move the clock with time-machine); a payment that
+    looks like a duplicate (``hold_duplicates``, ``duplicate_window`` days) is held, not batched."""
     now = now or dt.datetime.now(dt.UTC)
     bank = cfg.bank(bank_id)
     result = BankRun(bank_id)
@@ -160,7 +255,12 @@ def make_batches(conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, r
         cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{FLOW}/{bank_id}",))
         day = processing_date(cur, bank, now)
         result.processing_date = day.isoformat()
-        pending = f"SELECT {_PAYMENT_COLUMNS} FROM pay.payment WHERE bank = %s AND status = 'pending'"  # noqa: S608
+        window = settings.duplicate_window_days() if duplicate_window is None else duplicate_window
+        result.held = hold_duplicates(cur, bank_id, day, window)
+        pending = (
+            f"SELECT {_PAYMENT_COLUMNS} FROM pay.payment WHERE bank = %s AND status = 'pending' "  # noqa: S608
+            "AND (held_reason IS NULL OR hold_decision = 'release')"
+        )
         cur.execute(pending + " AND due_date <= %s ORDER BY due_date, id FOR UPDATE", (bank_id, day))
         rows, sizes = [], []
         probe = _probe_batch(bank, cfg.originator.company_id)
