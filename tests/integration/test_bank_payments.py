@@ -108,7 +108,7 @@ def test_finance_opens_its_own_archived_copy_and_the_daily_check_proves_it(clean
         ]
         assert daily_report.verify_archive(s3_hook, files, open_own) == []
         # a copy only the bank can open (as every file was before): the check names it
-        bank_only = pay.encrypt_as_bank("mega", b"x", signer="finflows", recipient="mega")
+        bank_only = pay.encrypt_as_bank("mega", b"x", recipient="mega")  # encrypted to the bank alone
         s3_hook.get_conn().put_object(Bucket=bucket, Key=key, Body=bank_only)
         files[0]["sha256"] = payments._sha(bank_only)
         [bad] = daily_report.verify_archive(s3_hook, files, open_own)

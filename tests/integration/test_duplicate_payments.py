@@ -37,9 +37,10 @@ def test_duplicates_across_days_banks_and_states_are_held_and_nothing_else(clean
 
     runs = {b: pay.pay_bank(db, cfg, b, now=at(MONDAY + dt.timedelta(days=8))) for b in ("ctbc", "mega", "esun")}
     held = {h["reference"]: h["duplicate_of"] for r in runs.values() for h in r.held}
-    assert held == {first: earlier, second: first}  # each names the oldest payment it repeats in the window
+    # each names the oldest payment it repeats within the window; FAR is 14 days after EARLIER and 8
+    # after FIRST, but 6 after SECOND (pending)
+    assert held == {first: earlier, second: first, far: second}
     assert pay.statuses(pg, [first, second]) == {first: "pending", second: "pending"}
-    # FAR is 14 days after EARLIER and 8 after FIRST, but 6 after SECOND (pending): held too
     assert pay.statuses(pg, [far]) == {far: "pending"} and runs["esun"].held == [
         {"reference": far, "duplicate_of": second}
     ]
