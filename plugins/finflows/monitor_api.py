@@ -58,6 +58,11 @@ Reader = Annotated[object, Depends(reader)]
 Operator = Annotated[object, Depends(operator)]
 
 
+def _name(user) -> str:
+    """The Airflow user name a decision is recorded under."""
+    return user.get_name() if hasattr(user, "get_name") else str(user)
+
+
 def _db():
     from finflows import files
     from finflows.task_support import finance_db
@@ -136,10 +141,9 @@ def decide_batch(user: Operator, batch_id: int, body: Decision) -> dict:
     the time (``pay.batch`` and its ``pay.batch_event`` trail)."""
     from finflows.flows.banking import delivery
 
-    who = user.get_name() if hasattr(user, "get_name") else str(user)
     with _db() as conn:
         try:
-            return delivery.decide(conn, batch_id, body.decision, by=who, note=body.note)
+            return delivery.decide(conn, batch_id, body.decision, by=_name(user), note=body.note)
         except LookupError as e:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
         except delivery.DecisionRefused as e:
@@ -170,10 +174,9 @@ def decide_held(user: Operator, reference: str, body: HoldDecision) -> dict:
     """Treasury's decision on a held payment, recorded with the caller's Airflow user name."""
     from finflows.flows.banking import payments
 
-    who = user.get_name() if hasattr(user, "get_name") else str(user)
     with _db() as conn:
         try:
-            return payments.decide_hold(conn, reference, body.decision, by=who, note=body.note)
+            return payments.decide_hold(conn, reference, body.decision, by=_name(user), note=body.note)
         except LookupError as e:
             raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
 
