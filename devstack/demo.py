@@ -404,6 +404,43 @@ def demo_uncertain_delivery() -> list[str]:
     return lines
 
 
+def demo_duplicate_hold() -> list[str]:
+    """A payment entered twice: the second is held, not paid, until a person decides (here: cancel)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from finflows.flows.banking import payments
+
+    bank = "taishin"
+    today = dt.datetime.now(ZoneInfo("Asia/Taipei")).date()
+    with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
+        for b, name in forget_payments(pg, "DEMO-D-"):
+            (LOCAL / "sftp" / b / "upload" / name).unlink(missing_ok=True)
+        forget_orphan_uploads(pg)
+        for ref in ("DEMO-D-1", "DEMO-D-2"):  # the same invoice keyed in twice
+            pg.execute(
+                """INSERT INTO pay.payment (reference, bank, payee_bank, payee_account, payee_id, payee_name, memo,
+                                            amount, due_date) VALUES (%s, %s, '8220015', '000077776666', 'D000000077',
+                                            '示範收款人', '', 33000, %s)""",
+                (ref, bank, today),
+            )
+        ok, secs, log = dags_test("bank_payments", {"banks": [bank]})
+        states = dict(pg.execute("SELECT reference, status FROM pay.payment WHERE reference LIKE 'DEMO-D-%'"))
+        held = [h for h in payments.held_payments(pg) if h["reference"].startswith("DEMO-D-")]
+        decided = payments.decide_hold(pg, "DEMO-D-2", "cancel", by="treasurer (demo)", note="keyed in twice")
+        after = pg.execute("SELECT status FROM pay.payment WHERE reference = 'DEMO-D-2'").fetchone()[0]
+    lines = [
+        f"duplicate payment ({bank}): DEMO-D-1 and DEMO-D-2, same payee bank, account and NTD 33,000",
+        f"  bank_payments run: {'ok' if ok else 'red, as it must be,'} in {secs:.0f}s ({log.name}): "
+        f"DEMO-D-1 {states['DEMO-D-1']}, DEMO-D-2 {states['DEMO-D-2']} and held ({held[0]['reason'] if held else '-'})",
+        f"  decision: {decided['decision']} by {decided['decided_by']}; DEMO-D-2 now {after}, never paid",
+    ]
+    if not (states == {"DEMO-D-1": "uploaded", "DEMO-D-2": "pending"} and held and after == "failed"):
+        lines.append(f"  !! unexpected outcome: see {log}")
+        raise SystemExit("\n".join(lines))
+    return lines
+
+
 def demo_bank_reconciliation() -> list[str]:
     """Play Mega: answer the demo's ACHP01 batch with a signed, encrypted ACHR01 laid out as the
     clearing house lays it out (one payment returned, the two sides swapped); then the rest settle
@@ -541,7 +578,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "plugins"))
     print("[demo] running every flow end to end with `airflow dags test` against the local stack", flush=True)
     summary = demo_cashfile() + demo_card() + demo_chargeback() + demo_tenure() + demo_bank_payments()
-    summary += demo_uncertain_delivery()
+    summary += demo_uncertain_delivery() + demo_duplicate_hold()
     summary += demo_bank_reconciliation() + demo_bank_health() + demo_daily_report()
     print("\n==================== finflows demo summary ====================")
     print("\n".join(summary))

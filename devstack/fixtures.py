@@ -77,6 +77,11 @@ def forget_payments(conn, reference_prefix: str) -> list[tuple[str, str]]:
         "DELETE FROM pay.payment_event WHERE payment_id IN (SELECT id FROM pay.payment WHERE reference LIKE %s)",
         (like,),
     )
+    conn.execute(  # returns the demo's reconciliation matched to them (a second `make demo` met them)
+        "DELETE FROM pay.return_line WHERE payment_id IN (SELECT id FROM pay.payment WHERE reference LIKE %s) "
+        "OR batch_id = ANY(%s)",
+        (like, ids),
+    )
     conn.execute("DELETE FROM pay.payment WHERE reference LIKE %s", (like,))
     conn.execute("DELETE FROM pay.transfer WHERE batch_id = ANY(%s)", (ids,))
     conn.execute("DELETE FROM pay.transfer_retry WHERE batch_id = ANY(%s)", (ids,))
