@@ -41,6 +41,9 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "retry_delay": dt.timedelta(seconds=float(os.environ.get("FINFLOWS_RETRY_DELAY", "30"))),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=10),
+        # no task waits for ever on a counterparty that stopped answering: past this it fails (and
+        # retries); a bank file cut off anywhere is settled by its recorded delivery state
+        "execution_timeout": dt.timedelta(minutes=float(os.environ.get("FINFLOWS_TASK_TIMEOUT_MINUTES", "60"))),
         "on_failure_callback": OperationsEmailNotifier(),
     }
     args.update(overrides)

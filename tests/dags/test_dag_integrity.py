@@ -73,6 +73,13 @@ class TestEveryDag:
             assert t.retry_exponential_backoff, f"{t.task_id} has no exponential backoff"
             assert t.on_failure_callback, f"{t.task_id} sends no failure email"
 
+    def test_no_task_can_wait_for_ever(self, dagbag, dag_id):
+        import datetime as dt
+
+        for t in dagbag.dags[dag_id].tasks:
+            limit = t.execution_timeout
+            assert limit is not None and dt.timedelta(0) < limit <= dt.timedelta(hours=1), f"{t.task_id}: {limit}"
+
     def test_a_deadline_alert_emails_operations_when_a_run_is_late(self, dagbag, dag_id):
         from airflow.sdk import AsyncCallback, DeadlineReference
 

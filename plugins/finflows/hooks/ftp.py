@@ -49,8 +49,39 @@ class _QuietClose:
             conn.close()
 
 
+DEFAULT_TIMEOUT = 60.0  # seconds: connect and every read of the control and data connections
+
+
+def _passive(extra: dict) -> bool:
+    """The ``passive`` extra (default true); "false" from a connection URI is false."""
+    value = extra.get("passive", True)
+    return value.strip().lower() not in ("false", "0", "no", "off") if isinstance(value, str) else bool(value)
+
+
+def _timeout(extra: dict) -> float:
+    """The connection's ``timeout`` extra (seconds), else 60: a server that stops answering ends the
+    transfer with ``TimeoutError`` instead of holding the task for ever."""
+    return float(extra.get("timeout") or DEFAULT_TIMEOUT)
+
+
 class FTPHook(_QuietClose, ProviderFTPHook):
-    """The provider's ``FTPHook`` with a close that never hides the error that ended the work."""
+    """The provider's ``FTPHook`` with a close that never hides the error that ended the work, and a
+    timeout (extra ``timeout``, seconds, default 60) on every socket operation."""
+
+    def get_conn(self) -> ftplib.FTP:
+        if self.conn is None:
+            params = self.get_connection(self.ftp_conn_id)
+            extra = params.extra_dejson
+            ftp = ftplib.FTP(encoding=extra.get("encoding") or "utf-8", timeout=_timeout(extra))  # noqa: S321
+            try:
+                ftp.connect(params.host, params.port or 21)
+                ftp.login(params.login or "", params.password or "")
+                ftp.set_pasv(_passive(extra))
+            except BaseException:
+                ftp.close()
+                raise
+            self.conn = ftp
+        return self.conn
 
 
 class FTPSHook(_QuietClose, ProviderFTPHook):
@@ -58,7 +89,7 @@ class FTPSHook(_QuietClose, ProviderFTPHook):
     certificate verified against the system's trust store (``SSL_CERT_FILE`` for a private CA).
 
     Same connection fields as the provider's FTPS connection: host, port, login, password, extra
-    ``passive`` (default true) and ``encoding``."""
+    ``passive`` (default true), ``encoding`` and ``timeout`` (seconds, default 60)."""
 
     conn_type = "ftps"
     hook_name = "FTPS (TLS session reuse)"
@@ -83,13 +114,13 @@ class FTPSHook(_QuietClose, ProviderFTPHook):
             params = self.get_connection(self.ftp_conn_id)
             extra = params.extra_dejson
             self.encoding = extra.get("encoding")
-            ftp = self.ftp_class(context=self.tls_context(), encoding=self.encoding or "utf-8")
+            ftp = self.ftp_class(context=self.tls_context(), encoding=self.encoding or "utf-8", timeout=_timeout(extra))
             try:
                 ftp.connect(params.host, params.port or 21)
                 ftp.auth()
                 ftp.login(params.login or "", params.password or "")
                 ftp.prot_p()
-                ftp.set_pasv(bool(extra.get("passive", True)))
+                ftp.set_pasv(_passive(extra))
             except BaseException:
                 ftp.close()
                 raise

@@ -1,0 +1,48 @@
+"""A counterparty whose server accepts the connection and then says nothing: the transfer ends
+with a timeout instead of holding the task for ever (the connection's ``timeout`` extra)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import pytest
+
+from finflows.hooks.ftp import FTPHook, FTPSHook
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP listener on loopback that accepts and never sends a byte (no FTP banner)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for c in accepted:
+        c.close()
+    server.close()
+
+
+@pytest.mark.parametrize("hook_class", [FTPHook, FTPSHook], ids=["ftp", "ftps"])
+def test_a_server_that_never_answers_ends_in_a_timeout(monkeypatch, silent_server, hook_class):
+    kind = "ftps" if hook_class is FTPSHook else "ftp"
+    conn = {"conn_type": kind, "host": "127.0.0.1", "port": silent_server, "login": "x", "password": "y"}
+    monkeypatch.setenv("AIRFLOW_CONN_SILENT", json.dumps(conn | {"extra": {"timeout": 1}}))
+    with pytest.raises(TimeoutError):
+        hook_class(ftp_conn_id="silent").get_conn()
