@@ -4,20 +4,26 @@
 Daily at 06:00 Asia/Taipei, or by hand (param `banks`: some banks only). Per bank (mapped, at most
 three banks at once), configured in `include/banking/banks.yaml`:
 
-1. **Batch** (one transaction, row locks): pending payments due by the processing date (today
-   before the bank's cutoff on a business day, else the next business day) become batches of at
-   most 5,000 payments and 10 MB. A payee name Big5 cannot hold, or one too long for its 40
-   bytes, is refused with the payment named and stays pending; nothing is replaced with `?`.
-2. **Generate, encrypt, archive** once per batch: `ACHP01` byte-exact (250-byte records, CRLF,
-   ROC dates, whole NTD, trailer count and total) or the bank's CSV variant; encrypted to the
-   bank's key (and to ours, so finance can open its archived copy) and signed with ours
-   (python-gnupg, a throwaway keyring per task, fingerprints pinned in the configuration); kept in
-   the archive bucket with its sha256.
-3. **Deliver at most once** with SFTPHook: `NAME.part`, remote size checked, renamed, each step
-   recorded before it is taken; retried with exponential backoff before the rename; an outcome
+1. **Prepare** (`prepare`): pending payments due by the processing date (today before the bank's
+   cutoff on a business day, else the next business day) become batches of at most 5,000 payments
+   and 10 MB (one transaction, row locks); a payee name Big5 cannot hold is refused with the
+   payment named and stays pending, a possible duplicate is held for a person. Each batch's file
+   is generated once (`ACHP01` byte-exact: 250-byte records, CRLF, ROC dates, whole NTD, trailer
+   count and total; or the bank's CSV), encrypted to the bank's key and to ours (finance can open
+   its archived copy), signed with ours (fingerprints pinned) and archived with its sha256.
+   Nothing is sent.
+2. **Approve** (`approve`, Browse → Required Actions): a second person, one of
+   `FINFLOWS_PAYMENT_APPROVERS` and never the user who triggered the run, sees per bank the files,
+   counts, totals, the ten largest payments (reference and amount) and held duplicates, and
+   approves or rejects (with a reason) by the bank's cutoff less `FINFLOWS_APPROVAL_MARGIN_MINUTES`.
+   Rejected or unanswered: nothing is uploaded, the files are cancelled, their payments wait for
+   the next business day, treasury is emailed. A bank's `approval` in `banks.yaml` may be
+   `required` (default), `{above: N}` or `none` (then the step returns at once).
+3. **Upload** (`upload`), only approved files (the database refuses any other): `NAME.part`,
+   remote size checked, renamed, each step recorded before it is taken (at most once; an outcome
    nobody can prove is *uncertain*: never resent, treasury alerted and decides in the finance
-   monitor; audited in `pay.transfer`. Still failing → `pay.transfer_retry`, worked off hourly by
-   `bank_transfer_retry`.
+   monitor); audited in `pay.transfer`. Still failing → `pay.transfer_retry`, worked off hourly
+   by `bank_transfer_retry` (which sends approved files only).
 
 **Re-runs are safe**: payments move pending → batched → uploaded under row locks, so a second run
 on the same day finds nothing to batch and nothing left to upload. The summary email goes to
@@ -26,9 +32,10 @@ treasury; the run is red when a bank failed, a payment was refused or a transfer
 
 from __future__ import annotations
 
-from airflow.sdk import CronTriggerTimetable, Param, dag, task
+from airflow.sdk import CronTriggerTimetable, Param, dag, task, task_group
 
 from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.operators.approval import PaymentApprovalOperator
 from finflows.operators.bank import BankPaymentFileOperator
 from finflows.settings import configured_bank_ids
 
@@ -70,14 +77,38 @@ def bank_payments():
 
         return run(bank_ids, outcomes)
 
+    @task_group(group_id="bank")
+    def per_bank(bank_id: str):
+        """One bank at a time, independently of the others: prepare → approve → upload."""
+        prepare = BankPaymentFileOperator(
+            task_id="prepare",
+            step="prepare",
+            bank_id=bank_id,
+            map_index_template="{{ bank }}",
+            max_active_tis_per_dagrun=3,
+            doc_md="Batch what is due; generate, encrypt and archive each new batch. Nothing is sent.",
+        )
+        approve = PaymentApprovalOperator(
+            task_id="approve",
+            bank_id=bank_id,
+            map_index_template="{{ bank }}",
+            doc_md="A second person approves or rejects the bank's files (Browse → Required Actions).",
+        )
+        upload = BankPaymentFileOperator(
+            task_id="upload",
+            step="upload",
+            bank_id=bank_id,
+            prepared=prepare.output,
+            approval=approve.output,
+            map_index_template="{{ bank }}",
+            max_active_tis_per_dagrun=3,
+            doc_md="Upload the approved files, each at most once.",
+        )
+        prepare >> approve >> upload
+        return upload.output
+
     bank_ids = choose_banks()
-    pay_bank = BankPaymentFileOperator.partial(
-        task_id="pay_bank",
-        map_index_template="{{ bank }}",
-        max_active_tis_per_dagrun=3,
-        doc_md="Batch what is due, then generate, encrypt, archive and upload every batch not yet delivered.",
-    ).expand(bank_id=bank_ids)
-    summarise(bank_ids, pay_bank.output)
+    summarise(bank_ids, per_bank.expand(bank_id=bank_ids))
 
 
 bank_payments()

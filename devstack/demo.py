@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -45,6 +46,98 @@ def dags_test(dag_id: str, conf: dict | None = None) -> tuple[bool, float, Path]
         env = os.environ | {"FINFLOWS_DEADLINES": "off"}
         rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
     return rc == 0, time.monotonic() - t0, log
+
+
+@contextlib.contextmanager
+def api_server():
+    """An Airflow api-server on the demo's metadata database, for a person's answers through the
+    REST API (users admin and treasurer, the local payment approver); yields its port."""
+    import socket
+
+    from devstack import standalone
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = (LOCAL / "logs" / f"demo-api-server-{int(time.time())}.log").open("wb")
+    proc = subprocess.Popen(
+        [AIRFLOW, "api-server", "--port", str(port)],
+        env=standalone.standalone_env(port),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                standalone.health(port)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the demo's api-server did not start: see {log.name}") from None
+                time.sleep(2)
+        yield port
+    finally:
+        standalone.stop(proc, port)
+        log.close()
+
+
+def rest(port: int, method: str, path: str, body: dict | None = None, user: str | None = None) -> dict:
+    import urllib.request
+
+    from devstack import standalone
+
+    headers = {"Content-Type": "application/json"}
+    if user:
+        password = json.loads(standalone.passwords_file().read_text())[user]
+        tok = rest(port, "POST", "/auth/token", {"username": user, "password": password})["access_token"]
+        headers["Authorization"] = f"Bearer {tok}"
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers=headers,
+    )
+    with urllib.request.urlopen(req, timeout=120) as r:  # noqa: S310 (http to our loopback api-server)
+        return json.load(r)
+
+
+def approve_as(port: int, user: str, dag_id: str, run: subprocess.Popen, timeout: float = 600) -> list[dict]:
+    """Answer every open approval of the DAG's running runs as ``user`` through the REST API until
+    ``run`` (an `airflow dags test`) ends; the requests answered, as the API showed them."""
+    import urllib.parse
+
+    answered, deadline = [], time.monotonic() + timeout
+    while run.poll() is None and time.monotonic() < deadline:
+        for r in rest(port, "GET", f"/api/v2/dags/{dag_id}/dagRuns?state=running", user=user)["dag_runs"]:
+            q = urllib.parse.quote(r["dag_run_id"], safe="")
+            for d in rest(port, "GET", f"/api/v2/dags/{dag_id}/dagRuns/{q}/hitlDetails", user=user)["hitl_details"]:
+                if d["response_received"]:
+                    continue
+                ti = d["task_instance"]
+                path = f"/api/v2/dags/{dag_id}/dagRuns/{q}/taskInstances/{ti['task_id']}/{ti['map_index']}/hitlDetails"
+                reply = rest(port, "PATCH", path, {"chosen_options": ["Approve"], "params_input": {"reason": ""}}, user)
+                answered.append(d | {"reply": reply})
+        time.sleep(2)
+    return answered
+
+
+def dags_test_answered(dag_id: str, conf: dict, port: int) -> tuple[bool, float, Path, list[dict]]:
+    """`airflow dags test` of a DAG that asks a person: its approvals answered by treasurer."""
+    log = LOCAL / "logs" / f"demo-{dag_id}-{int(time.time())}.log"
+    t0 = time.monotonic()
+    with log.open("w") as out:
+        env = os.environ | {"FINFLOWS_DEADLINES": "off"}
+        cmd = [AIRFLOW, "dags", "test", dag_id, "--conf", json.dumps(conf)]
+        run = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            answered = approve_as(port, "treasurer", dag_id, run)
+            rc = run.wait(timeout=600)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    return rc == 0, time.monotonic() - t0, log, answered
 
 
 def demo_cashfile() -> list[str]:
@@ -265,7 +358,10 @@ def demo_bank_payments() -> list[str]:
                 ),
             )
         mails_before = mails()
-        ok, secs, log = dags_test("bank_payments", {"banks": ["mega", "esun"]})
+        # mega asks a second person (banks.yaml approval: required); esun's own channel does (none).
+        # The run waits in Required Actions; treasurer, the local approver, approves through the REST API.
+        with api_server() as port:
+            ok, secs, log, answered = dags_test_answered("bank_payments", {"banks": ["mega", "esun"]}, port)
         ok2, secs2, log2 = dags_test("bank_payments", {"banks": ["mega", "esun"]})  # the same day again
         batches = pg.execute(
             "SELECT b.bank, b.file_name, b.processing_date, b.payment_count, b.total_amount, b.cipher_bytes, b.status "
@@ -283,6 +379,12 @@ def demo_bank_payments() -> list[str]:
     ]
     if others:
         lines.append(f"  note: {others} other pending payment(s) were already in pay.payment")
+    for a in answered:
+        lines.append(f"  approval asked in Required Actions: {a['subject']}")
+        lines.append(
+            f"        assigned to {', '.join(u['id'] for u in a['assigned_users'])} (not the run's trigger user); "
+            f"approved by {a['reply']['responded_by']['name']} through the REST API"
+        )
     for bank, name, day, count, total, size, status in batches:
         lines.append(
             f"  {bank:5s} -> sftp {bank}/upload/{name}: {count} payment(s), NTD {int(total):,}, "
@@ -308,7 +410,7 @@ def demo_bank_payments() -> list[str]:
     lines.append(
         f"  transfers audited: {transfers} (the re-run uploaded nothing)   emails to treasury: {mails() - mails_before}"
     )
-    if not (ok and ok2 and len(batches) == 2 and transfers == 2):
+    if not (ok and ok2 and len(batches) == 2 and transfers == 2 and len(answered) == 1):
         lines.append(f"  !! unexpected outcome: see {log} and {log2}")
         raise SystemExit("\n".join(lines))
     return lines
@@ -356,7 +458,7 @@ def demo_uncertain_delivery() -> list[str]:
 
     from finflows.flows.banking import delivery
 
-    bank = "first"
+    bank = "esun"  # approval: none (the bank's own channel), so the run has no approval step to wait for
     upload, taken = LOCAL / "sftp" / bank / "upload", LOCAL / "sftp" / bank / "taken-by-bank"
     taken.mkdir(exist_ok=True)
     today = dt.datetime.now(ZoneInfo("Asia/Taipei")).date()
@@ -384,10 +486,10 @@ def demo_uncertain_delivery() -> list[str]:
         ).fetchone()
         alerted = mails() - mails_before
         resent = sorted(p.name for p in upload.iterdir())
-        # treasury asks First Bank, which confirms it has the file: the decision is recorded
+        # treasury asks E.SUN, which confirms it has the file: the decision is recorded
         # (in production: POST /finflows/api/batches/<id>/decision as an Airflow user allowed to
         # trigger bank_payments; tests/e2e/test_standalone.py does it through the real api-server)
-        decided = delivery.decide(pg, batch_id, "bank_has_it", by="treasurer (demo)", note="First Bank confirmed")
+        decided = delivery.decide(pg, batch_id, "bank_has_it", by="treasurer (demo)", note="E.SUN confirmed")
         after = pg.execute("SELECT status, decided_by, decided_at FROM pay.batch WHERE id = %s", (batch_id,)).fetchone()
     lines = [
         f"uncertain delivery ({bank}): worker killed after the rename (exit {code}); the bank took {', '.join(names)}",

@@ -682,6 +682,7 @@ def finflows_env() -> dict[str, str]:
         "FINFLOWS_OPS_EMAIL": "finance-ops@finance.local",
         "FINFLOWS_TREASURY_EMAIL": "treasury@finance.local",
         "FINFLOWS_ACH_COMPANY_ID": "00000000",  # a made-up company id for the local stack
+        "FINFLOWS_PAYMENT_APPROVERS": "treasurer",  # the local second person (make up prints its login)
         "FINFLOWS_SMTP_MAILDIR": str(LOCAL / "smtp"),
     }
 

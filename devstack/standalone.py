@@ -32,7 +32,8 @@ def standalone_env(port: int, home: Path = AIRFLOW_HOME) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        # admin runs things; treasurer is the second person who approves payment batches
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,treasurer:user",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(home)),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "FINFLOWS_DEADLINES": "on",  # the real scheduler runs Deadline Alerts (dag.test cannot)
@@ -158,7 +159,10 @@ def main() -> int:
         return 0
     try:
         users = json.loads(passwords_file().read_text()) if passwords_file().exists() else {}
-        login = f"Airflow UI: http://localhost:{port}  login: admin / {users.get('admin')}"
+        login = (
+            f"Airflow UI: http://localhost:{port}  login: admin / {users.get('admin')}"
+            f"  (payment approver: treasurer / {users.get('treasurer')})"
+        )
         login_file().write_text(login + "\n")
         login_file().chmod(0o600)
         print(f"[finflows] health: {json.dumps(health(port))}", flush=True)

@@ -31,10 +31,32 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["AIRFLOW_HOME"] = str(Path(os.environ.get("TMPDIR", "/tmp")) / f"finflows-unit-{os.getuid()}")
         return
     os.environ.update(stack.up())
+    os.environ["FINFLOWS_BANKS_FILE"] = str(banks_without_approval())
     # dag.test() cannot run a DAG with a Deadline Alert in Airflow 3.3.2; the scheduler tests turn them on
     os.environ["FINFLOWS_DEADLINES"] = "off"
     if not stack.airflow_db_migrated():  # `make test` has migrated it; a bare pytest may not have
         subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, capture_output=True)
+
+
+SHIPPED_BANKS = REPO / "include" / "banking" / "banks.yaml"
+
+
+def banks_without_approval() -> Path:
+    """The shipped banks.yaml with ``approval: none`` for every bank: what the suite runs under,
+    since most tests are about batching, files and delivery, and a run that waits for a person
+    would need one. The approval itself is tested with the shipped file, where it is required:
+    tests/integration/test_approval.py and, under the real scheduler and REST API,
+    tests/e2e/test_standalone.py."""
+    import yaml
+
+    from devstack.config import LOCAL
+
+    raw = yaml.safe_load(SHIPPED_BANKS.read_text(encoding="utf-8"))
+    for entry in raw["banks"].values():
+        entry["approval"] = "none"
+    out = LOCAL / "banks-without-approval.yaml"
+    out.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return out
 
 
 # ---------------------------------------------------------------------------- the stack

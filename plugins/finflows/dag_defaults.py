@@ -57,7 +57,7 @@ EXPECTED_MINUTES: dict[str, float] = {
     "card_reconciliation": 60,
     "chargeback_export": 30,
     "tenure_sync": 15,
-    "bank_payments": 45,
+    "bank_payments": 540,  # 06:00 Taipei until the earliest cutoff (14:30): it waits for the approvers
     "bank_transfer_retry": 20,
     "bank_reconciliation": 20,
     "bank_health": 4,

@@ -150,6 +150,32 @@ def decide_batch(user: Operator, batch_id: int, body: Decision) -> dict:
             raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
 
 
+@app.get("/batches/awaiting-approval")
+def get_awaiting_approval(_: Reader) -> list[dict]:
+    """Payment files made and waiting for a second person (bank_payments' approve step): each with
+    the link to the Airflow page that answers it, when its request has been made."""
+    from urllib.parse import quote
+
+    from airflow.configuration import conf
+
+    from finflows import monitor
+    from finflows.flows.banking import approval
+
+    base = conf.get("api", "base_url", fallback="").rstrip("/")
+    out = []
+    with _db() as conn:
+        for a in approval.awaiting(conn):
+            row = {k: monitor._plain(v) for k, v in a.items()}
+            if a["request"]:  # run id / task id / map index
+                run_id, task_id, map_index = a["request"].rsplit("/", 2)
+                row["answer_at"] = (
+                    f"{base}/dags/bank_payments/runs/{quote(run_id, safe='')}/tasks/{task_id}/required_actions"
+                    f"?map_index={map_index}"
+                )
+            out.append(row)
+    return out
+
+
 @app.get("/payments/held")
 def get_held(_: Reader) -> list[dict]:
     """Payments held as possible duplicates (same payee bank, account and amount as another payment

@@ -21,10 +21,34 @@ def mask_pan(pan: str) -> str:
     return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
 
 
+# a card number as people write it: groups of digits joined by single spaces or dashes
+# ("4111 1111 1111 1111", "4111-1111-1111-1111", "3782 822463 10005")
+_SPACED = re.compile(r"(?<![0-9])[0-9]{2,}(?:[ -][0-9]{2,})+(?![0-9])")
+QUICK = re.compile(r"[0-9](?:[ -]?[0-9]){12}")  # 13 digits, maybe with separators: worth a closer look
+
+
+def _mask_spaced(m: re.Match[str]) -> str:
+    text = m.group()
+    digits = re.sub(r"[ -]", "", text)
+    if not (13 <= len(digits) <= 19 and luhn_ok(digits)):
+        return text
+    keep = set(range(6)) | set(range(len(digits) - 4, len(digits)))
+    out, n = [], 0
+    for c in text:
+        if c.isdigit():
+            out.append(c if n in keep else "*")
+            n += 1
+        else:
+            out.append(c)
+    return "".join(out)
+
+
 def mask_pans(text: str) -> str:
-    """Every 13-19 digit run that passes the Luhn check, masked; other numbers (a 23-digit ARN,
-    an amount, a date) are left alone."""
-    return _PAN.sub(lambda m: mask_pan(m.group()) if luhn_ok(m.group()) else m.group(), text)
+    """Every 13-19 digit card number that passes the Luhn check, masked to BIN + last four, whether
+    written as one run or in groups joined by spaces or dashes (the separators kept); other numbers
+    (a 23-digit ARN, an amount, a date, a phone number) are left alone."""
+    text = _PAN.sub(lambda m: mask_pan(m.group()) if luhn_ok(m.group()) else m.group(), text)
+    return _SPACED.sub(_mask_spaced, text) if QUICK.search(text) else text
 
 
 _RUN = re.compile(r"[0-9]{13,}")

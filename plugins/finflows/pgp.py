@@ -8,12 +8,12 @@ why trust in the keyring itself can be ``always``. No Airflow import here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -73,26 +73,78 @@ class Keyring:
             raise PgpError(f"encryption to {recipient} signed by {signer} failed: {result.status}")
         return result.data
 
-    def decrypt_and_verify(self, data: bytes, signer: str, passphrase: str | None) -> bytes:
-        """The plaintext, only when it decrypts and carries a good signature from ``signer``."""
-        result = self.gpg.decrypt(data, passphrase=passphrase, always_trust=True)
-        if not result.ok:
-            raise PgpError(f"cannot decrypt: {result.status or 'not an encrypted message for our key'}")
-        if not result.valid:
-            raise SignatureError(f"signature is {_why(result)}")
-        signed_by = {(result.fingerprint or "").upper(), (result.pubkey_fingerprint or "").upper()}
-        if signer.upper() not in signed_by:
-            raise SignatureError(f"signed by {result.pubkey_fingerprint or result.fingerprint}, expected {signer}")
-        return result.data
+    def decrypt_and_verify(self, data: bytes, signer: str, passphrase: str | None, limit: int | None = None) -> bytes:
+        """The plaintext, only when it decrypts completely and carries a good signature from
+        ``signer``. gpg streams it to a file in this keyring's directory and stops at ``limit``
+        bytes (``--max-output``; default ``FINFLOWS_PGP_PLAINTEXT_MAX_BYTES``): a compression bomb
+        costs a few MB of memory and ``limit`` of disk, then is refused. Any gpg failure is an error,
+        never an empty "verified" plaintext. The three ways a counterparty's file is not what we
+        expect get three reasons: not encrypted, not signed, signed by another key."""
+        import os
+
+        from finflows import settings
+
+        limit = limit or settings.pgp_plaintext_max_bytes()
+        fd, source = tempfile.mkstemp(dir=self.home, suffix=".in")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        target = f"{source[:-3]}.out"
+        try:
+            result = self.gpg.decrypt_file(
+                source,
+                passphrase=passphrase,
+                always_trust=True,
+                output=target,
+                extra_args=["--max-output", str(limit)],
+            )
+            size = os.path.getsize(target) if os.path.exists(target) else 0
+            if "exceeded --max-output" in (result.stderr or "") or size >= limit:
+                raise PgpError(
+                    f"the plaintext is over the limit of {limit:,} bytes (FINFLOWS_PGP_PLAINTEXT_MAX_BYTES): "
+                    "a compression bomb, or a file far larger than any the counterparty sends"
+                )
+            if (
+                not result.ok
+                and result.status in ("signature valid", "signature bad")
+                and "ENC_TO" not in (result.stderr or "")
+            ):
+                raise PgpError("the file is signed but not encrypted: we only take files encrypted to our key")
+            if not result.ok:
+                raise PgpError(f"cannot decrypt: {result.status or 'not an encrypted message for our key'}")
+            if not result.valid and "NO_PUBKEY" in (result.stderr or ""):
+                raise SignatureError(f"signed by another key ({result.key_id}), expected {signer}")
+            if not result.valid:
+                raise SignatureError(f"signature is {_why(result)}")
+            if result.returncode != 0:  # python-gnupg can call a cut-short decryption "ok"
+                raise PgpError(f"gpg failed (exit {result.returncode}) while decrypting: {_last_error(result)}")
+            signed_by = {(result.fingerprint or "").upper(), (result.pubkey_fingerprint or "").upper()}
+            if signer.upper() not in signed_by:
+                raise SignatureError(
+                    f"signed by another key ({result.pubkey_fingerprint or result.fingerprint}), expected {signer}"
+                )
+            with open(target, "rb") as f:
+                return f.read()
+        finally:
+            for path in (source, target):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+
+
+def _last_error(result) -> str:
+    lines = [ln for ln in (result.stderr or "").splitlines() if ln.startswith("gpg:")]
+    return lines[-1].removeprefix("gpg: ") if lines else "no message"
 
 
 def _why(result) -> str:
+    status = result.stderr or ""
+    if not any(f"[GNUPG:] {tag}" in status for tag in ("NEWSIG", "GOODSIG", "BADSIG", "ERRSIG", "EXPSIG")):
+        return "missing: the file is not signed"
     if result.problems:
         return "bad: " + ", ".join(p.get("status", "?") for p in result.problems)
-    return "missing: the file is not signed" if not result.signature_id and not result.key_id else "not valid"
+    return "not valid"
 
 
-@contextmanager
+@contextlib.contextmanager
 def keyring() -> Iterator[Keyring]:
     home = tempfile.mkdtemp(prefix="gpg-")  # short: the agent's socket path has a length limit
     try:

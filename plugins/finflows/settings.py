@@ -125,6 +125,40 @@ def duplicate_window_days() -> int:
     return int(get("DUPLICATE_WINDOW_DAYS", "7"))
 
 
+def pgp_plaintext_max_bytes() -> int:
+    """The largest plaintext a counterparty's PGP file may decrypt to; gpg stops there
+    (``--max-output``) and the file is refused: a compression bomb costs nothing."""
+    return int(get("PGP_PLAINTEXT_MAX_BYTES", str(64 * 1024 * 1024)))
+
+
+def bank_file_max_bytes() -> int:
+    """The largest file read from a bank's server (as it lies there, encrypted); a larger one is
+    refused by its size without being read."""
+    return int(get("BANK_FILE_MAX_BYTES", str(10 * 1024 * 1024)))
+
+
+def payment_approvers() -> list[str]:
+    """Airflow user ids who may approve a bank payment batch (comma separated); the user who
+    triggered a run is never one of its approvers."""
+    return [u.strip() for u in get("PAYMENT_APPROVERS", "").split(",") if u.strip()]
+
+
+def approval_margin():
+    """How long before a bank's cutoff an unanswered approval expires (minutes): the upload still
+    has time to reach the bank."""
+    import datetime as dt
+
+    return dt.timedelta(minutes=float(get("APPROVAL_MARGIN_MINUTES", "30")))
+
+
+def approval_max_wait():
+    """The longest an approval waits (minutes), when sooner than the cutoff less the margin; 0: until then."""
+    import datetime as dt
+
+    minutes = float(get("APPROVAL_MAX_WAIT_MINUTES", "0"))
+    return dt.timedelta(minutes=minutes) if minutes > 0 else None
+
+
 def expiry_warn_days() -> int:
     """Days before a PGP key or TLS certificate expires that the daily report starts to warn."""
     return int(get("EXPIRY_WARN_DAYS", "30"))

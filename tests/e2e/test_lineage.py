@@ -79,7 +79,7 @@ def test_bank_payments_reports_the_payments_table_in_and_the_remote_file_out(cle
     from zoneinfo import ZoneInfo
 
     pay.add(pg, "mega", 2, due=dt.datetime.now(ZoneInfo("Asia/Taipei")).date(), amount=1200)
-    ins, outs = lineage_of("bank_payments", tmp_path)["pay_bank"]
+    ins, outs = lineage_of("bank_payments", tmp_path)["bank.upload"]
     [name] = pay.uploaded(local_dir, "mega")
     assert ins == {(f"postgres://127.0.0.1:{os.environ['FINFLOWS_POSTGRES_PORT']}", "finance.pay.payment")}
     assert outs == {(f"file://127.0.0.1:{os.environ['FINFLOWS_SFTP_PORT']}", f"upload/{name}")}

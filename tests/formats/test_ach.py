@@ -142,6 +142,18 @@ def test_an_unencodable_character_is_refused_with_the_payment_named(name, reason
     assert "?" not in str(e.value).split(":")[0]
 
 
+@pytest.mark.parametrize("file_format", ["achp01", "csv"])
+def test_a_refused_payment_names_itself_and_the_field_never_the_payees_data(file_format):
+    """The error reaches XCom, the log and treasury's email: reference and field, not who is paid."""
+    bad = payment(2, reference="BAD-PAYEE-1", name="陳大文😀", payee_id="a123456789", receiving_account="12-34")
+    with pytest.raises(ach.PaymentError) as e:
+        ach.check_payment(BATCH, bad, file_format, "cp950")
+    text = str(e.value)
+    assert "BAD-PAYEE-1" in text and ("payee_id" in text or "payee_name" in text or "originator_note" in text)
+    for personal in ("陳大文", "a123456789", "12-34"):
+        assert personal not in text, text
+
+
 def test_full_width_characters_count_two_bytes_each():
     ach.check_payment(BATCH, payment(name="ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴ"), "achp01", "cp950")  # 20 × 2 = 40
     with pytest.raises(ach.PaymentError, match="42 bytes"):

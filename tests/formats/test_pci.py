@@ -22,6 +22,38 @@ def test_a_pan_is_masked_to_bin_and_last_four_and_other_numbers_are_not():
     assert mask_pans("4000000000000003") == "4000000000000003"  # fails Luhn: not a card number
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("4111 1111 1111 1111", "4111 11** **** 1111"),
+        ("4111-1111-1111-1111", "4111-11**-****-1111"),
+        ("3782 822463 10005", "3782 82**** *0005"),  # an Amex grouped 4-6-5
+        ("5555 5555 5555 4444.", "5555 55** **** 4444."),
+    ],
+)
+def test_a_card_number_written_in_groups_is_masked_too(written, masked):
+    assert mask_pans(f"customer said card {written} was charged twice") == (
+        f"customer said card {masked} was charged twice"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["on 2026-11-23 12:00", "phone 0912-345-678", "amount 1 000 000", "4111 1111 1111 1112 (fails Luhn)"],
+)
+def test_dates_phones_amounts_and_non_cards_in_groups_are_left_alone(text):
+    assert mask_pans(text) == text
+
+
+@given(st.from_regex(r"\A[0-9]{13,19}\Z"), st.sampled_from([" ", "-"]), st.integers(2, 6))
+def test_no_luhn_valid_number_survives_in_groups(digits, sep, size):
+    grouped = sep.join(digits[i : i + size] for i in range(0, len(digits), size))
+    if any(len(g) < 2 for g in grouped.split(sep)):
+        return  # a lone digit is not how card numbers are grouped
+    masked = mask_pans(f"x {grouped} y")
+    assert (grouped in masked) is not luhn_ok(digits)
+
+
 @given(st.from_regex(r"\A[0-9]{13,19}\Z"))
 def test_no_luhn_valid_number_survives(digits):
     masked = mask_pans(f"x{digits}y")

@@ -266,3 +266,30 @@ def test_a_blank_value_is_shown_as_blank_in_errors():
     )
     with pytest.raises(ach.PaymentError, match=r"field txn_code, value \(blank\): no transaction code"):
         ach.check_payment(BATCH, payment(txn_code=None), "achp01", "cp950")
+
+
+def test_a_trailer_in_roc_year_000_is_named_not_a_crash():
+    """Found by a mutation fuzzer: 000 as the ROC year decoded to 1911 and the error message then
+    crashed writing it back; now the reader names the line and the field."""
+    data = returns_file({1: "04"})
+    lines = data.split(b"\r\n")
+    last = lines[-2]  # the trailer (EOF); TDATE at bytes 11-18 as the public layout places it
+    lines[-2] = last[:10] + b"00001123" + last[18:]
+    with pytest.raises(FormatError) as e:
+        ach.read_ach(b"\r\n".join(lines), "r.txt", "ACHR01")
+    assert any(x.line == len(lines) - 1 and "ROC year 000" in x.reason for x in e.value.errors), e.value.errors
+
+
+@pytest.mark.parametrize("tail", [b"\r\n", b"\r\n\r\n", b"\x1a"], ids=["blank line", "two blank lines", "Ctrl-Z"])
+def test_nothing_after_the_eof_record_but_blank_lines_or_ctrl_z_is_accepted(tail):
+    data = returns_file({1: "04", 3: "22"})
+    f = ach.read_ach(data + tail, "r.txt", "ACHR01")
+    assert [d["return_reason"] for d in f.details] == ["04", "22"] and f.trailer["total_count"]
+
+
+def test_a_blank_line_between_records_is_named_as_a_record_of_the_wrong_length():
+    lines = returns_file({1: "04", 3: "22"}).split(b"\r\n")
+    data = b"\r\n".join([*lines[:2], b"", *lines[2:]])
+    with pytest.raises(FormatError) as e:
+        ach.read_ach(data, "r.txt", "ACHR01")
+    assert (3, "record") in {(x.line, x.field) for x in e.value.errors}

@@ -242,22 +242,15 @@ def reconcile(db, cfg, bank: str = "mega", *, today) -> list[dict]:
     from finflows.flows.banking import reconciliation
 
     b = cfg.bank(bank)
-    out = []
     with banking.decrypter(cfg, b) as decrypt, banking.sftp(b).get_managed_conn() as client:
-        for name in reconciliation.candidates(client, b):
-            with client.open(f"{b.download_path}/{name}", "rb") as f:
-                data = f.read()
-            out.append(
-                reconciliation.process_file(
-                    db,
-                    bank=b,
-                    name=name,
-                    data=data,
-                    decrypt=decrypt,
-                    s3_hook=S3Hook(aws_conn_id="aws_finflows"),
-                    archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
-                    run_id="test",
-                    today=today,
-                ).__dict__
-            )
-    return out
+        outcomes = reconciliation.reconcile_files(
+            db,
+            client,
+            bank=b,
+            decrypt=decrypt,
+            s3_hook=S3Hook(aws_conn_id="aws_finflows"),
+            archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
+            run_id="test",
+            today=today,
+        )
+    return [o.__dict__ for o in outcomes]

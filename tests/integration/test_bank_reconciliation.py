@@ -105,8 +105,13 @@ def test_a_return_is_matched_by_the_original_date_and_sequence_across_a_days_bat
 @pytest.mark.parametrize(
     ("case", "make", "reason"),
     [
-        ("bad signature", lambda plain: pay.encrypt_as_bank("mega", plain, signer="ctbc"), "signature is bad"),
-        ("unsigned", lambda plain: pay.encrypt_as_bank("mega", plain, sign=False), "signature is"),
+        (
+            "another key signed",
+            lambda plain: pay.encrypt_as_bank("mega", plain, signer="ctbc"),
+            "signed by another key",
+        ),
+        ("unsigned", lambda plain: pay.encrypt_as_bank("mega", plain, sign=False), "signature is missing"),
+        ("not encrypted", lambda plain: sign_only("mega", plain), "signed but not encrypted"),
         ("wrong key", lambda plain: pay.encrypt_as_bank("mega", plain, recipient="esun"), "cannot decrypt"),
         ("truncated", None, "does not end with CRLF"),
     ],
@@ -295,3 +300,110 @@ def test_the_operator_applies_a_banks_return_file_once_and_reports_its_lineage(p
     again = BankReturnFileOperator(task_id="reconcile_bank", bank_id="mega")  # the next poll
     assert [f["outcome"] for f in again.execute({"run_id": "operator-test-2"})["files"]] == ["seen"]
     assert again.get_openlineage_facets_on_complete(None).inputs == []
+
+
+def sign_only(bank: str, plain: bytes) -> bytes:
+    """A file the bank signed and forgot to encrypt."""
+    from devstack import secrets
+    from finflows import pgp
+
+    key = secrets.pgp_keys()[bank]
+    with pgp.keyring() as ring:
+        ring.add(key["secret"], key["fingerprint"], bank)
+        return ring.gpg.sign(plain, keyid=key["fingerprint"], binary=True).data
+
+
+def gpg_bomb(bank: str, size: int) -> bytes:
+    """A signed and encrypted file whose plaintext is ``size`` zero bytes: gpg's own command line
+    streams it from /dev/zero and compresses it (zlib, level 9), as a hostile sender would."""
+    import subprocess
+
+    from devstack import secrets
+    from finflows import pgp
+
+    keys = secrets.pgp_keys()
+    with pgp.keyring() as ring:
+        ring.add(keys[bank]["secret"], keys[bank]["fingerprint"], bank)
+        ring.add(keys["finflows"]["public"], keys["finflows"]["fingerprint"], "finflows")
+        zeros = subprocess.Popen(["head", "-c", str(size), "/dev/zero"], stdout=subprocess.PIPE)
+        out = subprocess.run(
+            ["gpg", "--homedir", ring.home, "--batch", "--trust-model", "always", "--compress-algo", "zlib", "-z", "9",
+             "-u", keys[bank]["fingerprint"], "-r", keys["finflows"]["fingerprint"], "-s", "-e"],
+            stdin=zeros.stdout, capture_output=True, check=True,
+        )  # fmt: skip
+        zeros.wait()
+        return out.stdout
+
+
+def test_a_compression_bomb_is_refused_at_the_limit_and_never_read_again(
+    paid, pg, db, cfg, local_dir, s3_hook, monkeypatch
+):
+    refs, _ = paid
+    monkeypatch.setenv("FINFLOWS_PGP_PLAINTEXT_MAX_BYTES", str(1 << 20))  # 1 MiB here; 64 MiB by default
+    data = gpg_bomb("mega", 64 << 20)  # 64 MiB of plaintext in a file of a few tens of KB
+    assert len(data) < 1 << 20
+    pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", data)
+    [out] = pay.reconcile(db, cfg, today=MONDAY)
+    assert out["outcome"] == "quarantined" and "over the limit of 1,048,576 bytes" in out["error"], out
+    assert set(pay.statuses(pg, refs).values()) == {"uploaded"}
+    assert pay.reconcile(db, cfg, today=MONDAY)[0]["outcome"] == "seen"
+
+
+def test_a_file_over_the_size_limit_is_refused_by_its_size_without_reading_it(
+    paid, pg, db, cfg, local_dir, monkeypatch
+):
+    monkeypatch.setenv("FINFLOWS_BANK_FILE_MAX_BYTES", "1000")
+    pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", b"x" * 5000)
+    [out] = pay.reconcile(db, cfg, today=MONDAY)
+    assert out["outcome"] == "quarantined" and "over the limit of 1,000" in out["error"], out
+    assert pay.reconcile(db, cfg, today=MONDAY)[0]["outcome"] == "seen"  # the same file is not tried again
+    pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", b"y" * 6000)  # the bank sends another
+    assert pay.reconcile(db, cfg, today=MONDAY)[0]["outcome"] == "quarantined"
+
+
+class Killed(BaseException):
+    """Stands for the worker being killed inside the reader: nothing after it runs in this process."""
+
+
+def test_a_reader_that_breaks_in_any_way_quarantines_the_file_and_the_next_one_still_goes_through(
+    paid, pg, db, cfg, local_dir, s3_hook
+):
+    import os
+
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from finflows.flows.banking import reconciliation
+
+    refs, batch_file = paid
+    good = pay.encrypt_as_bank("mega", ach_return(pg, cfg, batch_file, dict.fromkeys(refs, "04")))
+    args = {
+        "bank": cfg.bank("mega"),
+        "s3_hook": S3Hook(aws_conn_id="aws_finflows"),
+        "archive_bucket": os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
+        "run_id": "test",
+        "today": MONDAY,
+    }
+
+    def explodes(_data: bytes) -> bytes:
+        raise MemoryError  # what python-gnupg met with a 3 GiB bomb
+
+    out = reconciliation.process_file(db, name="A.txt", data=b"first", decrypt=explodes, **args)
+    assert out.outcome == "quarantined" and "MemoryError" in out.error
+
+    def killed(_data: bytes) -> bytes:
+        raise Killed
+
+    with pytest.raises(Killed):
+        reconciliation.process_file(db, name="B.txt", data=b"second", decrypt=killed, **args)
+    again = reconciliation.process_file(db, name="B.txt", data=b"second", decrypt=killed, **args)
+    assert again.outcome == "quarantined" and "a run stopped while decrypting or reading" in again.error
+
+    with banking_decrypter(cfg) as decrypt:
+        applied = reconciliation.process_file(db, name="C.txt", data=good, decrypt=decrypt, **args)
+    assert applied.outcome == "applied" and applied.returned == len(refs)
+
+
+def banking_decrypter(cfg):
+    from finflows.flows.banking import common
+
+    return common.decrypter(cfg, cfg.bank("mega"))

@@ -159,6 +159,8 @@ class RocDate:
             return None
         if len(raw) != 8 or not (raw.isascii() and raw.isdigit()) or raw[0] != "0":
             raise ValueError("is not a date (expected an ROC date: 0 + ROC year YYY + MMDD)")
+        if raw[1:4] == "000":
+            raise ValueError("is not a date (ROC year 000 does not exist: the calendar starts at year 1, 1912)")
         try:
             return dt.date(int(raw[1:4]) + 1911, int(raw[4:6]), int(raw[6:8]))
         except ValueError:
@@ -350,13 +352,23 @@ class Payment:
     txn_code: str | None = None
 
 
+# a payee's name, national id, account and our notes to them: an error names the field, never the value
+PERSONAL_FIELDS = frozenset(
+    {"receiving_account", "payee_account", "payee_id", "payee_name", "originator_note", "passbook_memo", "memo"}
+)
+
+
 class PaymentError(ValueError):
-    """A payment that cannot be written as it is; names the payment, field and value."""
+    """A payment that cannot be written as it is; names the payment and the field, and the value
+    unless it is the payee's (name, id, account, notes): the message reaches XCom, logs and email."""
 
     def __init__(self, reference: str, errors: list[tuple[str, str, str]]):
         self.reference = reference
         self.errors = errors
-        text = "; ".join(f"field {f}, value {shown(v)}: {r}" for f, v, r in errors)
+        text = "; ".join(
+            f"field {f}, value {'(withheld: the payee’s data)' if f in PERSONAL_FIELDS else shown(v)}: {r}"
+            for f, v, r in errors
+        )
         super().__init__(mask_pans(f"payment {reference}: {text}"))
 
 
@@ -694,9 +706,14 @@ def read_ach(
     text = data.decode(WIRE)
     if not text:
         raise FormatError(file_name, [FieldError(0, "file", "", "is empty")])
+    # an MS-DOS end-of-file mark (Ctrl-Z) and blank lines after the last record carry nothing: they
+    # are left out, so that the EOF record is still the trailer and named as such
+    text = text.removesuffix("\x1a")
     lines = text.split("\r\n")
     if lines[-1] == "":
         lines.pop()
+        while len(lines) > 1 and lines[-1] == "":
+            lines.pop()
     else:
         errors.append(FieldError(len(lines), "record", _shown(lines[-1][:40]), "does not end with CRLF"))
     header = trailer = None

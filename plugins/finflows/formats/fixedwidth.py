@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from finflows.pci import mask_digit_runs, mask_pans
+from finflows.pci import QUICK, mask_digit_runs, mask_pans
 
 
 @dataclass(frozen=True)
@@ -356,14 +356,12 @@ class MaskedText(Text):
     """Free text in which a card number must never survive: any Luhn-valid 13–19 digit run is
     masked to BIN + last four (``pci.mask_pans``) before the value is stored, logged or echoed."""
 
-    _RUN = re.compile(r"[0-9]{13}")
-
     def __init__(self, required: bool = False):
         super().__init__(required)
 
     def mask(self, value: str) -> str:
-        """``pci.mask_pans``, after one quick look for 13 digits in a row (most text has none)."""
-        return mask_pans(value) if self._RUN.search(value) else value
+        """``pci.mask_pans``, after one quick look for 13 digits, in a row or in groups (most text has none)."""
+        return mask_pans(value) if QUICK.search(value) else value
 
     def decode(self, raw: str) -> str:
         return self.mask(super().decode(raw))

@@ -15,8 +15,10 @@ import json
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from finflows.pci import mask_pans
 
 RENT_GROUPS = (
     "GarParkHRA",
@@ -52,8 +54,23 @@ class PoisonMessage(ValueError):
     """A message that can never be applied: it goes to the dead-letter queue with this reason."""
 
 
+MAX_BODY = 256 * 1024  # characters: a tenure event is about 1 KB
+MAX_VERSION = 2**31 - 1  # ifs.tenancy.version is an integer
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, v: Any) -> Any:
+        """Text PostgreSQL can store (no NUL) and in which no card number survives: a card number
+        typed into free text is masked before it reaches the sheet, the database or a log."""
+        if isinstance(v, str):
+            if "\x00" in v:
+                raise ValueError("contains a NUL character, which the finance database cannot store")
+            return mask_pans(v)
+        return v
 
 
 def _text(max_length: int, min_length: int = 1) -> Any:
@@ -97,7 +114,7 @@ class TenureEvent(_Model):
     event_id: UUID
     event_type: Literal["TenureCreatedEvent", "TenureUpdatedEvent"]
     tenure_id: UUID
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     occurred_at: AwareDatetime
     tenure: Tenure
 
@@ -135,7 +152,8 @@ def _reason(e: ValidationError) -> str:
     parts = []
     for err in e.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "event"
-        shown = "" if (err["loc"] and str(err["loc"][-1]) in PERSONAL) else f" (got {str(err.get('input'))[:60]!r})"
+        got = mask_pans(str(err.get("input")))[:60].replace("\x00", "\\x00")
+        shown = "" if (err["loc"] and str(err["loc"][-1]) in PERSONAL) else f" (got {got!r})"
         if err["type"] in ("missing", "model_type", "dict_type"):
             shown = ""
         parts.append(f"{loc}: {err['msg']}{shown}")
@@ -143,10 +161,16 @@ def _reason(e: ValidationError) -> str:
 
 
 def parse_message(body: str) -> TenureEvent:
+    if isinstance(body, str) and len(body) > MAX_BODY:
+        raise PoisonMessage(f"the message is {len(body):,} characters, over the limit of {MAX_BODY:,}")
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, TypeError) as e:
         raise PoisonMessage(f"not JSON: {e}") from None
+    except RecursionError:
+        raise PoisonMessage("not JSON we read: nested too deeply") from None
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise PoisonMessage(f"not JSON we read: {str(e)[:120]}") from None
     if isinstance(data, dict) and data.get("Type") == "Notification" and isinstance(data.get("Message"), str):
         return parse_message(data["Message"])  # an SNS envelope (subscription without raw delivery)
     if not isinstance(data, dict):

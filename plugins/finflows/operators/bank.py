@@ -123,8 +123,22 @@ class BankPaymentFileOperator(_BankOperator):
         ``FINFLOWS_BANK_UPLOAD_BACKOFF``).
     """
 
-    def __init__(self, *, upload_attempts: int | None = None, upload_backoff: float | None = None, **kwargs: Any):
+    template_fields: Sequence[str] = ("bank_id", "archive_bucket", "prepared", "approval")
+
+    def __init__(
+        self,
+        *,
+        step: str = "all",
+        prepared: Any = None,
+        approval: Any = None,
+        upload_attempts: int | None = None,
+        upload_backoff: float | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
+        if step not in ("all", "prepare", "upload"):
+            raise ValueError(f"step must be all, prepare or upload, not {step!r}")
+        self.step, self.prepared, self.approval = step, prepared, approval
         self.upload_attempts, self.upload_backoff = upload_attempts, upload_backoff
 
     def execute(self, context: Any) -> dict:
@@ -141,17 +155,14 @@ class BankPaymentFileOperator(_BankOperator):
             attempts=self.upload_attempts,
             backoff=self.upload_backoff,
         )
+        args = {"cfg": cfg, "bank_id": bank.id, "now": None, "run_id": context["run_id"], "transport": transport}
         with files.connect(self._finance_db()) as conn, common.encrypter(cfg, bank) as encrypt:
-            result = payments.pay_bank(
-                conn,
-                cfg=cfg,
-                bank_id=bank.id,
-                now=None,
-                run_id=context["run_id"],
-                transport=transport,
-                encrypt=encrypt,
-                circuit=common.circuit_now(conn, bank.id),
-            )
+            if self.step == "all":
+                result = payments.pay_bank(conn, **args, encrypt=encrypt, circuit=common.circuit_now(conn, bank.id))
+            elif self.step == "prepare":
+                result = payments.prepare_bank(conn, **args, encrypt=encrypt, circuit=common.circuit_now(conn, bank.id))
+            else:
+                result = self._upload(conn, payments, args, encrypt, common.circuit_now(conn, bank.id))
         common.alert_uncertain(result.deliveries)  # treasury hears at once, not after the summary
         self._files = [
             f"{bank.upload_path.rstrip('/')}/{d['file_name']}"
@@ -159,6 +170,22 @@ class BankPaymentFileOperator(_BankOperator):
             if d["outcome"] in ("uploaded", "already_there")
         ]
         return asdict(result)
+
+    def _upload(self, conn, payments, args: dict, encrypt, circuit):
+        """The upload step: what the prepare step made and the approve step let go (only approved
+        batches, or those needing no approval, can be sent: the database refuses any other)."""
+        prepared = dict(self.prepared or {"bank": self.bank_id})
+        result = payments.BankRun(**prepared)
+        result.approval = self.approval or None
+        if result.skipped_reason is not None:
+            return result
+        if circuit is not None and not circuit.allows_payments:  # opened since the prepare step
+            result.skipped_reason = circuit.describe(payments.TAIPEI) + "; approved files stay for the next run"
+            return result
+        done = {d["batch_id"] for d in result.deliveries}
+        result.deliveries += list((self.approval or {}).get("cancelled", []))
+        result.deliveries += payments.upload_bank(conn, **args, encrypt=encrypt, exclude=done)
+        return result
 
     def _datasets(self) -> tuple[list, list]:
         """``pay.payment`` in, each file now on the bank's server out."""
@@ -194,35 +221,24 @@ class BankReturnFileOperator(_BankOperator):
         cfg, bank = self._bank(context)
         s3, bucket = S3Hook(aws_conn_id=self.aws_conn_id), self.archive_bucket or settings.archive_bucket()
         today = dt.datetime.now(payments.TAIPEI).date()
-        outcomes = []
         with (
             files.connect(self._finance_db()) as conn,
             common.decrypter(cfg, bank) as decrypt,
             common.sftp(bank).get_managed_conn() as client,
         ):
-            names = reconciliation.candidates(client, bank)
-            log.info(
-                "%s: %d file(s) match %s in %s",
-                bank.id,
-                len(names),
-                bank.reconciliation_file_pattern,
-                bank.download_path,
-            )
-            for name in names:
-                with client.open(f"{bank.download_path.rstrip('/')}/{name}", "rb") as f:
-                    data = f.read()
-                out = reconciliation.process_file(
+            outcomes = [
+                asdict(o)
+                for o in reconciliation.reconcile_files(
                     conn,
+                    client,
                     bank=bank,
-                    name=name,
-                    data=data,
                     decrypt=decrypt,
                     s3_hook=s3,
                     archive_bucket=bucket,
                     run_id=context["run_id"],
                     today=today,
                 )
-                outcomes.append(asdict(out))
+            ]
             settled = reconciliation.settle_unreturned(conn, bank, today, context["run_id"])
         self._files = [
             f"{bank.download_path.rstrip('/')}/{o['file_name']}" for o in outcomes if o["outcome"] == "applied"

@@ -13,7 +13,7 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -45,6 +45,17 @@ class Originator(BaseModel):
     max_bytes_per_batch: Annotated[int, Field(gt=1000)] = 10 * 1024 * 1024
 
 
+class AboveAmount(BaseModel):
+    """``approval: {above: N}``: a second person approves only a batch whose total is over N NTD."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    above: Annotated[int, Field(ge=0)]
+
+
+Approval = Literal["required", "none"] | AboveAmount
+
+
 class Bank(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -72,6 +83,10 @@ class Bank(BaseModel):
     return_window_days: Annotated[int, Field(ge=0, le=30)] = 2  # else: unreturned after N business days = paid
     sftp_sessions: Annotated[int, Field(ge=1, le=50)] = 5  # concurrent SFTP sessions the bank allows us
     enabled: bool = True
+    # Who must approve a batch before it goes out (bank_payments' approve step): "required" (the
+    # default: every batch), {above: N} (batches over N NTD), or "none" for a bank whose own channel
+    # already enforces dual control.
+    approval: Approval = "required"
 
     @field_validator("encoding")
     @classmethod
@@ -111,6 +126,12 @@ class Bank(BaseModel):
         if v is not None and v in tch.return_codes():
             raise ValueError(f"success_code {v} is a return reason in the clearing house's table")
         return v
+
+    def needs_approval(self, total: int) -> bool:
+        """Whether a batch of this total waits for a second person before it may be uploaded."""
+        if isinstance(self.approval, AboveAmount):
+            return total > self.approval.above
+        return self.approval == "required"
 
     @property
     def paid_codes(self) -> frozenset[str]:

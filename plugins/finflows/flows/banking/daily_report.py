@@ -67,6 +67,8 @@ class Report:
     returns: list[str] = field(default_factory=list)  # "mega: 1 × 04 no such account (無此帳號), NTD 2,500"
     total: BankDay = field(init=False)
     problems: list[str] = field(default_factory=list)
+    # "mega: ACHP01_….txt (3 payment(s), NTD 9,000) approved by treasurer at 2026-11-23 09:12 Asia/Taipei"
+    approvals: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.total = BankDay("total")
@@ -96,6 +98,7 @@ class Report:
             "banks": [plain(b) for b in self.banks],
             "total": plain(self.total),
             "returns": self.returns,
+            "approvals": self.approvals,
             "problems": self.problems,
         }
 
@@ -215,10 +218,42 @@ def gather(conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_
         f"{h['reason']}; release or cancel it in the finance monitor"
         for h in payments.held_payments(conn)
     ]
+    report.approvals, refused = _approvals(conn, day)
+    report.problems += refused
     calendar = business_days.coverage_warning(business_days.covered_until(conn), day)
     if calendar:
         report.problems.append(calendar)
     return report
+
+
+def _approvals(conn, day: dt.date) -> tuple[list[str], list[str]]:
+    """The day's answers to bank_payments' approve step (who and when), and the refused, expired and
+    still unanswered ones as problems."""
+    from finflows.flows.banking import approval
+
+    start, end = _day_bounds(day)
+    rows = conn.execute(
+        """SELECT bank, file_name, payment_count, total_amount, approval, approval_by, approval_at, approval_note
+           FROM pay.batch WHERE approval_at >= %s AND approval_at < %s ORDER BY approval_at, id""",
+        (start, end),
+    ).fetchall()
+    answered, problems = [], []
+    for bank, name, count, total, outcome, by, at, note in rows:
+        line = (
+            f"{bank}: {name} ({count} payment(s), NTD {int(total):,}) {outcome}"
+            + (f" by {by}" if by else "")
+            + f" at {at.astimezone(TAIPEI):%Y-%m-%d %H:%M} Asia/Taipei"
+            + (f": {note}" if note and outcome != "approved" else "")
+        )
+        answered.append(line)
+        if outcome != "approved":
+            problems.append(line + "; nothing was sent, its payments wait for the next business day")
+    problems += [
+        f"{a['bank']}: {a['file_name']} ({a['payment_count']} payment(s), NTD {a['total_amount']:,}) waits for "
+        "approval (bank_payments' approve step, Browse → Required Actions)"
+        for a in approval.awaiting(conn)
+    ]
+    return answered, problems
 
 
 def chart(report: Report) -> bytes:
@@ -298,6 +333,13 @@ def render(report: Report, chart_cid: str, archive: dict) -> tuple[str, str]:
         f"<table border=1 cellpadding=4 cellspacing=0><tr>{head}</tr>{rows}</table>"
         f"<h3>Needs attention</h3><ul>{problems}</ul>"
         + (f"<h3>Returned by reason</h3><ul>{returned}</ul>" if returned else "")
+        + (
+            "<h3>Approvals (a second person before upload)</h3><ul>"
+            + "".join(f"<li>{html.escape(a)}</li>" for a in report.approvals)
+            + "</ul>"
+            if report.approvals
+            else ""
+        )
         + f"<p>Files processed: {archive['files']}; archived and verified (sha256) in "
         f"<code>{html.escape(archive['prefix'])}</code>: {archive['verified']}"
         + (f"; <b>missing or different: {html.escape(', '.join(archive['missing']))}</b>" if archive["missing"] else "")

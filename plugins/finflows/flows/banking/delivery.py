@@ -83,7 +83,7 @@ class Delivery:
     batch_id: int
     file_name: str
     # uploaded | already_there | already_delivered (by an earlier try of the same run) | queued |
-    # uncertain | expired | skipped | busy | gave_up
+    # uncertain | expired | skipped | busy | gave_up | awaiting_approval | rejected (by the approver)
     outcome: str
     payment_count: int = 0
     total_amount: int = 0
@@ -107,6 +107,11 @@ class Batch:
     total_amount: int
     uploaded_at: dt.datetime | None
     uncertain_reason: str | None
+    approval: str = "not_required"  # required | requested | approved | not_required | rejected | expired
+
+    @property
+    def approved(self) -> bool:
+        return self.approval in ("approved", "not_required")
 
 
 @dataclass(frozen=True)
@@ -157,12 +162,12 @@ def batch_lock(conn, batch_id: int) -> Iterator[bool]:
 def read_batch(conn, batch_id: int) -> Batch:
     row = conn.execute(
         """SELECT id, bank, file_name, status, send_step, send_attempt, processing_date, payment_count,
-                  total_amount, uploaded_at, uncertain_reason FROM pay.batch WHERE id = %s""",
+                  total_amount, uploaded_at, uncertain_reason, approval FROM pay.batch WHERE id = %s""",
         (batch_id,),
     ).fetchone()
     if row is None:
         raise LookupError(f"no batch {batch_id}")
-    return Batch(*row[:7], row[7], int(row[8]), row[9], row[10])
+    return Batch(*row[:7], row[7], int(row[8]), row[9], row[10], row[11])
 
 
 def _who(cur, run_id: str, reason: str) -> None:
@@ -394,6 +399,15 @@ def deliver(
             if b.status == "sending":
                 sftp_remove_quietly(link.sftp_hook, remote_path(bank, b.file_name) + ".part")
             return cancel(conn, b, run_id, _too_late(bank, b))
+        if not b.approved and b.status in ("batched", "queued"):
+            return Delivery(
+                b.id,
+                b.file_name,
+                "awaiting_approval",
+                b.payment_count,
+                b.total_amount,
+                error=f"approval is {b.approval}: nothing is sent before a second person approves it",
+            )
         data, info = prepare()
         _step("archived")
         p = Parcel(

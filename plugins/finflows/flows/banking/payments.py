@@ -69,6 +69,7 @@ class BankRun:
     skipped_reason: str | None = None  # the bank's circuit is open: nothing batched or sent
     left_pending: int = 0  # payments due by the processing date that a skip left pending
     held: list[dict] = field(default_factory=list)  # {reference, duplicate_of}: held until a person decides
+    approval: dict | None = None  # the approve step's answer: {decision, by, at, note, batches}
 
     @property
     def problems(self) -> list[str]:
@@ -81,8 +82,12 @@ class BankRun:
         out += [
             f"{d['file_name']}: {d['outcome']} ({d['error']})"
             for d in self.deliveries
-            if d["outcome"] in ("queued", "gave_up", "expired", "uncertain")
+            if d["outcome"] in ("queued", "gave_up", "expired", "uncertain", "rejected", "awaiting_approval")
         ]
+        a = self.approval or {}
+        if a.get("decision") in ("rejected", "expired", "refused"):
+            who = f" by {a['by']}" if a.get("by") else ""
+            out.append(f"approval {a['decision']}{who}: {a.get('note') or 'no reason given'}")
         return out
 
 
@@ -259,9 +264,9 @@ def make_batches(
         result.held = hold_duplicates(cur, bank_id, day, window)
         pending = (
             f"SELECT {_PAYMENT_COLUMNS} FROM pay.payment WHERE bank = %s AND status = 'pending' "  # noqa: S608
-            "AND (held_reason IS NULL OR hold_decision = 'release')"
+            "AND (held_reason IS NULL OR hold_decision = 'release') AND (not_before IS NULL OR not_before <= %s)"
         )
-        cur.execute(pending + " AND due_date <= %s ORDER BY due_date, id FOR UPDATE", (bank_id, day))
+        cur.execute(pending + " AND due_date <= %s ORDER BY due_date, id FOR UPDATE", (bank_id, day, day))
         rows, sizes = [], []
         probe = _probe_batch(bank, cfg.originator.company_id)
         for row in cur.fetchall():
@@ -296,20 +301,13 @@ def make_batches(
             batch_no += 1
             members = [rows[i] for i in chunk]
             name = ach.file_name(bank.payment_file_pattern, day, batch_no, bank.bank_code)
+            total = sum(int(r[8]) for r in members)
+            approval, why = _approval_policy(bank, total)
             cur.execute(
                 """INSERT INTO pay.batch (bank, processing_date, batch_no, file_name, file_format, payment_count,
-                                          total_amount, dag_run_id)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-                (
-                    bank_id,
-                    day,
-                    batch_no,
-                    name,
-                    bank.file_format.value,
-                    len(members),
-                    sum(r[8] for r in members),
-                    run_id,
-                ),
+                                          total_amount, dag_run_id, approval, approval_note)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                (bank_id, day, batch_no, name, bank.file_format.value, len(members), total, run_id, approval, why),
             )
             batch_id = cur.fetchone()[0]
             cur.execute(
@@ -329,6 +327,16 @@ def make_batches(
                 sum(r[8] for r in members),
             )
     return result
+
+
+def _approval_policy(bank: Bank, total: int) -> tuple[str, str | None]:
+    """A new batch's approval: ``required`` (a second person answers bank_payments' approve step)
+    or ``not_required`` with the reason, from the bank's ``approval`` setting."""
+    if bank.needs_approval(total):
+        return "required", None
+    if bank.approval == "none":
+        return "not_required", "the bank's approval setting is none (dual control in the bank's channel)"
+    return "not_required", f"NTD {total:,} is not above the bank's approval threshold {bank.approval.above:,}"
 
 
 def open_batches(conn, bank_id: str) -> list[int]:
@@ -454,36 +462,91 @@ def pay_bank(
     encrypt: Encrypt,
     circuit: health.Circuit | None = None,
 ) -> BankRun:
-    """One bank's whole daily step: batch what is due, deliver every batch not yet delivered; nothing
-    at all while the bank's circuit (bank_health) is not closed."""
+    """One bank's whole step without a person between: ``prepare_bank`` then ``upload_bank``. A
+    batch whose bank asks for approval is made and archived, and waits (``awaiting_approval``): only
+    bank_payments' approve step lets it go."""
+    result = prepare_bank(
+        conn, cfg=cfg, bank_id=bank_id, now=now, run_id=run_id, transport=transport, encrypt=encrypt, circuit=circuit
+    )
+    if result.skipped_reason is None:
+        result.deliveries += upload_bank(
+            conn,
+            cfg=cfg,
+            bank_id=bank_id,
+            now=now,
+            run_id=run_id,
+            transport=transport,
+            encrypt=encrypt,
+            exclude={d["batch_id"] for d in result.deliveries},
+        )
+    return result
+
+
+def prepare_bank(
+    conn,
+    *,
+    cfg: BankConfig,
+    bank_id: str,
+    now: dt.datetime | None,
+    run_id: str,
+    transport: Transport,
+    encrypt: Encrypt,
+    circuit: health.Circuit | None = None,
+) -> BankRun:
+    """Settle what a stopped worker left (delivered if approved, cancelled past its cutoff: its
+    payments can then join today's batches), batch what is due, then generate, encrypt and archive
+    every batch of the bank not yet archived, once each under the batch's lock. No new batch is
+    sent here. Nothing at all while the bank's circuit (bank_health) is not closed."""
     if circuit is not None and not circuit.allows_payments:
         return skip_bank(conn, cfg.bank(bank_id), now or dt.datetime.now(dt.UTC), circuit)
-    deliveries: list[dict] = []
-    seen: set[int] = set()
-
-    def deliver_open() -> None:
-        for batch_id in open_batches(conn, bank_id):
-            if batch_id in seen:  # reported once per run (an uncertain batch stays open)
-                continue
-            seen.add(batch_id)
-            d = deliver_batch(
-                conn,
-                cfg=cfg,
-                bank_id=bank_id,
-                batch_id=batch_id,
-                run_id=run_id,
-                transport=transport,
-                encrypt=encrypt,
-                now=now,
-            )
-            deliveries.append(asdict(d))
-
-    deliver_open()  # what a stopped worker left: delivered, settled, or cancelled after its cutoff
+    bank = cfg.bank(bank_id)
+    left = upload_bank(conn, cfg=cfg, bank_id=bank_id, now=now, run_id=run_id, transport=transport, encrypt=encrypt)
     result = make_batches(conn, cfg, bank_id, now, run_id)
-    deliver_open()
-    deliveries += delivered_by_run(conn, bank_id, run_id, exclude=seen)  # a cleared try tells the whole run
-    result.deliveries = deliveries
+    result.deliveries = [d for d in left if d["outcome"] not in ("awaiting_approval", "already_delivered")]
+    rows = conn.execute(
+        "SELECT id FROM pay.batch WHERE bank = %s AND status = 'batched' AND archive_uri IS NULL ORDER BY id",
+        (bank_id,),
+    ).fetchall()
+    for (batch_id,) in rows:
+        with delivery.batch_lock(conn, batch_id) as mine:
+            if mine:  # else another run is delivering it, and makes its file itself
+                prepare_file(conn, transport, cfg, bank, batch_id, encrypt)
     return result
+
+
+def upload_bank(
+    conn,
+    *,
+    cfg: BankConfig,
+    bank_id: str,
+    now: dt.datetime | None,
+    run_id: str,
+    transport: Transport,
+    encrypt: Encrypt | None,
+    exclude: set[int] = frozenset(),
+) -> list[dict]:
+    """Deliver every batch of the bank not yet delivered that may go (approved, or needing no
+    approval; ``delivery.deliver``): this run's and those a stopped worker left; a batch past its
+    cutoff is cancelled; uncertain ones are reported again, never sent. A cleared green try sends
+    nothing and reports what its run delivered."""
+    deliveries: list[dict] = []
+    seen: set[int] = set(exclude)
+    for batch_id in open_batches(conn, bank_id):
+        if batch_id in seen:  # reported once per run (an uncertain batch stays open)
+            continue
+        seen.add(batch_id)
+        d = deliver_batch(
+            conn,
+            cfg=cfg,
+            bank_id=bank_id,
+            batch_id=batch_id,
+            run_id=run_id,
+            transport=transport,
+            encrypt=encrypt,
+            now=now,
+        )
+        deliveries.append(asdict(d))
+    return deliveries + delivered_by_run(conn, bank_id, run_id, exclude=seen)
 
 
 def delivered_by_run(conn, bank_id: str, run_id: str, exclude: set[int] = frozenset()) -> list[dict]:

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 def summarise(bank_ids: list[str], outcomes: list[dict | None]) -> dict:
     """The treasury email; the run fails when a bank's task failed or anything needs a person."""
     nothing_upstream(bank_ids, "choose_banks")
+    if isinstance(outcomes, dict):  # Airflow 3.3 hands a mapped task group's only result over unwrapped
+        outcomes = [outcomes]
     runs = [o for o in outcomes if o]
     failed = sorted(set(bank_ids) - {r["bank"] for r in runs})
     subject, body = payments.summary(runs)

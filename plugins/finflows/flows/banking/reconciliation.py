@@ -37,6 +37,10 @@ MISMATCH_ALERT_RATE = 0.05  # a batch whose mismatched lines exceed 5% of its pa
 Decrypt = Callable[[bytes], bytes]
 
 
+class ReaderStopped(RuntimeError):
+    """A file an earlier run started to read and never finished: it is quarantined, not read again."""
+
+
 @dataclass
 class FileOutcome:
     bank: str
@@ -50,6 +54,78 @@ class FileOutcome:
     error: str | None = None
     alerts: list[str] = field(default_factory=list)
     bytes: int = 0
+
+
+class FileTooLarge(ValueError):
+    """A counterparty's file over the size limit: refused by its size, never read whole."""
+
+    def __init__(self, path: str, size: int, limit: int, mtime: int | None) -> None:
+        super().__init__(
+            f"{path} is {size:,} bytes or more, over the limit of {limit:,} (FINFLOWS_BANK_FILE_MAX_BYTES): not read"
+        )
+        # the same file, as the server describes it, gets the same identity: seen once, refused once
+        self.identity = hashlib.sha256(f"unread\0{path}\0{size}\0{mtime}".encode()).hexdigest()
+
+
+def read_bounded(sftp, path: str, limit: int) -> bytes:
+    """The remote file's bytes, read in chunks; :class:`FileTooLarge` (without reading it) when the
+    server says it is over ``limit``, or as soon as more than ``limit`` bytes arrive."""
+    st = sftp.stat(path)
+    if st.st_size is not None and st.st_size > limit:
+        raise FileTooLarge(path, st.st_size, limit, st.st_mtime)
+    out = bytearray()
+    with sftp.open(path, "rb") as f:
+        while chunk := f.read(files.CHUNK):
+            out += chunk
+            if len(out) > limit:
+                raise FileTooLarge(path, len(out), limit, st.st_mtime)
+    return bytes(out)
+
+
+def reconcile_files(
+    conn, sftp, *, bank: Bank, decrypt: Decrypt, s3_hook, archive_bucket: str, run_id: str, today: dt.date
+) -> list[FileOutcome]:
+    """Every new return file of the bank, each on its own: one that cannot be read in any way is
+    quarantined and the others still go through."""
+    from finflows import settings
+
+    names = candidates(sftp, bank)
+    log.info("%s: %d file(s) match %s in %s", bank.id, len(names), bank.reconciliation_file_pattern, bank.download_path)
+    out = []
+    for name in names:
+        path = f"{bank.download_path.rstrip('/')}/{name}"
+        try:
+            data = read_bounded(sftp, path, settings.bank_file_max_bytes())
+        except FileTooLarge as e:
+            out.append(refuse_unread(conn, bank=bank, name=name, identity=e.identity, error=str(e), run_id=run_id))
+            continue
+        out.append(
+            process_file(
+                conn,
+                bank=bank,
+                name=name,
+                data=data,
+                decrypt=decrypt,
+                s3_hook=s3_hook,
+                archive_bucket=archive_bucket,
+                run_id=run_id,
+                today=today,
+            )
+        )
+    return out
+
+
+def refuse_unread(conn, *, bank: Bank, name: str, identity: str, error: str, run_id: str) -> FileOutcome:
+    """A file refused without reading it (too large): recorded ERROR under the identity its size and
+    time give it, so the next run skips it; it stays on the bank's server for a person."""
+    key = f"{bank.id}/{name}"
+    with conn.transaction(), conn.cursor() as cur:
+        control = files.lock_and_read(cur, FLOW, key)
+    if control.sha256 == identity and control.status == "ERROR":
+        return FileOutcome(bank.id, name, "seen")
+    files.record_error(conn, FLOW, key, identity, f"sftp:{bank.id}/{name}", error, run_id)
+    log.error("%s refused unread: %s", key, error)
+    return FileOutcome(bank.id, name, "quarantined", error=error, alerts=[f"{key}: {error}"])
 
 
 def candidates(sftp, bank: Bank) -> list[str]:
@@ -247,22 +323,39 @@ def process_file(
     sha = hashlib.sha256(data).hexdigest()
     with conn.transaction(), conn.cursor() as cur:
         control = files.lock_and_read(cur, FLOW, key)
-    if control.sha256 == sha and control.status in ("SUCCESS", "ERROR"):
-        return FileOutcome(bank.id, name, "seen")
+        if control.sha256 == sha and control.status in ("SUCCESS", "ERROR"):
+            return FileOutcome(bank.id, name, "seen")
+        # a READING with no READ after it: a run died in the reader (memory, time): not read again
+        cur.execute(
+            """SELECT event FROM ops.file_event WHERE flow = %s AND file_name = %s AND sha256 = %s
+                 AND event IN ('READING', 'READ') ORDER BY id DESC LIMIT 1""",
+            (FLOW, key, sha),
+        )
+        stopped = (cur.fetchone() or [None])[0] == "READING"
+        if not stopped:
+            files.record_event(cur, FLOW, key, sha, "READING", "", run_id)
     try:
+        if stopped:
+            raise ReaderStopped(
+                "a run stopped while decrypting or reading this file (its worker was killed: out of memory or "
+                "time?); it is not read again"
+            )
         plain = decrypt(data)
         lines = _lines(bank, plain, name)
-    except (PgpError, FormatError) as e:
-        error = f"{key}: {e}"
-        report = {"file": key, "sha256": sha, "run_id": run_id, "error": str(e)}
+    except Exception as e:  # any way a file breaks a reader: quarantined, never retried in a loop
+        why = str(e) if isinstance(e, (PgpError, FormatError, ReaderStopped)) else f"{type(e).__name__}: {e}"
+        error = f"{key}: {why}"[:4000]
+        report = {"file": key, "sha256": sha, "run_id": run_id, "error": why[:4000]}
         if isinstance(e, FormatError):
             report |= e.report()
         archive = files.quarantine_copy(
             s3_hook, archive_bucket, f"bank-reconciliation/quarantine/{bank.id}/{name}", data, report
         )
         files.record_error(conn, FLOW, key, sha, f"s3://{archive_bucket}/{archive}", error, run_id)
-        log.error("%s quarantined (nothing applied): %s", key, e)
+        log.error("%s quarantined (nothing applied): %s", key, why)
         return FileOutcome(bank.id, name, "quarantined", error=error, alerts=[error])
+    with conn.transaction(), conn.cursor() as cur:
+        files.record_event(cur, FLOW, key, sha, "READ", f"{len(lines)} line(s)", run_id)
     archive = f"bank-reconciliation/{bank.id}/{today.isoformat()}/{name}"
     with conn.transaction(), conn.cursor() as cur:
         files.lock_and_read(cur, FLOW, key)
