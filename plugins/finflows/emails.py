@@ -11,6 +11,7 @@ Building a message is pure (tested without Airflow); ``send`` goes through the p
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -40,7 +41,7 @@ class Email:
 
     def message(self, *, sender: str, to: Iterable[str]) -> EmailMessage:
         msg = EmailMessage()
-        msg["Subject"] = self.subject
+        msg["Subject"] = header_safe(self.subject)
         msg["From"] = sender
         msg["To"] = ", ".join(to)
         msg["Date"] = formatdate(localtime=True)
@@ -48,6 +49,15 @@ class Email:
         msg.set_content(self.text)
         msg.add_alternative(self.html, subtype="html")
         return msg
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def header_safe(text: str) -> str:
+    """A subject line that cannot break the message: a line break or any other control character
+    (from a file name a counterparty chose, say) is shown escaped, never sent raw."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def run_url(base_url: str, dag_id: str, run_id: str) -> str:

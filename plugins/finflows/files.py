@@ -89,14 +89,17 @@ class ObjectGone(Exception):
     """The object is no longer at its key (an earlier try moved it to processed/, or someone did)."""
 
 
-def download(s3_hook, bucket: str, key: str, directory: str) -> tuple[Path, str, int]:
-    """Stream an S3 object to a local file; return (path, sha256, bytes). ``ObjectGone`` if it is
-    not there: a task cleared after it succeeded finds its file moved, and says so (``finished``)."""
+def download(s3_hook, bucket: str, key: str, directory: str) -> tuple[Path, str, int, str | None]:
+    """Stream an S3 object to a local file; return (path, sha256, bytes, ETag). The ETag names this
+    version of the object: moving it later takes that version only (``move_object``), so a
+    corrected file uploaded meanwhile stays for the next run. ``ObjectGone`` if it is not there: a
+    task cleared after it succeeded finds its file moved, and says so (``finished``)."""
     client = s3_hook.get_conn()
     try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        got = client.get_object(Bucket=bucket, Key=key)
     except client.exceptions.NoSuchKey:
         raise ObjectGone(f"s3://{bucket}/{key}") from None
+    body, etag = got["Body"], got.get("ETag")
     target = Path(tempfile.mkstemp(dir=directory, suffix=Path(key).suffix)[1])
     h, size = hashlib.sha256(), 0
     with target.open("wb") as out:
@@ -104,7 +107,7 @@ def download(s3_hook, bucket: str, key: str, directory: str) -> tuple[Path, str,
             h.update(chunk)
             size += len(chunk)
             out.write(chunk)
-    return target, h.hexdigest(), size
+    return target, h.hexdigest(), size, etag
 
 
 def hold_file(conn, flow: str, file_name: str) -> None:
@@ -283,6 +286,7 @@ class Incoming:
     file_name: str
     sha256: str
     run_id: str
+    etag: str | None = None  # the version read: only that one is moved
 
     @property
     def source_uri(self) -> str:
@@ -299,6 +303,7 @@ def reject(conn, s3_hook, f: Incoming, *, error: str, report: dict[str, Any], ev
         f.bucket,
         f.key,
         report | {"file": f.file_name, "source": f.source_uri, "sha256": f.sha256, "run_id": f.run_id},
+        etag=f.etag,
     )
     return f"s3://{f.bucket}/{target}"
 
@@ -388,12 +393,24 @@ def exists(s3_hook, bucket: str, key: str) -> bool:
     return True
 
 
-def move_object(s3_hook, bucket: str, key: str, new_key: str) -> bool:
-    """Copy then delete; False when the source is already gone (an earlier try moved it)."""
+def move_object(s3_hook, bucket: str, key: str, new_key: str, etag: str | None = None) -> bool:
+    """Copy then delete; False when the source is already gone (an earlier try moved it), or, given
+    the ``etag`` of the version that was read, when another version has replaced it since: that one
+    is left in place for the next run (S3 ``CopySourceIfMatch``)."""
     client = s3_hook.get_conn()
     if not exists(s3_hook, bucket, key):
         return False
-    client.copy_object(Bucket=bucket, Key=new_key, CopySource={"Bucket": bucket, "Key": key})
+    condition = {"CopySourceIfMatch": etag} if etag else {}
+    try:
+        client.copy_object(Bucket=bucket, Key=new_key, CopySource={"Bucket": bucket, "Key": key}, **condition)
+    except client.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+            raise
+        log.warning("s3://%s/%s changed while it was processed: the new version stays for the next run", bucket, key)
+        return False
+    if etag and client.head_object(Bucket=bucket, Key=key).get("ETag") != etag:
+        log.warning("s3://%s/%s was replaced while it was moved: the new version stays for the next run", bucket, key)
+        return False
     client.delete_object(Bucket=bucket, Key=key)
     return True
 
@@ -401,6 +418,7 @@ def move_object(s3_hook, bucket: str, key: str, new_key: str) -> bool:
 def quarantine_copy(s3_hook, bucket: str, target: str, data: bytes, report: dict[str, Any]) -> str:
     """A copy of a file that lives elsewhere (a counterparty's server, where it stays), kept at
     ``target`` beside ``<target>.error.json``, as ``quarantine`` keeps an object of ours."""
+    target = free_key(s3_hook, bucket, target)
     _write_report(s3_hook, bucket, target, report)
     s3_hook.load_bytes(data, key=target, bucket_name=bucket, replace=True)
     log.error("quarantined a copy at s3://%s/%s (report %s.error.json)", bucket, target, target)
@@ -413,11 +431,23 @@ def _write_report(s3_hook, bucket: str, target: str, report: dict[str, Any]) -> 
     )
 
 
-def quarantine(s3_hook, bucket: str, key: str, report: dict[str, Any], prefix: str = "quarantine/") -> str:
+def free_key(s3_hook, bucket: str, target: str) -> str:
+    """``target``, or, when a quarantined copy already holds it, ``target`` with the time added: a
+    second bad file of a name never overwrites the first."""
+    if not exists(s3_hook, bucket, target):
+        return target
+    import datetime as dt
+
+    return f"{target}.{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}"
+
+
+def quarantine(
+    s3_hook, bucket: str, key: str, report: dict[str, Any], prefix: str = "quarantine/", etag: str | None = None
+) -> str:
     """Move the object under ``quarantine/`` and write ``<name>.error.json`` beside it."""
     name = key.rsplit("/", 1)[-1]
-    target = f"{prefix}{name}"
+    target = free_key(s3_hook, bucket, f"{prefix}{name}")
     _write_report(s3_hook, bucket, target, report)
-    move_object(s3_hook, bucket, key, target)
+    move_object(s3_hook, bucket, key, target, etag)
     log.error("quarantined s3://%s/%s → s3://%s/%s (report %s.error.json)", bucket, key, bucket, target, target)
     return target

@@ -48,7 +48,13 @@ def reader(user=Depends(_user_dep())):  # noqa: B008 (FastAPI's dependency idiom
     return user
 
 
-def operator(user=Depends(_user_dep())):  # noqa: B008
+def operator(request: Request, user=Depends(_user_dep())):  # noqa: B008
+    # an action needs the token in the Authorization header: a browser sends its cookie with a
+    # request another site makes it send, never a header; SameSite=Lax alone is not the guard
+    if not request.headers.get("authorization", "").lower().startswith("bearer "):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "an action needs your token in the Authorization header (Bearer), not a cookie"
+        )
     if not _allowed(user, "POST", run=True):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs permission to trigger {PAYMENTS_DAG}")
     return user
@@ -56,6 +62,15 @@ def operator(user=Depends(_user_dep())):  # noqa: B008
 
 Reader = Annotated[object, Depends(reader)]
 Operator = Annotated[object, Depends(operator)]
+
+
+def _own_api() -> str:
+    """Where this api-server's own REST API is: ``[api] base_url`` when configured, else its own
+    port on loopback. Never the request's Host header: a caller could point it anywhere."""
+    from airflow.configuration import conf
+
+    base = conf.get("api", "base_url", fallback="") or f"http://127.0.0.1:{conf.getint('api', 'port', fallback=8080)}"
+    return base.rstrip("/")
 
 
 def _name(user) -> str:
@@ -240,8 +255,6 @@ class GenerateBatch(BaseModel):
 @app.post("/batches/generate", status_code=status.HTTP_202_ACCEPTED)
 def generate_batch(_: Operator, body: GenerateBatch, request: Request) -> dict:
     """Trigger bank_payments now through Airflow's REST API, as the caller."""
-    import os
-
     import httpx
 
     from finflows.flows.banking import banks
@@ -251,8 +264,8 @@ def generate_batch(_: Operator, body: GenerateBatch, request: Request) -> dict:
         chosen = [cfg.bank(b).id for b in body.banks]
     except (KeyError, ValueError) as e:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(e)) from e
-    base = os.environ.get("AIRFLOW__API__BASE_URL", str(request.base_url)).rstrip("/")
-    headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "cookie")}
+    base = _own_api()
+    headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
     conf = {"banks": chosen} if chosen else {}
     r = httpx.post(
         f"{base}/api/v2/dags/{PAYMENTS_DAG}/dagRuns",
@@ -261,6 +274,6 @@ def generate_batch(_: Operator, body: GenerateBatch, request: Request) -> dict:
         json={"logical_date": None, "conf": conf, "note": "generate-batch from the finance monitor"},
     )
     if r.status_code >= 400:
-        raise HTTPException(r.status_code, r.json().get("detail", r.text))
+        raise HTTPException(r.status_code, f"Airflow refused the run: HTTP {r.status_code}")
     run = r.json()
     return {"dag_id": PAYMENTS_DAG, "dag_run_id": run["dag_run_id"], "state": run["state"], "conf": conf}

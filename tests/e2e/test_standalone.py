@@ -720,6 +720,19 @@ def test_generate_batch_triggers_bank_payments_through_airflows_api(airflow):
     assert status_of(airflow, "POST", f"{MONITOR}/batches/generate", tok, {"banks": ["nobank"]}) == 422
 
 
+def test_a_monitor_action_needs_the_token_in_a_header_not_a_cookie(airflow):
+    """A cross-site form post carries the browser's cookie, never an Authorization header."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{airflow}{MONITOR}/batches/generate",
+        method="POST",
+        data=json.dumps({"banks": ["taishin"]}).encode(),
+        headers={"Content-Type": "application/json", "Cookie": f"_token={token(airflow)}"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=120)
+    assert e.value.code == 403 and "Authorization header" in e.value.read().decode()
+
+
 def test_the_monitor_page_renders_real_data_inside_the_airflow_ui(airflow, clean_payments, pg, db, cfg, local_dir):
     """Headless Chromium (Debian's package, driven by Playwright) signs in with an Airflow token,
     opens Browse → Finance monitor in the Airflow UI and reads the page in its frame; the

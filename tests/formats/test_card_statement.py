@@ -318,3 +318,15 @@ def test_the_card_field_is_read_alike_by_the_record_regex_and_by_its_codec(card)
     except RecordError:
         got = None
     assert got == expected
+
+
+def test_a_nul_in_free_text_is_refused_by_the_reader_not_the_database():
+    lines = statement_lines([detail(2), detail(3, order_code="ORDER\x003")])
+    err = errors_of("".join(line + "\r\n" for line in lines).encode("latin-1"))
+    assert {(x.line, x.field) for x in err.errors} == {(3, "order_code")} and "NUL" in str(err)
+
+
+def test_a_card_number_written_in_groups_in_free_text_is_masked():
+    rows, _ = read(statement([detail(2, order_code="4111 1111 1111 1111")]))
+    cols = dict(zip(COPY_COLUMNS, rows[0].split("\t"), strict=True))
+    assert cols["order_code"] == "4111 11** **** 1111"

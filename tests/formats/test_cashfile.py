@@ -221,3 +221,30 @@ def test_a_date_error_reads_as_finance_people_write_dates():
     with pytest.raises(FormatError) as e:
         list(read_cashfile(io.BytesIO((bad + "\r\n").encode()), "CashFile20261120.dat"))
     assert "line 1, field paid_on, value '31/02/2026': is not a date (expected DD/MM/YYYY)" in str(e.value)
+
+
+def test_a_nul_in_free_text_is_refused_by_the_reader_not_the_database():
+    """Found by a mutation fuzzer: a NUL passed both readers and failed the COPY in PostgreSQL
+    (the task errored and was retried instead of quarantining the file)."""
+    bad = GOOD[:12] + "\x00" + GOOD[13:]  # inside payment_source
+    (parsed, _), (rows, _) = _both(GOOD + "\r\n" + bad + "\r\n")
+    assert parsed == rows and parsed[0] == "error"
+    [(line, field, _value, reason)] = parsed[2]
+    assert (line, field) == (2, "payment_source") and "NUL" in reason
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("CashFile20261123.dat", True),
+        ("../../etc/cron.d/x.dat", False),
+        ("..", False),
+        ("sub/dir.dat", False),
+        ("a\\..\\b.dat", False),
+        ("line\nbreak.dat", False),
+    ],
+)
+def test_only_plain_names_from_the_sftp_drop_are_taken(name, ok):
+    from finflows.flows.cashfile_import.tasks import drop_name_ok
+
+    assert drop_name_ok(name) is ok

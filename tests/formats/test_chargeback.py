@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -50,6 +51,34 @@ def test_formula_cells_are_neutralised(payload):
     row = next(csv.DictReader(io.StringIO(to_csv([rec]).decode(), newline="")))
     assert row["merchant"] == "'" + payload and row["reason_text"] == "'" + payload
     assert neutralise("plain") == "plain"
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        'refund;=HYPERLINK("http://x")',  # Excel with ";" as its list separator (pt-BR, Europe)
+        "a,=1+1",
+        "a|@SUM(1)",
+        "a\t-2+3",
+        "  =1+1",  # leading spaces
+        "x; +cmd",
+    ],
+)
+def test_a_formula_after_any_separator_is_neutralised(cell):
+    out = neutralise(cell)
+    for part in re.split(r"[,;\t|]", out):
+        assert not part.lstrip(" ").startswith(("=", "+", "-", "@")), (cell, out)
+
+
+def test_free_text_never_carries_a_card_number_to_the_card_company():
+    assert neutralise("cardholder says 4111 1111 1111 1111 not theirs") == (
+        "cardholder says 4111 11** **** 1111 not theirs"
+    )
+
+
+def test_json_nested_too_deeply_is_refused_by_name():
+    with pytest.raises(FormatError, match="nested too deeply"):
+        parse_file(b"[" * 100_000 + b"]" * 100_000, "deep.json")
 
 
 def test_tab_and_cr_led_cells_are_neutralised_too():

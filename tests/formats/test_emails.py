@@ -110,3 +110,11 @@ def test_a_long_report_is_cut_in_the_email_and_points_to_the_report():
     )
     assert "line 39," in mail.text and "line 40," not in mail.text
     assert "… 60 more line(s) in the report" in mail.text
+
+
+def test_a_control_character_in_a_subject_is_shown_escaped_never_sent_raw():
+    from finflows.emails import Email, header_safe
+
+    assert header_safe("file a\r\nBcc: x@evil.test.json failed") == "file a\\r\\nBcc: x@evil.test.json failed"
+    msg = Email("[finflows] cb\nX.json REJECTED", ("body",)).message(sender="a@b.c", to=["d@e.f"])
+    assert "\n" not in msg["Subject"] and "Bcc" not in msg

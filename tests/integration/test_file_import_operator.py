@@ -75,3 +75,20 @@ def test_a_bad_statement_fails_the_task_without_retries_and_loads_nothing(s3_hoo
 def test_an_unknown_layout_is_refused_when_the_dag_is_parsed():
     with pytest.raises(ValueError, match="layout 'csv' is not one of civicapay-cashfile, card-statement"):
         _operator("csv", "x")
+
+
+def test_an_object_whose_name_holds_a_line_break_is_refused_by_name_and_left_untouched(s3_hook, pg):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    day = random_day()
+    key = f"cashfiles/CashFile{day:%Y%m%d}\nBcc.dat"
+    s3_hook.load_bytes(cash_file(2, day), key=key, bucket_name=CASH, replace=True)
+    try:
+        with pytest.raises(AirflowFailException, match="control character"):
+            _operator("civicapay-cashfile", key).execute({"run_id": "operator-test"})
+        assert s3_hook.check_for_key(key, bucket_name=CASH)  # nothing moved, nothing loaded
+        assert not pg.execute(
+            "SELECT 1 FROM ops.file_control WHERE flow = 'cashfile_import' AND file_name LIKE %s", ("%Bcc%",)
+        ).fetchone()
+    finally:
+        s3_hook.delete_objects(bucket=CASH, keys=[key])

@@ -139,7 +139,10 @@ def parse_file(data: bytes, file_name: str) -> list[Chargeback]:
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
-        raise FormatError(file_name, [FieldError(0, "file", repr(data[:60]), f"is not UTF-8 JSON: {e}")]) from None
+        why = f"is not UTF-8 JSON: {str(e)[:120]}"
+        raise FormatError(file_name, [FieldError(0, "file", repr(data[:60]), why)]) from None
+    except RecursionError:
+        raise FormatError(file_name, [FieldError(0, "file", repr(data[:60]), "is JSON nested too deeply")]) from None
     rows = doc.get("records") if isinstance(doc, dict) else doc
     if not isinstance(rows, list) or not rows:
         raise FormatError(file_name, [FieldError(0, "file", str(type(rows).__name__), "holds no list of records")])
@@ -179,9 +182,17 @@ COLUMNS = (
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+# a formula may also start after a separator that the reader's spreadsheet splits on: a comma
+# here, but a semicolon where Excel's list separator is ";" (pt-BR, most of Europe), a tab or a pipe
+_AFTER_SEPARATOR = re.compile(r"([,;\t|])([ ]*)([=+\-@\t\r])")
+
+
 def neutralise(cell: str) -> str:
-    """A cell a spreadsheet could run as a formula gets a leading apostrophe (OWASP CSV injection)."""
-    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+    """Text as it may go into a CSV a person opens: any card number masked, and every place a
+    spreadsheet could start a formula (the cell's start, after leading spaces, or after any
+    separator a spreadsheet may split on) given an apostrophe (OWASP CSV injection)."""
+    cell = _AFTER_SEPARATOR.sub(r"\1\2'\3", mask_pans(cell))
+    return "'" + cell if cell.lstrip(" ").startswith(_FORMULA_START) else cell
 
 
 def amount_text(minor: int, currency: str) -> str:

@@ -135,10 +135,15 @@ class Text:
     def __init__(self, required: bool = False):
         self.required = required
 
+    # NUL is the one character PostgreSQL's text cannot hold: a line carrying one is refused by
+    # the reader, naming it, instead of failing the load (and being retried) in the database
     def regex(self, width: int) -> str:
-        return f"(?=.{{0,{width - 1}}}[^ ]).{{{width}}}" if self.required else f".{{{width}}}"
+        c = "[^\\x00]"
+        return f"(?={c}{{0,{width - 1}}}[^ \\x00]){c}{{{width}}}" if self.required else f"{c}{{{width}}}"
 
     def decode(self, raw: str) -> str:
+        if "\x00" in raw:
+            raise ValueError("contains a NUL character, which the finance database cannot store")
         value = raw.rstrip(" ")
         if self.required and not value:
             raise ValueError("must not be blank")

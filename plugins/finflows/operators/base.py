@@ -57,6 +57,14 @@ class S3FileOperator(BaseOperator):
         from finflows.task_support import bad_input_fails_without_retry
 
         context["file_name"] = self.key.rsplit("/", 1)[-1]
+        if any(ord(c) < 32 or ord(c) == 127 for c in self.key):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            # refused by name, before anything reads it: a line break in a name breaks emails and logs
+            raise AirflowFailException(
+                f"s3://{self._bucket()}/{self.key!r}: the object's name holds a control character; rename it "
+                "(it is left where it is, untouched)"
+            )
         with bad_input_fails_without_retry(FileRejected):  # quarantined: no retry can fix the file
             return self.process(
                 bucket=self._bucket(),

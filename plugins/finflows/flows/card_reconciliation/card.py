@@ -152,11 +152,11 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
     file_name = key.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="statement-") as tmp, files.connect(pg_hook) as conn:
         try:
-            path, sha256, size = files.download(s3_hook, bucket, key, tmp)
+            path, sha256, size, etag = files.download(s3_hook, bucket, key, tmp)
         except files.ObjectGone:
             return _already_loaded(conn, key, file_name, source_uri, run_id)
         log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
-        here = files.Incoming(FLOW, bucket, key, file_name, sha256, run_id)
+        here = files.Incoming(FLOW, bucket, key, file_name, sha256, run_id, etag)
         try:
             if not is_statement_name(file_name):
                 raise FormatError(
@@ -189,7 +189,7 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
                 info["previous_run"],
             )
             info = control_summary(conn, file_name)
-        files.move_object(s3_hook, bucket, key, PROCESSED + file_name)
+        files.move_object(s3_hook, bucket, key, PROCESSED + file_name, etag)
         if status == "LOADED":
             files.resolve_quarantine(
                 conn, s3_hook, flow=FLOW, bucket=bucket, name=file_name, sha256=sha256, run_id=run_id

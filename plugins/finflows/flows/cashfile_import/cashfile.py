@@ -236,13 +236,13 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
     with tempfile.TemporaryDirectory(prefix="cashfile-") as tmp, files.connect(pg_hook) as conn:
         files.hold_file(conn, FLOW, _file_name(key))  # released when the connection closes
         try:
-            path, sha256, size = files.download(s3_hook, bucket, key, tmp)
+            path, sha256, size, etag = files.download(s3_hook, bucket, key, tmp)
         except files.ObjectGone:
             return _already_done(conn, key, source_uri, run_id)
         log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
 
         def incoming(name: str) -> files.Incoming:
-            return files.Incoming(FLOW, bucket, key, name, sha256, run_id)
+            return files.Incoming(FLOW, bucket, key, name, sha256, run_id, etag)
 
         file_name = raw_name
         try:
@@ -282,7 +282,7 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
             info = control_summary(conn, file_name)
 
         drive_id = copy_to_drive(drive_hook, drive_folder, path, file_name, sha256)
-        files.move_object(s3_hook, bucket, key, target)
+        files.move_object(s3_hook, bucket, key, target, etag)
         if status == "IMPORTED":
             files.resolve_quarantine(
                 conn, s3_hook, flow=FLOW, bucket=bucket, name=raw_name, sha256=sha256, run_id=run_id

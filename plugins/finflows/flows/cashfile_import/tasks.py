@@ -19,6 +19,17 @@ from finflows.task_support import (
 log = logging.getLogger(__name__)
 
 
+def drop_name_ok(name: str) -> bool:
+    """A plain file name: no directory part, not ``.``/``..``, no control character."""
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and not any(ord(c) < 32 or ord(c) == 127 for c in name)
+    )
+
+
 def pull_sftp_drop() -> int:
     """Each ``.dat`` file in the SFTP drop copied into the inbox, then removed from the drop (only
     once its object is in S3). Through the providers' hooks: SFTPToS3Operator would do the same
@@ -37,6 +48,9 @@ def pull_sftp_drop() -> int:
     moved = 0
     for name in sorted(sftp.list_directory(drop)):
         if not name.lower().endswith(".dat"):
+            continue
+        if not drop_name_ok(name):  # a name from the server never leaves the drop or our temp directory
+            log.error("sftp:%s/%r: not a plain file name (a path, or control characters): left there", drop, name)
             continue
         with tempfile.TemporaryDirectory(prefix="drop-") as tmp:
             local = Path(tmp) / name

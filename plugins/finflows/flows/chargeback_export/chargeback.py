@@ -83,13 +83,13 @@ def export_file(
     name = key.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="chargeback-") as tmp, files.connect(pg_hook) as conn:
         try:
-            path, sha256, size = files.download(s3_hook, bucket, key, tmp)
+            path, sha256, size, etag = files.download(s3_hook, bucket, key, tmp)
         except files.ObjectGone:
             return _already_exported(conn, key, name, source_uri, run_id)
         with conn.transaction(), conn.cursor() as cur:
             control = files.lock_and_read(cur, FLOW, name)
         decision = files.decide(control, sha256)
-        here = files.Incoming(FLOW, bucket, key, name, sha256, run_id)
+        here = files.Incoming(FLOW, bucket, key, name, sha256, run_id, etag)
         if decision is files.Decision.CONFLICT:
             raise files.rejected_conflict(
                 conn,
@@ -107,7 +107,7 @@ def export_file(
             log.warning("DUPLICATE: %s (sha256 %s) was already exported; nothing is uploaded", name, sha256)
             with conn.transaction(), conn.cursor() as cur:
                 files.record_event(cur, FLOW, name, sha256, "DUPLICATE", "already exported", run_id)
-            files.move_object(s3_hook, bucket, key, f"{PROCESSED}{name}")
+            files.move_object(s3_hook, bucket, key, f"{PROCESSED}{name}", etag)
             return Outcome(key=key, file_name=name, status="ALREADY_EXPORTED")
 
         try:
@@ -165,7 +165,7 @@ def export_file(
                 f"{len(records)} records in {len(batches)} batch(es), {len(deliveries)} file(s)",
                 run_id,
             )
-        files.move_object(s3_hook, bucket, key, f"{PROCESSED}{name}")
+        files.move_object(s3_hook, bucket, key, f"{PROCESSED}{name}", etag)
         files.resolve_quarantine(conn, s3_hook, flow=FLOW, bucket=bucket, name=name, sha256=sha256, run_id=run_id)
     return Outcome(
         key=key,

@@ -29,14 +29,19 @@ def find_files() -> list[str]:
 
 def publish(subject: str, body: str) -> None:
     """The SNS topic message and the email, both: the seed's notification on success and failure."""
+    import html
+
     from airflow.providers.amazon.aws.hooks.sns import SnsHook
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
+    from finflows.emails import header_safe
+
+    subject = header_safe(subject)  # S3 key names in it are chosen by whoever uploads the file
     SnsHook(aws_conn_id=settings.CONN_AWS).publish_to_target(
         target_arn=settings.chargeback_topic_arn(), message=body, subject=subject[:100]
     )
     with SmtpHook(smtp_conn_id=settings.CONN_SMTP) as smtp:
-        smtp.send_email_smtp(to=settings.ops_email(), subject=subject, html_content=f"<pre>{body}</pre>")
+        smtp.send_email_smtp(to=settings.ops_email(), subject=subject, html_content=f"<pre>{html.escape(body)}</pre>")
 
 
 def notify(keys: list[str], outcomes: list[dict | None]) -> dict:
