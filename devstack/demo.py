@@ -474,8 +474,9 @@ def demo_uncertain_delivery() -> list[str]:
                                             amount, due_date) VALUES (%s, %s, '0081005', %s, %s, %s, '', %s, %s)""",
                 (f"DEMO-U-{i}", bank, f"00000000{i:04d}", f"D{i:09d}", "示範收款人", amount, today),
             )
+        already = {p.name for p in upload.iterdir()}  # e.g. the payment demo's own esun file
         code = _worker_killed_after_the_rename(bank)
-        names = sorted(p.name for p in upload.iterdir() if not p.name.endswith(".part"))
+        names = sorted(p.name for p in upload.iterdir() if not p.name.endswith(".part") and p.name not in already)
         for name in names:  # the bank reads the file and takes it away, as banks do
             shutil.move(upload / name, taken / name)
         mails_before = mails()
@@ -485,7 +486,7 @@ def demo_uncertain_delivery() -> list[str]:
             "WHERE p.reference = 'DEMO-U-0'"
         ).fetchone()
         alerted = mails() - mails_before
-        resent = sorted(p.name for p in upload.iterdir())
+        resent = sorted(p.name for p in upload.iterdir() if p.name not in already)
         # treasury asks E.SUN, which confirms it has the file: the decision is recorded
         # (in production: POST /finflows/api/batches/<id>/decision as an Airflow user allowed to
         # trigger bank_payments; tests/e2e/test_standalone.py does it through the real api-server)
