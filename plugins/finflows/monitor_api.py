@@ -92,7 +92,42 @@ def _now() -> dt.datetime:
 app = FastAPI(
     title="finflows finance monitor",
     description="Bank health and circuits, per-flow figures, transfers and batches; bank actions.",
+    docs_url=None,  # Swagger UI loads from a CDN: blank where the api-server has no internet
+    redoc_url=None,
 )
+
+
+@app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+def docs() -> str:
+    """The API's routes from its OpenAPI document, as plain HTML with nothing loaded from elsewhere
+    (the machine-readable document is ``openapi.json`` beside it)."""
+    import html
+
+    spec = app.openapi()
+    rows = []
+    for path, methods in sorted(spec["paths"].items()):
+        for method, op in methods.items():
+            params = ", ".join(
+                f"{p['name']} ({p['in']}{', required' if p.get('required') else ''})" for p in op.get("parameters", [])
+            )
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            body_name = body.get("$ref", "").rsplit("/", 1)[-1]
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op.get('description') or op.get('summary') or '')}</td>"
+                f"<td>{html.escape(params)}</td><td>{html.escape(body_name)}</td></tr>"
+            )
+    return (
+        f"<!doctype html><meta charset=utf-8><title>{html.escape(spec['info']['title'])}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:4px;vertical-align:top}"
+        "table{border-collapse:collapse}</style>"
+        f"<h1>{html.escape(spec['info']['title'])}</h1><p>{html.escape(spec['info'].get('description', ''))}</p>"
+        "<p>Every route needs an Airflow token; actions (POST) need it in an <code>Authorization: Bearer</code> "
+        'header. The OpenAPI document: <a href="openapi.json">openapi.json</a>.</p>'
+        "<table><tr><th>method</th><th>path</th><th>what it does</th><th>parameters</th><th>body</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 @app.get("/ui", response_class=HTMLResponse)

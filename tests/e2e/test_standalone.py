@@ -720,6 +720,13 @@ def test_generate_batch_triggers_bank_payments_through_airflows_api(airflow):
     assert status_of(airflow, "POST", f"{MONITOR}/batches/generate", tok, {"banks": ["nobank"]}) == 422
 
 
+def test_the_monitor_api_docs_work_without_internet(airflow):
+    with urllib.request.urlopen(f"http://127.0.0.1:{airflow}{MONITOR}/docs", timeout=120) as r:
+        page = r.read().decode()
+    assert "/batches/{batch_id}/decision" in page and "/batches/awaiting-approval" in page
+    assert "https://" not in page and "<script" not in page  # nothing loaded from elsewhere
+
+
 def test_a_monitor_action_needs_the_token_in_a_header_not_a_cookie(airflow):
     """A cross-site form post carries the browser's cookie, never an Authorization header."""
     req = urllib.request.Request(

@@ -170,6 +170,13 @@ def test_an_approval_lets_exactly_the_batches_shown_go_once(clean_payments, pg, 
     assert events == [("approval requested", None), ("approval approved", "treasurer")]
     assert approval.approve(db, req.request_id, by="treasurer", at=at(9, 5), run_id="run-1") == []  # once
 
+    from finflows.flows.banking import daily_report
+
+    report = daily_report.gather(db, MONDAY, ["mega"], at(19, 0), dt.timedelta(minutes=5))
+    [line] = [a for a in report.approvals if req.batches[0]["file_name"] in a]
+    assert "approved by treasurer at 2026-11-23 09:00 Asia/Taipei" in line
+    assert any("waits for approval" in p for p in report.problems)  # the batch made after the approver looked
+
 
 @pytest.mark.parametrize("outcome", ["rejected", "expired"])
 def test_a_refusal_cancels_and_rolls_the_payments_to_the_next_business_day(

@@ -185,3 +185,23 @@ def test_the_uncertain_alert_says_what_is_known_and_how_to_decide():
     assert "Batch 7 ACHP01_017_20261123_001.txt: 2 payment(s), NTD 8,400, 443 bytes" in mail.text
     assert "/finflows/api/batches/<id>/decision" in mail.text and "https://airflow.example/finflows/api/ui" in mail.text
     assert delivery.uncertain_alert(deliveries[:1]) is None
+
+
+def test_a_refused_permission_is_named_and_given_up_at_once_not_retried(clean_payments, pg, db, cfg, local_dir):
+    """A directory the bank's SFTP account may not write to: no retry can change that. The error
+    names the operation and the path; the batch is given up to a person after one try."""
+    import os
+
+    upload = local_dir / "sftp" / "esun" / "upload"
+    pay.add(pg, "esun", 2, due=MONDAY)
+    os.chmod(upload, 0o555)  # the account (not root) may list and read, not write
+    try:
+        run = pay.pay_bank(db, cfg, "esun", now=at(6, 0), attempts=3)
+    finally:
+        os.chmod(upload, 0o755)
+    [d] = run.deliveries
+    assert d["outcome"] == "gave_up" and d["attempts"] == 1, d
+    assert "permission denied by esun's server to write and check /upload/ESUN_PAY_20261123_001.csv.part" in d["error"]
+    assert pg.execute("SELECT status FROM pay.transfer_retry").fetchone()[0] == "gave_up"
+    assert pg.execute("SELECT status FROM pay.batch").fetchone()[0] == "queued"  # nothing reached the bank
+    assert any("gave_up" in p for p in run.problems)

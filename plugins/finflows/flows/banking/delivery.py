@@ -312,23 +312,31 @@ def _uncertain(conn, p: Parcel, reason: str, attempts: int, step: str) -> Delive
     return _delivery(p, "uncertain", attempts, reason)
 
 
-def _queue(conn, p: Parcel, attempts: int, error: str) -> Delivery:
-    """Every try failed before the rename was recorded: nothing reached the bank; queued for retry."""
+def _queue(conn, p: Parcel, attempts: int, error: str, *, give_up: bool = False) -> Delivery:
+    """Every try failed before the rename was recorded: nothing reached the bank; queued for retry,
+    or (``give_up``: a refusal no retry can change) given up to a person at once."""
     b = p.batch
+    status = "gave_up" if give_up else "waiting"
     with conn.transaction(), conn.cursor() as cur:
-        _who(cur, p.run_id, f"not delivered ({error[:200]}): queued")
+        _who(cur, p.run_id, f"not delivered ({error[:200]}): {'given up' if give_up else 'queued'}")
         _move(cur, b, "status = 'queued', send_step = NULL", (), status="sending", step="part")
         _transfer_row(cur, p, "failed", attempts, error)
         cur.execute(
-            """INSERT INTO pay.transfer_retry (batch_id, last_error) VALUES (%s, %s)
-               ON CONFLICT (batch_id) DO UPDATE SET status = 'waiting', attempts = pay.transfer_retry.attempts + %s,
+            """INSERT INTO pay.transfer_retry (batch_id, last_error, status) VALUES (%s, %s, %s)
+               ON CONFLICT (batch_id) DO UPDATE SET status = EXCLUDED.status,
+                   attempts = pay.transfer_retry.attempts + %s,
                    last_error = EXCLUDED.last_error, updated_at = now(), next_attempt_at = now()""",
-            (b.id, error[:4000], int(p.from_retry_queue)),
+            (b.id, error[:4000], status, int(p.from_retry_queue)),
         )
     log.error(
-        "%s: %s not delivered after %d tries (%s): queued for bank_transfer_retry", b.bank, b.file_name, attempts, error
+        "%s: %s not delivered after %d tries (%s): %s",
+        b.bank,
+        b.file_name,
+        attempts,
+        error,
+        "given up to a person" if give_up else "queued for bank_transfer_retry",
     )
-    return _delivery(p, "queued", attempts, error)
+    return _delivery(p, "gave_up" if give_up else "queued", attempts, error)
 
 
 def cancel(conn, b: Batch, run_id: str, why: str, *, part_removed: bool = False) -> Delivery:
@@ -441,6 +449,7 @@ def _send(conn, p: Parcel, link: Link) -> Delivery:
         if tried > 1:
             link.pause(tried - 1)
         rename_recorded = wrote_part = False
+        op = f"look for {p.final}"  # what was being done when a permission was refused
         try:
             with link.sftp_hook.get_managed_conn() as sftp:
                 there = sftp_remote_copy(sftp, p.final, p.data)
@@ -454,7 +463,7 @@ def _send(conn, p: Parcel, link: Link) -> Delivery:
                         tried,
                         "part",
                     )
-                wrote_part = True
+                wrote_part, op = True, f"write and check {p.part}"
                 sftp_put_part(sftp, p.part, p.data)
                 _step("part_written")
                 rename_recorded = True  # from here a failure is settled by asking the server, never by a new part
@@ -474,6 +483,12 @@ def _send(conn, p: Parcel, link: Link) -> Delivery:
             log.warning("upload of %s failed before its rename (try %d): %s", p.final, tried, error)
             if wrote_part:  # a cut upload leaves no NAME.part behind where the server still answers
                 sftp_remove_quietly(link.sftp_hook, p.part)
+            if isinstance(e, PermissionError):  # the account's rights, not the network: no retry can help
+                why = (
+                    f"permission denied by {p.batch.bank}'s server to {op} ({e}): the SFTP account's rights on "
+                    "that directory must change; not retried"
+                )
+                return _queue(conn, p, tried, why, give_up=True)
     return _queue(conn, p, max(1, link.attempts), error)
 
 
