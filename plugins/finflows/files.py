@@ -398,9 +398,22 @@ def move_object(s3_hook, bucket: str, key: str, new_key: str, etag: str | None =
     the ``etag`` of the version that was read, when another version has replaced it since: that one
     is left in place for the next run (S3 ``CopySourceIfMatch``)."""
     client = s3_hook.get_conn()
-    if not exists(s3_hook, bucket, key):
+
+    def etag_of(k: str) -> str | None:
+        try:
+            return client.head_object(Bucket=bucket, Key=k).get("ETag")
+        except client.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    now = etag_of(key)
+    if now is None:
         return False
-    condition = {"CopySourceIfMatch": etag} if etag else {}
+    if etag and now != etag:
+        log.warning("s3://%s/%s changed while it was processed: the new version stays for the next run", bucket, key)
+        return False
+    condition = {"CopySourceIfMatch": etag} if etag else {}  # where the server enforces it, the race is closed
     try:
         client.copy_object(Bucket=bucket, Key=new_key, CopySource={"Bucket": bucket, "Key": key}, **condition)
     except client.exceptions.ClientError as e:
@@ -408,7 +421,9 @@ def move_object(s3_hook, bucket: str, key: str, new_key: str, etag: str | None =
             raise
         log.warning("s3://%s/%s changed while it was processed: the new version stays for the next run", bucket, key)
         return False
-    if etag and client.head_object(Bucket=bucket, Key=key).get("ETag") != etag:
+    if etag and etag_of(key) != etag:  # replaced around the copy: keep only a copy of the version read
+        if etag_of(new_key) != etag:
+            client.delete_object(Bucket=bucket, Key=new_key)
         log.warning("s3://%s/%s was replaced while it was moved: the new version stays for the next run", bucket, key)
         return False
     client.delete_object(Bucket=bucket, Key=key)
