@@ -270,17 +270,55 @@ def get_batch(_: Reader, batch_id: int) -> dict:
 
 
 @app.post("/banks/{bank_id}/test-connection")
-def check_bank_connection(_: Operator, bank_id: str) -> dict:
-    """Log in to the bank's SFTP server and stat its upload directory now (recorded nowhere)."""
+def check_bank_connection(user: Operator, bank_id: str) -> dict:
+    """Log in to the bank's SFTP server and stat its upload directory now; once per bank per
+    ``FINFLOWS_TEST_CONNECTION_INTERVAL`` seconds (429 before that), recorded in
+    ``pay.connection_test`` with the caller. The answer says what failed in words, never a host."""
+    from finflows import settings
     from finflows.flows.banking import banks, health
     from finflows.flows.banking.common import sftp
 
     try:
         bank = banks.load().bank(bank_id)
-    except (KeyError, ValueError) as e:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
-    check = health.probe(sftp(bank, one_attempt=True), bank)
-    return {"bank": bank.id, "ok": check.ok, "latency_ms": check.latency_ms, "error": check.error}
+    except (KeyError, ValueError):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no bank {bank_id!r} is configured") from None
+    interval = settings.test_connection_interval()
+    with _db() as conn, conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"test-connection/{bank.id}",))
+        cur.execute("SELECT extract(epoch FROM now() - max(at)) FROM pay.connection_test WHERE bank = %s", (bank.id,))
+        (since,) = cur.fetchone()
+        if since is not None and since < interval:
+            wait = int(interval - since) + 1
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"{bank.id} was tested {int(since)} s ago; again in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        check = health.probe(sftp(bank, one_attempt=True), bank)
+        cur.execute(
+            "INSERT INTO pay.connection_test (bank, asked_by, ok, latency_ms, error) VALUES (%s, %s, %s, %s, %s)",
+            (bank.id, _name(user), check.ok, check.latency_ms, check.error),
+        )
+    return {"bank": bank.id, "ok": check.ok, "latency_ms": check.latency_ms, "error": _in_words(check.error)}
+
+
+def _in_words(error: str | None) -> str | None:
+    """What a failed connection test tells a caller: the kind of failure, not the address or the
+    configuration (the full message is in pay.connection_test for operations)."""
+    if error is None:
+        return None
+    text = error.lower()
+    for needle, words in (
+        ("timed out", "the bank's server did not answer in time"),
+        ("refused", "the bank's server refused the connection"),
+        ("host key", "the bank's server presented a host key other than the one pinned"),
+        ("authentication", "the bank's server refused our login"),
+        ("permission", "the bank's server refused access to the upload directory"),
+        ("no such file", "the upload directory does not exist on the bank's server"),
+    ):
+        if needle in text:
+            return words
+    return f"the test failed ({error.split(':', 1)[0]})"
 
 
 class GenerateBatch(BaseModel):

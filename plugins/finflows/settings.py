@@ -137,6 +137,11 @@ def bank_file_max_bytes() -> int:
     return int(get("BANK_FILE_MAX_BYTES", str(10 * 1024 * 1024)))
 
 
+def test_connection_interval() -> int:
+    """Seconds between two connection tests of one bank from the finance monitor."""
+    return int(get("TEST_CONNECTION_INTERVAL", "30"))
+
+
 def payment_approvers() -> list[str]:
     """Airflow user ids who may approve a bank payment batch (comma separated); the user who
     triggered a run is never one of its approvers."""

@@ -610,8 +610,13 @@ def test_the_monitor_shows_a_real_batch_and_tests_a_bank_connection(airflow, cle
     assert transfer["outcome"] == "uploaded" and transfer["batch_id"] == batch_id
     assert status_of(airflow, "GET", f"{MONITOR}/batches/999999", tok) == 404
 
+    pg.execute("DELETE FROM pay.connection_test WHERE bank = 'mega'")
     check = api(airflow, "POST", f"{MONITOR}/banks/mega/test-connection", tok, {})
     assert check["ok"] is True and check["latency_ms"] > 0 and check["error"] is None
+    assert status_of(airflow, "POST", f"{MONITOR}/banks/mega/test-connection", tok, {}) == 429  # once per interval
+    assert pg.execute("SELECT asked_by, ok FROM pay.connection_test WHERE bank = 'mega'").fetchall() == [
+        ("admin", True)
+    ]
 
 
 def test_treasury_decides_an_uncertain_delivery_through_the_monitor_as_itself(

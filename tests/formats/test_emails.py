@@ -5,6 +5,8 @@ from __future__ import annotations
 import email
 import email.policy
 
+import pytest
+
 from finflows import emails, files
 
 BASE = "http://airflow.example:8080/"
@@ -118,3 +120,19 @@ def test_a_control_character_in_a_subject_is_shown_escaped_never_sent_raw():
     assert header_safe("file a\r\nBcc: x@evil.test.json failed") == "file a\\r\\nBcc: x@evil.test.json failed"
     msg = Email("[finflows] cb\nX.json REJECTED", ("body",)).message(sender="a@b.c", to=["d@e.f"])
     assert "\n" not in msg["Subject"] and "Bcc" not in msg
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        ("TimeoutError: timed out connecting to 10.1.2.3:22", "did not answer in time"),
+        ("ConnectionRefusedError: [Errno 111] Connection refused (sftp.bank.example:2222)", "refused the connection"),
+        ("SSHException: Authentication failed for user finflows", "refused our login"),
+        ("ValueError: something at host.internal", "the test failed (ValueError)"),
+    ],
+)
+def test_a_connection_test_says_what_failed_without_the_address(error, words):
+    from finflows.monitor_api import _in_words
+
+    said = _in_words(error)
+    assert words in said and not any(h in said for h in ("10.1.2.3", "sftp.bank.example", "host.internal", "finflows"))
