@@ -31,7 +31,14 @@ from finflows import settings
 from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.triggers import sqs_asset
 
-tenure_events = sqs_asset("tenure_events", settings.tenure_queue_url(), settings.CONN_AWS)
+# tenure events carry tenants' names, dates of birth and addresses: their bodies are kept in the
+# archive bucket, not in the asset event (which every Viewer of the Airflow UI can read)
+tenure_events = sqs_asset(
+    "tenure_events",
+    settings.tenure_queue_url(),
+    settings.CONN_AWS,
+    park=f"s3://{settings.archive_bucket()}/tenure-events/inbox/",
+)
 
 
 @dag(

@@ -28,6 +28,15 @@ def delivered_messages(context) -> list[dict]:
         for event in events:
             payload = (event.extra or {}).get("payload") or {}
             messages += payload.get("message_batch", [])
+            if parked := payload.get("parked"):  # bodies kept out of the event (finflows.triggers)
+                import json
+
+                from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+                from finflows import settings
+
+                bucket, _, key = parked.removeprefix("s3://").partition("/")
+                messages += json.loads(S3Hook(aws_conn_id=settings.CONN_AWS).read_key(key, bucket))
     return messages
 
 

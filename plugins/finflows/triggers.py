@@ -16,14 +16,20 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 
 class SqsEventTrigger(BaseEventTrigger):
-    """``MessageQueueTrigger(scheme="sqs", **kwargs)``, constructed lazily in the triggerer."""
+    """``MessageQueueTrigger(scheme="sqs", **kwargs)``, constructed lazily in the triggerer.
 
-    def __init__(self, **kwargs: Any):
+    ``park``: ``s3://bucket/prefix/`` where the messages' bodies are kept instead of in the asset
+    event, which any Viewer of the Airflow UI can read: the event then carries the messages' ids
+    and that object's address only (``task_support.delivered_messages`` reads them back)."""
+
+    def __init__(self, park: str | None = None, **kwargs: Any):
         super().__init__()
-        self.kwargs = kwargs
+        self.park, self.kwargs = park, kwargs
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return f"{type(self).__module__}.{type(self).__qualname__}", dict(self.kwargs)
+        return f"{type(self).__module__}.{type(self).__qualname__}", dict(self.kwargs) | (
+            {"park": self.park} if self.park else {}
+        )
 
     def provider_trigger(self) -> BaseEventTrigger:
         from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
@@ -32,7 +38,31 @@ class SqsEventTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         async for event in self.provider_trigger().run():
-            yield event
+            if self.park and isinstance(event.payload, dict) and event.payload.get("message_batch"):
+                from asgiref.sync import sync_to_async
+
+                yield TriggerEvent(await sync_to_async(self._parked)(event.payload))
+            else:
+                yield event
+
+    def _parked(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The payload with its message bodies moved to S3 (one object per batch)."""
+        import json
+        import uuid
+
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        batch = payload["message_batch"]
+        bucket, _, prefix = self.park.removeprefix("s3://").partition("/")
+        key = f"{prefix}{uuid.uuid4()}.json"
+        S3Hook(aws_conn_id=self.kwargs.get("aws_conn_id")).load_string(
+            json.dumps(batch), key=key, bucket_name=bucket, replace=False
+        )
+        ids = [m.get("MessageId") for m in batch]
+        return {k: v for k, v in payload.items() if k != "message_batch"} | {
+            "parked": f"s3://{bucket}/{key}",
+            "message_ids": ids,
+        }
 
 
 def s3_event_asset(name: str, queue_url: str, aws_conn_id: str) -> Asset:
@@ -40,9 +70,12 @@ def s3_event_asset(name: str, queue_url: str, aws_conn_id: str) -> Asset:
     return sqs_asset(name, queue_url, aws_conn_id, watcher=f"{name}_s3_events")
 
 
-def sqs_asset(name: str, queue_url: str, aws_conn_id: str, *, watcher: str | None = None) -> Asset:
+def sqs_asset(
+    name: str, queue_url: str, aws_conn_id: str, *, watcher: str | None = None, park: str | None = None
+) -> Asset:
     """An asset updated whenever messages arrive on ``queue_url``; the trigger takes them off the
-    queue and they reach the run in ``triggering_asset_events`` (``task_support.delivered_messages``).
+    queue and they reach the run in ``triggering_asset_events`` (``task_support.delivered_messages``),
+    or, with ``park`` (``s3://bucket/prefix/``), the event names where their bodies were kept.
 
     No URI scheme: any scheme makes the SDK load every provider's asset handlers at parse time."""
     return Asset(
@@ -51,6 +84,7 @@ def sqs_asset(name: str, queue_url: str, aws_conn_id: str, *, watcher: str | Non
             AssetWatcher(
                 name=watcher or f"{name}_messages",
                 trigger=SqsEventTrigger(
+                    park=park,
                     sqs_queue=queue_url,
                     aws_conn_id=aws_conn_id,
                     max_messages=10,
