@@ -137,6 +137,12 @@ def bank_file_max_bytes() -> int:
     return int(get("BANK_FILE_MAX_BYTES", str(10 * 1024 * 1024)))
 
 
+def sftp_idle_timeout() -> float:
+    """Seconds a bank's SFTP server may stay silent in the middle of a session (a listing, a
+    transfer) before the operation fails; the connect has its own timeout in the connection."""
+    return float(get("SFTP_IDLE_TIMEOUT", "120"))
+
+
 def test_connection_interval() -> int:
     """Seconds between two connection tests of one bank from the finance monitor."""
     return int(get("TEST_CONNECTION_INTERVAL", "30"))

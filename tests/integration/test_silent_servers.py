@@ -46,3 +46,32 @@ def test_a_server_that_never_answers_ends_in_a_timeout(monkeypatch, silent_serve
     monkeypatch.setenv("AIRFLOW_CONN_SILENT", json.dumps(conn | {"extra": {"timeout": 1}}))
     with pytest.raises(TimeoutError):
         hook_class(ftp_conn_id="silent").get_conn()
+
+
+def test_a_bank_sftp_server_that_stalls_mid_session_ends_the_operation(monkeypatch, cfg):
+    """The real sshd of the local stack, logged in, then frozen (SIGSTOP of its session processes):
+    a listing that would wait for ever fails within FINFLOWS_SFTP_IDLE_TIMEOUT."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from finflows.flows.banking import common
+
+    monkeypatch.setenv("FINFLOWS_SFTP_IDLE_TIMEOUT", "2")
+    bank = cfg.bank("esun")
+    with common.sftp(bank).get_managed_conn() as client:
+        client.listdir(bank.upload_path)  # the session works
+        found = subprocess.run(["pgrep", "-f", "sshd: ffsftp_esun"], check=False, capture_output=True, text=True)
+        pids = [int(p) for p in found.stdout.split()]
+        assert pids, "no sshd session process of the esun account"
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises((TimeoutError, EOFError, OSError)):
+                client.listdir(bank.upload_path)
+            assert time.monotonic() - started < 600  # bounded (2 s here), not for ever
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)

@@ -38,11 +38,13 @@ class BankSFTPHook(SFTPHook):
         session_limit: int,
         limiter: Callable[[], Any],
         session_wait: float = 900,
+        idle_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.session_key, self.session_limit = session_key, session_limit
         self.limiter, self.session_wait = limiter, session_wait
+        self.idle_timeout = idle_timeout
 
     @contextmanager
     def get_managed_conn(self):
@@ -54,4 +56,6 @@ class BankSFTPHook(SFTPHook):
             session_slot(self.limiter, self.session_key, self.session_limit, wait=self.session_wait),
             super().get_managed_conn() as client,
         ):
+            if self.idle_timeout:  # a server that stops answering mid-listing or mid-transfer ends the wait
+                client.get_channel().settimeout(self.idle_timeout)
             yield client

@@ -77,6 +77,7 @@ def sftp(bank: banks.Bank, *, one_attempt: bool = False):
         session_limit=bank.sftp_sessions,
         limiter=lambda: finance_db().get_conn(),
         session_wait=30 if one_attempt else settings.bank_session_wait(),
+        idle_timeout=settings.sftp_idle_timeout(),
         **({"conn_retry_attempts": 1} if one_attempt else {}),
     )
 
