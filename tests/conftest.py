@@ -55,7 +55,9 @@ def banks_without_approval() -> Path:
     for entry in raw["banks"].values():
         entry["approval"] = "none"
     out = LOCAL / "banks-without-approval.yaml"
-    out.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    out.write_text(
+        yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )  # the order is the configuration's
     return out
 
 
