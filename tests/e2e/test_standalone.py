@@ -320,7 +320,7 @@ def test_tenure_events_on_the_queue_trigger_a_run_that_applies_them(airflow, pg,
         # the asset event (any Viewer reads it) names where the bodies were kept, never a tenant
         [asset] = api(airflow, "GET", "/api/v2/assets?name_pattern=tenure_events", tok)["assets"]
         events = api(airflow, "GET", f"/api/v2/assets/events?asset_id={asset['id']}&order_by=-timestamp", tok)
-        extra = json.dumps([e["extra"] for e in events["asset_events"]])
+        extra = json.dumps(events["asset_events"][0]["extra"])  # this run's (the database keeps older ones)
         assert "forename" not in extra and "dateOfBirth" not in extra and tid not in extra
         assert "s3://" in extra and "tenure-events/inbox/" in extra
         rows = [
