@@ -51,14 +51,28 @@ def mask_pans(text: str) -> str:
     return _SPACED.sub(_mask_spaced, text) if QUICK.search(text) else text
 
 
-_RUN = re.compile(r"[0-9]{13,}")
+_RUN = re.compile(r"[0-9](?:[ -]?[0-9]){12,}")  # 13 or more digits, maybe in groups
+
+
+def _mask_run(m: re.Match[str]) -> str:
+    text = m.group()
+    total = sum(c.isdigit() for c in text)
+    out, n = [], 0
+    for c in text:
+        if c.isdigit():
+            out.append(c if n < 6 or n >= total - 4 else "*")
+            n += 1
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def mask_digit_runs(text: str) -> str:
-    """Every run of 13 or more digits masked to its first six and last four, Luhn or not: for a
-    whole record echoed in an error, where a card number may run on into the next numeric field
-    and no longer stand alone as a 13–19 digit run."""
-    return _RUN.sub(lambda m: mask_pan(m.group()), text)
+    """Every run of 13 or more digits, written in one piece or in groups joined by single spaces or
+    dashes, masked to its first six and last four digits, Luhn or not: for a whole record echoed in
+    an error, where a card number may run on into the next numeric field and no longer stand alone
+    as a 13–19 digit number."""
+    return _RUN.sub(_mask_run, text)
 
 
 def mask_card_field(value: str) -> str:

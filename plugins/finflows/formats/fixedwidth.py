@@ -23,7 +23,7 @@ from finflows.pci import QUICK, mask_digit_runs, mask_pans
 @dataclass(frozen=True)
 class FieldError:
     """One problem of a file: line, field, value, reason. The one place every reader's errors pass:
-    a card number in the value or the reason is masked to BIN + last four here, so no report,
+    a card number in the value, the reason or the field's name is masked to BIN + last four here, so no report,
     control row, log, email or notification made from an error can hold one."""
 
     line: int  # the line number, or the record index where ``unit`` says so
@@ -36,6 +36,7 @@ class FieldError:
         whole = self.field in ("record", "file")  # a whole record: a card number may run into the next field
         object.__setattr__(self, "value", (mask_digit_runs if whole else mask_pans)(str(self.value)))
         object.__setattr__(self, "reason", mask_pans(str(self.reason)))
+        object.__setattr__(self, "field", mask_pans(str(self.field)))  # a JSON key is the sender's text too
 
     def __str__(self) -> str:
         shown = repr(self.value) if str(self.value).strip() else "(blank)"
