@@ -15,7 +15,6 @@ Runs against the local stack's throwaway keys (``make bench``).
 from __future__ import annotations
 
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,24 +25,14 @@ sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 from bench.common import measure, write_rows  # noqa: E402
 from devstack import secrets  # noqa: E402
 from finflows import pgp  # noqa: E402
+from tests.helpers.payments import gpg_bomb  # noqa: E402  (gpg's own command line makes it)
 
 BANK = "mega"
 GIB = 1 << 30
 
 
 def bomb(size: int) -> bytes:
-    keys = secrets.pgp_keys()
-    with pgp.keyring() as ring:
-        ring.add(keys[BANK]["secret"], keys[BANK]["fingerprint"], BANK)
-        ring.add(keys["finflows"]["public"], keys["finflows"]["fingerprint"], "finflows")
-        zeros = subprocess.Popen(["head", "-c", str(size), "/dev/zero"], stdout=subprocess.PIPE)
-        out = subprocess.run(
-            ["gpg", "--homedir", ring.home, "--batch", "--trust-model", "always", "--compress-algo", "zlib", "-z", "9",
-             "-u", keys[BANK]["fingerprint"], "-r", keys["finflows"]["fingerprint"], "-s", "-e"],
-            stdin=zeros.stdout, capture_output=True, check=True,
-        )  # fmt: skip
-        zeros.wait()
-        return out.stdout
+    return gpg_bomb(BANK, size)
 
 
 def _ring():

@@ -254,3 +254,25 @@ def reconcile(db, cfg, bank: str = "mega", *, today) -> list[dict]:
             today=today,
         )
     return [o.__dict__ for o in outcomes]
+
+
+def gpg_bomb(bank: str, size: int) -> bytes:
+    """A signed and encrypted file whose plaintext is ``size`` zero bytes: gpg's own command line
+    streams it from /dev/zero and compresses it (zlib, level 9), as a hostile sender would."""
+    import subprocess
+
+    from devstack import secrets
+    from finflows import pgp
+
+    keys = secrets.pgp_keys()
+    with pgp.keyring() as ring:
+        ring.add(keys[bank]["secret"], keys[bank]["fingerprint"], bank)
+        ring.add(keys["finflows"]["public"], keys["finflows"]["fingerprint"], "finflows")
+        zeros = subprocess.Popen(["head", "-c", str(size), "/dev/zero"], stdout=subprocess.PIPE)
+        out = subprocess.run(
+            ["gpg", "--homedir", ring.home, "--batch", "--trust-model", "always", "--compress-algo", "zlib", "-z", "9",
+             "-u", keys[bank]["fingerprint"], "-r", keys["finflows"]["fingerprint"], "-s", "-e"],
+            stdin=zeros.stdout, capture_output=True, check=True,
+        )  # fmt: skip
+        zeros.wait()
+        return out.stdout

@@ -320,34 +320,12 @@ def sign_only(bank: str, plain: bytes) -> bytes:
         return ring.gpg.sign(plain, keyid=key["fingerprint"], binary=True).data
 
 
-def gpg_bomb(bank: str, size: int) -> bytes:
-    """A signed and encrypted file whose plaintext is ``size`` zero bytes: gpg's own command line
-    streams it from /dev/zero and compresses it (zlib, level 9), as a hostile sender would."""
-    import subprocess
-
-    from devstack import secrets
-    from finflows import pgp
-
-    keys = secrets.pgp_keys()
-    with pgp.keyring() as ring:
-        ring.add(keys[bank]["secret"], keys[bank]["fingerprint"], bank)
-        ring.add(keys["finflows"]["public"], keys["finflows"]["fingerprint"], "finflows")
-        zeros = subprocess.Popen(["head", "-c", str(size), "/dev/zero"], stdout=subprocess.PIPE)
-        out = subprocess.run(
-            ["gpg", "--homedir", ring.home, "--batch", "--trust-model", "always", "--compress-algo", "zlib", "-z", "9",
-             "-u", keys[bank]["fingerprint"], "-r", keys["finflows"]["fingerprint"], "-s", "-e"],
-            stdin=zeros.stdout, capture_output=True, check=True,
-        )  # fmt: skip
-        zeros.wait()
-        return out.stdout
-
-
 def test_a_compression_bomb_is_refused_at_the_limit_and_never_read_again(
     paid, pg, db, cfg, local_dir, s3_hook, monkeypatch
 ):
     refs, _ = paid
     monkeypatch.setenv("FINFLOWS_PGP_PLAINTEXT_MAX_BYTES", str(1 << 20))  # 1 MiB here; 64 MiB by default
-    data = gpg_bomb("mega", 64 << 20)  # 64 MiB of plaintext in a file of a few tens of KB
+    data = pay.gpg_bomb("mega", 64 << 20)  # 64 MiB of plaintext in a file of a few tens of KB
     assert len(data) < 1 << 20
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", data)
     [out] = pay.reconcile(db, cfg, today=MONDAY)

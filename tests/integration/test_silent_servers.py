@@ -53,7 +53,6 @@ def test_a_bank_sftp_server_that_stalls_mid_session_ends_the_operation(monkeypat
     a listing that would wait for ever fails within FINFLOWS_SFTP_IDLE_TIMEOUT."""
     import os
     import signal
-    import subprocess
     import time
 
     from finflows.flows.banking import common
@@ -62,8 +61,7 @@ def test_a_bank_sftp_server_that_stalls_mid_session_ends_the_operation(monkeypat
     bank = cfg.bank("esun")
     with common.sftp(bank).get_managed_conn() as client:
         client.listdir(bank.upload_path)  # the session works
-        found = subprocess.run(["pgrep", "-f", "sshd: ffsftp_esun"], check=False, capture_output=True, text=True)
-        pids = [int(p) for p in found.stdout.split()]
+        pids = sshd_sessions("ffsftp_esun")
         assert pids, "no sshd session process of the esun account"
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
@@ -75,3 +73,19 @@ def test_a_bank_sftp_server_that_stalls_mid_session_ends_the_operation(monkeypat
         finally:
             for pid in pids:
                 os.kill(pid, signal.SIGCONT)
+
+
+def sshd_sessions(user: str) -> list[int]:
+    """The sshd processes serving ``user``'s sessions, read from /proc (no procps on a slim machine)."""
+    from pathlib import Path
+
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if cmd.startswith(f"sshd: {user}"):
+                out.append(int(proc.name))
+    return out
