@@ -154,20 +154,58 @@ def sshd_command(port: int, accounts: dict[str, list[str]], host_key: Path, auth
         shutil.copyfile(authorized, keyfile)
         keyfile.chmod(0o644)
         blocks.append(f"Match User {user}\n    ChrootDirectory {home}\n")
-    users = " ".join(login("sftp", a) for a in accounts)
     config = conf_dir / "sshd_config"
-    config.write_text(
-        "# written by devstack/services/servers.py: the local counterparties' SFTP server\n"
-        f"Port {port}\nListenAddress {HOST}\nHostKey {key}\nPidFile none\n"
-        f"AuthorizedKeysFile {keys_dir}/%u\nStrictModes yes\n"
-        "PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-        f"PermitRootLogin no\nAllowUsers {users}\n"
-        "Subsystem sftp internal-sftp\nForceCommand internal-sftp\n"
-        "AllowTcpForwarding no\nAllowAgentForwarding no\nX11Forwarding no\nPermitTTY no\n"
-        "LogLevel VERBOSE\n\n" + "\n".join(blocks)
-    )
+    config.write_text(_sshd_config(port, key, keys_dir, [login("sftp", a) for a in accounts], "\n".join(blocks)))
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
     _run([SSHD, "-t", "-f", str(config)])  # refuse a bad config before starting
+    return [SSHD, "-D", "-e", "-f", str(config)]
+
+
+# What security guides (Mozilla's OpenSSH guideline, the CIS benchmark's strictest choice) leave a
+# bank's server offering: the RFC 8731 key exchange, one AEAD cipher, ed25519 keys only.
+HARDENED = (
+    "KexAlgorithms curve25519-sha256\nCiphers chacha20-poly1305@openssh.com\n"
+    "MACs hmac-sha2-256-etm@openssh.com\nHostKeyAlgorithms ssh-ed25519\nPubkeyAcceptedAlgorithms ssh-ed25519\n"
+)
+
+
+def _sshd_config(port: int, host_key: Path, keys_dir: Path, users: list[str], blocks: str, extra: str = "") -> str:
+    return (
+        "# written by devstack/services/servers.py: the local counterparties' SFTP server\n"
+        f"Port {port}\nListenAddress {HOST}\nHostKey {host_key}\nPidFile none\n"
+        f"AuthorizedKeysFile {keys_dir}/%u\nStrictModes yes\n"
+        "PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        f"PermitRootLogin no\nAllowUsers {' '.join(users)}\n"
+        "Subsystem sftp internal-sftp\nForceCommand internal-sftp\n"
+        "AllowTcpForwarding no\nAllowAgentForwarding no\nX11Forwarding no\nPermitTTY no\n"
+        f"LogLevel VERBOSE\n{extra}\n{blocks}"
+    )
+
+
+def hardened_sshd_command(port: int, accounts: dict[str, str], config: Path) -> list[str]:
+    """A second sshd as a bank with a hardened OpenSSH runs it (``HARDENED``), serving the local
+    stack's SFTP accounts (provisioned by :func:`sshd_command`, same chroots, keys and host key).
+    ``accounts``: account → the sftp-server requests it refuses (``internal-sftp -P``; "" for none),
+    as a bank's server that lets an upload account neither stat nor list is configured."""
+    _require_root()
+    conf_dir = data_root() / "sshd"
+    blocks = []
+    for account, denied in accounts.items():
+        force = f"    ForceCommand internal-sftp -P {denied}\n" if denied else ""
+        blocks.append(
+            f"Match User {login('sftp', account)}\n    ChrootDirectory {data_root() / 'sftp' / account}\n{force}"
+        )
+    config.write_text(
+        _sshd_config(
+            port,
+            conf_dir / "ssh_host_ed25519_key",
+            conf_dir / "authorized_keys",
+            [login("sftp", a) for a in accounts],
+            "\n".join(blocks),
+            HARDENED,
+        )
+    )
+    _run([SSHD, "-t", "-f", str(config)])
     return [SSHD, "-D", "-e", "-f", str(config)]
 
 

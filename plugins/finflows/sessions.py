@@ -16,6 +16,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+class IncompatibleServer(ConnectionError):
+    """The server and our SSH client share no key exchange, cipher or host-key algorithm: no retry
+    can help, the bank's ``sftp_client`` must change (raised by ``hooks/sftp.py``)."""
+
+
 class SessionLimitReached(RuntimeError):
     """Every session the counterparty allows stayed in use for as long as we were willing to wait."""
 

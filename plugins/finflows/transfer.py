@@ -48,17 +48,37 @@ def _remove_quietly(hook, path: str) -> None:
                 hook.close_conn()  # the next call connects again
 
 
-# What a path on an SFTP server holds, compared with the bytes we mean to deliver.
-ABSENT, OURS, OTHER = "absent", "ours", "other"
+# What a path on an SFTP server holds, compared with the bytes we mean to deliver; ``unknown`` where
+# the server lets us see neither a stat nor a listing (upload_check ``trust``).
+ABSENT, OURS, OTHER, UNKNOWN = "absent", "ours", "other", "unknown"
+# How a bank's server lets us look at what we wrote (banks.yaml ``upload_check``).
+STAT, LIST, TRUST = "stat", "list", "trust"
 
 
-def sftp_remote_copy(sftp, path: str, data: bytes) -> str:
-    """``absent``, ``ours`` (same size and, where the server lets us read it back, the same sha256)
-    or ``other``, over an open paramiko ``SFTPClient``. A server that refuses ``stat`` raises
-    (nothing can be told); one that refuses reading is judged by size alone."""
+def sftp_size(sftp, path: str, check: str = STAT) -> int | None:
+    """The size of ``path`` (None when absent), by ``stat`` or from its directory's listing.
+    A server that refuses the one asked for raises ``PermissionError`` naming the path."""
+    if check == LIST:
+        directory, _, name = path.rpartition("/")
+        for entry in sftp.listdir_attr(directory or "/"):
+            if entry.filename == name:
+                return entry.st_size
+        return None
     try:
-        size = sftp.stat(path).st_size
+        return sftp.stat(path).st_size
     except FileNotFoundError:
+        return None
+
+
+def sftp_remote_copy(sftp, path: str, data: bytes, check: str = STAT) -> str:
+    """``absent``, ``ours`` (same size and, where the server lets us read it back, the same sha256)
+    or ``other``, over an open SFTP client (paramiko's, or ``finflows.hooks.asyncssh_sftp``);
+    ``unknown`` when ``check`` is ``trust``. A server that refuses the stat or the listing raises
+    (nothing can be told); one that refuses reading is judged by size alone."""
+    if check == TRUST:
+        return UNKNOWN
+    size = sftp_size(sftp, path, check)
+    if size is None:
         return ABSENT
     if size != len(data):
         return OTHER
@@ -74,12 +94,25 @@ def sftp_remote_copy(sftp, path: str, data: bytes) -> str:
     return OURS if digest.hexdigest() == hashlib.sha256(data).hexdigest() else OTHER
 
 
-def sftp_put_part(sftp, part: str, data: bytes) -> None:
-    """Write ``data`` to ``part`` (a stale one is replaced) and check the server holds all of it."""
+def sftp_put_part(sftp, part: str, data: bytes, check: str = STAT) -> None:
+    """Write ``data`` to ``part`` (a stale one is replaced) and check the server holds all of it:
+    by ``stat``, by listing the directory, or (``trust``) by the server's acknowledgement of every
+    write and of the close alone."""
     sftp.putfo(io.BytesIO(data), part, file_size=len(data), confirm=False)
-    size = sftp.stat(part).st_size
+    if check == TRUST:
+        return
+    size = sftp_size(sftp, part, check)
     if size != len(data):
         raise TransferError(f"{part}: server holds {size} bytes after upload, expected {len(data)}")
+
+
+def sftp_reachable(sftp, directory: str, check: str = STAT) -> None:
+    """Prove the logged-in session can see ``directory`` the way uploads will: stat it, list it,
+    or (``trust``) nothing beyond the login and the SFTP subsystem."""
+    if check == STAT:
+        sftp.stat(directory)
+    elif check == LIST:
+        sftp.listdir_attr(directory)
 
 
 def sftp_remove_quietly(sftp_hook, path: str) -> bool:

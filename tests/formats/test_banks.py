@@ -58,6 +58,8 @@ def test_the_shipped_configuration_has_the_five_banks():
         ("ctbc", "pgp_key_fingerprint", "not-a-fingerprint", "bank ctbc, field pgp_key_fingerprint"),
         ("ctbc", "upload_path", "upload", "bank ctbc, field upload_path"),
         ("esun", "surprise", "x", "bank esun, field surprise"),
+        ("first", "sftp_client", "openssh", "bank first, field sftp_client"),
+        ("first", "upload_check", "hope", "bank first, field upload_check"),
     ],
 )
 def test_a_bad_entry_names_bank_and_field(bank, field, value, message):

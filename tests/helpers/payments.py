@@ -202,8 +202,10 @@ def pay_bank(
     circuit=None,
     backoff: float = 0.01,
     run_id: str = "test",
+    sftp_hook=None,
 ):
-    """payments.pay_bank as the DAG task runs it, with the connections' keys and hooks."""
+    """payments.pay_bank as the DAG task runs it, with the connections' keys and hooks (the
+    provider's ``SFTPHook`` on ``sftp_conn`` unless ``sftp_hook`` is given)."""
     import os
 
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -222,7 +224,7 @@ def pay_bank(
             run_id=run_id,
             transport=payments.Transport(
                 s3_hook=s3_hook or S3Hook(aws_conn_id="aws_finflows"),
-                sftp_hook=SFTPHook(ssh_conn_id=sftp_conn or b.sftp_conn_id),
+                sftp_hook=sftp_hook or SFTPHook(ssh_conn_id=sftp_conn or b.sftp_conn_id),
                 archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
                 attempts=attempts,
                 backoff=backoff,

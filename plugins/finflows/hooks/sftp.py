@@ -12,14 +12,15 @@ connection and with it the lock, so a crashed worker never holds a slot.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import paramiko
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-from finflows.sessions import SessionLimitReached, session_slot
+from finflows.sessions import IncompatibleServer, SessionLimitReached, session_slot
 
-__all__ = ["BankSFTPHook", "SessionLimitReached", "session_slot"]
+__all__ = ["BankSFTPHook", "IncompatibleServer", "SessionLimitReached", "session_slot"]
 
 
 class BankSFTPHook(SFTPHook):
@@ -39,23 +40,61 @@ class BankSFTPHook(SFTPHook):
         limiter: Callable[[], Any],
         session_wait: float = 900,
         idle_timeout: float | None = None,
+        ssh_library: str = "paramiko",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.session_key, self.session_limit = session_key, session_limit
         self.limiter, self.session_wait = limiter, session_wait
         self.idle_timeout = idle_timeout
+        self.ssh_library = ssh_library  # "paramiko" or "asyncssh" (banks.yaml sftp_client)
+        self._strict: Any = None  # the open asyncssh session's client, shared by nested uses
+        self._strict_users = 0
 
     @contextmanager
     def get_managed_conn(self):
+        if self.ssh_library == "asyncssh":
+            with self._asyncssh_conn() as client:
+                yield client
+            return
         if self.get_conn_count():  # nested use shares the session (and the slot) already open
             with super().get_managed_conn() as client:
                 yield client
             return
-        with (
-            session_slot(self.limiter, self.session_key, self.session_limit, wait=self.session_wait),
-            super().get_managed_conn() as client,
-        ):
+        with ExitStack() as stack:
+            stack.enter_context(
+                session_slot(self.limiter, self.session_key, self.session_limit, wait=self.session_wait)
+            )
+            try:
+                client = stack.enter_context(super().get_managed_conn())
+            except paramiko.ssh_exception.IncompatiblePeer as e:
+                raise IncompatibleServer(
+                    f"{self.remote_host}:{self.port} ({self.ssh_conn_id}) and paramiko share no algorithm ({e}); "
+                    "a server that allows only curve25519-sha256 or chacha20-poly1305 is reached with "
+                    "`sftp_client: asyncssh` in the bank's banks.yaml entry"
+                ) from e
             if self.idle_timeout:  # a server that stops answering mid-listing or mid-transfer ends the wait
                 client.get_channel().settimeout(self.idle_timeout)
             yield client
+
+    @contextmanager
+    def _asyncssh_conn(self):
+        """The same, through asyncssh (``finflows.hooks.asyncssh_sftp``)."""
+        from finflows.hooks import asyncssh_sftp
+
+        if self._strict is not None:
+            self._strict_users += 1
+            try:
+                yield self._strict
+            finally:
+                self._strict_users -= 1
+            return
+        with (
+            session_slot(self.limiter, self.session_key, self.session_limit, wait=self.session_wait),
+            asyncssh_sftp.session(self, idle_timeout=self.idle_timeout or 120) as client,
+        ):
+            self._strict, self._strict_users = client, 1
+            try:
+                yield client
+            finally:
+                self._strict, self._strict_users = None, 0

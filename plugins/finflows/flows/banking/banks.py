@@ -35,6 +35,21 @@ class FileFormat(StrEnum):
     CSV = "csv"
 
 
+class SftpClient(StrEnum):
+    """The SSH library that speaks to a bank's SFTP server."""
+
+    PARAMIKO = "paramiko"  # the SFTP provider's own client (SFTPHook)
+    ASYNCSSH = "asyncssh"  # for a server that allows only modern algorithms (curve25519-sha256, chacha20-poly1305)
+
+
+class UploadCheck(StrEnum):
+    """How an upload is checked before its rename, as the bank's server allows."""
+
+    STAT = "stat"  # stat NAME.part for its size (and NAME before writing)
+    LIST = "list"  # read the size from a directory listing (a server that refuses stat)
+    TRUST = "trust"  # the server acknowledged every write, the close and the rename (it allows neither)
+
+
 class Originator(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -87,6 +102,8 @@ class Bank(BaseModel):
     # default: every batch), {above: N} (batches over N NTD), or "none" for a bank whose own channel
     # already enforces dual control.
     approval: Approval = "required"
+    sftp_client: SftpClient = SftpClient.PARAMIKO
+    upload_check: UploadCheck = UploadCheck.STAT
 
     @field_validator("encoding")
     @classmethod

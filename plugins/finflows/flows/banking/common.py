@@ -67,8 +67,8 @@ def decrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator:
 
 
 def sftp(bank: banks.Bank, *, one_attempt: bool = False):
-    """The bank's SFTP hook, every session within the bank's ``sftp_sessions`` across all DAGs and
-    the monitor; ``one_attempt`` for health checks (no connect retries, a short wait for a slot)."""
+    """The bank's SFTP hook (paramiko or asyncssh, as its ``sftp_client`` says), every session within
+    the bank's ``sftp_sessions`` across all DAGs and the monitor; ``one_attempt`` for health checks (no connect retries, a short wait for a slot)."""
     from finflows.hooks.sftp import BankSFTPHook
 
     return BankSFTPHook(
@@ -78,6 +78,7 @@ def sftp(bank: banks.Bank, *, one_attempt: bool = False):
         limiter=lambda: finance_db().get_conn(),
         session_wait=30 if one_attempt else settings.bank_session_wait(),
         idle_timeout=settings.sftp_idle_timeout(),
+        ssh_library=bank.sftp_client.value,
         **({"conn_retry_attempts": 1} if one_attempt else {}),
     )
 

@@ -40,10 +40,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from finflows.flows.banking.banks import Bank
+from finflows.sessions import IncompatibleServer
 from finflows.transfer import (
     ABSENT,
     OTHER,
     OURS,
+    STAT,
+    UNKNOWN,
     TransferError,
     sftp_put_part,
     sftp_remote_copy,
@@ -360,11 +363,13 @@ def cancel(conn, b: Batch, run_id: str, why: str, *, part_removed: bool = False)
 # ---------------------------------------------------------------------------- a delivery
 @dataclass(frozen=True)
 class Link:
-    """How to reach the bank: its SFTP hook, and how often to try."""
+    """How to reach the bank: its SFTP hook, how often to try, and how its server lets us check an
+    upload (``stat``, ``list`` or ``trust``: banks.yaml ``upload_check``)."""
 
     sftp_hook: Any
     attempts: int = 3
     backoff: float = 2.0
+    check: str = STAT
 
     def pause(self, tried: int) -> None:
         time.sleep(min(self.backoff * 2 ** (tried - 1), 300))
@@ -452,7 +457,9 @@ def _send(conn, p: Parcel, link: Link) -> Delivery:
         op = f"look for {p.final}"  # what was being done when a permission was refused
         try:
             with link.sftp_hook.get_managed_conn() as sftp:
-                there = sftp_remote_copy(sftp, p.final, p.data)
+                # (``unknown`` where the server shows nothing: an earlier copy under the final name
+                # then makes the rename fail, and the settling below asks a person)
+                there = sftp_remote_copy(sftp, p.final, p.data, link.check)
                 if there == OURS:  # our bytes under the final name: an earlier delivery's record was lost
                     return _delivered(conn, p, "already_there", tried, step="part")
                 if there == OTHER:
@@ -464,7 +471,7 @@ def _send(conn, p: Parcel, link: Link) -> Delivery:
                         "part",
                     )
                 wrote_part, op = True, f"write and check {p.part}"
-                sftp_put_part(sftp, p.part, p.data)
+                sftp_put_part(sftp, p.part, p.data, link.check)
                 _step("part_written")
                 rename_recorded = True  # from here a failure is settled by asking the server, never by a new part
                 _rename_next(conn, p)
@@ -485,10 +492,13 @@ def _send(conn, p: Parcel, link: Link) -> Delivery:
                 sftp_remove_quietly(link.sftp_hook, p.part)
             if isinstance(e, PermissionError):  # the account's rights, not the network: no retry can help
                 why = (
-                    f"permission denied by {p.batch.bank}'s server to {op} ({e}): the SFTP account's rights on "
-                    "that directory must change; not retried"
+                    f"permission denied by {p.batch.bank}'s server to {op} (upload_check {link.check}: {e}): the SFTP "
+                    "account's rights on that directory must change, or the bank's upload_check in banks.yaml be set "
+                    "to what its server allows (stat, list or trust); not retried"
                 )
                 return _queue(conn, p, tried, why, give_up=True)
+            if isinstance(e, IncompatibleServer):  # configuration, not the network: no retry can help
+                return _queue(conn, p, tried, f"{e}; not retried", give_up=True)
     return _queue(conn, p, max(1, link.attempts), error)
 
 
@@ -500,12 +510,16 @@ def _settle_rename(conn, p: Parcel, link: Link, why: str, tried: int) -> Deliver
             link.pause(n - 1)
         try:
             with link.sftp_hook.get_managed_conn() as sftp:
-                final = sftp_remote_copy(sftp, p.final, p.data)
+                final = sftp_remote_copy(sftp, p.final, p.data, link.check)
                 if final == OURS:
                     return _delivered(conn, p, "already_there", tried + n)
+                if final == UNKNOWN:
+                    return _uncertain(
+                        conn, p, f"{why}; the server lets us see neither name (upload_check trust)", tried + n, "rename"
+                    )
                 if final == OTHER:
                     return _uncertain(conn, p, f"{why}; {p.final} now holds a different file", tried + n, "rename")
-                if sftp_remote_copy(sftp, p.part, p.data) != OURS:
+                if sftp_remote_copy(sftp, p.part, p.data, link.check) != OURS:
                     return _uncertain(
                         conn,
                         p,
@@ -530,13 +544,13 @@ def _settle_after_cutoff(conn, p: Parcel, link: Link, why: str, too_late: str) -
     b = p.batch
     try:
         with link.sftp_hook.get_managed_conn() as sftp:
-            final = sftp_remote_copy(sftp, p.final, p.data)
+            final = sftp_remote_copy(sftp, p.final, p.data, link.check)
             if final == OURS:
                 return _delivered(conn, p, "already_there", 1)
-            part = sftp_remote_copy(sftp, p.part, p.data)
+            part = sftp_remote_copy(sftp, p.part, p.data, link.check)
             if final == ABSENT and part != ABSENT:
                 sftp.remove(p.part)
-                if sftp_remote_copy(sftp, p.final, p.data) == ABSENT:
+                if sftp_remote_copy(sftp, p.final, p.data, link.check) == ABSENT:
                     return cancel(
                         conn,
                         b,

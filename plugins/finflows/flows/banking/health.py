@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from finflows.flows.banking.banks import Bank
 from finflows.sessions import SessionLimitReached
+from finflows.transfer import sftp_reachable
 
 log = logging.getLogger(__name__)
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -57,11 +58,12 @@ class Circuit:
 
 
 def probe(sftp_hook, bank: Bank) -> Check:
-    """Log in to the bank's SFTP server and stat its upload directory; never raises."""
+    """Log in to the bank's SFTP server and look at its upload directory as uploads will (stat,
+    list, or nothing beyond the login: its ``upload_check``); never raises."""
     started = time.perf_counter()
     try:
         with sftp_hook.get_managed_conn() as client:
-            client.stat(bank.upload_path)
+            sftp_reachable(client, bank.upload_path, bank.upload_check.value)
         error = None
     except SessionLimitReached as e:  # every session the bank allows is ours, in use: it is reachable
         log.info("%s: not probed, %s", bank.id, e)

@@ -444,7 +444,7 @@ def deliver_batch(
         bank=bank,
         batch_id=batch_id,
         run_id=run_id,
-        link=delivery.Link(transport.sftp_hook, transport.attempts, transport.backoff),
+        link=delivery.Link(transport.sftp_hook, transport.attempts, transport.backoff, bank.upload_check.value),
         prepare=lambda: prepare_file(conn, transport, cfg, bank, batch_id, encrypt),
         now=now,
         from_retry_queue=from_retry_queue,

@@ -69,16 +69,21 @@ class FileTooLarge(ValueError):
 
 def read_bounded(sftp, path: str, limit: int) -> bytes:
     """The remote file's bytes, read in chunks; :class:`FileTooLarge` (without reading it) when the
-    server says it is over ``limit``, or as soon as more than ``limit`` bytes arrive."""
-    st = sftp.stat(path)
-    if st.st_size is not None and st.st_size > limit:
-        raise FileTooLarge(path, st.st_size, limit, st.st_mtime)
+    server says it is over ``limit``, or as soon as more than ``limit`` bytes arrive (the only
+    bound where the server refuses ``stat``)."""
+    try:
+        st = sftp.stat(path)
+        size, mtime = st.st_size, st.st_mtime
+    except PermissionError:
+        size = mtime = None
+    if size is not None and size > limit:
+        raise FileTooLarge(path, size, limit, mtime)
     out = bytearray()
     with sftp.open(path, "rb") as f:
         while chunk := f.read(files.CHUNK):
             out += chunk
             if len(out) > limit:
-                raise FileTooLarge(path, len(out), limit, st.st_mtime)
+                raise FileTooLarge(path, len(out), limit, mtime)
     return bytes(out)
 
 
