@@ -13,10 +13,12 @@ import hashlib
 import json
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from finflows.formats.fixedwidth import FieldError, FormatError
 
 log = logging.getLogger(__name__)
 
@@ -89,25 +91,55 @@ class ObjectGone(Exception):
     """The object is no longer at its key (an earlier try moved it to processed/, or someone did)."""
 
 
-def download(s3_hook, bucket: str, key: str, directory: str) -> tuple[Path, str, int, str | None]:
+class FileTooLarge(FormatError):
+    """A counterparty's file over its flow's size limit: refused by its size, never read whole.
+    ``identity`` stands for its sha256 (not read): the same file, as its store describes it, gets
+    the same one, so it is recorded and refused once."""
+
+    def __init__(self, source_uri: str, size: int, limit: int, setting: str, etag: str | None = None) -> None:
+        name = source_uri.rsplit("/", 1)[-1]
+        why = f"over the limit of {limit:,} bytes ({setting}): refused unread"
+        super().__init__(name, [FieldError(0, "size", f"{size:,} bytes or more", why, unit="file")])
+        self.etag = etag
+        self.identity = hashlib.sha256(f"unread\0{source_uri}\0{size}\0{etag}".encode()).hexdigest()
+
+
+def download(
+    s3_hook, bucket: str, key: str, directory: str, limit: int | None = None, setting: str = ""
+) -> tuple[Path, str, int, str | None]:
     """Stream an S3 object to a local file; return (path, sha256, bytes, ETag). The ETag names this
     version of the object: moving it later takes that version only (``move_object``), so a
     corrected file uploaded meanwhile stays for the next run. ``ObjectGone`` if it is not there: a
-    task cleared after it succeeded finds its file moved, and says so (``finished``)."""
+    task cleared after it succeeded finds its file moved, and says so (``finished``).
+    :class:`FileTooLarge` when the object is over ``limit`` bytes (by its length, unread; or as
+    soon as more arrive)."""
     client = s3_hook.get_conn()
     try:
         got = client.get_object(Bucket=bucket, Key=key)
     except client.exceptions.NoSuchKey:
         raise ObjectGone(f"s3://{bucket}/{key}") from None
     body, etag = got["Body"], got.get("ETag")
+    uri = f"s3://{bucket}/{key}"
+    if limit is not None and got.get("ContentLength", 0) > limit:
+        body.close()
+        raise FileTooLarge(uri, got["ContentLength"], limit, setting, etag)
     target = Path(tempfile.mkstemp(dir=directory, suffix=Path(key).suffix)[1])
     h, size = hashlib.sha256(), 0
     with target.open("wb") as out:
         for chunk in body.iter_chunks(CHUNK):
             h.update(chunk)
             size += len(chunk)
+            if limit is not None and size > limit:
+                body.close()
+                raise FileTooLarge(uri, size, limit, setting, etag)
             out.write(chunk)
     return target, h.hexdigest(), size, etag
+
+
+def refused_too_large(conn, s3_hook, e: FileTooLarge, f: Incoming, rejected: type[FileRejected]) -> FileRejected:
+    """A file over its flow's limit, quarantined (moved in the store, not read) with its report and
+    recorded under its identity; returns the flow's exception for the task to raise."""
+    return rejected_format(conn, s3_hook, replace(f, sha256=e.identity, etag=e.etag), e, rejected, nothing="read")
 
 
 def hold_file(conn, flow: str, file_name: str) -> None:

@@ -137,6 +137,15 @@ def bank_file_max_bytes() -> int:
     return int(get("BANK_FILE_MAX_BYTES", str(10 * 1024 * 1024)))
 
 
+def intake_max_bytes(flow: str) -> int:
+    """The largest file a flow takes from its inbox or a counterparty's server; a larger one is
+    refused by its size (quarantined, never read whole). ``CASHFILE_MAX_BYTES`` (256 MiB; a day's
+    CivicaPay file is a few MB), ``STATEMENT_MAX_BYTES`` (1 GiB; the largest acquirer statement is
+    about 400 MB), ``CHARGEBACK_MAX_BYTES`` (64 MiB)."""
+    defaults = {"CASHFILE": 256 << 20, "STATEMENT": 1 << 30, "CHARGEBACK": 64 << 20}
+    return int(get(f"{flow}_MAX_BYTES", str(defaults[flow])))
+
+
 def sftp_idle_timeout() -> float:
     """Seconds a bank's SFTP server may stay silent in the middle of a session (a listing, a
     transfer) before the operation fails; the connect has its own timeout in the connection."""

@@ -243,3 +243,41 @@ def test_same_name_with_other_content_is_quarantined_and_the_first_load_stands(s
         (fname,),
     ).fetchone()
     assert last == ("CONFLICT",)
+
+
+def test_a_statement_over_the_size_limit_stays_on_ftps_is_named_once_and_skipped_after(
+    ftps_hook, s3_hook, pg_hook, pg, unique, monkeypatch
+):
+    """FINFLOWS_STATEMENT_MAX_BYTES: the server's SIZE is over it, so nothing is read; the other
+    statement is still copied, the run is told which file and why, and the next run skips it."""
+    big, small = name(unique), name(unique, seq=2)
+    acquirer = ftps_hook("acquirer")
+    acquirer.store_file(f"/Saida/{big}", io.BytesIO(statement(200)))
+    acquirer.store_file(f"/Saida/{small}", io.BytesIO(statement(2)))
+    monkeypatch.setenv("FINFLOWS_STATEMENT_MAX_BYTES", str(len(statement(2)) + 10))
+    with files.connect(pg_hook) as conn, pytest.raises(card.StatementRejected) as err:
+        card.fetch_from_ftps(acquirer, "/Saida", s3_hook, BUCKET, conn, run_id="manual__big")
+    # (statements other tests left on the server are over this test's tiny limit too)
+    assert big in err.value.file_name.split(", ") and "FINFLOWS_STATEMENT_MAX_BYTES" in str(err.value)
+    assert small not in err.value.file_name.split(", ")
+    assert s3_hook.check_for_key(f"statements/{small}", bucket_name=BUCKET)
+    assert not s3_hook.check_for_key(f"statements/{big}", bucket_name=BUCKET)
+    assert control(pg, big)[0] == "ERROR" and "refused unread" in control(pg, big)[4]
+    assert acquirer.get_size(f"/Saida/{big}") == len(statement(200))  # left where it was
+    monkeypatch.delenv("FINFLOWS_STATEMENT_MAX_BYTES")
+    with files.connect(pg_hook) as conn:
+        assert big not in card.fetch_from_ftps(acquirer, "/Saida", s3_hook, BUCKET, conn)  # recorded: skipped
+    for n in (big, small):
+        acquirer.delete_file(f"/Saida/{n}")
+    s3_hook.get_conn().delete_object(Bucket=BUCKET, Key=f"statements/{small}")
+
+
+def test_a_statement_that_grows_past_the_limit_while_read_is_cut_off(ftps_hook, tmp_path, unique):
+    """A server that does not answer SIZE truthfully: the count of bytes received is the bound."""
+    big = name(unique)
+    acquirer = ftps_hook("acquirer")
+    acquirer.store_file(f"/Saida/{big}", io.BytesIO(statement(500)))
+    acquirer.get_size = lambda path: None  # as a server without SIZE answers
+    with pytest.raises(files.FileTooLarge, match="over the limit of 100,000 bytes"):
+        card.retrieve_bounded(acquirer, f"/Saida/{big}", tmp_path / big, 100_000)
+    assert (tmp_path / big).stat().st_size <= 100_000

@@ -371,7 +371,8 @@ def test_migration_0011_keeps_each_loaded_line_at_its_number():
 
 def test_files_in_the_sftp_drop_move_into_the_inbox_and_leave_the_drop(s3_hook, local_dir, monkeypatch, day):
     """Where CivicaPay writes to an SFTP drop (FINFLOWS_CASHFILE_SFTP_DROP), the first task copies
-    each .dat into the inbox and only then removes it; anything else stays in the drop."""
+    each .dat into the inbox and only then removes it; anything else stays in the drop, and so does
+    a .dat over FINFLOWS_CASHFILE_MAX_BYTES (unread, named in the task's error)."""
     from finflows.flows.cashfile_import.tasks import pull_sftp_drop
 
     outbound = local_dir / "sftp" / "civicapay" / "outbound"
@@ -383,14 +384,41 @@ def test_files_in_the_sftp_drop_move_into_the_inbox_and_leave_the_drop(s3_hook, 
     name, other = f"CashFile{day:%Y%m%d}.dat", f"notes-{day:%Y%m%d}.txt"
     (drop / name).write_bytes(cash_file(3, day))
     (drop / other).write_text("not a cash file")
+    big = f"CashFile{day:%Y%m%d}_big.dat"
+    (drop / big).write_bytes(cash_file(40, day))
     monkeypatch.setenv("FINFLOWS_CASHFILE_SFTP_DROP", f"/outbound/{drop.name}")
+    monkeypatch.setenv("FINFLOWS_CASHFILE_MAX_BYTES", str(len(cash_file(3, day)) + 1))
     try:
-        assert pull_sftp_drop() == 1
+        with pytest.raises(
+            ValueError, match=f"over FINFLOWS_CASHFILE_MAX_BYTES in sftp:/outbound/{drop.name}, left there: {big}"
+        ):
+            pull_sftp_drop()
         assert s3_hook.read_key(f"cashfiles/{name}", bucket_name=BUCKET).encode() == cash_file(3, day)
         assert not (drop / name).exists()
-        assert (drop / other).exists()
+        assert (drop / other).exists() and (drop / big).exists()
+        assert not s3_hook.check_for_key(f"cashfiles/{big}", bucket_name=BUCKET)
     finally:
         for p in drop.iterdir():
             p.unlink()
         drop.rmdir()
         s3_hook.delete_objects(bucket=BUCKET, keys=[f"cashfiles/{name}"])
+
+
+def test_a_file_over_the_size_limit_is_quarantined_unread_and_recorded(run, pg, s3_hook, accounts, day, monkeypatch):
+    """FINFLOWS_CASHFILE_MAX_BYTES: refused by the object's length before a byte is read; the object
+    moves to quarantine in the store (kept whole), the control row and the report name the limit."""
+    body = cash_file(40, day)
+    monkeypatch.setenv("FINFLOWS_CASHFILE_MAX_BYTES", str(len(body) - 1))
+    name = f"CashFile{day:%Y%m%d}.dat"
+    key = f"cashfiles/{name}"
+    s3_hook.load_bytes(body, key=key, bucket_name=BUCKET, replace=True)
+    with pytest.raises(cashfile.CashFileRejected) as err:
+        run(key)
+    message = str(err.value)
+    assert f"{len(body):,} bytes or more" in message and "FINFLOWS_CASHFILE_MAX_BYTES" in message, message
+    assert counts(pg, name)["status"] == "ERROR" and counts(pg, name)["raw_lines"] == 0
+    quarantined = err.value.quarantined.removeprefix(f"s3://{BUCKET}/")
+    assert not s3_hook.check_for_key(key, bucket_name=BUCKET)
+    assert s3_hook.get_key(quarantined, bucket_name=BUCKET).get()["Body"].read() == body
+    report = json.loads(s3_hook.read_key(f"{quarantined}.error.json", bucket_name=BUCKET))
+    assert report["errors"][0]["field"] == "size" and "refused unread" in report["errors"][0]["reason"]

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from finflows import files
+from finflows import files, settings
 from finflows.formats.card_statement import (
     COPY_COLUMNS,
     PRODUCT_TYPES,
@@ -60,8 +60,12 @@ def _for_day(name: str, day: str | None) -> bool:
 
 
 # ---------------------------------------------------------------------------- discovery
-def fetch_from_ftps(ftps_hook, directory: str, s3_hook, bucket: str, conn, day: str | None = None) -> list[str]:
-    """Copy into S3 each statement on the FTPS server that S3 and the control table do not have."""
+def fetch_from_ftps(
+    ftps_hook, directory: str, s3_hook, bucket: str, conn, day: str | None = None, run_id: str = "fetch"
+) -> list[str]:
+    """Copy into S3 each statement on the FTPS server that S3 and the control table do not have; one
+    over ``FINFLOWS_STATEMENT_MAX_BYTES`` is left there, recorded (skipped by later runs) and named
+    in the :class:`StatementRejected` raised once the others are copied."""
     listed = sorted(n.rsplit("/", 1)[-1] for n in ftps_hook.list_directory(directory))
     wanted = [n for n in listed if is_statement_name(n) and _for_day(n, day)]
     ignored = sorted(set(listed) - set(wanted) - {".", ".."})
@@ -74,17 +78,61 @@ def fetch_from_ftps(ftps_hook, directory: str, s3_hook, bucket: str, conn, day: 
             "SELECT file_name FROM ops.file_control WHERE flow = %s AND file_name = ANY(%s)", (FLOW, wanted)
         ).fetchall()
     }
-    copied = []
+    copied, refused = [], []
+    limit = settings.intake_max_bytes("STATEMENT")
     for name in wanted:
         if name in waiting or name in known:
             continue
+        remote = f"{directory.rstrip('/')}/{name}"
         with tempfile.TemporaryDirectory(prefix="statement-") as tmp:
             local = Path(tmp) / name
-            ftps_hook.retrieve_file(f"{directory.rstrip('/')}/{name}", str(local))
+            try:
+                retrieve_bounded(ftps_hook, remote, local, limit)
+            except files.FileTooLarge as e:  # left on the server, recorded: the next run skips it
+                files.record_error(conn, FLOW, name, e.identity, f"ftps:{remote}", str(e), run_id)
+                refused.append((name, str(e)))
+                continue
             s3_hook.load_file(str(local), key=f"{INBOX}{name}", bucket_name=bucket, replace=True)
         copied.append(name)
     log.info("FTPS %s: %d statement(s), %d copied into s3://%s/%s", directory, len(wanted), len(copied), bucket, INBOX)
+    if refused:
+        raise StatementRejected(
+            "refused on the FTPS server, left there, not copied (the others were):\n"
+            + "\n".join(why for _, why in refused),
+            flow=FLOW,
+            file_name=", ".join(name for name, _ in refused),
+            source_uri=f"ftps:{directory}",
+            next_step="ask the acquirer why the statement is this large; raise FINFLOWS_STATEMENT_MAX_BYTES if it is right",
+        )
     return copied
+
+
+def retrieve_bounded(ftp_hook, remote: str, local: Path, limit: int) -> int:
+    """Copy a file from an FTP(S) server to ``local``; :class:`files.FileTooLarge` when the server's
+    SIZE says it is over ``limit`` (nothing read), or as soon as more than ``limit`` bytes arrive."""
+    uri = f"ftps:{remote}"
+    try:
+        announced = ftp_hook.get_size(remote)
+    except Exception:  # a server without SIZE: the count below is the bound
+        announced = None
+    if announced is not None and announced > limit:
+        raise files.FileTooLarge(uri, announced, limit, "FINFLOWS_STATEMENT_MAX_BYTES")
+    got = 0
+    with local.open("wb") as out:
+
+        def take(chunk: bytes) -> None:
+            nonlocal got
+            got += len(chunk)
+            if got > limit:
+                raise files.FileTooLarge(uri, got, limit, "FINFLOWS_STATEMENT_MAX_BYTES")
+            out.write(chunk)
+
+        try:
+            ftp_hook.retrieve_file(remote, None, callback=take, block_size=1 << 16)
+        except files.FileTooLarge:
+            ftp_hook.close_conn()  # the transfer was abandoned mid-way: a new session for the next file
+            raise
+    return got
 
 
 def discover(s3_hook, bucket: str, day: str | None = None) -> list[str]:
@@ -152,9 +200,14 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
     file_name = key.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="statement-") as tmp, files.connect(pg_hook) as conn:
         try:
-            path, sha256, size, etag = files.download(s3_hook, bucket, key, tmp)
+            path, sha256, size, etag = files.download(
+                s3_hook, bucket, key, tmp, settings.intake_max_bytes("STATEMENT"), "FINFLOWS_STATEMENT_MAX_BYTES"
+            )
         except files.ObjectGone:
             return _already_loaded(conn, key, file_name, source_uri, run_id)
+        except files.FileTooLarge as e:
+            here = files.Incoming(FLOW, bucket, key, file_name, "", run_id)
+            raise files.refused_too_large(conn, s3_hook, e, here, StatementRejected) from None
         log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
         here = files.Incoming(FLOW, bucket, key, file_name, sha256, run_id, etag)
         try:

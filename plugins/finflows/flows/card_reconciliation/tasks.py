@@ -18,13 +18,21 @@ log = logging.getLogger(__name__)
 
 
 def fetch_from_ftps(day: str | None) -> list[str]:
+    from airflow.sdk import get_current_context
+
     from finflows.hooks.ftp import FTPSHook
 
     hook = FTPSHook(ftp_conn_id=settings.CONN_FTPS_ACQUIRER)
     try:
         with files.connect(finance_db()) as conn:
             return card.fetch_from_ftps(
-                hook, settings.statement_ftps_dir(), s3_hook(), settings.statement_bucket(), conn, day
+                hook,
+                settings.statement_ftps_dir(),
+                s3_hook(),
+                settings.statement_bucket(),
+                conn,
+                day,
+                run_id=get_current_context()["run_id"],
             )
     finally:
         hook.close_conn()

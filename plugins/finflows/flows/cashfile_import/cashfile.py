@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote_plus
 
-from finflows import files
+from finflows import files, settings
 from finflows.formats.cashfile import LAYOUT, CashFileStats, normalise_name, read_rows
 from finflows.formats.fixedwidth import FormatError, copy_escape
 
@@ -236,9 +236,14 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
     with tempfile.TemporaryDirectory(prefix="cashfile-") as tmp, files.connect(pg_hook) as conn:
         files.hold_file(conn, FLOW, _file_name(key))  # released when the connection closes
         try:
-            path, sha256, size, etag = files.download(s3_hook, bucket, key, tmp)
+            path, sha256, size, etag = files.download(
+                s3_hook, bucket, key, tmp, settings.intake_max_bytes("CASHFILE"), "FINFLOWS_CASHFILE_MAX_BYTES"
+            )
         except files.ObjectGone:
             return _already_done(conn, key, source_uri, run_id)
+        except files.FileTooLarge as e:
+            here = files.Incoming(FLOW, bucket, key, raw_name, "", run_id)
+            raise files.refused_too_large(conn, s3_hook, e, here, CashFileRejected) from None
         log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
 
         def incoming(name: str) -> files.Incoming:

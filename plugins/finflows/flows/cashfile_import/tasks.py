@@ -45,12 +45,24 @@ def pull_sftp_drop() -> int:
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
     sftp, s3, bucket = SFTPHook(ssh_conn_id=settings.CONN_SFTP_CIVICAPAY), s3_hook(), settings.cashfile_bucket()
-    moved = 0
+    moved, refused, limit = 0, [], settings.intake_max_bytes("CASHFILE")
     for name in sorted(sftp.list_directory(drop)):
         if not name.lower().endswith(".dat"):
             continue
         if not drop_name_ok(name):  # a name from the server never leaves the drop or our temp directory
             log.error("sftp:%s/%r: not a plain file name (a path, or control characters): left there", drop, name)
+            continue
+        with sftp.get_managed_conn() as client:
+            size = client.stat(f"{drop}/{name}").st_size or 0
+        if size > limit:  # left in the drop for a person; never read
+            log.error(
+                "sftp:%s/%s is %s bytes, over FINFLOWS_CASHFILE_MAX_BYTES (%s): left there, not read",
+                drop,
+                name,
+                f"{size:,}",
+                f"{limit:,}",
+            )
+            refused.append(name)
             continue
         with tempfile.TemporaryDirectory(prefix="drop-") as tmp:
             local = Path(tmp) / name
@@ -59,6 +71,8 @@ def pull_sftp_drop() -> int:
         sftp.delete_file(f"{drop}/{name}")  # only after the object is in S3
         moved += 1
     log.info("moved %d file(s) from sftp:%s into the inbox", moved, drop)
+    if refused:
+        raise ValueError(f"over FINFLOWS_CASHFILE_MAX_BYTES in sftp:{drop}, left there: {', '.join(refused)}")
     return moved
 
 

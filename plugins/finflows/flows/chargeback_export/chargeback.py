@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from finflows import files
+from finflows import files, settings
 from finflows.formats.chargeback import parse_file as parse_chargebacks
 from finflows.formats.chargeback import plan_batches, to_csv
 from finflows.formats.fixedwidth import FieldError, FormatError
@@ -83,9 +83,14 @@ def export_file(
     name = key.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="chargeback-") as tmp, files.connect(pg_hook) as conn:
         try:
-            path, sha256, size, etag = files.download(s3_hook, bucket, key, tmp)
+            path, sha256, size, etag = files.download(
+                s3_hook, bucket, key, tmp, settings.intake_max_bytes("CHARGEBACK"), "FINFLOWS_CHARGEBACK_MAX_BYTES"
+            )
         except files.ObjectGone:
             return _already_exported(conn, key, name, source_uri, run_id)
+        except files.FileTooLarge as e:
+            here = files.Incoming(FLOW, bucket, key, name, "", run_id)
+            raise files.refused_too_large(conn, s3_hook, e, here, ChargebackRejected) from None
         with conn.transaction(), conn.cursor() as cur:
             control = files.lock_and_read(cur, FLOW, name)
         decision = files.decide(control, sha256)
