@@ -89,3 +89,36 @@ def sshd_sessions(user: str) -> list[int]:
             if cmd.startswith(f"sshd: {user}"):
                 out.append(int(proc.name))
     return out
+
+
+def test_an_ftps_server_that_stalls_mid_session_ends_the_operation(monkeypatch):
+    """The real vsftpd of the local stack, logged in over TLS, then frozen (SIGSTOP of its session
+    processes): a listing that would wait for ever fails within the connection's ``timeout``."""
+    import os
+    import signal
+    import time
+
+    from devstack import stack
+    from devstack.services import servers
+
+    local = json.loads(os.environ["AIRFLOW_CONN_FTPS_ACQUIRER"])
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FTPS_STALLS", json.dumps(local | {"extra": local.get("extra", {}) | {"timeout": 2}})
+    )
+    hook = FTPSHook(ftp_conn_id="ftps_stalls")
+    listener = stack._read_pid("ftps")
+    before = set(servers.descendants(listener))
+    hook.list_directory("/Saida")  # logged in, the session works
+    pids = [p for p in servers.descendants(listener) if p not in before]
+    assert pids, "no vsftpd session process of this login"
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises((TimeoutError, EOFError, OSError)):
+            hook.list_directory("/Saida")
+        assert time.monotonic() - started < 600  # bounded (2 s here), not for ever
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        hook.close_conn()
