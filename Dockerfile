@@ -2,6 +2,8 @@
 # with the runtime requirements (requirements.txt: no test tool or local stand-in), the DAGs, the
 # finflows package and its include/ files baked in.
 #   docker build -t registry.example.org/finflows:$(git rev-parse --short HEAD) .
+# The base image is pinned by tag; pin it by digest where you build (docker buildx imagetools
+# inspect apache/airflow:3.3.2-python3.11 prints it): FROM apache/airflow:3.3.2-python3.11@sha256:…
 FROM apache/airflow:3.3.2-python3.11
 
 USER root
@@ -9,10 +11,13 @@ USER root
 RUN apt-get update -q && apt-get install -y -q --no-install-recommends gnupg && rm -rf /var/lib/apt/lists/*
 USER airflow
 
-# apache-airflow pinned beside the file, as the image's docs advise, so pip never changes the image's Airflow
+# every package pinned with its sha256 (`make lock`: uv pip compile --generate-hashes), apache-airflow
+# among them at the image's version, so pip never changes the image's Airflow and installs nothing
+# whose bytes differ from what the tests ran with
 ARG AIRFLOW_VERSION=3.3.2
 COPY --chown=airflow:0 requirements.txt /opt/finflows/requirements.txt
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/finflows/requirements.txt
+RUN grep -q "^apache-airflow==${AIRFLOW_VERSION} " /opt/finflows/requirements.txt \
+    && pip install --no-cache-dir --require-hashes -r /opt/finflows/requirements.txt
 
 # metadata only: the entry point that registers finflows as a provider (the pgp connection type);
 # the code itself is plugins/ on PYTHONPATH

@@ -34,7 +34,7 @@ $(STAMP): requirements-dev.txt pyproject.toml
 		|| { echo "chromium (Debian package) is needed by the UI test: apt-get install chromium"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "uv==$(UV_VERSION)"
-	$(VENV)/bin/uv pip sync -q --python $(PY) requirements-dev.txt
+	$(VENV)/bin/uv pip sync -q --require-hashes --python $(PY) requirements-dev.txt
 	@# finflows' provider entry point (the pgp connection type): metadata only, built outside the tree
 	d=$$(mktemp -d) && cp pyproject.toml $$d/ && $(VENV)/bin/uv pip install -q --no-deps --no-build-isolation --python $(PY) $$d \
 		&& rm -rf $$d
@@ -45,7 +45,7 @@ venv: $(STAMP)
 # Re-resolve the pins (needs the package registry; commit the result): requirements-dev.txt from
 # requirements-dev.in (runtime + stand-ins + tests), then requirements.txt, the runtime alone, held to
 # the same versions. Existing pins are kept unless requirements*.in asks for something else.
-LOCK := $(VENV)/bin/uv pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28
+LOCK := $(VENV)/bin/uv pip compile -q --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28
 lock:
 	$(PY) -m pip install -q "uv==$(UV_VERSION)"
 	$(LOCK) requirements-dev.in -o requirements-dev.txt

@@ -19,17 +19,28 @@ def test_the_image_is_the_pinned_airflow_with_the_lock_and_the_code():
     assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.11$", dockerfile, re.M)
     assert "COPY --chown=airflow:0 requirements.txt /opt/finflows/requirements.txt" in dockerfile
     assert f"ARG AIRFLOW_VERSION={pinned}" in dockerfile
-    assert (
-        'pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/finflows/requirements.txt'
-        in dockerfile
-    )
+    assert "pip install --no-cache-dir --require-hashes -r /opt/finflows/requirements.txt" in dockerfile
+    assert 'grep -q "^apache-airflow==${AIRFLOW_VERSION} " /opt/finflows/requirements.txt' in dockerfile
     assert "requirements-dev" not in dockerfile
     for part in ("dags", "plugins", "include"):
         assert f"COPY --chown=airflow:0 {part}/ /opt/airflow/{part}/" in dockerfile
 
 
 def pins(name: str) -> dict[str, str]:
-    return dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)$", (REPO / name).read_text(), re.M))
+    return dict(re.findall(r"^([A-Za-z0-9_.\-]+)==([^\s\\]+)", (REPO / name).read_text(), re.M))
+
+
+def test_every_pin_carries_its_hashes_and_every_install_requires_them():
+    """Supply chain: `make lock` writes a sha256 for every file of every pinned package, the image
+    (pip) and `make` (uv) refuse anything without a matching one."""
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        text = (REPO / name).read_text()
+        blocks = re.split(r"\n(?=[A-Za-z0-9_.\-]+==)", text.split("\n", 2)[2])
+        assert len(blocks) == len(pins(name)) > 300, name
+        for block in blocks:
+            assert re.search(r"--hash=sha256:[0-9a-f]{64}", block), f"{name}: no hash for {block.split()[0]}"
+    makefile = (REPO / "Makefile").read_text()
+    assert "uv pip sync -q --require-hashes" in makefile and "compile -q --generate-hashes" in makefile
 
 
 def test_the_image_requirements_hold_the_runtime_only_at_the_versions_tests_ran_with():
@@ -72,3 +83,24 @@ def test_helm_values_set_every_setting_and_every_bank_value():
     assert {f"FINFLOWS_{n}" for n in read} - {"FINFLOWS_CASHFILE_SFTP_DROP"} <= given
     assert banks <= given
     assert not any("password" in e["name"].lower() or "secret" in e["name"].lower() for e in VALUES["env"])
+
+
+def test_helm_values_give_every_aws_component_its_own_role_and_keep_task_logs():
+    """Each component that reaches AWS has a service account with the IRSA role (the chart has no
+    top-level ``serviceAccount``: it would be ignored); the versions are stated; task logs go to S3
+    (KubernetesExecutor's pods end with their task); emails link to the public URL, not localhost."""
+    assert "serviceAccount" not in VALUES
+    role = "eks.amazonaws.com/role-arn"
+    for component in (VALUES["scheduler"], VALUES["apiServer"], VALUES["triggerer"], VALUES["dagProcessor"]):
+        assert component["serviceAccount"]["create"] is True and role in component["serviceAccount"]["annotations"]
+    assert role in VALUES["workers"]["kubernetes"]["serviceAccount"]["annotations"]
+    pinned = re.search(r"^apache-airflow(?:\[[^\]]*\])?==([\d.]+)$", (REPO / "requirements.in").read_text(), re.M)[1]
+    assert VALUES["airflowVersion"] == VALUES["defaultAirflowTag"] == pinned
+    assert "--version 1.22.0" in (REPO / "deploy" / "helm" / "values.yaml").read_text()
+    logging = VALUES["config"]["logging"]
+    assert logging["remote_logging"] == "True" and logging["remote_base_log_folder"].startswith("s3://")
+    assert logging["remote_log_conn_id"] == "aws_finflows"
+    assert (
+        VALUES["config"]["api"]["base_url"].startswith("https://")
+        and "localhost" not in VALUES["config"]["api"]["base_url"]
+    )

@@ -46,8 +46,89 @@ def test_every_dependency_volume_and_env_file_exists():
 
 
 def test_no_service_publishes_a_port_twice():
-    ports = [p.split(":")[0] for s in COMPOSE["services"].values() for p in s.get("ports") or []]
+    ports = [p.split(":")[-2] for s in COMPOSE["services"].values() for p in s.get("ports") or []]
     assert len(ports) == len(set(ports))
+
+
+def test_every_port_is_published_on_loopback_unless_configured():
+    for name, svc in COMPOSE["services"].items():
+        for port in svc.get("ports") or []:
+            host = port.rsplit(":", 2)[0]
+            assert host in ("127.0.0.1", "${FINFLOWS_BIND_ADDRESS:-127.0.0.1}"), (
+                f"{name} publishes {port} beyond loopback"
+            )
+
+
+def test_the_stack_refuses_to_start_without_its_secrets():
+    """No default secret: Compose's ``${VAR:?message}`` stops ``docker compose up`` with the message
+    when the variable is unset or empty, and the message says where to read how to make one."""
+    import re
+
+    env = COMPOSE["x-airflow-common"]["environment"]
+    for key, var in (
+        ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW_JWT_SECRET"),
+        ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW_FERNET_KEY"),
+    ):
+        assert re.fullmatch(rf"\$\{{{var}:\?set {var} \(see the top of docker-compose.yaml\)\}}", env[key]), env[key]
+        assert f"{var}=$(python3 -c" in (REPO / "docker-compose.yaml").read_text()  # how to make one
+    text = (REPO / "docker-compose.yaml").read_text() + (REPO / "docker" / "airflow.env").read_text()
+    assert "change-me" not in text
+    assert not re.search(r"(SECRET|FERNET)[A-Z_]*:-", text), "a secret with a default"
+
+
+def test_airflow_components_are_supervised_as_in_the_official_compose_file():
+    services = COMPOSE["services"]
+    for name in AIRFLOW_ROLES:
+        svc = services[name]
+        assert svc["restart"] == "always", name
+        check = svc["healthcheck"]
+        assert check["test"][0] in ("CMD", "CMD-SHELL") and check["retries"] >= 3 and check["start_period"], name
+    assert "8974/health" in services["airflow-scheduler"]["healthcheck"]["test"][-1]
+    assert COMPOSE["x-airflow-common"]["environment"]["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "true"
+    assert "TriggererJob" in services["airflow-triggerer"]["healthcheck"]["test"][-1]
+    assert "DagProcessorJob" in services["airflow-dag-processor"]["healthcheck"]["test"][-1]
+    worker = services["airflow-worker"]
+    assert "inspect ping" in worker["healthcheck"]["test"][-1]
+    assert worker["environment"]["DUMB_INIT_SETSID"] == "0"  # warm shutdown: running tasks finish
+    assert worker["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"  # the common env kept
+
+
+def test_stand_ins_install_only_pinned_packages():
+    import re
+
+    for name, svc in COMPOSE["services"].items():
+        command = (
+            " ".join(svc.get("command") or []) if isinstance(svc.get("command"), list) else svc.get("command") or ""
+        )
+        for install in re.findall(r"pip install ([^&]+)", command):
+            for package in install.split():
+                assert package.startswith("-") or "==" in package, f"{name}: {package} unpinned"
+        for install in re.findall(r"apt-get install ([^&]+)", command):
+            for package in install.split():
+                assert package.startswith("-") or "=" in package, f"{name}: {package} unpinned"
+
+
+def test_the_file_follows_the_compose_specification(tmp_path):
+    """Validated against the Compose specification's JSON schema (vendored in check-jsonschema); the
+    same check refuses a file with a key the specification does not have."""
+    import shutil
+    import subprocess
+    import sys
+
+    tool = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    ok = subprocess.run(
+        [tool, "--builtin-schema", "vendor.compose-spec", str(REPO / "docker-compose.yaml")],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    broken = tmp_path / "docker-compose.yaml"
+    broken.write_text((REPO / "docker-compose.yaml").read_text().replace("\nservices:\n", "\nservicez:\n"))
+    refused = subprocess.run(
+        [tool, "--builtin-schema", "vendor.compose-spec", str(broken)], check=False, capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "servicez" in refused.stdout + refused.stderr
 
 
 def test_stand_ins_that_need_credentials_wait_for_the_service_that_writes_them():
