@@ -37,7 +37,7 @@ from airflow.sdk import CronTriggerTimetable, Param, dag, task, task_group
 from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.operators.approval import PaymentApprovalOperator
 from finflows.operators.bank import BankPaymentFileOperator
-from finflows.settings import configured_bank_ids
+from finflows.settings import ALL_BANKS, configured_bank_ids
 
 BANK_IDS = configured_bank_ids()  # the trigger form offers the configured banks only
 
@@ -53,11 +53,16 @@ BANK_IDS = configured_bank_ids()  # the trigger form offers the configured banks
     tags=[Tag.FINANCE, Tag.BANKING, Tag.DAILY, Tag.PII],
     params={
         "banks": Param(
-            [],
+            [ALL_BANKS],
             type="array",
-            items={"type": "string", **({"enum": BANK_IDS} if BANK_IDS else {})},
+            title="Banks to pay",
+            # examples: the trigger form's pick list; items.enum: anything else is refused
+            examples=[ALL_BANKS, *BANK_IDS],
+            items={"type": "string", **({"enum": [ALL_BANKS, *BANK_IDS]} if BANK_IDS else {})},
+            minItems=1,
             uniqueItems=True,
-            description="Only these banks (from include/banking/banks.yaml); empty: every enabled bank",
+            description=f"'{ALL_BANKS}' pays every enabled bank of include/banking/banks.yaml; or pick banks. "
+            "An empty choice is refused: paying every bank is chosen, never the default of an empty field.",
         )
     },
     doc_md=__doc__,

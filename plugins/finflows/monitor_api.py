@@ -322,7 +322,7 @@ def _in_words(error: str | None) -> str | None:
 
 
 class GenerateBatch(BaseModel):
-    banks: list[str] = Field(default_factory=list, description="banks to pay; empty: every enabled bank")
+    banks: list[str] = Field(min_length=1, description='the banks to pay, or ["all"] for every enabled bank')
 
 
 @app.post("/batches/generate", status_code=status.HTTP_202_ACCEPTED)
@@ -330,16 +330,17 @@ def generate_batch(_: Operator, body: GenerateBatch, request: Request) -> dict:
     """Trigger bank_payments now through Airflow's REST API, as the caller."""
     import httpx
 
+    from finflows import settings
     from finflows.flows.banking import banks
 
     cfg = banks.load()
     try:
-        chosen = [cfg.bank(b).id for b in body.banks]
+        chosen = body.banks if body.banks == [settings.ALL_BANKS] else [cfg.bank(b).id for b in body.banks]
     except (KeyError, ValueError) as e:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(e)) from e
     base = _own_api()
     headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
-    conf = {"banks": chosen} if chosen else {}
+    conf = {"banks": chosen}
     r = httpx.post(
         f"{base}/api/v2/dags/{PAYMENTS_DAG}/dagRuns",
         headers=headers,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +25,33 @@ class PgpError(RuntimeError):
 
 class SignatureError(PgpError):
     """Decrypted data whose signature is missing, bad, or not from the expected key."""
+
+
+_ARMOR = re.compile(r"-----BEGIN PGP ([A-Z ]+?)-----(.*?)-----END PGP \1-----", re.S)
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_CHECKSUM = re.compile(r"=[A-Za-z0-9+/]{4}")
+
+
+def rearmor(text: str) -> str:
+    """An ASCII-armoured key as gpg reads it, also when a single-line form field turned its line
+    breaks into spaces (the body is base64, so its lines can be rebuilt: a blank line after the
+    header, 64 characters a line, the ``=CRC`` line, the footer). A key with its line breaks is
+    returned as it is; one that lost them and carries armour headers (``Comment: …``) is refused:
+    they cannot be told from the body."""
+    match = _ARMOR.search(text)
+    if not match or "\n" in match.group(2).strip():
+        return text
+    kind, tokens = match.group(1), match.group(2).split()
+    checksum = [t for t in tokens if _CHECKSUM.fullmatch(t)]
+    body = [t for t in tokens if not _CHECKSUM.fullmatch(t)]
+    if len(checksum) > 1 or not all(_BASE64.fullmatch(t) for t in body):
+        raise PgpError(
+            "the key lost its line breaks (pasted into a single-line field) and holds armour headers: "
+            "paste it into the key field of the OpenPGP key connection, which keeps them"
+        )
+    joined = "".join(body)
+    lines = [joined[i : i + 64] for i in range(0, len(joined), 64)]
+    return "\n".join([f"-----BEGIN PGP {kind}-----", "", *lines, *checksum, f"-----END PGP {kind}-----", ""])
 
 
 class Keyring:

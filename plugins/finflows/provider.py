@@ -25,13 +25,17 @@ def get_provider_info() -> dict:
                     "placeholders": {},
                 },
                 "conn-fields": {
+                    # text areas: an armoured key is many lines, and a single-line input drops
+                    # its line breaks. The private key is still kept secret by its name
+                    # (private_key is one of Airflow's sensitive field names: masked in the API,
+                    # the UI and logs), not by a password input.
                     "public_key": {
                         "label": "Public key (a counterparty's; ASCII-armoured)",
-                        "schema": {"type": ["string", "null"]},
+                        "schema": {"type": ["string", "null"], "format": "multiline"},
                     },
                     "private_key": {
                         "label": "Private key (ours only; ASCII-armoured)",
-                        "schema": {"type": ["string", "null"], "format": "password"},
+                        "schema": {"type": ["string", "null"], "format": "multiline"},
                     },
                     "fingerprint": {
                         "label": "Pinned fingerprint (40 hex digits; a key without it is refused)",

@@ -196,6 +196,9 @@ def bank_circuit_half_open_after():
     return dt.timedelta(seconds=float(get("BANK_CIRCUIT_HALF_OPEN_AFTER", "300")))
 
 
+ALL_BANKS = "all"  # the trigger form's explicit choice of every enabled bank (bank_payments)
+
+
 def configured_bank_ids() -> list[str]:
     """The bank ids include/banking/banks.yaml names (its keys only: no ``${}`` value is needed),
     for the trigger form's choices; light enough for a DAG file's top level (no pydantic). Empty

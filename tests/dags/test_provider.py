@@ -21,4 +21,11 @@ def test_the_pgp_connection_type_reaches_the_connections_form():
     assert form["relabeling"]["password"].startswith("Passphrase")
     fields = {w.field_name: w for w in pm.connection_form_widgets.values() if w.hook_class_name.endswith("PgpHook")}
     assert set(fields) == {"public_key", "private_key", "fingerprint"}
-    assert fields["private_key"].is_sensitive and not fields["public_key"].is_sensitive
+    # text areas keep an armoured key's line breaks (a single-line input, password or not, drops them)
+    assert (
+        fields["public_key"].field["schema"]["format"] == fields["private_key"].field["schema"]["format"] == "multiline"
+    )
+    # the private key stays secret by its name: the API, the UI and the logs mask a field so named
+    from airflow._shared.secrets_masker.secrets_masker import should_hide_value_for_key
+
+    assert should_hide_value_for_key("private_key") and should_hide_value_for_key("extra__pgp__private_key")

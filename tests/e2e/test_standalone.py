@@ -729,6 +729,7 @@ def test_generate_batch_triggers_bank_payments_through_airflows_api(airflow):
     run = api(airflow, "GET", f"/api/v2/dags/bank_payments/dagRuns/{out['dag_run_id']}", tok)
     assert run["conf"] == {"banks": ["taishin"]} and run["run_type"] == "manual"
     assert status_of(airflow, "POST", f"{MONITOR}/batches/generate", tok, {"banks": ["nobank"]}) == 422
+    assert status_of(airflow, "POST", f"{MONITOR}/batches/generate", tok, {"banks": []}) == 422  # "all" is chosen
 
 
 def test_the_monitor_api_docs_work_without_internet(airflow):

@@ -75,4 +75,26 @@ def test_the_trigger_form_offers_the_configured_banks_only():
     from tests.helpers.dags import load_dag
 
     param = load_dag("bank_payments").params.get_param("banks")
-    assert param.schema["items"]["enum"] == ["mega", "ctbc", "esun", "first", "taishin"]
+    banks = ["mega", "ctbc", "esun", "first", "taishin"]
+    assert param.schema["items"]["enum"] == param.schema["examples"] == ["all", *banks]  # a pick list
+    assert param.value == ["all"] and param.schema["minItems"] == 1  # every bank is a choice, never an empty field
+    from airflow.sdk.exceptions import ParamValidationError
+
+    for refused in ([], ["nobank"], ["mega", "mega"]):
+        with pytest.raises(ParamValidationError):
+            param.resolve(refused)
+
+
+def test_every_bank_is_paid_only_when_chosen():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from finflows.flows.banking import banks
+    from finflows.flows.banking.common import choose_banks
+
+    enabled = banks.load().enabled
+    assert choose_banks(["all"]) == enabled and choose_banks(None) == enabled  # the schedule's choice
+    assert choose_banks(["esun", "mega"]) == ["esun", "mega"]
+    with pytest.raises(AirflowFailException, match="no bank chosen: choose 'all' or the banks to pay"):
+        choose_banks([])
+    with pytest.raises(AirflowFailException, match="'all' or named banks, not both"):
+        choose_banks(["all", "mega"])

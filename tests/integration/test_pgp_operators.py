@@ -139,3 +139,27 @@ def test_a_key_saved_by_the_connections_form_is_read_like_one_written_as_json(mo
     conn["extra"]["extra__pgp__fingerprint"] = "0" * 40
     monkeypatch.setenv("AIRFLOW_CONN_PGP_FORM", json.dumps(conn))
     assert PgpHook("pgp_form").test_connection()[0] is False
+
+
+def test_a_key_whose_line_breaks_a_single_line_field_dropped_is_rebuilt_and_still_pinned(monkeypatch):
+    """Pasted into a one-line input, an armoured key arrives with spaces for line breaks; the hook
+    rebuilds the armour (gpg checks its CRC and the pin), and refuses one whose armour headers
+    cannot be told from its body."""
+    from finflows.hooks.pgp import PgpHook
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_PGP_EXAMPLE_PARTNER"])
+    armored = conn["extra"]["public_key"]
+    assert armored.count("\n") > 5
+    flat = " ".join(armored.split("\n"))  # what a single-line input keeps
+    monkeypatch.setenv("AIRFLOW_CONN_PGP_FLAT", json.dumps(conn | {"extra": conn["extra"] | {"public_key": flat}}))
+    ok, message = PgpHook("pgp_flat").test_connection()
+    assert ok and conn["extra"]["fingerprint"] in message, message
+    pinned_elsewhere = conn["extra"] | {"public_key": flat, "fingerprint": "0" * 40}
+    monkeypatch.setenv("AIRFLOW_CONN_PGP_FLAT", json.dumps(conn | {"extra": pinned_elsewhere}))
+    assert PgpHook("pgp_flat").test_connection()[0] is False  # rebuilt, and still held to its pin
+    headed = flat.replace(
+        "-----BEGIN PGP PUBLIC KEY BLOCK----- ", "-----BEGIN PGP PUBLIC KEY BLOCK----- Comment: ours "
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_PGP_FLAT", json.dumps(conn | {"extra": conn["extra"] | {"public_key": headed}}))
+    ok, message = PgpHook("pgp_flat").test_connection()
+    assert not ok and "lost its line breaks" in message and "pgp_flat" in message

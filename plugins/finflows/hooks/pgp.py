@@ -53,6 +53,10 @@ class PgpHook(BaseHook):
         armored = extra.get("private_key") or extra.get("public_key")
         if not armored:
             raise pgp.PgpError(f"connection {self.pgp_conn_id}: extra holds neither public_key nor private_key")
+        try:
+            armored = pgp.rearmor(armored)  # a key pasted into a single-line field lost its line breaks
+        except pgp.PgpError as e:
+            raise pgp.PgpError(f"connection {self.pgp_conn_id}: {e}") from None
         fingerprint = self._fingerprint or extra.get("fingerprint")
         if not fingerprint:
             raise pgp.PgpError(

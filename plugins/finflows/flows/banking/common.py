@@ -19,12 +19,21 @@ log = logging.getLogger(__name__)
 
 
 def choose_banks(requested: list[str] | None) -> list[str]:
-    """The enabled banks, or those a manual run asked for (each must be configured). A bank that is
-    not configured, or a configuration that does not load, fails the task at once: no retry can
-    fix it, and a run that cannot succeed must not hold the next one."""
+    """The enabled banks (``["all"]``, the schedule's choice, or no params at all), or those a
+    manual run asked for (each must be configured). An empty list, or "all" beside named banks,
+    is refused: paying every bank is chosen, never what an emptied field means. A bank that is not
+    configured, or a configuration that does not load, fails the task at once: no retry can fix
+    it, and a run that cannot succeed must not hold the next one."""
     with bad_input_fails_without_retry(banks.BankConfigError):
+        if requested is not None and not requested:
+            raise banks.BankConfigError(f"no bank chosen: choose '{settings.ALL_BANKS}' or the banks to pay")
+        if requested and settings.ALL_BANKS in requested and len(requested) > 1:
+            raise banks.BankConfigError(f"'{settings.ALL_BANKS}' or named banks, not both: {', '.join(requested)}")
         cfg = banks.load()
-        chosen = [cfg.bank(b).id for b in requested] if requested else cfg.enabled
+        if requested is None or requested == [settings.ALL_BANKS]:
+            chosen = cfg.enabled
+        else:
+            chosen = [cfg.bank(b).id for b in requested]
     log.info("banks to pay: %s", ", ".join(chosen) or "none")
     return chosen
 
