@@ -36,6 +36,8 @@ def standalone_env(port: int, home: Path = AIRFLOW_HOME) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,treasurer:user",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(home)),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        # the Connections form's Test button (off by default in Airflow 3; production decides)
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "FINFLOWS_DEADLINES": "on",  # the real scheduler runs Deadline Alerts (dag.test cannot)
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }

@@ -732,6 +732,29 @@ def test_generate_batch_triggers_bank_payments_through_airflows_api(airflow):
     assert status_of(airflow, "POST", f"{MONITOR}/batches/generate", tok, {"banks": []}) == 422  # "all" is chosen
 
 
+def test_a_pgp_key_saved_as_the_connections_form_saves_it_is_tested_and_read_back_intact(airflow, monkeypatch, unique):
+    """The form's text area sends the armoured key with its line breaks; through the REST API the
+    form uses, the key is saved, tested (the Test button: enabled locally) and read back byte for
+    byte, and PgpHook loads what was saved."""
+    from finflows.hooks.pgp import PgpHook
+
+    tok = token(airflow)
+    partner = json.loads(os.environ["AIRFLOW_CONN_PGP_EXAMPLE_PARTNER"])["extra"]
+    extra = {"public_key": partner["public_key"], "fingerprint": partner["fingerprint"]}
+    conn_id = f"pgp_saved_{unique}"
+    body = {"connection_id": conn_id, "conn_type": "pgp", "extra": json.dumps(extra)}
+    api(airflow, "POST", "/api/v2/connections", tok, body)
+    try:
+        tested = api(airflow, "POST", "/api/v2/connections/test", tok, body)
+        assert tested["status"] is True and partner["fingerprint"] in tested["message"], tested
+        saved = json.loads(api(airflow, "GET", f"/api/v2/connections/{conn_id}", tok)["extra"])
+        assert saved["public_key"] == partner["public_key"]  # every line break kept
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "pgp", "extra": saved}))
+        assert PgpHook(conn_id).test_connection()[0] is True
+    finally:
+        status_of(airflow, "DELETE", f"/api/v2/connections/{conn_id}", tok)
+
+
 def test_the_monitor_api_docs_work_without_internet(airflow):
     with urllib.request.urlopen(f"http://127.0.0.1:{airflow}{MONITOR}/docs", timeout=120) as r:
         page = r.read().decode()
