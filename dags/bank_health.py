@@ -31,6 +31,9 @@ from finflows.dag_defaults import Tag, deadline, default_args
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(minutes=4),
+    # checks only (a login and a look at a directory): it runs from the first deployment on, so
+    # the circuit breaker and the finance monitor know each bank from the start, not "never"
+    is_paused_upon_creation=False,
     default_args=default_args(),
     deadline=deadline("bank_health"),
     tags=[Tag.BANKING, Tag.OPERATIONS],

@@ -127,6 +127,33 @@ def login_file(home: Path = AIRFLOW_HOME) -> Path:
     return home / "login.txt"
 
 
+def import_connections(env: dict[str, str]) -> list[str]:
+    """The local stack's connections (its ``AIRFLOW_CONN_*`` variables) stored in make up's own
+    metadata database too, so Admin → Connections lists them for a new user to inspect, edit and
+    test (the variables still win when a task reads one: the same values either way). Returns the
+    ids imported."""
+    import tempfile
+
+    conns = {
+        k.removeprefix("AIRFLOW_CONN_").lower(): json.loads(v)
+        for k, v in env.items()
+        if k.startswith("AIRFLOW_CONN_") and v.lstrip().startswith("{")
+    }
+    airflow = str(Path(sys.executable).parent / "airflow")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=AIRFLOW_HOME, delete=True) as f:
+        os.chmod(f.name, 0o600)  # passwords of the throwaway local accounts: still not world-readable
+        json.dump(conns, f)
+        f.flush()
+        subprocess.run(
+            [airflow, "connections", "import", "--overwrite", f.name],
+            env=env,
+            check=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+        )
+    return sorted(conns)
+
+
 class _Stop(Exception):
     pass
 
@@ -168,6 +195,12 @@ def main() -> int:
         login_file().write_text(login + "\n")
         login_file().chmod(0o600)
         print(f"[finflows] health: {json.dumps(health(port))}", flush=True)
+        imported = import_connections(cluster.environment(port, executor, db))
+        print(
+            f"[finflows] {len(imported)} local connections are in Admin → Connections (the Test button is on);"
+            " bank_health runs every 5 minutes from the start, so the finance monitor shows each bank",
+            flush=True,
+        )
         print(
             f"[finflows] metadata database: PostgreSQL {db} (make up's own; the tests and the demo use another)",
             flush=True,

@@ -214,3 +214,11 @@ def test_each_schedule_is_described_with_its_time_zone_and_true_local_and_utc_ti
                 if utc.group(3):
                     last = day.replace(hour=today[-1].hour, minute=today[-1].minute).astimezone(dt.UTC)
                     assert utc.group(3, 4) == (f"{last:%H}", f"{last:%M}"), f"{dag.dag_id}: {last:%H:%M} UTC"
+
+
+def test_only_the_health_checks_start_unpaused(dagbag):
+    """bank_health only logs in and looks at a directory: it runs from the first deployment, so the
+    circuit breaker and the monitor know each bank at once. Everything that moves files or money
+    starts paused, as Airflow's default leaves it, until someone turns it on."""
+    unpaused = {d.dag_id for d in dagbag.dags.values() if d.is_paused_upon_creation is False}
+    assert unpaused == {"bank_health"}

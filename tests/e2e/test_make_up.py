@@ -44,6 +44,23 @@ def _runs_in(db: str) -> int:
         return c.execute("SELECT count(*) FROM dag_run").fetchone()[0]
 
 
+def _api(port: int, path: str) -> dict:
+    import json
+    import urllib.request
+
+    password = json.loads(standalone.passwords_file().read_text())["admin"]
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/auth/token",
+        data=json.dumps({"username": "admin", "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=120) as r:
+        token = json.load(r)["access_token"]
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.load(r)
+
+
 def test_make_up_prints_the_login_last_shows_no_test_run_and_stops_cleanly_on_sigterm(local_dir, tmp_path):
     from devstack import stack
     from devstack.config import AIRFLOW_DB
@@ -83,6 +100,10 @@ def test_make_up_prints_the_login_last_shows_no_test_run_and_stops_cleanly_on_si
         # make up's own metadata database: none of the suite's runs is there to show, queue or alert
         assert f"metadata database: PostgreSQL {up_db}" in text
         assert _runs_in(up_db) == 0
+        # a new user finds the local connections in Admin → Connections (make up's own database)
+        assert "local connections are in Admin → Connections" in text
+        listed = {c["connection_id"] for c in _api(port, "/api/v2/connections?limit=200")["connections"]}
+        assert {"postgres_finance", "sftp_mega", "pgp_finflows", "ftps_acquirer", "aws_finflows"} <= listed
         started = servers.descendants(proc.pid)
         assert len(started) >= 4, "scheduler, triggerer, dag-processor and api-server under make up"
 
