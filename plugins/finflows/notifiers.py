@@ -8,6 +8,7 @@ provider's module loads boto3, which a DAG file must not import at parse time).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,8 @@ class OperationsEmailNotifier(BaseNotifier):
             exception=context.get("exception"),
             base_url=conf.get("api", "base_url", fallback="http://localhost:8080/"),
         )
+        # the task's log ends with this, after the traceback: what happened and the next step in words
+        logging.getLogger("finflows.failure").error("%s\n%s", email.subject, email.text)
         emails.send(email, to=self.to or settings.ops_email(), smtp_conn_id=self.smtp_conn_id or settings.CONN_SMTP)
 
 

@@ -52,7 +52,7 @@ def test_export_to_two_card_companies_with_notifications(
 
 
 def test_a_refused_file_fails_the_run_and_notifies_by_sns_and_email(
-    chargeback_dag, s3_hook, mailbox, drain_queue, unique
+    chargeback_dag, s3_hook, mailbox, drain_queue, unique, caplog
 ):
     from airflow.utils.state import DagRunState
 
@@ -61,7 +61,11 @@ def test_a_refused_file_fails_the_run_and_notifies_by_sns_and_email(
     bad = [record(0, case_id=f"{unique}-0", masked_card="4000000000000002")]  # a full card number
     s3_hook.load_bytes(json.dumps(bad).encode(), key=f"incoming/cb-{unique}.json", bucket_name=BUCKET)
     seen = mailbox.names()
-    assert chargeback_dag.test().state == DagRunState.FAILED
+    with caplog.at_level("ERROR", logger="finflows.failure"):
+        assert chargeback_dag.test().state == DagRunState.FAILED
+    # the failed task's log ends with the email's words: the file, what was wrong, the next step
+    [said] = [r.getMessage() for r in caplog.records if r.name == "finflows.failure"]
+    assert f"cb-{unique}.json REJECTED" in said and "Next step:" in said, said
     sns = [m["Body"] for m in drain_queue(audit, wait=3)]
     # the failure callback's message (SnsTopicNotifier: "run <run id>: <error>"), naming the field
     assert any(b.startswith("run manual__") and "rejected and quarantined" in b and "masked_card" in b for b in sns), (
