@@ -12,16 +12,13 @@ from pathlib import Path
 
 import psycopg
 
-from devstack import stack
+from devstack import seed, stack
 from devstack.config import LOCAL, REPO
 from devstack.fixtures import (
-    forget_cash_files,
     forget_chargeback_file,
     forget_orphan_uploads,
     forget_payments,
-    forget_statement,
     forget_tenures,
-    seed_rent_accounts,
     seed_tenure_accounts,
 )
 
@@ -142,15 +139,11 @@ def dags_test_answered(dag_id: str, conf: dict, port: int) -> tuple[bool, float,
 
 def demo_cashfile() -> list[str]:
     bucket = os.environ["FINFLOWS_CASHFILE_BUCKET"]
-    files = sorted((SAMPLES / "cashfile").glob("*.dat"))
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
-        seed_rent_accounts(pg, [f"90000000{i:02d}" for i in range(10)])
-        # the demo is repeatable: forget what an earlier demo imported from these sample files
-        names = ["CashFile20260105.dat", "CashFile20260106.dat"]
-        forget_cash_files(pg, names)
+        # the demo is repeatable: the seed forgets what an earlier demo imported from these samples
         client = s3()
-        for f in files:
-            client.put_object(Bucket=bucket, Key=f"cashfiles/{f.name}", Body=f.read_bytes())
+        files = seed.cash_files(pg, client)
+        names = list(seed.CASH_FILES)
         mails_before = mails()
         ok1, secs1, log1 = dags_test("cashfile_import")
         # CivicaPay delivers the first file again: the second run must skip it as a duplicate
@@ -286,11 +279,10 @@ def demo_tenure() -> list[str]:
 
 
 def demo_card() -> list[str]:
-    sample = SAMPLES / "card" / "EXTRATO_UNICA_123456789_20261120_1"
+    sample = seed.STATEMENT
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
-        forget_statement(pg, sample.name)
         # the acquirer leaves it on its FTPS server; the flow copies it into S3 and loads it
-        (LOCAL / "ftps" / "acquirer" / "Saida" / sample.name).write_bytes(sample.read_bytes())
+        seed.statement(pg)
         ok, secs, log = dags_test("card_reconciliation")
         summary = pg.execute(
             "SELECT day, store_id, brand, sales, gross, discount, net FROM card.v_daily_summary s "
@@ -324,39 +316,15 @@ def bank_encoding(bank: str) -> str:
 
 
 def demo_bank_payments() -> list[str]:
-    import csv
-    import datetime as dt
-    from zoneinfo import ZoneInfo
-
     from devstack import secrets
     from finflows import pgp
     from finflows.formats import ach
 
-    sample = SAMPLES / "banking" / "payments.csv"
-    rows = list(csv.DictReader(sample.open(encoding="utf-8")))
-    today = dt.datetime.now(ZoneInfo("Asia/Taipei")).date()
     with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
-        for bank, name in forget_payments(pg, "DEMO-"):  # the demo is repeatable
-            (LOCAL / "sftp" / bank / "upload" / name).unlink(missing_ok=True)
-        forget_orphan_uploads(pg)  # e.g. left by `make test`
-        others = pg.execute("SELECT count(*) FROM pay.payment WHERE status = 'pending'").fetchone()[0]
-        for r in rows:
-            pg.execute(
-                """INSERT INTO pay.payment (reference, bank, payee_bank, payee_account, payee_id, payee_name, memo,
-                                            txn_code, amount, due_date) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)""",
-                (
-                    r["reference"],
-                    r["bank"],
-                    r["payee_bank"],
-                    r["payee_account"],
-                    r["payee_id"],
-                    r["payee_name"],
-                    r["memo"],
-                    r["txn_code"] or None,
-                    int(r["amount"]),
-                    today,
-                ),
-            )
+        others = pg.execute(
+            "SELECT count(*) FROM pay.payment WHERE status = 'pending' AND reference NOT LIKE 'DEMO-%%'"
+        ).fetchone()[0]
+        seed.payments(pg)
         mails_before = mails()
         # mega asks a second person (banks.yaml approval: required); esun's own channel does (none).
         # The run waits in Required Actions; treasurer, the local approver, approves through the REST API.

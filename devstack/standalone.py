@@ -154,6 +154,22 @@ def import_connections(env: dict[str, str]) -> list[str]:
     return sorted(conns)
 
 
+def seed_if_wanted() -> list[str]:
+    """The sample data where the flows find it (``devstack.seed``), asked on a terminal or chosen
+    with SEED=yes|no; the lines say what there is to try, or how to get it."""
+    from devstack import seed, stack
+
+    if not seed.wanted(sys.stdin.isatty()):
+        return [
+            "no sample data put in place (SEED=yes make up does: cash files and a statement waiting,"
+            " payments for two banks, rent accounts)"
+        ]
+    import psycopg
+
+    with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
+        return [f"to try: {line}" for line in seed.sample_data(pg, stack._aws_client("s3"))]
+
+
 class _Stop(Exception):
     pass
 
@@ -201,6 +217,8 @@ def main() -> int:
             " bank_health runs every 5 minutes from the start, so the finance monitor shows each bank",
             flush=True,
         )
+        for line in seed_if_wanted():
+            print(f"[finflows] {line}", flush=True)
         print(
             f"[finflows] metadata database: PostgreSQL {db} (make up's own; the tests and the demo use another)",
             flush=True,

@@ -78,6 +78,7 @@ def test_make_up_prints_the_login_last_shows_no_test_run_and_stops_cleanly_on_si
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "FINFLOWS_UP_DB": up_db,
     }
+    env.pop("SEED", None)
     with out.open("wb") as f:
         proc = subprocess.Popen(
             [sys.executable, "-m", "devstack.standalone"],
@@ -102,6 +103,7 @@ def test_make_up_prints_the_login_last_shows_no_test_run_and_stops_cleanly_on_si
         assert _runs_in(up_db) == 0
         # a new user finds the local connections in Admin → Connections (make up's own database)
         assert "local connections are in Admin → Connections" in text
+        assert "no sample data put in place (SEED=yes make up does" in text  # no terminal: not asked, not seeded
         listed = {c["connection_id"] for c in _api(port, "/api/v2/connections?limit=200")["connections"]}
         assert {"postgres_finance", "sftp_mega", "pgp_finflows", "ftps_acquirer", "aws_finflows"} <= listed
         started = servers.descendants(proc.pid)
