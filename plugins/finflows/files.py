@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from finflows.errors import FinflowsError
 from finflows.formats.fixedwidth import FieldError, FormatError
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class Decision(StrEnum):
     CONFLICT = "CONFLICT"  # same name, different content, already imported: a human decides
 
 
-class FileRejected(Exception):
+class FileRejected(FinflowsError):
     """A file that must not be loaded as it is: it is quarantined beside its error report, nothing of
     it was loaded, and a person must act. Carries what the failure email tells them: which flow and
     file, where the quarantined copy and its report are, and the next step."""
@@ -87,21 +88,23 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-class ObjectGone(Exception):
+class ObjectGone(FinflowsError):
     """The object is no longer at its key (an earlier try moved it to processed/, or someone did)."""
 
 
 class FileTooLarge(FormatError):
     """A counterparty's file over its flow's size limit: refused by its size, never read whole.
-    ``identity`` stands for its sha256 (not read): the same file, as its store describes it, gets
-    the same one, so it is recorded and refused once."""
+    ``identity`` stands for its sha256 (not read): the same file, as its store describes it
+    (``version``: the object's ETag, or the remote file's mtime), gets the same one, so it is
+    recorded and refused once."""
 
-    def __init__(self, source_uri: str, size: int, limit: int, setting: str, etag: str | None = None) -> None:
+    def __init__(self, source_uri: str, size: int, limit: int, setting: str, version: str | int | None = None) -> None:
         name = source_uri.rsplit("/", 1)[-1]
         why = f"over the limit of {limit:,} bytes ({setting}): refused unread"
         super().__init__(name, [FieldError(0, "size", f"{size:,} bytes or more", why, unit="file")])
-        self.etag = etag
-        self.identity = hashlib.sha256(f"unread\0{source_uri}\0{size}\0{etag}".encode()).hexdigest()
+        self.source_uri, self.version = source_uri, version
+        self.etag = version if isinstance(version, str) else None
+        self.identity = hashlib.sha256(f"unread\0{source_uri}\0{size}\0{version}".encode()).hexdigest()
 
 
 def download(

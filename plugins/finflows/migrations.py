@@ -14,11 +14,13 @@ import re
 import sys
 from pathlib import Path
 
+from finflows.errors import FinflowsError
+
 LOCK_KEY = 7_146_915_001  # pg_advisory_xact_lock key for migrations
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
-class MigrationError(RuntimeError):
+class MigrationError(FinflowsError, RuntimeError):
     pass
 
 

@@ -16,10 +16,12 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 
+from finflows.errors import FinflowsError
+
 log = logging.getLogger(__name__)
 
 
-class PgpError(RuntimeError):
+class PgpError(FinflowsError, RuntimeError):
     pass
 
 

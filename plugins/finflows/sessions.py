@@ -13,15 +13,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from finflows.errors import FinflowsError
+
 log = logging.getLogger(__name__)
 
 
-class IncompatibleServer(ConnectionError):
+class IncompatibleServer(FinflowsError, ConnectionError):
     """The server and our SSH client share no key exchange, cipher or host-key algorithm: no retry
     can help, the bank's ``sftp_client`` must change (raised by ``hooks/sftp.py``)."""
 
 
-class SessionLimitReached(RuntimeError):
+class SessionLimitReached(FinflowsError, RuntimeError):
     """Every session the counterparty allows stayed in use for as long as we were willing to wait."""
 
 

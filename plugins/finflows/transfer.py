@@ -6,10 +6,12 @@ import hashlib
 import io
 import logging
 
+from finflows.errors import FinflowsError
+
 log = logging.getLogger(__name__)
 
 
-class TransferError(RuntimeError):
+class TransferError(FinflowsError, RuntimeError):
     pass
 
 

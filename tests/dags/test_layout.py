@@ -61,3 +61,27 @@ def test_no_task_body_runs_an_operator():
             if isinstance(node, ast.Call):
                 name = getattr(node.func, "id", None) or getattr(node.func, "attr", "")
                 assert not name.endswith("Operator"), f"{module.relative_to(ROOT)}:{node.lineno} makes a {name}"
+
+
+def test_every_error_finflows_defines_has_the_one_root():
+    """Each exception class in plugins/finflows descends from ``FinflowsError`` (directly or
+    through another of ours), so ``except FinflowsError`` means "finflows refused this" and a new
+    error cannot forget it. Read from the source: a class whose bases name an exception."""
+    import importlib
+    import inspect
+
+    from finflows.errors import FinflowsError
+
+    found = []
+    for path in sorted((ROOT / "plugins" / "finflows").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT / "plugins").with_suffix("").parts).removesuffix(".__init__")
+        names = [n.name for n in ast.parse(path.read_text(encoding="utf-8")).body if isinstance(n, ast.ClassDef)]
+        if not names:
+            continue
+        loaded = importlib.import_module(module)
+        for name in names:
+            cls = getattr(loaded, name)
+            if inspect.isclass(cls) and issubclass(cls, BaseException):
+                found.append(cls)
+    assert len(found) > 20, found  # the scan sees them
+    assert [c.__qualname__ for c in found if not issubclass(c, FinflowsError)] == []

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from finflows.errors import FinflowsError
 from finflows.formats import tch
 from finflows.formats.fixedwidth import (
     Choice,
@@ -358,7 +359,7 @@ PERSONAL_FIELDS = frozenset(
 )
 
 
-class PaymentError(ValueError):
+class PaymentError(FinflowsError, ValueError):
     """A payment that cannot be written as it is; names the payment and the field, and the value
     unless it is the payee's (name, id, account, notes): the message reaches XCom, logs and email."""
 

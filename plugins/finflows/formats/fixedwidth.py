@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from finflows.errors import FinflowsError
 from finflows.pci import QUICK, mask_digit_runs, mask_pans
 
 
@@ -43,7 +44,7 @@ class FieldError:
         return f"{self.unit} {self.line}, field {self.field}, value {shown}: {self.reason}"
 
 
-class FormatError(ValueError):
+class FormatError(FinflowsError, ValueError):
     """A file that does not follow its layout; carries every error found (up to a limit)."""
 
     MAX_LISTED = 50
@@ -64,7 +65,7 @@ class FormatError(ValueError):
         }
 
 
-class RecordError(ValueError):
+class RecordError(FinflowsError, ValueError):
     def __init__(self, errors: list[tuple[str, str, str]]):
         self.errors = errors  # (field, value, reason)
         super().__init__("; ".join(f"{f}={v!r}: {r}" for f, v, r in errors))

@@ -18,6 +18,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from finflows.errors import FinflowsError
 from finflows.pci import mask_pans
 
 RENT_GROUPS = (
@@ -50,7 +51,7 @@ SHEET_HEADER = (
 PERSONAL = frozenset({"title", "forename", "surname", "dateOfBirth", "address", "shortAddress", "postCode"})
 
 
-class PoisonMessage(ValueError):
+class PoisonMessage(FinflowsError, ValueError):
     """A message that can never be applied: it goes to the dead-letter queue with this reason."""
 
 

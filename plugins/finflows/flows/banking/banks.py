@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from finflows.errors import FinflowsError
 from finflows.formats import tch
 
 DEFAULT_FILE = Path(__file__).resolve().parents[4] / "include" / "banking" / "banks.yaml"
@@ -26,7 +27,7 @@ Digits = Annotated[str, Field(pattern=r"^[0-9]+$")]
 Fingerprint = Annotated[str, Field(pattern=r"^[0-9A-F]{40}$", description="40 hex digits, upper case")]
 
 
-class BankConfigError(ValueError):
+class BankConfigError(FinflowsError, ValueError):
     pass
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from finflows.errors import FinflowsError
+
 SOURCE = "holidays {version}: TW (DGPA office calendar)"
 
 
@@ -33,7 +35,7 @@ class Day:
     name: str
 
 
-class CalendarNotLoaded(LookupError):
+class CalendarNotLoaded(FinflowsError, LookupError):
     """A day was asked about whose year has no calendar loaded."""
 
 

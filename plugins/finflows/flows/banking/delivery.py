@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from finflows.errors import FinflowsError
 from finflows.flows.banking.banks import Bank
 from finflows.sessions import IncompatibleServer
 from finflows.transfer import (
@@ -77,7 +78,7 @@ class BatchMoved(TransferError):
     """A status change found the batch no longer where this step left it: nothing was written."""
 
 
-class DecisionRefused(ValueError):
+class DecisionRefused(FinflowsError, ValueError):
     """A decision asked of a batch that is not waiting for one."""
 
 

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
 from finflows import files
+from finflows.errors import FinflowsError
 from finflows.flows.banking.banks import Bank, FileFormat
 from finflows.formats import ach, tch
 from finflows.formats.fixedwidth import FormatError
@@ -37,7 +38,7 @@ MISMATCH_ALERT_RATE = 0.05  # a batch whose mismatched lines exceed 5% of its pa
 Decrypt = Callable[[bytes], bytes]
 
 
-class ReaderStopped(RuntimeError):
+class ReaderStopped(FinflowsError, RuntimeError):
     """A file an earlier run started to read and never finished: it is quarantined, not read again."""
 
 
@@ -56,19 +57,11 @@ class FileOutcome:
     bytes: int = 0
 
 
-class FileTooLarge(ValueError):
-    """A counterparty's file over the size limit: refused by its size, never read whole."""
-
-    def __init__(self, path: str, size: int, limit: int, mtime: int | None) -> None:
-        super().__init__(
-            f"{path} is {size:,} bytes or more, over the limit of {limit:,} (FINFLOWS_BANK_FILE_MAX_BYTES): not read"
-        )
-        # the same file, as the server describes it, gets the same identity: seen once, refused once
-        self.identity = hashlib.sha256(f"unread\0{path}\0{size}\0{mtime}".encode()).hexdigest()
+LIMIT_SETTING = "FINFLOWS_BANK_FILE_MAX_BYTES"
 
 
 def read_bounded(sftp, path: str, limit: int) -> bytes:
-    """The remote file's bytes, read in chunks; :class:`FileTooLarge` (without reading it) when the
+    """The remote file's bytes, read in chunks; :class:`files.FileTooLarge` (without reading it) when the
     server says it is over ``limit``, or as soon as more than ``limit`` bytes arrive (the only
     bound where the server refuses ``stat``)."""
     try:
@@ -77,13 +70,13 @@ def read_bounded(sftp, path: str, limit: int) -> bytes:
     except PermissionError:
         size = mtime = None
     if size is not None and size > limit:
-        raise FileTooLarge(path, size, limit, mtime)
+        raise files.FileTooLarge(path, size, limit, LIMIT_SETTING, mtime)
     out = bytearray()
     with sftp.open(path, "rb") as f:
         while chunk := f.read(files.CHUNK):
             out += chunk
             if len(out) > limit:
-                raise FileTooLarge(path, len(out), limit, mtime)
+                raise files.FileTooLarge(path, len(out), limit, LIMIT_SETTING, mtime)
     return bytes(out)
 
 
@@ -101,7 +94,7 @@ def reconcile_files(
         path = f"{bank.download_path.rstrip('/')}/{name}"
         try:
             data = read_bounded(sftp, path, settings.bank_file_max_bytes())
-        except FileTooLarge as e:
+        except files.FileTooLarge as e:
             out.append(refuse_unread(conn, bank=bank, name=name, identity=e.identity, error=str(e), run_id=run_id))
             continue
         out.append(

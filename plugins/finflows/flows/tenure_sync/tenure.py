@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
+from finflows.errors import FinflowsError
 from finflows.formats.tenure import RENT_GROUPS, SHEET_HEADER, PoisonMessage, TenureEvent, parse_message
 
 log = logging.getLogger(__name__)
@@ -318,7 +319,7 @@ def _range(tab: str, run: list[tuple[int, list[str]]]) -> tuple[str, list]:
     return f"{_q(tab)}!A{run[0][0]}:{LAST_COLUMN}{run[-1][0]}", [v for _r, v in run]
 
 
-class SheetLayoutError(RuntimeError):
+class SheetLayoutError(FinflowsError, RuntimeError):
     pass
 
 
