@@ -104,3 +104,25 @@ def test_helm_values_give_every_aws_component_its_own_role_and_keep_task_logs():
         VALUES["config"]["api"]["base_url"].startswith("https://")
         and "localhost" not in VALUES["config"]["api"]["base_url"]
     )
+
+
+def test_every_bucket_has_lifecycle_rules_for_production():
+    """deploy/s3/lifecycle.json: one lifecycle configuration per bucket setting the flows read, each
+    rule a valid S3 rule; the ages follow the seeds (cash files 30 days) and include/retention.yaml
+    (tenure event bodies 90 days, financial records 7 years). Accepted by the local S3 in
+    tests/integration/test_retention.py."""
+    import json
+
+    rules = json.loads((REPO / "deploy" / "s3" / "lifecycle.json").read_text())
+    buckets = set(re.findall(r'get\("([A-Z_]+_BUCKET)"', (REPO / "plugins" / "finflows" / "settings.py").read_text()))
+    assert {k for k in rules if not k.startswith("_")} == {f"FINFLOWS_{b}" for b in buckets}
+    by_prefix = {}
+    for setting, cfg in rules.items():
+        if setting.startswith("_"):
+            continue
+        for r in cfg["Rules"]:
+            assert r["Status"] == "Enabled" and r["Expiration"]["Days"] > 0 and "Prefix" in r["Filter"], r
+            by_prefix[(setting, r["Filter"]["Prefix"])] = r["Expiration"]["Days"]
+    assert by_prefix[("FINFLOWS_CASHFILE_BUCKET", "processed/")] == 30
+    assert by_prefix[("FINFLOWS_ARCHIVE_BUCKET", "tenure-events/")] == 90
+    assert by_prefix[("FINFLOWS_ARCHIVE_BUCKET", "bank-payments/")] >= 7 * 365

@@ -62,6 +62,7 @@ EXPECTED_MINUTES: dict[str, float] = {
     "bank_reconciliation": 20,
     "bank_health": 4,
     "finance_daily_report": 15,
+    "retention": 120,
 }
 
 

@@ -18,6 +18,7 @@ DAG_FLOW = {
     "bank_reconciliation": "banking",
     "bank_health": "banking",
     "finance_daily_report": "banking",
+    "retention": "retention",
 }
 
 

@@ -1,0 +1,2 @@
+"""Retention and erasure of the finance database's records (the ``retention`` DAG and
+``python -m finflows.flows.retention erase …``)."""
