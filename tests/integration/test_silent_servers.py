@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from finflows.hooks.ftp import FTPHook, FTPSHook
+from tests.helpers.servers import fails_while_frozen, sshd_sessions
 
 pytestmark = pytest.mark.integration
 
@@ -51,10 +52,6 @@ def test_a_server_that_never_answers_ends_in_a_timeout(monkeypatch, silent_serve
 def test_a_bank_sftp_server_that_stalls_mid_session_ends_the_operation(monkeypatch, cfg):
     """The real sshd of the local stack, logged in, then frozen (SIGSTOP of its session processes):
     a listing that would wait for ever fails within FINFLOWS_SFTP_IDLE_TIMEOUT."""
-    import os
-    import signal
-    import time
-
     from finflows.flows.banking import common
 
     monkeypatch.setenv("FINFLOWS_SFTP_IDLE_TIMEOUT", "2")
@@ -63,40 +60,13 @@ def test_a_bank_sftp_server_that_stalls_mid_session_ends_the_operation(monkeypat
         client.listdir(bank.upload_path)  # the session works
         pids = sshd_sessions("ffsftp_esun")
         assert pids, "no sshd session process of the esun account"
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-        try:
-            started = time.monotonic()
-            with pytest.raises((TimeoutError, EOFError, OSError)):
-                client.listdir(bank.upload_path)
-            assert time.monotonic() - started < 600  # bounded (2 s here), not for ever
-        finally:
-            for pid in pids:
-                os.kill(pid, signal.SIGCONT)
-
-
-def sshd_sessions(user: str) -> list[int]:
-    """The sshd processes serving ``user``'s sessions, read from /proc (no procps on a slim machine)."""
-    from pathlib import Path
-
-    out = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if cmd.startswith(f"sshd: {user}"):
-                out.append(int(proc.name))
-    return out
+        fails_while_frozen(pids, lambda: client.listdir(bank.upload_path))
 
 
 def test_an_ftps_server_that_stalls_mid_session_ends_the_operation(monkeypatch):
     """The real vsftpd of the local stack, logged in over TLS, then frozen (SIGSTOP of its session
     processes): a listing that would wait for ever fails within the connection's ``timeout``."""
     import os
-    import signal
-    import time
 
     from devstack import stack
     from devstack.services import servers
@@ -111,14 +81,7 @@ def test_an_ftps_server_that_stalls_mid_session_ends_the_operation(monkeypatch):
     hook.list_directory("/Saida")  # logged in, the session works
     pids = [p for p in servers.descendants(listener) if p not in before]
     assert pids, "no vsftpd session process of this login"
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
     try:
-        started = time.monotonic()
-        with pytest.raises((TimeoutError, EOFError, OSError)):
-            hook.list_directory("/Saida")
-        assert time.monotonic() - started < 600  # bounded (2 s here), not for ever
+        fails_while_frozen(pids, lambda: hook.list_directory("/Saida"))
     finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
         hook.close_conn()
