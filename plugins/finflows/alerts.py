@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import html
-import os
-from urllib.parse import quote
+
+from finflows import links
 
 
 def _late_email(expected_minutes: float, context: dict) -> tuple[str, str]:
     run = context.get("dag_run") or {}
     dag_id, run_id = run.get("dag_id", "?"), run.get("dag_run_id", "?")
-    base = os.environ.get("AIRFLOW__API__BASE_URL", "http://localhost:8080").rstrip("/")
-    link = f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+    link = links.run_url(links.base_url(), dag_id, run_id)
     subject = f"[finflows] LATE {dag_id} ({run_id}): not finished {expected_minutes:g} min after it was queued"
     body = (
         f"<p>Run <b>{html.escape(run_id)}</b> of <b>{html.escape(dag_id)}</b> was queued at "

@@ -6,10 +6,10 @@ Imported by DAG files at parse time: keep it light (no provider, pandas or clien
 from __future__ import annotations
 
 import datetime as dt
-import os
 from enum import StrEnum
 from typing import Any
 
+from finflows import settings
 from finflows.notifiers import OperationsEmailNotifier
 
 OWNER = "finance-data-eng"
@@ -38,12 +38,12 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "owner": OWNER,
         "retries": 3,
         # FINFLOWS_RETRY_DELAY (seconds): shorter in the fault tests, which wait for real retries
-        "retry_delay": dt.timedelta(seconds=float(os.environ.get("FINFLOWS_RETRY_DELAY", "30"))),
+        "retry_delay": dt.timedelta(seconds=settings.retry_delay_seconds()),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=10),
         # no task waits for ever on a counterparty that stopped answering: past this it fails (and
         # retries); a bank file cut off anywhere is settled by its recorded delivery state
-        "execution_timeout": dt.timedelta(minutes=float(os.environ.get("FINFLOWS_TASK_TIMEOUT_MINUTES", "60"))),
+        "execution_timeout": dt.timedelta(minutes=settings.task_timeout_minutes()),
         "on_failure_callback": OperationsEmailNotifier(),
     }
     args.update(overrides)
@@ -74,11 +74,11 @@ def deadline(dag_id: str):
     of a DAG with a deadline ("the dag is not serialized"), so the dag.test suites and
     ``make demo`` (``airflow dags test``) turn it off; the scheduler always has it.
     """
-    if os.environ.get("FINFLOWS_DEADLINES", "on") == "off":
+    if not settings.deadlines_on():
         return None
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
-    minutes = float(os.environ.get(f"FINFLOWS_DEADLINE_{dag_id.upper()}", EXPECTED_MINUTES[dag_id]))
+    minutes = settings.deadline_minutes(dag_id, EXPECTED_MINUTES[dag_id])
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=dt.timedelta(minutes=minutes),

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from urllib.parse import quote
+
+from finflows import links
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,6 @@ def header_safe(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
-def run_url(base_url: str, dag_id: str, run_id: str) -> str:
-    return f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
-
-
 def failure_email(
     *,
     dag_id: str,
@@ -78,8 +75,8 @@ def failure_email(
     exception as ``rejection``) is named in the subject with its outcome and told from start to end:
     what was wrong, where the copy and report are, what to do."""
     rejection = getattr(exception, "rejection", None)
-    run = run_url(base_url, dag_id, run_id)
-    task = f"{run}/tasks/{task_id}" + (f"/mapped/{map_index}" if map_index is not None and map_index >= 0 else "")
+    run = links.run_url(base_url, dag_id, run_id)
+    task = links.task_url(base_url, dag_id, run_id, task_id, map_index)
     if rejection is not None and getattr(rejection, "file_name", None):
         loaded = "nothing of it was exported" if dag_id == "chargeback_export" else "nothing of it was loaded"
         where = f" and quarantined at {rejection.quarantined}" if rejection.quarantined else ""

@@ -204,24 +204,17 @@ def decide_batch(user: Operator, batch_id: int, body: Decision) -> dict:
 def get_awaiting_approval(_: Reader) -> list[dict]:
     """Payment files made and waiting for a second person (bank_payments' approve step): each with
     the link to the Airflow page that answers it, when its request has been made."""
-    from urllib.parse import quote
-
-    from airflow.configuration import conf
-
-    from finflows import monitor
+    from finflows import links, monitor
     from finflows.flows.banking import approval
 
-    base = conf.get("api", "base_url", fallback="").rstrip("/")
+    base = links.base_url(default="")
     out = []
     with _db() as conn:
         for a in approval.awaiting(conn):
             row = {k: monitor._plain(v) for k, v in a.items()}
             if a["request"]:  # run id / task id / map index
                 run_id, task_id, map_index = a["request"].rsplit("/", 2)
-                row["answer_at"] = (
-                    f"{base}/dags/bank_payments/runs/{quote(run_id, safe='')}/tasks/{task_id}/required_actions"
-                    f"?map_index={map_index}"
-                )
+                row["answer_at"] = links.required_actions_url(base, "bank_payments", run_id, task_id, map_index)
             out.append(row)
     return out
 

@@ -29,9 +29,7 @@ class OperationsEmailNotifier(BaseNotifier):
         self.to, self.smtp_conn_id = to, smtp_conn_id
 
     def notify(self, context: dict[str, Any]) -> None:
-        from airflow.sdk.configuration import conf
-
-        from finflows import emails, settings
+        from finflows import emails, links, settings
 
         ti = context["ti"]
         email = emails.failure_email(
@@ -41,7 +39,7 @@ class OperationsEmailNotifier(BaseNotifier):
             map_index=getattr(ti, "map_index", None),
             try_number=getattr(ti, "try_number", None),
             exception=context.get("exception"),
-            base_url=conf.get("api", "base_url", fallback="http://localhost:8080/"),
+            base_url=links.base_url(),
         )
         # the task's log ends with this, after the traceback: what happened and the next step in words
         logging.getLogger("finflows.failure").error("%s\n%s", email.subject, email.text)

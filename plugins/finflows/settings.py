@@ -196,6 +196,27 @@ def bank_circuit_half_open_after():
     return dt.timedelta(seconds=float(get("BANK_CIRCUIT_HALF_OPEN_AFTER", "300")))
 
 
+def retry_delay_seconds() -> float:
+    """The first wait before a failed task's retry (doubled each time, 10 minutes at most); short
+    in the fault tests, which wait for real retries."""
+    return float(get("RETRY_DELAY", "30"))
+
+
+def task_timeout_minutes() -> float:
+    """Every task's execution_timeout: no task waits for ever on a counterparty that stopped answering."""
+    return float(get("TASK_TIMEOUT_MINUTES", "60"))
+
+
+def deadlines_on() -> bool:
+    """Deadline Alerts on the DAGs (``FINFLOWS_DEADLINES=off`` for ``dag.test()``, which cannot run them)."""
+    return get("DEADLINES", "on") != "off"
+
+
+def deadline_minutes(dag_id: str, expected: float) -> float:
+    """A DAG's expected minutes from queued to done (``FINFLOWS_DEADLINE_<DAG_ID>``)."""
+    return float(get(f"DEADLINE_{dag_id.upper()}", str(expected)))
+
+
 ALL_BANKS = "all"  # the trigger form's explicit choice of every enabled bank (bank_payments)
 
 

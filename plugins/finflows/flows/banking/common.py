@@ -129,12 +129,10 @@ def email_treasury(subject: str, body: str, also: list[str] | None = None, inlin
 
 def alert_uncertain(deliveries: list[dict]) -> None:
     """Email treasury and operations at once when a delivery ended uncertain."""
-    from airflow.sdk.configuration import conf
-
-    from finflows import emails
+    from finflows import emails, links
     from finflows.flows.banking import delivery
 
-    alert = delivery.uncertain_alert(deliveries, conf.get("api", "base_url", fallback="http://localhost:8080/"))
+    alert = delivery.uncertain_alert(deliveries, links.base_url())
     if alert is not None:
         log.error("%s", alert.subject)
         emails.send(alert, to=settings.treasury_email() + settings.ops_email(), smtp_conn_id=settings.CONN_SMTP)
