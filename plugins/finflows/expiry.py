@@ -44,9 +44,8 @@ CHARGEBACK_DESTINATIONS = Path(__file__).resolve().parents[2] / "include" / "cha
 
 def watched(cfg, destinations: Path = CHARGEBACK_DESTINATIONS) -> list[tuple[str, Callable[[], dt.datetime | None]]]:
     """(what, reader) for every key and certificate a flow depends on."""
-    import json
-
     from finflows import settings
+    from finflows.flows.chargeback_export.chargeback import load_config as load_destinations
     from finflows.hooks.ftp import FTPSHook
     from finflows.hooks.pgp import PgpHook
 
@@ -67,7 +66,7 @@ def watched(cfg, destinations: Path = CHARGEBACK_DESTINATIONS) -> list[tuple[str
     ftps = [("the card acquirer's FTPS certificate", settings.CONN_FTPS_ACQUIRER)]
     ftps += [
         (f"{company}'s FTPS certificate", d["conn_id"])
-        for company, d in sorted(json.loads(destinations.read_text())["destinations"].items())
+        for company, d in sorted(load_destinations(destinations)["destinations"].items())
         if d.get("protocol") == "ftps"
     ]
     items += [(f"{what} ({conn_id})", FTPSHook(ftp_conn_id=conn_id).certificate_expires) for what, conn_id in ftps]

@@ -147,3 +147,25 @@ def _brand_fields(brand: Brand) -> dict:
         "brand": brand.value,
         "reason_code": {"visa": "13.1", "mastercard": "4853", "elo": "53", "amex": "C08"}[brand.value],
     }
+
+
+def test_the_destinations_file_is_validated_naming_the_company_and_the_field(tmp_path):
+    """include/chargeback_destinations.json, validated as banks.yaml is."""
+    import json
+
+    from finflows.flows.chargeback_export import chargeback
+
+    shipped = chargeback.load_config()
+    assert set(shipped["destinations"]) == {"visa", "mastercard", "elo", "amex"}
+    assert shipped["destinations"]["elo"] == {"conn_id": "ftp_elo", "protocol": "ftp", "directory": "/inbound"}
+    raw = json.loads(chargeback.CONFIG.read_text())
+    for change, message in (
+        ({"visa": {"conn_id": "ftps_visa", "protocol": "sftp", "directory": "/inbound"}}, "destinations visa protocol"),
+        ({"amex": {"conn_id": "ftp_amex", "protocol": "ftp", "directory": "inbound"}}, "destinations amex directory"),
+        ({"diners": {"conn_id": "ftp_d", "protocol": "ftp", "directory": "/in"}}, "destinations diners"),
+        ({"elo": {"conn_id": "ftp_elo", "protocol": "ftp"}}, "destinations elo directory: Field required"),
+    ):
+        path = tmp_path / "chargeback_destinations.json"
+        path.write_text(json.dumps(raw | {"destinations": raw["destinations"] | change}))
+        with pytest.raises(ValueError, match=message):
+            chargeback.load_config(path)

@@ -9,15 +9,17 @@ it → control row SUCCESS → move the input to ``processed/`` → notify (SNS 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from finflows import files, settings
+from finflows.formats.chargeback import Brand, plan_batches, to_csv
 from finflows.formats.chargeback import parse_file as parse_chargebacks
-from finflows.formats.chargeback import plan_batches, to_csv
 from finflows.formats.fixedwidth import FieldError, FormatError
 from finflows.transfer import ftp_upload_atomic
 
@@ -55,13 +57,39 @@ class Outcome:
     bytes: int = 0
 
 
+class Destination(BaseModel):
+    """Where one card company takes its files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    conn_id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    protocol: Literal["ftp", "ftps"]
+    directory: Annotated[str, Field(pattern=r"^/")]
+
+
+class Destinations(BaseModel):
+    """``include/chargeback_destinations.json``, validated as ``banks.yaml`` is: a bad entry names the
+    card company and the field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    comment: Annotated[str, Field(alias="_comment")] = ""
+    max_rows_per_file: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
+    destinations: dict[Brand, Destination]
+
+
 def load_config(path: Path = CONFIG) -> dict:
-    conf = json.loads(path.read_text())
-    for brand, dest in conf["destinations"].items():
-        missing = {"conn_id", "protocol", "directory"} - set(dest)
-        if missing or dest["protocol"] not in ("ftp", "ftps"):
-            raise ValueError(f"{path.name}: destination {brand}: needs conn_id, directory and protocol ftp|ftps")
-    return conf
+    """The destinations file, validated (``ValueError`` naming the company and the field), as a
+    plain mapping: ``{"max_rows_per_file": N, "destinations": {brand: {conn_id, protocol, directory}}}``."""
+    try:
+        conf = Destinations.model_validate_json(path.read_text())
+    except ValidationError as e:
+        problems = "; ".join(f"{' '.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())
+        raise ValueError(f"{path.name}: {problems}") from None
+    return {
+        "max_rows_per_file": conf.max_rows_per_file,
+        "destinations": {brand.value: d.model_dump() for brand, d in conf.destinations.items()},
+    }
 
 
 def discover(s3_hook, bucket: str) -> list[str]:
