@@ -281,3 +281,35 @@ def test_a_statement_that_grows_past_the_limit_while_read_is_cut_off(ftps_hook, 
     with pytest.raises(files.FileTooLarge, match="over the limit of 100,000 bytes"):
         card.retrieve_bounded(acquirer, f"/Saida/{big}", tmp_path / big, 100_000)
     assert (tmp_path / big).stat().st_size <= 100_000
+
+
+def test_every_store_date_and_product_a_statement_names_reaches_its_dimension(s3_hook, pg, load, unique):
+    """The dimensions are filled from the facts just copied (no set of keys held in Python): each
+    store, each sale and entry date, each product with its type's name."""
+    import datetime as dt
+
+    fname = name(unique)
+    stores = [f"{int(unique, 16) % 10**9:09d}{i:06d}" for i in range(3)]
+    days = [DAY - dt.timedelta(days=400 + i) for i in range(3)]
+    rows = [
+        detail(
+            i + 2,
+            store_id=stores[i],
+            txn_date=days[i],
+            entry_date=days[i] + dt.timedelta(days=31),
+            product_type="DVC"[i],
+            product_code=f"{900 + i}",
+        )
+        for i in range(3)
+    ]
+    s3_hook.load_bytes(statement(rows), key=f"statements/{fname}", bucket_name=BUCKET, replace=True)
+    assert load(f"statements/{fname}").records == 3
+    found = {r[0] for r in pg.execute("SELECT store_id FROM card.dim_store WHERE store_id = ANY(%s)", (stores,))}
+    assert found == set(stores)
+    wanted = days + [d + dt.timedelta(days=31) for d in days]
+    assert pg.execute("SELECT count(*) FROM card.dim_date WHERE day = ANY(%s)", (wanted,)).fetchone()[0] == 6
+    products = pg.execute(
+        "SELECT product_type, product_code, type_name FROM card.dim_product WHERE product_code IN ('900','901','902') "
+        "ORDER BY product_code"
+    ).fetchall()
+    assert products == [("D", "900", "debit"), ("V", "901", "voucher"), ("C", "902", "credit")]

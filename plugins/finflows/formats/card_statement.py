@@ -174,10 +174,6 @@ class StatementStats:
     gross: Decimal = Decimal(0)
     net: Decimal = Decimal(0)
     header: dict = field(default_factory=dict)
-    # distinct dimension members met while reading, for the loader to upsert
-    stores: set[str] = field(default_factory=set)
-    dates: set[str] = field(default_factory=set)
-    products: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _shown(field_name: str, value: str) -> str:
@@ -203,10 +199,7 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
     copy_row = DETAIL.copy_row  # explains a record the fast path refuses
     g_of = DETAIL.group_index
     gross_g, net_g, seq_g = g_of("gross"), g_of("net"), g_of("record_seq")
-    store_g, date_g, entry_g = g_of("store_id"), g_of("txn_date"), g_of("entry_date")
-    ptype_g, pcode_g = g_of("product_type"), g_of("product_code")
     gross_cents = net_cents = 0
-    stores, dates, products = stats.stores, stats.dates, stats.products
     trailer: tuple | None = None
     trailer_line = 0
     line_no = last = 0  # last: the last line that is not blank (trailing blank lines are tolerated)
@@ -235,10 +228,6 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
                 stats.details += 1
                 gross_cents += int(g[gross_g] + g[gross_g + 1])
                 net_cents += int(g[net_g] + g[net_g + 1])
-                stores.add(g[store_g])
-                dates.add(g[date_g])
-                dates.add(g[entry_g])
-                products.add((g[ptype_g], g[pcode_g]))
                 yield row
                 continue
         if trailer is not None:
@@ -266,10 +255,6 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
             stats.details += 1
             gross_cents += int(line[DETAIL.fields[_I["gross"]].slice])
             net_cents += int(line[DETAIL.fields[_I["net"]].slice])
-            stores.add(line[DETAIL.fields[_I["store_id"]].slice])
-            dates.add(line[DETAIL.fields[_I["txn_date"]].slice])
-            dates.add(line[DETAIL.fields[_I["entry_date"]].slice])
-            products.add((line[DETAIL.fields[_I["product_type"]].slice], line[DETAIL.fields[_I["product_code"]].slice]))
             yield copy_row(line)
         elif kind == "A9":
             try:

@@ -150,7 +150,7 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
         stats = StatementStats()
         with path.open("rb") as f, files.gc_paused():
             files.copy_lines(cur, _COPY, f"{file_id}\t", read_statement(f, file_name, stats), batch=500)
-        _upsert_dimensions(cur, stats)
+        _upsert_dimensions(cur, file_id)
         files.finish_control(cur, file_id, stats.lines, stats.details, stats.gross)
         files.record_event(
             cur,
@@ -164,23 +164,30 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
     return files.Decision.NEW, {"records": stats.details, "gross": stats.gross, "net": stats.net}
 
 
-def _upsert_dimensions(cur, stats: StatementStats) -> None:
+def _upsert_dimensions(cur, file_id: int) -> None:
+    """The dimension members this file's facts name, from the facts just copied (by the file's key):
+    the set of stores, dates and products is never held in Python, however many a file has."""
     cur.execute(
         """INSERT INTO card.dim_date (day, year, month, day_of_month, iso_dow, is_weekend)
            SELECT d, extract(year FROM d), extract(month FROM d), extract(day FROM d), extract(isodow FROM d),
                   extract(isodow FROM d) >= 6
-             FROM unnest(%s::date[]) AS d ON CONFLICT DO NOTHING""",
-        (sorted(stats.dates),),
+             FROM (SELECT txn_date FROM card.fact_transaction WHERE file_id = %(f)s
+                   UNION SELECT entry_date FROM card.fact_transaction WHERE file_id = %(f)s) AS days (d)
+           ON CONFLICT DO NOTHING""",
+        {"f": file_id},
     )
     cur.execute(
-        "INSERT INTO card.dim_store (store_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
-        (sorted(stats.stores),),
+        "INSERT INTO card.dim_store (store_id) SELECT DISTINCT store_id FROM card.fact_transaction "
+        "WHERE file_id = %s ON CONFLICT DO NOTHING",
+        (file_id,),
     )
-    products = sorted(stats.products)
     cur.execute(
         """INSERT INTO card.dim_product (product_type, product_code, type_name)
-           SELECT * FROM unnest(%s::char[], %s::char(3)[], %s::text[]) ON CONFLICT DO NOTHING""",
-        ([p[0] for p in products], [p[1] for p in products], [PRODUCT_TYPES[p[0]] for p in products]),
+           SELECT p.product_type, p.product_code, t.type_name
+             FROM (SELECT DISTINCT product_type, product_code FROM card.fact_transaction WHERE file_id = %s) p
+             JOIN unnest(%s::char[], %s::text[]) AS t (product_type, type_name) USING (product_type)
+           ON CONFLICT DO NOTHING""",
+        (file_id, list(PRODUCT_TYPES), list(PRODUCT_TYPES.values())),
     )
 
 
