@@ -34,6 +34,7 @@ from finflows.formats.card_statement import (  # noqa: E402
     COPY_COLUMNS,
     DETAIL,
     ENTRY_TYPES,
+    PRODUCT_CODES,
     PRODUCT_TYPES,
     StatementStats,
     format_header,
@@ -53,36 +54,71 @@ def name_for(n: int) -> str:
     return f"EXTRATO_UNICA_0_19000101_{n}"
 
 
-def make_file(path: Path, n: int) -> None:
-    """n detail records from 997 distinct templates; sequence numbers and NSUs made unique."""
-    if n + 2 > 999_999:
-        raise ValueError("a statement holds at most 999,999 records (6-digit sequence numbers)")
-    templates = []
+VARIETY = os.environ.get("BENCH_CARD_VARIETY", "realistic")  # realistic | templates (the old file)
+STORES = int(os.environ.get("BENCH_CARD_STORES", "1000"))  # distinct stores in the realistic file, 1 to 1,000,000
+SPAN_DAYS = 62  # sale dates over two months, entry dates up to 60 days later
+
+
+def _templates(varied: bool) -> list[str]:
+    """997 detail records: amounts, entry types, brands, products and capture channels varying."""
+    out = []
+    brands, channels, codes = list(BRANDS), list(CAPTURE_CHANNELS), list(PRODUCT_CODES)
     for i in range(997):
         gross = Decimal(1000 + i * 37) / 100
-        templates.append(
-            DETAIL.format(
-                {
-                    "record_type": "CV",
-                    **detail(
-                        2,
-                        amount=str(gross),
-                        txn_date=DAY + dt.timedelta(days=i % 28),
-                        entry_type=str(i % 3),
-                        brand=("001", "002", "007")[i % 3],
-                        capture_channel="25"[i % 2],
-                        store_id=f"0000000000{i % 50:05d}",
-                    ),
-                }
-            )
+        values = detail(
+            2,
+            amount=str(gross),
+            txn_date=DAY + dt.timedelta(days=i % 28),
+            entry_type=str(i % 3),
+            brand=brands[i % len(brands)] if varied else ("001", "002", "007")[i % 3],
+            capture_channel=channels[i % len(channels)] if varied else "25"[i % 2],
+            store_id=f"0000000000{i % 50:05d}",
         )
+        if varied:
+            values |= {"product_type": "CDV"[i % 3], "product_code": codes[i % len(codes)]}
+        out.append(DETAIL.format({"record_type": "CV", **values}))
+    return out
+
+
+def make_file(path: Path, n: int, variety: str = VARIETY, stores: int = STORES) -> None:
+    """n detail records. ``templates``: 997 templates, 28 dates, 50 stores (caches love it).
+    ``realistic``: as a large merchant's statement varies: a time per sale anywhere in the day,
+    sale dates over two months and entry dates up to 60 days after, ``stores`` distinct stores,
+    every brand, product and capture channel, unique NSUs and authorisation codes; amounts from
+    997 templates. Seeded: the same file every run."""
+    import random
+
+    if n + 2 > 999_999:
+        raise ValueError("a statement holds at most 999,999 records (6-digit sequence numbers)")
+    templates = _templates(varied=variety == "realistic")
+    rng = random.Random(n)
+    days = [(DAY + dt.timedelta(days=d)).strftime("%Y%m%d") for d in range(SPAN_DAYS + 61)]
+    times = [f"{t // 3600:02d}{t // 60 % 60:02d}{t % 60:02d}" for t in range(86_400)]
     with path.open("w", encoding="latin-1", newline="") as f:
         f.write(format_header(DAY) + "\r\n")
         for i in range(n):
-            t = templates[i % 997]
             seq = i + 2
-            f.write(f"{t[:17]}{seq:012d}{t[29:110]}{seq:012d}{t[122:390]}{seq:06d}{t[396:]}\r\n")
+            if variety == "templates":
+                t = templates[i % 997]
+                f.write(f"{t[:17]}{seq:012d}{t[29:110]}{seq:012d}{t[122:390]}{seq:06d}{t[396:]}\r\n")
+                continue
+            t = templates[rng.randrange(997)]
+            sale = rng.randrange(SPAN_DAYS)
+            f.write(
+                f"CV{rng.randrange(stores):015d}{seq:012d}{days[sale]}{times[rng.randrange(86_400)]}{t[43]}"
+                f"{days[sale + 1 + rng.randrange(60)]}{t[52:110]}{seq:012d}{t[122:175]}A{seq:011d}"
+                f"{t[187:390]}{seq:06d}{t[396:]}\r\n"
+            )
         f.write(format_trailer(n + 2) + "\r\n")
+
+
+def describe() -> str:
+    if VARIETY == "templates":
+        return "997 templates, 28 dates, 50 stores"
+    return (
+        f"a time per sale over the day, sale dates over {SPAN_DAYS} days, {STORES:,} stores, every brand, product "
+        "and capture channel, unique NSUs and authorisation codes"
+    )
 
 
 def purge(conn, names: list[str]) -> None:
@@ -174,8 +210,8 @@ def main() -> list[dict[str, str]]:
         make_file(big_path, RECORDS)
         make_file(small_path, small)
         print(
-            f"{RECORDS:,} records, {big_path.stat().st_size / 1e6:.0f} MB (made in {time.perf_counter() - t0:.0f} s); "
-            f"{REPS} runs each, interleaved"
+            f"{RECORDS:,} records, {big_path.stat().st_size / 1e6:.0f} MB (made in {time.perf_counter() - t0:.0f} s; "
+            f"variety: {describe()}); {REPS} runs each, interleaved"
         )
         big_sha = sha256_file(big_path)
         with rows_file.open("w") as out, big_path.open("rb") as f:
@@ -211,7 +247,7 @@ def main() -> list[dict[str, str]]:
     print(f"ratios     : {r_ours / r_base:.1f}x pandas; {t_ours / t_copy:.2f}x the time of psql \\copy")
     rows = [
         {
-            "figure": f"card statement parse+validate+load, {RECORDS + 2:,} records",
+            "figure": f"card statement parse+validate+load, {RECORDS + 2:,} records ({describe()})",
             "value": f"{r_ours:,.0f} rows/s",
             "baseline": f"pandas slice + apply validation, no load: {r_base:,.0f} rows/s (RSS {rss_base:.0f} MB)",
             "ratio": f"{r_ours / r_base:.1f}x",
@@ -219,7 +255,7 @@ def main() -> list[dict[str, str]]:
             "target": "≥ 10x, ≤ 100 MB and flat",
         },
         {
-            "figure": f"card statement load vs bare COPY, {RECORDS + 2:,} records",
+            "figure": f"card statement load vs bare COPY, {RECORDS + 2:,} records ({describe()})",
             "value": f"{t_ours:.2f} s (parse + validate + load, median of {REPS})",
             "baseline": f"psql \\copy of the same rows, same table and indexes: {t_copy:.2f} s",
             "ratio": f"{t_ours / t_copy:.2f}x the time",
