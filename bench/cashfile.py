@@ -44,18 +44,32 @@ def account(i: int) -> str:
     return f"{9_100_000_000 + i % KNOWN}" if i % 11 == 10 else f"{9_000_000_000 + i * 7919 % KNOWN}"
 
 
+METHODS = ("DD1", "CSH", "CHQ", "CRD", "BGC", "PO1")  # direct debit, cash, cheque, card, giro, post office
+
+
 def make_file(path: Path, n: int) -> None:
-    day = dt.date(1900, 1, 1)
+    """A day's CivicaPay file as it varies: payments made over the week before (weekend takings
+    arrive on Monday), six payment methods, two sources, rents in pence from £40 to £450 with a few
+    arrears payments and refunds, accounts spread over 100,000 (one in eleven unknown). Seeded."""
+    import random
+
+    rng = random.Random(n)
+    days = [dt.date(1900, 1, 1) - dt.timedelta(days=d) for d in range(7)]
     with path.open("w", newline="") as f:
         for i in range(n):
+            pence = rng.randrange(4_000, 45_000)
+            if i % 97 == 0:
+                pence *= rng.randrange(2, 9)  # arrears paid at once
+            if i % 1009 == 0:
+                pence = -pence  # a refund
             f.write(
                 format_record(
                     rent_account=account(i),
-                    payment_source="CIVICAPAY",
-                    method="DD1",
-                    amount=Decimal(i % 100000) / 100,
-                    paid_on=day,
-                    civica_code="07",
+                    payment_source="CIVICAPAY" if i % 5 else "ALLPAY",
+                    method=METHODS[rng.randrange(len(METHODS))],
+                    amount=Decimal(pence) / 100,
+                    paid_on=days[rng.randrange(7)],
+                    civica_code=f"{rng.randrange(1, 20):02d}",
                 )
                 + "\r\n"
             )
