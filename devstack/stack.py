@@ -495,6 +495,16 @@ def queue_url(name: str) -> str:
     return f"http://{HOST}:{PORTS['aws']}/{AWS_ACCOUNT}/{name}"
 
 
+def bucket_settings() -> dict[str, str]:
+    """The FINFLOWS_* settings naming the local buckets."""
+    return {
+        "FINFLOWS_CASHFILE_BUCKET": BUCKETS["cashfiles"],
+        "FINFLOWS_STATEMENT_BUCKET": BUCKETS["statements"],
+        "FINFLOWS_CHARGEBACK_BUCKET": BUCKETS["chargebacks"],
+        "FINFLOWS_ARCHIVE_BUCKET": BUCKETS["archive"],
+    }
+
+
 def provision_aws() -> None:
     """Buckets, queues, topics, S3 → SQS notifications and lifecycle rules the flows need."""
     spec = json.loads((REPO / "include" / "stack" / "aws.json").read_text())
@@ -517,12 +527,16 @@ def provision_aws() -> None:
             sns.subscribe(
                 TopicArn=topic_arn, Protocol="sqs", Endpoint=arns[sub], Attributes={"RawMessageDelivery": "true"}
             )
+    # the lifecycle rules production applies (deploy/s3/lifecycle.json), by the setting naming each bucket
+    lifecycle = json.loads((REPO / "deploy" / "s3" / "lifecycle.json").read_text())
+    settings = bucket_settings()
     for key, bucket in BUCKETS.items():
         if bucket not in existing:
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": AWS_REGION})
         conf = spec["buckets"].get(key, {})
-        if conf.get("lifecycle"):
-            s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": conf["lifecycle"]})
+        rules = lifecycle.get(next(k for k, v in settings.items() if v == bucket), {}).get("Rules")
+        if rules:
+            s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
         if conf.get("notifications"):
             s3.put_bucket_notification_configuration(
                 Bucket=bucket,
@@ -667,10 +681,7 @@ def connections(material: dict) -> dict[str, str]:
 def finflows_env() -> dict[str, str]:
     """Settings the flows read (see plugins/finflows/settings.py); production sets its own."""
     return {
-        "FINFLOWS_CASHFILE_BUCKET": BUCKETS["cashfiles"],
-        "FINFLOWS_STATEMENT_BUCKET": BUCKETS["statements"],
-        "FINFLOWS_CHARGEBACK_BUCKET": BUCKETS["chargebacks"],
-        "FINFLOWS_ARCHIVE_BUCKET": BUCKETS["archive"],
+        **bucket_settings(),
         "FINFLOWS_CASHFILE_QUEUE_URL": queue_url("cashfile-events"),
         "FINFLOWS_CHARGEBACK_QUEUE_URL": queue_url("chargeback-events"),
         "FINFLOWS_CHARGEBACK_TOPIC_ARN": f"arn:aws:sns:{AWS_REGION}:{AWS_ACCOUNT}:chargeback-notifications",

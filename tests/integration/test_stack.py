@@ -121,11 +121,15 @@ def test_s3_object_created_reaches_sqs_with_an_url_encoded_key(s3_hook, drain_qu
     assert not any(unique in k and k.endswith(".txt") for k in keys)
 
 
-def test_cashfile_bucket_expires_objects_after_30_days(s3_hook):
+def test_the_local_buckets_carry_the_production_lifecycle_rules(s3_hook):
+    """deploy/s3/lifecycle.json, applied by the stack as production applies it: cash files imported
+    (or duplicates) expire after 30 days, as the seeds ask; a file still waiting or quarantined
+    is never removed by age before a person has seen it."""
     rules = s3_hook.get_conn().get_bucket_lifecycle_configuration(Bucket=os.environ["FINFLOWS_CASHFILE_BUCKET"])
-    assert [(r["Filter"]["Prefix"], r["Expiration"]["Days"], r["Status"]) for r in rules["Rules"]] == [
-        ("cashfiles/", 30, "Enabled")
-    ]
+    got = {(r["Filter"]["Prefix"], r["Expiration"]["Days"], r["Status"]) for r in rules["Rules"]}
+    assert got == {("processed/", 30, "Enabled"), ("duplicates/", 30, "Enabled"), ("quarantine/", 365, "Enabled")}
+    archive = s3_hook.get_conn().get_bucket_lifecycle_configuration(Bucket=os.environ["FINFLOWS_ARCHIVE_BUCKET"])
+    assert ("tenure-events/", 90) in {(r["Filter"]["Prefix"], r["Expiration"]["Days"]) for r in archive["Rules"]}
 
 
 def test_sns_topic_fans_out_to_its_sqs_queue(sns_client, drain_queue, unique: str):
