@@ -298,18 +298,23 @@ def test_every_store_date_and_product_a_statement_names_reaches_its_dimension(s3
             txn_date=days[i],
             entry_date=days[i] + dt.timedelta(days=31),
             product_type="DVC"[i],
-            product_code=f"{900 + i}",
+            product_code=f"{11 + i:03d}",
         )
         for i in range(3)
     ]
+    wanted = days + [d + dt.timedelta(days=31) for d in days]
+    # no foreign key points at a dimension row: these are removed so that only this load can make them
+    pg.execute("DELETE FROM card.dim_date WHERE day = ANY(%s)", (wanted,))
+    pg.execute(
+        "DELETE FROM card.dim_product WHERE (product_type, product_code) IN (('D','011'), ('V','012'), ('C','013'))"
+    )
     s3_hook.load_bytes(statement(rows), key=f"statements/{fname}", bucket_name=BUCKET, replace=True)
     assert load(f"statements/{fname}").records == 3
     found = {r[0] for r in pg.execute("SELECT store_id FROM card.dim_store WHERE store_id = ANY(%s)", (stores,))}
     assert found == set(stores)
-    wanted = days + [d + dt.timedelta(days=31) for d in days]
     assert pg.execute("SELECT count(*) FROM card.dim_date WHERE day = ANY(%s)", (wanted,)).fetchone()[0] == 6
     products = pg.execute(
-        "SELECT product_type, product_code, type_name FROM card.dim_product WHERE product_code IN ('900','901','902') "
-        "ORDER BY product_code"
+        "SELECT product_type, product_code, type_name FROM card.dim_product "
+        "WHERE (product_type, product_code) IN (('D','011'), ('V','012'), ('C','013')) ORDER BY product_code"
     ).fetchall()
-    assert products == [("D", "900", "debit"), ("V", "901", "voucher"), ("C", "902", "credit")]
+    assert products == [("D", "011", "debit"), ("V", "012", "voucher"), ("C", "013", "credit")]
