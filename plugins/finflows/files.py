@@ -20,6 +20,7 @@ from typing import Any
 
 from finflows.errors import FinflowsError
 from finflows.formats.fixedwidth import FieldError, FormatError
+from finflows.settings import Limit
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +99,9 @@ class FileTooLarge(FormatError):
     (``version``: the object's ETag, or the remote file's mtime), gets the same one, so it is
     recorded and refused once."""
 
-    def __init__(self, source_uri: str, size: int, limit: int, setting: str, version: str | int | None = None) -> None:
+    def __init__(self, source_uri: str, size: int, limit: Limit, version: str | int | None = None) -> None:
         name = source_uri.rsplit("/", 1)[-1]
-        why = f"over the limit of {limit:,} bytes ({setting}): refused unread"
+        why = f"over the limit of {limit.bytes:,} bytes ({limit.setting}): refused unread"
         super().__init__(name, [FieldError(0, "size", f"{size:,} bytes or more", why, unit="file")])
         self.source_uri, self.version = source_uri, version
         self.etag = version if isinstance(version, str) else None
@@ -108,7 +109,7 @@ class FileTooLarge(FormatError):
 
 
 def download(
-    s3_hook, bucket: str, key: str, directory: str, limit: int | None = None, setting: str = ""
+    s3_hook, bucket: str, key: str, directory: str, limit: Limit | None = None
 ) -> tuple[Path, str, int, str | None]:
     """Stream an S3 object to a local file; return (path, sha256, bytes, ETag). The ETag names this
     version of the object: moving it later takes that version only (``move_object``), so a
@@ -123,18 +124,18 @@ def download(
         raise ObjectGone(f"s3://{bucket}/{key}") from None
     body, etag = got["Body"], got.get("ETag")
     uri = f"s3://{bucket}/{key}"
-    if limit is not None and got.get("ContentLength", 0) > limit:
+    if limit is not None and got.get("ContentLength", 0) > limit.bytes:
         body.close()
-        raise FileTooLarge(uri, got["ContentLength"], limit, setting, etag)
+        raise FileTooLarge(uri, got["ContentLength"], limit, etag)
     target = Path(tempfile.mkstemp(dir=directory, suffix=Path(key).suffix)[1])
     h, size = hashlib.sha256(), 0
     with target.open("wb") as out:
         for chunk in body.iter_chunks(CHUNK):
             h.update(chunk)
             size += len(chunk)
-            if limit is not None and size > limit:
+            if limit is not None and size > limit.bytes:
                 body.close()
-                raise FileTooLarge(uri, size, limit, setting, etag)
+                raise FileTooLarge(uri, size, limit, etag)
             out.write(chunk)
     return target, h.hexdigest(), size, etag
 

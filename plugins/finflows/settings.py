@@ -8,6 +8,7 @@ defaults. Read at parse time only where Airflow needs them then (asset watchers)
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 # Airflow connection ids, one per external system; production defines the same ids in its secrets backend.
 CONN_FINANCE_DB = "postgres_finance"
@@ -131,19 +132,21 @@ def pgp_plaintext_max_bytes() -> int:
     return int(get("PGP_PLAINTEXT_MAX_BYTES", str(64 * 1024 * 1024)))
 
 
-def bank_file_max_bytes() -> int:
-    """The largest file read from a bank's server (as it lies there, encrypted); a larger one is
-    refused by its size without being read."""
-    return int(get("BANK_FILE_MAX_BYTES", str(10 * 1024 * 1024)))
+class Limit(NamedTuple):
+    """A size limit and the setting that sets it (every refusal names both)."""
+
+    bytes: int
+    setting: str
 
 
-def intake_max_bytes(flow: str) -> int:
+def intake_limit(flow: str) -> Limit:
     """The largest file a flow takes from its inbox or a counterparty's server; a larger one is
     refused by its size (quarantined, never read whole). ``CASHFILE_MAX_BYTES`` (256 MiB; a day's
     CivicaPay file is a few MB), ``STATEMENT_MAX_BYTES`` (1 GiB; the largest acquirer statement is
-    about 400 MB), ``CHARGEBACK_MAX_BYTES`` (64 MiB)."""
-    defaults = {"CASHFILE": 256 << 20, "STATEMENT": 1 << 30, "CHARGEBACK": 64 << 20}
-    return int(get(f"{flow}_MAX_BYTES", str(defaults[flow])))
+    about 400 MB), ``CHARGEBACK_MAX_BYTES`` (64 MiB), ``BANK_FILE_MAX_BYTES`` (a bank's return
+    file as it lies on the server, 10 MiB)."""
+    defaults = {"CASHFILE": 256 << 20, "STATEMENT": 1 << 30, "CHARGEBACK": 64 << 20, "BANK_FILE": 10 << 20}
+    return Limit(int(get(f"{flow}_MAX_BYTES", str(defaults[flow]))), f"FINFLOWS_{flow}_MAX_BYTES")
 
 
 def sftp_idle_timeout() -> float:

@@ -58,13 +58,17 @@ def airflow(local_dir):
     assert not standalone.port_in_use(port), "the api-server outlived standalone"
 
 
-def api(port: int, method: str, path: str, token: str | None = None, body: dict | None = None) -> dict:
-    req = urllib.request.Request(
+def _request(port: int, method: str, path: str, token: str | None, body: dict | None) -> urllib.request.Request:
+    return urllib.request.Request(
         f"http://127.0.0.1:{port}{path}",
         method=method,
         data=json.dumps(body).encode() if body is not None else None,
         headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
     )
+
+
+def api(port: int, method: str, path: str, token: str | None = None, body: dict | None = None) -> dict:
+    req = _request(port, method, path, token, body)
     for attempt in range(3):
         try:
             with urllib.request.urlopen(req, timeout=120) as r:  # generous: the machine may be busy
@@ -82,14 +86,10 @@ def token(port: int, user: str = "admin") -> str:
 
 
 def status_of(port: int, method: str, path: str, token: str | None = None, body: dict | None = None) -> int:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
-    )
     try:
-        with urllib.request.urlopen(req, timeout=120) as r:  # generous: the machine may be busy
+        with urllib.request.urlopen(
+            _request(port, method, path, token, body), timeout=120
+        ) as r:  # generous: the machine may be busy
             return r.status  # 204 (a deletion) has no body to read
     except urllib.error.HTTPError as e:
         return e.code

@@ -12,6 +12,7 @@ import pytest
 
 from finflows import files
 from finflows.flows.card_reconciliation import card
+from finflows.settings import Limit
 from tests.helpers.statements import DAY, detail, name, statement, statement_lines
 
 pytestmark = pytest.mark.integration
@@ -279,7 +280,7 @@ def test_a_statement_that_grows_past_the_limit_while_read_is_cut_off(ftps_hook, 
     acquirer.store_file(f"/Saida/{big}", io.BytesIO(statement(500)))
     acquirer.get_size = lambda path: None  # as a server without SIZE answers
     with pytest.raises(files.FileTooLarge, match="over the limit of 100,000 bytes"):
-        card.retrieve_bounded(acquirer, f"/Saida/{big}", tmp_path / big, 100_000)
+        card.retrieve_bounded(acquirer, f"/Saida/{big}", tmp_path / big, Limit(100_000, "FINFLOWS_STATEMENT_MAX_BYTES"))
     assert (tmp_path / big).stat().st_size <= 100_000
 
 

@@ -49,7 +49,6 @@ class BankSFTPHook(SFTPHook):
         self.idle_timeout = idle_timeout
         self.ssh_library = ssh_library  # "paramiko" or "asyncssh" (banks.yaml sftp_client)
         self._strict: Any = None  # the open asyncssh session's client, shared by nested uses
-        self._strict_users = 0
 
     @contextmanager
     def get_managed_conn(self):
@@ -82,19 +81,15 @@ class BankSFTPHook(SFTPHook):
         """The same, through asyncssh (``finflows.hooks.asyncssh_sftp``)."""
         from finflows.hooks import asyncssh_sftp
 
-        if self._strict is not None:
-            self._strict_users += 1
-            try:
-                yield self._strict
-            finally:
-                self._strict_users -= 1
+        if self._strict is not None:  # nested use shares the session (and the slot) already open
+            yield self._strict
             return
         with (
             session_slot(self.limiter, self.session_key, self.session_limit, wait=self.session_wait),
             asyncssh_sftp.session(self, idle_timeout=self.idle_timeout or 120) as client,
         ):
-            self._strict, self._strict_users = client, 1
+            self._strict = client
             try:
                 yield client
             finally:
-                self._strict, self._strict_users = None, 0
+                self._strict = None

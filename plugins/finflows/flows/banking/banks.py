@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from finflows import transfer
 from finflows.errors import FinflowsError
 from finflows.formats import tch
 
@@ -46,9 +47,9 @@ class SftpClient(StrEnum):
 class UploadCheck(StrEnum):
     """How an upload is checked before its rename, as the bank's server allows."""
 
-    STAT = "stat"  # stat NAME.part for its size (and NAME before writing)
-    LIST = "list"  # read the size from a directory listing (a server that refuses stat)
-    TRUST = "trust"  # the server acknowledged every write, the close and the rename (it allows neither)
+    STAT = transfer.STAT  # stat NAME.part for its size (and NAME before writing)
+    LIST = transfer.LIST  # read the size from a directory listing (a server that refuses stat)
+    TRUST = transfer.TRUST  # the server acknowledged every write, the close and the rename (it allows neither)
 
 
 class Originator(BaseModel):

@@ -30,6 +30,7 @@ from finflows.flows.banking.banks import Bank, FileFormat
 from finflows.formats import ach, tch
 from finflows.formats.fixedwidth import FormatError
 from finflows.pgp import PgpError
+from finflows.settings import Limit
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,7 @@ class FileOutcome:
     bytes: int = 0
 
 
-LIMIT_SETTING = "FINFLOWS_BANK_FILE_MAX_BYTES"
-
-
-def read_bounded(sftp, path: str, limit: int) -> bytes:
+def read_bounded(sftp, path: str, limit: Limit) -> bytes:
     """The remote file's bytes, read in chunks; :class:`files.FileTooLarge` (without reading it) when the
     server says it is over ``limit``, or as soon as more than ``limit`` bytes arrive (the only
     bound where the server refuses ``stat``)."""
@@ -69,14 +67,14 @@ def read_bounded(sftp, path: str, limit: int) -> bytes:
         size, mtime = st.st_size, st.st_mtime
     except PermissionError:
         size = mtime = None
-    if size is not None and size > limit:
-        raise files.FileTooLarge(path, size, limit, LIMIT_SETTING, mtime)
+    if size is not None and size > limit.bytes:
+        raise files.FileTooLarge(path, size, limit, mtime)
     out = bytearray()
     with sftp.open(path, "rb") as f:
         while chunk := f.read(files.CHUNK):
             out += chunk
-            if len(out) > limit:
-                raise files.FileTooLarge(path, len(out), limit, LIMIT_SETTING, mtime)
+            if len(out) > limit.bytes:
+                raise files.FileTooLarge(path, len(out), limit, mtime)
     return bytes(out)
 
 
@@ -93,7 +91,7 @@ def reconcile_files(
     for name in names:
         path = f"{bank.download_path.rstrip('/')}/{name}"
         try:
-            data = read_bounded(sftp, path, settings.bank_file_max_bytes())
+            data = read_bounded(sftp, path, settings.intake_limit("BANK_FILE"))
         except files.FileTooLarge as e:
             out.append(refuse_unread(conn, bank=bank, name=name, identity=e.identity, error=str(e), run_id=run_id))
             continue

@@ -79,7 +79,7 @@ def fetch_from_ftps(
         ).fetchall()
     }
     copied, refused = [], []
-    limit = settings.intake_max_bytes("STATEMENT")
+    limit = settings.intake_limit("STATEMENT")
     for name in wanted:
         if name in waiting or name in known:
             continue
@@ -107,7 +107,7 @@ def fetch_from_ftps(
     return copied
 
 
-def retrieve_bounded(ftp_hook, remote: str, local: Path, limit: int) -> int:
+def retrieve_bounded(ftp_hook, remote: str, local: Path, limit: settings.Limit) -> int:
     """Copy a file from an FTP(S) server to ``local``; :class:`files.FileTooLarge` when the server's
     SIZE says it is over ``limit`` (nothing read), or as soon as more than ``limit`` bytes arrive."""
     uri = f"ftps:{remote}"
@@ -115,16 +115,16 @@ def retrieve_bounded(ftp_hook, remote: str, local: Path, limit: int) -> int:
         announced = ftp_hook.get_size(remote)
     except Exception:  # a server without SIZE: the count below is the bound
         announced = None
-    if announced is not None and announced > limit:
-        raise files.FileTooLarge(uri, announced, limit, "FINFLOWS_STATEMENT_MAX_BYTES")
+    if announced is not None and announced > limit.bytes:
+        raise files.FileTooLarge(uri, announced, limit)
     got = 0
     with local.open("wb") as out:
 
         def take(chunk: bytes) -> None:
             nonlocal got
             got += len(chunk)
-            if got > limit:
-                raise files.FileTooLarge(uri, got, limit, "FINFLOWS_STATEMENT_MAX_BYTES")
+            if got > limit.bytes:
+                raise files.FileTooLarge(uri, got, limit)
             out.write(chunk)
 
         try:
@@ -207,9 +207,7 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
     file_name = key.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="statement-") as tmp, files.connect(pg_hook) as conn:
         try:
-            path, sha256, size, etag = files.download(
-                s3_hook, bucket, key, tmp, settings.intake_max_bytes("STATEMENT"), "FINFLOWS_STATEMENT_MAX_BYTES"
-            )
+            path, sha256, size, etag = files.download(s3_hook, bucket, key, tmp, settings.intake_limit("STATEMENT"))
         except files.ObjectGone:
             return _already_loaded(conn, key, file_name, source_uri, run_id)
         except files.FileTooLarge as e:

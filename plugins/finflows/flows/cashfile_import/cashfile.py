@@ -236,9 +236,7 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
     with tempfile.TemporaryDirectory(prefix="cashfile-") as tmp, files.connect(pg_hook) as conn:
         files.hold_file(conn, FLOW, _file_name(key))  # released when the connection closes
         try:
-            path, sha256, size, etag = files.download(
-                s3_hook, bucket, key, tmp, settings.intake_max_bytes("CASHFILE"), "FINFLOWS_CASHFILE_MAX_BYTES"
-            )
+            path, sha256, size, etag = files.download(s3_hook, bucket, key, tmp, settings.intake_limit("CASHFILE"))
         except files.ObjectGone:
             return _already_done(conn, key, source_uri, run_id)
         except files.FileTooLarge as e:

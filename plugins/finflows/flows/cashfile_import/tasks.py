@@ -45,7 +45,7 @@ def pull_sftp_drop() -> int:
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
     sftp, s3, bucket = SFTPHook(ssh_conn_id=settings.CONN_SFTP_CIVICAPAY), s3_hook(), settings.cashfile_bucket()
-    moved, refused, limit = 0, [], settings.intake_max_bytes("CASHFILE")
+    moved, refused, limit = 0, [], settings.intake_limit("CASHFILE")
     for name in sorted(sftp.list_directory(drop)):
         if not name.lower().endswith(".dat"):
             continue
@@ -54,13 +54,14 @@ def pull_sftp_drop() -> int:
             continue
         with sftp.get_managed_conn() as client:
             size = client.stat(f"{drop}/{name}").st_size or 0
-        if size > limit:  # left in the drop for a person; never read
+        if size > limit.bytes:  # left in the drop for a person; never read
             log.error(
-                "sftp:%s/%s is %s bytes, over FINFLOWS_CASHFILE_MAX_BYTES (%s): left there, not read",
+                "sftp:%s/%s is %s bytes, over %s (%s): left there, not read",
                 drop,
                 name,
                 f"{size:,}",
-                f"{limit:,}",
+                limit.setting,
+                f"{limit.bytes:,}",
             )
             refused.append(name)
             continue
@@ -72,7 +73,7 @@ def pull_sftp_drop() -> int:
         moved += 1
     log.info("moved %d file(s) from sftp:%s into the inbox", moved, drop)
     if refused:
-        raise ValueError(f"over FINFLOWS_CASHFILE_MAX_BYTES in sftp:{drop}, left there: {', '.join(refused)}")
+        raise ValueError(f"over {limit.setting} in sftp:{drop}, left there: {', '.join(refused)}")
     return moved
 
 

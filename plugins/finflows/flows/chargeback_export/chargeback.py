@@ -111,9 +111,7 @@ def export_file(
     name = key.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="chargeback-") as tmp, files.connect(pg_hook) as conn:
         try:
-            path, sha256, size, etag = files.download(
-                s3_hook, bucket, key, tmp, settings.intake_max_bytes("CHARGEBACK"), "FINFLOWS_CHARGEBACK_MAX_BYTES"
-            )
+            path, sha256, size, etag = files.download(s3_hook, bucket, key, tmp, settings.intake_limit("CHARGEBACK"))
         except files.ObjectGone:
             return _already_exported(conn, key, name, source_uri, run_id)
         except files.FileTooLarge as e:
