@@ -74,7 +74,7 @@ def card_reconciliation():
     fetch_from_ftps() >> keys
     loaded = FileImportOperator.partial(
         task_id="load_file",
-        layout="card-statement",
+        flow="card_reconciliation",
         map_index_template="{{ file_name }}",
         doc_md="Validate and load one statement in one transaction; archive or quarantine it.",
     ).expand(key=keys)

@@ -77,7 +77,7 @@ def cashfile_import():
     pull_sftp_drop() >> keys
     imported = FileImportOperator.partial(
         task_id="import_file",
-        layout="civicapay-cashfile",
+        flow="cashfile_import",
         map_index_template="{{ file_name }}",
         retries=3,
         doc_md="Checksum, decide, load in one transaction, copy to Drive, archive: each step idempotent.",

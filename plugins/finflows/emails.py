@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from finflows import links
+from finflows import files, links
 
 
 @dataclass(frozen=True)
@@ -71,18 +71,18 @@ def failure_email(
     exception: BaseException | None,
     base_url: str,
 ) -> Email:
-    """The email for a failed task. A rejected file (``files.FileRejected``, carried by the task's
-    exception as ``rejection``) is named in the subject with its outcome and told from start to end:
-    what was wrong, where the copy and report are, what to do."""
-    rejection = getattr(exception, "rejection", None)
+    """The email for a failed task. A rejected file (``files.FileRejected``: the task's exception,
+    or the one it was raised from) is named in the subject with its outcome and told from start to
+    end: what was wrong and by which rule, where the copy and report are, what to do."""
+    rejection = files.rejection_of(exception)
     run = links.run_url(base_url, dag_id, run_id)
     task = links.task_url(base_url, dag_id, run_id, task_id, map_index)
-    if rejection is not None and getattr(rejection, "file_name", None):
+    if rejection is not None:
         loaded = "nothing of it was exported" if dag_id == "chargeback_export" else "nothing of it was loaded"
         where = f" and quarantined at {rejection.quarantined}" if rejection.quarantined else ""
         lines = [
             f"{dag_id} rejected the file {rejection.file_name}{where}; {loaded}.",
-            f"What was wrong:\n{_first_lines(str(rejection))}",
+            f"What was wrong (rule {rejection.rule}):\n{_first_lines(str(rejection))}",
         ]
         if rejection.report:
             lines.append(f"Error report (every line, field and value): {rejection.report}")

@@ -33,10 +33,23 @@ class Decision(StrEnum):
     CONFLICT = "CONFLICT"  # same name, different content, already imported: a human decides
 
 
+class Refusal(StrEnum):
+    """Why a file was refused: a stable code (as moov-io/ach names its errors) in the failure
+    email, the quarantine report and the control row's error. Alerts and runbooks key on these."""
+
+    LAYOUT = "layout"  # a line, field or value its layout (or the flow's rules) refuses
+    NAME = "name"  # the file's name is not one the flow takes
+    TOO_LARGE = "too_large"  # over its flow's intake limit: refused unread
+    CONFLICT = "conflict"  # the name was done before with other content
+    NOT_IN_INBOX = "not_in_inbox"  # asked for, but not there and never done
+
+
 class FileRejected(FinflowsError):
     """A file that must not be loaded as it is: it is quarantined beside its error report, nothing of
     it was loaded, and a person must act. Carries what the failure email tells them: which flow and
-    file, where the quarantined copy and its report are, and the next step."""
+    file, why (``rule``), where the quarantined copy and its report are, and the next step. The
+    task fails with Airflow's fail exception raised *from* it; the email reads it there
+    (``rejection_of``)."""
 
     outcome = "REJECTED"
 
@@ -49,10 +62,11 @@ class FileRejected(FinflowsError):
         source_uri: str,
         quarantined: str | None = None,
         next_step: str = "",
+        rule: Refusal = Refusal.LAYOUT,
     ) -> None:
         super().__init__(message)
         self.flow, self.file_name, self.source_uri = flow, file_name, source_uri
-        self.quarantined = quarantined
+        self.quarantined, self.rule = quarantined, Refusal(rule)
         self.next_step = next_step or (
             f"Correct the file (the report names each line, field and value) and upload it again under the "
             f"same name to {source_uri.rsplit('/', 1)[0]}/: it is then loaded, and the quarantined copy is "
@@ -62,6 +76,24 @@ class FileRejected(FinflowsError):
     @property
     def report(self) -> str | None:
         return f"{self.quarantined}.error.json" if self.quarantined else None
+
+
+def rejection_of(exception: BaseException | None) -> FileRejected | None:
+    """The refused file behind a task's failure: the exception itself, or the one it was raised
+    from (``task_support.bad_input_fails_without_retry``)."""
+    for e in (exception, getattr(exception, "__cause__", None)):
+        if isinstance(e, FileRejected):
+            return e
+    return None
+
+
+def refusal_for(error: FormatError) -> Refusal:
+    """The rule a layout's refusal breaks: its size, its name, or its content."""
+    if isinstance(error, FileTooLarge):
+        return Refusal.TOO_LARGE
+    if error.errors and all(e.field == "file_name" for e in error.errors):
+        return Refusal.NAME
+    return Refusal.LAYOUT
 
 
 @dataclass(frozen=True)
@@ -195,6 +227,7 @@ def gone_but_done(
             file_name=raw_name or file_name,
             source_uri=source_uri,
             next_step=f"Put the file again at {source_uri} to have it {done}.",
+            rule=Refusal.NOT_IN_INBOX,
         )
     log.info("%s was already %s (now under processed/): nothing to do again", file_name, done)
     return control
@@ -356,13 +389,15 @@ def rejected_format(
 ) -> FileRejected:
     """A file its layout refuses (``error``: a ``FormatError``), quarantined with the report naming
     every line, field and value (``reject``); returns the flow's exception for the task to raise."""
-    quarantined = reject(conn, s3_hook, f, error=str(error), report=error.report())
+    rule = refusal_for(error)
+    quarantined = reject(conn, s3_hook, f, error=f"[{rule}] {error}", report={"rule": rule.value} | error.report())
     return rejected(
         f"{f.source_uri} rejected and quarantined, nothing {nothing}:\n{error}",
         flow=f.flow,
         file_name=shown_name or f.file_name,
         source_uri=f.source_uri,
         quarantined=quarantined,
+        rule=rule,
     )
 
 
@@ -383,7 +418,10 @@ def rejected_conflict(
         f"{f.file_name} was already {done} with different content (sha256 differs); the new file "
         f"{f.source_uri} is quarantined for a human to decide"
     )
-    quarantined = reject(conn, s3_hook, f, error=msg, report={"error": msg}, event="CONFLICT")
+    rule = Refusal.CONFLICT
+    quarantined = reject(
+        conn, s3_hook, f, error=f"[{rule}] {msg}", report={"rule": rule.value, "error": msg}, event="CONFLICT"
+    )
     return rejected(
         msg,
         flow=f.flow,
@@ -391,6 +429,7 @@ def rejected_conflict(
         source_uri=f.source_uri,
         quarantined=quarantined,
         next_step=next_step,
+        rule=rule,
     )
 
 

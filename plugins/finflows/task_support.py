@@ -57,9 +57,8 @@ def bad_input_fails_without_retry(*rejections: type[Exception]) -> Iterator[None
     try:
         yield
     except rejections as e:
-        failure = AirflowFailException(str(e))
-        failure.rejection = e  # what the failure email names: file, quarantined copy, report, next step
-        raise failure from None
+        # raised from the refusal: the failure email reads it there (files.rejection_of)
+        raise AirflowFailException(str(e)) from e
 
 
 def failed_keys(keys: list[str], outcomes: list[dict | None]) -> list[str]:

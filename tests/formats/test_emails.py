@@ -13,7 +13,7 @@ BASE = "http://airflow.example:8080/"
 
 
 def rejection() -> Exception:
-    """What bad_input_fails_without_retry raises: Airflow's exception carrying the rejection."""
+    """What bad_input_fails_without_retry raises: Airflow's exception raised from the rejection."""
     rejected = files.FileRejected(
         "s3://finflows-cashfiles/cashfiles/CashFile20261130.dat rejected and quarantined, nothing loaded:\n"
         "CashFile20261130.dat line 7, field amount, value '12*4': is not a signed amount",
@@ -22,9 +22,10 @@ def rejection() -> Exception:
         source_uri="s3://finflows-cashfiles/cashfiles/CashFile20261130.dat",
         quarantined="s3://finflows-cashfiles/quarantine/CashFile20261130.dat",
     )
-    failure = RuntimeError(str(rejected))
-    failure.rejection = rejected
-    return failure
+    try:
+        raise RuntimeError(str(rejected)) from rejected
+    except RuntimeError as failure:
+        return failure
 
 
 def test_a_rejected_file_is_named_with_its_outcome_copy_report_and_next_step():
@@ -43,7 +44,7 @@ def test_a_rejected_file_is_named_with_its_outcome_copy_report_and_next_step():
         "cashfile_import rejected the file CashFile20261130.dat and quarantined at "
         "s3://finflows-cashfiles/quarantine/CashFile20261130.dat; nothing of it was loaded."
     )
-    assert "line 7, field amount, value '12*4'" in text
+    assert "What was wrong (rule layout):\n" in text and "line 7, field amount, value '12*4'" in text
     assert (
         "Error report (every line, field and value): "
         "s3://finflows-cashfiles/quarantine/CashFile20261130.dat.error.json" in text
@@ -100,7 +101,7 @@ def test_a_long_report_is_cut_in_the_email_and_points_to_the_report():
         quarantined="s3://b/quarantine/E.txt",
     )
     failure = RuntimeError("x")
-    failure.rejection = rejected
+    failure.__cause__ = rejected
     mail = emails.failure_email(
         dag_id="card_reconciliation",
         task_id="load",

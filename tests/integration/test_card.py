@@ -101,8 +101,9 @@ def test_clearing_a_load_that_succeeded_reports_it_as_already_loaded(s3_hook, pg
     assert (again.status, again.records, again.sha256, again.net) == ("ALREADY_LOADED", 2, first.sha256, first.net)
     assert len(facts(pg, fname)) == 2
     never = name(unique, seq=9)
-    with pytest.raises(card.StatementRejected, match=f"{never} is not in the inbox and was never loaded"):
+    with pytest.raises(card.StatementRejected, match=f"{never} is not in the inbox and was never loaded") as gone:
         load(f"statements/{never}", run_id="scheduled__gone")
+    assert gone.value.rule == "not_in_inbox"
 
 
 def _broken(kind: str) -> tuple[bytes, str]:
@@ -239,6 +240,7 @@ def test_same_name_with_other_content_is_quarantined_and_the_first_load_stands(s
     assert s3_hook.read_key(f"quarantine/{fname}", bucket_name=BUCKET).encode("latin-1") == statement(2)
     report = json.loads(s3_hook.read_key(f"quarantine/{fname}.error.json", bucket_name=BUCKET))
     assert report["run_id"] == "run_2" and "different content" in report["error"]
+    assert (e.value.rule, report["rule"]) == ("conflict", "conflict")
     last = pg.execute(
         "SELECT event FROM ops.file_event WHERE flow = 'card_reconciliation' AND file_name = %s ORDER BY id DESC LIMIT 1",
         (fname,),
@@ -319,3 +321,17 @@ def test_every_store_date_and_product_a_statement_names_reaches_its_dimension(s3
         "WHERE (product_type, product_code) IN (('D','011'), ('V','012'), ('C','013')) ORDER BY product_code"
     ).fetchall()
     assert products == [("D", "011", "debit"), ("V", "012", "voucher"), ("C", "013", "credit")]
+
+
+def test_a_statement_whose_name_the_acquirer_never_uses_is_refused_by_the_name_rule(s3_hook, pg, load, unique):
+    """Refused before anything is read or loaded, quarantined with the rule ``name``."""
+    from finflows.flows.card_reconciliation import card
+
+    fname = f"statement-{unique}.txt"
+    s3_hook.load_bytes(statement(1), key=f"statements/{fname}", bucket_name=BUCKET, replace=True)
+    with pytest.raises(card.StatementRejected, match=r"field file_name, value .* is not EXTRATO_UNICA_") as e:
+        load(f"statements/{fname}")
+    assert e.value.rule == "name"
+    report = json.loads(s3_hook.read_key(f"quarantine/{fname}.error.json", bucket_name=BUCKET))
+    assert report["rule"] == "name" and report["errors"][0]["field"] == "file_name"
+    assert control(pg, fname)[0] == "ERROR" and facts(pg, fname) == []

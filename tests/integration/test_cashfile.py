@@ -167,6 +167,7 @@ def test_bad_files_are_quarantined_with_a_report_and_nothing_is_loaded(case, run
     assert s3_hook.read_key(f"quarantine/{name}", bucket_name=BUCKET) == body  # kept byte for byte
     report = json.loads(s3_hook.read_key(f"quarantine/{name}.error.json", bucket_name=BUCKET))
     assert report["errors"][0]["field"] == field
+    assert (err.value.rule, report["rule"]) == ("layout", "layout")  # the stable code alerts key on
     if case != "empty_file":
         assert report["errors"][0]["line"] == 4 and report["errors"][0]["value"]
 
@@ -422,3 +423,4 @@ def test_a_file_over_the_size_limit_is_quarantined_unread_and_recorded(run, pg, 
     assert s3_hook.get_key(quarantined, bucket_name=BUCKET).get()["Body"].read() == body
     report = json.loads(s3_hook.read_key(f"{quarantined}.error.json", bucket_name=BUCKET))
     assert report["errors"][0]["field"] == "size" and "refused unread" in report["errors"][0]["reason"]
+    assert (err.value.rule, report["rule"]) == ("too_large", "too_large")

@@ -17,10 +17,10 @@ CASH = os.environ.get("FINFLOWS_CASHFILE_BUCKET", "finflows-cashfiles")
 STATEMENTS = os.environ.get("FINFLOWS_STATEMENT_BUCKET", "finflows-card-statements")
 
 
-def _operator(layout: str, key: str):
+def _operator(flow: str, key: str):
     from finflows.operators.file_import import FileImportOperator
 
-    return FileImportOperator(task_id="import_file", layout=layout, key=key)
+    return FileImportOperator(task_id="import_file", flow=flow, key=key)
 
 
 def test_a_cash_file_is_imported_once_and_its_lineage_names_the_object_and_tables(s3_hook, pg):
@@ -30,7 +30,7 @@ def test_a_cash_file_is_imported_once_and_its_lineage_names_the_object_and_table
     forget_cash_files(pg, [fname])
     key = f"cashfiles/{fname}"
     s3_hook.load_bytes(cash_file(4, day, unknown=1), key=key, bucket_name=CASH, replace=True)
-    op, context = _operator("civicapay-cashfile", key), {"run_id": "operator-test"}
+    op, context = _operator("cashfile_import", key), {"run_id": "operator-test"}
 
     out = op.execute(context)
     # four records, the first for an account finance does not know: three payments, one in suspense
@@ -49,7 +49,7 @@ def test_a_cash_file_is_imported_once_and_its_lineage_names_the_object_and_table
     }
 
     s3_hook.load_bytes(cash_file(4, day, unknown=1), key=key, bucket_name=CASH, replace=True)  # delivered again
-    again = _operator("civicapay-cashfile", key)
+    again = _operator("cashfile_import", key)
     assert again.execute({"run_id": "operator-test-2"})["status"] == "DUPLICATE"
     assert again.get_openlineage_facets_on_complete(None).outputs == []  # nothing written by that run
 
@@ -64,7 +64,7 @@ def test_a_bad_statement_fails_the_task_without_retries_and_loads_nothing(s3_hoo
         "".join(x + "\r\n" for x in lines).encode("latin-1"), key=f"statements/{fname}", bucket_name=STATEMENTS
     )
     with pytest.raises(AirflowFailException, match="line 3, field entry_date, value '20261131'"):
-        _operator("card-statement", f"statements/{fname}").execute({"run_id": "operator-test"})
+        _operator("card_reconciliation", f"statements/{fname}").execute({"run_id": "operator-test"})
     assert s3_hook.check_for_key(f"quarantine/{fname}", bucket_name=STATEMENTS)
     assert not pg.execute(
         "SELECT count(*) FROM card.fact_transaction t JOIN ops.file_control c ON c.id = t.file_id WHERE c.file_name = %s",
@@ -72,9 +72,12 @@ def test_a_bad_statement_fails_the_task_without_retries_and_loads_nothing(s3_hoo
     ).fetchone()[0]
 
 
-def test_an_unknown_layout_is_refused_when_the_dag_is_parsed():
-    with pytest.raises(ValueError, match="layout 'csv' is not one of civicapay-cashfile, card-statement"):
+def test_a_flow_that_declares_no_inbox_is_refused_when_the_dag_is_parsed():
+    with pytest.raises(ValueError, match=r"flow 'csv': no module finflows\.flows\.csv"):
         _operator("csv", "x")
+    # a real flow package, but not an inbox flow: it says what is missing
+    with pytest.raises(ValueError, match=r"flow 'tenure_sync': finflows.flows.tenure_sync declares no INBOX"):
+        _operator("tenure_sync", "x")
 
 
 def test_an_object_whose_name_holds_a_control_character_is_refused_by_name_and_left_untouched(s3_hook, pg):
@@ -85,7 +88,7 @@ def test_an_object_whose_name_holds_a_control_character_is_refused_by_name_and_l
     s3_hook.load_bytes(cash_file(2, day), key=key, bucket_name=CASH, replace=True)
     try:
         with pytest.raises(AirflowFailException, match="control character"):
-            _operator("civicapay-cashfile", key).execute({"run_id": "operator-test"})
+            _operator("cashfile_import", key).execute({"run_id": "operator-test"})
         assert s3_hook.check_for_key(key, bucket_name=CASH)  # nothing moved, nothing loaded
         assert not pg.execute(
             "SELECT 1 FROM ops.file_control WHERE flow = 'cashfile_import' AND file_name LIKE %s", ("%Bcc%",)

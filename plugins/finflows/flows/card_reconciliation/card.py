@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 
-from finflows import files, settings
+from finflows import files, inbox, settings
 from finflows.formats.card_statement import (
     COPY_COLUMNS,
     PRODUCT_TYPES,
@@ -35,6 +36,13 @@ _COPY = f"COPY card.fact_transaction (file_id, {', '.join(COPY_COLUMNS)}) FROM S
 
 class StatementRejected(files.FileRejected):
     """A statement that must not be loaded as it is; it has been quarantined for a human."""
+
+
+class Status(StrEnum):
+    """A statement's outcome (``Outcome.status``, stored and shown as these strings)."""
+
+    LOADED = "LOADED"  # by this run
+    ALREADY_LOADED = "ALREADY_LOADED"  # before (this run's earlier try, or another run: then a DUPLICATE event)
 
 
 @dataclass
@@ -202,67 +210,41 @@ def control_summary(conn, file_name: str) -> dict:
 
 
 # ---------------------------------------------------------------------------- one file
+class Statements(inbox.InboxFlow):
+    """The card statement's part of the inbox lifecycle: the name checked, the load."""
+
+    flow, limit, done, rejected = FLOW, "STATEMENT", "loaded", StatementRejected
+
+    def file_name(self, raw_name: str) -> str:
+        if not is_statement_name(raw_name):
+            why = "is not EXTRATO_UNICA_<establishment>_<YYYYMMDD>_<seq>"
+            raise FormatError(raw_name, [FieldError(0, "file_name", raw_name, why)])
+        return raw_name
+
+    def process(self, conn, path: Path, f: files.Incoming) -> tuple[files.Decision, dict]:
+        return load(conn, path, f.file_name, f.sha256, f.source_uri, f.run_id)
+
+    def summary(self, conn, file_name: str) -> dict:
+        return control_summary(conn, file_name)
+
+
 def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outcome:
-    source_uri = f"s3://{bucket}/{key}"
-    file_name = key.rsplit("/", 1)[-1]
-    with tempfile.TemporaryDirectory(prefix="statement-") as tmp, files.connect(pg_hook) as conn:
-        try:
-            path, sha256, size, etag = files.download(s3_hook, bucket, key, tmp, settings.intake_limit("STATEMENT"))
-        except files.ObjectGone:
-            return _already_loaded(conn, key, file_name, source_uri, run_id)
-        except files.FileTooLarge as e:
-            here = files.Incoming(FLOW, bucket, key, file_name, "", run_id)
-            raise files.refused_too_large(conn, s3_hook, e, here, StatementRejected) from None
-        log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
-        here = files.Incoming(FLOW, bucket, key, file_name, sha256, run_id, etag)
-        try:
-            if not is_statement_name(file_name):
-                raise FormatError(
-                    file_name,
-                    [FieldError(0, "file_name", file_name, "is not EXTRATO_UNICA_<establishment>_<YYYYMMDD>_<seq>")],
-                )
-            decision, info = load(conn, path, file_name, sha256, source_uri, run_id)
-        except FormatError as e:
-            raise files.rejected_format(conn, s3_hook, here, e, StatementRejected) from None
-        if decision is files.Decision.CONFLICT:
-            raise files.rejected_conflict(
-                conn,
-                s3_hook,
-                here,
-                StatementRejected,
-                done="loaded",
-                next_step=(
-                    f"{file_name} was already loaded with other content. Compare the "
-                    f"quarantined copy with the loaded one (processed/{file_name}); nothing "
-                    "is changed until finance data engineering reverses the first load."
-                ),
-            )
-        status = "LOADED"
-        if decision is files.Decision.ALREADY_IMPORTED:
-            status = "ALREADY_LOADED"
-            log.warning(
-                "%s (sha256 %s) was already loaded by run %s; nothing loaded again",
-                file_name,
-                sha256,
-                info["previous_run"],
-            )
-            info = control_summary(conn, file_name)
-        files.move_object(s3_hook, bucket, key, PROCESSED + file_name, etag)
-        if status == "LOADED":
-            files.resolve_quarantine(
-                conn, s3_hook, flow=FLOW, bucket=bucket, name=file_name, sha256=sha256, run_id=run_id
-            )
-    outcome = Outcome(key, file_name, status, sha256, info["records"], str(info["gross"]), str(info["net"]), size)
-    log.info("%s %s: %d records, gross %s, net %s", status, file_name, outcome.records, outcome.gross, outcome.net)
+    """One statement through the inbox lifecycle (``finflows.inbox``); raises StatementRejected."""
+    done = inbox.run(Statements(), key, bucket=bucket, run_id=run_id, s3_hook=s3_hook, pg_hook=pg_hook)
+    status = Status.LOADED if done.seen is inbox.Seen.NEW else Status.ALREADY_LOADED
+    info = done.info
+    outcome = Outcome(
+        key,
+        done.file_name,
+        status.value,
+        done.sha256,
+        info["records"],
+        str(info["gross"]),
+        str(info["net"]),
+        done.bytes,
+    )
+    log.info("%s %s: %d records, gross %s, net %s", status, done.file_name, outcome.records, outcome.gross, outcome.net)
     return outcome
-
-
-def _already_loaded(conn, key: str, file_name: str, source_uri: str, run_id: str) -> Outcome:
-    """The statement is gone from the inbox. Loaded before (a task cleared and run again after it
-    succeeded: the object moved to processed/): say so and succeed. Otherwise nothing can load it."""
-    done = files.gone_but_done(conn, FLOW, file_name, source_uri, StatementRejected, done="loaded")
-    info = control_summary(conn, file_name)
-    return Outcome(key, file_name, "ALREADY_LOADED", done.sha256, info["records"], str(info["gross"]), str(info["net"]))
 
 
 def as_dict(outcome: Outcome) -> dict:

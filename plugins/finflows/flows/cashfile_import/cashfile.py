@@ -13,10 +13,11 @@ import logging
 import tempfile
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from urllib.parse import unquote_plus
 
-from finflows import files, settings
+from finflows import files, inbox
 from finflows.formats.cashfile import LAYOUT, CashFileStats, normalise_name, read_rows
 from finflows.formats.fixedwidth import FormatError, copy_escape
 
@@ -29,13 +30,21 @@ DUPLICATES = "duplicates/"
 
 
 CONFLICT_STEP = (
-    "{name} was already imported with other content. Compare the quarantined copy with the imported one "
+    "{name} was already {done} with other content. Compare the quarantined copy with the {done} one "
     "(processed/{name}); nothing is changed until finance data engineering reverses the first import."
 )
 
 
 class CashFileRejected(files.FileRejected):
     """A file that must not be imported as it is; it has been quarantined and a human must look."""
+
+
+class Status(StrEnum):
+    """A cash file's outcome (``Outcome.status``, stored and shown as these strings)."""
+
+    IMPORTED = "IMPORTED"  # by this run
+    ALREADY_IMPORTED = "ALREADY_IMPORTED"  # by this run's earlier try (a retry, a clear)
+    DUPLICATE = "DUPLICATE"  # by another run: this copy was delivered again
 
 
 @dataclass
@@ -230,108 +239,64 @@ def copy_to_drive(drive_hook, folder_id: str, path: Path, file_name: str, sha256
 
 
 # ---------------------------------------------------------------------------- one file
+class CashFiles(inbox.InboxFlow):
+    """The cash file's part of the inbox lifecycle: the name normalised, the load, and a copy of
+    every good file (new or seen before) in the finance Drive folder."""
+
+    flow, limit, done, rejected, duplicates = FLOW, "CASHFILE", "imported", CashFileRejected, DUPLICATES
+    conflict_step = CONFLICT_STEP
+
+    def __init__(self, drive_hook, drive_folder: str) -> None:
+        self.drive_hook, self.drive_folder = drive_hook, drive_folder
+
+    def file_name(self, raw_name: str) -> str:
+        return normalise_name(raw_name)
+
+    def process(self, conn, path: Path, f: files.Incoming) -> tuple[files.Decision, dict]:
+        return load(conn, path, f.file_name, f.sha256, f.source_uri, f.run_id)
+
+    def summary(self, conn, file_name: str) -> dict:
+        return control_summary(conn, file_name)
+
+    def after(self, conn, path: Path, f: files.Incoming, seen: inbox.Seen) -> dict:
+        return {"drive_file_id": copy_to_drive(self.drive_hook, self.drive_folder, path, f.file_name, f.sha256)}
+
+
+STATUS = {
+    inbox.Seen.NEW: Status.IMPORTED,
+    inbox.Seen.AGAIN: Status.ALREADY_IMPORTED,
+    inbox.Seen.DUPLICATE: Status.DUPLICATE,
+}
+
+
 def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_hook, drive_folder: str) -> Outcome:
-    source_uri = f"s3://{bucket}/{key}"
-    raw_name = key.rsplit("/", 1)[-1]
-    with tempfile.TemporaryDirectory(prefix="cashfile-") as tmp, files.connect(pg_hook) as conn:
-        files.hold_file(conn, FLOW, _file_name(key))  # released when the connection closes
-        try:
-            path, sha256, size, etag = files.download(s3_hook, bucket, key, tmp, settings.intake_limit("CASHFILE"))
-        except files.ObjectGone:
-            return _already_done(conn, key, source_uri, run_id)
-        except files.FileTooLarge as e:
-            here = files.Incoming(FLOW, bucket, key, raw_name, "", run_id)
-            raise files.refused_too_large(conn, s3_hook, e, here, CashFileRejected) from None
-        log.info("fetched %s: %d bytes, sha256 %s", source_uri, size, sha256)
-
-        def incoming(name: str) -> files.Incoming:
-            return files.Incoming(FLOW, bucket, key, name, sha256, run_id, etag)
-
-        file_name = raw_name
-        try:
-            file_name = normalise_name(raw_name)
-            decision, info = load(conn, path, file_name, sha256, source_uri, run_id)
-        except FormatError as e:
-            raise files.rejected_format(
-                conn, s3_hook, incoming(file_name), e, CashFileRejected, shown_name=raw_name
-            ) from None
-
-        if decision is files.Decision.CONFLICT:
-            raise files.rejected_conflict(
-                conn,
-                s3_hook,
-                incoming(file_name),
-                CashFileRejected,
-                done="imported",
-                next_step=CONFLICT_STEP.format(name=file_name),
-                shown_name=raw_name,
-            )
-
-        status, target = "IMPORTED", PROCESSED + file_name
-        if decision is files.Decision.ALREADY_IMPORTED:
-            status = "ALREADY_IMPORTED"
-            if info["previous_run"] != run_id:  # a re-delivered file, not this run's own earlier try
-                log.warning(
-                    "DUPLICATE: %s (sha256 %s) was already imported by run %s; skipped",
-                    file_name,
-                    sha256,
-                    info["previous_run"],
-                )
-                with conn.transaction(), conn.cursor() as cur:
-                    files.record_event(
-                        cur, FLOW, file_name, sha256, "DUPLICATE", f"already imported by {info['previous_run']}", run_id
-                    )
-                status, target = "DUPLICATE", f"{DUPLICATES}{run_id.replace(':', '-')}/{raw_name}"
-            info = control_summary(conn, file_name)
-
-        drive_id = copy_to_drive(drive_hook, drive_folder, path, file_name, sha256)
-        files.move_object(s3_hook, bucket, key, target, etag)
-        if status == "IMPORTED":
-            files.resolve_quarantine(
-                conn, s3_hook, flow=FLOW, bucket=bucket, name=raw_name, sha256=sha256, run_id=run_id
-            )
-
+    """One cash file through the inbox lifecycle (``finflows.inbox``); raises CashFileRejected."""
+    done = inbox.run(
+        CashFiles(drive_hook, drive_folder), key, bucket=bucket, run_id=run_id, s3_hook=s3_hook, pg_hook=pg_hook
+    )
+    info = done.info
     outcome = Outcome(
         key=key,
-        file_name=file_name,
-        status=status,
-        sha256=sha256,
+        file_name=done.file_name,
+        status=STATUS[done.seen].value,
+        sha256=done.sha256,
         lines=info["lines"] or 0,
         payments=info["payments"],
         suspense=info["suspense"],
         total=str(info["total"]),
-        drive_file_id=drive_id,
-        bytes=size,
+        drive_file_id=info.get("drive_file_id"),
+        bytes=done.bytes,
     )
     log.info(
         "%s %s: %d lines, %d payments, %d in suspense, total %s",
-        status,
-        file_name,
+        outcome.status,
+        outcome.file_name,
         outcome.lines,
         outcome.payments,
         outcome.suspense,
         outcome.total,
     )
     return outcome
-
-
-def _already_done(conn, key: str, source_uri: str, run_id: str) -> Outcome:
-    """The object is gone from the inbox. If this file was imported (a task cleared and run again
-    after it succeeded: the object moved to processed/), say so and succeed; otherwise there is
-    nothing to import, which no retry will change."""
-    raw_name, file_name = key.rsplit("/", 1)[-1], _file_name(key)
-    done = files.gone_but_done(conn, FLOW, file_name, source_uri, CashFileRejected, done="imported", raw_name=raw_name)
-    info = control_summary(conn, file_name)
-    return Outcome(
-        key=key,
-        file_name=file_name,
-        status="ALREADY_IMPORTED",
-        sha256=done.sha256,
-        lines=info["lines"] or 0,
-        payments=info["payments"],
-        suspense=info["suspense"],
-        total=str(info["total"]),
-    )
 
 
 def as_dict(outcome: Outcome) -> dict:

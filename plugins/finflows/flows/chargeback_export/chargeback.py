@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from finflows import files, settings
+from finflows import files, inbox
 from finflows.formats.chargeback import Brand, plan_batches, to_csv
 from finflows.formats.chargeback import parse_file as parse_chargebacks
 from finflows.formats.fixedwidth import FieldError, FormatError
@@ -33,6 +33,13 @@ CONFIG = Path(__file__).resolve().parents[4] / "include" / "chargeback_destinati
 
 class ChargebackRejected(files.FileRejected):
     """A chargeback file that must not be exported as it is; it has been quarantined."""
+
+
+class Status(StrEnum):
+    """A chargeback file's outcome (``Outcome.status``, stored and shown as these strings)."""
+
+    EXPORTED = "EXPORTED"  # by this run
+    ALREADY_EXPORTED = "ALREADY_EXPORTED"  # before (this run's earlier try, or another run: then a DUPLICATE event)
 
 
 @dataclass
@@ -103,132 +110,109 @@ def _ftp_hook(dest: dict):
     return (FTPSHook if dest["protocol"] == "ftps" else FTPHook)(ftp_conn_id=dest["conn_id"])
 
 
+class Chargebacks(inbox.InboxFlow):
+    """The chargeback file's part of the inbox lifecycle: decide, validate every record, then
+    deliver each planned CSV file once (``ops.delivery``); the control row is SUCCESS only when all
+    are there."""
+
+    flow, limit, done, rejected, nothing = FLOW, "CHARGEBACK", "exported", ChargebackRejected, "exported"
+    conflict_step = (
+        "{name} was already exported with other content. Compare the quarantined copy with the exported one "
+        "(processed/{name}) and agree with the card companies before sending it again under a new name."
+    )
+
+    def __init__(self, config: dict, hook_for=_ftp_hook) -> None:
+        self.config, self.hook_for = config, hook_for
+
+    def process(self, conn, path: Path, f: files.Incoming) -> tuple[files.Decision, dict]:
+        with conn.transaction(), conn.cursor() as cur:
+            control = files.lock_and_read(cur, FLOW, f.file_name)
+        decision = files.decide(control, f.sha256)
+        if decision is not files.Decision.NEW:  # decided before reading a record: nothing is sent twice
+            return decision, {"previous_run": control.dag_run_id}
+        records = self.validate(path, f.file_name)
+        with conn.transaction(), conn.cursor() as cur:
+            files.lock_and_read(cur, FLOW, f.file_name)
+            file_id = files.start_control(cur, FLOW, f.file_name, f.sha256, f.source_uri, f.run_id)
+        batches = plan_batches(records, max_rows_per_file=int(self.config.get("max_rows_per_file", 5000)))
+        deliveries = [
+            self._deliver_planned(conn, f, no, brand, rows)
+            for no, b in enumerate(batches, 1)
+            for brand, rows in b.items()
+        ]
+        with conn.transaction(), conn.cursor() as cur:
+            files.finish_control(cur, file_id, None, len(records), None)
+            detail = f"{len(records)} records in {len(batches)} batch(es), {len(deliveries)} file(s)"
+            files.record_event(cur, FLOW, f.file_name, f.sha256, "EXPORTED", detail, f.run_id)
+        return decision, {"records": len(records), "batches": len(batches), "deliveries": deliveries}
+
+    def validate(self, path: Path, name: str) -> list:
+        """Every record read and checked (a card number must be masked already; a brand needs a
+        destination); ``FormatError`` naming each refusal."""
+        records = parse_chargebacks(path.read_bytes(), name)
+        unknown = [
+            FieldError(i, "brand", r.brand.value, "has no destination configured", unit="record")
+            for i, r in enumerate(records)
+            if r.brand.value not in self.config["destinations"]
+        ]
+        if unknown:
+            raise FormatError(name, unknown)
+        return records
+
+    def _deliver_planned(self, conn, f: files.Incoming, batch_no: int, brand: Brand, rows: list) -> Delivery:
+        dest = self.config["destinations"][brand.value]
+        data = to_csv(rows)
+        planned = Delivery(
+            brand=brand.value,
+            destination=f"{dest['conn_id']}:{dest['directory']}",
+            file_name=f"chargebacks_{brand.value}_{f.file_name.rsplit('.', 1)[0]}_{f.sha256[:8]}_b{batch_no:02d}.csv",
+            rows=len(rows),
+            bytes=len(data),
+            batch=batch_no,
+            uploaded=False,
+        )
+        return _deliver(conn, self.hook_for(dest), dest["directory"], planned, data, f)
+
+    def summary(self, conn, file_name: str) -> dict:
+        """What was delivered for this file before (none uploaded again)."""
+        rows = conn.execute(
+            "SELECT destination, file_name, row_count, bytes, batch_no FROM ops.delivery "
+            "WHERE flow = %s AND source_file = %s ORDER BY batch_no, file_name",
+            (FLOW, file_name),
+        ).fetchall()
+        deliveries = [
+            Delivery(out.split("_")[1], dest, out, n, size, batch, uploaded=False) for dest, out, n, size, batch in rows
+        ]
+        return {
+            "records": sum(d.rows for d in deliveries),
+            "batches": max((d.batch for d in deliveries), default=0),
+            "deliveries": deliveries,
+        }
+
+
 def export_file(
     key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config: dict | None = None, hook_for=_ftp_hook
 ) -> Outcome:
-    config = config or load_config()
-    source_uri = f"s3://{bucket}/{key}"
-    name = key.rsplit("/", 1)[-1]
-    with tempfile.TemporaryDirectory(prefix="chargeback-") as tmp, files.connect(pg_hook) as conn:
-        try:
-            path, sha256, size, etag = files.download(s3_hook, bucket, key, tmp, settings.intake_limit("CHARGEBACK"))
-        except files.ObjectGone:
-            return _already_exported(conn, key, name, source_uri, run_id)
-        except files.FileTooLarge as e:
-            here = files.Incoming(FLOW, bucket, key, name, "", run_id)
-            raise files.refused_too_large(conn, s3_hook, e, here, ChargebackRejected) from None
-        with conn.transaction(), conn.cursor() as cur:
-            control = files.lock_and_read(cur, FLOW, name)
-        decision = files.decide(control, sha256)
-        here = files.Incoming(FLOW, bucket, key, name, sha256, run_id, etag)
-        if decision is files.Decision.CONFLICT:
-            raise files.rejected_conflict(
-                conn,
-                s3_hook,
-                here,
-                ChargebackRejected,
-                done="exported",
-                next_step=(
-                    f"{name} was already exported with other content. Compare the quarantined "
-                    f"copy with the exported one (processed/{name}) and agree with the card "
-                    "companies before sending it again under a new name."
-                ),
-            )
-        if decision is files.Decision.ALREADY_IMPORTED:
-            log.warning("DUPLICATE: %s (sha256 %s) was already exported; nothing is uploaded", name, sha256)
-            with conn.transaction(), conn.cursor() as cur:
-                files.record_event(cur, FLOW, name, sha256, "DUPLICATE", "already exported", run_id)
-            files.move_object(s3_hook, bucket, key, f"{PROCESSED}{name}", etag)
-            return Outcome(key=key, file_name=name, status="ALREADY_EXPORTED")
-
-        try:
-            records = parse_chargebacks(path.read_bytes(), name)
-            unknown = [
-                FieldError(i, "brand", r.brand.value, "has no destination configured", unit="record")
-                for i, r in enumerate(records)
-                if r.brand.value not in config["destinations"]
-            ]
-            if unknown:
-                raise FormatError(name, unknown)
-        except FormatError as e:
-            raise files.rejected_format(conn, s3_hook, here, e, ChargebackRejected, nothing="exported") from None
-
-        with conn.transaction(), conn.cursor() as cur:
-            files.lock_and_read(cur, FLOW, name)
-            cur.execute(
-                """INSERT INTO ops.file_control (flow, file_name, sha256, status, source_uri, dag_run_id, row_count)
-                   VALUES (%s, %s, %s, 'PROCESSING', %s, %s, %s)
-                   ON CONFLICT (flow, file_name) DO UPDATE SET sha256 = EXCLUDED.sha256, status = 'PROCESSING',
-                       source_uri = EXCLUDED.source_uri, dag_run_id = EXCLUDED.dag_run_id, error = NULL,
-                       row_count = EXCLUDED.row_count, started_at = now(), finished_at = NULL""",
-                (FLOW, name, sha256, source_uri, run_id, len(records)),
-            )
-
-        batches = plan_batches(records, max_rows_per_file=int(config.get("max_rows_per_file", 5000)))
-        stem = name.rsplit(".", 1)[0]
-        deliveries = []
-        for batch_no, batch in enumerate(batches, start=1):
-            for brand, rows in batch.items():
-                dest = config["destinations"][brand.value]
-                data = to_csv(rows)
-                planned = Delivery(
-                    brand=brand.value,
-                    destination=f"{dest['conn_id']}:{dest['directory']}",
-                    file_name=f"chargebacks_{brand.value}_{stem}_{sha256[:8]}_b{batch_no:02d}.csv",
-                    rows=len(rows),
-                    bytes=len(data),
-                    batch=batch_no,
-                    uploaded=False,
-                )
-                deliveries.append(_deliver(conn, hook_for(dest), dest["directory"], planned, data, here))
-
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute(
-                "UPDATE ops.file_control SET status = 'SUCCESS', finished_at = now() WHERE flow = %s AND file_name = %s",
-                (FLOW, name),
-            )
-            files.record_event(
-                cur,
-                FLOW,
-                name,
-                sha256,
-                "EXPORTED",
-                f"{len(records)} records in {len(batches)} batch(es), {len(deliveries)} file(s)",
-                run_id,
-            )
-        files.move_object(s3_hook, bucket, key, f"{PROCESSED}{name}", etag)
-        files.resolve_quarantine(conn, s3_hook, flow=FLOW, bucket=bucket, name=name, sha256=sha256, run_id=run_id)
+    """One chargeback file through the inbox lifecycle (``finflows.inbox``); raises ChargebackRejected."""
+    flow = Chargebacks(config or load_config(), hook_for)
+    done = inbox.run(flow, key, bucket=bucket, run_id=run_id, s3_hook=s3_hook, pg_hook=pg_hook)
+    status = Status.EXPORTED if done.seen is inbox.Seen.NEW else Status.ALREADY_EXPORTED
+    info = done.info
+    if done.seen is not inbox.Seen.NEW:
+        log.info(
+            "%s: %d file(s) delivered before, none uploaded again (run %s)",
+            done.file_name,
+            len(info["deliveries"]),
+            run_id,
+        )
     return Outcome(
         key=key,
-        file_name=name,
-        status="EXPORTED",
-        records=len(records),
-        batches=len(batches),
-        deliveries=deliveries,
-        bytes=size,
-    )
-
-
-def _already_exported(conn, key: str, name: str, source_uri: str, run_id: str) -> Outcome:
-    """The file is gone from the inbox. Exported before (a task cleared and run again after it
-    succeeded: the object moved to processed/): say so, with what was delivered, and succeed."""
-    files.gone_but_done(conn, FLOW, name, source_uri, ChargebackRejected, done="exported")
-    rows = conn.execute(
-        "SELECT destination, file_name, row_count, bytes, batch_no FROM ops.delivery "
-        "WHERE flow = %s AND source_file = %s ORDER BY batch_no, file_name",
-        (FLOW, name),
-    ).fetchall()
-    deliveries = [
-        Delivery(out.split("_")[1], dest, out, n, size, batch, uploaded=False) for dest, out, n, size, batch in rows
-    ]
-    log.info("%s: %d file(s) delivered before, none uploaded again (run %s)", name, len(deliveries), run_id)
-    return Outcome(
-        key=key,
-        file_name=name,
-        status="ALREADY_EXPORTED",
-        records=sum(d.rows for d in deliveries),
-        batches=max((d.batch for d in deliveries), default=0),
-        deliveries=deliveries,
+        file_name=done.file_name,
+        status=status.value,
+        records=info["records"],
+        batches=info["batches"],
+        deliveries=info["deliveries"],
+        bytes=done.bytes,
     )
 
 

@@ -1,0 +1,207 @@
+"""The life of one file in a flow's S3 inbox, written once for every inbox flow.
+
+    hold the name → download (bounded: ``FileTooLarge`` → quarantined unread) and sha256
+    → name it (the flow may refuse the name) → the flow decides and processes (its load, or its
+    deliveries) → a refusal (``FormatError``) or the same name with other content (``CONFLICT``)
+    is quarantined with its report, nothing kept of it → a file seen before is reported, a copy
+    re-delivered by another run recorded as ``DUPLICATE`` → the flow's after-step (e.g. the Drive
+    copy) → the object archived (only the version that was read) → a quarantined earlier copy of
+    the name marked resolved.
+
+Every step is idempotent, so a retried or cleared task picks up where it stopped: a task cleared
+after it succeeded finds its object archived and reports the file as done before (``AGAIN``).
+
+A flow supplies what is its own, as an :class:`InboxFlow`: its name in ``ops.file_control``, its
+intake limit, the words for its work, :meth:`~InboxFlow.process` (decide and load in one
+transaction, or decide and deliver), :meth:`~InboxFlow.summary` of a file done before, and
+optionally :meth:`~InboxFlow.file_name` and :meth:`~InboxFlow.after`. cashfile_import,
+card_reconciliation and chargeback_export are three such flows; ``examples/inbox_flow/`` shows a
+fourth from nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from finflows import files, settings
+from finflows.files import Decision, FileRejected, Incoming
+from finflows.formats.fixedwidth import FormatError
+
+log = logging.getLogger(__name__)
+
+PROCESSED = "processed/"
+
+
+class Seen(StrEnum):
+    """How a run met a file: processed now; processed before by this run (a retry or a clear);
+    processed before by another run, now delivered again."""
+
+    NEW = "new"
+    AGAIN = "again"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One file's end in the lifecycle: what the flow's outcome is made from (never its data)."""
+
+    key: str
+    file_name: str
+    seen: Seen
+    sha256: str
+    info: dict[str, Any] = field(default_factory=dict)
+    bytes: int = 0
+
+
+class InboxFlow(ABC):
+    """What one inbox flow adds to the lifecycle. Class attributes name the flow; methods do its work."""
+
+    flow: ClassVar[str]  # its name in ops.file_control / ops.file_event (the DAG id)
+    limit: ClassVar[str]  # settings.intake_limit(limit): the size a file may have
+    done: ClassVar[str]  # the verb of its work, for people: "imported", "loaded", "exported"
+    rejected: ClassVar[type[FileRejected]]  # what a refused file raises (the failure email reads it)
+    nothing: ClassVar[str] = "loaded"  # "… rejected and quarantined, nothing <loaded>"
+    duplicates: ClassVar[str] = PROCESSED  # where a copy delivered again is archived
+    conflict_step: ClassVar[str] = (
+        "{name} was already {done} with other content. Compare the quarantined copy with the {done} one "
+        "(processed/{name}); nothing is changed until finance data engineering reverses the first one."
+    )
+
+    def file_name(self, raw_name: str) -> str:
+        """The name the file is known by (its control row). Raise ``FormatError`` to refuse the name."""
+        return raw_name
+
+    @abstractmethod
+    def process(self, conn, path: Path, f: Incoming) -> tuple[Decision, dict[str, Any]]:
+        """Decide from the control row and, for a new file, do the flow's work; return the decision
+        and what to report. For a file done before, the info holds ``previous_run``. Raise
+        ``FormatError`` for a file that must not be taken: whatever it started is rolled back."""
+
+    @abstractmethod
+    def summary(self, conn, file_name: str) -> dict[str, Any]:
+        """What a file done before amounted to (counts, totals, deliveries), from the database."""
+
+    def after(self, conn, path: Path, f: Incoming, seen: Seen) -> dict[str, Any]:
+        """After the decision, before the archive: what the flow does with every good file, new or
+        not (e.g. the Drive copy, itself idempotent). Returns more to report."""
+        return {}
+
+
+def run(flow: InboxFlow, key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Result:
+    """The lifecycle of the object ``key`` in ``bucket`` for ``flow``; raises ``flow.rejected``
+    for a file refused (quarantined with its report, nothing kept of it)."""
+    raw_name = key.rsplit("/", 1)[-1]
+    with tempfile.TemporaryDirectory(prefix=f"{flow.flow}-") as tmp, files.connect(pg_hook) as conn:
+        files.hold_file(conn, flow.flow, _known_as(flow, raw_name))  # released when the connection closes
+        here = Incoming(flow.flow, bucket, key, raw_name, "", run_id)
+        try:
+            path, sha256, size, etag = files.download(s3_hook, bucket, key, tmp, settings.intake_limit(flow.limit))
+        except files.ObjectGone:
+            return _done_before(flow, conn, here)
+        except files.FileTooLarge as e:
+            raise files.refused_too_large(conn, s3_hook, e, here, flow.rejected) from None
+        log.info("fetched %s: %d bytes, sha256 %s", here.source_uri, size, sha256)
+        here = replace(here, sha256=sha256, etag=etag)
+        try:
+            here = replace(here, file_name=flow.file_name(raw_name))
+            decision, info = flow.process(conn, path, here)
+        except FormatError as e:
+            raise files.rejected_format(
+                conn, s3_hook, here, e, flow.rejected, nothing=flow.nothing, shown_name=raw_name
+            ) from None
+        if decision is Decision.CONFLICT:
+            raise files.rejected_conflict(
+                conn,
+                s3_hook,
+                here,
+                flow.rejected,
+                done=flow.done,
+                next_step=flow.conflict_step.format(name=here.file_name, done=flow.done),
+                shown_name=raw_name,
+            )
+        seen, target = Seen.NEW, PROCESSED + here.file_name
+        if decision is Decision.ALREADY_IMPORTED:
+            seen = _seen_before(flow, conn, here, info.get("previous_run"))
+            if seen is Seen.DUPLICATE and flow.duplicates != PROCESSED:
+                target = f"{flow.duplicates}{run_id.replace(':', '-')}/{raw_name}"
+            info = flow.summary(conn, here.file_name)
+        info |= flow.after(conn, path, here, seen)
+        files.move_object(s3_hook, bucket, key, target, etag)
+        if seen is Seen.NEW:
+            files.resolve_quarantine(
+                conn, s3_hook, flow=flow.flow, bucket=bucket, name=raw_name, sha256=sha256, run_id=run_id
+            )
+    return Result(key, here.file_name, seen, sha256, info, size)
+
+
+def _known_as(flow: InboxFlow, raw_name: str) -> str:
+    try:
+        return flow.file_name(raw_name)
+    except FormatError:
+        return raw_name
+
+
+def _seen_before(flow: InboxFlow, conn, f: Incoming, previous_run: str | None) -> Seen:
+    """A file already done: this run's own earlier try (a retry), or a copy delivered again,
+    recorded as ``DUPLICATE`` and left undone."""
+    if previous_run == f.run_id:
+        log.info("%s was %s by this run's earlier try: nothing to do again", f.file_name, flow.done)
+        return Seen.AGAIN
+    log.warning(
+        "DUPLICATE: %s (sha256 %s) was already %s by run %s; nothing done again",
+        f.file_name,
+        f.sha256,
+        flow.done,
+        previous_run,
+    )
+    with conn.transaction(), conn.cursor() as cur:
+        files.record_event(
+            cur, flow.flow, f.file_name, f.sha256, "DUPLICATE", f"already {flow.done} by {previous_run}", f.run_id
+        )
+    return Seen.DUPLICATE
+
+
+def _done_before(flow: InboxFlow, conn, f: Incoming) -> Result:
+    """The object is gone from the inbox: done by this flow before (a task cleared and run again
+    after it succeeded: the object is archived), or ``flow.rejected``: no retry can bring it."""
+    name = _known_as(flow, f.file_name)
+    control = files.gone_but_done(
+        conn, flow.flow, name, f.source_uri, flow.rejected, done=flow.done, raw_name=f.file_name
+    )
+    return Result(f.key, name, Seen.AGAIN, control.sha256 or "", flow.summary(conn, name))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """How ``FileImportOperator(flow=…)`` finds an inbox flow: the flow's package declares one as
+    ``INBOX`` (see ``finflows.flows.cashfile_import``). ``run`` takes the key and ``bucket``,
+    ``run_id``, ``s3_hook``, ``pg_hook`` and returns the outcome as a dict (the task's XCom);
+    ``bucket`` is the flow's default bucket; ``tables`` what a load writes (lineage), when the
+    outcome's ``status`` is one of ``loaded``."""
+
+    run: Callable[..., dict]
+    bucket: Callable[[], str]
+    tables: tuple[str, ...]
+    loaded: tuple[str, ...]
+
+
+def entry(flow: str) -> Entry:
+    """The ``INBOX`` declared by the flow's package: ``cashfile_import`` (a package under
+    ``finflows.flows``) or a dotted module path (``examples.inbox_flow.refunds``)."""
+    module_name = flow if "." in flow else f"finflows.flows.{flow}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        raise ValueError(f"flow {flow!r}: no module {module_name} ({e})") from None
+    declared = module.__dict__.get("INBOX")
+    if not isinstance(declared, Entry):
+        raise ValueError(f"flow {flow!r}: {module_name} declares no INBOX = finflows.inbox.Entry(…)")
+    return declared
