@@ -144,9 +144,9 @@ def intake_limit(flow: str) -> Limit:
     refused by its size (quarantined, never read whole). ``CASHFILE_MAX_BYTES`` (256 MiB; a day's
     CivicaPay file is a few MB), ``STATEMENT_MAX_BYTES`` (1 GiB; the largest acquirer statement is
     about 400 MB), ``CHARGEBACK_MAX_BYTES`` (64 MiB), ``BANK_FILE_MAX_BYTES`` (a bank's return
-    file as it lies on the server, 10 MiB)."""
+    file as it lies on the server, 10 MiB); a new flow's ``<FLOW>_MAX_BYTES``, 64 MiB unless set."""
     defaults = {"CASHFILE": 256 << 20, "STATEMENT": 1 << 30, "CHARGEBACK": 64 << 20, "BANK_FILE": 10 << 20}
-    return Limit(int(get(f"{flow}_MAX_BYTES", str(defaults[flow]))), f"FINFLOWS_{flow}_MAX_BYTES")
+    return Limit(int(get(f"{flow}_MAX_BYTES", str(defaults.get(flow, 64 << 20)))), f"FINFLOWS_{flow}_MAX_BYTES")
 
 
 def sftp_idle_timeout() -> float:

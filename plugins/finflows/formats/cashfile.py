@@ -17,12 +17,12 @@ from typing import BinaryIO
 from finflows.formats.fixedwidth import (
     Date,
     Digits,
+    Errors,
     Field,
     FieldError,
     FormatError,
     Layout,
     Pattern,
-    RecordError,
     SignedDecimal,
     Text,
 )
@@ -64,45 +64,13 @@ class CashFileStats:
         self.total = Decimal(0)
 
 
-class _Errors:
-    """Every bad line of a file, up to ``FormatError.MAX_LISTED`` shown, all counted."""
-
-    def __init__(self, encoding: str) -> None:
-        self.encoding = encoding
-        self.listed: list[FieldError] = []
-        self.count = 0
-
-    def add(self, error: FieldError) -> None:
-        self.count += 1
-        if len(self.listed) < FormatError.MAX_LISTED:
-            self.listed.append(error)
-
-    def undecodable(self, line_no: int, raw: bytes, e: UnicodeDecodeError) -> None:
-        self.add(FieldError(line_no, "record", repr(raw[:60]), f"is not {self.encoding} text ({e.reason})"))
-
-    def explain(self, line_no: int, line: str) -> tuple | None:
-        """The record's values, or None after naming each bad field."""
-        try:
-            return LAYOUT.parse(line)
-        except RecordError as e:
-            for fname, value, reason in e.errors:
-                self.add(FieldError(line_no, fname, value, reason))
-            return None
-
-    def close(self, file_name: str, stats: CashFileStats) -> None:
-        if stats.records == 0 and not self.count:
-            self.add(FieldError(stats.lines, "file", "", "has no payment records (empty file)"))
-        if self.count:
-            raise FormatError(file_name, self.listed, total=self.count)
-
-
 def read_cashfile(
     stream: BinaryIO, file_name: str, stats: CashFileStats | None = None, encoding: str = "ascii"
 ) -> Iterator[tuple[int, str, tuple]]:
     """Yield (line number, raw line, parsed values); raise one FormatError listing every bad line.
     Blank lines are ignored, as the source system does."""
     stats = stats if stats is not None else CashFileStats()
-    errors = _Errors(encoding)
+    errors = Errors(LAYOUT, encoding)
     for line_no, raw_bytes in enumerate(stream, start=1):
         stats.lines = line_no
         try:
@@ -117,7 +85,7 @@ def read_cashfile(
             stats.records += 1
             stats.total += parsed[3]
             yield line_no, line, parsed
-    errors.close(file_name, stats)
+    errors.close(file_name, stats.lines, stats.records, what="payment records")
 
 
 def read_rows(
@@ -137,7 +105,7 @@ def read_rows(
     ``other`` instead (the suspense rows). The hot loop of the cash import: one regex match and
     one f-string per record, nothing else."""
     stats = stats if stats is not None else CashFileStats()
-    errors = _Errors(encoding)
+    errors = Errors(LAYOUT, encoding)
     match, row_of = LAYOUT.fast_path()
     amount, account = LAYOUT.group_index("amount"), LAYOUT.group_index("rent_account")
     cents = records = line_no = 0
@@ -166,7 +134,7 @@ def read_rows(
                 raise AssertionError(f"line {line_no}: the layout's fast path refused a valid record")
     finally:
         stats.lines, stats.records, stats.total = line_no, records, Decimal(cents).scaleb(-2)
-    errors.close(file_name, stats)
+    errors.close(file_name, stats.lines, stats.records, what="payment records")
 
 
 def format_record(**values: object) -> str:
