@@ -67,7 +67,7 @@ airflow-db: stack-up
 
 # The full suite; the stack is stopped afterwards whatever the outcome, and proven stopped.
 test: airflow-db
-	@rc=0; $(VENV)/bin/ruff check . || rc=1; $(VENV)/bin/ruff format --check . || rc=1; \
+	@rc=0; $(VENV)/bin/ruff check . || rc=1; $(VENV)/bin/ruff format --check . || rc=1; $(VENV)/bin/mypy || rc=1; \
 	$(WITH_ENV) $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	$(STACK) down; $(STACK) verify-down || rc=1; exit $$rc
 
@@ -88,6 +88,7 @@ up: airflow-db
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: airflow-db
 	$(WITH_ENV) $(PY) -m bench

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -119,4 +120,9 @@ def send(email: Email, *, to: Iterable[str], smtp_conn_id: str) -> None:
     to = list(to)
     with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
         sender = hook.from_email or conf.get("email", "from_email", fallback=None) or "finflows@localhost"
-        hook._smtp_client.send_message(email.message(sender=sender, to=to), to_addrs=to)
+        client = hook._smtp_client  # the provider's connected smtplib client (it has no send-message API)
+        if not isinstance(client, smtplib.SMTP):
+            raise TypeError(
+                f"connection {smtp_conn_id}: the SMTP hook gave no smtplib client ({type(client).__name__})"
+            )
+        client.send_message(email.message(sender=sender, to=to), to_addrs=to)

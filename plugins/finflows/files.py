@@ -308,7 +308,7 @@ def start_control(cur, flow: str, file_name: str, sha256: str, source_uri: str, 
     return cur.fetchone()[0]
 
 
-def finish_control(cur, file_id: int, lines: int, rows: int, total) -> None:
+def finish_control(cur, file_id: int, lines: int | None, rows: int, total) -> None:
     cur.execute(
         """UPDATE ops.file_control SET status = 'SUCCESS', line_count = %s, row_count = %s, total_amount = %s,
                finished_at = now() WHERE id = %s""",

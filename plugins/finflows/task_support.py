@@ -3,8 +3,9 @@ bad input and failed files end a run. Imported inside tasks only (it loads provi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any, cast
 
 from finflows import settings
 
@@ -44,7 +45,8 @@ def label_mapped_task(template_var: str, key: str) -> str:
     """Give the mapped task instance its file name in the UI; return the run id."""
     from airflow.sdk import get_current_context
 
-    context = get_current_context()
+    # the live context (what map_index_template renders from), written under a key of our choosing
+    context = cast("dict[str, Any]", get_current_context())
     context[template_var] = key.rsplit("/", 1)[-1]
     return context["run_id"]
 
@@ -61,7 +63,7 @@ def bad_input_fails_without_retry(*rejections: type[Exception]) -> Iterator[None
         raise AirflowFailException(str(e)) from e
 
 
-def failed_keys(keys: list[str], outcomes: list[dict | None]) -> list[str]:
+def failed_keys(keys: Sequence[str], outcomes: Sequence[dict | None]) -> list[str]:
     """A mapped task that failed has no outcome (its XCom is simply absent)."""
     return sorted(set(keys) - {o["key"] for o in outcomes if o})
 

@@ -767,6 +767,8 @@ def read_ach(
             )
     if errors:
         raise FormatError(file_name, errors)
+    if header is None or trailer is None:  # each is an error above: unreachable
+        raise FormatError(file_name, [FieldError(0, "file", "", "has no header or trailer record")])
     return AchFile(header, details, trailer)
 
 

@@ -88,6 +88,10 @@ def read_cashfile(
     errors.close(file_name, stats.lines, stats.records, what="payment records")
 
 
+def _nowhere(row: str) -> None:
+    raise AssertionError("a row for other= without known accounts")
+
+
 def read_rows(
     stream: BinaryIO,
     file_name: str,
@@ -105,6 +109,9 @@ def read_rows(
     ``other`` instead (the suspense rows). The hot loop of the cash import: one regex match and
     one f-string per record, nothing else."""
     stats = stats if stats is not None else CashFileStats()
+    if known is not None and other is None:
+        raise TypeError("read_rows: with known accounts, other= must take the rest")
+    to_other: Callable[[str], object] = other if other is not None else _nowhere  # not called without known
     errors = Errors(LAYOUT, encoding)
     match, row_of = LAYOUT.fast_path()
     amount, account = LAYOUT.group_index("amount"), LAYOUT.group_index("rent_account")
@@ -128,7 +135,7 @@ def read_rows(
                     if known is None or g[account] in known:
                         yield f"{prefix}{line_no}\t{row}"
                     else:
-                        other(f"{prefix}{line_no}\t{row}")
+                        to_other(f"{prefix}{line_no}\t{row}")
                     continue
             if line.strip() and errors.explain(line_no, line) is not None:  # the two disagree: a layout bug
                 raise AssertionError(f"line {line_no}: the layout's fast path refused a valid record")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, BinaryIO, Protocol
@@ -367,8 +367,10 @@ class Date:
             raise ValueError(f"is not a date (expected {human_format(self.fmt)})") from None
 
     def encode(self, value: dt.date | None, width: int) -> str:
-        if value is None and self.optional:
-            return "0" * width
+        if value is None:
+            if self.optional:
+                return "0" * width
+            raise ValueError("a date is required")
         return value.strftime(self.fmt)
 
     def copy_expr(self, var: str, me: str, width: int) -> str:
@@ -502,7 +504,7 @@ class OptionalImpliedDecimal(ImpliedDecimal):
     def regex(self, width: int) -> str:
         return f"(?:[0-9]{{{width}}}| {{{width}}})"
 
-    def decode(self, raw: str) -> Decimal | None:
+    def decode(self, raw: str) -> Decimal | None:  # type: ignore[override]  # blank: None, the one widening
         if not raw.strip(" "):
             return None
         return super().decode(raw)
@@ -578,6 +580,12 @@ class Layout:
     name: str
     length: int
     fields: tuple[Field, ...]
+    # derived in __post_init__ (not arguments): the parse plan, the fast path and its row function
+    _plan: tuple[tuple[str, slice, Callable[[str], Any]], ...] = field(init=False, repr=False, compare=False)
+    _fast: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    _semantic: tuple[tuple[int, Callable[[str], Any]], ...] = field(init=False, repr=False, compare=False)
+    _copy: Callable[[tuple], str] | None = field(init=False, repr=False, compare=False)
+    _first: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         pos = 1
@@ -593,14 +601,17 @@ class Layout:
         # each field is one capturing group, gaps between fields are non-capturing
         # (a codec with ``groups = n`` brings its own n capturing groups, e.g. an amount's whole
         # and decimal digits, so the row function needs no slicing)
-        fast, semantic, first = None, [], {}
+        fast: re.Pattern[str] | None = None
+        semantic: list[tuple[int, Callable[[str], Any]]] = []
+        first: dict[str, int] = {}
         if all(hasattr(f.codec, "regex") for f in self.fields):
             parts, pos, group = [], 1, 1
             for f in sorted(self.fields, key=lambda f: f.start):
                 if f.start > pos:
                     parts.append(f".{{{f.start - pos}}}")
                 n = getattr(f.codec, "groups", 1)
-                parts.append(f"({f.codec.regex(f.width)})" if n == 1 else f.codec.regex(f.width))
+                regex = f.codec.regex(f.width)  # type: ignore[attr-defined]  # checked above: every codec has one
+                parts.append(f"({regex})" if n == 1 else regex)
                 if getattr(f.codec, "semantic", False):  # the group decode() judges: the last one
                     semantic.append((group + n - 1, f.codec.decode))
                 first[f.name] = group - 1  # its first group's index in m.groups()
@@ -614,11 +625,11 @@ class Layout:
         object.__setattr__(self, "_copy", self._compile_copy(first) if fast is not None else None)
         object.__setattr__(self, "_first", first)
 
-    def fast_path(self):
+    def fast_path(self) -> tuple[Callable[[str], re.Match[str] | None], Callable[[tuple], str]]:
         """``(match, row)``: the record regex's ``fullmatch`` and the generated row function over
         its ``groups()``, for a reader's hot loop (``copy_row`` is the two, plus the explanation).
         A match whose row raises ValueError (a calendar date) is not valid."""
-        if self._fast is None:
+        if self._fast is None or self._copy is None:
             raise TypeError(f"{self.name}: a codec has no regex, so there is no fast path")
         return self._fast.fullmatch, self._copy
 
@@ -664,7 +675,7 @@ class Layout:
 
         Raises ``RecordError`` naming every bad field, exactly as ``parse`` would."""
         m = self._fast.fullmatch(record) if self._fast is not None else None
-        if m is not None:
+        if m is not None and self._copy is not None:
             try:
                 return self._copy(m.groups())
             except ValueError:

@@ -21,7 +21,7 @@ import asyncio
 import errno
 import logging
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -47,7 +47,7 @@ class _Loop:
         self.thread = threading.Thread(target=self.loop.run_forever, name="asyncssh-sftp", daemon=True)
         self.thread.start()
 
-    def run(self, coro: Coroutine, what: str, path: str | None = None, timeout: float | None = None) -> Any:
+    def run(self, coro: Awaitable[Any], what: str, path: str | None = None, timeout: float | None = None) -> Any:
         import asyncssh
 
         async def bounded():

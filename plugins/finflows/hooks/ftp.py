@@ -58,6 +58,12 @@ def _passive(extra: dict) -> bool:
     return value.strip().lower() not in ("false", "0", "no", "off") if isinstance(value, str) else bool(value)
 
 
+def _host(params) -> str:
+    if not params.host:
+        raise ValueError(f"connection {params.conn_id} has no host")
+    return params.host
+
+
 def _timeout(extra: dict) -> float:
     """The connection's ``timeout`` extra (seconds), else 60: a server that stops answering ends the
     transfer with ``TimeoutError`` instead of holding the task for ever."""
@@ -74,7 +80,7 @@ class FTPHook(_QuietClose, ProviderFTPHook):
             extra = params.extra_dejson
             ftp = ftplib.FTP(encoding=extra.get("encoding") or "utf-8", timeout=_timeout(extra))  # noqa: S321
             try:
-                ftp.connect(params.host, params.port or 21)
+                ftp.connect(_host(params), params.port or 21)
                 ftp.login(params.login or "", params.password or "")
                 ftp.set_pasv(_passive(extra))
             except BaseException:
@@ -116,7 +122,7 @@ class FTPSHook(_QuietClose, ProviderFTPHook):
             self.encoding = extra.get("encoding")
             ftp = self.ftp_class(context=self.tls_context(), encoding=self.encoding or "utf-8", timeout=_timeout(extra))
             try:
-                ftp.connect(params.host, params.port or 21)
+                ftp.connect(_host(params), params.port or 21)
                 ftp.auth()
                 ftp.login(params.login or "", params.password or "")
                 ftp.prot_p()

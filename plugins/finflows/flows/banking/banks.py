@@ -250,6 +250,8 @@ def parse(raw: dict[str, Any], env: dict[str, str] | None = None) -> BankConfig:
     errors += [f"bank code {c} is configured twice" for c in sorted({c for c in codes if codes.count(c) > 1})]
     if errors:
         raise BankConfigError("bank configuration is invalid:\n  " + "\n  ".join(errors))
+    if originator is None:  # refused above: unreachable
+        raise BankConfigError("bank configuration is invalid: no originator")
     return BankConfig(originator=originator, banks=parsed)
 
 

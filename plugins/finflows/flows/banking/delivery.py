@@ -164,14 +164,17 @@ def batch_lock(conn, batch_id: int) -> Iterator[bool]:
 
 
 def read_batch(conn, batch_id: int) -> Batch:
-    row = conn.execute(
-        """SELECT id, bank, file_name, status, send_step, send_attempt, processing_date, payment_count,
-                  total_amount, uploaded_at, uncertain_reason, approval FROM pay.batch WHERE id = %s""",
-        (batch_id,),
-    ).fetchone()
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:  # read by name, not by position
+        row = cur.execute(
+            """SELECT id, bank, file_name, status, send_step, send_attempt, processing_date, payment_count,
+                      total_amount, uploaded_at, uncertain_reason, approval FROM pay.batch WHERE id = %s""",
+            (batch_id,),
+        ).fetchone()
     if row is None:
         raise LookupError(f"no batch {batch_id}")
-    return Batch(*row[:7], row[7], int(row[8]), row[9], row[10], row[11])
+    return Batch(**row | {"total_amount": int(row["total_amount"])})
 
 
 def _who(cur, run_id: str, reason: str) -> None:

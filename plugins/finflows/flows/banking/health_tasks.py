@@ -54,8 +54,8 @@ def health_summary(bank_ids: list[str], checks: list[dict | None]) -> dict:
     import html
 
     nothing_upstream(bank_ids, "choose_banks")
-    checks = [c for c in checks if c]
-    moved = [c for c in checks if c["transition"] in ("opened", "closed")]
+    recorded = [c for c in checks if c is not None]
+    moved = [c for c in recorded if c["transition"] in ("opened", "closed")]
     if moved:
         what = {"opened": "OPEN: bank_payments skips this bank", "closed": "closed again: payments flow"}
         items = "".join(
@@ -69,10 +69,10 @@ def health_summary(bank_ids: list[str], checks: list[dict | None]) -> dict:
         )
         names = ", ".join(f"{c['bank']} {c['transition']}" for c in moved)
         email_treasury(f"[finflows] bank circuit: {names}", f"<ul>{items}</ul>{note}", also=settings.ops_email())
-    failed = sorted(set(bank_ids) - {c["bank"] for c in checks})
+    failed = sorted(set(bank_ids) - {c["bank"] for c in recorded})
     fail_run_if_any(failed, len(bank_ids), "bank health check")
     return {
-        "ok": sum(c["ok"] for c in checks),
-        "failed": sum(not c["ok"] for c in checks),
+        "ok": sum(c["ok"] for c in recorded),
+        "failed": sum(not c["ok"] for c in recorded),
         "transitions": {c["bank"]: c["transition"] for c in moved},
     }

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from finflows import settings
 from finflows.flows.banking import delivery, health
-from finflows.flows.banking.banks import Bank, BankConfig, FileFormat
+from finflows.flows.banking.banks import AboveAmount, Bank, BankConfig, FileFormat
 from finflows.flows.banking.delivery import Delivery
 from finflows.formats import ach
 from finflows.transfer import TransferError
@@ -334,9 +334,9 @@ def _approval_policy(bank: Bank, total: int) -> tuple[str, str | None]:
     or ``not_required`` with the reason, from the bank's ``approval`` setting."""
     if bank.needs_approval(total):
         return "required", None
-    if bank.approval == "none":
-        return "not_required", "the bank's approval setting is none (dual control in the bank's channel)"
-    return "not_required", f"NTD {total:,} is not above the bank's approval threshold {bank.approval.above:,}"
+    if isinstance(bank.approval, AboveAmount):
+        return "not_required", f"NTD {total:,} is not above the bank's approval threshold {bank.approval.above:,}"
+    return "not_required", "the bank's approval setting is none (dual control in the bank's channel)"
 
 
 def open_batches(conn, bank_id: str) -> list[int]:
@@ -523,7 +523,7 @@ def upload_bank(
     run_id: str,
     transport: Transport,
     encrypt: Encrypt | None,
-    exclude: set[int] = frozenset(),
+    exclude: frozenset[int] | set[int] = frozenset(),
 ) -> list[dict]:
     """Deliver every batch of the bank not yet delivered that may go (approved, or needing no
     approval; ``delivery.deliver``): this run's and those a stopped worker left; a batch past its
@@ -549,7 +549,7 @@ def upload_bank(
     return deliveries + delivered_by_run(conn, bank_id, run_id, exclude=seen)
 
 
-def delivered_by_run(conn, bank_id: str, run_id: str, exclude: set[int] = frozenset()) -> list[dict]:
+def delivered_by_run(conn, bank_id: str, run_id: str, exclude: frozenset[int] | set[int] = frozenset()) -> list[dict]:
     """The batches of this bank an earlier try of the same run delivered, as ``already_delivered``
     deliveries: a cleared green task sends nothing and still reports what its run sent."""
     rows = conn.execute(

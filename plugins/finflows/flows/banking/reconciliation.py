@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from finflows import files
 from finflows.errors import FinflowsError
@@ -185,20 +186,33 @@ def _lines(bank: Bank, plain: bytes, name: str) -> list[dict]:
     return out
 
 
-def _match(cur, bank: Bank, ln: dict) -> tuple[tuple | None, str, str | None]:
+class Presented(NamedTuple):
+    """Our payment as a return line finds it (``pay.payment``, read by name)."""
+
+    id: int
+    batch_id: int
+    status: str
+    amount: Decimal
+    payee_account: str
+    reference: str
+    payee_bank: str
+
+
+def _match(cur, bank: Bank, ln: dict) -> tuple[Presented | None, str, str | None]:
     """The payment a return line answers, found by the original presenting date and sequence
     (PDATE, PSEQ), then checked against our reference, the amount and the payee's account.
-    Returns (payment row or None, outcome, detail)."""
+    Returns (our payment or None, outcome, detail)."""
     cur.execute(
         "SELECT id, batch_id, status, amount, payee_account, reference, payee_bank FROM pay.payment "
         "WHERE bank = %s AND value_date = %s AND seq = %s FOR UPDATE",
         (bank.id, ln["original_date"], ln["original_seq"]),
     )
-    row = cur.fetchone()
+    found = cur.fetchone()
     where = f"{ln['original_date']} #{ln['original_seq']}"
-    if row is None:
+    if found is None:
         return None, "unmatched", f"no payment of ours was presented at this bank as {where}"
-    _id, _batch, status, amount, account, reference, _unit = row
+    row = Presented(*found)
+    status, amount, account, reference = row.status, row.amount, row.payee_account, row.reference
     if ln["reference"] and ln["reference"] != reference:
         return row, "mismatch", f"{where} is our payment {reference}, the bank names {ln['reference']}"
     if Decimal(amount) != Decimal(ln["amount"]) or account.lstrip("0") != str(ln["account"]).lstrip("0"):
@@ -218,7 +232,7 @@ def _apply(cur, file_id: int, bank: Bank, lines: list[dict], run_id: str) -> Fil
     cur.execute("SELECT set_config('finflows.run_id', %s, true)", (run_id,))
     for ln in lines:
         row, outcome, detail = _match(cur, bank, ln)
-        payment_id, batch_id = (row[0], row[1]) if row else (None, None)
+        payment_id, batch_id = (row.id, row.batch_id) if row else (None, None)
         meaning = tch.describe_return(ln["reason"]) if ln["reason"] not in bank.paid_codes else None
         if outcome in ("settled", "returned"):
             why = "settled by the bank" if outcome == "settled" else f"returned: {meaning}"
@@ -236,7 +250,7 @@ def _apply(cur, file_id: int, bank: Bank, lines: list[dict], run_id: str) -> Fil
                 file_id,
                 bank.id,
                 ln["line"],
-                ln["reference"] or (row[5] if row else None),
+                ln["reference"] or (row.reference if row else None),
                 payment_id,
                 batch_id,
                 outcome,
@@ -250,7 +264,7 @@ def _apply(cur, file_id: int, bank: Bank, lines: list[dict], run_id: str) -> Fil
         )
         setattr(out, outcome, getattr(out, outcome) + 1)
         if outcome == "returned":
-            out.alerts.append(f"{row[5]} returned by {bank.id}: {meaning}")
+            out.alerts.append(f"{row.reference if row else ln['reference']} returned by {bank.id}: {meaning}")
     # per batch: mismatches over 5% of its payments alert
     cur.execute(
         """SELECT b.file_name, b.payment_count, count(*) FILTER (WHERE r.outcome = 'mismatch')

@@ -22,9 +22,9 @@ def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> 
     from finflows.flows.banking import reconciliation
 
     nothing_upstream(bank_ids, "choose_banks")
-    per_bank = [b for b in per_bank if b]
-    done = [o for b in per_bank for o in b["files"]]
-    failed_banks = sorted(set(bank_ids) - {b["bank"] for b in per_bank})
+    banks_done = [b for b in per_bank if b is not None]
+    done = [o for b in banks_done for o in b["files"]]
+    failed_banks = sorted(set(bank_ids) - {b["bank"] for b in banks_done})
     alerts = [a for o in done for a in o["alerts"]]
     with files.connect(finance_db()) as conn:
         alerts += reconciliation.unreconciled_batches(conn, dt.datetime.now(dt.UTC), settings.business_day_close())

@@ -47,8 +47,8 @@ def retry_transfers(everything: bool) -> dict:
         log.warning("%s", alert.subject)
         emails.send(alert, to=settings.ops_email() + settings.treasury_email(), smtp_conn_id=settings.CONN_SMTP)
     by_bank: dict[str, dict] = {}
-    for d in done:
-        by_bank.setdefault(d.pop("bank"), {"deliveries": []})["deliveries"].append(d)
+    for delivered in done:
+        by_bank.setdefault(delivered.pop("bank"), {"deliveries": []})["deliveries"].append(delivered)
     runs = [{"bank": b, **v} for b, v in by_bank.items()]
     if runs:
         email_treasury(*payments.summary(runs, "[finflows] bank transfer retry"))

@@ -35,7 +35,9 @@ class Age(BaseModel):
 
     @property
     def span(self) -> dt.timedelta:
-        return dt.timedelta(days=self.days if self.days is not None else 365 * self.years)
+        if self.days is not None:
+            return dt.timedelta(days=self.days)
+        return dt.timedelta(days=365 * (self.years or 0))  # one of the two is set (_one)
 
 
 class Policy(BaseModel):

@@ -127,6 +127,13 @@ class Pending:
     sheet_version: int | None
     database_version: int | None
 
+    @property
+    def ref(self) -> str:
+        """The rent account's payment reference: only an event whose account is known is applied."""
+        if self.payment_ref is None:
+            raise ValueError(f"tenure event {self.message_id}: no rent account yet, so it cannot be applied")
+        return self.payment_ref
+
 
 def apply_pending(conn, *, target: str, run_id: str, sheet: SheetWriter | None) -> dict:
     """Apply the newest pending version of each tenure to the target(s); see the module doc."""
@@ -195,11 +202,11 @@ def apply_pending(conn, *, target: str, run_id: str, sheet: SheetWriter | None) 
             (waiting,),
         ).fetchone()[0]
         sheet_rows = [
-            (ev.tenure.rent_group, p.payment_ref, ev.sheet_row(p.payment_ref))
-            for p, ev, needed in applied
-            if "sheet" in needed
+            (ev.tenure.rent_group, p.ref, ev.sheet_row(p.ref)) for p, ev, needed in applied if "sheet" in needed
         ]
         if sheet_rows:
+            if sheet is None:
+                raise ValueError(f"target {target} writes the sheet, but no sheet writer was given")
             counts["sheet_rows"] = sheet.write(sheet_rows)  # last: a failure here rolls everything back
     summary = {
         "target": target,
@@ -246,7 +253,7 @@ _UPSERT_TENANCY = """
 def _upsert_tenancy(conn, items: list[tuple[Pending, TenureEvent]]) -> int:
     if items:
         with conn.cursor() as cur:
-            cur.executemany(_UPSERT_TENANCY, [_tenancy_row(p.payment_ref, ev) for p, ev in items])
+            cur.executemany(_UPSERT_TENANCY, [_tenancy_row(p.ref, ev) for p, ev in items])
     return len(items)
 
 
