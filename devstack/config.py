@@ -27,8 +27,19 @@ PORTS = {
 _passive = os.environ.get("FINFLOWS_FTP_PASSIVE_PORTS", "30000-30039").split("-")
 FTP_PASSIVE_PORTS = range(int(_passive[0]), int(_passive[1]) + 1)  # FTPS takes the first half, FTP the rest
 
-# Counterparties with an SFTP account each (chrooted to their own directory).
-BANKS = ("mega", "ctbc", "esun", "first", "taishin")
+BANKS_FILE = Path(os.environ.get("FINFLOWS_BANKS_FILE", REPO / "include" / "banking" / "banks.yaml"))
+
+
+def _bank_ids(path: Path) -> tuple[str, ...]:
+    """The banks of the bank configuration (their ids only: nothing else of it is read here)."""
+    import yaml
+
+    return tuple((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("banks") or {})
+
+
+# Counterparties with an SFTP account each (chrooted to their own directory). The banks are those of
+# banks.yaml (the one source): a bank added there gets its account, keys and connections here.
+BANKS = _bank_ids(BANKS_FILE)
 SFTP_USERS = ("civicapay", *BANKS)
 # FTP(S) accounts: the acquirer's statement drop and the card companies' inboxes.
 FTPS_USERS = ("acquirer", "visa", "mastercard", "elo", "amex")

@@ -113,54 +113,56 @@ def ftp_passwords(kind: str) -> Path:
 
 def pgp_keys() -> dict[str, dict[str, str]]:
     """Throwaway PGP keys: ours (signing, passphrase-protected) and one per local bank (the banks'
-    private keys stay here: tests and the demo play the bank with them). Ed25519/Cv25519, made once.
+    private keys stay here: tests and the demo play the bank with them). Ed25519/Cv25519, made once;
+    a bank added to banks.yaml gets its key at the next start, the others are kept.
 
     Returns ``{name: {"fingerprint", "public", "secret", "passphrase"}}`` for ``finflows`` and each bank."""
+    names = ("finflows", *BANKS)
+    index = PGP / "keys.json"
+    have = json.loads(index.read_text()) if index.exists() else {}
+    if missing := [n for n in names if n not in have]:
+        _write_private(index, json.dumps(have | make_pgp_keys(missing), indent=1).encode())
+    return {n: k for n, k in json.loads(index.read_text()).items() if n in names}
+
+
+def make_pgp_keys(names: list[str] | tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """New throwaway key pairs, one per name (``finflows``'s with a passphrase)."""
     import shutil
     import subprocess
     import tempfile
 
     import gnupg
 
-    names = ("finflows", *BANKS)
-    index = PGP / "keys.json"
-    if not index.exists() or set(json.loads(index.read_text())) != set(names):
-        home = tempfile.mkdtemp(prefix="gpg-")
-        try:
-            gpg = gnupg.GPG(gnupghome=home)
-            out = {}
-            for name in names:
-                passphrase = secrets.token_urlsafe(18) if name == "finflows" else ""
-                spec = gpg.gen_key_input(
-                    key_type="EDDSA",
-                    key_curve="ed25519",
-                    key_usage="sign",
-                    subkey_type="ECDH",
-                    subkey_curve="cv25519",
-                    subkey_usage="encrypt",
-                    expire_date=0,
-                    name_real=f"{name} (finflows local stack, throwaway)",
-                    name_email=f"{name}@finflows.local",
-                    **({"passphrase": passphrase} if passphrase else {"no_protection": True}),
-                )
-                key = gpg.gen_key(spec)
-                if not key.fingerprint:
-                    raise RuntimeError(f"gpg could not make the {name} key: {key.stderr}")
-                fpr = str(key.fingerprint).upper()
-                secret = gpg.export_keys(
-                    fpr, secret=True, passphrase=passphrase or None, expect_passphrase=bool(passphrase)
-                )
-                out[name] = {
-                    "fingerprint": fpr,
-                    "public": gpg.export_keys(fpr),
-                    "secret": secret,
-                    "passphrase": passphrase,
-                }
-            _write_private(index, json.dumps(out, indent=1).encode())
-        finally:
-            subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True, check=False)
-            shutil.rmtree(home, ignore_errors=True)
-    return json.loads(index.read_text())
+    home = tempfile.mkdtemp(prefix="gpg-")
+    try:
+        gpg = gnupg.GPG(gnupghome=home)
+        out = {}
+        for name in names:
+            passphrase = secrets.token_urlsafe(18) if name == "finflows" else ""
+            spec = gpg.gen_key_input(
+                key_type="EDDSA",
+                key_curve="ed25519",
+                key_usage="sign",
+                subkey_type="ECDH",
+                subkey_curve="cv25519",
+                subkey_usage="encrypt",
+                expire_date=0,
+                name_real=f"{name} (finflows local stack, throwaway)",
+                name_email=f"{name}@finflows.local",
+                **({"passphrase": passphrase} if passphrase else {"no_protection": True}),
+            )
+            key = gpg.gen_key(spec)
+            if not key.fingerprint:
+                raise RuntimeError(f"gpg could not make the {name} key: {key.stderr}")
+            fpr = str(key.fingerprint).upper()
+            secret = gpg.export_keys(
+                fpr, secret=True, passphrase=passphrase or None, expect_passphrase=bool(passphrase)
+            )
+            out[name] = {"fingerprint": fpr, "public": gpg.export_keys(fpr), "secret": secret, "passphrase": passphrase}
+        return out
+    finally:
+        subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True, check=False)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def google_service_account(token_uri: str) -> dict:

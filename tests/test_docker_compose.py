@@ -183,3 +183,17 @@ def test_every_connection_a_flow_uses_is_given_or_listed_as_a_secret_to_supply()
     assert len(used) >= 20 and {"aws_finflows", "sftp_mega", "pgp_finflows", "ftps_visa"} <= used
     assert used - given - secret == set()
     assert given & secret == set()
+
+
+def test_the_compose_banks_are_the_banks_of_banks_yaml():
+    """banks.yaml is the one list of banks: the compose stand-in SFTP server has an account for each
+    (and for CivicaPay's drop), and the connections to supply name each bank's SFTP and PGP key, as
+    the bank's entry in banks.yaml names them."""
+    configured = yaml.safe_load((REPO / "include" / "banking" / "banks.yaml").read_text())["banks"]
+    accounts = [line.split(":")[0] for line in (REPO / "docker" / "sftp-users.conf").read_text().split()]
+    assert accounts == ["civicapay", *configured]
+    secrets = " ".join(
+        line for line in (REPO / "docker" / "airflow.env").read_text().splitlines() if line.startswith("#   secret:")
+    ).split()
+    for bank in configured.values():
+        assert bank["sftp_conn_id"] in secrets and bank["pgp_key_conn_id"] in secrets, bank

@@ -132,7 +132,6 @@ def sshd_command(port: int, accounts: dict[str, list[str]], host_key: Path, auth
     """Provision the SFTP accounts (``accounts``: name → writable subfolders) and return sshd's argv."""
     _require_root()
     ensure_installed()
-    root = _link("sftp")
     # sshd's StrictModes checks every directory above an authorized_keys file: a checkout under a
     # world-writable one (/tmp) would refuse every key. They live beside the chroots, root's all the way.
     conf_dir = data_root() / "sshd"
@@ -142,22 +141,45 @@ def sshd_command(port: int, accounts: dict[str, list[str]], host_key: Path, auth
     key = conf_dir / "ssh_host_ed25519_key"
     shutil.copyfile(host_key, key)
     key.chmod(0o600)
+    blocks = provision_sftp(accounts, authorized)
+    config = conf_dir / "sshd_config"
+    config.write_text(_sshd_config(port, key, keys_dir, [login("sftp", a) for a in accounts], "\n".join(blocks)))
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
+    _run([SSHD, "-t", "-f", str(config)])  # refuse a bad config before starting
+    return [SSHD, "-D", "-e", "-f", str(config)]
+
+
+def provision_sftp(accounts: dict[str, list[str]], authorized: Path) -> list[str]:
+    """Each SFTP account (name → writable subfolders): its system user, its chroot (root's, not
+    writable by the account) and subfolders (the account's), the client key it accepts. Returns
+    the sshd ``Match`` block of each."""
+    root, keys_dir = _link("sftp"), data_root() / "sshd" / "authorized_keys"
     blocks = []
     for account, subfolders in accounts.items():
         user = login("sftp", account)
         home = root / account
         uid, gid = _user(user, home)
-        _own(home, 0, 0, 0o755)  # the chroot: root's, not writable by the account
+        _own(home, 0, 0, 0o755)
         for sub in subfolders:
             _own(home / sub, uid, gid, 0o755)
         keyfile = keys_dir / user
         shutil.copyfile(authorized, keyfile)
         keyfile.chmod(0o644)
         blocks.append(f"Match User {user}\n    ChrootDirectory {home}\n")
-    config = conf_dir / "sshd_config"
-    config.write_text(_sshd_config(port, key, keys_dir, [login("sftp", a) for a in accounts], "\n".join(blocks)))
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
-    _run([SSHD, "-t", "-f", str(config)])  # refuse a bad config before starting
+    return blocks
+
+
+def bank_sshd_command(port: int, accounts: dict[str, list[str]], authorized: Path, config: Path) -> list[str]:
+    """An SFTP server of a bank's own beside the stack's (a bank the stack was not started with):
+    its accounts provisioned as the stack's are, the stack's host key; returns sshd's argv."""
+    _require_root()
+    conf_dir = data_root() / "sshd"
+    blocks = provision_sftp(accounts, authorized)
+    users = [login("sftp", a) for a in accounts]
+    config.write_text(
+        _sshd_config(port, conf_dir / "ssh_host_ed25519_key", conf_dir / "authorized_keys", users, "\n".join(blocks))
+    )
+    _run([SSHD, "-t", "-f", str(config)])
     return [SSHD, "-D", "-e", "-f", str(config)]
 
 
