@@ -1,7 +1,7 @@
 """
 ### card_reconciliation: acquirer card statements (FTPS + S3) → dimensional model in PostgreSQL
 
-Statements (`EXTRATO_UNICA_<establishment>_<YYYYMMDD>_<seq>`, formats.md §2: A0 header, CV
+Statements (`EXTRATO_UNICA_<establishment>_<YYYYMMDD>_<seq>`, docs/formats.md §2: A0 header, CV
 details, A9 trailer, Latin-1, 400 characters a record) are collected from the acquirer's FTPS
 server (`FINFLOWS_STATEMENT_FTPS_DIR`, default `/Saida`) into `statements/` in the statement
 bucket, so S3 holds every original, and from that prefix directly. One mapped task per file.

@@ -1,7 +1,7 @@
 """
 ### cashfile_import: CivicaPay cash files → finance Google Drive + interim finance database
 
-CivicaPay's SFTP client writes a `.dat` cash file (formats.md §1) under `cashfiles/` in the
+CivicaPay's SFTP client writes a `.dat` cash file (docs/formats.md §1) under `cashfiles/` in the
 cash-file bucket every evening. Each file is copied to the finance Google Drive folder and
 imported into the interim finance system (IFS) in one transaction: control row, raw lines,
 payments, and a suspense row for every payment whose rent account IFS does not know.

@@ -1,7 +1,7 @@
 """
 ### chargeback_export: chargeback data landing in S3 → CSV files → card companies' FTP servers
 
-Chargeback records (JSON, formats.md §4) arrive under `incoming/` in the chargeback bucket. Each
+Chargeback records (JSON, docs/formats.md §4) arrive under `incoming/` in the chargeback bucket. Each
 file is validated record by record; one CSV per card company is written (RFC 4180, UTF-8, a
 header, amounts in the currency's own minor units, the ARN as text, formula-led cells
 neutralised) and uploaded to that company's FTPS or FTP server as configured in

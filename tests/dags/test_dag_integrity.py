@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import json
 import os
 import subprocess
@@ -176,44 +177,74 @@ def test_the_plugin_loader_imports_only_the_plugin_module_and_warns_of_nothing(s
     assert "deprecated" not in out.stderr.lower(), out.stderr
 
 
+def _day_of_fires(dag):
+    """(zone, the DAG's fire times on a Monday) from its timetable; None for an asset-only DAG."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    inner = getattr(dag.timetable, "timetable", dag.timetable)
+    tz = getattr(inner, "timezone", None)
+    if tz is None:  # asset-triggered only
+        return None
+    zone = ZoneInfo(str(tz.name if hasattr(tz, "name") else tz))
+    monday = dt.datetime(2026, 11, 30, tzinfo=zone)
+    fires = croniter(inner.expression, monday - dt.timedelta(seconds=1))
+    today = []
+    while (t := fires.get_next(dt.datetime)).date() == monday.date():
+        today.append(t)
+    return zone, today
+
+
+def _check_stated_times(dag_id: str, text: str, zone, today, where: str) -> None:
+    """``text`` names the zone, and every ``HH:MM[-HH:MM] <zone>`` in it is the first (and last) run."""
+    import re
+
+    assert zone.key in text, f"{dag_id}: {where} does not name {zone.key}"
+    for m in re.finditer(r"(\d\d):(\d\d)(?:[-–](\d\d):(\d\d))? " + re.escape(zone.key), text):
+        first, last = today[0], today[-1]
+        assert m.group(1, 2) == (f"{first:%H}", f"{first:%M}"), f"{dag_id}: {where} says {m[0]}, first run {first:%H:%M}"
+        if m.group(3):
+            assert m.group(3, 4) == (f"{last:%H}", f"{last:%M}"), f"{dag_id}: {where} says {m[0]}, last run {last:%H:%M}"
+
+
 def test_each_schedule_is_described_with_its_time_zone_and_true_local_and_utc_times(dagbag):
     """The DAG list shows a cron like `0 6 * * *` beside next-run times in UTC; the description says
     in words when the DAG runs, in which time zone, and in UTC where that zone has no summer time.
     The times stated are checked against the timetable itself, so a changed cron cannot leave a
     wrong description behind."""
-    import datetime as dt
     import re
-    from zoneinfo import ZoneInfo
-
-    from croniter import croniter
 
     for dag in dagbag.dags.values():
         assert dag.description, f"{dag.dag_id} has no description for the DAG list"
-        inner = getattr(dag.timetable, "timetable", dag.timetable)
-        tz = getattr(inner, "timezone", None)
-        if tz is None:  # asset-triggered only
+        fires = _day_of_fires(dag)
+        if fires is None:
             continue
-        zone = ZoneInfo(str(tz.name if hasattr(tz, "name") else tz))
-        assert zone.key in dag.description, f"{dag.dag_id}: the description does not name {zone.key}"
-        monday = dt.datetime(2026, 11, 30, tzinfo=zone)  # a Monday
-        fires = croniter(inner.expression, monday - dt.timedelta(seconds=1))
-        today = []
-        while (t := fires.get_next(dt.datetime)).date() == monday.date():
-            today.append(t)
-        local = re.search(r"(\d\d):(\d\d)(?:-(\d\d):(\d\d))? " + re.escape(zone.key), dag.description)
-        if local:
-            first, last = today[0], today[-1]
-            assert local.group(1, 2) == (f"{first:%H}", f"{first:%M}"), f"{dag.dag_id}: first run {first:%H:%M}"
-            if local.group(3):
-                assert local.group(3, 4) == (f"{last:%H}", f"{last:%M}"), f"{dag.dag_id}: last run {last:%H:%M}"
+        zone, today = fires
+        _check_stated_times(dag.dag_id, dag.description, zone, today, "the description")
         utc = re.search(r"\((\d\d):(\d\d)(?:-(\d\d):(\d\d))? UTC", dag.description)
         if utc:
-            for day in (monday, monday.replace(month=7, day=6)):  # winter and summer: no summer time allowed
+            for day in (today[0], today[0].replace(month=7, day=6)):  # winter and summer: no summer time allowed
                 first = day.replace(hour=today[0].hour, minute=today[0].minute).astimezone(dt.UTC)
                 assert utc.group(1, 2) == (f"{first:%H}", f"{first:%M}"), f"{dag.dag_id}: {first:%H:%M} UTC"
                 if utc.group(3):
                     last = day.replace(hour=today[-1].hour, minute=today[-1].minute).astimezone(dt.UTC)
                     assert utc.group(3, 4) == (f"{last:%H}", f"{last:%M}"), f"{dag.dag_id}: {last:%H:%M} UTC"
+
+
+def test_the_readme_lists_every_dag_with_the_schedule_its_timetable_has(dagbag):
+    """Docs from one source: the README's table of flows has a row for each DAG (and no other), and
+    the zone and times its trigger column states are the timetable's, as the description's are."""
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## The flows", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", table, re.M))
+    assert set(rows) == set(dagbag.dag_ids)
+    for dag in dagbag.dags.values():
+        if (fires := _day_of_fires(dag)) is not None:
+            _check_stated_times(dag.dag_id, rows[dag.dag_id], *fires, "the README")
 
 
 def test_only_the_health_checks_start_unpaused(dagbag):

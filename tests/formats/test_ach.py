@@ -1,4 +1,4 @@
-"""ACHP01/ACHR01 (formats.md §3): byte-exact writing, Big5 by bytes, ROC dates, reading back."""
+"""ACHP01/ACHR01 (docs/formats.md §3): byte-exact writing, Big5 by bytes, ROC dates, reading back."""
 
 from __future__ import annotations
 

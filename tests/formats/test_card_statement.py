@@ -163,7 +163,7 @@ def test_fuzz_only_format_errors(data):
 
 # ---------------------------------------------------------------------------- as acquirers send it
 def _acquirer_line(seq: int, card: str, **text: str) -> str:
-    """A CV record laid out slice by slice from formats.md §2 (not by our writer)."""
+    """A CV record laid out slice by slice from docs/formats.md §2 (not by our writer)."""
     rec = [" "] * 400
 
     def put(start: int, end: int, value: str) -> None:

@@ -1,4 +1,4 @@
-"""Taiwan Clearing House ACH media files (formats.md §3): ``ACHP01`` payments, ``ACHR01`` returns.
+"""Taiwan Clearing House ACH media files (docs/formats.md §3): ``ACHP01`` payments, ``ACHR01`` returns.
 
 250-**byte** records ending CRLF; text may be Chinese in Big5 (cp950), so widths are bytes. The
 one fixed-width engine works on characters, so a record is handled as its bytes decoded as

@@ -1,6 +1,6 @@
-"""Card statement ("extrato eletrônico", formats.md §2): A0 header, CV details, A9 trailer.
+"""Card statement ("extrato eletrônico", docs/formats.md §2): A0 header, CV details, A9 trailer.
 
-Latin-1 text, one 400-character record per line (CRLF or LF). Positions in formats.md are
+Latin-1 text, one 400-character record per line (CRLF or LF). Positions in docs/formats.md are
 0-based slices; ``Field`` takes 1-based starts, hence ``start + 1`` below.
 
 ``read_statement`` streams a file and yields one line of COPY text per detail record (validated
@@ -61,7 +61,7 @@ RECEIVABLE_TYPES = {c: c for c in "CGPRAFEU "}
 
 
 def f(name: str, start0: int, end0: int, codec, store: bool = True) -> Field:
-    """A field from formats.md's 0-based slice [start0:end0]."""
+    """A field from docs/formats.md's 0-based slice [start0:end0]."""
     return Field(name, start0 + 1, end0 - start0, codec, store)
 
 

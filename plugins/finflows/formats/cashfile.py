@@ -1,4 +1,4 @@
-"""CivicaPay cash file (``.dat``): 55-character fixed-width payment records (formats.md §1).
+"""CivicaPay cash file (``.dat``): 55-character fixed-width payment records (docs/formats.md §1).
 
 ``read_cashfile`` streams a binary file and yields ``(line_no, raw_line, values)`` for each
 record, ``read_rows`` the same records as COPY text; every bad line is collected and, at the

@@ -1,4 +1,4 @@
-"""Chargeback records (formats.md §4): JSON in, one RFC 4180 CSV per card company out.
+"""Chargeback records (docs/formats.md §4): JSON in, one RFC 4180 CSV per card company out.
 
 A file is a JSON array of records (or ``{"records": [...]}``); every record is validated with
 pydantic and a file with any invalid record is refused whole, the error naming record index,

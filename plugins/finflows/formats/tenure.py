@@ -1,4 +1,4 @@
-"""Tenure create/update events (formats.md §5; schema and examples in ``include/tenure/``).
+"""Tenure create/update events (docs/formats.md §5; schema and examples in ``include/tenure/``).
 
 A message is one JSON event, either the raw event (SNS raw delivery) or an SNS envelope whose
 ``Message`` is the event. The tenure snapshot carries what the interim finance spreadsheet shows;
