@@ -86,3 +86,29 @@ def test_every_error_finflows_defines_has_the_one_root():
                 found.append(cls)
     assert len(found) > 20, found  # the scan sees them
     assert [c.__qualname__ for c in found if not issubclass(c, FinflowsError)] == []
+
+
+# Longer than MAX_LINES on purpose, and why: nothing else is.
+LONG_ON_PURPOSE = {
+    # the hot loop of a 1 GB acquirer statement: one frame keeps every lookup a local (the card
+    # benchmark's ratio to a bare COPY rests on it); each record type's checks are its own functions
+    "finflows/formats/card_statement.py:read_statement": "hot loop",
+}
+MAX_LINES = 52  # "about fifty" lines of body, docstring not counted
+
+
+def test_functions_stay_short_enough_to_read_at_once():
+    """A function that reads in one screen: its body, without its docstring, at most MAX_LINES
+    (the length lint the project keeps, since ruff has no line-count rule)."""
+    long = {}
+    for path in sorted((ROOT / "plugins").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                first = node.body[0]
+                doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                start = first.end_lineno + 1 if doc and len(node.body) > 1 else first.lineno
+                lines = node.end_lineno - start + 1
+                name = f"{path.relative_to(ROOT / 'plugins')}:{node.name}"
+                if lines > MAX_LINES and name not in LONG_ON_PURPOSE:
+                    long[name] = lines
+    assert not long, f"functions longer than {MAX_LINES} lines: {long}"

@@ -694,6 +694,34 @@ def _detail_problems(d: dict[str, Any], data_code: str, success_codes: Collectio
     return out
 
 
+def _trailer_against_header(header: dict[str, Any], trailer: dict[str, Any], last: int) -> list[FieldError]:
+    """The trailer (line ``last``) names the header's data code, sending unit and date; an ACHR01's
+    carries YDATE."""
+    errors = [
+        FieldError(last, name, trailer[name], f"differs from the header's {header[name]}")
+        for name in ("data_code", "sending_unit")
+        if trailer[name] != header[name]
+    ]
+    if trailer["processing_date"] != header["processing_date"]:
+        errors.append(FieldError(last, "processing_date", roc(trailer["processing_date"]), "differs from the header's"))
+    if header["data_code"] == "ACHR01" and trailer["previous_business_day"] is None:
+        errors.append(FieldError(last, "previous_business_day", "", "an ACHR01 trailer carries YDATE (ROC)"))
+    return errors
+
+
+def _trailer_totals(trailer: dict[str, Any], details: list[dict[str, Any]], last: int) -> list[FieldError]:
+    """The trailer's count and total are the details'."""
+    errors = []
+    if int(trailer["total_count"]) != len(details):
+        errors.append(
+            FieldError(last, "total_count", trailer["total_count"], f"the file has {len(details)} detail record(s)")
+        )
+    total = sum((d["amount"] for d in details), Decimal(0))
+    if trailer["total_amount"] != total:
+        errors.append(FieldError(last, "total_amount", str(trailer["total_amount"]), f"the details add up to {total}"))
+    return errors
+
+
 def read_ach(
     data: bytes, file_name: str, data_code: str | None = None, *, success_codes: Collection[str] = ()
 ) -> AchFile:
@@ -746,25 +774,9 @@ def read_ach(
         for d in details:
             errors += [FieldError(d["line"], f, _shown(v), r) for f, v, r in _detail_problems(d, code, success_codes)]
     if header and trailer:
-        for name in ("data_code", "sending_unit"):
-            if trailer[name] != header[name]:
-                errors.append(FieldError(last, name, trailer[name], f"differs from the header's {header[name]}"))
-        if trailer["processing_date"] != header["processing_date"]:
-            errors.append(
-                FieldError(last, "processing_date", roc(trailer["processing_date"]), "differs from the header's")
-            )
-        if header["data_code"] == "ACHR01" and trailer["previous_business_day"] is None:
-            errors.append(FieldError(last, "previous_business_day", "", "an ACHR01 trailer carries YDATE (ROC)"))
+        errors += _trailer_against_header(header, trailer, last)
     if trailer and not errors:
-        if int(trailer["total_count"]) != len(details):
-            errors.append(
-                FieldError(last, "total_count", trailer["total_count"], f"the file has {len(details)} detail record(s)")
-            )
-        total = sum((d["amount"] for d in details), Decimal(0))
-        if trailer["total_amount"] != total:
-            errors.append(
-                FieldError(last, "total_amount", str(trailer["total_amount"]), f"the details add up to {total}")
-            )
+        errors += _trailer_totals(trailer, details, last)
     if errors:
         raise FormatError(file_name, errors)
     if header is None or trailer is None:  # each is an error above: unreachable

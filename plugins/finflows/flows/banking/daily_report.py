@@ -109,121 +109,137 @@ def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 def gather(conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_after: dt.timedelta) -> Report:
-    from finflows.flows.banking import business_days, delivery, health, payments
+    """The day's figures per bank, its returns, and what needs attention (uncertain deliveries,
+    held payments, refused or waiting approvals, the calendar running out)."""
+    from finflows.flows.banking import business_days, health
 
     start, end = _day_bounds(day)
     by_bank = {b: BankDay(b) for b in bank_ids}
-
-    def put(rows, *fields: str) -> None:
-        for bank, *values in rows:
-            row = by_bank.setdefault(bank, BankDay(bank))
-            for f, v in zip(fields, values, strict=True):
-                setattr(row, f, v if v is not None else getattr(row, f))
-
     with conn.cursor() as cur:
-        cur.execute(
-            """SELECT bank,
-                      count(*) FILTER (WHERE uploaded_at >= %(start)s AND uploaded_at < %(end)s),
-                      coalesce(sum(payment_count) FILTER (WHERE uploaded_at >= %(start)s AND uploaded_at < %(end)s), 0),
-                      coalesce(sum(total_amount) FILTER (WHERE uploaded_at >= %(start)s AND uploaded_at < %(end)s), 0),
-                      count(*) FILTER (WHERE status <> 'uploaded' AND created_at >= %(start)s AND created_at < %(end)s),
-                      coalesce(sum(total_amount) FILTER (WHERE status <> 'uploaded' AND created_at >= %(start)s
-                                                         AND created_at < %(end)s), 0)
-               FROM pay.batch WHERE (uploaded_at >= %(start)s AND uploaded_at < %(end)s)
-                                 OR (created_at >= %(start)s AND created_at < %(end)s) GROUP BY bank""",
-            {"start": start, "end": end},
-        )
-        put(cur.fetchall(), "files_sent", "payments_sent", "ntd_sent", "files_not_sent", "ntd_not_sent")
-        cur.execute(
-            """SELECT r.bank,
-                      count(*) FILTER (WHERE r.outcome = 'settled'),
-                      coalesce(sum(r.amount) FILTER (WHERE r.outcome = 'settled'), 0),
-                      count(*) FILTER (WHERE r.outcome = 'returned'),
-                      coalesce(sum(r.amount) FILTER (WHERE r.outcome = 'returned'), 0),
-                      count(*) FILTER (WHERE r.outcome = 'unmatched'),
-                      count(*) FILTER (WHERE r.outcome = 'mismatch'),
-                      count(*) FILTER (WHERE r.outcome = 'duplicate'),
-                      count(DISTINCT r.file_id)
-               FROM pay.return_line r JOIN ops.file_control f ON f.id = r.file_id
-               WHERE f.started_at >= %s AND f.started_at < %s GROUP BY r.bank""",
-            (start, end),
-        )
-        put(
-            cur.fetchall(),
-            "settled",
-            "ntd_settled",
-            "returned",
-            "ntd_returned",
-            "unmatched",
-            "mismatch",
-            "duplicate",
-            "return_files",
-        )
-        # payments of banks that list only returns settle when their return window closes without one
-        cur.execute(
-            """SELECT p.bank, count(*), coalesce(sum(p.amount), 0) FROM pay.payment_event e
-               JOIN pay.payment p ON p.id = e.payment_id
-               WHERE e.to_status = 'settled' AND e.detail LIKE 'settled: no return within%%'
-                 AND e.at >= %s AND e.at < %s GROUP BY p.bank""",
-            (start, end),
-        )
-        for bank, count, ntd in cur.fetchall():
-            row = by_bank.setdefault(bank, BankDay(bank))
-            row.settled += count
-            row.ntd_settled += ntd
-        cur.execute(
-            """SELECT r.bank, r.return_reason, max(r.return_meaning), count(*), sum(r.amount)
-               FROM pay.return_line r JOIN ops.file_control f ON f.id = r.file_id
-               WHERE r.outcome = 'returned' AND f.started_at >= %s AND f.started_at < %s
-               GROUP BY 1, 2 ORDER BY 1, 2""",
-            (start, end),
-        )
-        returns = [f"{bank}: {n} × {meaning or code}, NTD {ntd:,}" for bank, code, meaning, n, ntd in cur.fetchall()]
-        cur.execute(
-            """SELECT split_part(file_name, '/', 1), count(*) FROM ops.file_control
-               WHERE flow = 'bank_reconciliation' AND status = 'ERROR' AND started_at >= %s AND started_at < %s
-               GROUP BY 1""",
-            (start, end),
-        )
-        put(cur.fetchall(), "quarantined")
-        cur.execute(
-            """SELECT bank, count(*) FROM pay.transfer
-               WHERE outcome = 'failed' AND finished_at >= %s AND finished_at < %s GROUP BY bank""",
-            (start, end),
-        )
-        put(cur.fetchall(), "transfer_failures")
-        cur.execute(
-            """SELECT bank, count(*), count(*) FILTER (WHERE NOT ok),
-                      percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE ok)
-               FROM pay.health_check WHERE checked_at >= %s AND checked_at < %s GROUP BY bank""",
-            (start, end),
-        )
-        put(cur.fetchall(), "checks", "checks_failed", "p95_latency_ms")
-        cur.execute(
-            """SELECT bank, count(*) FROM pay.payment WHERE status = 'pending' AND due_date <= %s GROUP BY bank""",
-            (day,),
-        )
-        put(cur.fetchall(), "still_pending")
+        _sent(cur, by_bank, start, end)
+        returns = _returned(cur, by_bank, start, end)
+        _operations(cur, by_bank, day, start, end)
     for row in by_bank.values():
         row.circuit = health.circuit(conn, row.bank, now, half_open_after).state.replace("_", "-")
     report = Report(day, [by_bank[b] for b in sorted(by_bank)], returns)
-    report.problems += [
-        f"{u['bank']}: {u['file_name']} ({u['payment_count']} payment(s), NTD {u['total_amount']:,}) is UNCERTAIN "
-        f"since {u['since']:%Y-%m-%d %H:%M %Z}: the bank may or may not have it; nothing resends it until treasury "
-        f"decides in the finance monitor ({u['reason']})"
-        for u in delivery.uncertain_batches(conn)
-    ]
-    report.problems += [
-        f"{h['bank']}: payment {h['reference']} (NTD {h['amount']:,}) is HELD since {h['held_at']:%Y-%m-%d %H:%M %Z}: "
-        f"{h['reason']}; release or cancel it in the finance monitor"
-        for h in payments.held_payments(conn)
-    ]
+    report.problems += _held_or_uncertain(conn)
     report.approvals, refused = _approvals(conn, day)
     report.problems += refused
     calendar = business_days.coverage_warning(business_days.covered_until(conn), day)
     if calendar:
         report.problems.append(calendar)
     return report
+
+
+def _put(by_bank: dict[str, BankDay], rows, *fields: str) -> None:
+    """Each row (bank, *values) into that bank's figures; a NULL keeps the figure's default."""
+    for bank, *values in rows:
+        row = by_bank.setdefault(bank, BankDay(bank))
+        for f, v in zip(fields, values, strict=True):
+            setattr(row, f, v if v is not None else getattr(row, f))
+
+
+def _sent(cur, by_bank: dict[str, BankDay], start: dt.datetime, end: dt.datetime) -> None:
+    """Files and NTD sent that day, and the day's batches that did not go."""
+    cur.execute(
+        """SELECT bank,
+                  count(*) FILTER (WHERE uploaded_at >= %(start)s AND uploaded_at < %(end)s),
+                  coalesce(sum(payment_count) FILTER (WHERE uploaded_at >= %(start)s AND uploaded_at < %(end)s), 0),
+                  coalesce(sum(total_amount) FILTER (WHERE uploaded_at >= %(start)s AND uploaded_at < %(end)s), 0),
+                  count(*) FILTER (WHERE status <> 'uploaded' AND created_at >= %(start)s AND created_at < %(end)s),
+                  coalesce(sum(total_amount) FILTER (WHERE status <> 'uploaded' AND created_at >= %(start)s
+                                                     AND created_at < %(end)s), 0)
+           FROM pay.batch WHERE (uploaded_at >= %(start)s AND uploaded_at < %(end)s)
+                             OR (created_at >= %(start)s AND created_at < %(end)s) GROUP BY bank""",
+        {"start": start, "end": end},
+    )
+    _put(by_bank, cur.fetchall(), "files_sent", "payments_sent", "ntd_sent", "files_not_sent", "ntd_not_sent")
+
+
+def _returned(cur, by_bank: dict[str, BankDay], start: dt.datetime, end: dt.datetime) -> list[str]:
+    """The day's return files: lines by outcome, payments settled by their return window, and the
+    returned ones by reason (returned as lines for the report)."""
+    cur.execute(
+        """SELECT r.bank,
+                  count(*) FILTER (WHERE r.outcome = 'settled'),
+                  coalesce(sum(r.amount) FILTER (WHERE r.outcome = 'settled'), 0),
+                  count(*) FILTER (WHERE r.outcome = 'returned'),
+                  coalesce(sum(r.amount) FILTER (WHERE r.outcome = 'returned'), 0),
+                  count(*) FILTER (WHERE r.outcome = 'unmatched'),
+                  count(*) FILTER (WHERE r.outcome = 'mismatch'),
+                  count(*) FILTER (WHERE r.outcome = 'duplicate'),
+                  count(DISTINCT r.file_id)
+           FROM pay.return_line r JOIN ops.file_control f ON f.id = r.file_id
+           WHERE f.started_at >= %s AND f.started_at < %s GROUP BY r.bank""",
+        (start, end),
+    )
+    fields = ("settled", "ntd_settled", "returned", "ntd_returned", "unmatched", "mismatch", "duplicate")
+    _put(by_bank, cur.fetchall(), *fields, "return_files")
+    # payments of banks that list only returns settle when their return window closes without one
+    cur.execute(
+        """SELECT p.bank, count(*), coalesce(sum(p.amount), 0) FROM pay.payment_event e
+           JOIN pay.payment p ON p.id = e.payment_id
+           WHERE e.to_status = 'settled' AND e.detail LIKE 'settled: no return within%%'
+             AND e.at >= %s AND e.at < %s GROUP BY p.bank""",
+        (start, end),
+    )
+    for bank, count, ntd in cur.fetchall():
+        row = by_bank.setdefault(bank, BankDay(bank))
+        row.settled += count
+        row.ntd_settled += ntd
+    cur.execute(
+        """SELECT r.bank, r.return_reason, max(r.return_meaning), count(*), sum(r.amount)
+           FROM pay.return_line r JOIN ops.file_control f ON f.id = r.file_id
+           WHERE r.outcome = 'returned' AND f.started_at >= %s AND f.started_at < %s
+           GROUP BY 1, 2 ORDER BY 1, 2""",
+        (start, end),
+    )
+    return [f"{bank}: {n} × {meaning or code}, NTD {ntd:,}" for bank, code, meaning, n, ntd in cur.fetchall()]
+
+
+def _operations(cur, by_bank: dict[str, BankDay], day: dt.date, start: dt.datetime, end: dt.datetime) -> None:
+    """Quarantined return files, failed transfers, health checks and still-pending payments."""
+    cur.execute(
+        """SELECT split_part(file_name, '/', 1), count(*) FROM ops.file_control
+           WHERE flow = 'bank_reconciliation' AND status = 'ERROR' AND started_at >= %s AND started_at < %s
+           GROUP BY 1""",
+        (start, end),
+    )
+    _put(by_bank, cur.fetchall(), "quarantined")
+    cur.execute(
+        """SELECT bank, count(*) FROM pay.transfer
+           WHERE outcome = 'failed' AND finished_at >= %s AND finished_at < %s GROUP BY bank""",
+        (start, end),
+    )
+    _put(by_bank, cur.fetchall(), "transfer_failures")
+    cur.execute(
+        """SELECT bank, count(*), count(*) FILTER (WHERE NOT ok),
+                  percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE ok)
+           FROM pay.health_check WHERE checked_at >= %s AND checked_at < %s GROUP BY bank""",
+        (start, end),
+    )
+    _put(by_bank, cur.fetchall(), "checks", "checks_failed", "p95_latency_ms")
+    cur.execute(
+        "SELECT bank, count(*) FROM pay.payment WHERE status = 'pending' AND due_date <= %s GROUP BY bank", (day,)
+    )
+    _put(by_bank, cur.fetchall(), "still_pending")
+
+
+def _held_or_uncertain(conn) -> list[str]:
+    """Deliveries treasury must decide and payments held as possible duplicates."""
+    from finflows.flows.banking import delivery, payments
+
+    problems = [
+        f"{u['bank']}: {u['file_name']} ({u['payment_count']} payment(s), NTD {u['total_amount']:,}) is UNCERTAIN "
+        f"since {u['since']:%Y-%m-%d %H:%M %Z}: the bank may or may not have it; nothing resends it until treasury "
+        f"decides in the finance monitor ({u['reason']})"
+        for u in delivery.uncertain_batches(conn)
+    ]
+    return problems + [
+        f"{h['bank']}: payment {h['reference']} (NTD {h['amount']:,}) is HELD since {h['held_at']:%Y-%m-%d %H:%M %Z}: "
+        f"{h['reason']}; release or cancel it in the finance monitor"
+        for h in payments.held_payments(conn)
+    ]
 
 
 def _approvals(conn, day: dt.date) -> tuple[list[str], list[str]]:

@@ -17,6 +17,30 @@ from finflows.task_support import (
 log = logging.getLogger(__name__)
 
 
+def _gather(d: dt.date):
+    """The day's report (with keys and certificates about to expire among its problems) and the
+    manifest of the day's files."""
+    from finflows import expiry
+    from finflows.flows.banking import daily_report as dr
+
+    with files.connect(finance_db()) as conn:
+        report = dr.gather(
+            conn, d, banks.load().enabled, dt.datetime.now(dt.UTC), settings.bank_circuit_half_open_after()
+        )
+        listed = dr.manifest(conn, d)
+    report.problems += expiry.warnings(
+        expiry.watched(banks.load()), dt.datetime.now(dt.UTC), settings.expiry_warn_days()
+    )
+    return report, listed
+
+
+def _archive(hook, bucket: str, prefix: str, items) -> None:
+    """Each (name, bytes, content type) under ``prefix`` in the archive bucket."""
+    client = hook.get_conn()
+    for key, data, kind in items:
+        client.put_object(Bucket=bucket, Key=prefix + key, Body=data, ContentType=kind)
+
+
 def daily_report(day: str | None) -> dict:
     """The day's report emailed with its chart inline; report, chart, figures and the manifest of the
     day's files archived under ``finance-daily/DAY/``; the run fails if a processed file's archived
@@ -29,16 +53,7 @@ def daily_report(day: str | None) -> dict:
 
     d = dt.date.fromisoformat(day) if day else dt.datetime.now(payments.TAIPEI).date()
     bucket = settings.archive_bucket()
-    with files.connect(finance_db()) as conn:
-        report = dr.gather(
-            conn, d, banks.load().enabled, dt.datetime.now(dt.UTC), settings.bank_circuit_half_open_after()
-        )
-        listed = dr.manifest(conn, d)
-    from finflows import expiry
-
-    report.problems += expiry.warnings(
-        expiry.watched(banks.load()), dt.datetime.now(dt.UTC), settings.expiry_warn_days()
-    )
+    report, listed = _gather(d)
     hook = s3_hook()
     with own_decrypter(banks.load()) as open_own:  # finance's own copy of what it sent, checked
         missing = dr.verify_archive(hook, listed, open_own)
@@ -57,18 +72,21 @@ def daily_report(day: str | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / name).write_bytes(png)
         email_treasury(subject, body, also=settings.ops_email(), inline=[str(Path(tmp) / name)])
-    client = hook.get_conn()
-    for key, data, kind in (
-        ("report.html", body.encode(), "text/html; charset=utf-8"),
-        (name, png, "image/png"),
-        ("totals.json", json.dumps(report.totals(), indent=1).encode(), "application/json"),
+    _archive(
+        hook,
+        bucket,
+        prefix,
         (
-            "manifest.json",
-            json.dumps({"files": listed, "missing": missing}, indent=1, default=str).encode(),
-            "application/json",
+            ("report.html", body.encode(), "text/html; charset=utf-8"),
+            (name, png, "image/png"),
+            ("totals.json", json.dumps(report.totals(), indent=1).encode(), "application/json"),
+            (
+                "manifest.json",
+                json.dumps({"files": listed, "missing": missing}, indent=1, default=str).encode(),
+                "application/json",
+            ),
         ),
-    ):
-        client.put_object(Bucket=bucket, Key=prefix + key, Body=data, ContentType=kind)
+    )
     log.info("%s", subject)
     log.info("archived report and manifest of %d file(s) to s3://%s/%s", len(listed), bucket, prefix)
     fail_run_if_any(missing, len(listed), "archived file")

@@ -189,7 +189,7 @@ def hold_duplicates(cur, bank_id: str, day: dt.date, window_days: int) -> list[d
     cur.execute(
         """INSERT INTO pay.payment_event (payment_id, from_status, to_status, batch_id, detail, dag_run_id)
            SELECT id, 'pending', 'pending', NULL, held_reason, nullif(current_setting('finflows.run_id', true), '')
-           FROM pay.payment WHERE bank = %s AND held_at = now()""",
+           FROM pay.payment WHERE bank = %s AND status = 'pending' AND held_at = now()""",
         (bank_id,),
     )
     cur.execute(
@@ -247,6 +247,66 @@ def held_payments(conn) -> list[dict]:
     return [dict(zip(keys, r, strict=True)) | {"amount": int(r[2])} for r in rows]
 
 
+def _batchable(cur, cfg: BankConfig, bank: Bank, day: dt.date, result: BankRun) -> tuple[list[tuple], list[int]]:
+    """The bank's payments that may go on ``day`` (due, not held or released, not deferred), locked,
+    with each one's record size; a payment the bank's format cannot carry is refused (left pending,
+    named in ``result.refused``)."""
+    pending = (
+        f"SELECT {_PAYMENT_COLUMNS} FROM pay.payment WHERE bank = %s AND status = 'pending' "  # noqa: S608
+        "AND (held_reason IS NULL OR hold_decision = 'release') AND (not_before IS NULL OR not_before <= %s)"
+    )
+    cur.execute(pending + " AND due_date <= %s ORDER BY due_date, id FOR UPDATE", (bank.id, day, day))
+    rows, sizes = [], []
+    probe = _probe_batch(bank, cfg.originator.company_id)
+    for row in cur.fetchall():
+        p = _as_payment(row, bank, seq=1)
+        try:
+            ach.check_payment(probe, p, bank.file_format.value, bank.encoding, extensions=bank.big5_extensions)
+        except ach.PaymentError as e:
+            result.refused.append({"reference": p.reference, "error": str(e)})
+            log.error("%s: %s (left pending)", bank.id, e)
+            continue
+        rows.append(row)
+        sizes.append(_record_size(bank, p))
+    return rows, sizes
+
+
+def _create_batches(cur, bank: Bank, day: dt.date, planned: list[list[tuple]], run_id: str, result: BankRun) -> None:
+    """Each planned group of payments becomes the day's next batch of the bank (its file name, its
+    approval by the bank's policy), its payments batched with PSEQ numbers that run on across the
+    day's batches."""
+    cur.execute(
+        "SELECT coalesce(max(batch_no), 0) FROM pay.batch WHERE bank = %s AND processing_date = %s", (bank.id, day)
+    )
+    batch_no = cur.fetchone()[0]
+    cur.execute(
+        "SELECT coalesce(max(seq), 0) FROM pay.payment WHERE bank = %s AND value_date = %s AND batch_id IS NOT NULL",
+        (bank.id, day),
+    )
+    last_seq = cur.fetchone()[0]
+    for members in planned:
+        batch_no += 1
+        name = ach.file_name(bank.payment_file_pattern, day, batch_no, bank.bank_code)
+        total = sum(int(r[8]) for r in members)
+        approval, why = _approval_policy(bank, total)
+        cur.execute(
+            """INSERT INTO pay.batch (bank, processing_date, batch_no, file_name, file_format, payment_count,
+                                      total_amount, dag_run_id, approval, approval_note)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+            (bank.id, day, batch_no, name, bank.file_format.value, len(members), total, run_id, approval, why),
+        )
+        batch_id = cur.fetchone()[0]
+        cur.execute(
+            """UPDATE pay.payment p SET status = 'batched', batch_id = %s, seq = u.seq, value_date = %s
+               FROM unnest(%s::bigint[], %s::int[]) AS u(id, seq) WHERE p.id = u.id""",
+            (batch_id, day, [r[0] for r in members], list(range(last_seq + 1, last_seq + len(members) + 1))),
+        )
+        last_seq += len(members)
+        result.batches_created += 1
+        result.payments_batched += len(members)
+        log.info("%s: batch %s (%s) of %d payment(s), NTD %s", bank.id, batch_id, name, len(members), total)
+
+
 def make_batches(
     conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, run_id: str, duplicate_window: int | None = None
 ) -> BankRun:
@@ -262,23 +322,7 @@ def make_batches(
         result.processing_date = day.isoformat()
         window = settings.duplicate_window_days() if duplicate_window is None else duplicate_window
         result.held = hold_duplicates(cur, bank_id, day, window)
-        pending = (
-            f"SELECT {_PAYMENT_COLUMNS} FROM pay.payment WHERE bank = %s AND status = 'pending' "  # noqa: S608
-            "AND (held_reason IS NULL OR hold_decision = 'release') AND (not_before IS NULL OR not_before <= %s)"
-        )
-        cur.execute(pending + " AND due_date <= %s ORDER BY due_date, id FOR UPDATE", (bank_id, day, day))
-        rows, sizes = [], []
-        probe = _probe_batch(bank, cfg.originator.company_id)
-        for row in cur.fetchall():
-            p = _as_payment(row, bank, seq=1)
-            try:
-                ach.check_payment(probe, p, bank.file_format.value, bank.encoding, extensions=bank.big5_extensions)
-            except ach.PaymentError as e:
-                result.refused.append({"reference": p.reference, "error": str(e)})
-                log.error("%s: %s (left pending)", bank_id, e)
-                continue
-            rows.append(row)
-            sizes.append(_record_size(bank, p))
+        rows, sizes = _batchable(cur, cfg, bank, day, result)
         late = sum(1 for r in rows if r[-1] < day)
         if late:
             log.warning("%s: %d payment(s) were due before %s and go out on it", bank_id, late, day)
@@ -286,46 +330,7 @@ def make_batches(
         chunks = plan_batches(
             sizes, cfg.originator.max_payments_per_batch, cfg.originator.max_bytes_per_batch, overhead
         )
-        cur.execute(
-            "SELECT coalesce(max(batch_no), 0) FROM pay.batch WHERE bank = %s AND processing_date = %s", (bank_id, day)
-        )
-        batch_no = cur.fetchone()[0]
-        # PSEQ names an entry within the bank's processing day: it runs on across the day's batches
-        cur.execute(
-            "SELECT coalesce(max(seq), 0) FROM pay.payment WHERE bank = %s AND value_date = %s "
-            "AND batch_id IS NOT NULL",
-            (bank_id, day),
-        )
-        last_seq = cur.fetchone()[0]
-        for chunk in chunks:
-            batch_no += 1
-            members = [rows[i] for i in chunk]
-            name = ach.file_name(bank.payment_file_pattern, day, batch_no, bank.bank_code)
-            total = sum(int(r[8]) for r in members)
-            approval, why = _approval_policy(bank, total)
-            cur.execute(
-                """INSERT INTO pay.batch (bank, processing_date, batch_no, file_name, file_format, payment_count,
-                                          total_amount, dag_run_id, approval, approval_note)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-                (bank_id, day, batch_no, name, bank.file_format.value, len(members), total, run_id, approval, why),
-            )
-            batch_id = cur.fetchone()[0]
-            cur.execute(
-                """UPDATE pay.payment p SET status = 'batched', batch_id = %s, seq = u.seq, value_date = %s
-                   FROM unnest(%s::bigint[], %s::int[]) AS u(id, seq) WHERE p.id = u.id""",
-                (batch_id, day, [r[0] for r in members], list(range(last_seq + 1, last_seq + len(members) + 1))),
-            )
-            last_seq += len(members)
-            result.batches_created += 1
-            result.payments_batched += len(members)
-            log.info(
-                "%s: batch %s (%s) of %d payment(s), NTD %s",
-                bank_id,
-                batch_id,
-                name,
-                len(members),
-                sum(r[8] for r in members),
-            )
+        _create_batches(cur, bank, day, [[rows[i] for i in chunk] for chunk in chunks], run_id, result)
     return result
 
 

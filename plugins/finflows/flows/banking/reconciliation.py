@@ -317,6 +317,25 @@ def settle_unreturned(conn, bank: Bank, today: dt.date, run_id: str) -> list[str
     return refs
 
 
+def _begin_reading(conn, key: str, sha: str, run_id: str) -> bool | None:
+    """None when this file (name and content) was applied or quarantined before; True when a run
+    died reading it (a READING with no READ after it: memory, time), which is never tried again;
+    False for a file to read, after recording that its reading begins."""
+    with conn.transaction(), conn.cursor() as cur:
+        control = files.lock_and_read(cur, FLOW, key)
+        if control.sha256 == sha and control.status in ("SUCCESS", "ERROR"):
+            return None
+        cur.execute(
+            """SELECT event FROM ops.file_event WHERE flow = %s AND file_name = %s AND sha256 = %s
+                 AND event IN ('READING', 'READ') ORDER BY id DESC LIMIT 1""",
+            (FLOW, key, sha),
+        )
+        stopped = (cur.fetchone() or [None])[0] == "READING"
+        if not stopped:
+            files.record_event(cur, FLOW, key, sha, "READING", "", run_id)
+    return stopped
+
+
 def process_file(
     conn,
     *,
@@ -331,19 +350,9 @@ def process_file(
 ) -> FileOutcome:
     key = f"{bank.id}/{name}"
     sha = hashlib.sha256(data).hexdigest()
-    with conn.transaction(), conn.cursor() as cur:
-        control = files.lock_and_read(cur, FLOW, key)
-        if control.sha256 == sha and control.status in ("SUCCESS", "ERROR"):
-            return FileOutcome(bank.id, name, "seen")
-        # a READING with no READ after it: a run died in the reader (memory, time): not read again
-        cur.execute(
-            """SELECT event FROM ops.file_event WHERE flow = %s AND file_name = %s AND sha256 = %s
-                 AND event IN ('READING', 'READ') ORDER BY id DESC LIMIT 1""",
-            (FLOW, key, sha),
-        )
-        stopped = (cur.fetchone() or [None])[0] == "READING"
-        if not stopped:
-            files.record_event(cur, FLOW, key, sha, "READING", "", run_id)
+    stopped = _begin_reading(conn, key, sha, run_id)
+    if stopped is None:
+        return FileOutcome(bank.id, name, "seen")
     try:
         if stopped:
             raise ReaderStopped(

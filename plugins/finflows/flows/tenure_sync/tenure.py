@@ -135,6 +135,9 @@ class Pending:
         return self.payment_ref
 
 
+Applied = list[tuple[Pending, TenureEvent, tuple[str, ...]]]
+
+
 def apply_pending(conn, *, target: str, run_id: str, sheet: SheetWriter | None) -> dict:
     """Apply the newest pending version of each tenure to the target(s); see the module doc."""
     wanted = targets_of(target)
@@ -142,54 +145,10 @@ def apply_pending(conn, *, target: str, run_id: str, sheet: SheetWriter | None) 
         raise ValueError("target includes the sheet but no sheet writer was given")
     counts: Counter[str] = Counter()
     with conn.transaction():
-        rows = [
-            Pending(*r)
-            for r in conn.execute(
-                """SELECT e.message_id, e.tenure_id, e.version, e.snapshot, acc.payment_ref,
-                          s.sheet_version, s.database_version
-                     FROM ops.tenure_event e
-                     LEFT JOIN LATERAL (SELECT a.payment_ref FROM ifs.rent_account a
-                                         WHERE a.tenure_id = e.tenure_id::text
-                                         ORDER BY a.created_at DESC LIMIT 1) acc ON true
-                     LEFT JOIN ops.tenure_sync_state s ON s.tenure_id = e.tenure_id
-                    WHERE e.status = 'pending'
-                    ORDER BY e.tenure_id, e.version, e.occurred_at
-                      FOR UPDATE OF e"""
-            ).fetchall()
-        ]
-        applied: list[tuple[Pending, TenureEvent, tuple[str, ...]]] = []
-        stale: list[str] = []
-        waiting: list[str] = []
-        for _tenure, group in groupby(rows, key=lambda p: p.tenure_id):
-            events = list(group)
-            latest = events[-1]
-            if latest.payment_ref is None:
-                waiting += [p.message_id for p in events]
-                continue
-            stale += [p.message_id for p in events[:-1]]
-            done = {"sheet": latest.sheet_version or 0, "database": latest.database_version or 0}
-            needed = tuple(t for t in wanted if latest.version > done[t])
-            if needed:
-                applied.append((latest, TenureEvent.model_validate(latest.snapshot), needed))
-            else:
-                stale.append(latest.message_id)
-
+        applied, stale, waiting = _sort_pending(_pending(conn), wanted)
         if "database" in wanted:
             counts["database_rows"] = _upsert_tenancy(conn, [(p, ev) for p, ev, t in applied if "database" in t])
-        for p, _ev, needed in applied:
-            conn.execute(
-                """INSERT INTO ops.tenure_sync_state (tenure_id, sheet_version, database_version)
-                   VALUES (%(t)s, %(s)s, %(d)s)
-                   ON CONFLICT (tenure_id) DO UPDATE SET
-                       sheet_version = GREATEST(ops.tenure_sync_state.sheet_version, EXCLUDED.sheet_version),
-                       database_version = GREATEST(ops.tenure_sync_state.database_version, EXCLUDED.database_version),
-                       updated_at = now()""",
-                {
-                    "t": p.tenure_id,
-                    "s": p.version if "sheet" in needed else None,
-                    "d": p.version if "database" in needed else None,
-                },
-            )
+        _record_versions(conn, applied)
         _set_status(conn, [p.message_id for p, _e, _t in applied], "applied", run_id)
         _set_status(conn, stale, "stale", run_id)
         if waiting:
@@ -225,6 +184,65 @@ def apply_pending(conn, *, target: str, run_id: str, sheet: SheetWriter | None) 
     if waiting:
         log.warning("%d event(s) wait for a rent account; oldest received %s", len(waiting), summary["oldest_pending"])
     return summary
+
+
+def _pending(conn) -> list[Pending]:
+    """Every pending event, locked, with its tenure's rent account and the versions applied so far."""
+    return [
+        Pending(*r)
+        for r in conn.execute(
+            """SELECT e.message_id, e.tenure_id, e.version, e.snapshot, acc.payment_ref,
+                      s.sheet_version, s.database_version
+                 FROM ops.tenure_event e
+                 LEFT JOIN LATERAL (SELECT a.payment_ref FROM ifs.rent_account a
+                                     WHERE a.tenure_id = e.tenure_id::text
+                                     ORDER BY a.created_at DESC LIMIT 1) acc ON true
+                 LEFT JOIN ops.tenure_sync_state s ON s.tenure_id = e.tenure_id
+                WHERE e.status = 'pending'
+                ORDER BY e.tenure_id, e.version, e.occurred_at
+                  FOR UPDATE OF e"""
+        ).fetchall()
+    ]
+
+
+def _sort_pending(rows: list[Pending], wanted: tuple[str, ...]) -> tuple[Applied, list[str], list[str]]:
+    """Per tenure, its newest version: to apply to the targets still behind it, or stale; every
+    version of a tenure whose rent account is not known yet waits. Returns (to apply, stale, waiting)."""
+    applied: Applied = []
+    stale: list[str] = []
+    waiting: list[str] = []
+    for _tenure, group in groupby(rows, key=lambda p: p.tenure_id):
+        events = list(group)
+        latest = events[-1]
+        if latest.payment_ref is None:
+            waiting += [p.message_id for p in events]
+            continue
+        stale += [p.message_id for p in events[:-1]]
+        done = {"sheet": latest.sheet_version or 0, "database": latest.database_version or 0}
+        needed = tuple(t for t in wanted if latest.version > done[t])
+        if needed:
+            applied.append((latest, TenureEvent.model_validate(latest.snapshot), needed))
+        else:
+            stale.append(latest.message_id)
+    return applied, stale, waiting
+
+
+def _record_versions(conn, applied: Applied) -> None:
+    """The version each target now has of each tenure (never lowered)."""
+    for p, _ev, needed in applied:
+        conn.execute(
+            """INSERT INTO ops.tenure_sync_state (tenure_id, sheet_version, database_version)
+               VALUES (%(t)s, %(s)s, %(d)s)
+               ON CONFLICT (tenure_id) DO UPDATE SET
+                   sheet_version = GREATEST(ops.tenure_sync_state.sheet_version, EXCLUDED.sheet_version),
+                   database_version = GREATEST(ops.tenure_sync_state.database_version, EXCLUDED.database_version),
+                   updated_at = now()""",
+            {
+                "t": p.tenure_id,
+                "s": p.version if "sheet" in needed else None,
+                "d": p.version if "database" in needed else None,
+            },
+        )
 
 
 def _set_status(conn, message_ids: list[str], status: str, run_id: str) -> None:
