@@ -9,16 +9,15 @@ Not loaded in production (``dags/.airflowignore``); the tests run it.
 
 from __future__ import annotations
 
-import os
-
 import pendulum
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import DAG
 
+from finflows import settings
 from finflows.operators.pgp import PgpDecryptOperator, PgpEncryptOperator
 
-BUCKET = os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive")
+BUCKET = settings.archive_bucket()
 DAY = "{{ ds_nodash }}"
 
 with DAG(
@@ -31,7 +30,7 @@ with DAG(
     default_args={"owner": "finance-data-engineering", "retries": 2},
     on_failure_callback=SmtpNotifier(
         smtp_conn_id="smtp_finflows",
-        to=os.environ.get("FINFLOWS_OPS_EMAIL", "finance-ops@example.org"),
+        to=settings.ops_email(),
         subject="[finflows] {{ dag.dag_id }} failed on {{ ds }}",
     ),
 ):
