@@ -204,9 +204,13 @@ def _check_stated_times(dag_id: str, text: str, zone, today, where: str) -> None
     assert zone.key in text, f"{dag_id}: {where} does not name {zone.key}"
     for m in re.finditer(r"(\d\d):(\d\d)(?:[-–](\d\d):(\d\d))? " + re.escape(zone.key), text):
         first, last = today[0], today[-1]
-        assert m.group(1, 2) == (f"{first:%H}", f"{first:%M}"), f"{dag_id}: {where} says {m[0]}, first run {first:%H:%M}"
+        assert m.group(1, 2) == (f"{first:%H}", f"{first:%M}"), (
+            f"{dag_id}: {where} says {m[0]}, first run {first:%H:%M}"
+        )
         if m.group(3):
-            assert m.group(3, 4) == (f"{last:%H}", f"{last:%M}"), f"{dag_id}: {where} says {m[0]}, last run {last:%H:%M}"
+            assert m.group(3, 4) == (f"{last:%H}", f"{last:%M}"), (
+                f"{dag_id}: {where} says {m[0]}, last run {last:%H:%M}"
+            )
 
 
 def test_each_schedule_is_described_with_its_time_zone_and_true_local_and_utc_times(dagbag):
