@@ -15,6 +15,8 @@ write run in a transaction rolled back each time, so every repetition does the s
 daily report, settling unreturned payments, the monitor's health, dashboard and transfers,
 batching 5 banks' pending payments (duplicate check included), matching return lines, and the
 file-control decision. The figure is the 3-year time against the empty database's, in one run.
+Last, the retention DAG's payments step removes the oldest year (exported to the archive bucket
+first) while batching runs again and again beside it: its median beside retention against quiet.
 """
 
 from __future__ import annotations
@@ -254,6 +256,7 @@ def main() -> list[dict[str, str]]:
                 print(f"{years} year(s) ({sizes[years]:>10,} payments)  {name:<75} {ms:9.2f} ms", flush=True)
         events = conn.execute("SELECT count(*) FROM pay.payment_event").fetchone()[0]
         size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
+        beside = retention_beside_batching(conn, cfg)
     stack.drop_database(DB)
     print(f"3 years: {sizes[3]:,} payments, {events:,} payment events, database {size}")
     rows = [
@@ -267,8 +270,77 @@ def main() -> list[dict[str, str]]:
         }
         for name in at[0]
     ]
+    rows.append(
+        {
+            "figure": (
+                f"batching beside the retention DAG removing the oldest year ({beside['removed']:,} rows: payments, "
+                f"events, return lines, in {beside['batches']} batches over {beside['secs']:.0f} s)"
+            ),
+            "value": f"{beside['busy']:.1f} ms (median of {beside['runs']})",
+            "baseline": f"{beside['quiet']:.1f} ms, quiet",
+            "ratio": f"{beside['busy'] / beside['quiet']:.2f}x",
+            "peak_rss": "(database)",
+            "target": "≤ 1.5x a quiet run",
+        }
+    )
     write_rows("history", rows)
     return rows
+
+
+def retention_beside_batching(conn, cfg) -> dict:
+    """The retention DAG's payments step (export to the archive bucket, then remove in batches)
+    run on the oldest year while bank_payments' batching runs again and again beside it; the
+    batching's median beside it against its median on a quiet database."""
+    import threading
+
+    import psycopg
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from finflows import settings
+    from finflows.flows.banking import payments
+    from finflows.flows.retention import policy, retention
+
+    def batching() -> None:
+        with conn.transaction(force_rollback=True):
+            for b in cfg.banks:
+                payments.make_batches(conn, cfg, b, NOW.replace(hour=6), "bench-history")
+
+    quiet = timed(batching)
+    rules = policy.load()
+    # "now" such that the policy's age reaches back to just before the most recent two years
+    now = NOW + rules.age("payments") - dt.timedelta(days=2 * 365 + 8)
+    done: dict = {}
+
+    def expire() -> None:
+        t0 = time.perf_counter()
+        with psycopg.connect(dsn(), autocommit=True) as own:
+            out = retention.expire(
+                own,
+                S3Hook(aws_conn_id="aws_finflows"),
+                settings.archive_bucket(),
+                rules,
+                "payments",
+                now=now,
+                run_id="bench-history",
+            )
+        done.update(secs=time.perf_counter() - t0, removed=out.rows_removed, batches=out.batches)
+
+    worker = threading.Thread(target=expire)
+    worker.start()
+    busy = []
+    while worker.is_alive():
+        t0 = time.perf_counter()
+        batching()
+        busy.append(time.perf_counter() - t0)
+    worker.join()
+    if not done or not busy:
+        raise RuntimeError("the retention run failed or ended before one batching run")
+    print(
+        f"retention: {done['removed']:,} rows removed in {done['batches']} batches, {done['secs']:.0f} s; "
+        f"batching beside it {statistics.median(busy) * 1000:.1f} ms (n={len(busy)}), quiet {quiet:.1f} ms",
+        flush=True,
+    )
+    return done | {"busy": statistics.median(busy) * 1000, "quiet": quiet, "runs": len(busy)}
 
 
 if __name__ == "__main__":
