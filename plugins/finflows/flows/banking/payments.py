@@ -211,7 +211,7 @@ def decide_hold(conn, reference: str, decision: str, *, by: str, note: str = "")
         raise ValueError(f"decision must be release or cancel, not {decision!r}")
     if not by:
         raise ValueError("a decision needs the name of the person who made it")
-    why = f"hold {decision}d by {by}" + (f": {note}" if note else "")
+    why = f"hold {'released' if decision == 'release' else 'cancelled'} by {by}" + (f": {note}" if note else "")
     with conn.transaction(), conn.cursor() as cur:
         _who(cur, f"decision:{by}", why)
         cur.execute(
