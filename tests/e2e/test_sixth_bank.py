@@ -6,13 +6,9 @@ bank decrypts the file with its key and finds our payments in it (TCH ACHP01).""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
-import socket
-import subprocess
-import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,6 +17,7 @@ import yaml
 
 from tests.helpers import payments as pay
 from tests.helpers.dags import load_dag
+from tests.helpers.servers import free_port, running_sshd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 BANK = "cathay"  # 國泰世華商業銀行, clearing-house code 013
@@ -45,36 +42,17 @@ ENTRY = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cathay_server():
     """The sixth bank's own SFTP server (OpenSSH), its account provisioned as the stack's are."""
-    from devstack import secrets, stack
+    from devstack import secrets
     from devstack.services import servers
 
-    port = _free_port()
+    port = free_port()
     config = servers.data_root() / "sshd" / f"sshd_config.{BANK}"
     argv = servers.bank_sshd_command(port, {BANK: ["upload", "download"]}, secrets.ssh_keys()["authorized"], config)
-    log = open(servers.data_root() / "sshd" / f"{BANK}.log", "ab")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(argv, stdout=log, stderr=log)
-    deadline = time.monotonic() + 120
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            if s.recv(64).startswith(b"SSH-2.0-OpenSSH"):
-                break
-        assert proc.poll() is None, "the bank's sshd exited"
-        assert time.monotonic() < deadline, "the bank's sshd did not answer"
-        time.sleep(0.2)
-    yield port
-    stack.kill_sessions(proc.pid)
-    proc.terminate()
-    proc.wait(timeout=60)
-    log.close()
+    with running_sshd(argv, port, BANK):
+        yield port
 
 
 @pytest.fixture

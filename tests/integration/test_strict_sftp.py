@@ -9,20 +9,16 @@ key still pinned; ``upload_check`` says how each bank lets an upload be checked.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
-import socket
-import subprocess
-import time
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from finflows.flows.banking import banks, common, health
 from tests.helpers import payments as pay
-from tests.helpers.servers import fails_while_frozen
+from tests.helpers.servers import fails_while_frozen, free_port, running_sshd
 
 pytestmark = pytest.mark.integration
 TAIPEI = ZoneInfo("Asia/Taipei")
@@ -32,35 +28,15 @@ AT_6 = dt.datetime.combine(MONDAY, dt.time(6), tzinfo=TAIPEI)
 ACCOUNTS = {"mega": "", "esun": "stat,lstat,fstat", "taishin": "stat,lstat,fstat,opendir,readdir"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def hardened():
     """The hardened sshd, its port and process; stopped (with its sessions) afterwards."""
-    from devstack import stack
     from devstack.services import servers
 
-    port = _free_port()
+    port = free_port()
     config = servers.data_root() / "sshd" / "sshd_config.hardened"
-    log = open(servers.data_root() / "sshd" / "hardened.log", "ab")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(servers.hardened_sshd_command(port, ACCOUNTS, config), stdout=log, stderr=log)
-    deadline = time.monotonic() + 120
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            if s.recv(64).startswith(b"SSH-2.0-OpenSSH"):
-                break
-        assert proc.poll() is None, "the hardened sshd exited"
-        assert time.monotonic() < deadline, "the hardened sshd did not answer"
-        time.sleep(0.2)
-    yield port, proc
-    stack.kill_sessions(proc.pid)
-    proc.terminate()
-    proc.wait(timeout=60)
-    log.close()
+    with running_sshd(servers.hardened_sshd_command(port, ACCOUNTS, config), port, "hardened") as proc:
+        yield port, proc
 
 
 @pytest.fixture

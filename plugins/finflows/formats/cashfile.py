@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Container, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import BinaryIO
 
@@ -23,6 +24,7 @@ from finflows.formats.fixedwidth import (
     FormatError,
     Layout,
     Pattern,
+    ReadStats,
     SignedDecimal,
     Text,
 )
@@ -57,11 +59,9 @@ def normalise_name(name: str) -> str:
     return f"CashFile{day:%Y%m%d}.dat"
 
 
-class CashFileStats:
-    def __init__(self) -> None:
-        self.lines = 0
-        self.records = 0
-        self.total = Decimal(0)
+@dataclass
+class CashFileStats(ReadStats):
+    total: Decimal = Decimal(0)
 
 
 def read_cashfile(
@@ -71,15 +71,7 @@ def read_cashfile(
     Blank lines are ignored, as the source system does."""
     stats = stats if stats is not None else CashFileStats()
     errors = Errors(LAYOUT, encoding)
-    for line_no, raw_bytes in enumerate(stream, start=1):
-        stats.lines = line_no
-        try:
-            line = raw_bytes.decode(encoding).rstrip("\r\n")
-        except UnicodeDecodeError as e:
-            errors.undecodable(line_no, raw_bytes, e)
-            continue
-        if not line.strip():
-            continue
+    for line_no, line in errors.lines(stream, stats):
         parsed = errors.explain(line_no, line)
         if parsed is not None:
             stats.records += 1

@@ -97,6 +97,19 @@ class Errors:
                 self.add(FieldError(line_no, fname, value, reason))
             return None
 
+    def lines(self, stream: BinaryIO, stats: ReadStats) -> Iterator[tuple[int, str]]:
+        """(line number, text) of each line with something on it, the line ending taken off; a line
+        that is not text in the encoding is named here and skipped; ``stats.lines`` counts them all."""
+        for line_no, raw in enumerate(stream, start=1):
+            stats.lines = line_no
+            try:
+                line = raw.decode(self.encoding).rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                self.undecodable(line_no, raw, e)
+                continue
+            if line.strip():
+                yield line_no, line
+
     def close(self, file_name: str, lines: int, records: int, what: str = "records") -> None:
         """Raise the one ``FormatError`` naming every bad line (an empty file is one too)."""
         if records == 0 and not self.count:
@@ -120,15 +133,7 @@ def read_copy_rows(
     new layout needs, with no loop of its own (``examples/inbox_flow``)."""
     stats = stats if stats is not None else ReadStats()
     errors, copy_row = Errors(layout, encoding), layout.copy_row
-    for line_no, raw in enumerate(stream, start=1):
-        stats.lines = line_no
-        try:
-            line = raw.decode(encoding).rstrip("\r\n")
-        except UnicodeDecodeError as e:
-            errors.undecodable(line_no, raw, e)
-            continue
-        if not line.strip():
-            continue
+    for line_no, line in errors.lines(stream, stats):
         try:
             row = copy_row(line)
         except RecordError as e:
