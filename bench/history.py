@@ -175,10 +175,20 @@ def timed(fn: Callable[[], object]) -> float:
     return statistics.median(times) * 1000
 
 
+def batching(conn, cfg) -> None:
+    """bank_payments' batching of every bank's pending payments today, rolled back (the same work
+    each time it runs)."""
+    from finflows.flows.banking import payments
+
+    with conn.transaction(force_rollback=True):
+        for b in cfg.banks:
+            payments.make_batches(conn, cfg, b, NOW.replace(hour=6), "bench-history")
+
+
 def day_of_work(conn, cfg) -> dict[str, float]:
     """Each day-of-work query, ms (median). Writers run in a transaction that is rolled back."""
     from finflows import files, monitor
-    from finflows.flows.banking import daily_report, payments, reconciliation
+    from finflows.flows.banking import daily_report, reconciliation
 
     ids = list(cfg.banks)
     half_open = dt.timedelta(minutes=5)
@@ -191,19 +201,12 @@ def day_of_work(conn, cfg) -> dict[str, float]:
 
         return go
 
-    def batching() -> None:
-        for b in ids:
-            payments.make_batches(conn, cfg, b, NOW.replace(hour=6), "bench-history")
-
-    def matching() -> None:
+    def matching() -> None:  # bank_reconciliation's own matching of a return line to our payment
+        bank = cfg.banks[ids[0]]
         with conn.cursor() as cur:
             for seq in range(1, 101):
-                cur.execute(
-                    "SELECT id, batch_id, status, amount, payee_account, reference, payee_bank FROM pay.payment "
-                    "WHERE bank = %s AND value_date = %s AND seq = %s FOR UPDATE",
-                    (ids[0], TODAY - dt.timedelta(days=3), seq),
-                )
-                cur.fetchone()
+                line = {"original_date": TODAY - dt.timedelta(days=3), "original_seq": seq, "reference": None}
+                reconciliation._match(cur, bank, line | {"amount": 1000, "account": "0", "reason": "04"})
 
     def decision() -> None:
         with conn.cursor() as cur:
@@ -221,7 +224,7 @@ def day_of_work(conn, cfg) -> dict[str, float]:
         "monitor dashboard (7 days)": timed(lambda: monitor.dashboard(conn, 7, NOW)),
         "monitor transfers (7 days)": timed(lambda: monitor.transfers(conn, 7, NOW)),
         f"batching {len(ids)} banks' pending payments ({PENDING_TODAY} each, duplicate check)": timed(
-            rolled_back(batching)
+            lambda: batching(conn, cfg)
         ),
         "matching 100 return lines": timed(rolled_back(matching)),
         "file-control decision (20 files)": timed(rolled_back(decision)),
@@ -297,15 +300,9 @@ def retention_beside_batching(conn, cfg) -> dict:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     from finflows import settings
-    from finflows.flows.banking import payments
     from finflows.flows.retention import policy, retention
 
-    def batching() -> None:
-        with conn.transaction(force_rollback=True):
-            for b in cfg.banks:
-                payments.make_batches(conn, cfg, b, NOW.replace(hour=6), "bench-history")
-
-    quiet = timed(batching)
+    quiet = timed(lambda: batching(conn, cfg))
     rules = policy.load()
     # "now" such that the policy's age reaches back to just before the most recent two years
     now = NOW + rules.age("payments") - dt.timedelta(days=2 * 365 + 8)
@@ -330,7 +327,7 @@ def retention_beside_batching(conn, cfg) -> dict:
     busy = []
     while worker.is_alive():
         t0 = time.perf_counter()
-        batching()
+        batching(conn, cfg)
         busy.append(time.perf_counter() - t0)
     worker.join()
     if not done or not busy:
