@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import CronTriggerTimetable, dag, task
+from airflow.sdk import dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.schedules import ZonedCron
 
 
 @dag(
     dag_id="bank_health",
     description="Probes each bank's SFTP every 5 minutes (Asia/Taipei time)",
-    schedule=CronTriggerTimetable("*/5 * * * *", timezone="Asia/Taipei"),
+    schedule=ZonedCron("*/5 * * * *", timezone="Asia/Taipei"),
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(minutes=4),

@@ -32,11 +32,12 @@ treasury; the run is red when a bank failed, a payment was refused or a transfer
 
 from __future__ import annotations
 
-from airflow.sdk import CronTriggerTimetable, Param, dag, task, task_group
+from airflow.sdk import Param, dag, task, task_group
 
 from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.operators.approval import PaymentApprovalOperator
 from finflows.operators.bank import BankPaymentFileOperator
+from finflows.schedules import ZonedCron
 from finflows.settings import ALL_BANKS, configured_bank_ids
 
 BANK_IDS = configured_bank_ids()  # the trigger form offers the configured banks only
@@ -45,7 +46,7 @@ BANK_IDS = configured_bank_ids()  # the trigger form offers the configured banks
 @dag(
     dag_id="bank_payments",
     description="Daily 06:00 Asia/Taipei (22:00 UTC the day before): payment files to each bank",
-    schedule=CronTriggerTimetable("0 6 * * *", timezone="Asia/Taipei"),
+    schedule=ZonedCron("0 6 * * *", timezone="Asia/Taipei"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

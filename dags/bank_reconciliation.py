@@ -26,16 +26,17 @@ its business day closed (`FINFLOWS_BUSINESS_DAY_CLOSE`, 18:00), once per batch.
 
 from __future__ import annotations
 
-from airflow.sdk import CronTriggerTimetable, dag, task
+from airflow.sdk import dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.operators.bank import BankReturnFileOperator
+from finflows.schedules import ZonedCron
 
 
 @dag(
     dag_id="bank_reconciliation",
     description="Every 30 minutes 08:00-18:30 Asia/Taipei Mon-Fri (00:00-10:30 UTC): bank return files",
-    schedule=CronTriggerTimetable("*/30 8-18 * * 1-5", timezone="Asia/Taipei"),
+    schedule=ZonedCron("*/30 8-18 * * 1-5", timezone="Asia/Taipei"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

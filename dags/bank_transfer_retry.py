@@ -14,15 +14,16 @@ Manual run: param `everything` tries every waiting transfer now.
 
 from __future__ import annotations
 
-from airflow.sdk import CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Param, dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.schedules import ZonedCron
 
 
 @dag(
     dag_id="bank_transfer_retry",
     description="Hourly at :15 (Asia/Taipei time): uploads that failed, retried",
-    schedule=CronTriggerTimetable("15 * * * *", timezone="Asia/Taipei"),
+    schedule=ZonedCron("15 * * * *", timezone="Asia/Taipei"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

@@ -23,16 +23,17 @@ only that day's statements; without it, everything waiting. An FTPS outage fails
 
 from __future__ import annotations
 
-from airflow.sdk import CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Param, dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.operators.file_import import FileImportOperator
+from finflows.schedules import ZonedCron
 
 
 @dag(
     dag_id="card_reconciliation",
     description="Daily 09:00 America/Sao_Paulo (12:00 UTC): card statements loaded",
-    schedule=CronTriggerTimetable("0 9 * * *", timezone="America/Sao_Paulo"),
+    schedule=ZonedCron("0 9 * * *", timezone="America/Sao_Paulo"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

@@ -25,11 +25,12 @@ Optional first step for sites without a managed SFTP endpoint: set `FINFLOWS_CAS
 
 from __future__ import annotations
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+from airflow.sdk import AssetOrTimeSchedule, dag, task
 
 from finflows import settings
 from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.operators.file_import import FileImportOperator
+from finflows.schedules import ZonedCron
 from finflows.triggers import s3_event_asset
 
 cashfile_events = s3_event_asset("cashfile_inbox", settings.cashfile_queue_url(), settings.CONN_AWS)
@@ -38,9 +39,7 @@ cashfile_events = s3_event_asset("cashfile_inbox", settings.cashfile_queue_url()
 @dag(
     dag_id="cashfile_import",
     description="On each cash file landing in S3, and daily 07:00 Europe/London as a sweep",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 7 * * *", timezone="Europe/London"), assets=cashfile_events
-    ),
+    schedule=AssetOrTimeSchedule(timetable=ZonedCron("0 7 * * *", timezone="Europe/London"), assets=cashfile_events),
     catchup=False,
     # event runs take only their own files (see finflows.flows.cashfile_import.cashfile.discover) and each file is
     # imported under its own lock, so runs may overlap: a file landing while another is still

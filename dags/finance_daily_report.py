@@ -15,15 +15,16 @@ or different.
 
 from __future__ import annotations
 
-from airflow.sdk import CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Param, dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.schedules import ZonedCron
 
 
 @dag(
     dag_id="finance_daily_report",
     description="Daily 19:00 Asia/Taipei (11:00 UTC): the finance daily report",
-    schedule=CronTriggerTimetable("0 19 * * *", timezone="Asia/Taipei"),
+    schedule=ZonedCron("0 19 * * *", timezone="Asia/Taipei"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

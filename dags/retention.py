@@ -17,9 +17,10 @@ conf): `python -m finflows.flows.retention erase payee|tenure <id> --by <who> --
 
 from __future__ import annotations
 
-from airflow.sdk import CronTriggerTimetable, dag, task
+from airflow.sdk import dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.schedules import ZonedCron
 
 KINDS = ["payments", "card_facts", "health_checks", "tenure_event_bodies"]
 
@@ -27,7 +28,7 @@ KINDS = ["payments", "card_facts", "health_checks", "tenure_event_bodies"]
 @dag(
     dag_id="retention",
     description="Daily 02:30 Asia/Taipei (18:30 UTC the day before): records past their age archived, then removed",
-    schedule=CronTriggerTimetable("30 2 * * *", timezone="Asia/Taipei"),
+    schedule=ZonedCron("30 2 * * *", timezone="Asia/Taipei"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

@@ -25,10 +25,11 @@ reason as a message attribute and in `ops.tenure_event`. Events waiting for a re
 
 from __future__ import annotations
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, Param, dag, task
 
 from finflows import settings
 from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.schedules import ZonedCron
 from finflows.triggers import sqs_asset
 
 # tenure events carry tenants' names, dates of birth and addresses: their bodies are kept in the
@@ -44,9 +45,7 @@ tenure_events = sqs_asset(
 @dag(
     dag_id="tenure_sync",
     description="On each tenure event, and hourly (Europe/London time) as a sweep",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 * * * *", timezone="Europe/London"), assets=tenure_events
-    ),
+    schedule=AssetOrTimeSchedule(timetable=ZonedCron("0 * * * *", timezone="Europe/London"), assets=tenure_events),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

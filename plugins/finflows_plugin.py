@@ -1,5 +1,6 @@
-"""The finflows Airflow plugin: the finance monitor API (``/finflows/api``) in the api-server, and
-its page in the Airflow UI (Browse → Finance monitor, an external view over ``/finflows/api/ui``).
+"""The finflows Airflow plugin: the finance monitor API (``/finflows/api``) in the api-server, its
+page in the Airflow UI (Browse → Finance monitor, an external view over ``/finflows/api/ui``),
+and the flows' timetable (``finflows.schedules.ZonedCron``: the schedule shown with its zone).
 
 A top-level module on purpose: Airflow imports every ``.py`` under ``plugins/`` by its bare
 name, and ``plugins/.airflowignore`` keeps it out of the ``finflows`` package.
@@ -23,6 +24,12 @@ class FinflowsPlugin(AirflowPlugin):
         airflow_fixes.apply()  # Clear of a failed run with a pending deadline (apache/airflow#70368)
 
         return [{"app": app, "url_prefix": "/finflows/api", "name": "finflows finance monitor"}]
+
+    @property
+    def timetables(self):  # the scheduler, dag-processor and api-server decode the DAGs' schedules with it
+        from finflows.schedules import ZonedCron
+
+        return [ZonedCron]
 
     external_views: ClassVar[list[dict]] = [
         {

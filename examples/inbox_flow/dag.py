@@ -7,16 +7,17 @@ lifecycle (`finflows.inbox`): loaded once, archived to `processed/`, or quaranti
 
 from __future__ import annotations
 
-from airflow.sdk import CronTriggerTimetable, dag, task
+from airflow.sdk import dag, task
 
 from finflows.dag_defaults import default_args
 from finflows.operators.file_import import FileImportOperator
+from finflows.schedules import ZonedCron
 
 
 @dag(
     dag_id="example_bank_fees",
     description="Daily 07:00 Europe/London: a bank's fee file loaded",
-    schedule=CronTriggerTimetable("0 7 * * *", timezone="Europe/London"),
+    schedule=ZonedCron("0 7 * * *", timezone="Europe/London"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

@@ -237,6 +237,26 @@ def test_each_schedule_is_described_with_its_time_zone_and_true_local_and_utc_ti
                     assert utc.group(3, 4) == (f"{last:%H}", f"{last:%M}"), f"{dag.dag_id}: {last:%H:%M} UTC"
 
 
+def test_the_schedule_airflow_shows_names_its_zone(dagbag):
+    """The DAG list and Details show the timetable's summary as the dag-processor stores it: from the
+    DAG serialised and read back as the scheduler and api-server read it (the plugin registers the
+    timetable; an unregistered one fails here). A clock schedule's summary is its cron and its
+    zone, never the cron alone; an asset-or-time schedule says both."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    shown = {}
+    for dag in dagbag.dags.values():
+        core = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+        shown[dag.dag_id] = core.timetable.summary
+        if (fires := _day_of_fires(dag)) is None:
+            continue
+        inner = getattr(dag.timetable, "timetable", dag.timetable)
+        assert shown[dag.dag_id].endswith(f"{inner.expression} {fires[0].key}"), (dag.dag_id, shown[dag.dag_id])
+    assert shown["bank_payments"] == "0 6 * * * Asia/Taipei"
+    assert shown["cashfile_import"] == "Asset or 0 7 * * * Europe/London"
+    assert shown["chargeback_export"] == "Asset"  # event-driven: no clock, no zone to show
+
+
 def test_the_readme_lists_every_dag_with_the_schedule_its_timetable_has(dagbag):
     """Docs from one source: the README's table of flows has a row for each DAG (and no other), and
     the zone and times its trigger column states are the timetable's, as the description's are."""

@@ -212,6 +212,15 @@ def test_the_rest_api_requires_a_token(airflow):
     assert "cashfile_import" in {d["dag_id"] for d in dags["dags"]}
 
 
+def test_the_dag_list_shows_each_schedule_with_its_zone(airflow):
+    """What the DAG list and Details show as the schedule, through the running api-server: the cron
+    with its zone (finflows.schedules.ZonedCron, registered by the plugin in every component)."""
+    dags = {d["dag_id"]: d for d in api(airflow, "GET", "/api/v2/dags?limit=100", token(airflow))["dags"]}
+    assert dags["bank_payments"]["timetable_summary"] == "0 6 * * * Asia/Taipei"
+    assert dags["card_reconciliation"]["timetable_summary"] == "0 9 * * * America/Sao_Paulo"
+    assert dags["cashfile_import"]["timetable_summary"] == "Asset or 0 7 * * * Europe/London"
+
+
 def test_a_file_landing_in_s3_triggers_a_run_through_the_asset_watcher(airflow, pg, s3_hook):
     tok = token(airflow)
     wait_for(lambda: api(airflow, "GET", "/api/v2/dags/cashfile_import", tok), 120, "the DAG to be parsed")
