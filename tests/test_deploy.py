@@ -106,6 +106,43 @@ def test_helm_values_give_every_aws_component_its_own_role_and_keep_task_logs():
     )
 
 
+def _value_paths(values: dict, prefix: str = ""):
+    """Every key path a values file sets (``scheduler.serviceAccount.create``)."""
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _value_paths(value, f"{path}.")
+        else:
+            yield path
+
+
+def _not_chart_keys(values: dict) -> list[str]:
+    """The key paths of ``values`` that deploy/helm/chart-keys.txt (the chart's own keys) lacks."""
+    lines = (REPO / "deploy" / "helm" / "chart-keys.txt").read_text().splitlines()
+    facts = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    exact = {f for f in facts if not f.endswith(".*")}
+    open_below = tuple(f[:-1] for f in facts if f.endswith(".*"))
+    return [p for p in _value_paths(values) if p not in exact and not p.startswith(open_below)]
+
+
+def test_every_key_the_values_set_is_a_key_the_chart_declares():
+    """Helm ignores a key its chart does not have, without a word: each key path values.yaml sets
+    is one the chart declares (deploy/helm/chart-keys.txt, read from the chart's own values). A
+    top-level ``serviceAccount`` or a misspelt key is caught."""
+    import copy
+
+    assert _not_chart_keys(VALUES) == []
+    wrong = copy.deepcopy(VALUES)
+    wrong["serviceAccount"] = {"create": True}
+    wrong["workers"]["kubernetes"]["serviceAcount"] = {"create": True}
+    wrong["scheduler"]["replica"] = 2
+    assert sorted(_not_chart_keys(wrong)) == [
+        "scheduler.replica",
+        "serviceAccount.create",
+        "workers.kubernetes.serviceAcount.create",
+    ]
+
+
 def test_every_bucket_has_lifecycle_rules_for_production():
     """deploy/s3/lifecycle.json: one lifecycle configuration per bucket setting the flows read, each
     rule a valid S3 rule; the ages follow the seeds (cash files 30 days) and include/retention.yaml
