@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -197,3 +198,83 @@ def test_the_compose_banks_are_the_banks_of_banks_yaml():
     ).split()
     for bank in configured.values():
         assert bank["sftp_conn_id"] in secrets and bank["pgp_key_conn_id"] in secrets, bank
+
+
+def _python_stand_ins() -> list[str]:
+    return sorted(n for n, s in COMPOSE["services"].items() if "python -m devstack" in " ".join(s.get("command") or []))
+
+
+def _container_root(tmp: Path, svc: dict) -> Path:
+    """A directory laid out as the service's container sees its files: each bind mount copied to its
+    container path (nothing else of the repository), named volumes empty."""
+    import shutil
+
+    root = tmp / "root"
+    for volume in svc.get("volumes") or []:
+        source, target = volume.split(":")[:2]
+        inside = root / target.lstrip("/")
+        if source.startswith("./"):
+            shutil.copytree(REPO / source, inside)
+        else:
+            inside.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _service_python(tmp: Path, command: str) -> Path:
+    """A virtual environment holding only what the service's command installs with pip."""
+    import re
+    import subprocess
+    import sys
+
+    uv = Path(sys.executable).parent / "uv"
+    venv = tmp / "venv"
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, venv], check=True)
+    pins = [p for install in re.findall(r"pip install ([^&]+)", command) for p in install.split() if "==" in p]
+    if pins:
+        subprocess.run([uv, "pip", "install", "-q", "--python", venv / "bin" / "python", *pins], check=True)
+    return venv / "bin" / "python"
+
+
+@pytest.mark.parametrize("name", _python_stand_ins())
+def test_each_python_stand_in_runs_with_only_what_its_service_installs_and_mounts(name, tmp_path):
+    """Static checks miss what a container lacks. Each stand-in that runs our devstack code is run as
+    its service would be, without Docker: its bind mounts alone laid out at their container paths, a
+    Python holding only the packages its command installs, its environment with container paths
+    mapped. The credentials writer runs whole (and needs gpg, which its apt line must install); a
+    server is imported (it would run for ever)."""
+    import os
+    import re
+    import subprocess
+
+    svc = COMPOSE["services"][name]
+    command = " ".join(svc["command"])
+    root = _container_root(tmp_path, svc)
+    python = _service_python(tmp_path, command)
+    module = re.search(r"python -m ([\w.]+)", command)[1]
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    env |= {k: str(root / v.lstrip("/")) if v.startswith("/") else v for k, v in (svc.get("environment") or {}).items()}
+    code = (
+        f"import runpy; runpy.run_module({module!r}, run_name='__main__')"
+        if module == "devstack.secrets"
+        else f"import {module}"
+    )
+    done = subprocess.run(
+        [python, "-c", code],
+        cwd=root / svc["working_dir"].lstrip("/"),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"{name}: {done.stderr[-2000:]}"
+    if module == "devstack.secrets":
+        stack = Path(env["FINFLOWS_LOCAL"])
+        for made in (
+            "tls/server.pem",
+            "tls/server.key",
+            "keys/ftps_passwords.json",
+            "keys/google_sa_public.pem",
+            "keys/pgp/keys.json",
+        ):
+            assert (stack / made).is_file(), made
+        assert re.search(r"apt-get install [^&]*\bgnupg=", command), "the PGP keys need gpg in the container"
