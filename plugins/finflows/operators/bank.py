@@ -146,6 +146,7 @@ class BankPaymentFileOperator(_BankOperator):
 
         from finflows import files
         from finflows.flows.banking import common, payments
+        from finflows.flows.banking.delivery import SENT
 
         cfg, bank = self._bank(context)
         transport = common.transport(
@@ -165,9 +166,7 @@ class BankPaymentFileOperator(_BankOperator):
                 result = self._upload(conn, payments, args, encrypt, common.circuit_now(conn, bank.id))
         common.alert_uncertain(result.deliveries)  # treasury hears at once, not after the summary
         self._files = [
-            f"{bank.upload_path.rstrip('/')}/{d['file_name']}"
-            for d in result.deliveries
-            if d["outcome"] in ("uploaded", "already_there")
+            f"{bank.upload_path.rstrip('/')}/{d['file_name']}" for d in result.deliveries if d["outcome"] in SENT
         ]
         return asdict(result)
 

@@ -36,6 +36,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -82,13 +83,34 @@ class DecisionRefused(FinflowsError, ValueError):
     """A decision asked of a batch that is not waiting for one."""
 
 
+class Outcome(StrEnum):
+    """What one delivery of a batch's file came to (``Delivery.outcome``: logged, passed in XCom and
+    stored in ``pay.transfer`` as these strings)."""
+
+    UPLOADED = "uploaded"  # this try put the file there
+    ALREADY_THERE = "already_there"  # complete under its final name before this try: never sent twice
+    ALREADY_DELIVERED = "already_delivered"  # by an earlier try of the same run
+    QUEUED = "queued"  # not delivered; bank_transfer_retry tries again
+    UNCERTAIN = "uncertain"  # nobody can prove whether the bank has it: treasury decides
+    EXPIRED = "expired"  # past the bank's cutoff (or unanswered approval): cancelled
+    SKIPPED = "skipped"  # delivered, cancelled or failed before; or the bank's circuit is open
+    BUSY = "busy"  # another run holds the batch
+    GAVE_UP = "gave_up"  # refused in a way no retry changes, or out of retries
+    AWAITING_APPROVAL = "awaiting_approval"
+    REJECTED = "rejected"  # by the approver
+
+
+SENT = frozenset({Outcome.UPLOADED, Outcome.ALREADY_THERE})  # at the bank, as this try saw
+DELIVERED = SENT | {Outcome.ALREADY_DELIVERED}  # at the bank, by this try or an earlier one of the run
+STOPPED = frozenset({Outcome.GAVE_UP, Outcome.EXPIRED, Outcome.UNCERTAIN})  # not sent and not retried: a person acts
+PROBLEMS = STOPPED | {Outcome.QUEUED, Outcome.REJECTED, Outcome.AWAITING_APPROVAL}  # named in the treasury email
+
+
 @dataclass
 class Delivery:
     batch_id: int
     file_name: str
-    # uploaded | already_there | already_delivered (by an earlier try of the same run) | queued |
-    # uncertain | expired | skipped | busy | gave_up | awaiting_approval | rejected (by the approver)
-    outcome: str
+    outcome: str  # an Outcome
     payment_count: int = 0
     total_amount: int = 0
     attempts: int = 0
@@ -308,7 +330,7 @@ def _uncertain(conn, p: Parcel, reason: str, attempts: int, step: str) -> Delive
             status="sending",
             step=step,
         )
-        _transfer_row(cur, p, "uncertain", attempts, reason)
+        _transfer_row(cur, p, Outcome.UNCERTAIN, attempts, reason)
         cur.execute(
             """INSERT INTO pay.transfer_retry (batch_id, status, last_error) VALUES (%s, 'uncertain', %s)
                ON CONFLICT (batch_id) DO UPDATE SET status = 'uncertain', last_error = EXCLUDED.last_error,
@@ -316,7 +338,7 @@ def _uncertain(conn, p: Parcel, reason: str, attempts: int, step: str) -> Delive
             (b.id, reason[:4000]),
         )
     log.error("%s: %s UNCERTAIN: %s; waiting for treasury's decision, nothing is resent", b.bank, b.file_name, reason)
-    return _delivery(p, "uncertain", attempts, reason)
+    return _delivery(p, Outcome.UNCERTAIN, attempts, reason)
 
 
 def _queue(conn, p: Parcel, attempts: int, error: str, *, give_up: bool = False) -> Delivery:
@@ -343,7 +365,7 @@ def _queue(conn, p: Parcel, attempts: int, error: str, *, give_up: bool = False)
         error,
         "given up to a person" if give_up else "queued for bank_transfer_retry",
     )
-    return _delivery(p, "gave_up" if give_up else "queued", attempts, error)
+    return _delivery(p, Outcome.GAVE_UP if give_up else Outcome.QUEUED, attempts, error)
 
 
 def cancel(conn, b: Batch, run_id: str, why: str, *, part_removed: bool = False) -> Delivery:
@@ -361,7 +383,7 @@ def cancel(conn, b: Batch, run_id: str, why: str, *, part_removed: bool = False)
         )
     _step("cancel_committed")
     log.error("%s", why)
-    return Delivery(b.id, b.file_name, "expired", b.payment_count, b.total_amount, error=why)
+    return Delivery(b.id, b.file_name, Outcome.EXPIRED, b.payment_count, b.total_amount, error=why)
 
 
 # ---------------------------------------------------------------------------- a delivery
@@ -396,17 +418,17 @@ def deliver(
     now = now or dt.datetime.now(dt.UTC)
     with batch_lock(conn, batch_id) as mine:
         if not mine:
-            return Delivery(batch_id, "", "busy", error="another run is delivering this batch")
+            return Delivery(batch_id, "", Outcome.BUSY, error="another run is delivering this batch")
         b = read_batch(conn, batch_id)
         if b.status in ("uploaded", "cancelled", "failed"):
             when = f" at {b.uploaded_at:%Y-%m-%d %H:%M:%S %Z}" if b.uploaded_at else ""
             what = "already delivered" if b.status == "uploaded" else f"batch is {b.status}"
-            return Delivery(b.id, b.file_name, "skipped", b.payment_count, b.total_amount, error=f"{what}{when}")
+            return Delivery(b.id, b.file_name, Outcome.SKIPPED, b.payment_count, b.total_amount, error=f"{what}{when}")
         if b.status == "uncertain":
             return Delivery(
                 b.id,
                 b.file_name,
-                "uncertain",
+                Outcome.UNCERTAIN,
                 b.payment_count,
                 b.total_amount,
                 error=f"waiting for treasury's decision, not resent: {b.uncertain_reason}",
@@ -420,7 +442,7 @@ def deliver(
             return Delivery(
                 b.id,
                 b.file_name,
-                "awaiting_approval",
+                Outcome.AWAITING_APPROVAL,
                 b.payment_count,
                 b.total_amount,
                 error=f"approval is {b.approval}: nothing is sent before a second person approves it",
@@ -465,7 +487,7 @@ def _send(conn, p: Parcel, link: Link) -> Delivery:
                 # then makes the rename fail, and the settling below asks a person)
                 there = sftp_remote_copy(sftp, p.final, p.data, link.check)
                 if there == OURS:  # our bytes under the final name: an earlier delivery's record was lost
-                    return _delivered(conn, p, "already_there", tried, step="part")
+                    return _delivered(conn, p, Outcome.ALREADY_THERE, tried, step="part")
                 if there == OTHER:
                     return _uncertain(
                         conn,
@@ -484,7 +506,7 @@ def _send(conn, p: Parcel, link: Link) -> Delivery:
                 except Exception as e:
                     return _settle_rename(conn, p, link, f"the rename failed: {type(e).__name__}: {e}", tried)
                 _step("renamed")
-                return _delivered(conn, p, "uploaded", tried)
+                return _delivered(conn, p, Outcome.UPLOADED, tried)
         except BatchMoved:
             raise
         except Exception as e:
@@ -516,7 +538,7 @@ def _settle_rename(conn, p: Parcel, link: Link, why: str, tried: int) -> Deliver
             with link.sftp_hook.get_managed_conn() as sftp:
                 final = sftp_remote_copy(sftp, p.final, p.data, link.check)
                 if final == OURS:
-                    return _delivered(conn, p, "already_there", tried + n)
+                    return _delivered(conn, p, Outcome.ALREADY_THERE, tried + n)
                 if final == UNKNOWN:
                     return _uncertain(
                         conn, p, f"{why}; the server lets us see neither name (upload_check trust)", tried + n, "rename"
@@ -533,7 +555,7 @@ def _settle_rename(conn, p: Parcel, link: Link, why: str, tried: int) -> Deliver
                     )
                 sftp.rename(p.part, p.final)  # the one part that can become the final name: at most once
                 _step("renamed")
-                return _delivered(conn, p, "uploaded", tried + n)
+                return _delivered(conn, p, Outcome.UPLOADED, tried + n)
         except BatchMoved:
             raise
         except Exception as e:
@@ -550,7 +572,7 @@ def _settle_after_cutoff(conn, p: Parcel, link: Link, why: str, too_late: str) -
         with link.sftp_hook.get_managed_conn() as sftp:
             final = sftp_remote_copy(sftp, p.final, p.data, link.check)
             if final == OURS:
-                return _delivered(conn, p, "already_there", 1)
+                return _delivered(conn, p, Outcome.ALREADY_THERE, 1)
             part = sftp_remote_copy(sftp, p.part, p.data, link.check)
             if final == ABSENT and part != ABSENT:
                 sftp.remove(p.part)
@@ -621,7 +643,7 @@ def uncertain_alert(deliveries: list[dict], base_url: str = ""):
     """Treasury's email, sent at once, for the deliveries of a run that ended ``uncertain``; None when none did."""
     from finflows.emails import Email
 
-    stuck = [d for d in deliveries if d["outcome"] == "uncertain"]
+    stuck = [d for d in deliveries if d["outcome"] == Outcome.UNCERTAIN]
     if not stuck:
         return None
     lines = [

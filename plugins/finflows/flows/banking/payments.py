@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from finflows import settings
 from finflows.flows.banking import delivery, health
 from finflows.flows.banking.banks import AboveAmount, Bank, BankConfig, FileFormat
-from finflows.flows.banking.delivery import Delivery
+from finflows.flows.banking.delivery import DELIVERED, PROBLEMS, Delivery, Outcome
 from finflows.formats import ach
 from finflows.transfer import TransferError
 
@@ -79,11 +79,7 @@ class BankRun:
             "finance monitor)"
             for h in self.held
         ]
-        out += [
-            f"{d['file_name']}: {d['outcome']} ({d['error']})"
-            for d in self.deliveries
-            if d["outcome"] in ("queued", "gave_up", "expired", "uncertain", "rejected", "awaiting_approval")
-        ]
+        out += [f"{d['file_name']}: {d['outcome']} ({d['error']})" for d in self.deliveries if d["outcome"] in PROBLEMS]
         a = self.approval or {}
         if a.get("decision") in ("rejected", "expired", "refused"):
             who = f" by {a['by']}" if a.get("by") else ""
@@ -507,7 +503,7 @@ def prepare_bank(
     bank = cfg.bank(bank_id)
     left = upload_bank(conn, cfg=cfg, bank_id=bank_id, now=now, run_id=run_id, transport=transport, encrypt=encrypt)
     result = make_batches(conn, cfg, bank_id, now, run_id)
-    result.deliveries = [d for d in left if d["outcome"] not in ("awaiting_approval", "already_delivered")]
+    result.deliveries = [d for d in left if d["outcome"] not in (Outcome.AWAITING_APPROVAL, Outcome.ALREADY_DELIVERED)]
     rows = conn.execute(
         "SELECT id FROM pay.batch WHERE bank = %s AND status = 'batched' AND archive_uri IS NULL ORDER BY id",
         (bank_id,),
@@ -577,7 +573,7 @@ def delivered_by_run(conn, bank_id: str, run_id: str, exclude: frozenset[int] | 
                 Delivery(
                     batch_id,
                     name,
-                    "already_delivered",
+                    Outcome.ALREADY_DELIVERED,
                     count,
                     int(total),
                     attempts,
@@ -672,7 +668,7 @@ def retry_one(
     ).fetchone()
     name, day, tried = row
     if circuit is not None and not circuit.allows_payments and now < delivery.cutoff(bank, day):
-        return Delivery(batch_id, name, "skipped", error=circuit.describe(TAIPEI))
+        return Delivery(batch_id, name, Outcome.SKIPPED, error=circuit.describe(TAIPEI))
     d = deliver_batch(
         conn,
         cfg=cfg,
@@ -684,12 +680,12 @@ def retry_one(
         now=now,
         from_retry_queue=True,
     )
-    if d.outcome == "queued" and tried + 1 >= limit:
+    if d.outcome == Outcome.QUEUED and tried + 1 >= limit:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(
                 "UPDATE pay.transfer_retry SET status = 'gave_up', updated_at = now() WHERE batch_id = %s", (batch_id,)
             )
-        d.outcome = "gave_up"
+        d.outcome = Outcome.GAVE_UP
     return d
 
 
@@ -697,9 +693,7 @@ def summary(runs: Sequence[dict], subject_prefix: str = "[finflows] bank payment
     """Subject and HTML body of the treasury email."""
     import html
 
-    files = [
-        d for r in runs for d in r["deliveries"] if d["outcome"] in ("uploaded", "already_there", "already_delivered")
-    ]
+    files = [d for r in runs for d in r["deliveries"] if d["outcome"] in DELIVERED]
     problems = [p for r in runs for p in BankRun(**r).problems]
     skipped = [r for r in runs if r.get("skipped_reason")]
     count = sum(d["payment_count"] for d in files)

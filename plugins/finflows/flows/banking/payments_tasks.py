@@ -7,6 +7,7 @@ import logging
 from finflows import metrics
 from finflows.flows.banking import payments
 from finflows.flows.banking.common import email_treasury
+from finflows.flows.banking.delivery import DELIVERED, Outcome
 from finflows.task_support import (
     fail_run_if_any,
     nothing_upstream,
@@ -28,10 +29,10 @@ def summarise(bank_ids: list[str], outcomes: list[dict | None]) -> dict:
         subject = subject.replace(" OK:", " PROBLEMS:")
     email_treasury(subject, body)
     log.info("%s", subject)
-    sent = [d for r in runs for d in r["deliveries"] if d["outcome"] == "uploaded"]
+    sent = [d for r in runs for d in r["deliveries"] if d["outcome"] == Outcome.UPLOADED]
     metrics.emit_outcomes("bank_payments", sent, len(failed), "payment_count")
     problems = [f"{r['bank']}: {p}" for r in runs for p in payments.BankRun(**r).problems]
     problems += [f"skipped {r['skipped_reason']}" for r in runs if r.get("left_pending")]
     fail_run_if_any(failed + problems, len(bank_ids), "bank")
-    delivered = ("uploaded", "already_there", "already_delivered")  # a cleared try reports its run's files too
-    return {"banks": len(runs), "files": sum(1 for r in runs for d in r["deliveries"] if d["outcome"] in delivered)}
+    # a cleared try reports its run's files too (already_delivered)
+    return {"banks": len(runs), "files": sum(1 for r in runs for d in r["deliveries"] if d["outcome"] in DELIVERED)}

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from finflows import files, settings
 from finflows.flows.banking import banks, payments
 from finflows.flows.banking.common import alert_uncertain, circuit_now, email_treasury, run_id, transport
+from finflows.flows.banking.delivery import SENT, STOPPED
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,
@@ -52,10 +53,10 @@ def retry_transfers(everything: bool) -> dict:
     runs = [{"bank": b, **v} for b, v in by_bank.items()]
     if runs:
         email_treasury(*payments.summary(runs, "[finflows] bank transfer retry"))
-    gave_up = [f"{d['file_name']}: {d['outcome']}" for d in done if d["outcome"] in ("gave_up", "expired", "uncertain")]
+    gave_up = [f"{d['file_name']}: {d['outcome']}" for d in done if d["outcome"] in STOPPED]
     fail_run_if_any(gave_up, len(done), "queued transfer")
     return {
         "tried": len(done),
-        "delivered": sum(1 for d in done if d["outcome"] in ("uploaded", "already_there")),
+        "delivered": sum(1 for d in done if d["outcome"] in SENT),
         "waiting": sum(n for _bank, n, _oldest in queue),
     }
