@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from finflows.errors import FinflowsError
-from finflows.formats.fixedwidth import FieldError, FormatError
+from finflows.formats.fixedwidth import FieldError, FileNameRefused, FormatError
 from finflows.settings import Limit
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def refusal_for(error: FormatError) -> Refusal:
     """The rule a layout's refusal breaks: its size, its name, or its content."""
     if isinstance(error, FileTooLarge):
         return Refusal.TOO_LARGE
-    if error.errors and all(e.field == "file_name" for e in error.errors):
+    if isinstance(error, FileNameRefused):
         return Refusal.NAME
     return Refusal.LAYOUT
 

@@ -104,8 +104,16 @@ def test_file_names_are_normalised(name, expected):
 
 @pytest.mark.parametrize("name", ["payments.dat", "CashFile20260231.dat", "CashFile2026011.dat"])
 def test_file_names_without_a_real_date_are_refused(name):
-    with pytest.raises(FormatError, match="file_name"):
+    """Refused by the name rule: the error is a FileNameRefused, which the quarantine report, the
+    control row and the email call rule ``name`` (a layout error naming a field is not one)."""
+    from finflows import files
+    from finflows.formats.fixedwidth import FieldError, FileNameRefused
+
+    with pytest.raises(FileNameRefused, match="file_name") as refused:
         normalise_name(name)
+    assert files.refusal_for(refused.value) is files.Refusal.NAME
+    layout = FormatError(name, [FieldError(1, "file_name", name, "a field that happens to be called so")])
+    assert files.refusal_for(layout) is files.Refusal.LAYOUT
 
 
 records = st.fixed_dictionaries(

@@ -20,8 +20,7 @@ from finflows.formats.fixedwidth import (
     Digits,
     Errors,
     Field,
-    FieldError,
-    FormatError,
+    FileNameRefused,
     Layout,
     Pattern,
     ReadStats,
@@ -51,11 +50,11 @@ def normalise_name(name: str) -> str:
     base = name.rsplit("/", 1)[-1]
     m = _NAME.match(base)
     if not m:
-        raise FormatError(base, [FieldError(0, "file_name", base, "does not look like CashFileYYYYMMDD.dat")])
+        raise FileNameRefused(base, "does not look like CashFileYYYYMMDD.dat")
     try:
         day = dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     except ValueError:
-        raise FormatError(base, [FieldError(0, "file_name", base, "does not name a real payment date")]) from None
+        raise FileNameRefused(base, "does not name a real payment date") from None
     return f"CashFile{day:%Y%m%d}.dat"
 
 

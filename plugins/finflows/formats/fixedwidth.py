@@ -65,6 +65,13 @@ class FormatError(FinflowsError, ValueError):
         }
 
 
+class FileNameRefused(FormatError):
+    """A file whose name breaks its flow's naming rule: refused before a byte of it is read."""
+
+    def __init__(self, file_name: str, why: str):
+        super().__init__(file_name, [FieldError(0, "file_name", file_name, why)])
+
+
 class RecordError(FinflowsError, ValueError):
     def __init__(self, errors: list[tuple[str, str, str]]):
         self.errors = errors  # (field, value, reason)

@@ -24,7 +24,7 @@ from finflows.formats.card_statement import (
     is_statement_name,
     read_statement,
 )
-from finflows.formats.fixedwidth import FieldError, FormatError
+from finflows.formats.fixedwidth import FileNameRefused
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class Statements(inbox.InboxFlow):
     def file_name(self, raw_name: str) -> str:
         if not is_statement_name(raw_name):
             why = "is not EXTRATO_UNICA_<establishment>_<YYYYMMDD>_<seq>"
-            raise FormatError(raw_name, [FieldError(0, "file_name", raw_name, why)])
+            raise FileNameRefused(raw_name, why)
         return raw_name
 
     def process(self, conn, path: Path, f: files.Incoming) -> tuple[files.Decision, dict]:
