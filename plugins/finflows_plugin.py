@@ -8,7 +8,7 @@ name, and ``plugins/.airflowignore`` keeps it out of the ``finflows`` package.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
@@ -31,7 +31,7 @@ class FinflowsPlugin(AirflowPlugin):
 
         return [ZonedCron]
 
-    external_views: ClassVar[list[dict]] = [
+    external_views: list[Any] = [  # noqa: RUF012 (an instance attribute of AirflowPlugin, declared so there)
         {
             "name": "Finance monitor",
             "href": "finflows/api/ui",  # relative: works behind a proxy prefix

@@ -76,7 +76,8 @@ def deadline(dag_id: str):
     """
     if not settings.deadlines_on():
         return None
-    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+    # exported by airflow.sdk lazily (its __getattr__), which mypy cannot follow in 3.3.2
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference  # type: ignore[attr-defined]
 
     minutes = settings.deadline_minutes(dag_id, EXPECTED_MINUTES[dag_id])
     return DeadlineAlert(

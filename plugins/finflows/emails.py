@@ -69,7 +69,7 @@ def failure_email(
     run_id: str,
     map_index: int | None,
     try_number: int | None,
-    exception: BaseException | None,
+    exception: BaseException | str | None,  # Airflow passes a string when the task was killed from outside
     base_url: str,
 ) -> Email:
     """The email for a failed task. A rejected file (``files.FileRejected``: the task's exception,

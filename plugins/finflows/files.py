@@ -78,7 +78,7 @@ class FileRejected(FinflowsError):
         return f"{self.quarantined}.error.json" if self.quarantined else None
 
 
-def rejection_of(exception: BaseException | None) -> FileRejected | None:
+def rejection_of(exception: BaseException | str | None) -> FileRejected | None:
     """The refused file behind a task's failure: the exception itself, or the one it was raised
     from (``task_support.bad_input_fails_without_retry``)."""
     for e in (exception, getattr(exception, "__cause__", None)):

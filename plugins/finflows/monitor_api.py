@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 PAYMENTS_DAG = "bank_payments"
 
 
-def _allowed(user, method: str, run: bool = False) -> bool:
+def _allowed(user, method: Literal["GET", "POST"], run: bool = False) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 

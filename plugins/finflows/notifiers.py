@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseNotifier
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
 class OperationsEmailNotifier(BaseNotifier):
@@ -28,7 +31,7 @@ class OperationsEmailNotifier(BaseNotifier):
         super().__init__()
         self.to, self.smtp_conn_id = to, smtp_conn_id
 
-    def notify(self, context: dict[str, Any]) -> None:
+    def notify(self, context: Context) -> None:
         from finflows import emails, links, settings
 
         ti = context["ti"]
@@ -62,7 +65,7 @@ class SnsTopicNotifier(BaseNotifier):
         super().__init__()
         self.target_arn, self.subject, self.message, self.aws_conn_id = target_arn, subject, message, aws_conn_id
 
-    def notify(self, context: dict[str, Any]) -> None:
+    def notify(self, context: Context) -> None:
         from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 
         SnsNotifier(

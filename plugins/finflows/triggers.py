@@ -53,6 +53,8 @@ class SqsEventTrigger(BaseEventTrigger):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         batch = payload["message_batch"]
+        if not self.park:  # run() parks only when there is a place to park in
+            raise ValueError("no park location for a message batch")
         bucket, _, prefix = self.park.removeprefix("s3://").partition("/")
         key = f"{prefix}{uuid.uuid4()}.json"
         S3Hook(aws_conn_id=self.kwargs.get("aws_conn_id")).load_string(
