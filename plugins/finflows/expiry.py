@@ -39,12 +39,11 @@ def warnings(
     return out
 
 
-CHARGEBACK_DESTINATIONS = Path(__file__).resolve().parents[2] / "include" / "chargeback_destinations.json"
-
-
-def watched(cfg, destinations: Path = CHARGEBACK_DESTINATIONS) -> list[tuple[str, Callable[[], dt.datetime | None]]]:
-    """(what, reader) for every key and certificate a flow depends on."""
+def watched(cfg, destinations: Path | None = None) -> list[tuple[str, Callable[[], dt.datetime | None]]]:
+    """(what, reader) for every key and certificate a flow depends on (``destinations``: the
+    chargeback destinations file, chargeback_export's own by default)."""
     from finflows import settings
+    from finflows.flows.chargeback_export.chargeback import CONFIG
     from finflows.flows.chargeback_export.chargeback import load_config as load_destinations
     from finflows.hooks.ftp import FTPSHook
     from finflows.hooks.pgp import PgpHook
@@ -66,7 +65,7 @@ def watched(cfg, destinations: Path = CHARGEBACK_DESTINATIONS) -> list[tuple[str
     ftps = [("the card acquirer's FTPS certificate", settings.CONN_FTPS_ACQUIRER)]
     ftps += [
         (f"{company}'s FTPS certificate", d["conn_id"])
-        for company, d in sorted(load_destinations(destinations)["destinations"].items())
+        for company, d in sorted(load_destinations(destinations or CONFIG)["destinations"].items())
         if d.get("protocol") == "ftps"
     ]
     items += [(f"{what} ({conn_id})", FTPSHook(ftp_conn_id=conn_id).certificate_expires) for what, conn_id in ftps]
