@@ -6,16 +6,14 @@ Nothing here is ever used outside loopback; production credentials live in a sec
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import secrets
 from pathlib import Path
 
 import asyncssh
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devstack.config import BANKS, FTP_USERS, FTPS_USERS, KEYS, TLS
 
@@ -47,54 +45,33 @@ def ssh_keys() -> dict[str, Path | str]:
     }
 
 
+CERT_DAYS = 90  # the server certificate's life, as a public CA's; renewed when under RENEW_DAYS are left
+RENEW_DAYS = 45  # more than the expiry warning's 30 days: the stack's own certificate never warns
+
+
 def tls_certs() -> dict[str, Path]:
-    """A local CA and a server certificate for 127.0.0.1/localhost signed by it."""
-    ca_key_p, ca_p, key_p, cert_p = TLS / "ca.key", TLS / "ca.pem", TLS / "server.key", TLS / "server.pem"
-    bundle = TLS / "ca-bundle.pem"
-    if not cert_p.exists():
-        now = dt.datetime.now(dt.UTC)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "finflows local CA")])
-        ca = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256())
+    """A local CA and a server certificate for 127.0.0.1/localhost signed by it (trustme), made
+    again when missing or close to its end."""
+    import trustme
+
+    ca_p, key_p, cert_p, bundle = TLS / "ca.pem", TLS / "server.key", TLS / "server.pem", TLS / "ca-bundle.pem"
+    now = dt.datetime.now(dt.UTC)
+    if not cert_p.exists() or x509.load_pem_x509_certificate(
+        cert_p.read_bytes()
+    ).not_valid_after_utc < now + dt.timedelta(days=RENEW_DAYS):
+        ca = trustme.CA(organization_name="finflows local stack")
+        leaf = ca.issue_cert(
+            "localhost",
+            "127.0.0.1",
+            common_name="localhost",
+            organization_name="finflows local stack",
+            not_before=now - dt.timedelta(minutes=5),
+            not_after=now + dt.timedelta(days=CERT_DAYS),
         )
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=90))
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        pem = serialization.Encoding.PEM
-        nopass = serialization.NoEncryption()
-        pkcs8 = serialization.PrivateFormat.PKCS8
-        _write_private(ca_key_p, ca_key.private_bytes(pem, pkcs8, nopass))
-        ca_p.write_bytes(ca.public_bytes(pem))
-        _write_private(key_p, key.private_bytes(pem, pkcs8, nopass))
-        cert_p.write_bytes(cert.public_bytes(pem))
+        TLS.mkdir(parents=True, exist_ok=True)
+        ca_p.write_bytes(ca.cert_pem.bytes())
+        _write_private(key_p, leaf.private_key_pem.bytes())
+        cert_p.write_bytes(leaf.cert_chain_pems[0].bytes())
     # Trust store for clients: the system's CAs plus ours (SSL_CERT_FILE).
     system = Path("/etc/ssl/certs/ca-certificates.crt")
     bundle.write_bytes((system.read_bytes() if system.exists() else b"") + ca_p.read_bytes())

@@ -737,6 +737,9 @@ def up() -> dict[str, str]:
     applied = migrate()
     if applied:
         log(f"migrations applied: {', '.join(applied)}")
+    cert = mat["tls"]["cert"].stat().st_mtime
+    if (pid := _read_pid("ftps")) and _alive(pid) and _pidfile("ftps").stat().st_mtime < cert:
+        stop_service("ftps")  # it serves the certificate before the one just made (renewed): start it again
     for name in SERVICES[1:]:
         start_service(name, mat)
     provision_aws()
