@@ -38,6 +38,45 @@ def test_reads_details_as_copy_rows_with_totals():
     assert (cols["store_id"], cols["product_type"], cols["product_code"]) == ("000012345678901", "C", "001")
 
 
+def test_the_reader_holds_the_dimension_members_its_rows_name_until_there_are_too_many(monkeypatch):
+    """The stores, sale and entry dates and products of the rows, held for the loader's dimension
+    upserts; past MEMBERS_HELD none are (the loader then reads them from the facts)."""
+    import datetime as dt
+
+    from finflows.formats import card_statement
+
+    day = dt.date(2026, 11, 2)
+    rows, stats = read(
+        statement(
+            [
+                detail(
+                    i + 2,
+                    store_id=f"0000000000{i % 3:05d}",
+                    txn_date=day + dt.timedelta(days=i % 2),
+                    entry_date=day + dt.timedelta(days=30 + i),
+                    product_type="CDV"[i % 3],
+                    product_code=f"{1 + i % 2:03d}",
+                )
+                for i in range(4)
+            ]
+        )
+    )
+    cols = [dict(zip(COPY_COLUMNS, r.split("\t"), strict=True)) for r in rows]
+    assert stats.members is not None
+    assert stats.members.stores == {c["store_id"] for c in cols} == {f"0000000000{i:05d}" for i in range(3)}
+    days = {c[k].replace("-", "") for c in cols for k in ("txn_date", "entry_date")}
+    assert stats.members.days == days and len(days) == 6
+    assert (
+        stats.members.products
+        == {c["product_type"] + c["product_code"] for c in cols}
+        == {"C001", "D002", "V001", "C002"}
+    )
+    monkeypatch.setattr(card_statement, "MEMBERS_HELD", 12)
+    assert read(statement(4))[1].members is not None  # 1 store, 2 days, 1 product
+    monkeypatch.setattr(card_statement, "MEMBERS_HELD", 3)
+    assert read(statement(4))[1].members is None
+
+
 def test_lf_line_ends_and_latin1_text_are_read():
     lines = statement_lines([detail(2, order_code="PEDIDO AÇÃO")])
     rows, _ = read("\n".join(lines).encode("latin-1") + b"\n")

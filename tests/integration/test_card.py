@@ -286,10 +286,19 @@ def test_a_statement_that_grows_past_the_limit_while_read_is_cut_off(ftps_hook, 
     assert (tmp_path / big).stat().st_size <= 100_000
 
 
-def test_every_store_date_and_product_a_statement_names_reaches_its_dimension(s3_hook, pg, load, unique):
-    """The dimensions are filled from the facts just copied (no set of keys held in Python): each
-    store, each sale and entry date, each product with its type's name."""
+@pytest.mark.parametrize("held", [True, False], ids=["members held by the reader", "members read from the facts"])
+def test_every_store_date_and_product_a_statement_names_reaches_its_dimension(
+    s3_hook, pg, load, unique, monkeypatch, held
+):
+    """Each store, each sale and entry date, each product with its type's name reaches its
+    dimension: from the members the reader held, and (a statement naming more than MEMBERS_HELD,
+    here made 2) from the facts just copied, nothing held in Python."""
     import datetime as dt
+
+    from finflows.formats import card_statement
+
+    if not held:
+        monkeypatch.setattr(card_statement, "MEMBERS_HELD", 2)
 
     fname = name(unique)
     stores = [f"{int(unique, 16) % 10**9:09d}{i:06d}" for i in range(3)]

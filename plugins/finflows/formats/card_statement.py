@@ -153,6 +153,9 @@ COPY_COLUMNS = DETAIL.copy_columns
 _I = {name: i for i, name in enumerate(DETAIL.names)}
 _SEQ = DETAIL.fields[_I["record_seq"]].slice
 _CARD = DETAIL.fields[_I["card"]].slice
+_STORE, _TXN_DATE, _ENTRY_DATE, _PRODUCT_TYPE, _PRODUCT_CODE = (
+    DETAIL.fields[_I[n]].slice for n in ("store_id", "txn_date", "entry_date", "product_type", "product_code")
+)
 _NAME = re.compile(r"^EXTRATO_UNICA_([0-9]+)_([0-9]{8})_([0-9]+)(\.txt)?$", re.IGNORECASE)
 
 
@@ -167,6 +170,32 @@ def is_statement_name(name: str) -> bool:
     return True
 
 
+MEMBERS_HELD = (
+    50_000  # distinct dimension members a read holds (a few MB); past it the loader reads them from the facts
+)
+
+
+@dataclass
+class Members:
+    """The dimension members the details name, as the file has them: store ids, sale and entry
+    dates (``YYYYMMDD``), products (type and code, 4 characters). Held while there are at most
+    ``MEMBERS_HELD``; a statement with more (a million stores) drops them, and its loader gathers
+    the members from the facts it copied instead: memory stays flat whatever the file holds."""
+
+    stores: set[str] = field(default_factory=set)
+    days: set[str] = field(default_factory=set)
+    products: set[str] = field(default_factory=set)
+
+    def size(self) -> int:
+        return len(self.stores) + len(self.days) + len(self.products)
+
+    def meet(self, line: str) -> None:
+        self.stores.add(line[_STORE])
+        self.days.add(line[_TXN_DATE])
+        self.days.add(line[_ENTRY_DATE])
+        self.products.add(line[_PRODUCT_TYPE] + line[_PRODUCT_CODE])
+
+
 @dataclass
 class StatementStats:
     lines: int = 0
@@ -174,6 +203,7 @@ class StatementStats:
     gross: Decimal = Decimal(0)
     net: Decimal = Decimal(0)
     header: dict = field(default_factory=dict)
+    members: Members | None = field(default_factory=Members)  # None: more than MEMBERS_HELD
 
 
 def _shown(field_name: str, value: str) -> str:
@@ -200,6 +230,8 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
     g_of = DETAIL.group_index
     gross_g, net_g, seq_g = g_of("gross"), g_of("net"), g_of("record_seq")
     gross_cents = net_cents = 0
+    members = stats.members
+    held = MEMBERS_HELD
     trailer: tuple | None = None
     trailer_line = 0
     line_no = last = 0  # last: the last line that is not blank (trailing blank lines are tolerated)
@@ -226,6 +258,10 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
                 if headed and int(g[seq_g]) != line_no:
                     error(line_no, "record_seq", g[seq_g], f"breaks the sequence: expected {line_no:06d}")
                 stats.details += 1
+                if members is not None:
+                    members.meet(line)
+                    if not line_no & 0xFFF and members.size() > held:
+                        members = stats.members = None
                 gross_cents += int(g[gross_g] + g[gross_g + 1])
                 net_cents += int(g[net_g] + g[net_g + 1])
                 yield row
@@ -253,6 +289,8 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
             if headed and int(line[_SEQ]) != line_no:
                 error(line_no, "record_seq", line[_SEQ], f"breaks the sequence: expected {line_no:06d}")
             stats.details += 1
+            if members is not None:
+                members.meet(line)
             gross_cents += int(line[DETAIL.fields[_I["gross"]].slice])
             net_cents += int(line[DETAIL.fields[_I["net"]].slice])
             yield copy_row(line)
@@ -267,6 +305,8 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
         else:
             error(line_no, "record_type", kind, "is not A0, CV or A9")
     stats.lines = last
+    if members is not None and members.size() > held:
+        stats.members = None
     stats.gross = Decimal(gross_cents).scaleb(-2)
     stats.net = Decimal(net_cents).scaleb(-2)
     if last == 0:

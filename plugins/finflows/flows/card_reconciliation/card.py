@@ -20,6 +20,7 @@ from finflows import files, inbox, settings
 from finflows.formats.card_statement import (
     COPY_COLUMNS,
     PRODUCT_TYPES,
+    Members,
     StatementStats,
     is_statement_name,
     read_statement,
@@ -158,7 +159,7 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
         stats = StatementStats()
         with path.open("rb") as f, files.gc_paused():
             files.copy_lines(cur, _COPY, f"{file_id}\t", read_statement(f, file_name, stats), batch=500)
-        _upsert_dimensions(cur, file_id)
+        _upsert_dimensions(cur, file_id, stats.members)
         files.finish_control(cur, file_id, stats.lines, stats.details, stats.gross)
         files.record_event(
             cur,
@@ -172,31 +173,46 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
     return files.Decision.NEW, {"records": stats.details, "gross": stats.gross, "net": stats.net}
 
 
-def _upsert_dimensions(cur, file_id: int) -> None:
-    """The dimension members this file's facts name, from the facts just copied (by the file's key):
-    the set of stores, dates and products is never held in Python, however many a file has."""
-    cur.execute(
-        """INSERT INTO card.dim_date (day, year, month, day_of_month, iso_dow, is_weekend)
+def _dimension_inserts(days: str, stores: str, products: str) -> tuple[str, str, str]:
+    """The three dimension upserts, each from a query of its members."""
+    return (
+        f"""INSERT INTO card.dim_date (day, year, month, day_of_month, iso_dow, is_weekend)
            SELECT d, extract(year FROM d), extract(month FROM d), extract(day FROM d), extract(isodow FROM d),
                   extract(isodow FROM d) >= 6
-             FROM (SELECT txn_date FROM card.fact_transaction WHERE file_id = %(f)s
-                   UNION SELECT entry_date FROM card.fact_transaction WHERE file_id = %(f)s) AS days (d)
-           ON CONFLICT DO NOTHING""",
-        {"f": file_id},
-    )
-    cur.execute(
-        "INSERT INTO card.dim_store (store_id) SELECT DISTINCT store_id FROM card.fact_transaction "
-        "WHERE file_id = %s ON CONFLICT DO NOTHING",
-        (file_id,),
-    )
-    cur.execute(
-        """INSERT INTO card.dim_product (product_type, product_code, type_name)
+             FROM ({days}) AS days (d)
+           ON CONFLICT DO NOTHING""",  # noqa: S608 (our constants)
+        f"INSERT INTO card.dim_store (store_id) {stores} ON CONFLICT DO NOTHING",
+        f"""INSERT INTO card.dim_product (product_type, product_code, type_name)
            SELECT p.product_type, p.product_code, t.type_name
-             FROM (SELECT DISTINCT product_type, product_code FROM card.fact_transaction WHERE file_id = %s) p
-             JOIN unnest(%s::char[], %s::text[]) AS t (product_type, type_name) USING (product_type)
-           ON CONFLICT DO NOTHING""",
-        (file_id, list(PRODUCT_TYPES), list(PRODUCT_TYPES.values())),
+             FROM ({products}) AS p (product_type, product_code)
+             JOIN unnest(%(types)s::char[], %(type_names)s::text[]) AS t (product_type, type_name) USING (product_type)
+           ON CONFLICT DO NOTHING""",  # noqa: S608 (our constants)
     )
+
+
+# a dimension's members: the reader's sets (a statement naming at most MEMBERS_HELD), or the facts
+# just copied, by the file's key (one naming more: nothing held in Python, one pass per dimension)
+_FROM_MEMBERS = _dimension_inserts(
+    "SELECT unnest(%(days)s::date[])",
+    "SELECT unnest(%(stores)s::text[])",
+    "SELECT left(p, 1), right(p, 3) FROM unnest(%(products)s::text[]) AS p",
+)
+_FROM_FACTS = _dimension_inserts(
+    "SELECT txn_date FROM card.fact_transaction WHERE file_id = %(f)s "
+    "UNION SELECT entry_date FROM card.fact_transaction WHERE file_id = %(f)s",
+    "SELECT DISTINCT store_id FROM card.fact_transaction WHERE file_id = %(f)s",
+    "SELECT DISTINCT product_type, product_code FROM card.fact_transaction WHERE file_id = %(f)s",
+)
+
+
+def _upsert_dimensions(cur, file_id: int, members: Members | None) -> None:
+    """The dimension members this file's facts name: from the reader's sets while it held them (no
+    second pass over a million facts), else from the facts just copied."""
+    params: dict = {"f": file_id, "types": list(PRODUCT_TYPES), "type_names": list(PRODUCT_TYPES.values())}
+    if members is not None:
+        params |= {"days": sorted(members.days), "stores": sorted(members.stores), "products": sorted(members.products)}
+    for statement in _FROM_MEMBERS if members is not None else _FROM_FACTS:
+        cur.execute(statement, params)
 
 
 def control_summary(conn, file_name: str) -> dict:
