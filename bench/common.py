@@ -39,7 +39,8 @@ def write_rows(name: str, rows: list[dict[str, str]]) -> None:
     import time
 
     measured = time.strftime("%Y-%m-%d")
-    (RESULTS / f"{name}.json").write_text(json.dumps([r | {"measured": measured} for r in rows], indent=1))
+    dated = [r if "measured" in r else r | {"measured": measured} for r in rows]  # a kept row keeps its date
+    (RESULTS / f"{name}.json").write_text(json.dumps(dated, indent=1))
 
 
 def median(values: list[float]) -> float:
@@ -72,3 +73,23 @@ def psql_script(dsn: str, script: str) -> str:
         capture_output=True,
         text=True,
     ).stdout
+
+
+def scratch_dsn(name: str) -> str:
+    """The DSN of the scratch database ``name`` on the local stack's PostgreSQL."""
+    from devstack import stack
+
+    return stack.pg_dsn().rsplit("/", 1)[0] + f"/{name}"
+
+
+def fresh_database(name: str) -> str:
+    """A scratch database ``name`` made anew with every migration applied (the flows' tables, no
+    rows): a benchmark's figures then depend neither on what the tests left in the stack's
+    database nor on an earlier benchmark. Returns its DSN; ``stack.drop_database`` removes it."""
+    from devstack import stack
+    from finflows.migrations import apply_migrations
+
+    stack.drop_database(name)
+    stack.create_database(name, "finflows")
+    apply_migrations(scratch_dsn(name), Path(__file__).resolve().parents[1] / "include" / "sql")
+    return scratch_dsn(name)

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
-from bench.common import write_rows  # noqa: E402
+from bench.common import fresh_database, scratch_dsn, write_rows  # noqa: E402
 from devstack import stack  # noqa: E402
 
 DB = "finflows_history"
@@ -46,15 +46,7 @@ PENDING_TODAY = 200  # per bank, waiting for today's batching
 
 
 def dsn() -> str:
-    return stack.pg_dsn().rsplit("/", 1)[0] + f"/{DB}"
-
-
-def fresh_database() -> None:
-    from finflows.migrations import apply_migrations
-
-    stack.drop_database(DB)
-    stack.create_database(DB, "finflows")
-    apply_migrations(dsn(), REPO / "include" / "sql")
+    return scratch_dsn(DB)
 
 
 def _triggers(conn, on: bool) -> None:
@@ -236,7 +228,7 @@ def main() -> list[dict[str, str]]:
 
     from finflows.flows.banking import banks
 
-    fresh_database()
+    fresh_database(DB)
     cfg = banks.load()
     bank_list = [(b.id, bool(b.success_code)) for b in cfg.banks.values()]
     at: dict[int, dict[str, float]] = {}
