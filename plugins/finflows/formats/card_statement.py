@@ -170,9 +170,8 @@ def is_statement_name(name: str) -> bool:
     return True
 
 
-MEMBERS_HELD = (
-    50_000  # distinct dimension members a read holds (a few MB); past it the loader reads them from the facts
-)
+# distinct dimension members a read holds (a few MB); past it the loader reads them from the facts
+MEMBERS_HELD = 50_000
 
 
 @dataclass
