@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 
-from bench.common import alternate, fresh_database, measure, median, write_rows  # noqa: E402
+from bench.common import RESULTS, alternate, fresh_database, measure, median, scratch_dsn, write_rows  # noqa: E402
 from devstack import stack  # noqa: E402
 from finflows.files import sha256_file  # noqa: E402
 from finflows.formats.card_statement import (  # noqa: E402
@@ -129,8 +129,6 @@ def describe() -> str:
 
 
 def dsn() -> str:
-    from bench.common import scratch_dsn
-
     return scratch_dsn(DB)
 
 
@@ -284,8 +282,6 @@ def main() -> list[dict[str, str]]:
 
 def _stored() -> list[dict[str, str]]:
     import json
-
-    from bench.common import RESULTS
 
     path = RESULTS / "card_statement.json"
     return json.loads(path.read_text()) if path.exists() else []

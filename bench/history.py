@@ -197,8 +197,15 @@ def day_of_work(conn, cfg) -> dict[str, float]:
         bank = cfg.banks[ids[0]]
         with conn.cursor() as cur:
             for seq in range(1, 101):
-                line = {"original_date": TODAY - dt.timedelta(days=3), "original_seq": seq, "reference": None}
-                reconciliation._match(cur, bank, line | {"amount": 1000, "account": "0", "reason": "04"})
+                line = {
+                    "original_date": TODAY - dt.timedelta(days=3),
+                    "original_seq": seq,
+                    "reference": None,
+                    "amount": 1000,
+                    "account": "0",
+                    "reason": "04",
+                }
+                reconciliation._match(cur, bank, line)
 
     def decision() -> None:
         with conn.cursor() as cur:

@@ -253,13 +253,9 @@ def test_each_python_stand_in_runs_with_only_what_its_service_installs_and_mount
     module = re.search(r"python -m ([\w.]+)", command)[1]
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
     env |= {k: str(root / v.lstrip("/")) if v.startswith("/") else v for k, v in (svc.get("environment") or {}).items()}
-    code = (
-        f"import runpy; runpy.run_module({module!r}, run_name='__main__')"
-        if module == "devstack.secrets"
-        else f"import {module}"
-    )
+    run = ["-m", module] if module == "devstack.secrets" else ["-c", f"import {module}"]
     done = subprocess.run(
-        [python, "-c", code],
+        [python, *run],
         cwd=root / svc["working_dir"].lstrip("/"),
         env=env,
         capture_output=True,

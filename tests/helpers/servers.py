@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+from collections.abc import Iterator
+
 import pytest
 
 
@@ -48,35 +52,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def running_sshd(argv: list[str], port: int, name: str):
+@contextlib.contextmanager
+def running_sshd(argv: list[str], port: int, name: str) -> Iterator[subprocess.Popen]:
     """A second OpenSSH server (``argv`` from devstack's servers) started beside the stack's, its log
-    in the stack's sshd folder as ``<name>.log``; a context manager giving its process once it
-    answers with its banner (within two minutes), stopped with its sessions afterwards."""
-    import contextlib
+    in the stack's sshd folder as ``<name>.log``; gives its process once it answers with its banner
+    (within two minutes), stopped with its sessions afterwards."""
     import socket
-    import subprocess
     import time
 
     from devstack import stack
     from devstack.services import servers
 
-    @contextlib.contextmanager
-    def run():
-        with open(servers.data_root() / "sshd" / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=log)
-            try:
-                deadline = time.monotonic() + 120
-                while True:
-                    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-                        if s.recv(64).startswith(b"SSH-2.0-OpenSSH"):
-                            break
-                    assert proc.poll() is None, f"the {name} sshd exited"
-                    assert time.monotonic() < deadline, f"the {name} sshd did not answer"
-                    time.sleep(0.2)
-                yield proc
-            finally:
-                stack.kill_sessions(proc.pid)
-                proc.terminate()
-                proc.wait(timeout=60)
-
-    return run()
+    with open(servers.data_root() / "sshd" / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    if s.recv(64).startswith(b"SSH-2.0-OpenSSH"):
+                        break
+                assert proc.poll() is None, f"the {name} sshd exited"
+                assert time.monotonic() < deadline, f"the {name} sshd did not answer"
+                time.sleep(0.2)
+            yield proc
+        finally:
+            stack.kill_sessions(proc.pid)
+            proc.terminate()
+            proc.wait(timeout=60)
