@@ -77,6 +77,23 @@ def test_a_statement_on_ftps_is_copied_to_s3_loaded_and_archived(ftps_hook, s3_h
         assert fname not in card.fetch_from_ftps(acquirer, "/Saida", s3_hook, BUCKET, conn)
 
 
+def test_times_and_dates_are_stored_as_the_file_states_them(s3_hook, pg, load, unique):
+    """The reader copies ``HHMMSS`` and the calendar-checked dates as PostgreSQL reads them: what
+    lands in the table is the file's time of day, midnight and the last second included."""
+    fname = name(unique)
+    times = [dt.time(0, 0, 0), dt.time(23, 59, 59), dt.time(9, 5, 7)]
+    days = [dt.date(2024, 2, 29), dt.date(2026, 12, 31), dt.date(2027, 1, 1)]
+    details = [detail(i + 2, txn_time=t, txn_date=d) for i, (t, d) in enumerate(zip(times, days, strict=True))]
+    s3_hook.load_bytes(statement(details), key=f"statements/{fname}", bucket_name=BUCKET)
+    assert load(f"statements/{fname}").status == "LOADED"
+    stored = pg.execute(
+        """SELECT t.txn_time, t.txn_date FROM card.fact_transaction t JOIN ops.file_control c ON c.id = t.file_id
+            WHERE c.flow = 'card_reconciliation' AND c.file_name = %s ORDER BY t.record_seq""",
+        (fname,),
+    ).fetchall()
+    assert stored == list(zip(times, days, strict=True))
+
+
 def test_re_running_the_same_statement_adds_nothing(s3_hook, pg, load, unique):
     fname = name(unique)
     s3_hook.load_bytes(statement(2), key=f"statements/{fname}", bucket_name=BUCKET)

@@ -398,16 +398,24 @@ class Time:
     places are checked by ``time()`` itself (a statement has a time per sale); anything else goes
     to ``strptime``, which decides as it always did."""
 
-    semantic = True
+    # ``HHMMSS`` as the record regex can judge it whole (hours 00–23, minutes and seconds 00–59,
+    # what ``time()`` admits); PostgreSQL reads that form itself (ISO 8601 basic), so a matched
+    # slice is copied as it stands. Any other format is decoded (``semantic``) and memoised.
+    _HHMMSS = "(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]"
 
     def __init__(self, fmt: str = "%H%M%S"):
         self.fmt = fmt
         self.plan = _numeric_plan(fmt) if {"%H", "%M", "%S"} <= {fmt[i : i + 2] for i in range(len(fmt))} else None
         self.decode = functools.lru_cache(maxsize=8192)(self._decode)
         self.copied: dict[str, str] = {}
+        self.semantic = fmt != "%H%M%S"
 
     def regex(self, width: int) -> str:
-        return f"[0-9]{{{width}}}" if self.fmt == "%H%M%S" else f".{{{width}}}"
+        if self.semantic:
+            return f".{{{width}}}"
+        if width != 6:
+            raise ValueError(f"an HHMMSS time is 6 characters wide, not {width}")
+        return self._HHMMSS
 
     def _decode(self, raw: str) -> dt.time:
         n = _numbers(self.plan, raw) if self.plan else None
@@ -422,6 +430,8 @@ class Time:
         return value.strftime(self.fmt)
 
     def copy_expr(self, var: str, me: str, width: int) -> str:
+        if not self.semantic:
+            return f"{{{var}}}"  # the regex admitted a valid HHMMSS: PostgreSQL's own input form
         return f"{{{me}_copied({var}) or {me}.copy({var})}}"
 
     def copy(self, raw: str) -> str:
