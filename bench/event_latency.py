@@ -76,6 +76,57 @@ def _percentile(values: list[float], p: float) -> float:
     return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
 
 
+def _unpause_when_listed(port: int, token: str) -> None:
+    """Wait (5 minutes at most) for the api-server to list cashfile_import, then unpause it."""
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            _api(port, "GET", "/api/v2/dags/cashfile_import", token)
+            break
+        except urllib.error.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+    _api(port, "PATCH", "/api/v2/dags/cashfile_import", token, {"is_paused": False})
+    time.sleep(20)  # the triggerer starts the watcher's long poll
+
+
+def _land_and_time(port: int, token: str, pg, s3, bucket: str, days: list[dt.date], names: list[str]):
+    """Land each file GAP seconds apart; wait for all to be imported; (event → run created,
+    event → imported, /health latency in ms) per file, in landing order."""
+    put_at: dict[str, dt.datetime] = {}
+    for day, name in zip(days, names, strict=True):
+        s3.load_bytes(_cash_file(day), key=f"cashfiles/{name}", bucket_name=bucket, replace=True)
+        put_at[name] = dt.datetime.now(dt.UTC)
+        time.sleep(GAP)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        rows = pg.execute(
+            "SELECT file_name, finished_at, dag_run_id FROM ops.file_control WHERE flow = 'cashfile_import' "
+            "AND file_name = ANY(%s) AND status = 'SUCCESS'",
+            (names,),
+        ).fetchall()
+        if len(rows) == len(names):
+            break
+        time.sleep(2)
+    else:
+        raise SystemExit(f"only {len(rows)} of {len(names)} files imported within 600 s")
+    # the finance monitor's /health answers from stored state (the latest checks and
+    # circuits in PostgreSQL), never by probing a bank: measured on the same api-server
+    health_ms = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        _api(port, "GET", "/finflows/api/health", token)
+        health_ms.append((time.perf_counter() - t0) * 1000)
+    to_run, to_import = [], []
+    for name, finished_at, run_id in sorted(rows, key=lambda r: put_at[r[0]]):
+        run = _api(port, "GET", f"/api/v2/dags/cashfile_import/dagRuns/{urllib.parse.quote(run_id, safe='')}", token)
+        queued = dt.datetime.fromisoformat(run["queued_at"])
+        to_run.append((queued - put_at[name]).total_seconds())
+        to_import.append((finished_at - put_at[name]).total_seconds())
+    return to_run, to_import, health_ms
+
+
 def main() -> None:
     import psycopg
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -103,49 +154,8 @@ def main() -> None:
         try:
             password = json.loads(standalone.passwords_file().read_text())["admin"]
             token = _api(port, "POST", "/auth/token", body={"username": "admin", "password": password})["access_token"]
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    _api(port, "GET", "/api/v2/dags/cashfile_import", token)
-                    break
-                except urllib.error.HTTPError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(2)
-            _api(port, "PATCH", "/api/v2/dags/cashfile_import", token, {"is_paused": False})
-            time.sleep(20)  # the triggerer starts the watcher's long poll
-            put_at: dict[str, dt.datetime] = {}
-            for day, name in zip(days, names, strict=True):
-                s3.load_bytes(_cash_file(day), key=f"cashfiles/{name}", bucket_name=bucket, replace=True)
-                put_at[name] = dt.datetime.now(dt.UTC)
-                time.sleep(GAP)
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                rows = pg.execute(
-                    "SELECT file_name, finished_at, dag_run_id FROM ops.file_control WHERE flow = 'cashfile_import' "
-                    "AND file_name = ANY(%s) AND status = 'SUCCESS'",
-                    (names,),
-                ).fetchall()
-                if len(rows) == len(names):
-                    break
-                time.sleep(2)
-            else:
-                raise SystemExit(f"only {len(rows)} of {len(names)} files imported within 600 s")
-            # the finance monitor's /health answers from stored state (the latest checks and
-            # circuits in PostgreSQL), never by probing a bank: measured on the same api-server
-            health_ms = []
-            for _ in range(20):
-                t0 = time.perf_counter()
-                _api(port, "GET", "/finflows/api/health", token)
-                health_ms.append((time.perf_counter() - t0) * 1000)
-            to_run, to_import = [], []
-            for name, finished_at, run_id in sorted(rows, key=lambda r: put_at[r[0]]):
-                run = _api(
-                    port, "GET", f"/api/v2/dags/cashfile_import/dagRuns/{urllib.parse.quote(run_id, safe='')}", token
-                )
-                queued = dt.datetime.fromisoformat(run["queued_at"])
-                to_run.append((queued - put_at[name]).total_seconds())
-                to_import.append((finished_at - put_at[name]).total_seconds())
+            _unpause_when_listed(port, token)
+            to_run, to_import, health_ms = _land_and_time(port, token, pg, s3, bucket, days, names)
         finally:
             standalone.stop(proc, port)
             stack.drop_database(meta)

@@ -722,29 +722,23 @@ def _trailer_totals(trailer: dict[str, Any], details: list[dict[str, Any]], last
     return errors
 
 
-def read_ach(
-    data: bytes, file_name: str, data_code: str | None = None, *, success_codes: Collection[str] = ()
-) -> AchFile:
-    """Read a whole ACH file (payments or returns): every record 250 bytes + CRLF, header first,
-    trailer last, the trailer's data code, date and sending unit equal to the header's, its count
-    and total equal to the details'. In an ``ACHR01`` every detail is a return (``R``) with a reason
-    from the clearing house's table (or one of ``success_codes``, where a bank lists paid items
-    too), the original date and sequence, and the trailer has YDATE. Raises one ``FormatError``
-    listing every problem (line, field, value)."""
-    errors: list[FieldError] = []
-    text = data.decode(WIRE)
-    if not text:
-        raise FormatError(file_name, [FieldError(0, "file", "", "is empty")])
-    # an MS-DOS end-of-file mark (Ctrl-Z) and blank lines after the last record carry nothing: they
-    # are left out, so that the EOF record is still the trailer and named as such
-    text = text.removesuffix("\x1a")
-    lines = text.split("\r\n")
+def _records(text: str, errors: list[FieldError]) -> list[str]:
+    """The file's records: CRLF-separated. An MS-DOS end-of-file mark (Ctrl-Z) and blank lines after
+    the last record carry nothing: they are left out, so that the EOF record is still the trailer and
+    named as such. A last record without CRLF is an error."""
+    lines = text.removesuffix("\x1a").split("\r\n")
     if lines[-1] == "":
         lines.pop()
         while len(lines) > 1 and lines[-1] == "":
             lines.pop()
     else:
         errors.append(FieldError(len(lines), "record", _shown(lines[-1][:40]), "does not end with CRLF"))
+    return lines
+
+
+def _parse_records(lines: list[str], errors: list[FieldError]) -> tuple[dict | None, list[dict[str, Any]], dict | None]:
+    """Each record by its place (header first, trailer last, details between), 250 bytes each; the
+    details carry their line number."""
     header = trailer = None
     details: list[dict[str, Any]] = []
     for n, line in enumerate(lines, start=1):
@@ -764,6 +758,24 @@ def read_ach(
             trailer = values
         else:
             details.append(values | {"line": n})
+    return header, details, trailer
+
+
+def read_ach(
+    data: bytes, file_name: str, data_code: str | None = None, *, success_codes: Collection[str] = ()
+) -> AchFile:
+    """Read a whole ACH file (payments or returns): every record 250 bytes + CRLF, header first,
+    trailer last, the trailer's data code, date and sending unit equal to the header's, its count
+    and total equal to the details'. In an ``ACHR01`` every detail is a return (``R``) with a reason
+    from the clearing house's table (or one of ``success_codes``, where a bank lists paid items
+    too), the original date and sequence, and the trailer has YDATE. Raises one ``FormatError``
+    listing every problem (line, field, value)."""
+    errors: list[FieldError] = []
+    text = data.decode(WIRE)
+    if not text:
+        raise FormatError(file_name, [FieldError(0, "file", "", "is empty")])
+    lines = _records(text, errors)
+    header, details, trailer = _parse_records(lines, errors)
     last = len(lines)
     if len(lines) < 2:
         errors.append(FieldError(len(lines), "record", "", "a file needs a header (BOF) and a trailer (EOF)"))

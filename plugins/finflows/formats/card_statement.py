@@ -150,12 +150,6 @@ DETAIL = Layout(
     ),
 )
 COPY_COLUMNS = DETAIL.copy_columns
-_I = {name: i for i, name in enumerate(DETAIL.names)}
-_SEQ = DETAIL.fields[_I["record_seq"]].slice
-_CARD = DETAIL.fields[_I["card"]].slice
-_STORE, _TXN_DATE, _ENTRY_DATE, _PRODUCT_TYPE, _PRODUCT_CODE = (
-    DETAIL.fields[_I[n]].slice for n in ("store_id", "txn_date", "entry_date", "product_type", "product_code")
-)
 _NAME = re.compile(r"^EXTRATO_UNICA_([0-9]+)_([0-9]{8})_([0-9]+)(\.txt)?$", re.IGNORECASE)
 
 
@@ -179,7 +173,8 @@ class Members:
     """The dimension members the details name, as the file has them: store ids, sale and entry
     dates (``YYYYMMDD``), products (type and code, 4 characters). Held while there are at most
     ``MEMBERS_HELD``; a statement with more (a million stores) drops them, and its loader gathers
-    the members from the facts it copied instead: memory stays flat whatever the file holds."""
+    the members from the facts it copied instead: memory stays flat whatever the file holds.
+    ``read_statement`` fills the sets itself (the hot path binds their ``add`` once)."""
 
     stores: set[str] = field(default_factory=set)
     days: set[str] = field(default_factory=set)
@@ -187,12 +182,6 @@ class Members:
 
     def size(self) -> int:
         return len(self.stores) + len(self.days) + len(self.products)
-
-    def meet(self, line: str) -> None:
-        self.stores.add(line[_STORE])
-        self.days.add(line[_TXN_DATE])
-        self.days.add(line[_ENTRY_DATE])
-        self.products.add(line[_PRODUCT_TYPE] + line[_PRODUCT_CODE])
 
 
 @dataclass
@@ -212,126 +201,149 @@ def _shown(field_name: str, value: str) -> str:
     return mask_pans(value)
 
 
+@dataclass(slots=True)
+class _Reading:
+    """One read's state beside its rows, and a handler per record type for every record the hot
+    path does not take (the header, the trailer, a detail that is refused or out of place, a blank
+    line): each problem is counted, the first ``FormatError.MAX_LISTED`` kept."""
+
+    stats: StatementStats
+    errors: list[FieldError] = field(default_factory=list)
+    count: int = 0
+    trailer: tuple | None = None  # () once a trailer was met that could not be read
+    trailer_line: int = 0
+    headed: bool = True  # False: the file has no header, so its sequence is not judged either
+
+    def error(self, line: int, name: str, value: str, reason: str) -> None:
+        self.count += 1
+        if len(self.errors) < FormatError.MAX_LISTED:
+            self.errors.append(FieldError(line, name, _shown(name, value), reason))
+
+    def refused(self, line: int, e: RecordError) -> None:
+        for name, value, reason in e.errors:
+            self.error(line, name, value, reason)
+
+    def blank_lines(self, blanks: list[int]) -> None:
+        """Blank lines with records after them (trailing ones are tolerated)."""
+        for n in blanks:
+            self.error(n, "record_type", "", "is an empty line")
+        blanks.clear()
+
+    def record(self, line_no: int, line: str) -> None:
+        """A record the hot path did not take: the header, the trailer, or one to explain."""
+        kind = line[:2]
+        if self.trailer is not None:
+            self.error(line_no, "record_type", kind, "comes after the A9 trailer")
+        elif line_no == 1 and kind == "A0":
+            self.header(line)
+        elif line_no == 1 and kind != "CV":
+            self.error(1, "record_type", kind, "the first record must be the A0 header")
+        elif kind == "CV":
+            self.detail(line_no, line)
+        elif kind == "A9":
+            self.trailer_record(line_no, line)
+        else:
+            self.error(line_no, "record_type", kind, "is not A0, CV or A9")
+
+    def header(self, line: str) -> None:
+        try:
+            values = HEADER.parse(line)
+        except RecordError as e:
+            self.refused(1, e)
+            return
+        self.stats.header = dict(zip(HEADER.names, values, strict=True))
+        if self.stats.header["record_seq"] != "000001":
+            self.error(1, "record_seq", self.stats.header["record_seq"], "breaks the sequence: expected 000001")
+
+    def detail(self, line_no: int, line: str) -> None:
+        """A detail the record regex refused (every bad field named), or one on line 1, where the
+        header should be: the file is refused for that, said once, and its sequence not judged."""
+        if line_no == 1:
+            self.headed = False
+            self.error(1, "record_type", "CV", "the file has no A0 header (the first record is a CV detail)")
+        try:
+            DETAIL.copy_row(line)
+        except RecordError as e:
+            self.refused(line_no, e)
+
+    def trailer_record(self, line_no: int, line: str) -> None:
+        try:
+            self.trailer = TRAILER.parse(line)
+        except RecordError as e:
+            self.trailer = ()
+            self.refused(line_no, e)
+        self.trailer_line = line_no
+
+    def finish(self, file_name: str, last: int) -> None:
+        """After the last line (``last``: the last one not blank): the trailer's count and sequence,
+        then one ``FormatError`` naming every problem of the file."""
+        if last == 0:
+            self.error(0, "file", "", "is empty")
+        elif self.trailer is None:
+            self.error(last, "record_type", "", "no A9 trailer: the file is incomplete")
+        elif self.trailer and self.headed:
+            at, (_, total, seq) = self.trailer_line, self.trailer
+            if int(total) != last:
+                self.error(at, "total_records", total, f"says {int(total)} records but the file has {last}")
+            if int(seq) != at:
+                self.error(at, "record_seq", seq, f"breaks the sequence: expected {at:06d}")
+        if self.count:
+            raise FormatError(file_name, self.errors, total=self.count)
+
+
 def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | None = None) -> Iterator[str]:
-    """Yield each detail record as a line of COPY text (columns ``COPY_COLUMNS``, no newline)."""
+    """Yield each detail record as a line of COPY text (columns ``COPY_COLUMNS``, no newline).
+
+    The loop holds only the hot path, a valid CV detail in its place (the layout's regex and its
+    generated row function, the record's sequence, totals and dimension members, all inlined);
+    every other record goes to its handler in ``_Reading``."""
     stats = stats if stats is not None else StatementStats()
-    errors: list[FieldError] = []
-    count = 0
-
-    def error(line: int, name: str, value: str, reason: str) -> None:
-        nonlocal count
-        count += 1
-        if len(errors) < FormatError.MAX_LISTED:
-            errors.append(FieldError(line, name, _shown(name, value), reason))
-
-    fast, row_of = DETAIL.fast_path()  # the layout's regex and row function, inlined (hot loop)
-    copy_row = DETAIL.copy_row  # explains a record the fast path refuses
+    reading = _Reading(stats)
+    fast, row_of = DETAIL.fast_path()
     g_of = DETAIL.group_index
     gross_g, net_g, seq_g = g_of("gross"), g_of("net"), g_of("record_seq")
-    gross_cents = net_cents = 0
-    members = stats.members
-    held = MEMBERS_HELD
-    trailer: tuple | None = None
-    trailer_line = 0
-    line_no = last = 0  # last: the last line that is not blank (trailing blank lines are tolerated)
+    store_g, txn_g, entry_g = g_of("store_id"), g_of("txn_date"), g_of("entry_date")
+    ptype_g, pcode_g = g_of("product_type"), g_of("product_code")
+    gross_cents = net_cents = line_no = last = details = 0  # last: the last line that is not blank
+    members, held = stats.members, MEMBERS_HELD
+    if members is not None:  # Members.meet, its adds bound once
+        add_store, add_day, add_product = members.stores.add, members.days.add, members.products.add
     blanks: list[int] = []  # blank lines not yet known to be trailing
-    headed = True
     for line_no, raw in enumerate(stream, start=1):
         line = raw.decode(ENCODING).rstrip("\r\n")
         if not line or (line[0] == " " and not line.strip(" ")):
             blanks.append(line_no)
             continue
         if blanks:
-            for n in blanks:  # a blank line with records after it is an error
-                error(n, "record_type", "", "is an empty line")
-            blanks.clear()
+            reading.blank_lines(blanks)
         last = line_no
-        kind = line[:2]
-        if kind == "CV" and line_no != 1 and trailer is None and (m := fast(line)) is not None:
+        if line_no != 1 and reading.trailer is None and (m := fast(line)) is not None:
             g = m.groups()
             try:
                 row = row_of(g)
             except ValueError:  # a field the regex cannot judge (a date's calendar): explained below
-                pass
-            else:
-                if headed and int(g[seq_g]) != line_no:
-                    error(line_no, "record_seq", g[seq_g], f"breaks the sequence: expected {line_no:06d}")
-                stats.details += 1
-                if members is not None:
-                    members.meet(line)
-                    if not line_no & 0xFFF and members.size() > held:
-                        members = stats.members = None
-                gross_cents += int(g[gross_g] + g[gross_g + 1])
-                net_cents += int(g[net_g] + g[net_g + 1])
-                yield row
+                reading.detail(line_no, line)
                 continue
-        if trailer is not None:
-            error(line_no, "record_type", kind, "comes after the A9 trailer")
-            continue
-        if line_no == 1 and kind != "CV":
-            if kind != "A0":
-                error(1, "record_type", kind, "the first record must be the A0 header")
-            else:
-                _header(line, stats, error)
-            continue
-        if line_no == 1:  # a detail where the header should be: the header is missing, said once
-            headed = False
-            error(1, "record_type", kind, "the file has no A0 header (the first record is a CV detail)")
-        if kind == "CV":
-            try:
-                copy_row(line)
-            except RecordError as e:
-                for name, value, reason in e.errors:
-                    error(line_no, name, value, reason)
-                continue
-            # a CV on line 1 (no header) that is valid: counted and loaded like any other
-            if headed and int(line[_SEQ]) != line_no:
-                error(line_no, "record_seq", line[_SEQ], f"breaks the sequence: expected {line_no:06d}")
-            stats.details += 1
+            if int(g[seq_g]) != line_no and reading.headed:
+                reading.error(line_no, "record_seq", g[seq_g], f"breaks the sequence: expected {line_no:06d}")
+            details += 1
             if members is not None:
-                members.meet(line)
-            gross_cents += int(line[DETAIL.fields[_I["gross"]].slice])
-            net_cents += int(line[DETAIL.fields[_I["net"]].slice])
-            yield copy_row(line)
-        elif kind == "A9":
-            try:
-                trailer = TRAILER.parse(line)
-            except RecordError as e:
-                trailer = ()
-                for name, value, reason in e.errors:
-                    error(line_no, name, value, reason)
-            trailer_line = line_no
+                add_store(g[store_g])
+                add_day(g[txn_g])
+                add_day(g[entry_g])
+                add_product(g[ptype_g] + g[pcode_g])
+                if not line_no & 0xFFF and members.size() > held:
+                    members = stats.members = None
+            gross_cents += int(g[gross_g] + g[gross_g + 1])
+            net_cents += int(g[net_g] + g[net_g + 1])
+            yield row
         else:
-            error(line_no, "record_type", kind, "is not A0, CV or A9")
-    stats.lines = last
+            reading.record(line_no, line)
+    stats.lines, stats.details = last, stats.details + details
     if members is not None and members.size() > held:
         stats.members = None
-    stats.gross = Decimal(gross_cents).scaleb(-2)
-    stats.net = Decimal(net_cents).scaleb(-2)
-    if last == 0:
-        error(0, "file", "", "is empty")
-    elif trailer is None:
-        error(last, "record_type", "", "no A9 trailer: the file is incomplete")
-    elif trailer and headed:
-        total, seq = int(trailer[1]), int(trailer[2])
-        if total != last:
-            error(trailer_line, "total_records", trailer[1], f"says {total} records but the file has {last}")
-        if seq != trailer_line:
-            error(trailer_line, "record_seq", trailer[2], f"breaks the sequence: expected {trailer_line:06d}")
-    if count:
-        raise FormatError(file_name, errors, total=count)
-
-
-def _header(line: str, stats: StatementStats, error) -> None:
-    try:
-        values = HEADER.parse(line)
-    except RecordError as e:
-        for name, value, reason in e.errors:
-            error(1, name, value, reason)
-        return
-    stats.header = dict(zip(HEADER.names, values, strict=True))
-    if stats.header["record_seq"] != "000001":
-        error(1, "record_seq", stats.header["record_seq"], "breaks the sequence: expected 000001")
+    stats.gross, stats.net = Decimal(gross_cents).scaleb(-2), Decimal(net_cents).scaleb(-2)
+    reading.finish(file_name, last)
 
 
 # ---------------------------------------------------------------------------- writing (tests, demo, bench)
