@@ -17,7 +17,7 @@ BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
 EXPECTED = json.loads((BAD / "expected.json").read_text())
 
 READERS = {
-    "cashfile": lambda data, name: list(cashfile.read_cashfile(io.BytesIO(data), name)),
+    "cashfile": lambda data, name: list(cashfile.read_rows(io.BytesIO(data), name)),
     "card": lambda data, name: list(card_statement.read_statement(io.BytesIO(data), name)),
     "chargeback": chargeback.parse_file,
     "ach": ach.read_ach,

@@ -44,4 +44,6 @@ def test_the_codecs_accept_and_refuse_exactly_what_strptime_does(fmt, width):
     if fmt == "%H%M%S":  # the record regex judges this time whole (it is copied as it stands): the same verdicts
         assert not codec.semantic
         whole = re.compile(codec.regex(width))
-        assert [raw for raw in samples if (whole.fullmatch(raw) is None) != (_outcome(by_strptime, raw) == "refused")] == []
+        assert [
+            raw for raw in samples if (whole.fullmatch(raw) is None) != (_outcome(by_strptime, raw) == "refused")
+        ] == []

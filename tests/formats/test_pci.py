@@ -90,7 +90,7 @@ def _readers():
 
     def cash(lines: list[str]):
         data = "".join(x + "\r\n" for x in lines).encode("latin-1")
-        return list(cashfile.read_cashfile(io.BytesIO(data), "CashFile20261120.dat"))
+        return list(cashfile.read_rows(io.BytesIO(data), "CashFile20261120.dat"))
 
     def card(lines: list[str]):
         data = "".join(x + "\r\n" for x in lines).encode("latin-1")

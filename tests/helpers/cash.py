@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import BinaryIO
 
-from finflows.formats.cashfile import format_record
+from finflows.formats.cashfile import LAYOUT, CashFileStats, format_record
+from finflows.formats.fixedwidth import Errors
 
 KNOWN_ACCOUNTS = [f"90000000{i:02d}" for i in range(10)]  # synthetic rent accounts seeded by the tests
 UNKNOWN_ACCOUNT = "9999999999"
@@ -41,3 +44,20 @@ def total(data: bytes) -> Decimal:
 def random_day(rnd: random.Random | None = None) -> dt.date:
     rnd = rnd or random.Random()
     return dt.date(1950, 1, 1) + dt.timedelta(days=rnd.randrange(50 * 365))
+
+
+def read_cashfile(
+    stream: BinaryIO, file_name: str, stats: CashFileStats | None = None, encoding: str = "ascii"
+) -> Iterator[tuple[int, str, tuple]]:
+    """The oracle the production reader (``cashfile.read_rows``, one regex and a generated row per
+    record) is held to: every record through the layout's full field-by-field parse, yielding
+    ``(line number, raw line, values)``; one ``FormatError`` listing every bad line at the end."""
+    stats = stats if stats is not None else CashFileStats()
+    errors = Errors(LAYOUT, encoding)
+    for line_no, line in errors.lines(stream, stats):
+        parsed = errors.explain(line_no, line)
+        if parsed is not None:
+            stats.records += 1
+            stats.total += parsed[3]
+            yield line_no, line, parsed
+    errors.close(file_name, stats.lines, stats.records, what="payment records")

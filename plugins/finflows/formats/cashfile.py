@@ -1,8 +1,7 @@
 """CivicaPay cash file (``.dat``): 55-character fixed-width payment records (docs/formats.md §1).
 
-``read_cashfile`` streams a binary file and yields ``(line_no, raw_line, values)`` for each
-record, ``read_rows`` the same records as COPY text; every bad line is collected and, at the
-end, one ``FormatError`` names them all. A caller that loads as it reads (COPY inside a
+``read_rows`` streams a binary file and yields each record as COPY text; every bad line is
+collected and, at the end, one ``FormatError`` names them all. A caller that loads as it reads (COPY inside a
 transaction) rolls back on that error, so memory stays flat and nothing of a bad file remains.
 """
 
@@ -40,7 +39,6 @@ LAYOUT = Layout(
         Field("civica_code", 54, 2, Digits()),
     ),
 )
-COLUMNS = LAYOUT.names
 
 _NAME = re.compile(r"(?i)^cash[ _-]?file[ _-]?(\d{4})-?(\d{2})-?(\d{2})\.dat$")
 
@@ -63,22 +61,6 @@ class CashFileStats(ReadStats):
     total: Decimal = Decimal(0)
 
 
-def read_cashfile(
-    stream: BinaryIO, file_name: str, stats: CashFileStats | None = None, encoding: str = "ascii"
-) -> Iterator[tuple[int, str, tuple]]:
-    """Yield (line number, raw line, parsed values); raise one FormatError listing every bad line.
-    Blank lines are ignored, as the source system does."""
-    stats = stats if stats is not None else CashFileStats()
-    errors = Errors(LAYOUT, encoding)
-    for line_no, line in errors.lines(stream, stats):
-        parsed = errors.explain(line_no, line)
-        if parsed is not None:
-            stats.records += 1
-            stats.total += parsed[3]
-            yield line_no, line, parsed
-    errors.close(file_name, stats.lines, stats.records, what="payment records")
-
-
 def _nowhere(row: str) -> None:
     raise AssertionError("a row for other= without known accounts")
 
@@ -94,9 +76,9 @@ def read_rows(
     other: Callable[[str], object] | None = None,
 ) -> Iterator[str]:
     """Yield ``prefix + line number + TAB + COPY text of the record`` (columns ``LAYOUT.copy_columns``)
-    for each record: what ``read_cashfile`` accepts, converted for PostgreSQL's COPY (a date as
-    ISO, an amount as numeric text) by the layout's generated row function; the same one
-    FormatError at the end. With ``known``, a record whose rent account is not in it goes to
+    for each record the layout's full parse accepts (the tests hold it to that oracle,
+    ``tests/helpers/cash.read_cashfile``), converted for PostgreSQL's COPY (a date as ISO, an
+    amount as numeric text) by the layout's generated row function; one FormatError at the end. With ``known``, a record whose rent account is not in it goes to
     ``other`` instead (the suspense rows). The hot loop of the cash import: one regex match and
     one f-string per record, nothing else."""
     stats = stats if stats is not None else CashFileStats()

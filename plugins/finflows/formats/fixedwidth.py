@@ -157,7 +157,8 @@ class Codec(Protocol):
     def encode(self, value: Any, width: int) -> str: ...
 
     # optional: ``regex(width)``, a pattern every valid slice matches; a codec with ``semantic = True``
-    # also needs decode() on a match (a date's calendar); without regex() the field is always decoded.
+    # judges more than its pattern can (a date's calendar): its ``copy_expr`` raises ValueError for a
+    # matched slice that is not valid. Without regex() the layout has no fast path.
     # optional: ``copy_expr(var, me, width)``, the COPY text of the slice named ``var`` as a piece of
     # an f-string: literal text and ``{expressions}`` (``me`` names the codec in the generated code;
     # an expression may raise ValueError; no backslash inside braces: ``NULL`` and ``TAB`` are
@@ -605,7 +606,6 @@ class Layout:
     # derived in __post_init__ (not arguments): the parse plan, the fast path and its row function
     _plan: tuple[tuple[str, slice, Callable[[str], Any]], ...] = field(init=False, repr=False, compare=False)
     _fast: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
-    _semantic: tuple[tuple[int, Callable[[str], Any]], ...] = field(init=False, repr=False, compare=False)
     _copy: Callable[[tuple], str] | None = field(init=False, repr=False, compare=False)
     _first: dict[str, int] = field(init=False, repr=False, compare=False)
 
@@ -624,7 +624,6 @@ class Layout:
         # (a codec with ``groups = n`` brings its own n capturing groups, e.g. an amount's whole
         # and decimal digits, so the row function needs no slicing)
         fast: re.Pattern[str] | None = None
-        semantic: list[tuple[int, Callable[[str], Any]]] = []
         first: dict[str, int] = {}
         if all(hasattr(f.codec, "regex") for f in self.fields):
             parts, pos, group = [], 1, 1
@@ -634,8 +633,6 @@ class Layout:
                 n = getattr(f.codec, "groups", 1)
                 regex = f.codec.regex(f.width)  # type: ignore[attr-defined]  # checked above: every codec has one
                 parts.append(f"({regex})" if n == 1 else regex)
-                if getattr(f.codec, "semantic", False):  # the group decode() judges: the last one
-                    semantic.append((group + n - 1, f.codec.decode))
                 first[f.name] = group - 1  # its first group's index in m.groups()
                 group += n
                 pos = f.start + f.width
@@ -643,7 +640,6 @@ class Layout:
                 parts.append(f".{{{self.length - pos + 1}}}")
             fast = re.compile("".join(parts), re.DOTALL)
         object.__setattr__(self, "_fast", fast)
-        object.__setattr__(self, "_semantic", tuple(semantic))
         object.__setattr__(self, "_copy", self._compile_copy(first) if fast is not None else None)
         object.__setattr__(self, "_first", first)
 
@@ -708,28 +704,6 @@ class Layout:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
-
-    def is_valid(self, record: str) -> bool:
-        """True when ``parse`` would succeed: one regex match plus the fields regexes cannot judge.
-
-        For readers that let the database convert validated records; a False is explained by
-        calling ``parse`` on the record, which names every bad field."""
-        if self._fast is None:
-            try:
-                self.parse(record)
-            except RecordError:
-                return False
-            return True
-        m = self._fast.fullmatch(record)
-        if m is None:
-            return False
-        try:
-            for group, decode in self._semantic:
-                if (value := m.group(group)) is not None:  # None: a form the regex itself judged
-                    decode(value)
-        except ValueError:
-            return False
-        return True
 
     def parse(self, record: str) -> tuple:
         if len(record) != self.length:

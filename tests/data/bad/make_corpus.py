@@ -36,7 +36,7 @@ def cash(*lines: str) -> bytes:
     return "".join(line + "\r\n" for line in lines).encode("ascii", "surrogateescape")
 
 
-# ---- CivicaPay cash files (read_cashfile): FormatError naming line, field, value
+# ---- CivicaPay cash files (read_rows): FormatError naming line, field, value
 put(
     "cashfile/CashFile20230201_short_line.dat",
     cash(CASH, CASH[:-1]),
