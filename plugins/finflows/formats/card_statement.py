@@ -24,6 +24,7 @@ from finflows.formats.fixedwidth import (
     Choice,
     Date,
     Digits,
+    Errors,
     Field,
     FieldError,
     FormatError,
@@ -201,23 +202,21 @@ def _shown(field_name: str, value: str) -> str:
     return mask_pans(value)
 
 
-@dataclass(slots=True)
-class _Reading:
+class _Reading(Errors):
     """One read's state beside its rows, and a handler per record type for every record the hot
     path does not take (the header, the trailer, a detail that is refused or out of place, a blank
-    line): each problem is counted, the first ``FormatError.MAX_LISTED`` kept."""
+    line). Problems are collected as every fixed-width reader collects them (``Errors``: all
+    counted, the first ``FormatError.MAX_LISTED`` kept), a card slice always masked."""
 
-    stats: StatementStats
-    errors: list[FieldError] = field(default_factory=list)
-    count: int = 0
-    trailer: tuple | None = None  # () once a trailer was met that could not be read
-    trailer_line: int = 0
-    headed: bool = True  # False: the file has no header, so its sequence is not judged either
+    def __init__(self, stats: StatementStats) -> None:
+        super().__init__(DETAIL, ENCODING)
+        self.stats = stats
+        self.trailer: tuple | None = None  # () once a trailer was met that could not be read
+        self.trailer_line = 0
+        self.headed = True  # False: the file has no header, so its sequence is not judged either
 
     def error(self, line: int, name: str, value: str, reason: str) -> None:
-        self.count += 1
-        if len(self.errors) < FormatError.MAX_LISTED:
-            self.errors.append(FieldError(line, name, _shown(name, value), reason))
+        self.add(FieldError(line, name, _shown(name, value), reason))
 
     def refused(self, line: int, e: RecordError) -> None:
         for name, value, reason in e.errors:
@@ -288,7 +287,7 @@ class _Reading:
             if int(seq) != at:
                 self.error(at, "record_seq", seq, f"breaks the sequence: expected {at:06d}")
         if self.count:
-            raise FormatError(file_name, self.errors, total=self.count)
+            raise FormatError(file_name, self.listed, total=self.count)
 
 
 def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | None = None) -> Iterator[str]:
