@@ -271,7 +271,9 @@ def main() -> list[dict[str, str]]:
             "baseline": f"psql \\copy of the same rows into the same table: {t_copy:.2f} s",
             "ratio": f"{t_ours / t_copy:.2f}x the time",
             "peak_rss": f"{rss_ours:.0f} MB",
-            "target": "≤ 1.1x (issue #29)",
+            # the 1.1x target is the realistic file's; a million stores is the memory stress (its
+            # loader writes a million dimension rows the bare COPY does not)
+            "target": "≤ 1.1x (issue #29)" if STORES <= 1000 else "— (memory stress; ≤ 100 MB above)",
         },
     ]
     # the other store counts' rows stay (BENCH_CARD_STORES=1000000 makes the many-stores pair)
