@@ -305,7 +305,7 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
     ptype_g, pcode_g = g_of("product_type"), g_of("product_code")
     gross_cents = net_cents = line_no = last = details = 0  # last: the last line that is not blank
     members, held = stats.members, MEMBERS_HELD
-    if members is not None:  # Members.meet, its adds bound once
+    if members is not None:  # the members' sets, their adds bound once
         add_store, add_day, add_product = members.stores.add, members.days.add, members.products.add
     blanks: list[int] = []  # blank lines not yet known to be trailing
     for line_no, raw in enumerate(stream, start=1):
@@ -320,7 +320,7 @@ def read_statement(stream: BinaryIO, file_name: str, stats: StatementStats | Non
             g = m.groups()
             try:
                 row = row_of(g)
-            except ValueError:  # a field the regex cannot judge (a date's calendar): explained below
+            except ValueError:  # a field the regex cannot judge (a date's calendar): its handler names it
                 reading.detail(line_no, line)
                 continue
             if int(g[seq_g]) != line_no and reading.headed:

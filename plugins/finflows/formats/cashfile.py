@@ -1,8 +1,9 @@
 """CivicaPay cash file (``.dat``): 55-character fixed-width payment records (docs/formats.md §1).
 
 ``read_rows`` streams a binary file and yields each record as COPY text; every bad line is
-collected and, at the end, one ``FormatError`` names them all. A caller that loads as it reads (COPY inside a
-transaction) rolls back on that error, so memory stays flat and nothing of a bad file remains.
+collected and, at the end, one ``FormatError`` names them all. A caller that loads as it reads
+(COPY inside a transaction) rolls back on that error, so memory stays flat and nothing of a bad
+file remains.
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ def read_rows(
     """Yield ``prefix + line number + TAB + COPY text of the record`` (columns ``LAYOUT.copy_columns``)
     for each record the layout's full parse accepts (the tests hold it to that oracle,
     ``tests/helpers/cash.read_cashfile``), converted for PostgreSQL's COPY (a date as ISO, an
-    amount as numeric text) by the layout's generated row function; one FormatError at the end. With ``known``, a record whose rent account is not in it goes to
-    ``other`` instead (the suspense rows). The hot loop of the cash import: one regex match and
+    amount as numeric text) by the layout's generated row function; one FormatError at the end.
+    With ``known``, a record whose rent account is not in it goes to ``other`` instead (the
+    suspense rows). The hot loop of the cash import: one regex match and
     one f-string per record, nothing else."""
     stats = stats if stats is not None else CashFileStats()
     if known is not None and other is None:
