@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from finflows.formats.card_statement import COPY_COLUMNS, DETAIL, StatementStats, read_statement
 from finflows.formats.fixedwidth import FormatError, RecordError
-from tests.helpers.statements import detail, statement, statement_lines
+from tests.helpers.statements import acquirer_file, acquirer_line, detail, statement, statement_lines
 
 
 def read(data: bytes) -> tuple[list[str], StatementStats]:
@@ -202,66 +202,11 @@ def test_fuzz_only_format_errors(data):
 
 
 # ---------------------------------------------------------------------------- as acquirers send it
-def _acquirer_line(seq: int, card: str, **text: str) -> str:
-    """A CV record laid out slice by slice from docs/formats.md §2 (not by our writer)."""
-    rec = [" "] * 400
-
-    def put(start: int, end: int, value: str) -> None:
-        assert len(value) == end - start, (start, end, value)
-        rec[start:end] = value
-
-    put(0, 2, "CV")
-    put(2, 17, "000012345678901")
-    put(17, 29, f"{700000000000 + seq:012d}")
-    put(29, 37, "20261120")
-    put(37, 43, "103000")
-    put(43, 44, "0")
-    put(44, 52, "20261220")
-    put(52, 53, "C")
-    put(53, 54, "2")
-    put(54, 65, "00000010000")
-    put(65, 76, "00000000200")
-    put(76, 87, "00000009800")
-    put(87, 106, card)
-    put(106, 108, "01")
-    put(108, 110, "01")
-    put(110, 122, f"{800000000000 + seq:012d}")
-    put(122, 133, "00000010000")
-    put(133, 144, "00000000200")
-    put(144, 155, "00000009800")
-    put(155, 158, "341")
-    put(158, 164, "001234")
-    put(164, 175, "00001234567")
-    put(175, 187, text.get("auth", "AUT000001".ljust(12)))
-    put(187, 190, "002")
-    put(190, 193, "001")
-    for start in range(193, 270, 11):
-        put(start, start + 11, "0" * 11)
-    put(270, 272, "00")
-    put(272, 302, text.get("order", "PEDIDO 1".ljust(30)))
-    put(302, 305, "BRA")
-    put(305, 314, "123456789")
-    put(314, 323, "123456789")
-    put(323, 337, "12345678000199")
-    put(337, 345, "00000000")
-    put(356, 376, text.get("op", " " * 20))
-    put(376, 378, text.get("op_seq", "  "))
-    put(378, 379, text.get("op_type", " "))
-    put(379, 390, text.get("op_amount", " " * 11))
-    put(390, 396, f"{seq:06d}")
-    return "".join(rec)
-
-
-def _acquirer_file(*details: str) -> bytes:
-    lines = [statement_lines([])[0], *details, f"A9{len(details) + 2:06d}{len(details) + 2:06d}".ljust(400)]
-    return "".join(line + "\r\n" for line in lines).encode("latin-1")
-
-
 @pytest.mark.parametrize(
     "card", ["000411111******1111", "   411111******1111", "411111******1111   ", "0000522222*****4444"]
 )
 def test_a_card_field_right_aligned_and_left_filled_loads_bin_and_last_four(card):
-    rows, _ = read(_acquirer_file(_acquirer_line(2, card)))
+    rows, _ = read(acquirer_file(acquirer_line(2, card)))
     cols = dict(zip(COPY_COLUMNS, rows[0].split("\t"), strict=True))
     assert (cols["card_bin"], cols["card_last4"]) == (card.strip(" ").lstrip("0")[:6], card.strip()[-4:])
 
@@ -275,7 +220,7 @@ def test_a_card_field_right_aligned_and_left_filled_loads_bin_and_last_four(card
     ],
 )
 def test_a_card_field_showing_more_than_bin_and_last_four_is_refused_and_echoed_masked(card, shown):
-    e = errors_of(_acquirer_file(_acquirer_line(2, card)))
+    e = errors_of(acquirer_file(acquirer_line(2, card)))
     [err] = [x for x in e.errors if x.field == "card"]
     assert err.value == shown and "more than BIN + last four" in err.reason
     assert "4111111111" not in str(e)
@@ -283,14 +228,14 @@ def test_a_card_field_showing_more_than_bin_and_last_four_is_refused_and_echoed_
 
 def test_a_card_number_in_free_text_is_masked_before_it_is_stored_or_echoed():
     pan = "4111111111111111"  # Luhn-valid test number
-    line = _acquirer_line(2, "000411111******1111", auth=pan[:12], order=f"REF {pan} X".ljust(30), op=pan.ljust(20))
-    rows, _ = read(_acquirer_file(line))
+    line = acquirer_line(2, "000411111******1111", auth=pan[:12], order=f"REF {pan} X".ljust(30), op=pan.ljust(20))
+    rows, _ = read(acquirer_file(line))
     assert pan not in rows[0]
     cols = dict(zip(COPY_COLUMNS, rows[0].split("\t"), strict=True))
     assert cols["order_code"] == "REF 411111******1111 X" and cols["receivable_op"] == "411111******1111"
-    bad = _acquirer_line(2, "000411111******1111", order=f"REF {pan} X".ljust(30))
+    bad = acquirer_line(2, "000411111******1111", order=f"REF {pan} X".ljust(30))
     bad = bad[:29] + "20261131" + bad[37:]  # and an error on the same line
-    e = errors_of(_acquirer_file(bad))
+    e = errors_of(acquirer_file(bad))
     assert pan not in str(e) and pan not in json_dumps(e.report())
 
 
@@ -301,16 +246,16 @@ def json_dumps(value) -> str:
 
 
 def test_the_receivable_amount_is_a_number_with_two_implied_decimals():
-    line = _acquirer_line(
+    line = acquirer_line(
         2, "000411111******1111", op="OP1".ljust(20), op_seq="01", op_type="C", op_amount="00000012345"
     )
-    rows, _ = read(_acquirer_file(line, _acquirer_line(3, "000411111******1111")))
+    rows, _ = read(acquirer_file(line, acquirer_line(3, "000411111******1111")))
     first, second = (dict(zip(COPY_COLUMNS, r.split("\t"), strict=True)) for r in rows)
     assert first["receivable_amount"] == "000000123.45" and second["receivable_amount"] == "\\N"
 
 
 def test_trailing_blank_lines_are_tolerated_but_a_blank_line_between_records_is_not():
-    data = _acquirer_file(_acquirer_line(2, "000411111******1111"))
+    data = acquirer_file(acquirer_line(2, "000411111******1111"))
     rows, stats = read(data + b"\r\n\r\n   \r\n")
     assert len(rows) == 1 and stats.lines == 3
     lines = data.split(b"\r\n")
@@ -319,7 +264,7 @@ def test_trailing_blank_lines_are_tolerated_but_a_blank_line_between_records_is_
 
 
 def test_a_missing_header_is_one_error_not_one_per_line():
-    details = [_acquirer_line(n, "000411111******1111") for n in (2, 3, 4)]
+    details = [acquirer_line(n, "000411111******1111") for n in (2, 3, 4)]
     lines = [*details, "A9000005000005".ljust(400)]
     e = errors_of("".join(line + "\r\n" for line in lines).encode("latin-1"))
     assert [(x.line, x.field) for x in e.errors] == [(1, "record_type")] and "no A0 header" in e.errors[0].reason

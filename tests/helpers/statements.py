@@ -78,3 +78,63 @@ def statement(details: list[dict[str, Any]] | int = 3, day: dt.date = DAY) -> by
 
 def name(unique: str, day: dt.date = DAY, seq: int = 1) -> str:
     return f"EXTRATO_UNICA_{int(unique, 16) % 10**9:09d}_{day:%Y%m%d}_{seq}"
+
+
+# ---------------------------------------------------------------------------- as acquirers send it
+def acquirer_line(
+    seq: int, card: str = "000411111******1111", txn_date: str = "20261120", txn_time: str = "103000", **text: str
+) -> str:
+    """A CV record laid out slice by slice from docs/formats.md §2 (not by our writer)."""
+    rec = [" "] * 400
+
+    def put(start: int, end: int, value: str) -> None:
+        assert len(value) == end - start, (start, end, value)
+        rec[start:end] = value
+
+    put(0, 2, "CV")
+    put(2, 17, "000012345678901")
+    put(17, 29, f"{700000000000 + seq:012d}")
+    put(29, 37, txn_date)
+    put(37, 43, txn_time)
+    put(43, 44, "0")
+    put(44, 52, "20261220")
+    put(52, 53, "C")
+    put(53, 54, "2")
+    put(54, 65, "00000010000")
+    put(65, 76, "00000000200")
+    put(76, 87, "00000009800")
+    put(87, 106, card)
+    put(106, 108, "01")
+    put(108, 110, "01")
+    put(110, 122, f"{800000000000 + seq:012d}")
+    put(122, 133, "00000010000")
+    put(133, 144, "00000000200")
+    put(144, 155, "00000009800")
+    put(155, 158, "341")
+    put(158, 164, "001234")
+    put(164, 175, "00001234567")
+    put(175, 187, text.get("auth", "AUT000001".ljust(12)))
+    put(187, 190, "002")
+    put(190, 193, "001")
+    for start in range(193, 270, 11):
+        put(start, start + 11, "0" * 11)
+    put(270, 272, "00")
+    put(272, 302, text.get("order", "PEDIDO 1".ljust(30)))
+    put(302, 305, "BRA")
+    put(305, 314, "123456789")
+    put(314, 323, "123456789")
+    put(323, 337, "12345678000199")
+    put(337, 345, "00000000")
+    put(356, 376, text.get("op", " " * 20))
+    put(376, 378, text.get("op_seq", "  "))
+    put(378, 379, text.get("op_type", " "))
+    put(379, 390, text.get("op_amount", " " * 11))
+    put(390, 396, f"{seq:06d}")
+    return "".join(rec)
+
+
+def acquirer_file(*details: str) -> bytes:
+    """A0 header (laid out from docs/formats.md §2, not by our writer), the details, A9 trailer; CRLF."""
+    header = "A0V10.0020261120060000000001" + "ACQUIRER LOCAL TEST".ljust(30) + "ACQ " + "FINFLOWS " + "N000001"
+    lines = [header.ljust(400), *details, f"A9{len(details) + 2:06d}{len(details) + 2:06d}".ljust(400)]
+    return "".join(line + "\r\n" for line in lines).encode("latin-1")

@@ -13,7 +13,7 @@ import pytest
 from finflows import files
 from finflows.flows.card_reconciliation import card
 from finflows.settings import Limit
-from tests.helpers.statements import DAY, detail, name, statement, statement_lines
+from tests.helpers.statements import DAY, acquirer_file, acquirer_line, detail, name, statement, statement_lines
 
 pytestmark = pytest.mark.integration
 BUCKET = os.environ.get("FINFLOWS_STATEMENT_BUCKET", "finflows-card-statements")
@@ -79,12 +79,16 @@ def test_a_statement_on_ftps_is_copied_to_s3_loaded_and_archived(ftps_hook, s3_h
 
 def test_times_and_dates_are_stored_as_the_file_states_them(s3_hook, pg, load, unique):
     """The reader copies ``HHMMSS`` and the calendar-checked dates as PostgreSQL reads them: what
-    lands in the table is the file's time of day, midnight and the last second included."""
+    lands in the table is the file's time of day, midnight and the last second included (records
+    laid out from the layout, not by our writer)."""
     fname = name(unique)
     times = [dt.time(0, 0, 0), dt.time(23, 59, 59), dt.time(9, 5, 7)]
     days = [dt.date(2024, 2, 29), dt.date(2026, 12, 31), dt.date(2027, 1, 1)]
-    details = [detail(i + 2, txn_time=t, txn_date=d) for i, (t, d) in enumerate(zip(times, days, strict=True))]
-    s3_hook.load_bytes(statement(details), key=f"statements/{fname}", bucket_name=BUCKET)
+    details = [
+        acquirer_line(i + 2, txn_date=f"{d:%Y%m%d}", txn_time=f"{t:%H%M%S}")
+        for i, (t, d) in enumerate(zip(times, days, strict=True))
+    ]
+    s3_hook.load_bytes(acquirer_file(*details), key=f"statements/{fname}", bucket_name=BUCKET)
     assert load(f"statements/{fname}").status == "LOADED"
     stored = pg.execute(
         """SELECT t.txn_time, t.txn_date FROM card.fact_transaction t JOIN ops.file_control c ON c.id = t.file_id
