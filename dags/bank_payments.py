@@ -71,10 +71,12 @@ BANK_IDS = configured_bank_ids()  # the trigger form offers the configured banks
 def bank_payments():
     @task
     def choose_banks(**context) -> list[str]:
-        """The enabled banks of the configuration, or those the run asked for."""
+        """The enabled banks of the configuration, or those the run asked for; refused at once when
+        nobody but the triggering user could approve the files."""
         from finflows.flows.banking.common import choose_banks as run
 
-        return run(context["params"].get("banks"))
+        who = getattr(context["dag_run"], "triggering_user_name", None)
+        return run(context["params"].get("banks"), who, paying=True)
 
     @task(trigger_rule="all_done")
     def summarise(bank_ids: list[str], outcomes: list[dict]) -> dict:

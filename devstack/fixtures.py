@@ -111,4 +111,34 @@ def forget_orphan_uploads(conn) -> list[str]:
             if (bank, f.name.removesuffix(".part")) not in known:
                 f.unlink()
                 removed.append(f"{bank}/{f.name}")
-    return removed
+    return removed + forget_orphan_send_records(conn)
+
+
+def forget_orphan_send_records(conn) -> list[str]:
+    """Remove the local archive's write-once send records of batches pay.batch no longer has (the
+    demo forgets its own payments, the tests truncate), with their void markers: else they stop the
+    same references, or a new batch of the same name, as "sent according to the archive record".
+    The local stand-in only: in production the records are under object lock and nothing removes them."""
+    import json
+
+    from finflows import settings
+    from finflows.flows.banking import sent_records
+    from finflows.task_support import s3_hook
+
+    known = {(b, n, i) for b, n, i in conn.execute("SELECT bank, file_name, id FROM pay.batch").fetchall()}
+    s3, bucket = s3_hook().get_conn(), settings.archive_bucket()
+    keys = [
+        obj["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=sent_records.PREFIX + "/")
+        for obj in page.get("Contents", [])
+    ]
+    removed = []
+    for key in (k for k in keys if not k.endswith(".void.json")):
+        body = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        if (body["bank"], body["file_name"], int(body["batch_id"])) not in known:
+            removed.append(key)
+    void = [k for k in keys if k.endswith(".void.json") and k.removesuffix(".void.json") + ".json" not in keys]
+    for key in removed + [k.removesuffix(".json") + ".void.json" for k in removed] + void:
+        if key in keys:
+            s3.delete_object(Bucket=bucket, Key=key)
+    return sorted(set(removed + void))

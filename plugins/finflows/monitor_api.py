@@ -196,8 +196,65 @@ def decide_batch(user: Operator, batch_id: int, body: Decision) -> dict:
             return delivery.decide(conn, batch_id, body.decision, by=_name(user), note=body.note)
         except LookupError as e:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+        except delivery.FourEyesRefused as e:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(e)) from e
         except delivery.DecisionRefused as e:
             raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+
+
+class Requeue(BaseModel):
+    note: str = Field(min_length=1, max_length=500, description="what was fixed, so that another try can succeed")
+
+
+@app.post("/batches/{batch_id}/requeue")
+def requeue_batch(user: Operator, batch_id: int, body: Requeue) -> dict:
+    """Put a given-up batch back in the retry queue (bank_transfer_retry sends its archived file once,
+    or cancels it after the cutoff); recorded with the caller's name. Never by the batch's maker (403)."""
+    from finflows.flows.banking import delivery
+
+    with _db() as conn:
+        try:
+            return delivery.requeue(conn, batch_id, by=_name(user), note=body.note)
+        except LookupError as e:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+        except delivery.FourEyesRefused as e:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(e)) from e
+        except delivery.DecisionRefused as e:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+
+
+@app.get("/attention")
+def get_attention(_: Reader) -> dict:
+    """The attention list: what the money invariants found and a person must see, until a person
+    resolves each row (what, which batch or payment, the next step, by when). Empty is said."""
+    from finflows import monitor
+    from finflows.flows.banking import invariants
+
+    with _db() as conn:
+        rows = invariants.open_rows(conn)
+    return {
+        "rows": [{k: monitor._plain(v) for k, v in r.items()} for r in rows],
+        "summary": invariants.describe(rows)[0] if not rows else f"{len(rows)} item(s) need a person",
+        "invariants": [{"name": i.name, "sentence": i.sentence, "every_health_check": i.cheap}
+                       for i in invariants.INVARIANTS],
+    }  # fmt: skip
+
+
+class Resolution(BaseModel):
+    note: str = Field(min_length=1, max_length=500, description="how it was resolved (no payee details)")
+
+
+@app.post("/attention/{attention_id}/resolve")
+def resolve_attention(user: Operator, attention_id: int, body: Resolution) -> dict:
+    """A person resolves a row of the attention list, saying how; kept with who and when. A row whose
+    cause is still there is raised again by the next check."""
+    from finflows.flows.banking import invariants
+
+    with _db() as conn:
+        try:
+            return invariants.resolve(conn, attention_id, by=_name(user), note=body.note)
+        except LookupError as e:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
 
 
 @app.get("/batches/awaiting-approval")
@@ -240,12 +297,15 @@ class HoldDecision(BaseModel):
 
 @app.post("/payments/{reference}/hold-decision")
 def decide_held(user: Operator, reference: str, body: HoldDecision) -> dict:
-    """Treasury's decision on a held payment, recorded with the caller's Airflow user name."""
-    from finflows.flows.banking import payments
+    """Treasury's decision on a held payment, recorded with the caller's Airflow user name; never by
+    the user whose run held it (403)."""
+    from finflows.flows.banking import delivery, payments
 
     with _db() as conn:
         try:
             return payments.decide_hold(conn, reference, body.decision, by=_name(user), note=body.note)
+        except delivery.FourEyesRefused as e:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(e)) from e
         except LookupError as e:
             raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
 

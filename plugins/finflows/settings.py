@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
+from finflows.errors import FinflowsError
+
 # Airflow connection ids, one per external system; production defines the same ids in its secrets backend.
 CONN_FINANCE_DB = "postgres_finance"
 CONN_AWS = "aws_finflows"
@@ -161,9 +163,47 @@ def test_connection_interval() -> int:
 
 
 def payment_approvers() -> list[str]:
-    """Airflow user ids who may approve a bank payment batch (comma separated); the user who
-    triggered a run is never one of its approvers."""
-    return [u.strip() for u in get("PAYMENT_APPROVERS", "").split(",") if u.strip()]
+    """Airflow user ids who may approve a bank payment batch or decide about money (comma
+    separated): a user id, or ``role:NAME`` for every user of that Airflow role. The user who
+    triggered a run, and the maker of a batch, are never its approvers."""
+    out: list[str] = []
+    for entry in (u.strip() for u in get("PAYMENT_APPROVERS", "").split(",")):
+        if entry.startswith("role:"):
+            out += [u for u in users_of_role(entry.removeprefix("role:").strip()) if u not in out]
+        elif entry and entry not in out:
+            out.append(entry)
+    return out
+
+
+class ApproverConfigError(FinflowsError, ValueError):
+    """FINFLOWS_PAYMENT_APPROVERS names a role this deployment cannot list the users of."""
+
+
+def users_of_role(role: str) -> list[str]:
+    """The users of an Airflow role, as the configured auth manager holds them. The simple auth
+    manager (the one this project configures) lists them in ``[core] simple_auth_manager_users``
+    (``user:role``, comma separated); another auth manager is refused in words rather than guessed."""
+    from airflow.configuration import conf
+
+    manager = conf.get("core", "auth_manager", fallback="")
+    if not manager.endswith("SimpleAuthManager"):
+        raise ApproverConfigError(
+            f"FINFLOWS_PAYMENT_APPROVERS names role:{role}, but roles are read from the simple auth manager only "
+            f"(configured: {manager or 'none'}); list the approvers' user ids instead"
+        )
+    users = []
+    for pair in conf.get("core", "simple_auth_manager_users", fallback="").split(","):
+        user, _, user_role = pair.strip().partition(":")
+        if user and user_role.strip().lower() == role.lower():
+            users.append(user.strip())
+    return users
+
+
+def sent_record_window_days() -> int:
+    """Processing days back that a payment file's references are checked against the write-once
+    send records in the archive before anything is sent (a restore of the finance database older
+    than this is not caught by the records)."""
+    return int(get("SENT_RECORD_WINDOW_DAYS", "14"))
 
 
 def approval_margin():

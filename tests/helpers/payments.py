@@ -11,12 +11,17 @@ _n = itertools.count(1)
 
 
 def clean(pg) -> None:
-    """No payment state from an earlier test: each run pays every bank's pending payments."""
+    """No payment state from an earlier test: each run pays every bank's pending payments. The
+    archive's send records go with the batches they record (else an earlier test's file, under
+    the same name and batch id, stops this test's as "sent according to the archive record")."""
+    from devstack.fixtures import forget_orphan_send_records
+
     pg.execute(
         "TRUNCATE pay.return_line, pay.payment_event, pay.batch_event, pay.transfer, pay.transfer_retry, pay.payment, "
-        "pay.batch, "
+        "pay.batch, pay.attention, "
         "pay.health_check, pay.circuit RESTART IDENTITY"
     )
+    forget_orphan_send_records(pg)
 
 
 def add(

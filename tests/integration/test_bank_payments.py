@@ -271,7 +271,8 @@ def retry(db, cfg, batch_id: int, bank: str, now: dt.datetime, circuit=None):
         transport=payments.Transport(
             s3_hook=S3Hook(aws_conn_id="aws_finflows"),
             sftp_hook=SFTPHook(ssh_conn_id=cfg.bank(bank).sftp_conn_id),
-            archive_bucket="",  # a queued batch is read back from the URI its row records
+            # a queued batch is read back from the URI its row records; the bucket holds the send records
+            archive_bucket=os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive"),
             attempts=1,
             backoff=0.01,
         ),

@@ -150,7 +150,11 @@ def _s3():
 @pytest.mark.parametrize(
     ("setup", "change", "message"),
     [
-        ("status = 'uncertain'", "status = 'uploaded'", "leaves that state only by a recorded decision"),
+        (
+            "status = 'uncertain'",
+            "status = 'uploaded'",
+            "leaves that state only by a decision recorded since it became uncertain",
+        ),
         ("status = 'sending', send_step = 'rename'", "status = 'cancelled', send_step = NULL", "needs proof"),
         ("status = 'sending', send_step = 'rename'", "send_step = 'part'", "cannot go back to writing a part"),
         ("status = 'uploaded'", "status = 'batched'", "uploaded → batched is not an allowed transition"),

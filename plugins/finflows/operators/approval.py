@@ -13,8 +13,10 @@ upload:
   ``above`` threshold, or nothing was batched): it returns at once, ``decision: nothing``.
 - Otherwise the batches are shown (``finflows.flows.banking.approval.Request``: per file the
   processing date, count and total; the ten largest payments by reference and amount; held
-  duplicates; the time to answer by), assigned to ``FINFLOWS_PAYMENT_APPROVERS`` **less the user
-  who triggered the run** (Airflow refuses anyone else with 403), and the task waits in
+  duplicates; the time to answer by), assigned to ``FINFLOWS_PAYMENT_APPROVERS`` (users, or
+  ``role:NAME``) **less the user who triggered the run and every maker of the batches shown**
+  (Airflow refuses anyone else with 403; the database refuses a maker's approval whatever asks),
+  and the task waits in
   ``awaiting_input``; Airflow's scheduler ends the wait at the bank's cutoff less
   ``FINFLOWS_APPROVAL_MARGIN_MINUTES`` (or ``FINFLOWS_APPROVAL_MAX_WAIT_MINUTES``, if sooner).
 - **Approve**: exactly the batches shown are approved, with who and when, on the batch and in
@@ -110,19 +112,19 @@ class PaymentApprovalOperator(HITLOperator):
                 log.info("%s: no payment file waits for approval", bank.id)
                 return {"bank": bank.id, "decision": "nothing", "batches": [], "cancelled": []}
             who_triggered = self._triggered_by(context)
-            approvers = [u for u in (self.approvers or settings.payment_approvers()) if u != who_triggered]
-            refusal = None
+            approvers = approval.eligible(self._approvers(), req.makers, who_triggered)
             if not approvers:
+                barred = sorted(req.makers | ({who_triggered} if who_triggered else set()))
                 refusal = (
-                    "no approver is configured other than the user who triggered the run "
-                    f"({who_triggered or 'scheduled'}): set FINFLOWS_PAYMENT_APPROVERS"
+                    "no approver is configured other than the users who made these files or triggered this run "
+                    f"({', '.join(barred) or 'none: scheduled'}): set FINFLOWS_PAYMENT_APPROVERS"
                 )
-            elif req.deadline <= now:
+                return self._refuse(conn, bank, req.request_id, "expired", None, refusal, context, asked=False)
+            if req.deadline <= now:
                 refusal = (
                     f"too late to ask: the answer was due by {req.deadline.astimezone(approval.TAIPEI):%H:%M} Taipei"
                 )
-            if refusal:
-                return self._refuse(conn, bank, req.request_id, "expired", None, refusal, context)
+                return self._refuse(conn, bank, req.request_id, "expired", None, refusal, context, asked=False)
         self._own_params()
         self.subject, self.body = req.subject, req.body
         self.assigned_users = [{"id": u, "name": u} for u in approvers]
@@ -157,7 +159,7 @@ class PaymentApprovalOperator(HITLOperator):
             by = str(user.get("id") or "")
             note = str((answer.get("params_input") or {}).get("reason") or "").strip()
             who_triggered = self._triggered_by(context)
-            allowed = [u for u in (self.approvers or settings.payment_approvers()) if u != who_triggered]
+            allowed = approval.eligible(self._approvers(), approval.makers(conn, request_id), who_triggered)
             if by not in allowed:  # Airflow checks the assigned users; this holds whatever auth manager runs
                 why = f"answered by {by or 'nobody'}, who may not approve this run"
                 return self._refuse(conn, bank, request_id, "expired", None, why, context)
@@ -169,7 +171,20 @@ class PaymentApprovalOperator(HITLOperator):
                 "batches": ids, "cancelled": []}  # fmt: skip
 
     # ------------------------------------------------------------------ helpers
-    def _refuse(self, conn, bank, request_id: str, outcome: str, by: str | None, note: str, context: Any) -> dict:
+    def _approvers(self) -> list[str]:
+        return list(self.approvers) if self.approvers else settings.payment_approvers()
+
+    def _refuse(
+        self,
+        conn,
+        bank,
+        request_id: str,
+        outcome: str,
+        by: str | None,
+        note: str,
+        context: Any,
+        asked: bool = True,
+    ) -> dict:
         from finflows import emails
         from finflows.flows.banking import approval
 
@@ -180,7 +195,7 @@ class PaymentApprovalOperator(HITLOperator):
         link = ""
         with contextlib.suppress(ValueError, KeyError):  # no [api] base_url: the email goes without it
             link = self.generate_link_to_ui_from_context(context=context)
-        mail = approval.refusal_email(bank.id, outcome, by, note, cancelled, link)
+        mail = approval.refusal_email(bank.id, outcome, by, note, cancelled, link, asked=asked)
         log.error("%s", mail.subject)
         if cancelled:
             emails.send(mail, to=settings.treasury_email(), smtp_conn_id=settings.CONN_SMTP)

@@ -158,12 +158,15 @@ class BankPaymentFileOperator(_BankOperator):
         )
         args = {"cfg": cfg, "bank_id": bank.id, "now": None, "run_id": context["run_id"], "transport": transport}
         with files.connect(self._finance_db()) as conn, common.encrypter(cfg, bank) as encrypt:
+            # the maker: who triggered this run (a scheduled run has none); never their approver
+            maker = getattr(context.get("dag_run"), "triggering_user_name", None) or None
+            circuit = common.circuit_now(conn, bank.id)
             if self.step == "all":
-                result = payments.pay_bank(conn, **args, encrypt=encrypt, circuit=common.circuit_now(conn, bank.id))
+                result = payments.pay_bank(conn, **args, encrypt=encrypt, circuit=circuit, made_by=maker)
             elif self.step == "prepare":
-                result = payments.prepare_bank(conn, **args, encrypt=encrypt, circuit=common.circuit_now(conn, bank.id))
+                result = payments.prepare_bank(conn, **args, encrypt=encrypt, circuit=circuit, made_by=maker)
             else:
-                result = self._upload(conn, payments, args, encrypt, common.circuit_now(conn, bank.id))
+                result = self._upload(conn, payments, args, encrypt, circuit)
         common.alert_uncertain(result.deliveries)  # treasury hears at once, not after the summary
         self._files = [
             f"{bank.upload_path.rstrip('/')}/{d['file_name']}" for d in result.deliveries if d["outcome"] in SENT

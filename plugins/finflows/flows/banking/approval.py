@@ -44,6 +44,7 @@ class Request:
     held: list[dict]  # {reference, amount, reason}: possible duplicates held back, not in any batch
     deadline: dt.datetime  # answer by (UTC); unanswered, the batches are cancelled
     cutoff: dt.datetime  # the bank's cutoff for the earliest processing date (Asia/Taipei)
+    makers: frozenset[str] = frozenset()  # the users who made these batches: none of them may answer
     payment_count: int = field(init=False)
     total_amount: int = field(init=False)
 
@@ -69,7 +70,7 @@ class Request:
             f"Answer by **{self.deadline.astimezone(TAIPEI):%Y-%m-%d %H:%M} Asia/Taipei** (the bank's cutoff "
             f"{self.cutoff:%H:%M} less the margin). Unanswered by then, or rejected, nothing is uploaded: the "
             "files are cancelled and their payments wait for the next business day. The person who triggered "
-            "this run cannot approve it.",
+            "this run, or made any of these files, cannot approve it.",
             "",
             "| file | processing date | payments | NTD |",
             "|---|---|---:|---:|",
@@ -124,6 +125,21 @@ def deadline_for(
     return out.astimezone(dt.UTC)
 
 
+def eligible(approvers: list[str], makers: frozenset[str] | set[str], triggered_by: str | None) -> list[str]:
+    """Who may answer: the configured approvers less every maker of the batches asked about and the
+    user who triggered the asking run (four eyes: nobody approves what they made)."""
+    barred = set(makers) | ({triggered_by} if triggered_by else set())
+    return [u for u in approvers if u not in barred]
+
+
+def makers(conn, request_id: str) -> frozenset[str]:
+    """The users who made the batches of a request (scheduled runs have no maker)."""
+    rows = conn.execute(
+        "SELECT DISTINCT made_by FROM pay.batch WHERE approval_request = %s AND made_by IS NOT NULL", (request_id,)
+    ).fetchall()
+    return frozenset(r[0] for r in rows)
+
+
 def request(
     conn,
     bank: Bank,
@@ -134,22 +150,26 @@ def request(
     margin: dt.timedelta,
     max_wait: dt.timedelta | None = None,
 ) -> Request | None:
-    """Ask for the bank's batches that wait for approval (made and not yet sent); None when none does."""
+    """Ask for the bank's batches that wait for approval (made, not yet sent, and not asked about by
+    another request: a live request is never taken over; the same task's retry asks again under the
+    same id); None when none does."""
     with conn.transaction(), conn.cursor() as cur:
         _who(cur, run_id, f"approval requested ({request_id})")
         cur.execute(
             """UPDATE pay.batch SET approval = 'requested', approval_request = %s
-               WHERE bank = %s AND status = 'batched' AND approval IN ('required', 'requested')
-               RETURNING id, file_name, processing_date, payment_count, total_amount""",
-            (request_id, bank.id),
+               WHERE bank = %s AND status = 'batched'
+                 AND (approval = 'required' OR (approval = 'requested' AND approval_request = %s))
+               RETURNING id, file_name, processing_date, payment_count, total_amount, made_by""",
+            (request_id, bank.id, request_id),
         )
         rows = sorted(cur.fetchall())
         if not rows:
             return None
         batches = [
             {"id": i, "file_name": n, "processing_date": d.isoformat(), "payment_count": c, "total_amount": int(t)}
-            for i, n, d, c, t in rows
+            for i, n, d, c, t, _maker in rows
         ]
+        made = frozenset(r[5] for r in rows if r[5])
         cur.execute(
             """SELECT p.reference, p.amount, b.file_name FROM pay.payment p JOIN pay.batch b ON b.id = p.batch_id
                WHERE p.batch_id = ANY(%s) ORDER BY p.amount DESC, p.reference LIMIT %s""",
@@ -165,7 +185,7 @@ def request(
         held = [{"reference": r, "amount": int(a), "reason": why} for r, a, why in cur.fetchall()]
     first_day = min(r[2] for r in rows)
     deadline = deadline_for(bank, first_day, now, margin, max_wait)
-    req = Request(bank.id, request_id, batches, largest, held, deadline, delivery.cutoff(bank, first_day))
+    req = Request(bank.id, request_id, batches, largest, held, deadline, delivery.cutoff(bank, first_day), made)
     log.info(
         "%s: approval requested for %d file(s), %d payment(s), NTD %s; answer by %s",
         bank.id,
@@ -235,20 +255,26 @@ def refuse(
     return out
 
 
-def refusal_email(bank_id: str, outcome: str, by: str | None, note: str, cancelled: list[dict], link: str = ""):
-    """Treasury's email when an approval was rejected or expired."""
+def refusal_email(
+    bank_id: str, outcome: str, by: str | None, note: str, cancelled: list[dict], link: str = "", asked: bool = True
+):
+    """Treasury's email when an approval was rejected or expired (``asked``: False when nobody
+    could be asked, which is said as such, never as an unanswered request)."""
     from finflows.emails import Email
 
     count = sum(d["payment_count"] for d in cancelled)
     total = sum(d["total_amount"] for d in cancelled)
-    what = f"rejected by {by}" if outcome == "rejected" else "not answered in time"
+    if outcome == "rejected":
+        what = f"rejected by {by}"
+    else:
+        what = "not answered in time" if asked else "not asked: nobody who may approve it could be asked"
     lines = [
         f"{bank_id}: the approval of {len(cancelled)} payment file(s) ({count} payment(s), NTD {total:,}) was "
         f"{what}. Nothing was uploaded: the files are cancelled and their payments wait for the next business day.",
         *(f"{d['file_name']}: {d['payment_count']} payment(s), NTD {d['total_amount']:,}" for d in cancelled),
     ]
     if note:
-        lines.append(f"Reason given: {note}")
+        lines.append(f"Reason given: {note}" if asked else f"Why: {note}")
     lines.append(
         "Next step: if they should still go out, they are batched again by the next bank_payments run on or "
         "after the next business day, and asked for approval again; payments that must not go out are "
@@ -256,7 +282,8 @@ def refusal_email(bank_id: str, outcome: str, by: str | None, note: str, cancell
     )
     if link:
         lines.append(f"The approval in Airflow: {link}")
-    return Email(f"[finflows] bank payments {outcome.upper()}: {bank_id}, {len(cancelled)} file(s)", tuple(lines))
+    word = outcome.upper() if asked else "NOT APPROVED (nobody could be asked)"
+    return Email(f"[finflows] bank payments {word}: {bank_id}, {len(cancelled)} file(s)", tuple(lines))
 
 
 def awaiting(conn) -> list[dict]:

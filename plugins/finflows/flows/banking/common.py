@@ -18,12 +18,39 @@ from finflows.task_support import (
 log = logging.getLogger(__name__)
 
 
-def choose_banks(requested: list[str] | None) -> list[str]:
+def no_approver(cfg: banks.BankConfig, chosen: list[str], triggered_by: str | None) -> str | None:
+    """Why a run of these banks would have nobody to approve its files (the configured approvers,
+    less the user who triggers it, leave nobody for a bank whose files may need approval), or None.
+    Said before anything is batched: never a request that expires because nobody was asked."""
+    needing = [b for b in chosen if cfg.bank(b).approval != "none"]
+    if not needing:
+        return None
+    try:
+        approvers = settings.payment_approvers()
+    except settings.ApproverConfigError as e:
+        return str(e)
+    if [u for u in approvers if u != triggered_by]:
+        return None
+    who = (
+        f"you ({triggered_by}) are the only approver configured"
+        if triggered_by in approvers
+        else ("no approver is configured")
+    )
+    return (
+        f"nobody could approve the payment files of {', '.join(needing)}: {who} (FINFLOWS_PAYMENT_APPROVERS), "
+        "and whoever triggers a run may not approve it. Ask another approver to trigger it, or add one; "
+        "nothing was batched"
+    )
+
+
+def choose_banks(requested: list[str] | None, triggered_by: str | None = None, *, paying: bool = False) -> list[str]:
     """The enabled banks (``["all"]``, the schedule's choice, or no params at all), or those a
     manual run asked for (each must be configured). An empty list, or "all" beside named banks,
     is refused: paying every bank is chosen, never what an emptied field means. A bank that is not
     configured, or a configuration that does not load, fails the task at once: no retry can fix
-    it, and a run that cannot succeed must not hold the next one."""
+    it, and a run that cannot succeed must not hold the next one. ``paying`` (bank_payments): so
+    does a run that would leave nobody to approve its files (``no_approver``), refused in words
+    before anything is batched."""
     with bad_input_fails_without_retry(banks.BankConfigError):
         if requested is not None and not requested:
             raise banks.BankConfigError(f"no bank chosen: choose '{settings.ALL_BANKS}' or the banks to pay")
@@ -34,6 +61,9 @@ def choose_banks(requested: list[str] | None) -> list[str]:
             chosen = cfg.enabled
         else:
             chosen = [cfg.bank(b).id for b in requested]
+        refusal = no_approver(cfg, chosen, triggered_by) if paying else None
+        if refusal:
+            raise banks.BankConfigError(refusal)
     log.info("banks to pay: %s", ", ".join(chosen) or "none")
     return chosen
 
@@ -136,6 +166,31 @@ def alert_uncertain(deliveries: list[dict]) -> None:
     if alert is not None:
         log.error("%s", alert.subject)
         emails.send(alert, to=settings.treasury_email() + settings.ops_email(), smtp_conn_id=settings.CONN_SMTP)
+
+
+def alert_attention(new: list[dict]) -> None:
+    """Email treasury and operations the rows just raised on the attention list."""
+    from finflows import emails
+    from finflows.flows.banking import invariants
+
+    mail = invariants.alert(new)
+    if mail is not None:
+        log.error("%s", mail.subject)
+        emails.send(mail, to=settings.treasury_email() + settings.ops_email(), smtp_conn_id=settings.CONN_SMTP)
+
+
+def check_invariants() -> dict:
+    """The cheap money invariants (bank_health, every run): the attention list kept up to date and
+    its new rows alerted."""
+    from finflows import files
+    from finflows.flows.banking import invariants
+
+    with files.connect(finance_db()) as conn:
+        result = invariants.check(conn, banks.load())
+        new = invariants.sync(conn, result)
+        still_open = len(invariants.open_rows(conn))
+    alert_attention(new)
+    return {"found": len(result.findings), "broken": len(result.broken), "new": len(new), "open": still_open}
 
 
 def circuit_now(conn, bank_id: str):

@@ -69,6 +69,8 @@ class Report:
     problems: list[str] = field(default_factory=list)
     # "mega: ACHP01_….txt (3 payment(s), NTD 9,000) approved by treasurer at 2026-11-23 09:12 Asia/Taipei"
     approvals: list[str] = field(default_factory=list)
+    # the attention list in words (invariants.describe): one sentence when it is empty
+    attention: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.total = BankDay("total")
@@ -336,7 +338,12 @@ def render(report: Report, chart_cid: str, archive: dict) -> tuple[str, str]:
     rows = "".join("<tr>" + "".join(cell(getattr(b, a)) for _, a in COLUMNS) + "</tr>" for b in report.banks)
     rows += "<tr style='font-weight:bold'>" + "".join(cell(getattr(t, a)) for _, a in COLUMNS) + "</tr>"
     head = "".join(f"<th>{h}</th>" for h, _ in COLUMNS)
-    state = f"{len(report.problems)} item(s) need attention" if report.problems else "all clear"
+    open_rows = [a for a in report.attention if not a.startswith("The attention list is empty")]
+    state = (
+        f"{len(report.problems)} item(s) need attention, {len(open_rows)} on the attention list"
+        if report.problems or open_rows
+        else "all clear"
+    )
     subject = (
         f"[finflows] finance daily report {report.day}: sent NTD {t.ntd_sent:,} in {t.files_sent} file(s), "
         f"settled NTD {t.ntd_settled:,}, returned NTD {t.ntd_returned:,}; {state}"
@@ -347,7 +354,10 @@ def render(report: Report, chart_cid: str, archive: dict) -> tuple[str, str]:
         f"<h2>Finance daily report {report.day:%Y-%m-%d} (Asia/Taipei)</h2>"
         f'<p><img src="cid:{chart_cid}" alt="NTD sent, settled and returned per bank"></p>'
         f"<table border=1 cellpadding=4 cellspacing=0><tr>{head}</tr>{rows}</table>"
-        f"<h3>Needs attention</h3><ul>{problems}</ul>"
+        + "<h3>Attention list (until a person resolves each row)</h3><ul>"
+        + "".join(f"<li>{html.escape(a)}</li>" for a in report.attention or ["(not checked)"])
+        + "</ul>"
+        + f"<h3>Needs attention</h3><ul>{problems}</ul>"
         + (f"<h3>Returned by reason</h3><ul>{returned}</ul>" if returned else "")
         + (
             "<h3>Approvals (a second person before upload)</h3><ul>"

@@ -7,7 +7,7 @@ import logging
 
 from finflows import files, settings
 from finflows.flows.banking import banks, payments
-from finflows.flows.banking.common import email_treasury, own_decrypter
+from finflows.flows.banking.common import alert_attention, email_treasury, own_decrypter
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,
@@ -34,6 +34,20 @@ def _gather(d: dt.date):
     return report, listed
 
 
+def _attention(hook, open_own) -> list[str]:
+    """Every money invariant, the archive's included; the attention list in words (new rows alerted
+    at once, as bank_health does)."""
+    from finflows.flows.banking import invariants
+    from finflows.flows.banking.sent_records import SentRecords
+
+    cfg = banks.load()
+    records = SentRecords(hook.get_conn(), settings.archive_bucket(), settings.sent_record_window_days())
+    with files.connect(finance_db()) as conn:
+        result = invariants.check(conn, cfg, everything=True, records=records, s3_hook=hook, open_own=open_own)
+        alert_attention(invariants.sync(conn, result))
+        return invariants.describe(invariants.open_rows(conn))
+
+
 def _archive(hook, bucket: str, prefix: str, items) -> None:
     """Each (name, bytes, content type) under ``prefix`` in the archive bucket."""
     client = hook.get_conn()
@@ -56,7 +70,7 @@ def daily_report(day: str | None) -> dict:
     report, listed = _gather(d)
     hook = s3_hook()
     with own_decrypter(banks.load()) as open_own:  # finance's own copy of what it sent, checked
-        missing = dr.verify_archive(hook, listed, open_own)
+        missing, report.attention = dr.verify_archive(hook, listed, open_own), _attention(hook, open_own)
     prefix = f"finance-daily/{d}/"
     png, name = dr.chart(report), dr.CHART_NAME.format(day=d)
     subject, body = dr.render(

@@ -34,7 +34,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo
 
 from finflows.errors import FinflowsError
 from finflows.flows.banking.banks import Bank
+from finflows.flows.banking.sent_records import SentRecords
 from finflows.sessions import IncompatibleServer
 from finflows.transfer import (
     ABSENT,
@@ -66,6 +67,7 @@ STEPS = (
     "sending_committed",  # sending/part is recorded; nothing has left yet
     "part_written",  # NAME.part is complete on the server
     "rename_committed",  # sending/rename is recorded; the rename is not sent yet
+    "sent_recorded",  # the write-once send record is in the archive; the rename is not sent yet
     "renamed",  # the server acknowledged the rename
     "delivered_committed",  # uploaded is recorded
     "cancel_committed",  # cancelled is recorded
@@ -81,6 +83,10 @@ class BatchMoved(TransferError):
 
 class DecisionRefused(FinflowsError, ValueError):
     """A decision asked of a batch that is not waiting for one."""
+
+
+class FourEyesRefused(DecisionRefused):
+    """A decision asked of the person who made what it decides about: another person must take it."""
 
 
 class Outcome(StrEnum):
@@ -134,6 +140,9 @@ class Batch:
     uploaded_at: dt.datetime | None
     uncertain_reason: str | None
     approval: str = "not_required"  # required | requested | approved | not_required | rejected | expired
+    made_by: str | None = None  # who triggered the run that made it (None: scheduled)
+    decision: str | None = None  # a person's decision since it last became uncertain
+    decided_at: dt.datetime | None = None
 
     @property
     def approved(self) -> bool:
@@ -152,6 +161,7 @@ class Parcel:
     run_id: str
     started: dt.datetime
     from_retry_queue: bool = False  # bank_transfer_retry's try: counted in pay.transfer_retry
+    references: tuple[str, ...] = ()  # the payments the file carries (named in the send record)
 
     @property
     def part(self) -> str:
@@ -191,7 +201,8 @@ def read_batch(conn, batch_id: int) -> Batch:
     with conn.cursor(row_factory=dict_row) as cur:  # read by name, not by position
         row = cur.execute(
             """SELECT id, bank, file_name, status, send_step, send_attempt, processing_date, payment_count,
-                      total_amount, uploaded_at, uncertain_reason, approval FROM pay.batch WHERE id = %s""",
+                      total_amount, uploaded_at, uncertain_reason, approval, made_by, decision, decided_at
+               FROM pay.batch WHERE id = %s""",
             (batch_id,),
         ).fetchone()
     if row is None:
@@ -281,6 +292,24 @@ def _begin(conn, p: Parcel) -> Batch:
         )
     _step("sending_committed")
     return Batch(**{**b.__dict__, "status": "sending", "send_step": "part", "send_attempt": attempt})
+
+
+def _record_sent(link: Link, p: Parcel, attempt: int) -> None:
+    """The write-once send record, put just before a rename is sent (after ``sending/rename`` is
+    committed): from here the file may be at the bank, whatever the finance database later says."""
+    b = p.batch
+    link.records.write(
+        bank=b.bank,
+        day=b.processing_date,
+        file_name=b.file_name,
+        batch_id=b.id,
+        attempt=attempt,
+        cipher_sha256=p.cipher_sha256,
+        plain_sha256=p.plain_sha256,
+        references=p.references,
+        run_id=p.run_id,
+    )
+    _step("sent_recorded")
 
 
 def _rename_next(conn, p: Parcel) -> None:
@@ -389,10 +418,11 @@ def cancel(conn, b: Batch, run_id: str, why: str, *, part_removed: bool = False)
 # ---------------------------------------------------------------------------- a delivery
 @dataclass(frozen=True)
 class Link:
-    """How to reach the bank: its SFTP hook, how often to try, and how its server lets us check an
-    upload (``stat``, ``list`` or ``trust``: banks.yaml ``upload_check``)."""
+    """How to reach the bank: its SFTP hook, the send records, how often to try, and how its server
+    lets us check an upload (``stat``, ``list`` or ``trust``: banks.yaml ``upload_check``)."""
 
     sftp_hook: Any
+    records: SentRecords  # the write-once send records in the archive (outside the finance database)
     attempts: int = 3
     backoff: float = 2.0
     check: str = STAT
@@ -447,24 +477,72 @@ def deliver(
                 b.total_amount,
                 error=f"approval is {b.approval}: nothing is sent before a second person approves it",
             )
-        data, info = prepare()
-        _step("archived")
-        p = Parcel(
-            b,
-            remote_path(bank, b.file_name),
-            data,
-            info["plain_sha256"],
-            info["cipher_sha256"],
-            run_id,
-            now,
-            from_retry_queue,
-        )
+        p = _parcel(conn, bank, b, prepare, run_id, now, from_retry_queue)
         if b.status == "sending" and b.send_step == "rename":
             why = "a worker stopped after the rename step was recorded"
             if past:
                 return _settle_after_cutoff(conn, p, link, why, _too_late(bank, b))
             return _settle_rename(conn, p, link, why, 0)
-        return _send(conn, Parcel(**{**p.__dict__, "batch": _begin(conn, p)}), link)
+        # nothing is sent where the archive's send records say the bank may have these payments already
+        return _stopped_by_record(conn, p, link) or _send(
+            conn, Parcel(**{**p.__dict__, "batch": _begin(conn, p)}), link
+        )
+
+
+def _parcel(conn, bank: Bank, b: Batch, prepare, run_id: str, now: dt.datetime, from_retry_queue: bool) -> Parcel:
+    """The batch's encrypted file (made and archived once by ``prepare``) and what it carries."""
+    data, info = prepare()
+    _step("archived")
+    return Parcel(
+        b,
+        remote_path(bank, b.file_name),
+        data,
+        info["plain_sha256"],
+        info["cipher_sha256"],
+        run_id,
+        now,
+        from_retry_queue,
+        _references(conn, b.id),
+    )
+
+
+def _references(conn, batch_id: int) -> tuple[str, ...]:
+    rows = conn.execute("SELECT reference FROM pay.payment WHERE batch_id = %s ORDER BY seq", (batch_id,)).fetchall()
+    return tuple(r[0] for r in rows)
+
+
+def _stopped_by_record(conn, p: Parcel, link: Link) -> Delivery | None:
+    """Before anything is sent: the send records of the bank that name this batch's payments and
+    that the database does not account for (it was restored, or failed over, past a delivery).
+    Then nothing is sent: the batch is uncertain, "sent according to the archive record", and a
+    person decides. None when no record stops it."""
+    b = p.batch
+    found = link.records.blocking(
+        bank=b.bank,
+        day=b.processing_date,
+        file_name=b.file_name,
+        send_attempt=b.send_attempt,
+        references=p.references,
+        resend_decided_at=b.decided_at if b.decision == "resend" else None,
+    )
+    if not found:
+        return None
+    named = "; ".join(f"{r.describe()} names {n} of its {b.payment_count} payment(s)" for r, n in found)
+    reason = (
+        f"sent according to the archive record: {named}. The finance database does not know of that delivery "
+        "(was it restored?); nothing is sent until a person decides"
+    )
+    with conn.transaction(), conn.cursor() as cur:
+        _who(cur, p.run_id, f"uncertain: {reason}")
+        _move(cur, b, "status = 'uncertain', send_step = NULL, uncertain_reason = %s", (reason[:4000],))
+        cur.execute(
+            """INSERT INTO pay.transfer_retry (batch_id, status, last_error) VALUES (%s, 'uncertain', %s)
+               ON CONFLICT (batch_id) DO UPDATE SET status = 'uncertain', last_error = EXCLUDED.last_error,
+                   updated_at = now()""",
+            (b.id, reason[:4000]),
+        )
+    log.error("%s: %s UNCERTAIN: %s", b.bank, b.file_name, reason)
+    return _delivery(p, Outcome.UNCERTAIN, 0, reason)
 
 
 def _too_late(bank: Bank, b: Batch) -> str:
@@ -501,6 +579,7 @@ def _send(conn, p: Parcel, link: Link) -> Delivery:
                 _step("part_written")
                 rename_recorded = True  # from here a failure is settled by asking the server, never by a new part
                 _rename_next(conn, p)
+                _record_sent(link, p, p.batch.send_attempt)
                 try:
                     sftp.rename(p.part, p.final)
                 except Exception as e:
@@ -553,6 +632,7 @@ def _settle_rename(conn, p: Parcel, link: Link, why: str, tried: int) -> Deliver
                         tried + n,
                         "rename",
                     )
+                _record_sent(link, p, p.batch.send_attempt)
                 sftp.rename(p.part, p.final)  # the one part that can become the final name: at most once
                 _step("renamed")
                 return _delivered(conn, p, Outcome.UPLOADED, tried + n)
@@ -577,6 +657,13 @@ def _settle_after_cutoff(conn, p: Parcel, link: Link, why: str, too_late: str) -
             if final == ABSENT and part != ABSENT:
                 sftp.remove(p.part)
                 if sftp_remote_copy(sftp, p.final, p.data, link.check) == ABSENT:
+                    link.records.void(
+                        bank=b.bank,
+                        day=b.processing_date,
+                        file_name=b.file_name,
+                        attempt=b.send_attempt,
+                        why=f"{too_late}; our {p.part} was removed before any rename of it",
+                    )
                     return cancel(
                         conn,
                         b,
@@ -593,6 +680,16 @@ def _settle_after_cutoff(conn, p: Parcel, link: Link, why: str, too_late: str) -
 
 
 # ---------------------------------------------------------------------------- a person's decision
+def resolve_attention(cur, batch_id: int, kinds: Iterable[str], *, by: str, how: str) -> None:
+    """A person's decision on the batch itself resolves its attention-list rows of these kinds, in
+    the decision's transaction (``finflows.flows.banking.invariants`` raises them)."""
+    cur.execute(
+        """UPDATE pay.attention SET resolved_at = now(), resolved_by = %s, resolution = %s
+           WHERE batch_id = %s AND kind = ANY(%s) AND resolved_at IS NULL""",
+        (by, how[:2000], batch_id, sorted(kinds)),
+    )
+
+
 def decide(conn, batch_id: int, decision: str, *, by: str, note: str = "") -> dict:
     """Treasury's decision on an uncertain batch, recorded with who made it and when.
 
@@ -608,6 +705,10 @@ def decide(conn, batch_id: int, decision: str, *, by: str, note: str = "") -> di
         b = read_batch(conn, batch_id)
         if b.status != "uncertain":
             raise DecisionRefused(f"batch {batch_id} ({b.file_name}) is {b.status}, not uncertain: nothing to decide")
+        if b.made_by and b.made_by == by:
+            raise FourEyesRefused(
+                f"{by} made batch {batch_id} ({b.file_name}) and may not decide its delivery: another person must"
+            )
         why = f"decision {decision} by {by}" + (f": {note}" if note else "")
         with conn.transaction(), conn.cursor() as cur:
             _who(cur, f"decision:{by}", why)
@@ -635,8 +736,47 @@ def decide(conn, batch_id: int, decision: str, *, by: str, note: str = "") -> di
                            last_error = EXCLUDED.last_error, updated_at = now(), next_attempt_at = now()""",
                     (b.id, why),
                 )
+            resolve_attention(cur, b.id, ("uncertain", "sent_record"), by=by, how=why)
     log.warning("%s: %s", b.file_name, why)
     return {"batch_id": b.id, "file_name": b.file_name, "decision": decision, "decided_by": by}
+
+
+def requeue(conn, batch_id: int, *, by: str, note: str) -> dict:
+    """A person puts a given-up batch back in the retry queue (its cause is fixed: the account's
+    rights, the bank's upload_check): bank_transfer_retry tries it again from its archived bytes,
+    or cancels it past the cutoff. Recorded with who, when and why; never by the batch's maker."""
+    if not by:
+        raise DecisionRefused("a re-queue needs the name of the person who asks for it")
+    if not note.strip():
+        raise DecisionRefused("say why the batch may be tried again (what was fixed)")
+    with batch_lock(conn, batch_id) as mine:
+        if not mine:
+            raise DecisionRefused(f"batch {batch_id} is being worked on right now; try again in a minute")
+        b = read_batch(conn, batch_id)
+        row = conn.execute("SELECT status FROM pay.transfer_retry WHERE batch_id = %s", (batch_id,)).fetchone()
+        if b.status != "queued" or row is None or row[0] != "gave_up":
+            what = f"{b.status}" + (f", retry {row[0]}" if row else "")
+            raise DecisionRefused(f"batch {batch_id} ({b.file_name}) is {what}, not given up: nothing to re-queue")
+        if b.made_by and b.made_by == by:
+            raise FourEyesRefused(
+                f"{by} made batch {batch_id} ({b.file_name}) and may not re-queue it: another person must"
+            )
+        why = f"re-queued by {by}: {note}"
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                """UPDATE pay.transfer_retry SET status = 'waiting', attempts = 0, next_attempt_at = now(),
+                       updated_at = now(), requeued_by = %s, requeued_at = now(), requeue_note = %s
+                   WHERE batch_id = %s AND status = 'gave_up'""",
+                (by, note[:500], batch_id),
+            )
+            cur.execute(
+                """INSERT INTO pay.batch_event (batch_id, from_status, to_status, detail, decided_by, dag_run_id)
+                   VALUES (%s, 'queued', 'queued', %s, %s, %s)""",
+                (batch_id, why[:2000], by, f"decision:{by}"),
+            )
+            resolve_attention(cur, b.id, ("given_up",), by=by, how=why)
+    log.warning("%s: %s", b.file_name, why)
+    return {"batch_id": b.id, "file_name": b.file_name, "decision": "requeue", "decided_by": by}
 
 
 def uncertain_alert(deliveries: list[dict], base_url: str = ""):

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from finflows import files, settings
 from finflows.flows.banking import banks, payments
-from finflows.flows.banking.common import circuit_now, email_treasury, sftp
+from finflows.flows.banking.common import check_invariants, circuit_now, email_treasury, sftp
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,
@@ -49,8 +49,9 @@ def check_bank(bank_id: str) -> dict:
 
 
 def health_summary(bank_ids: list[str], checks: list[dict | None]) -> dict:
-    """Alert operations and treasury when a circuit opens or closes. A failed check is data, not a
-    failed run: the run fails only when a check could not even be recorded."""
+    """Alert operations and treasury when a circuit opens or closes; check the cheap money
+    invariants (the attention list, new rows alerted). A failed check is data, not a failed run:
+    the run fails only when a check could not even be recorded."""
     import html
 
     nothing_upstream(bank_ids, "choose_banks")
@@ -69,10 +70,12 @@ def health_summary(bank_ids: list[str], checks: list[dict | None]) -> dict:
         )
         names = ", ".join(f"{c['bank']} {c['transition']}" for c in moved)
         email_treasury(f"[finflows] bank circuit: {names}", f"<ul>{items}</ul>{note}", also=settings.ops_email())
+    attention = check_invariants()  # the cheap money invariants, every run
     failed = sorted(set(bank_ids) - {c["bank"] for c in recorded})
     fail_run_if_any(failed, len(bank_ids), "bank health check")
     return {
         "ok": sum(c["ok"] for c in recorded),
         "failed": sum(not c["ok"] for c in recorded),
         "transitions": {c["bank"]: c["transition"] for c in moved},
+        "attention": attention,
     }

@@ -34,6 +34,7 @@ from finflows import settings
 from finflows.flows.banking import delivery, health
 from finflows.flows.banking.banks import AboveAmount, Bank, BankConfig, FileFormat
 from finflows.flows.banking.delivery import DELIVERED, PROBLEMS, Delivery, Outcome
+from finflows.flows.banking.sent_records import SentRecords, precondition_failed
 from finflows.formats import ach
 from finflows.transfer import TransferError
 
@@ -158,18 +159,21 @@ def _probe_batch(bank: Bank, company_id: str = "00000000") -> ach.Batch:
     )
 
 
-def hold_duplicates(cur, bank_id: str, day: dt.date, window_days: int) -> list[dict]:
-    """Hold this bank's due pending payments that repeat another payment: same payee bank, account
-    and amount, due within ``window_days`` of it, that other one pending (and older), batched,
-    uploaded or settled, paid by any of our banks. Held payments, new and still undecided, are
-    returned ({reference, duplicate_of}); a released one is never held again."""
+def hold_duplicates(cur, bank_id: str, day: dt.date, window_days: int, held_by: str | None = None) -> list[dict]:
+    """Hold this bank's due pending payments that repeat another payment as the bank file carries
+    it: same payee bank unit, account as the layout writes it (16 digits, zero-padded:
+    ``pay.wire_account``) and amount, due within ``window_days`` of it, that other one pending (and
+    older), batched, uploaded or settled, paid by any of our banks. Held payments, new and still
+    undecided, are returned ({reference, duplicate_of}); a released one is never held again.
+    ``held_by`` (the user who triggered the run; None when scheduled) may not decide them."""
     cur.execute(
         """WITH found AS (
                SELECT c.id, o.reference AS duplicate_of
                FROM pay.payment c
                JOIN LATERAL (
                    SELECT o.reference FROM pay.payment o
-                   WHERE o.id <> c.id AND o.payee_bank = c.payee_bank AND o.payee_account = c.payee_account
+                   WHERE o.id <> c.id AND o.payee_bank = c.payee_bank
+                     AND pay.wire_account(o.payee_account) = pay.wire_account(c.payee_account)
                      AND o.amount = c.amount AND abs(o.due_date - c.due_date) <= %(window)s
                      AND (o.status IN ('batched', 'uploaded', 'settled') OR (o.status = 'pending' AND o.id < c.id))
                    ORDER BY o.id LIMIT 1) o ON true
@@ -178,9 +182,9 @@ def hold_duplicates(cur, bank_id: str, day: dt.date, window_days: int) -> list[d
            UPDATE pay.payment p SET held_reason = format(
                    'possible duplicate of %%s (same payee bank, account and amount, due within %%s day(s))',
                    f.duplicate_of, %(window)s),
-               held_at = now()
+               held_at = now(), held_by = %(by)s
            FROM found f WHERE p.id = f.id""",
-        {"window": window_days, "bank": bank_id, "day": day},
+        {"window": window_days, "bank": bank_id, "day": day, "by": held_by},
     )
     cur.execute(
         """INSERT INTO pay.payment_event (payment_id, from_status, to_status, batch_id, detail, dag_run_id)
@@ -208,6 +212,11 @@ def decide_hold(conn, reference: str, decision: str, *, by: str, note: str = "")
     if not by:
         raise ValueError("a decision needs the name of the person who made it")
     why = f"hold {'released' if decision == 'release' else 'cancelled'} by {by}" + (f": {note}" if note else "")
+    row = conn.execute("SELECT held_by FROM pay.payment WHERE reference = %s", (reference,)).fetchone()
+    if row is not None and row[0] and row[0] == by:
+        raise delivery.FourEyesRefused(
+            f"{by} triggered the run that held payment {reference} and may not decide it: another person must"
+        )
     with conn.transaction(), conn.cursor() as cur:
         _who(cur, f"decision:{by}", why)
         cur.execute(
@@ -267,7 +276,9 @@ def _batchable(cur, cfg: BankConfig, bank: Bank, day: dt.date, result: BankRun) 
     return rows, sizes
 
 
-def _create_batches(cur, bank: Bank, day: dt.date, planned: list[list[tuple]], run_id: str, result: BankRun) -> None:
+def _create_batches(
+    cur, bank: Bank, day: dt.date, planned: list[list[tuple]], run_id: str, result: BankRun, made_by: str | None
+) -> None:
     """Each planned group of payments becomes the day's next batch of the bank (its file name, its
     approval by the bank's policy), its payments batched with PSEQ numbers that run on across the
     day's batches."""
@@ -287,9 +298,9 @@ def _create_batches(cur, bank: Bank, day: dt.date, planned: list[list[tuple]], r
         approval, why = _approval_policy(bank, total)
         cur.execute(
             """INSERT INTO pay.batch (bank, processing_date, batch_no, file_name, file_format, payment_count,
-                                      total_amount, dag_run_id, approval, approval_note)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-            (bank.id, day, batch_no, name, bank.file_format.value, len(members), total, run_id, approval, why),
+                                      total_amount, dag_run_id, approval, approval_note, made_by)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+            (bank.id, day, batch_no, name, bank.file_format.value, len(members), total, run_id, approval, why, made_by),
         )
         batch_id = cur.fetchone()[0]
         cur.execute(
@@ -304,10 +315,18 @@ def _create_batches(cur, bank: Bank, day: dt.date, planned: list[list[tuple]], r
 
 
 def make_batches(
-    conn, cfg: BankConfig, bank_id: str, now: dt.datetime | None, run_id: str, duplicate_window: int | None = None
+    conn,
+    cfg: BankConfig,
+    bank_id: str,
+    now: dt.datetime | None,
+    run_id: str,
+    duplicate_window: int | None = None,
+    made_by: str | None = None,
 ) -> BankRun:
     """``now`` is the wall clock unless given (tests move the clock with time-machine); a payment that
-    looks like a duplicate (``hold_duplicates``, ``duplicate_window`` days) is held, not batched."""
+    looks like a duplicate (``hold_duplicates``, ``duplicate_window`` days) is held, not batched.
+    ``made_by``: the user who triggered the run (None when scheduled), recorded as the batches'
+    maker, who may never approve or decide about them."""
     now = now or dt.datetime.now(dt.UTC)
     bank = cfg.bank(bank_id)
     result = BankRun(bank_id)
@@ -317,7 +336,7 @@ def make_batches(
         day = processing_date(cur, bank, now)
         result.processing_date = day.isoformat()
         window = settings.duplicate_window_days() if duplicate_window is None else duplicate_window
-        result.held = hold_duplicates(cur, bank_id, day, window)
+        result.held = hold_duplicates(cur, bank_id, day, window, made_by)
         rows, sizes = _batchable(cur, cfg, bank, day, result)
         late = sum(1 for r in rows if r[-1] < day)
         if late:
@@ -326,7 +345,7 @@ def make_batches(
         chunks = plan_batches(
             sizes, cfg.originator.max_payments_per_batch, cfg.originator.max_bytes_per_batch, overhead
         )
-        _create_batches(cur, bank, day, [[rows[i] for i in chunk] for chunk in chunks], run_id, result)
+        _create_batches(cur, bank, day, [[rows[i] for i in chunk] for chunk in chunks], run_id, result, made_by)
     return result
 
 
@@ -383,6 +402,23 @@ def _archive_key(bank_id: str, day: dt.date, name: str) -> str:
     return f"bank-payments/{bank_id}/{day.isoformat()}/{name}.pgp"
 
 
+def _archive_new(client, bucket: str, key: str, data: bytes) -> str:
+    """Archive ``data`` under ``key`` without ever replacing what is there (a conditional write): a
+    file of the same name archived before (a batch made again after the finance database was
+    restored, or a prepare a stopped worker half did) is evidence of what may have been sent, so
+    this one goes beside it, its key suffixed with its own sha256. Returns the key written."""
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+        return key
+    except Exception as e:
+        if not precondition_failed(e):
+            raise
+    beside = f"{key.removesuffix('.pgp')}.{_sha(data)[:16]}.pgp"
+    client.put_object(Bucket=bucket, Key=beside, Body=data)
+    log.warning("%s is already archived (another copy of that name): this one is kept beside it as %s", key, beside)
+    return beside
+
+
 def prepare_file(
     conn, transport: Transport, cfg: BankConfig, bank: Bank, batch_id: int, encrypt: Encrypt | None
 ) -> tuple[bytes, dict]:
@@ -405,9 +441,8 @@ def prepare_file(
             raise TransferError(f"batch {batch_id} has no archived file and no key to make one")
         plain = build_file(cur, cfg, bank, batch_id)
     cipher = encrypt(plain)
-    key = _archive_key(bank.id, day, name)
     archive_bucket = transport.archive_bucket
-    transport.s3_hook.get_conn().put_object(Bucket=archive_bucket, Key=key, Body=cipher)
+    key = _archive_new(transport.s3_hook.get_conn(), archive_bucket, _archive_key(bank.id, day, name), cipher)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             """UPDATE pay.batch SET plain_sha256 = %s, plain_bytes = %s, cipher_sha256 = %s, cipher_bytes = %s,
@@ -440,12 +475,15 @@ def deliver_batch(
     """Deliver one batch at most once (``delivery.deliver``: the recorded state machine), its file
     made, encrypted and archived once."""
     bank = cfg.bank(bank_id)
+    records = SentRecords(transport.s3_hook.get_conn(), transport.archive_bucket, settings.sent_record_window_days())
     return delivery.deliver(
         conn,
         bank=bank,
         batch_id=batch_id,
         run_id=run_id,
-        link=delivery.Link(transport.sftp_hook, transport.attempts, transport.backoff, bank.upload_check.value),
+        link=delivery.Link(
+            transport.sftp_hook, records, transport.attempts, transport.backoff, bank.upload_check.value
+        ),
         prepare=lambda: prepare_file(conn, transport, cfg, bank, batch_id, encrypt),
         now=now,
         from_retry_queue=from_retry_queue,
@@ -462,12 +500,21 @@ def pay_bank(
     transport: Transport,
     encrypt: Encrypt,
     circuit: health.Circuit | None = None,
+    made_by: str | None = None,
 ) -> BankRun:
     """One bank's whole step without a person between: ``prepare_bank`` then ``upload_bank``. A
     batch whose bank asks for approval is made and archived, and waits (``awaiting_approval``): only
     bank_payments' approve step lets it go."""
     result = prepare_bank(
-        conn, cfg=cfg, bank_id=bank_id, now=now, run_id=run_id, transport=transport, encrypt=encrypt, circuit=circuit
+        conn,
+        cfg=cfg,
+        bank_id=bank_id,
+        now=now,
+        run_id=run_id,
+        transport=transport,
+        encrypt=encrypt,
+        circuit=circuit,
+        made_by=made_by,
     )
     if result.skipped_reason is None:
         result.deliveries += upload_bank(
@@ -493,6 +540,7 @@ def prepare_bank(
     transport: Transport,
     encrypt: Encrypt,
     circuit: health.Circuit | None = None,
+    made_by: str | None = None,
 ) -> BankRun:
     """Settle what a stopped worker left (delivered if approved, cancelled past its cutoff: its
     payments can then join today's batches), batch what is due, then generate, encrypt and archive
@@ -502,7 +550,7 @@ def prepare_bank(
         return skip_bank(conn, cfg.bank(bank_id), now or dt.datetime.now(dt.UTC), circuit)
     bank = cfg.bank(bank_id)
     left = upload_bank(conn, cfg=cfg, bank_id=bank_id, now=now, run_id=run_id, transport=transport, encrypt=encrypt)
-    result = make_batches(conn, cfg, bank_id, now, run_id)
+    result = make_batches(conn, cfg, bank_id, now, run_id, made_by=made_by)
     result.deliveries = [d for d in left if d["outcome"] not in (Outcome.AWAITING_APPROVAL, Outcome.ALREADY_DELIVERED)]
     rows = conn.execute(
         "SELECT id FROM pay.batch WHERE bank = %s AND status = 'batched' AND archive_uri IS NULL ORDER BY id",
@@ -611,6 +659,23 @@ def waiting_transfers(conn, now: dt.datetime, everything: bool = False) -> list[
             (everything, now),
         )
         return [(r[0], r[1]) for r in cur.fetchall()]
+
+
+def given_up_past_cutoff(conn, cfg: BankConfig, now: dt.datetime) -> list[tuple[int, str]]:
+    """(batch id, bank) of given-up batches (queued, their retry ``gave_up``) whose bank's cutoff has
+    passed: nothing of them reached the bank (their record says so), so they are cancelled like
+    any queued batch and their payments roll to a later business day. Before the cutoff a given-up
+    batch waits on the attention list for a person (re-queue, or let it be cancelled)."""
+    rows = conn.execute(
+        """SELECT b.id, b.bank, b.processing_date FROM pay.batch b JOIN pay.transfer_retry r ON r.batch_id = b.id
+           WHERE b.status = 'queued' AND r.status = 'gave_up' ORDER BY b.id"""
+    ).fetchall()
+    configured = cfg.banks
+    return [
+        (batch_id, bank_id)
+        for batch_id, bank_id, day in rows
+        if bank_id in configured and now >= delivery.cutoff(configured[bank_id], day)
+    ]
 
 
 def retry_queue(conn) -> list[tuple[str, int, dt.datetime]]:

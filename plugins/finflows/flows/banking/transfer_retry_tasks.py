@@ -19,13 +19,16 @@ log = logging.getLogger(__name__)
 
 
 def retry_transfers(everything: bool) -> dict:
-    """Work off the retry queue: deliver each waiting batch's archived file, or cancel it after its cutoff."""
+    """Work off the retry queue: deliver each waiting batch's archived file, or cancel it after its
+    cutoff; a given-up batch is cancelled once its cutoff has passed (treasury is told in the summary)."""
     cfg = banks.load()
     now = dt.datetime.now(dt.UTC)
     done = []
     with files.connect(finance_db()) as conn:
         waiting = payments.waiting_transfers(conn, now, everything)
-        log.info("%d queued transfer(s) to try", len(waiting))
+        given_up = payments.given_up_past_cutoff(conn, cfg, now)  # cancelled: their payments roll on
+        log.info("%d queued transfer(s) to try, %d given up past the cutoff", len(waiting), len(given_up))
+        waiting += given_up
         for batch_id, bank_id in waiting:
             d = payments.retry_one(
                 conn,
