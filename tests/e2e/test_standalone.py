@@ -713,6 +713,61 @@ def test_treasury_releases_a_held_duplicate_through_the_monitor_as_itself(airflo
     assert pay.pay_bank(db, cfg, "mega", now=monday + dt.timedelta(minutes=30)).payments_batched == 1
 
 
+def test_the_attention_list_shows_a_given_up_batch_and_its_maker_cannot_requeue_it(
+    airflow, clean_payments, pg, db, cfg, local_dir
+):
+    """A batch admin's run made is given up (the bank's directory refuses us): the monitor's
+    attention list shows it with its next step; admin (its maker) is refused the re-queue with 403,
+    treasurer re-queues it, and the list then says it is empty, in words."""
+    import datetime as dt
+    import os
+
+    from finflows.flows.banking import common, invariants, payments
+    from tests.helpers import payments as pay
+
+    monday = dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC)
+    pay.add(pg, "esun", 2, due=dt.date(2026, 11, 23), amount=4100)
+    upload = local_dir / "sftp" / "esun" / "upload"
+    os.chmod(upload, 0o555)
+    try:
+        with common.encrypter(cfg, cfg.bank("esun")) as encrypt:
+            run = payments.pay_bank(
+                db, cfg=cfg, bank_id="esun", now=monday, run_id="manual__admin", encrypt=encrypt, made_by="admin",
+                transport=common.transport(cfg.bank("esun"), attempts=1, backoff=0.01),
+            )  # fmt: skip
+    finally:
+        os.chmod(upload, 0o755)
+    [d] = run.deliveries
+    assert d["outcome"] == "gave_up"
+    invariants.sync(db, invariants.check(db, cfg, monday))  # what bank_health does every run
+
+    viewer, admin, treasurer = token(airflow, "viewer"), token(airflow), token(airflow, "treasurer")
+    listed = api(airflow, "GET", f"{MONITOR}/attention", viewer)
+    [row] = listed["rows"]
+    assert (row["kind"], row["batch_id"]) == ("given_up", d["batch_id"]) and "re-queues it" in row["next_step"]
+    assert {i["name"] for i in listed["invariants"]} >= {"payment_in_one_place", "four_eyes", "send_record_known"}
+    path = f"{MONITOR}/batches/{d['batch_id']}/requeue"
+    assert status_of(airflow, "POST", path, admin, {"note": "rights fixed"}) == 403  # admin made it
+    assert status_of(airflow, "POST", path, viewer, {"note": "rights fixed"}) == 403
+    out = api(airflow, "POST", path, treasurer, {"note": "esun fixed the account's rights"})
+    assert out["decided_by"] == "treasurer" and out["decision"] == "requeue"
+    assert status_of(airflow, "POST", path, treasurer, {"note": "again"}) == 409  # not given up any more
+    empty = api(airflow, "GET", f"{MONITOR}/attention", viewer)
+    assert empty["rows"] == [] and empty["summary"].startswith("The attention list is empty")
+    gone = pg.execute("SELECT resolved_by FROM pay.attention WHERE batch_id = %s", (d["batch_id"],)).fetchone()
+    assert gone == ("treasurer",)
+
+    # a row a person resolves by hand, with a note
+    pg.execute(
+        "INSERT INTO pay.attention (kind, subject, what, next_step) VALUES ('past_cutoff', 'batch 0 X', 'w', 'n')"
+    )
+    [row] = api(airflow, "GET", f"{MONITOR}/attention", viewer)["rows"]
+    resolve = f"{MONITOR}/attention/{row['id']}/resolve"
+    assert status_of(airflow, "POST", resolve, viewer, {"note": "seen"}) == 403
+    assert api(airflow, "POST", resolve, treasurer, {"note": "cancelled by hand"})["resolved_by"] == "treasurer"
+    assert status_of(airflow, "POST", resolve, treasurer, {"note": "again"}) == 404
+
+
 def test_clear_works_on_a_failed_run_whose_deadline_is_pending(airflow):
     """Airflow 3.3.2 answers Clear of such a run with HTTP 500 (apache/airflow#70368); the plugin's
     fix (finflows.airflow_fixes) makes it work and keeps the deadline, moved to the new queued_at."""
