@@ -379,8 +379,9 @@ class GenerateBatch(BaseModel):
 
 
 @app.post("/batches/generate", status_code=status.HTTP_202_ACCEPTED)
-def generate_batch(_: Operator, body: GenerateBatch, request: Request) -> dict:
-    """Trigger bank_payments now through Airflow's REST API, as the caller."""
+def generate_batch(user: Operator, body: GenerateBatch, request: Request) -> dict:
+    """Trigger bank_payments now through Airflow's REST API, as the caller; refused (409, in words)
+    when the caller is the only approver of a bank whose files would need one."""
     import httpx
 
     from finflows import settings
@@ -391,6 +392,12 @@ def generate_batch(_: Operator, body: GenerateBatch, request: Request) -> dict:
         chosen = body.banks if body.banks == [settings.ALL_BANKS] else [cfg.bank(b).id for b in body.banks]
     except (KeyError, ValueError) as e:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(e)) from e
+    from finflows.flows.banking.common import no_approver
+
+    # the run would be refused by its first task: say why now, before anything is triggered
+    refusal = no_approver(cfg, cfg.enabled if chosen == [settings.ALL_BANKS] else chosen, _name(user))
+    if refusal:
+        raise HTTPException(status.HTTP_409_CONFLICT, refusal)
     base = _own_api()
     headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
     conf = {"banks": chosen}

@@ -15,21 +15,54 @@ class TransferError(FinflowsError, RuntimeError):
     pass
 
 
-def ftp_upload_atomic(hook, directory: str, name: str, data: bytes) -> None:
+def ftp_size(hook, path: str, check: str = "size") -> int | None:
+    """The size of ``path`` on an FTP(S) server: by ``SIZE``, or (``list``) from its directory's
+    ``LIST`` (the Unix ``ls -l`` form every server we meet sends); None when the listing lacks it.
+    A server that refuses ``SIZE`` raises a :class:`TransferError` that says which ``upload_check``
+    fits it."""
+    import ftplib
+
+    if check == "list":
+        directory, _, name = path.rpartition("/")
+        lines: list[str] = []
+        hook.get_conn().retrlines(f"LIST {directory or '/'}", lines.append)
+        for line in lines:
+            fields = line.split(None, 8)
+            if len(fields) == 9 and fields[8] == name:
+                if not fields[4].isdigit():
+                    raise TransferError(f"{directory}: the listing's line for {name} has no size we can read")
+                return int(fields[4])
+        return None
+    try:
+        return hook.get_size(path)
+    except ftplib.error_perm as e:
+        raise TransferError(
+            f"{path}: the server refused SIZE ({str(e).strip()}); if it never allows it, set this destination's "
+            "upload_check to list (its directory listing) or trust"
+        ) from e
+
+
+def ftp_upload_atomic(hook, directory: str, name: str, data: bytes, check: str = "size") -> None:
     """Upload through an FTP/FTPS hook; the final name appears only once complete.
 
-    ``NAME.part`` first (a stale one from an earlier try is replaced), its size checked, then the
-    rename. A failed upload removes its ``NAME.part`` where the server still answers; the original
-    error is what is raised."""
+    ``NAME.part`` first (a stale one from an earlier try is replaced), its size checked (``check``:
+    by ``SIZE``, by the directory listing, or ``trust``: the server's 226 for the transfer alone),
+    then the rename. A failed upload removes its ``NAME.part`` where the server still answers; the original
+    error is what is raised. A session that stopped answering (a timeout) is dropped at once and
+    the clean-up goes over a new one: nothing waits on the stalled session a second time, so the
+    whole attempt gives up within the connection's timeout plus a new login."""
     final = f"{directory.rstrip('/')}/{name}"
     part = f"{final}.part"
     try:
         hook.store_file(part, io.BytesIO(data))
-        size = hook.get_size(part)
-        if size != len(data):
-            raise TransferError(f"{part}: server holds {size} bytes after upload, expected {len(data)}")
+        if check != TRUST:
+            size = ftp_size(hook, part, check)
+            if size != len(data):
+                raise TransferError(f"{part}: server holds {size} bytes after upload, expected {len(data)}")
         hook.rename(part, final)
-    except Exception:
+    except Exception as e:
+        if isinstance(e, TimeoutError) and hasattr(hook, "drop_conn"):
+            hook.drop_conn()
         _remove_quietly(hook, part)
         raise
     log.info("uploaded %s (%d bytes)", final, len(data))

@@ -446,3 +446,52 @@ def test_a_restore_is_found_by_the_invariant_check_before_any_run(clean_payments
     quiet = subprocess.run([*cli, "--no-sync"], check=False, capture_output=True, text=True, timeout=300, env=env,
                            cwd=REPO)  # fmt: skip
     assert quiet.returncode == 0, quiet.stdout  # the cheap checks alone see nothing wrong in the database
+
+
+# ---------------------------------------------------------------------------- where a person sees it
+def test_bank_health_checks_the_invariants_every_run_and_alerts_a_new_row_once(
+    clean_payments, pg, db, cfg, local_dir, mailbox
+):
+    """bank_health's summary task body: the cheap invariants, the attention list kept, a new row
+    emailed to treasury and operations once (not on every five-minute run)."""
+    from finflows.flows.banking import health_tasks
+
+    upload = local_dir / "sftp" / "esun" / "upload"
+    pay.add(pg, "esun", 1, due=MONDAY, amount=2300)
+    os.chmod(upload, 0o555)
+    try:
+        [d] = pay.pay_bank(db, cfg, "esun", now=at(6, 0)).deliveries
+    finally:
+        os.chmod(upload, 0o755)
+    assert d["outcome"] == "gave_up"
+    check = {"bank": "esun", "ok": True, "transition": None, "error": None, "circuit": "closed"}
+    seen = mailbox.names()
+    first = health_tasks.health_summary(["esun"], [check])
+    assert first["attention"]["new"] >= 1 and first["attention"]["open"] >= 1
+    mail = mailbox.wait_for(lambda m: "[finflows] ATTENTION" in m["Subject"], since=seen, timeout=60)
+    text = mail.get_body(("plain",)).get_content()
+    assert d["file_name"] in text and "re-queues it" in text and "NTD 2,300" in text
+    payee = pg.execute("SELECT payee_name, payee_account FROM pay.payment").fetchone()
+    assert payee[0] not in text and payee[1] not in text, "the alert names a payee"
+    seen = mailbox.names()
+    again = health_tasks.health_summary(["esun"], [check])
+    assert again["attention"]["new"] == 0 and again["attention"]["open"] == first["attention"]["open"]
+    import time
+
+    time.sleep(2)
+    assert not [m for m in mailbox.messages(seen) if "ATTENTION" in m["Subject"]], "alerted twice"
+
+
+def test_the_daily_report_lists_the_attention_list_and_says_when_it_is_empty():
+    from finflows.flows.banking import daily_report
+
+    archive = {"files": 0, "verified": 0, "missing": [], "prefix": "s3://a/b/"}
+    empty = daily_report.Report(MONDAY, [daily_report.BankDay("mega")], attention=invariants.describe([]))
+    subject, body = daily_report.render(empty, "chart.png", archive)
+    assert subject.endswith("all clear") and "The attention list is empty" in body
+    row = {"kind": "given_up", "what": "esun: F.csv (1 payment(s), NTD 900) was given up", "next_step": "re-queue it",
+           "deadline": at(15, 0), "raised_at": at(6, 0), "cleared_at": None}  # fmt: skip
+    full = daily_report.Report(MONDAY, [daily_report.BankDay("mega")], attention=invariants.describe([row]))
+    subject, body = daily_report.render(full, "chart.png", archive)
+    assert subject.endswith("0 item(s) need attention, 1 on the attention list")
+    assert "[given_up] esun: F.csv (1 payment(s), NTD 900) was given up Next: re-queue it; by 2026-11-23 15:00" in body

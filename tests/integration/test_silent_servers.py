@@ -85,3 +85,121 @@ def test_an_ftps_server_that_stalls_mid_session_ends_the_operation(monkeypatch):
         fails_while_frozen(pids, lambda: hook.list_directory("/Saida"))
     finally:
         hook.close_conn()
+
+
+# ---------------------------------------------------------------------------- the timeout means what it says
+IDLE = 15  # seconds: the idle timeout these tests set
+ENOUGH = 5  # a new login and one command for the clean-up, on a busy machine
+
+
+def _freeze_once_written(path, pids_of, frozen: dict) -> threading.Thread:
+    """A thread that stops the server's session processes (SIGSTOP) as soon as ``path`` holds bytes:
+    the server stalls in the middle of the upload, with our file open."""
+    import os
+    import signal
+    import time
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if path.exists() and path.stat().st_size > 0:
+                frozen["pids"] = pids_of()
+                for pid in frozen["pids"]:
+                    os.kill(pid, signal.SIGSTOP)
+                frozen["at"] = time.monotonic()
+                return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def _thaw(frozen: dict) -> None:
+    import contextlib
+    import os
+    import signal
+
+    for pid in frozen.get("pids", []):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def _upload_while_frozen(hook, bank, part: str, on_disk, frozen: dict) -> None:
+    """Log in, then upload far more than the channel's window while the server is frozen mid-way."""
+    from finflows.transfer import sftp_put_part
+
+    with hook.get_managed_conn() as sftp:
+        sftp.listdir(bank.upload_path)  # the session works
+        _freeze_once_written(on_disk, lambda: sshd_sessions("ffsftp_esun"), frozen)
+        sftp_put_part(sftp, part, bytes(512 << 20))
+
+
+@pytest.mark.parametrize("client", ["paramiko", "asyncssh"])
+def test_a_stalled_sftp_upload_is_given_up_within_the_idle_timeout_cleanup_included(
+    monkeypatch, cfg, local_dir, client
+):
+    """The real sshd frozen mid-upload (our .part open and half written): the upload fails, the
+    session is closed and the .part removed over a new session, all within the idle timeout and a
+    few seconds. Before, paramiko waited the timeout again for the file's close (twice the timeout),
+    asyncssh for the close and then ten more seconds for the session's."""
+    import time
+
+    from finflows.flows.banking import common
+    from finflows.flows.banking.banks import SftpClient
+    from finflows.transfer import sftp_remove_quietly
+
+    monkeypatch.setenv("FINFLOWS_SFTP_IDLE_TIMEOUT", str(IDLE))
+    bank = cfg.bank("esun").model_copy(update={"sftp_client": SftpClient(client)})
+    hook = common.sftp(bank)
+    part = f"{bank.upload_path.rstrip('/')}/STALLED_{client}.csv.part"
+    on_disk = local_dir / "sftp" / "esun" / "upload" / f"STALLED_{client}.csv.part"
+    frozen: dict = {}
+    try:
+        with pytest.raises((TimeoutError, EOFError, OSError)):
+            _upload_while_frozen(hook, bank, part, on_disk, frozen)
+        assert frozen.get("pids"), "the server was not frozen mid-upload"
+        gave_up = time.monotonic() - frozen["at"]
+        assert sftp_remove_quietly(hook, part), "the clean-up over a new session failed"
+        done = time.monotonic() - frozen["at"]
+    finally:
+        _thaw(frozen)
+    assert not on_disk.exists(), "the half-written .part was left behind"
+    assert gave_up < IDLE + ENOUGH, f"gave up {gave_up:.1f} s after the server stalled (idle timeout {IDLE} s)"
+    assert done < IDLE + 2 * ENOUGH, f"clean-up done {done:.1f} s after the stall (idle timeout {IDLE} s)"
+
+
+def test_a_stalled_ftps_upload_is_given_up_within_the_timeout_cleanup_included(monkeypatch, local_dir):
+    """vsftpd frozen mid-upload over TLS: the attempt fails within the connection's timeout and the
+    clean-up goes over a new session. Before, the DELETE was sent on the hung control connection
+    first (the timeout again), then a QUIT on it (again)."""
+    import os
+    import time
+
+    from devstack import stack
+    from devstack.services import servers
+    from finflows.transfer import ftp_upload_atomic
+
+    local = json.loads(os.environ["AIRFLOW_CONN_FTPS_VISA"])
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FTPS_VISA_STALLS", json.dumps(local | {"extra": local.get("extra", {}) | {"timeout": IDLE}})
+    )
+    hook = FTPSHook(ftp_conn_id="ftps_visa_stalls")
+    listener = stack._read_pid("ftps")
+    before = set(servers.descendants(listener))
+    hook.list_directory("/inbound")  # logged in: the session works
+    ours = [p for p in servers.descendants(listener) if p not in before]
+    on_disk = local_dir / "ftps" / "visa" / "inbound" / "STALLED.csv.part"
+    frozen: dict = {}
+    try:
+        _freeze_once_written(on_disk, lambda: [p for p in servers.descendants(listener) if p not in before] or ours,
+                             frozen)  # fmt: skip
+        with pytest.raises((TimeoutError, EOFError, OSError)):
+            ftp_upload_atomic(hook, "/inbound", "STALLED.csv", bytes(512 << 20))
+        done = time.monotonic() - frozen["at"]
+    finally:
+        _thaw(frozen)
+        hook.close_conn()
+    assert frozen.get("pids"), "the server was not frozen mid-upload"
+    assert not on_disk.exists(), "the half-written .part was left behind"
+    assert done < IDLE + 2 * ENOUGH, f"given up and cleaned up {done:.1f} s after the stall (timeout {IDLE} s)"

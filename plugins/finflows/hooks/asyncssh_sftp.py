@@ -43,6 +43,7 @@ class _Loop:
 
     def __init__(self, idle_timeout: float) -> None:
         self.idle_timeout = idle_timeout
+        self.stalled: str | None = None  # what timed out: the session is not waited on again
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="asyncssh-sftp", daemon=True)
         self.thread.start()
@@ -53,9 +54,14 @@ class _Loop:
         async def bounded():
             return await asyncio.wait_for(coro, timeout or self.idle_timeout)
 
+        if self.stalled is not None:  # the server stopped answering earlier in this session
+            if asyncio.iscoroutine(coro):
+                coro.close()
+            raise TimeoutError(f"{what}: not tried, the server stopped answering ({self.stalled})")
         try:
             return asyncio.run_coroutine_threadsafe(bounded(), self.loop).result()
         except TimeoutError:
+            self.stalled = f"{what} waited {timeout or self.idle_timeout:g} s"
             raise TimeoutError(
                 f"{what}{f' {path}' if path else ''}: no answer from the server within {timeout or self.idle_timeout:g} s"
             ) from None
@@ -86,7 +92,8 @@ class RemoteFile:
         """paramiko's read-ahead; asyncssh reads large sizes in parallel by itself."""
 
     def close(self) -> None:
-        self._loop.run(self._handle.close(), "close", self.path)
+        if self._loop.stalled is None:  # a stalled session is not waited on again (the read's error stands)
+            self._loop.run(self._handle.close(), "close", self.path)
 
     def __enter__(self) -> RemoteFile:
         return self
@@ -127,7 +134,8 @@ class StrictSFTPClient:
                 self._loop.run(handle.write(chunk, written), "write", path)
                 written += len(chunk)
         finally:
-            self._loop.run(handle.close(), "close", path)
+            if self._loop.stalled is None:  # else the write's own timeout is the error, not a second wait
+                self._loop.run(handle.close(), "close", path)
         return self.stat(path) if confirm else RemoteAttrs(path.rsplit("/", 1)[-1], written, None)
 
     def rename(self, old: str, new: str) -> None:
@@ -194,8 +202,13 @@ def session(hook: Any, *, idle_timeout: float) -> Iterator[StrictSFTPClient]:
                 conn.close()
                 await conn.wait_closed()
 
+        async def abort() -> None:  # a stalled server would not answer a close: drop the connection
+            if conn is not None:
+                conn.abort()
+
+        stalled, loop.stalled = loop.stalled, None
         try:
-            loop.run(close(), "close the session", timeout=10)
+            loop.run(abort() if stalled else close(), "close the session", timeout=10)
         except (TimeoutError, OSError):
             pass
         finally:

@@ -48,6 +48,13 @@ class _QuietClose:
             log.debug("closing the FTP connection: %s", e)
             conn.close()
 
+    def drop_conn(self) -> None:
+        """Drop the session without a word to the server: after it stopped answering (a timeout),
+        a QUIT or any other command would wait the whole timeout again. The next call connects anew."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
+
 
 DEFAULT_TIMEOUT = 60.0  # seconds: connect and every read of the control and data connections
 

@@ -74,6 +74,7 @@ class BankSFTPHook(SFTPHook):
                 ) from e
             if self.idle_timeout:  # a server that stops answering mid-listing or mid-transfer ends the wait
                 client.get_channel().settimeout(self.idle_timeout)
+                _end_session_on_first_stall(client.get_channel())
             yield client
 
     @contextmanager
@@ -93,3 +94,24 @@ class BankSFTPHook(SFTPHook):
                 yield client
             finally:
                 self._strict = None
+
+
+def _end_session_on_first_stall(channel: Any) -> None:
+    """The first wait of the SFTP channel that runs out its timeout closes the SSH transport, so
+    that what follows on this session (closing a file handle, the client's own close) fails at
+    once instead of waiting the idle timeout again: paramiko applies the timeout to each wait, and
+    a stalled upload used to wait twice before giving up. The clean-up a caller does afterwards
+    (removing a ``.part``) goes over a new session."""
+
+    transport = channel.get_transport()
+    for name in ("recv", "send"):
+        wait = getattr(channel, name)
+
+        def bounded(*args: Any, _wait: Any = wait, _name: str = name) -> Any:
+            try:
+                return _wait(*args)
+            except TimeoutError:
+                transport.close()  # every later wait on this session ends at once
+                raise
+
+        setattr(channel, name, bounded)

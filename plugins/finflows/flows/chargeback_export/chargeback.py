@@ -72,6 +72,9 @@ class Destination(BaseModel):
     conn_id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     protocol: Literal["ftp", "ftps"]
     directory: Annotated[str, Field(pattern=r"^/")]
+    # how the company's server lets us check an upload: SIZE (the default), its directory listing
+    # (servers that deny SIZE, as ProFTPD and Pure-FTPd can be set to), or the transfer's own 226 alone
+    upload_check: Literal["size", "list", "trust"] = "size"
 
 
 class Destinations(BaseModel):
@@ -87,7 +90,8 @@ class Destinations(BaseModel):
 
 def load_config(path: Path = CONFIG) -> dict:
     """The destinations file, validated (``ValueError`` naming the company and the field), as a
-    plain mapping: ``{"max_rows_per_file": N, "destinations": {brand: {conn_id, protocol, directory}}}``."""
+    plain mapping: ``{"max_rows_per_file": N, "destinations": {brand: {conn_id, protocol, directory,
+    upload_check}}}``."""
     try:
         conf = Destinations.model_validate_json(path.read_text())
     except ValidationError as e:
@@ -171,7 +175,7 @@ class Chargebacks(inbox.InboxFlow):
             batch=batch_no,
             uploaded=False,
         )
-        return _deliver(conn, self.hook_for(dest), dest["directory"], planned, data, f)
+        return _deliver(conn, self.hook_for(dest), dest, planned, data, f)
 
     def summary(self, conn, file_name: str) -> dict:
         """What was delivered for this file before (none uploaded again)."""
@@ -216,7 +220,7 @@ def export_file(
     )
 
 
-def _deliver(conn, hook, directory: str, planned: Delivery, data: bytes, source: files.Incoming) -> Delivery:
+def _deliver(conn, hook, dest: dict, planned: Delivery, data: bytes, source: files.Incoming) -> Delivery:
     """Upload one planned file unless ``ops.delivery`` says it is there already; record it once."""
     done = conn.execute(
         "SELECT 1 FROM ops.delivery WHERE destination = %s AND file_name = %s",
@@ -226,7 +230,7 @@ def _deliver(conn, hook, directory: str, planned: Delivery, data: bytes, source:
         log.info("%s already delivered to %s; not uploaded again", planned.file_name, planned.destination)
         return planned
     try:
-        ftp_upload_atomic(hook, directory, planned.file_name, data)
+        ftp_upload_atomic(hook, dest["directory"], planned.file_name, data, check=dest["upload_check"])
     finally:
         if getattr(hook, "conn", None) is not None:
             hook.close_conn()
