@@ -15,7 +15,7 @@ STACK := $(PY) -m devstack
 WITH_ENV := set -a && . $(LOCAL)/stack.env && set +a &&
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock stack-up stack-down stack-status airflow-db test test-unit test-fast demo up lint bench clean
+.PHONY: help venv lock stack-up stack-down stack-status airflow-db test test-unit test-fast demo up lint bench chaos clean
 
 help:
 	@echo "make demo        set everything up and run every flow end to end, printing a summary"
@@ -24,6 +24,8 @@ help:
 	@echo "                 triggerer as separate processes; EXECUTOR=celery [WORKERS=2] adds Celery workers on redis"
 	@echo "make test-unit   formats and DAG integrity only: no service started (under a minute)"
 	@echo "make stack-up | stack-down | stack-status    the local stand-ins only"
+	@echo "make chaos       a chaos day for seeds 1, 2 and 3 (SEEDS=\"4 5\" for others): the banking day on Celery"
+	@echo "                 under worker kills, restarts, stalled and refusing banks, a database restore; invariants proven"
 	@echo "make lint | bench | lock | clean"
 
 $(STAMP): requirements-dev.txt pyproject.toml
@@ -92,6 +94,10 @@ lint: $(STAMP)
 
 bench: airflow-db
 	$(WITH_ENV) $(PY) -m bench
+
+SEEDS ?= 1 2 3
+chaos: airflow-db
+	$(WITH_ENV) $(PY) -m devstack.chaos $(foreach s,$(SEEDS),--seed $(s))
 
 clean: stack-down
 	rm -rf $(LOCAL)

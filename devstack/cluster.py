@@ -31,6 +31,7 @@ class Cluster:
     log_dir: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)  # where each log stood when this start began
+    env: dict[str, str] = field(default_factory=dict)  # what every component was started with (one JWT secret)
 
     def worker_names(self) -> list[str]:
         return [n for n in self.procs if n.startswith("worker")]
@@ -76,7 +77,7 @@ def start(
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / "db-migrate.log").open("wb") as log:
         subprocess.run([airflow, "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-    cluster = Cluster(port, executor, log_dir)
+    cluster = Cluster(port, executor, log_dir, env=env)
     commands = {name: [airflow, name] for name in COMPONENTS}
     if executor == "celery":
         for i in range(1, workers + 1):
@@ -121,6 +122,42 @@ def _healthy(port: int) -> bool:
 
 def _worker_ready(cluster: Cluster, name: str) -> bool:
     return " ready." in cluster.log_of(name)  # Celery's "celery@host ready." once it consumes
+
+
+def tasks_given(cluster: Cluster) -> dict[str, list[dict]]:
+    """Each task instance each worker was given (dag, task, run, try, id), from the workers' own logs."""
+    import re
+
+    fields = {
+        "dag": r"dag_id='(\w+)'",
+        "task": r"task_id='([\w.]+)'",
+        "run": r"run_id='([^']+)'",
+        "try": r"try_number=(\d+)",
+        "id": r"ti=TaskInstance\w*\(id=UUID\('([0-9a-f-]+)'\)",
+    }
+    out = {}
+    for w in cluster.worker_names():
+        out[w] = [
+            {k: (m[1] if (m := re.search(rx, line)) else None) for k, rx in fields.items()}
+            for line in cluster.log_of(w).splitlines()
+            if "Executing workload in Celery" in line
+        ]
+    return out
+
+
+def restart(cluster: Cluster, name: str) -> None:
+    """Start one component again (after ``kill``, or after it exited), as ``start`` started it."""
+    airflow = str(Path(sys.executable).parent / "airflow")
+    if name.startswith("worker"):
+        cmd = [airflow, "celery", "worker", "--concurrency", "2", "--skip-serve-logs", "--celery-hostname",
+               f"{name}@%h"]  # fmt: skip
+    else:
+        cmd = [airflow, name]
+    with (cluster.log_dir / f"{name}.log").open("ab") as log:
+        cluster.procs[name] = subprocess.Popen(
+            cmd, env=cluster.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
 
 
 def kill(cluster: Cluster, name: str) -> None:

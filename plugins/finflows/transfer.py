@@ -42,24 +42,29 @@ def ftp_size(hook, path: str, check: str = "size") -> int | None:
         ) from e
 
 
-def ftp_upload_atomic(hook, directory: str, name: str, data: bytes, check: str = "size") -> None:
+def ftp_upload_atomic(
+    hook, directory: str, name: str, data: bytes, check: str = "size", *, rename: bool = True
+) -> None:
     """Upload through an FTP/FTPS hook; the final name appears only once complete.
 
     ``NAME.part`` first (a stale one from an earlier try is replaced), its size checked (``check``:
     by ``SIZE``, by the directory listing, or ``trust``: the server's 226 for the transfer alone),
-    then the rename. A failed upload removes its ``NAME.part`` where the server still answers; the original
+    then the rename. A server that denies renaming (``rename`` False) takes the file under its final
+    name at once, as such servers expect (they hold a file back until its transfer completes); a
+    failed or short upload is then removed under that name. A failed upload removes its ``NAME.part`` where the server still answers; the original
     error is what is raised. A session that stopped answering (a timeout) is dropped at once and
     the clean-up goes over a new one: nothing waits on the stalled session a second time, so the
     whole attempt gives up within the connection's timeout plus a new login."""
     final = f"{directory.rstrip('/')}/{name}"
-    part = f"{final}.part"
+    part = f"{final}.part" if rename else final
     try:
         hook.store_file(part, io.BytesIO(data))
         if check != TRUST:
             size = ftp_size(hook, part, check)
             if size != len(data):
                 raise TransferError(f"{part}: server holds {size} bytes after upload, expected {len(data)}")
-        hook.rename(part, final)
+        if rename:
+            hook.rename(part, final)
     except Exception as e:
         if isinstance(e, TimeoutError) and hasattr(hook, "drop_conn"):
             hook.drop_conn()

@@ -7,7 +7,6 @@ import, and the file is still imported exactly once."""
 from __future__ import annotations
 
 import os
-import re
 import urllib.error
 import urllib.parse
 
@@ -58,22 +57,7 @@ def celery_airflow(local_dir):
 
 
 def given_to(c: cluster.Cluster) -> dict[str, list[dict]]:
-    """Each task instance each worker was given (dag, task, run, try, id), from the workers' own logs."""
-    fields = {
-        "dag": r"dag_id='(\w+)'",
-        "task": r"task_id='(\w+)'",
-        "run": r"run_id='([^']+)'",
-        "try": r"try_number=(\d+)",
-        "id": r"ti=TaskInstance\w*\(id=UUID\('([0-9a-f-]+)'\)",
-    }
-    out = {}
-    for w in c.worker_names():
-        out[w] = [
-            {k: (m[1] if (m := re.search(rx, line)) else None) for k, rx in fields.items()}
-            for line in c.log_of(w).splitlines()
-            if "Executing workload in Celery" in line
-        ]
-    return out
+    return cluster.tasks_given(c)
 
 
 def ran_on(c: cluster.Cluster) -> dict[str, list[tuple[str, str]]]:

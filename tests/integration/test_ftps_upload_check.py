@@ -1,4 +1,4 @@
-"""A card company's FTPS server that denies SIZE (ProFTPD and Pure-FTPd can be set so; here the
+"""A card company's FTPS server that denies SIZE or renaming (ProFTPD and Pure-FTPd can be set so; here the
 real vsftpd with ``cmds_denied=SIZE``): each destination says how its server lets us check an
 upload (``upload_check`` in include/chargeback_destinations.json), as each bank's SFTP does. With
 ``size`` such a server fails every try in words that name the fix; with ``list`` the size comes
@@ -90,11 +90,35 @@ def test_a_server_that_denies_size_takes_the_file_once_with_its_upload_check(vis
     (inbox / name).unlink()
 
 
+def test_a_server_that_denies_rename_takes_the_file_under_its_final_name(monkeypatch, local_dir, unique):
+    """RNFR/RNTO denied (vsftpd cmds_denied): with ``rename: false`` the file goes under its final
+    name and is checked there; with the default the rename's refusal fails the upload and no
+    ``.part`` stays behind."""
+    import ftplib
+
+    with vsftpd_denying("RNFR,RNTO") as port:
+        local = json.loads(os.environ["AIRFLOW_CONN_FTPS_VISA"])
+        monkeypatch.setenv("AIRFLOW_CONN_FTPS_NO_RENAME", json.dumps(local | {"port": port}))
+        hook = FTPSHook(ftp_conn_id="ftps_no_rename")
+        inbox = local_dir / "ftps" / "visa" / "inbound"
+        name = f"cb-{unique}-direct.csv"
+        try:
+            with pytest.raises(ftplib.error_perm, match="550"):
+                ftp_upload_atomic(hook, "/inbound", name, b"case_id\n1\n")
+            assert not (inbox / name).exists() and not (inbox / f"{name}.part").exists()
+            ftp_upload_atomic(hook, "/inbound", name, b"case_id\n1\n", check="list", rename=False)
+        finally:
+            hook.close_conn()
+        assert (inbox / name).read_bytes() == b"case_id\n1\n" and not (inbox / f"{name}.part").exists()
+        (inbox / name).unlink()
+
+
 def test_each_destination_says_its_upload_check_and_a_wrong_one_is_refused(tmp_path):
     from finflows.flows.chargeback_export import chargeback
 
     shipped = chargeback.load_config()
     assert {d["upload_check"] for d in shipped["destinations"].values()} <= {"size", "list", "trust"}
+    assert all(d["rename"] is True for d in shipped["destinations"].values())  # the local vsftpd allows it
     raw = json.loads(chargeback.CONFIG.read_text())
     raw["destinations"]["visa"]["upload_check"] = "stat"
     bad = tmp_path / "destinations.json"

@@ -194,22 +194,27 @@ def session(hook: Any, *, idle_timeout: float) -> Iterator[StrictSFTPClient]:
         sftp = loop.run(conn.start_sftp_client(), "start the sftp subsystem")
         yield StrictSFTPClient(loop, sftp)
     finally:
+        _end(loop, conn, sftp)
 
-        async def close() -> None:  # asyncssh's objects are used on their own loop's thread only
-            if sftp is not None:
-                sftp.exit()
-            if conn is not None:
-                conn.close()
-                await conn.wait_closed()
 
-        async def abort() -> None:  # a stalled server would not answer a close: drop the connection
-            if conn is not None:
-                conn.abort()
+def _end(loop: _Loop, conn: Any, sftp: Any) -> None:
+    """Close the session; a stalled one is aborted (it would not answer a close), never waited on."""
 
-        stalled, loop.stalled = loop.stalled, None
-        try:
-            loop.run(abort() if stalled else close(), "close the session", timeout=10)
-        except (TimeoutError, OSError):
-            pass
-        finally:
-            loop.close()
+    async def close() -> None:  # asyncssh's objects are used on their own loop's thread only
+        if sftp is not None:
+            sftp.exit()
+        if conn is not None:
+            conn.close()
+            await conn.wait_closed()
+
+    async def abort() -> None:
+        if conn is not None:
+            conn.abort()
+
+    stalled, loop.stalled = loop.stalled, None
+    try:
+        loop.run(abort() if stalled else close(), "close the session", timeout=10)
+    except (TimeoutError, OSError):
+        pass
+    finally:
+        loop.close()

@@ -75,6 +75,8 @@ class Destination(BaseModel):
     # how the company's server lets us check an upload: SIZE (the default), its directory listing
     # (servers that deny SIZE, as ProFTPD and Pure-FTPd can be set to), or the transfer's own 226 alone
     upload_check: Literal["size", "list", "trust"] = "size"
+    # false for a server that denies renaming (RNFR/RNTO): the file goes under its final name at once
+    rename: bool = True
 
 
 class Destinations(BaseModel):
@@ -91,7 +93,7 @@ class Destinations(BaseModel):
 def load_config(path: Path = CONFIG) -> dict:
     """The destinations file, validated (``ValueError`` naming the company and the field), as a
     plain mapping: ``{"max_rows_per_file": N, "destinations": {brand: {conn_id, protocol, directory,
-    upload_check}}}``."""
+    upload_check, rename}}}``."""
     try:
         conf = Destinations.model_validate_json(path.read_text())
     except ValidationError as e:
@@ -230,7 +232,9 @@ def _deliver(conn, hook, dest: dict, planned: Delivery, data: bytes, source: fil
         log.info("%s already delivered to %s; not uploaded again", planned.file_name, planned.destination)
         return planned
     try:
-        ftp_upload_atomic(hook, dest["directory"], planned.file_name, data, check=dest["upload_check"])
+        ftp_upload_atomic(
+            hook, dest["directory"], planned.file_name, data, check=dest["upload_check"], rename=dest["rename"]
+        )
     finally:
         if getattr(hook, "conn", None) is not None:
             hook.close_conn()
