@@ -451,6 +451,9 @@ def start_airflow() -> tuple[cluster.Cluster, int]:
         "FINFLOWS_RETRY_DELAY": "5",
         "FINFLOWS_DEADLINES": "off",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+        # a task the killed worker had taken from the queue but not begun stays "queued" until this
+        # (600 s by default; Celery gives the message back only after its visibility timeout)
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
     }
     c = cluster.start(port, executor="celery", workers=2, database=database, log_dir=LOCAL / "logs" / "chaos",
                       extra_env=extra)  # fmt: skip
@@ -694,6 +697,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="three banks, fewer payments (make test)")
     args = parser.parse_args(argv)
     seeds = args.seed or [1, 2, 3]
+    # a TERM (a time limit, Ctrl-C of make in another shell) stops the day through its clean-up
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.environ.update(stack.up())
     failed = 0
     for seed in seeds:

@@ -192,14 +192,22 @@ def decide_batch(user: Operator, batch_id: int, body: Decision) -> dict:
     from finflows.flows.banking import delivery
 
     with _db() as conn:
-        try:
-            return delivery.decide(conn, batch_id, body.decision, by=_name(user), note=body.note)
-        except LookupError as e:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
-        except delivery.FourEyesRefused as e:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, str(e)) from e
-        except delivery.DecisionRefused as e:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+        return _decided(delivery.decide, conn, batch_id, body.decision, by=_name(user), note=body.note)
+
+
+def _decided(decide, *args, **kwargs) -> dict:
+    """A person's decision, its refusals as HTTP: 404 nothing such, 403 the maker (four eyes),
+    409 not waiting for that decision."""
+    from finflows.flows.banking import delivery
+
+    try:
+        return decide(*args, **kwargs)
+    except LookupError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+    except delivery.FourEyesRefused as e:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(e)) from e
+    except delivery.DecisionRefused as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
 
 
 class Requeue(BaseModel):
@@ -213,14 +221,7 @@ def requeue_batch(user: Operator, batch_id: int, body: Requeue) -> dict:
     from finflows.flows.banking import delivery
 
     with _db() as conn:
-        try:
-            return delivery.requeue(conn, batch_id, by=_name(user), note=body.note)
-        except LookupError as e:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
-        except delivery.FourEyesRefused as e:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, str(e)) from e
-        except delivery.DecisionRefused as e:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+        return _decided(delivery.requeue, conn, batch_id, by=_name(user), note=body.note)
 
 
 @app.get("/attention")

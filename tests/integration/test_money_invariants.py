@@ -214,16 +214,25 @@ def test_a_second_run_never_takes_over_a_request_and_no_maker_approves(clean_pay
     assert "four_eyes" not in kinds(db, shipped, at(7, 1))
 
 
+def _walk(pg, batch_id: int, *changes: str) -> None:
+    """The batch through these changes, one bare UPDATE each (as a psql session would)."""
+    for change in changes:
+        pg.execute(f"UPDATE pay.batch SET {change} WHERE id = %s", (batch_id,))
+
+
+TO_UNCERTAIN = ("status = 'sending', send_step = 'part'", "send_step = 'rename'")
+
+
 def test_no_maker_decides_an_uncertain_delivery_or_releases_what_their_run_held(clean_payments, pg, db, cfg):
     pay.add(pg, "esun", 1, due=MONDAY, amount=900, account="77")
     _prepare(db, cfg, "esun", at(6, 0), "manual__alice", "alice")
     [batch_id] = [r[0] for r in pg.execute("SELECT id FROM pay.batch").fetchall()]
-    for change in (
-        "status = 'sending', send_step = 'part'",
-        "send_step = 'rename'",
+    _walk(
+        pg,
+        batch_id,
+        *TO_UNCERTAIN,
         "status = 'uncertain', send_step = NULL, uncertain_reason = 'test: the rename was lost'",
-    ):
-        pg.execute(f"UPDATE pay.batch SET {change} WHERE id = %s", (batch_id,))  # fmt: skip
+    )
     with pytest.raises(delivery.FourEyesRefused, match="alice made batch"):
         delivery.decide(db, batch_id, "bank_has_it", by="alice")
     with pytest.raises(psycopg.errors.CheckViolation, match="may not decide its delivery"):
@@ -277,20 +286,10 @@ def test_the_database_refuses_a_lowered_approval_and_an_old_decision(clean_payme
     pg.execute("UPDATE pay.batch SET approval = 'requested', approval_request = 'r' WHERE id = %s", (batch_id,))
     pg.execute("UPDATE pay.batch SET approval = 'approved', approval_by = 'bob', approval_at = now() WHERE id = %s",
                (batch_id,))  # fmt: skip
-    for change in (
-        "status = 'sending', send_step = 'part'",
-        "send_step = 'rename'",
-        "status = 'uncertain', send_step = NULL, uncertain_reason = 'first'",
-    ):
-        pg.execute(f"UPDATE pay.batch SET {change} WHERE id = %s", (batch_id,))  # fmt: skip
+    _walk(pg, batch_id, *TO_UNCERTAIN, "status = 'uncertain', send_step = NULL, uncertain_reason = 'first'")
     delivery.decide(db, batch_id, "resend", by="bob")
     first = pg.execute("SELECT decided_at FROM pay.batch WHERE id = %s", (batch_id,)).fetchone()[0]
-    for change in (
-        "status = 'sending', send_step = 'part'",
-        "send_step = 'rename'",
-        "status = 'uncertain', send_step = NULL, uncertain_reason = 'second'",
-    ):
-        pg.execute(f"UPDATE pay.batch SET {change} WHERE id = %s", (batch_id,))  # fmt: skip
+    _walk(pg, batch_id, *TO_UNCERTAIN, "status = 'uncertain', send_step = NULL, uncertain_reason = 'second'")
     row = pg.execute("SELECT decision, decided_by, decided_at FROM pay.batch WHERE id = %s", (batch_id,)).fetchone()
     assert row == (None, None, None), "a new uncertainty keeps the last decision"
     with pytest.raises(psycopg.errors.CheckViolation, match="decision recorded since it became uncertain"):
@@ -343,30 +342,17 @@ def test_a_run_triggered_by_the_only_approver_is_refused_before_anything_is_batc
 
 # ---------------------------------------------------------------------------- a restore
 def _dump(pg_dsn: str, path) -> None:
-    subprocess.run(
-        ["/usr/lib/postgresql/15/bin/pg_dump", "--data-only", "--schema=pay", "-Fc", "-f", str(path), pg_dsn],
-        check=True,
-        timeout=300,
-    )
+    from devstack.chaos import dump
+
+    dump(path)
 
 
 def _restore(pg, pg_dsn: str, path) -> None:
-    """The finance database's payment schema back to the dump, as a restore (or an asynchronous
-    replica's failover) would leave it: the rows and sequences of then, nothing since. The audit
-    triggers are off while the rows go back in (the owner may switch its own triggers; pg_restore's
-    --disable-triggers needs a superuser), as a restore of the whole database has them."""
-    tables = [r[0] for r in pg.execute(
-        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'pay'").fetchall()]  # fmt: skip
-    pg.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
-    for t in tables:
-        pg.execute(f"ALTER TABLE {t} DISABLE TRIGGER USER")
-    try:
-        subprocess.run(
-            ["/usr/lib/postgresql/15/bin/pg_restore", "--data-only", "-d", pg_dsn, str(path)], check=True, timeout=300
-        )
-    finally:
-        for t in tables:
-            pg.execute(f"ALTER TABLE {t} ENABLE TRIGGER USER")
+    """The finance database's payment schema back to the dump, as a restore would leave it (the
+    chaos day's own restore: rows and sequences of then, the owner's triggers off meanwhile)."""
+    from devstack.chaos import restore
+
+    restore(pg, path)
 
 
 @pytest.mark.parametrize("dumped", ["payments pending", "batch made"])
