@@ -460,6 +460,16 @@ def start_airflow() -> tuple[cluster.Cluster, int]:
     return c, port
 
 
+def _forget_dead_connections() -> None:
+    """This process's own pooled connections to Airflow's metadata database died with the server
+    (the test suite's, when the short day runs inside it): drop them, new ones are made on demand."""
+    if "airflow.settings" in sys.modules:
+        from airflow import settings
+
+        if getattr(settings, "engine", None) is not None:
+            settings.engine.dispose()
+
+
 def supervise(c: cluster.Cluster, port: int, timeout: float = 300) -> None:
     """Start again any component that exited; wait until Airflow reports healthy."""
     deadline = time.monotonic() + timeout
@@ -557,6 +567,7 @@ def run_day(seed: int, short: bool) -> Day:  # noqa: PLR0915 (the day is one sto
         supervise(c, port)
         stack.stop_postgres()
         stack.start_postgres()
+        _forget_dead_connections()
         day.fault("PostgreSQL restart", "the finance and the metadata database stopped and started")
         supervise(c, port)
         os.chmod(LOCAL / "sftp" / refusing / "upload", 0o755)  # noqa: S103 (the account's own directory, as provisioned)

@@ -101,7 +101,8 @@ def test_the_report_email_has_the_days_totals_and_its_chart_and_the_day_is_archi
     assert load_dag("finance_daily_report").test(run_conf={"day": "2026-11-23"}).state == DagRunState.SUCCESS
     mail = mailbox.wait_for(lambda m: "finance daily report 2026-11-23" in m["Subject"], since=seen)
     assert mail["Subject"].endswith(
-        "sent NTD 8,900 in 2 file(s), settled NTD 5,000, returned NTD 2,500; 4 item(s) need attention"
+        "sent NTD 8,900 in 2 file(s), settled NTD 5,000, returned NTD 2,500; 4 item(s) need attention, "
+        "1 on the attention list"
     )
     assert mail.get_content_type() == "multipart/related"
     body = mail.get_body(("html",)).get_content()
@@ -135,6 +136,9 @@ def test_the_report_email_has_the_days_totals_and_its_chart_and_the_day_is_archi
     ):
         assert f"<li>{item}</li>" in body
     assert "Files processed: 3; archived and verified (sha256)" in body and "missing" not in body
+    # esun's file that never went is still queued long past its cutoff: the attention list says so
+    attention = body.split("<h3>Attention list", 1)[1].split("</ul>", 1)[0]
+    assert "[past_cutoff] esun:" in attention and "nothing has cancelled it" in attention
     assert "<li>mega: 1 × 22 account closed (帳戶已結清), NTD 2,500</li>" in body
 
     client = s3_hook.get_conn()

@@ -157,13 +157,23 @@ def test_the_destinations_file_is_validated_naming_the_company_and_the_field(tmp
 
     shipped = chargeback.load_config()
     assert set(shipped["destinations"]) == {"visa", "mastercard", "elo", "amex"}
-    assert shipped["destinations"]["elo"] == {"conn_id": "ftp_elo", "protocol": "ftp", "directory": "/inbound"}
+    assert shipped["destinations"]["elo"] == {
+        "conn_id": "ftp_elo",
+        "protocol": "ftp",
+        "directory": "/inbound",
+        "upload_check": "size",  # the default: SIZE after the .part is written
+        "rename": True,
+    }
     raw = json.loads(chargeback.CONFIG.read_text())
     for change, message in (
         ({"visa": {"conn_id": "ftps_visa", "protocol": "sftp", "directory": "/inbound"}}, "destinations visa protocol"),
         ({"amex": {"conn_id": "ftp_amex", "protocol": "ftp", "directory": "inbound"}}, "destinations amex directory"),
         ({"diners": {"conn_id": "ftp_d", "protocol": "ftp", "directory": "/in"}}, "destinations diners"),
         ({"elo": {"conn_id": "ftp_elo", "protocol": "ftp"}}, "destinations elo directory: Field required"),
+        (
+            {"elo": {"conn_id": "ftp_elo", "protocol": "ftp", "directory": "/in", "rename": "no"}},
+            "destinations elo rename",
+        ),
     ):
         path = tmp_path / "chargeback_destinations.json"
         path.write_text(json.dumps(raw | {"destinations": raw["destinations"] | change}))

@@ -20,6 +20,15 @@ refuse any other move):
   (``batched``, ``queued``, ``sending``/``part``; or ``sending``/``rename`` once we removed our
   ``NAME.part`` ourselves and the final name is free). Its payments go back to pending.
 
+The finance database is not the only memory: just before any rename is sent, a write-once send
+record goes to the archive (``finflows.flows.banking.sent_records``), and before anything is sent
+the batch's payments are checked against those records. A record the database does not account
+for (it was restored, or failed over, past a delivery) makes the batch ``uncertain``, "sent
+according to the archive record": a person decides, nothing resends it.
+
+Nobody decides about a batch they made (``made_by``): :class:`FourEyesRefused`, and the database
+refuses it too (``include/sql/0019_four_eyes_attention.sql``).
+
 Every status change runs under the batch's advisory lock and checks the rows it changed: a change
 that finds the batch moved on raises :class:`BatchMoved` and writes nothing.
 
