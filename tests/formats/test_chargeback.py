@@ -171,7 +171,7 @@ def test_the_destinations_file_is_validated_naming_the_company_and_the_field(tmp
         ({"diners": {"conn_id": "ftp_d", "protocol": "ftp", "directory": "/in"}}, "destinations diners"),
         ({"elo": {"conn_id": "ftp_elo", "protocol": "ftp"}}, "destinations elo directory: Field required"),
         (
-            {"elo": {"conn_id": "ftp_elo", "protocol": "ftp", "directory": "/in", "rename": "no"}},
+            {"elo": {"conn_id": "ftp_elo", "protocol": "ftp", "directory": "/in", "rename": "sometimes"}},
             "destinations elo rename",
         ),
     ):
