@@ -466,8 +466,9 @@ def _forget_dead_connections() -> None:
     if "airflow.settings" in sys.modules:
         from airflow import settings
 
-        if getattr(settings, "engine", None) is not None:
-            settings.engine.dispose()
+        with contextlib.suppress(Exception):  # closing a dead connection may raise: it is dead either way
+            settings.dispose_orm(do_log=False)  # the scoped session's connection too, not only the pool's
+        settings.configure_orm()
 
 
 def supervise(c: cluster.Cluster, port: int, timeout: float = 300) -> None:
