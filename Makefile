@@ -84,8 +84,11 @@ test-fast: airflow-db
 demo: airflow-db
 	$(WITH_ENV) $(PY) -m devstack.demo
 
-up: airflow-db
-	$(WITH_ENV) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m devstack.standalone
+# make up stops the local stack when it ends, unless the stack was already up before it started;
+# exec: Ctrl-C and SIGTERM reach make up itself, which stops what it started
+up: $(STAMP)
+	@was_up=no; $(STACK) is-up && was_up=yes; $(MAKE) --no-print-directory airflow-db; \
+	$(WITH_ENV) FINFLOWS_STACK_WAS_UP=$$was_up PATH="$(CURDIR)/$(VENV)/bin:$$PATH" exec $(PY) -m devstack.standalone
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

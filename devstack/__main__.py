@@ -1,4 +1,4 @@
-"""python -m devstack up | down | status | verify-down | migrate | put FILE s3://BUCKET/KEY | send FILE QUEUE
+"""python -m devstack up | down | status | is-up | verify-down | migrate | put FILE s3://BUCKET/KEY | send FILE QUEUE
 
 ``send`` puts each line of FILE (a ``.jsonl``) or the whole FILE on the named local SQS queue."""
 
@@ -16,10 +16,14 @@ def main(argv: list[str]) -> int:
     elif cmd == "down":
         stack.down()
     elif cmd == "status":
+        # exit 0 whenever the report is true (all up, or all or some cleanly down); 1 only for a
+        # state a person must see to: a service that does not answer, or a port held by a stranger
         states = stack.status()
-        for name, ok in states.items():
-            print(f"{name:10s} {'up' if ok else 'down'}")
-        return 0 if all(states.values()) else 1
+        for name, state in states.items():
+            print(f"{name:10s} {state}")
+        return 0 if set(states.values()) <= {stack.UP, stack.DOWN} else 1
+    elif cmd == "is-up":  # exit 0 only when every service is up (make up: was the stack up before?)
+        return 0 if stack.all_up() else 1
     elif cmd == "verify-down":
         left = stack.verify_down()
         if left:

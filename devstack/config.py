@@ -54,16 +54,24 @@ ACCOUNT_FOLDERS = {
 
 PG_DB = "finance"
 PG_USER = "finflows"
-PG_PASSWORD = "finflows-local"  # throwaway cluster on loopback, never used elsewhere
+# Throwaway credentials of a loopback-only stack, never used elsewhere. None is a common word or a
+# part of a path, URL or name: Airflow masks every connection secret wherever it appears in a log or
+# a form ("local" as a password turned every ".local/keys" path into ".***/keys" and broke Test).
+PG_PASSWORD = "pg-fin-7f3a9c1e58"
 # Airflow's own metadata, on the same PostgreSQL server under a role of its own: one database for
 # the test suite and the demo, one for `make up` (so neither sees the other's runs)
 AIRFLOW_PG_USER = "airflow"
-AIRFLOW_PG_PASSWORD = "airflow-local"
+AIRFLOW_PG_PASSWORD = "pg-af-2b8d4e6f93"
 AIRFLOW_DB = "airflow"
 AIRFLOW_UP_DB = "airflow_up"
-REDIS_PASSWORD = "finflows-local-broker"  # loopback-only throwaway broker
+# make up's own finance database too: the monitor shows the user's data, never the suite's or the demo's
+FINANCE_UP_DB = "finance_up"
+REDIS_PASSWORD = "rd-5c1e9a7d24"  # loopback-only throwaway broker
 
 AWS_REGION = "eu-west-2"
+# moto takes any key; these say what they are without being a word a log or a path could contain
+AWS_KEY_ID = "AKIAFINFLOWSSTACK01"
+AWS_SECRET = "aws-sk-3e7b1d9c0f6a"
 AWS_ACCOUNT = "123456789012"  # moto's fixed account id
 BUCKETS = {
     "cashfiles": "finflows-cashfiles",

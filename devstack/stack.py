@@ -29,7 +29,9 @@ from devstack.config import (
     AIRFLOW_PG_USER,
     AIRFLOW_UP_DB,
     AWS_ACCOUNT,
+    AWS_KEY_ID,
     AWS_REGION,
+    AWS_SECRET,
     BANKS,
     BUCKETS,
     ENV_FILE,
@@ -248,14 +250,16 @@ def provision_postgres() -> None:
     _psql_super(f"""
         DO $$ BEGIN
           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_USER}') THEN
-            CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}';
+            CREATE ROLE {PG_USER} LOGIN;
           END IF;
+          ALTER ROLE {PG_USER} PASSWORD '{PG_PASSWORD}';
           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'finance_readonly') THEN
             CREATE ROLE finance_readonly NOLOGIN;
           END IF;
           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{AIRFLOW_PG_USER}') THEN
-            CREATE ROLE {AIRFLOW_PG_USER} LOGIN PASSWORD '{AIRFLOW_PG_PASSWORD}';
+            CREATE ROLE {AIRFLOW_PG_USER} LOGIN;
           END IF;
+          ALTER ROLE {AIRFLOW_PG_USER} PASSWORD '{AIRFLOW_PG_PASSWORD}';
         END $$;""")
     if create_database(PG_DB, PG_USER):
         _psql_super(f"GRANT CONNECT ON DATABASE {PG_DB} TO finance_readonly")
@@ -329,15 +333,28 @@ def _psql_super(sql: str, capture: bool = False) -> str:
     return r.stdout if capture else ""
 
 
-def pg_dsn() -> str:
-    return f"postgresql://{PG_USER}:{PG_PASSWORD}@{HOST}:{PORTS['postgres']}/{PG_DB}"
+def pg_dsn(db: str = PG_DB) -> str:
+    return f"postgresql://{PG_USER}:{PG_PASSWORD}@{HOST}:{PORTS['postgres']}/{db}"
 
 
-def migrate() -> list[str]:
+def migrate(db: str = PG_DB) -> list[str]:
     sys.path.insert(0, str(REPO / "plugins"))
     from finflows.migrations import apply_migrations
 
-    return apply_migrations(pg_dsn(), REPO / "include" / "sql")
+    return apply_migrations(pg_dsn(db), REPO / "include" / "sql")
+
+
+def finance_database(name: str) -> list[str]:
+    """Another finance database beside the suite's (make up's own): created when missing, with the
+    read-only role's access, and migrated. Returns the migrations applied."""
+    if create_database(name, PG_USER):
+        _psql_super(f"GRANT CONNECT ON DATABASE {name} TO finance_readonly")
+    return migrate(name)
+
+
+def finance_connection(db: str = PG_DB) -> str:
+    """The ``postgres_finance`` connection (JSON) for one finance database of the stack."""
+    return _conn("postgres", host=HOST, port=PORTS["postgres"], login=PG_USER, password=PG_PASSWORD, schema=db)
 
 
 def stop_postgres() -> None:
@@ -486,8 +503,8 @@ def _aws_client(service: str):
         service,
         endpoint_url=f"http://{HOST}:{PORTS['aws']}",
         region_name=AWS_REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
+        aws_access_key_id=AWS_KEY_ID,
+        aws_secret_access_key=AWS_SECRET,
     )
 
 
@@ -626,14 +643,17 @@ def connections(material: dict) -> dict[str, str]:
             password=ftp[user],
             extra={"passive": True},
         )
-    env["AIRFLOW_CONN_POSTGRES_FINANCE"] = _conn(
-        "postgres", host=HOST, port=PORTS["postgres"], login=PG_USER, password=PG_PASSWORD, schema=PG_DB
-    )
+    env["AIRFLOW_CONN_POSTGRES_FINANCE"] = finance_connection()
     env["AIRFLOW_CONN_AWS_FINFLOWS"] = _conn(
         "aws",
-        login="local",
-        password="local",
-        extra={"region_name": AWS_REGION, "endpoint_url": f"http://{HOST}:{PORTS['aws']}"},
+        login=AWS_KEY_ID,
+        password=AWS_SECRET,
+        extra={
+            "region_name": AWS_REGION,
+            "endpoint_url": f"http://{HOST}:{PORTS['aws']}",
+            # the Test button asks STS who we are, and the provider never sends STS to endpoint_url
+            "service_config": {"sts": {"endpoint_url": f"http://{HOST}:{PORTS['aws']}"}},
+        },
     )
     env["AIRFLOW_CONN_SMTP_FINFLOWS"] = _conn(
         "smtp",
@@ -667,7 +687,7 @@ def connections(material: dict) -> dict[str, str]:
         env[f"FINFLOWS_ACCOUNT_{bank.upper()}"] = f"{n:02d}00000000000{n}"  # our (local, made-up) account there
     google = f"http://{HOST}:{PORTS['google']}"
     env["AIRFLOW_CONN_GOOGLE_FINFLOWS"] = _conn(
-        "google_cloud_platform",
+        "google_workspace",
         extra={
             "keyfile_dict": json.dumps(secrets.google_service_account(f"{google}/token")),
             "scope": "https://www.googleapis.com/auth/drive,https://www.googleapis.com/auth/spreadsheets",
@@ -748,12 +768,24 @@ def up() -> dict[str, str]:
     return env
 
 
-def status() -> dict[str, bool]:
+UP, DOWN = "up", "down"
+NOT_ANSWERING = "running but not answering on its port"
+PORT_TAKEN = "down, but its port is held by another process"
+
+
+def status() -> dict[str, str]:
+    """Each service's state: ``up``, ``down``, or one of the two states that need a person
+    (``NOT_ANSWERING``, ``PORT_TAKEN``)."""
     out = {}
     for name in SERVICES:
         pid = _read_pid(name)
-        out[name] = bool(pid and _alive(pid) and port_open(PORTS[name]))
+        alive, listening = bool(pid and _alive(pid)), port_open(PORTS[name])
+        out[name] = (UP if listening else NOT_ANSWERING) if alive else (PORT_TAKEN if listening else DOWN)
     return out
+
+
+def all_up() -> bool:
+    return all(state == UP for state in status().values())
 
 
 def down() -> None:

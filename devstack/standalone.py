@@ -123,6 +123,18 @@ def up_database() -> str:
     return name
 
 
+def up_finance_database() -> str:
+    """make up's own finance database (``finance_up``; FINFLOWS_UP_FINANCE_DB names another),
+    created and migrated when missing: the tests and the demo write into ``finance``, never here,
+    so the first morning's monitor shows only what the user seeded or ran."""
+    from devstack import stack
+    from devstack.config import FINANCE_UP_DB
+
+    name = os.environ.get("FINFLOWS_UP_FINANCE_DB") or FINANCE_UP_DB
+    stack.finance_database(name)
+    return name
+
+
 def login_file(home: Path = AIRFLOW_HOME) -> Path:
     return home / "login.txt"
 
@@ -154,7 +166,7 @@ def import_connections(env: dict[str, str]) -> list[str]:
     return sorted(conns)
 
 
-def seed_if_wanted() -> list[str]:
+def seed_if_wanted(finance_db: str) -> list[str]:
     """The sample data where the flows find it (``devstack.seed``), asked on a terminal or chosen
     with SEED=yes|no; the lines say what there is to try, or how to get it."""
     from devstack import seed, stack
@@ -166,7 +178,7 @@ def seed_if_wanted() -> list[str]:
         ]
     import psycopg
 
-    with psycopg.connect(stack.pg_dsn(), autocommit=True) as pg:
+    with psycopg.connect(stack.pg_dsn(finance_db), autocommit=True) as pg:
         return [f"to try: {line}" for line in seed.sample_data(pg, stack._aws_client("s3"))]
 
 
@@ -181,63 +193,90 @@ def _raise_stop(*_args) -> None:
 def main() -> int:
     """make up: the components as production runs them, each its own process (api-server,
     scheduler, dag-processor, triggerer; with EXECUTOR=celery also WORKERS Celery workers on the
-    stack's redis), on make up's own metadata database; the login is printed last."""
-    from devstack import cluster
-
-    port = int(os.environ.get("AIRFLOW__API__PORT", "8080"))
+    stack's redis), on make up's own metadata and finance databases; the login is printed last.
+    Stops what it started on Ctrl-C or SIGTERM: Airflow, and the local stack unless the stack was
+    up before (FINFLOWS_STACK_WAS_UP=yes, set by the Makefile)."""
     executor = os.environ.get("EXECUTOR", "local").strip().lower() or "local"
     if executor not in ("local", "celery"):
         print(f"[finflows] EXECUTOR={executor!r} is not one of: local, celery", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        return _run(executor)
+    except (KeyboardInterrupt, _Stop):
+        return 0
+    finally:
+        _stop_stack_unless_it_was_up()
+
+
+def _stop_stack_unless_it_was_up() -> None:
+    from devstack import stack
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the clean-up short
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if os.environ.get("FINFLOWS_STACK_WAS_UP", "yes") != "no":
+        print("[finflows] the local stack was up before make up: left running (make stack-down stops it)", flush=True)
+        return
+    stack.down()
+    left = stack.verify_down()
+    print(f"[finflows] local stack stopped{'; still running: ' + ', '.join(left) if left else ''}", flush=True)
+
+
+def _run(executor: str) -> int:
+    from devstack import cluster, stack
+
+    port = int(os.environ.get("AIRFLOW__API__PORT", "8080"))
     workers = int(os.environ.get("WORKERS", "2"))
     log_dir = AIRFLOW_HOME.parent / "logs" / "airflow"
-    signal.signal(signal.SIGTERM, _raise_stop)
     parts = ", ".join([*cluster.COMPONENTS, *([f"{workers} Celery worker(s)"] if executor == "celery" else [])])
     print(f"[finflows] starting Airflow ({parts}; {executor} executor); logs in {log_dir}/", flush=True)
-    db = up_database()
+    db, finance = up_database(), up_finance_database()
+    own = {"AIRFLOW_CONN_POSTGRES_FINANCE": stack.finance_connection(finance)}
     try:
-        c = cluster.start(port, executor=executor, workers=workers, database=db, log_dir=log_dir)
+        c = cluster.start(port, executor=executor, workers=workers, database=db, log_dir=log_dir, extra_env=own)
     except RuntimeError as e:
         print(f"[finflows] {e}", file=sys.stderr)
         return 1
-    except _Stop:
-        return 0
     try:
-        users = json.loads(passwords_file().read_text()) if passwords_file().exists() else {}
-        login = (
-            f"Airflow UI: http://localhost:{port}  login: admin / {users.get('admin')}"
-            f"  (payment approver: treasurer / {users.get('treasurer')})"
-        )
-        login_file().write_text(login + "\n")
-        login_file().chmod(0o600)
-        print(f"[finflows] health: {json.dumps(health(port))}", flush=True)
-        imported = import_connections(cluster.environment(port, executor, db))
-        print(
-            f"[finflows] {len(imported)} local connections are in Admin → Connections (the Test button is on);"
-            " bank_health runs every 5 minutes from the start, so the finance monitor shows each bank",
-            flush=True,
-        )
-        for line in seed_if_wanted():
-            print(f"[finflows] {line}", flush=True)
-        print(
-            f"[finflows] metadata database: PostgreSQL {db} (make up's own; the tests and the demo use another)",
-            flush=True,
-        )
-        print(
-            "[finflows] the UI shows times in your browser's time zone (Airflow 3 has no server setting for it);"
-            " pick Asia/Taipei or Europe/London in its user menu. Each DAG's description gives its schedule in"
-            " its own zone.",
-            flush=True,
-        )
-        print(f"\n[finflows] {login}\n[finflows] (also in {login_file()}; Ctrl-C or SIGTERM stops it)\n", flush=True)
+        _announce(port, executor, db, finance, own)
         while not (dead := {n: p.returncode for n, p in c.procs.items() if p.poll() is not None}):
             time.sleep(1)
         print(f"[finflows] {', '.join(dead)} exited ({dead}); stopping the rest; logs in {log_dir}/", file=sys.stderr)
         return 1
-    except (KeyboardInterrupt, _Stop):
-        return 0
     finally:
         cluster.stop(c)
+
+
+def _announce(port: int, executor: str, db: str, finance: str, own: dict[str, str]) -> None:
+    from devstack import cluster
+
+    users = json.loads(passwords_file().read_text()) if passwords_file().exists() else {}
+    login = (
+        f"Airflow UI: http://localhost:{port}  login: admin / {users.get('admin')}"
+        f"  (payment approver: treasurer / {users.get('treasurer')})"
+    )
+    login_file().write_text(login + "\n")
+    login_file().chmod(0o600)
+    print(f"[finflows] health: {json.dumps(health(port))}", flush=True)
+    imported = import_connections(cluster.environment(port, executor, db, own))
+    print(
+        f"[finflows] {len(imported)} local connections are in Admin → Connections (the Test button is on);"
+        " bank_health runs every 5 minutes from the start, so the finance monitor shows each bank",
+        flush=True,
+    )
+    for line in seed_if_wanted(finance):
+        print(f"[finflows] {line}", flush=True)
+    print(
+        f"[finflows] metadata database: PostgreSQL {db}, finance database: {finance}"
+        " (make up's own; the tests and the demo use others)",
+        flush=True,
+    )
+    print(
+        "[finflows] the finance monitor (Browse → Finance monitor) is the treasurer's start page: today in"
+        " Asia/Taipei, each decision waiting in Browse → Required Actions",
+        flush=True,
+    )
+    print(f"\n[finflows] {login}\n[finflows] (also in {login_file()}; Ctrl-C or SIGTERM stops it)\n", flush=True)
 
 
 if __name__ == "__main__":

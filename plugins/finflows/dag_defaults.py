@@ -63,6 +63,7 @@ EXPECTED_MINUTES: dict[str, float] = {
     "bank_health": 4,
     "finance_daily_report": 15,
     "retention": 120,
+    "treasury_decisions": 250,  # a run waits up to 4 hours for its questions' answers
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
 from airflow.providers.google.suite.hooks.drive import GoogleDriveHook
 from airflow.providers.google.suite.hooks.sheets import GSheetsHook
 
@@ -41,3 +42,24 @@ class DriveHook(GoogleDriveHook):
 
 def sheets_hook(conn_id: str) -> GSheetsHook:
     return GSheetsHook(gcp_conn_id=conn_id, api_endpoint=_endpoint(conn_id))
+
+
+class WorkspaceHook(GoogleBaseHook):
+    """The ``google_workspace`` connection type (registered by ``finflows.provider``): a Google
+    service account for Drive and Sheets, with the same fields as the provider's Google Cloud
+    connection plus ``api_endpoint``. Its Test asks Drive for one file as that account, where the
+    provider's Test asks www.googleapis.com about the token whatever the endpoint (so it failed
+    locally, and proved nothing about Drive in production)."""
+
+    conn_type = "google_workspace"
+    hook_name = "Google Workspace (Drive and Sheets)"
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            listed = DriveHook(gcp_conn_id=self.gcp_conn_id).get_conn().files().list(pageSize=1).execute()
+        except Exception as e:  # the Test button shows the reason, whatever it is
+            return False, f"{type(e).__name__}: {e}"
+        return (
+            True,
+            f"Drive answered for the service account ({'a file is' if listed.get('files') else 'no file is'} visible to it)",
+        )

@@ -273,7 +273,8 @@ def test_the_readme_lists_every_dag_with_the_schedule_its_timetable_has(dagbag):
 
 def test_only_the_health_checks_start_unpaused(dagbag):
     """bank_health only logs in and looks at a directory: it runs from the first deployment, so the
-    circuit breaker and the monitor know each bank at once. Everything that moves files or money
-    starts paused, as Airflow's default leaves it, until someone turns it on."""
+    circuit breaker and the monitor know each bank at once. treasury_decisions only asks people
+    (Required Actions): nothing waits unseen for someone to unpause it. Everything that moves files
+    or money starts paused, as Airflow's default leaves it, until someone turns it on."""
     unpaused = {d.dag_id for d in dagbag.dags.values() if d.is_paused_upon_creation is False}
-    assert unpaused == {"bank_health"}
+    assert unpaused == {"bank_health", "treasury_decisions"}

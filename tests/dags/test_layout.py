@@ -19,6 +19,7 @@ DAG_FLOW = {
     "bank_health": "banking",
     "finance_daily_report": "banking",
     "retention": "retention",
+    "treasury_decisions": "banking",
 }
 
 

@@ -18,7 +18,7 @@ def clean(pg) -> None:
 
     pg.execute(
         "TRUNCATE pay.return_line, pay.payment_event, pay.batch_event, pay.transfer, pay.transfer_retry, pay.payment, "
-        "pay.batch, pay.attention, "
+        "pay.batch, pay.attention, pay.decision_request, "
         "pay.health_check, pay.circuit RESTART IDENTITY"
     )
     forget_orphan_send_records(pg)

@@ -750,26 +750,30 @@ def decide(conn, batch_id: int, decision: str, *, by: str, note: str = "") -> di
     return {"batch_id": b.id, "file_name": b.file_name, "decision": decision, "decided_by": by}
 
 
+def _given_up(conn, batch_id: int, by: str, note: str, what: str) -> Batch:
+    """The given-up batch a person re-queues or cancels (under its lock), after the refusals."""
+    if not by:
+        raise DecisionRefused(f"a {what} needs the name of the person who asks for it")
+    if not note.strip():
+        raise DecisionRefused(f"say why ({what})")
+    b = read_batch(conn, batch_id)
+    row = conn.execute("SELECT status FROM pay.transfer_retry WHERE batch_id = %s", (batch_id,)).fetchone()
+    if b.status != "queued" or row is None or row[0] != "gave_up":
+        state = f"{b.status}" + (f", retry {row[0]}" if row else "")
+        raise DecisionRefused(f"batch {batch_id} ({b.file_name}) is {state}, not given up: nothing to {what}")
+    if b.made_by and b.made_by == by:
+        raise FourEyesRefused(f"{by} made batch {batch_id} ({b.file_name}) and may not {what} it: another person must")
+    return b
+
+
 def requeue(conn, batch_id: int, *, by: str, note: str) -> dict:
     """A person puts a given-up batch back in the retry queue (its cause is fixed: the account's
     rights, the bank's upload_check): bank_transfer_retry tries it again from its archived bytes,
     or cancels it past the cutoff. Recorded with who, when and why; never by the batch's maker."""
-    if not by:
-        raise DecisionRefused("a re-queue needs the name of the person who asks for it")
-    if not note.strip():
-        raise DecisionRefused("say why the batch may be tried again (what was fixed)")
     with batch_lock(conn, batch_id) as mine:
         if not mine:
             raise DecisionRefused(f"batch {batch_id} is being worked on right now; try again in a minute")
-        b = read_batch(conn, batch_id)
-        row = conn.execute("SELECT status FROM pay.transfer_retry WHERE batch_id = %s", (batch_id,)).fetchone()
-        if b.status != "queued" or row is None or row[0] != "gave_up":
-            what = f"{b.status}" + (f", retry {row[0]}" if row else "")
-            raise DecisionRefused(f"batch {batch_id} ({b.file_name}) is {what}, not given up: nothing to re-queue")
-        if b.made_by and b.made_by == by:
-            raise FourEyesRefused(
-                f"{by} made batch {batch_id} ({b.file_name}) and may not re-queue it: another person must"
-            )
+        b = _given_up(conn, batch_id, by, note, "re-queue")
         why = f"re-queued by {by}: {note}"
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(
@@ -786,6 +790,27 @@ def requeue(conn, batch_id: int, *, by: str, note: str) -> dict:
             resolve_attention(cur, b.id, ("given_up",), by=by, how=why)
     log.warning("%s: %s", b.file_name, why)
     return {"batch_id": b.id, "file_name": b.file_name, "decision": "requeue", "decided_by": by}
+
+
+def cancel_given_up(conn, batch_id: int, *, by: str, note: str) -> dict:
+    """A person cancels a given-up batch before its cutoff (nothing of it reached the bank: its send
+    record says so): its payments go back to pending and roll on. Who, when and why are kept on its
+    retry row and in its events; never by the batch's maker."""
+    with batch_lock(conn, batch_id) as mine:
+        if not mine:
+            raise DecisionRefused(f"batch {batch_id} is being worked on right now; try again in a minute")
+        b = _given_up(conn, batch_id, by, note, "cancel")
+        why = f"given-up batch cancelled by {by}: {note}"
+        with conn.transaction():  # one transaction: the cancel's own is a savepoint inside it
+            with conn.cursor() as cur:
+                cur.execute(
+                    """UPDATE pay.transfer_retry SET cancelled_by = %s, cancelled_at = now(), cancel_note = %s
+                       WHERE batch_id = %s AND status = 'gave_up'""",
+                    (by, note[:500], batch_id),
+                )
+                resolve_attention(cur, b.id, ("given_up",), by=by, how=why)
+            cancel(conn, b, f"decision:{by}", why)
+    return {"batch_id": b.id, "file_name": b.file_name, "decision": "cancel", "decided_by": by}
 
 
 def uncertain_alert(deliveries: list[dict], base_url: str = ""):
