@@ -22,13 +22,14 @@ import datetime as dt
 from airflow.sdk import dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
-from finflows.schedules import ZonedCron
+from finflows.schedules import ZonedCron, zone_start
 
 
 @dag(
     dag_id="bank_health",
     description="Probes each bank's SFTP every 5 minutes (Asia/Taipei time)",
     schedule=ZonedCron("*/5 * * * *", timezone="Asia/Taipei"),
+    start_date=zone_start("Asia/Taipei"),
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(minutes=4),

@@ -37,7 +37,7 @@ from airflow.sdk import Param, dag, task, task_group
 from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.operators.approval import PaymentApprovalOperator
 from finflows.operators.bank import BankPaymentFileOperator
-from finflows.schedules import ZonedCron
+from finflows.schedules import ZonedCron, zone_start
 from finflows.settings import ALL_BANKS, configured_bank_ids
 
 BANK_IDS = configured_bank_ids()  # the trigger form offers the configured banks only
@@ -47,6 +47,7 @@ BANK_IDS = configured_bank_ids()  # the trigger form offers the configured banks
     dag_id="bank_payments",
     description="Daily 06:00 Asia/Taipei (22:00 UTC the day before): payment files to each bank",
     schedule=ZonedCron("0 6 * * *", timezone="Asia/Taipei"),
+    start_date=zone_start("Asia/Taipei"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
@@ -99,7 +100,8 @@ def bank_payments():
         approve = PaymentApprovalOperator(
             task_id="approve",
             bank_id=bank_id,
-            map_index_template="{{ bank }}",
+            # the task's own field, rendered before it waits: Required Actions shows the bank, not "0"
+            map_index_template="{{ task.bank_id }}",
             doc_md="A second person approves or rejects the bank's files (Browse → Required Actions).",
         )
         upload = BankPaymentFileOperator(

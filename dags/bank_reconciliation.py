@@ -30,13 +30,14 @@ from airflow.sdk import dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.operators.bank import BankReturnFileOperator
-from finflows.schedules import ZonedCron
+from finflows.schedules import ZonedCron, zone_start
 
 
 @dag(
     dag_id="bank_reconciliation",
     description="Every 30 minutes 08:00-18:30 Asia/Taipei Mon-Fri (00:00-10:30 UTC): bank return files",
     schedule=ZonedCron("*/30 8-18 * * 1-5", timezone="Asia/Taipei"),
+    start_date=zone_start("Asia/Taipei"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

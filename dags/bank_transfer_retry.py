@@ -17,13 +17,14 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
-from finflows.schedules import ZonedCron
+from finflows.schedules import ZonedCron, zone_start
 
 
 @dag(
     dag_id="bank_transfer_retry",
     description="Hourly at :15 (Asia/Taipei time): uploads that failed, retried",
     schedule=ZonedCron("15 * * * *", timezone="Asia/Taipei"),
+    start_date=zone_start("Asia/Taipei"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

@@ -27,13 +27,14 @@ from airflow.sdk import Param, dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.operators.file_import import FileImportOperator
-from finflows.schedules import ZonedCron
+from finflows.schedules import ZonedCron, zone_start
 
 
 @dag(
     dag_id="card_reconciliation",
     description="Daily 09:00 America/Sao_Paulo (12:00 UTC): card statements loaded",
     schedule=ZonedCron("0 9 * * *", timezone="America/Sao_Paulo"),
+    start_date=zone_start("America/Sao_Paulo"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

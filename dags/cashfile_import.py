@@ -30,7 +30,7 @@ from airflow.sdk import AssetOrTimeSchedule, dag, task
 from finflows import settings
 from finflows.dag_defaults import Tag, deadline, default_args
 from finflows.operators.file_import import FileImportOperator
-from finflows.schedules import ZonedCron
+from finflows.schedules import ZonedCron, zone_start
 from finflows.triggers import s3_event_asset
 
 cashfile_events = s3_event_asset("cashfile_inbox", settings.cashfile_queue_url(), settings.CONN_AWS)
@@ -40,6 +40,7 @@ cashfile_events = s3_event_asset("cashfile_inbox", settings.cashfile_queue_url()
     dag_id="cashfile_import",
     description="On each cash file landing in S3, and daily 07:00 Europe/London as a sweep",
     schedule=AssetOrTimeSchedule(timetable=ZonedCron("0 7 * * *", timezone="Europe/London"), assets=cashfile_events),
+    start_date=zone_start("Europe/London"),
     catchup=False,
     # event runs take only their own files (see finflows.flows.cashfile_import.cashfile.discover) and each file is
     # imported under its own lock, so runs may overlap: a file landing while another is still

@@ -18,13 +18,14 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
-from finflows.schedules import ZonedCron
+from finflows.schedules import ZonedCron, zone_start
 
 
 @dag(
     dag_id="finance_daily_report",
     description="Daily 19:00 Asia/Taipei (11:00 UTC): the finance daily report",
     schedule=ZonedCron("0 19 * * *", timezone="Asia/Taipei"),
+    start_date=zone_start("Asia/Taipei"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

@@ -20,7 +20,7 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
-from finflows.schedules import ZonedCron
+from finflows.schedules import ZonedCron, zone_start
 
 KINDS = ["payments", "card_facts", "health_checks", "tenure_event_bodies"]
 
@@ -29,6 +29,7 @@ KINDS = ["payments", "card_facts", "health_checks", "tenure_event_bodies"]
     dag_id="retention",
     description="Daily 02:30 Asia/Taipei (18:30 UTC the day before): records past their age archived, then removed",
     schedule=ZonedCron("30 2 * * *", timezone="Asia/Taipei"),
+    start_date=zone_start("Asia/Taipei"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

@@ -29,7 +29,7 @@ from airflow.sdk import AssetOrTimeSchedule, Param, dag, task
 
 from finflows import settings
 from finflows.dag_defaults import Tag, deadline, default_args
-from finflows.schedules import ZonedCron
+from finflows.schedules import ZonedCron, zone_start
 from finflows.triggers import sqs_asset
 
 # tenure events carry tenants' names, dates of birth and addresses: their bodies are kept in the
@@ -46,6 +46,7 @@ tenure_events = sqs_asset(
     dag_id="tenure_sync",
     description="On each tenure event, and hourly (Europe/London time) as a sweep",
     schedule=AssetOrTimeSchedule(timetable=ZonedCron("0 * * * *", timezone="Europe/London"), assets=tenure_events),
+    start_date=zone_start("Europe/London"),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

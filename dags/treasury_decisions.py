@@ -26,14 +26,15 @@ import datetime as dt
 from airflow.sdk import dag, task
 
 from finflows.dag_defaults import Tag, deadline, default_args
-from finflows.operators.decision import MoneyDecisionOperator
-from finflows.schedules import ZonedCron
+from finflows.operators.decision import LABEL, MoneyDecisionOperator
+from finflows.schedules import ZonedCron, zone_start
 
 
 @dag(
     dag_id="treasury_decisions",
     description="Asks treasury every money decision as a Required Action, every 10 minutes (Asia/Taipei time)",
     schedule=ZonedCron("*/10 * * * *", timezone="Asia/Taipei"),
+    start_date=zone_start("Asia/Taipei"),
     catchup=False,
     # a run lives while its questions wait (up to 4 hours); new questions are asked by the next runs
     max_active_runs=30,
@@ -52,7 +53,7 @@ def treasury_decisions():
 
         return run(run_id or "")
 
-    MoneyDecisionOperator.partial(task_id="decide", map_index_template="{{ decision_label }}").expand(question=ask())
+    MoneyDecisionOperator.partial(task_id="decide", map_index_template=LABEL).expand(question=ask())
 
 
 treasury_decisions()

@@ -1,5 +1,6 @@
 """The finflows Airflow plugin: the finance monitor API (``/finflows/api``) in the api-server, its
-page in the Airflow UI (Browse → Finance monitor, an external view over ``/finflows/api/ui``),
+page in the Airflow UI (Browse → Finance monitor, an external view over ``/finflows/api/ui``), a
+guard that refuses an OpenPGP connection saved without a key (``finflows.connection_guard``),
 and the flows' timetable (``finflows.schedules.ZonedCron``: the schedule shown with its zone).
 
 A top-level module on purpose: Airflow imports every ``.py`` under ``plugins/`` by its bare
@@ -24,6 +25,12 @@ class FinflowsPlugin(AirflowPlugin):
         airflow_fixes.apply()  # Clear of a failed run with a pending deadline (apache/airflow#70368)
 
         return [{"app": app, "url_prefix": "/finflows/api", "name": "finflows finance monitor"}]
+
+    @property
+    def fastapi_root_middlewares(self):  # an OpenPGP connection saved without a key is refused in words
+        from finflows.connection_guard import PgpConnectionGuard
+
+        return [{"middleware": PgpConnectionGuard, "args": [], "kwargs": {}, "name": "finflows pgp connection guard"}]
 
     @property
     def timetables(self):  # the scheduler, dag-processor and api-server decode the DAGs' schedules with it

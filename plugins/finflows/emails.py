@@ -62,6 +62,13 @@ def header_safe(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
+def worth_an_email(exception: BaseException | str | None) -> bool:
+    """Whether a failed task's email says something new: not for a file asked for again after it
+    was quarantined (a Clear of its task), whose rejection was emailed when it was quarantined."""
+    rejection = files.rejection_of(exception)
+    return rejection is None or rejection.rule != files.Refusal.ALREADY_QUARANTINED
+
+
 def failure_email(
     *,
     dag_id: str,

@@ -42,6 +42,7 @@ class Refusal(StrEnum):
     TOO_LARGE = "too_large"  # over its flow's intake limit: refused unread
     CONFLICT = "conflict"  # the name was done before with other content
     NOT_IN_INBOX = "not_in_inbox"  # asked for, but not there and never done
+    ALREADY_QUARANTINED = "already_quarantined"  # asked for again after it was quarantined (a Clear): told once, then
 
 
 class FileRejected(FinflowsError):
@@ -206,6 +207,15 @@ def finished(conn, flow: str, file_name: str) -> Control | None:
     return Control(row[0], row[1], row[2].strip(), row[3]) if row else None
 
 
+def quarantined(conn, flow: str, file_name: str) -> tuple[str, str | None] | None:
+    """(run id, error) of the run that quarantined this file, when its last outcome was a refusal."""
+    row = conn.execute(
+        "SELECT dag_run_id, error FROM ops.file_control WHERE flow = %s AND file_name = %s AND status = 'ERROR'",
+        (flow, file_name),
+    ).fetchone()
+    return (row[0] or "an earlier run", row[1]) if row else None
+
+
 def gone_but_done(
     conn,
     flow: str,
@@ -220,6 +230,18 @@ def gone_but_done(
     task cleared and run again after it succeeded: the object moved to processed/). Otherwise no
     retry can help: ``rejected`` says the file was never ``done`` and to put it back."""
     control = finished(conn, flow, file_name)
+    if control is None and (q := quarantined(conn, flow, file_name)):
+        run_id, error = q
+        first = (error or "").strip().splitlines()[0][:300] if error else "see its report"
+        raise rejected(
+            f"{source_uri} is not in the inbox: run {run_id} quarantined it ({first}). Clearing the task does not "
+            "bring it back; this was told when it was quarantined, so no email is sent again",
+            flow=flow,
+            file_name=raw_name or file_name,
+            source_uri=source_uri,
+            next_step=f"Correct the file and put it again at {source_uri} to have it {done}.",
+            rule=Refusal.ALREADY_QUARANTINED,
+        )
     if control is None:
         raise rejected(
             f"{source_uri} is not in the inbox and was never {done}",

@@ -83,7 +83,10 @@ def dashboard(conn, days: int, now: dt.datetime) -> dict:
                    coalesce(sum(total_amount), 0) AS amount,
                    count(*) FILTER (WHERE status = 'uploaded') AS uploaded,
                    count(*) FILTER (WHERE status IN ('queued', 'failed')) AS failures,
-                   count(*) FILTER (WHERE status = 'uncertain') AS uncertain
+                   count(*) FILTER (WHERE status = 'uncertain') AS uncertain,
+                   count(*) FILTER (WHERE approval = 'rejected') AS rejected,
+                   count(*) FILTER (WHERE approval = 'expired') AS expired,
+                   count(*) FILTER (WHERE status = 'cancelled') AS cancelled
             FROM pay.batch WHERE created_at >= %s GROUP BY bank ORDER BY bank""",
             (since,),
         )

@@ -148,6 +148,27 @@ def get_health(_: Reader) -> dict:
         return monitor.health(conn, banks.load().enabled, _now(), settings.bank_circuit_half_open_after())
 
 
+@app.get("/today")
+def get_today(_: Reader) -> dict:
+    """The treasurer's start page: today in Asia/Taipei per bank (files prepared, awaiting approval
+    with the deadline, sent, rejected, expired, uncertain, given up; held payments, returns,
+    circuit), the decisions waiting for a person with the link to each Required Action, every batch
+    with links to its detail, run and task log, and the day's failed or quarantined files (file,
+    rule broken, next step, run). Every time in Asia/Taipei, the zone named."""
+    from finflows import links, settings
+    from finflows.flows.banking import banks, today
+
+    with _db() as conn:
+        return today.today(
+            conn,
+            banks.load(),
+            _now(),
+            settings.bank_circuit_half_open_after(),
+            settings.approval_margin(),
+            links.base_url(default=""),
+        )
+
+
 @app.get("/dashboard")
 def get_dashboard(_: Reader, days: Annotated[int, Query(ge=1, le=366)] = 7) -> dict:
     """Files, rows, amounts and failures per flow, and bank batches, over the last ``days`` days."""

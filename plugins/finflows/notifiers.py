@@ -46,6 +46,8 @@ class OperationsEmailNotifier(BaseNotifier):
         )
         # the task's log ends with this, after the traceback: what happened and the next step in words
         logging.getLogger("finflows.failure").error("%s\n%s", email.subject, email.text)
+        if not emails.worth_an_email(context.get("exception")):
+            return
         emails.send(email, to=self.to or settings.ops_email(), smtp_conn_id=self.smtp_conn_id or settings.CONN_SMTP)
 
 

@@ -22,3 +22,12 @@ class ZonedCron(CronTriggerTimetable):
     def summary(self) -> str:
         zone = getattr(self._timezone, "name", None) or str(self._timezone)
         return f"{self._expression} {zone}"
+
+
+def zone_start(zone: str):
+    """A start date in the schedule's own zone, so that the DAG's timezone (Details: "Timezone") is
+    the one its schedule runs in, not the server's UTC. Long past: with ``catchup=False`` only the
+    latest due run is made."""
+    import pendulum
+
+    return pendulum.datetime(2025, 1, 1, tz=zone)

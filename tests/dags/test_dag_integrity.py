@@ -278,3 +278,17 @@ def test_only_the_health_checks_start_unpaused(dagbag):
     or money starts paused, as Airflow's default leaves it, until someone turns it on."""
     unpaused = {d.dag_id for d in dagbag.dags.values() if d.is_paused_upon_creation is False}
     assert unpaused == {"bank_health", "treasury_decisions"}
+
+
+def test_each_dag_runs_in_the_zone_its_details_show(dagbag):
+    """Details in the UI shows the DAG's timezone: it is its schedule's zone, not the server's UTC
+    (issue #40: "Timezone UTC" under a Taipei schedule)."""
+    zoned = {}
+    for dag in dagbag.dags.values():
+        timetable = getattr(dag.timetable, "timetable", dag.timetable)  # an AssetOrTimeSchedule's clock
+        zone = getattr(timetable, "_timezone", None)
+        if zone is not None:
+            zoned[dag.dag_id] = (str(getattr(dag.timezone, "name", dag.timezone)), str(getattr(zone, "name", zone)))
+    assert {"bank_payments", "cashfile_import", "card_reconciliation", "treasury_decisions"} <= set(zoned)
+    assert {d: z for d, z in zoned.items() if z[0] != z[1]} == {}
+    assert zoned["bank_payments"] == ("Asia/Taipei", "Asia/Taipei")

@@ -29,3 +29,50 @@ def test_the_pgp_connection_type_reaches_the_connections_form():
     from airflow._shared.secrets_masker.secrets_masker import should_hide_value_for_key
 
     assert should_hide_value_for_key("private_key") and should_hide_value_for_key("extra__pgp__private_key")
+
+
+def test_ftps_and_google_workspace_are_connection_types_whose_test_button_works():
+    """Issue #40: Test answered 'Unknown hook type "ftps"', and the Google connection's Test asked
+    www.googleapis.com whatever its endpoint."""
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    hooks = ProvidersManagerTaskRuntime().hooks
+    assert (hooks["ftps"].hook_class_name, hooks["ftps"].connection_testable) == ("finflows.hooks.ftp.FTPSHook", True)
+    google = hooks["google_workspace"]
+    assert (google.hook_class_name, google.connection_testable) == ("finflows.google.WorkspaceHook", True)
+
+
+def test_an_openpgp_connection_saved_without_a_key_is_refused_in_words():
+    """The api-server's root middleware: 422 with the reason, before Airflow stores it; any other
+    body reaches the app byte for byte."""
+    import json
+
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from finflows.connection_guard import PgpConnectionGuard
+
+    async def store(request):
+        return JSONResponse({"stored": json.loads(await request.body())})
+
+    app = Starlette(routes=[Route("/api/v2/connections", store, methods=["POST", "PATCH"]),
+                            Route("/api/v2/connections/{cid}", store, methods=["PATCH"])])  # fmt: skip
+    app.add_middleware(PgpConnectionGuard)
+    client = TestClient(app)
+    empty = {"connection_id": "pgp_bank_x", "conn_type": "pgp", "extra": "{}"}
+    r = client.post("/api/v2/connections", json=empty)
+    assert r.status_code == 422 and "pgp_bank_x: an OpenPGP connection needs a key" in r.json()["detail"]
+    blank = empty | {"extra": json.dumps({"public_key": "  ", "fingerprint": ""})}
+    assert client.patch("/api/v2/connections/pgp_bank_x", json=blank).status_code == 422
+    short = empty | {"extra": json.dumps({"public_key": "-----BEGIN PGP…", "fingerprint": "ABC"})}
+    assert "40 hex digits" in client.post("/api/v2/connections", json=short).json()["detail"]
+    bulk = {"actions": [{"action": "create", "entities": [empty]}]}
+    assert client.patch("/api/v2/connections", json=bulk).status_code == 422
+    good = empty | {
+        "extra": json.dumps({"public_key": "-----BEGIN PGP PUBLIC KEY BLOCK-----\nx", "fingerprint": "A" * 40})
+    }
+    assert client.post("/api/v2/connections", json=good).json() == {"stored": good}
+    other = {"connection_id": "sftp_x", "conn_type": "sftp", "extra": "{}"}
+    assert client.post("/api/v2/connections", json=other).json() == {"stored": other}

@@ -450,7 +450,9 @@ def test_payments_wait_for_a_second_person_then_go_once(airflow, clean_payments,
         run_id = start_run(airflow, admin, "bank_payments", {"banks": ["mega"]})
         asked = approval_asked(airflow, admin, run_id)
         assert "2 payment(s), NTD 2,400" in asked["subject"] and refs[0] in asked["body"]
+        assert asked["task_instance"]["rendered_map_index"] == "mega"  # the bank, while it waits
         assert [u["id"] for u in asked["assigned_users"]] == ["treasurer"], "the trigger user may approve"
+        assert "**Who may answer:** treasurer; not admin" in asked["body"]  # why anyone else is denied
         assert pay.uploaded(local_dir, "mega") == {}, "a file went out before its approval"
         map_index = asked["task_instance"]["map_index"]
         assert answer(airflow, admin, run_id, map_index, "Approve") == 403  # admin triggered it
@@ -713,6 +715,94 @@ def test_treasury_releases_a_held_duplicate_through_the_monitor_as_itself(airflo
     assert pay.pay_bank(db, cfg, "mega", now=monday + dt.timedelta(minutes=30)).payments_batched == 1
 
 
+def decision_asked(port: int, tok: str, subject: str) -> dict:
+    """The open Required Action of treasury_decisions about ``subject`` (whichever run asked it), once
+    its task waits for the answer."""
+    path = "/api/v2/dags/treasury_decisions/dagRuns/~/hitlDetails?response_received=false&limit=200"
+
+    def asked():
+        return next(
+            (
+                d
+                for d in api(port, "GET", path, tok)["hitl_details"]
+                if (d["task_instance"]["rendered_map_index"] or "").endswith(f" · {subject}")
+            ),
+            None,
+        )
+
+    detail = wait_for(asked, 300, f"treasury_decisions to ask about {subject}")
+    ti = detail["task_instance"]
+    ti_path = (
+        f"/api/v2/dags/treasury_decisions/dagRuns/{urllib.parse.quote(ti['dag_run_id'], safe='')}/taskInstances/"
+        f"decide/{ti['map_index']}"
+    )
+    wait_for(lambda: api(port, "GET", ti_path, tok)["state"] == "awaiting_input", 120, "the decide task to park")
+    time.sleep(20)  # Airflow 3.3.2 races an answer given right after parking (see approval_asked)
+    return detail
+
+
+def answer_decision(port: int, tok: str, detail: dict, choice: str, note: str) -> int:
+    ti = detail["task_instance"]
+    path = (
+        f"/api/v2/dags/treasury_decisions/dagRuns/{urllib.parse.quote(ti['dag_run_id'], safe='')}/taskInstances/"
+        f"decide/{ti['map_index']}/hitlDetails"
+    )
+    return status_of(port, "PATCH", path, tok, {"chosen_options": [choice], "params_input": {"note": note}})
+
+
+def test_treasury_decides_a_held_duplicate_and_an_uncertain_delivery_in_required_actions(
+    airflow, clean_payments, pg, db, cfg
+):
+    """No curl: each decision waits in Browse → Required Actions, says what and by when, is assigned
+    to the approvers less the maker (who is refused with 403), and the answer is carried out and
+    kept with who and when."""
+    from tests.helpers.decisions import held as _held
+    from tests.helpers.decisions import uncertain as _uncertain
+
+    admin, treasurer = token(airflow), token(airflow, "treasurer")
+    held = _held(pg, db, cfg, "taishin", "admin")  # admin's run held it
+    batch_id = _uncertain(pg, db, cfg, "ctbc", "treasurer")  # treasurer's run made it
+    ready(airflow, admin, "treasury_decisions")
+    start_run(airflow, admin, "treasury_decisions", {})
+
+    h = decision_asked(airflow, admin, held)
+    assert [u["id"] for u in h["assigned_users"]] == ["treasurer"]
+    assert h["options"] == ["Release: not a duplicate", "Cancel the payment"]
+    assert "NTD 4,321" in h["subject"] and "Asia/Taipei" in h["body"] and "not admin (four eyes)" in h["body"]
+    assert answer_decision(airflow, admin, h, "Release: not a duplicate", "mine") == 403
+    assert answer_decision(airflow, treasurer, h, "Release: not a duplicate", "two invoices") == 200
+
+    u = decision_asked(airflow, admin, str(batch_id))
+    assert [x["id"] for x in u["assigned_users"]] == ["admin"]
+    assert u["options"] == ["The bank has it", "Resend"] and "sha256" in u["body"]
+    assert answer_decision(airflow, treasurer, u, "The bank has it", "mine") == 403
+    assert answer_decision(airflow, admin, u, "The bank has it", "ctbc confirmed, ticket 7") == 200
+
+    def carried_out():
+        hold = pg.execute(
+            "SELECT hold_decision, hold_decided_by FROM pay.payment WHERE reference = %s", (held,)
+        ).fetchone()
+        batch = pg.execute(
+            "SELECT status, decided_by, decision_note FROM pay.batch WHERE id = %s", (batch_id,)
+        ).fetchone()
+        return (hold, batch) == (("release", "treasurer"), ("uploaded", "admin", "ctbc confirmed, ticket 7"))
+
+    wait_for(carried_out, 300, "both answers to be carried out")
+    rows = pg.execute(
+        "SELECT kind, outcome, answered_by, answer FROM pay.decision_request WHERE closed_at IS NOT NULL "
+        "AND outcome = 'answered' ORDER BY kind"
+    ).fetchall()
+    assert rows == [("held", "answered", "treasurer", "Release: not a duplicate"),
+                    ("uncertain", "answered", "admin", "The bank has it")]  # fmt: skip
+    labels = {
+        t["rendered_map_index"]
+        for run in api(airflow, "GET", "/api/v2/dags/treasury_decisions/dagRuns?limit=100", admin)["dag_runs"]
+        for t in tis_of(airflow, admin, "treasury_decisions", run["dag_run_id"])
+        if t["task_id"] == "decide"
+    }
+    assert f"taishin · held · {held}" in labels and f"ctbc · uncertain · {batch_id}" in labels
+
+
 def test_the_attention_list_shows_a_given_up_batch_and_its_maker_cannot_requeue_it(
     airflow, clean_payments, pg, db, cfg, local_dir
 ):
@@ -744,7 +834,9 @@ def test_the_attention_list_shows_a_given_up_batch_and_its_maker_cannot_requeue_
     viewer, admin, treasurer = token(airflow, "viewer"), token(airflow), token(airflow, "treasurer")
     listed = api(airflow, "GET", f"{MONITOR}/attention", viewer)
     [row] = listed["rows"]
-    assert (row["kind"], row["batch_id"]) == ("given_up", d["batch_id"]) and "re-queues it" in row["next_step"]
+    assert (row["kind"], row["batch_id"]) == ("given_up", d["batch_id"]) and "re-queues or cancels it" in row[
+        "next_step"
+    ]
     assert {i["name"] for i in listed["invariants"]} >= {"payment_in_one_place", "four_eyes", "send_record_known"}
     path = f"{MONITOR}/batches/{d['batch_id']}/requeue"
     assert status_of(airflow, "POST", path, admin, {"note": "rights fixed"}) == 403  # admin made it
@@ -814,6 +906,9 @@ def test_a_pgp_key_saved_as_the_connections_form_saves_it_is_tested_and_read_bac
     extra = {"public_key": partner["public_key"], "fingerprint": partner["fingerprint"]}
     conn_id = f"pgp_saved_{unique}"
     body = {"connection_id": conn_id, "conn_type": "pgp", "extra": json.dumps(extra)}
+    empty = {"connection_id": f"pgp_empty_{unique}", "conn_type": "pgp", "extra": "{}"}
+    assert status_of(airflow, "POST", "/api/v2/connections", tok, empty) == 422  # refused in words, not stored
+    assert status_of(airflow, "GET", f"/api/v2/connections/pgp_empty_{unique}", tok) == 404
     api(airflow, "POST", "/api/v2/connections", tok, body)
     try:
         tested = api(airflow, "POST", "/api/v2/connections/test", tok, body)

@@ -198,6 +198,29 @@ def test_a_corrected_file_can_be_imported_after_a_rejected_one(run, pg, s3_hook,
     assert report["file"] == name and report["run_id"] == "manual__first"
 
 
+def test_clearing_a_quarantined_files_task_says_so_and_emails_nothing_again(run, pg, s3_hook, accounts, day):
+    """Issue #40: a Clear of the task that quarantined a file sent two more emails advising "not in
+    the inbox". It is still refused (the file is not loaded), named as quarantined by its run, and
+    the failure email is not sent again."""
+    from finflows import emails, files
+
+    name = f"CashFile{day:%Y%m%d}.dat"
+    key = f"cashfiles/{name}"
+    s3_hook.load_bytes(cash_file(3, day) + b"garbage\r\n", key=key, bucket_name=BUCKET, replace=True)
+    with pytest.raises(cashfile.CashFileRejected) as first:
+        run(key, run_id="manual__q")
+    assert emails.worth_an_email(first.value)  # the quarantine itself is told
+    with pytest.raises(cashfile.CashFileRejected) as again:
+        run(key, run_id="manual__q")  # the task cleared and run again
+    assert again.value.rule == files.Refusal.ALREADY_QUARANTINED
+    assert "run manual__q quarantined it" in str(again.value) and "not in the inbox and was never" not in str(
+        again.value
+    )
+    assert not emails.worth_an_email(again.value) and emails.worth_an_email(RuntimeError("a server failed"))
+    assert counts(pg, name)["payments"] == 0
+    assert s3_hook.check_for_key(f"quarantine/{name}", bucket_name=BUCKET)  # kept where it was
+
+
 def test_s3_event_messages_of_both_kinds_are_understood():
     test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET})
     record = json.dumps(

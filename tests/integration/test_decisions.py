@@ -6,51 +6,18 @@ that each answer is carried out and kept with who and when."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import psycopg
 import pytest
 
 from finflows.flows.banking import decisions, delivery, invariants
 from tests.helpers import payments as pay
-from tests.integration.test_money_invariants import MONDAY, _prepare, _walk, at, pay_transport
+from tests.helpers.decisions import MONDAY, at
+from tests.helpers.decisions import given_up as _given_up
+from tests.helpers.decisions import held as _held
+from tests.helpers.decisions import uncertain as _uncertain
 
 pytestmark = pytest.mark.integration
-
-
-def _given_up(pg, db, cfg, local_dir, bank: str, maker: str) -> tuple[int, list[str]]:
-    from finflows.flows.banking import common, payments
-
-    upload = local_dir / "sftp" / bank / "upload"
-    refs = pay.add(pg, bank, 2, due=MONDAY, amount=1100)
-    os.chmod(upload, 0o555)
-    try:
-        with pay_transport(cfg, bank) as transport, common.encrypter(cfg, cfg.bank(bank)) as encrypt:
-            run = payments.pay_bank(db, cfg=cfg, bank_id=bank, now=at(6, 0), run_id=f"manual__{maker}",
-                                    transport=transport, encrypt=encrypt, made_by=maker)  # fmt: skip
-    finally:
-        os.chmod(upload, 0o755)
-    [d] = run.deliveries
-    assert d["outcome"] == "gave_up"
-    return d["batch_id"], refs
-
-
-def _uncertain(pg, db, cfg, bank: str, maker: str) -> int:
-    pay.add(pg, bank, 3, due=MONDAY, amount=2000)
-    _prepare(db, cfg, bank, at(6, 0), f"manual__{maker}", maker)
-    [batch_id] = pg.execute("SELECT id FROM pay.batch WHERE bank = %s", (bank,)).fetchone()
-    _walk(pg, batch_id, "status = 'sending', send_step = 'part'", "send_step = 'rename'",
-          "status = 'uncertain', send_step = NULL, uncertain_reason = 'test: the rename answer was lost'")  # fmt: skip
-    return batch_id
-
-
-def _held(pg, db, cfg, bank: str, maker: str) -> str:
-    pay.add(pg, bank, 1, due=MONDAY, amount=4321, account="000099998888")
-    _prepare(db, cfg, bank, at(6, 0), "scheduled__a", None)
-    [dup] = pay.add(pg, bank, 1, due=MONDAY, amount=4321, account="99998888")
-    _prepare(db, cfg, bank, at(6, 10), f"manual__{maker}", maker)
-    assert pg.execute("SELECT held_by FROM pay.payment WHERE reference = %s", (dup,)).fetchone()[0] == maker
-    return dup
 
 
 def test_each_decision_is_asked_once_says_what_and_by_when_and_refuses_its_maker(
@@ -149,3 +116,63 @@ def test_a_decision_taken_through_the_api_first_leaves_nothing_to_apply(clean_pa
     assert not decisions.still_open(db, cfg, q, at(7, 0))
     with pytest.raises(delivery.DecisionRefused, match="not uncertain"):
         decisions.apply(db, q, "The bank has it", by="bob", note="")
+
+
+def test_the_treasurers_today_page_names_where_every_file_is_with_its_links(clean_payments, pg, db, cfg, local_dir):
+    from finflows.flows.banking import today
+
+    given_up, _ = _given_up(pg, db, cfg, local_dir, "esun", "alice")
+    uncertain = _uncertain(pg, db, cfg, "ctbc", "alice")
+    held = _held(pg, db, cfg, "taishin", "alice")
+    pg.execute(
+        """INSERT INTO ops.file_control (flow, file_name, sha256, status, error, dag_run_id, started_at)
+           VALUES ('cashfile_import', 'CP_BAD.dat', repeat('0', 64), 'ERROR',
+                   'CP_BAD.dat line 3 field paid_on: ''2026-02-30'' is not a date (DD/MM/YYYY)', 'manual__x', %s)""",
+        (at(8, 0),),
+    )
+    now = at(9, 30)
+    decisions.reserve(db, decisions.open_questions(db, cfg, now), "scheduled__d", "decide", now)
+    page = today.today(db, cfg, now, dt.timedelta(minutes=5), dt.timedelta(minutes=30), "http://af")
+    assert (page["day"], page["zone"], page["now"]) == ("2026-11-23", "Asia/Taipei", "2026-11-23 09:30 Asia/Taipei")
+    banks = {b["bank"]: b for b in page["banks"]}
+    assert (banks["esun"]["prepared"], banks["esun"]["given_up"]) == (1, 1)
+    assert (banks["ctbc"]["prepared"], banks["ctbc"]["uncertain"]) == (1, 1)
+    assert banks["taishin"]["held"] == 1 and banks["esun"]["cutoff"].endswith("Asia/Taipei")
+    rows = {r["batch_id"]: r for r in page["batches"]}
+    g, u = rows[given_up], rows[uncertain]
+    assert g["state"] == "given_up" and g["words"].startswith("given up: ") and g["made_by"] == "alice"
+    assert u["state"] == "uncertain" and "the rename answer was lost" in u["words"] and "Asia/Taipei" in u["words"]
+    assert (
+        g["run_url"] == "http://af/dags/bank_payments/runs/manual__alice"
+        and g["batch_url"] == f"/finflows/api/batches/{given_up}"
+    )
+    assert g["log_url"].startswith("http://af/dags/bank_payments/runs/manual__alice/tasks/bank.prepare")
+    asked = {(d["kind"], d["subject"]): d for d in page["decisions"]}
+    assert set(asked) == {("given_up", str(given_up)), ("uncertain", str(uncertain)), ("held", held)}
+    assert asked[("held", held)]["action_url"].startswith(
+        "http://af/dags/treasury_decisions/runs/scheduled__d/tasks/decide/required_actions?map_index="
+    )
+    [f] = page["failures"]
+    assert (f["file_name"], f["at"], f["run_url"]) == (
+        "CP_BAD.dat",
+        "2026-11-23 08:00 Asia/Taipei",
+        "http://af/dags/cashfile_import/runs/manual__x",
+    )
+    assert "paid_on" in f["rule"] and "CivicaPay" in f["next_step"]
+    pg.execute("DELETE FROM ops.file_control WHERE file_name = 'CP_BAD.dat'")
+
+
+def test_the_map_index_airflow_shows_is_the_questions_label():
+    """Rendered from the task's own field before it waits: Required Actions names the bank and the
+    question, the same words as the question's label."""
+    import types
+
+    import jinja2
+
+    from finflows.operators.decision import LABEL
+
+    for q in (decisions.Question("given_up", "12", "esun", "h", ("f",), None, ("alice",)),
+              decisions.Question("attention", "5", "", "h", ("f",), None)):  # fmt: skip
+        task = types.SimpleNamespace(question=q.as_dict())
+        assert jinja2.Environment().from_string(LABEL).render(task=task) == q.label
+    assert q.label == "all · attention · 5"

@@ -101,7 +101,7 @@ def test_a_given_up_batch_stays_on_the_attention_list_and_is_cancelled_after_its
 
     found = kinds(db, cfg, at(7, 0))
     [given_up] = found["given_up"]
-    assert given_up.batch_id == d["batch_id"] and "re-queues it" in given_up.next_step
+    assert given_up.batch_id == d["batch_id"] and "re-queues or cancels it" in given_up.next_step
     assert given_up.deadline == delivery.cutoff(cfg.bank("esun"), MONDAY)
     new = invariants.sync(db, invariants.check(db, cfg, at(7, 0)))
     assert [n["kind"] for n in new] == ["given_up"]
@@ -456,7 +456,7 @@ def test_bank_health_checks_the_invariants_every_run_and_alerts_a_new_row_once(
     assert first["attention"]["new"] >= 1 and first["attention"]["open"] >= 1
     mail = mailbox.wait_for(lambda m: "[finflows] ATTENTION" in m["Subject"], since=seen, timeout=60)
     text = mail.get_body(("plain",)).get_content()
-    assert d["file_name"] in text and "re-queues it" in text and "NTD 2,300" in text
+    assert d["file_name"] in text and "re-queues or cancels it" in text and "NTD 2,300" in text
     payee = pg.execute("SELECT payee_name, payee_account FROM pay.payment").fetchone()
     assert payee[0] not in text and payee[1] not in text, "the alert names a payee"
     seen = mailbox.names()

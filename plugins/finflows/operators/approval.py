@@ -126,7 +126,16 @@ class PaymentApprovalOperator(HITLOperator):
                 )
                 return self._refuse(conn, bank, req.request_id, "expired", None, refusal, context, asked=False)
         self._own_params()
-        self.subject, self.body = req.subject, req.body
+        barred = sorted(req.makers | ({who_triggered} if who_triggered else set()))
+        # Airflow answers anyone else with "Access Denied" and no reason: the form says who and why
+        self.subject, self.body = (
+            req.subject,
+            (
+                f"{req.body}\n\n**Who may answer:** {', '.join(approvers)}; not "
+                f"{', '.join(barred) or 'nobody else'} (who triggered this run or made these files: four eyes). "
+                "Anyone else who answers is refused by Airflow (Access Denied)."
+            ),
+        )
         self.assigned_users = [{"id": u, "name": u} for u in approvers]
         self.response_timeout = req.deadline - now
         log.warning(

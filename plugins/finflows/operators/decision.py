@@ -3,7 +3,7 @@
 Mapped by treasury_decisions over the questions its first task reserved
 (``finflows.flows.banking.decisions``)::
 
-    MoneyDecisionOperator.partial(task_id="decide", map_index_template="{{ decision_label }}").expand(
+    MoneyDecisionOperator.partial(task_id="decide", map_index_template=LABEL).expand(
         question=ask()
     )
 
@@ -36,6 +36,9 @@ from finflows import settings
 log = logging.getLogger(__name__)
 
 NOTE = "note"
+# the map index Airflow shows (Required Actions, the grid): rendered from the task's own field before
+# it waits, so the list names the bank and the question, not "0"; the same words as Question.label
+LABEL = "{{ task.question.bank or 'all' }} · {{ task.question.kind | replace('_', ' ') }} · {{ task.question.subject }}"
 
 
 class MoneyDecisionOperator(HITLOperator):
@@ -76,9 +79,7 @@ class MoneyDecisionOperator(HITLOperator):
     def _question(self, context: Any):
         from finflows.flows.banking.decisions import Question
 
-        q = Question.from_dict(self.question)
-        context["decision_label"] = q.label
-        return q
+        return Question.from_dict(self.question)
 
     def _db(self):
         from airflow.providers.postgres.hooks.postgres import PostgresHook

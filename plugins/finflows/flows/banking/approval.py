@@ -89,7 +89,7 @@ class Request:
             lines += [
                 "",
                 f"**{len(self.held)} possible duplicate(s) held back** (not in these files; release or cancel "
-                "each in the finance monitor):",
+                "each in Browse → Required Actions):",
                 "",
                 *(f"- {h['reference']}: NTD {h['amount']:,}, {h['reason']}" for h in self.held),
             ]

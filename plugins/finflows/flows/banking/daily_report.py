@@ -234,12 +234,12 @@ def _held_or_uncertain(conn) -> list[str]:
     problems = [
         f"{u['bank']}: {u['file_name']} ({u['payment_count']} payment(s), NTD {u['total_amount']:,}) is UNCERTAIN "
         f"since {u['since']:%Y-%m-%d %H:%M %Z}: the bank may or may not have it; nothing resends it until treasury "
-        f"decides in the finance monitor ({u['reason']})"
+        f"decides in Browse → Required Actions ({u['reason']})"
         for u in delivery.uncertain_batches(conn)
     ]
     return problems + [
         f"{h['bank']}: payment {h['reference']} (NTD {h['amount']:,}) is HELD since {h['held_at']:%Y-%m-%d %H:%M %Z}: "
-        f"{h['reason']}; release or cancel it in the finance monitor"
+        f"{h['reason']}; release or cancel it in Browse → Required Actions"
         for h in payments.held_payments(conn)
     ]
 

@@ -831,10 +831,10 @@ def uncertain_alert(deliveries: list[dict], base_url: str = ""):
         for d in stuck
     ]
     lines.append(
-        "Decide in the finance monitor (POST /finflows/api/batches/<id>/decision with "
-        '{"decision": "bank_has_it"} or {"decision": "resend"}, as a user allowed to trigger bank_payments): '
-        '"bank_has_it" records the batch as delivered; "resend" queues the archived file for '
-        "bank_transfer_retry, which sends it once (or cancels it if the bank's cutoff has passed)."
+        "Decide in the Airflow UI, Browse → Required Actions (treasury_decisions asks within 10 minutes; "
+        'not the person who made the batch): "The bank has it" records the batch as delivered; "Resend" '
+        "queues the archived file for bank_transfer_retry, which sends it once (or cancels it if the bank's "
+        "cutoff has passed). Scripts may use POST /finflows/api/batches/<id>/decision, with the same rules."
     )
     if base_url:
         lines.append(f"Finance monitor: {base_url.rstrip('/')}/finflows/api/ui")

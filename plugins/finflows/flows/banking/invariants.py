@@ -198,15 +198,15 @@ def _who_acts_next(b: dict, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
         out.append(found(
             "sent_record" if why.startswith("sent according to the archive record") else "uncertain",
             f"{head} is UNCERTAIN since {since:%Y-%m-%d %H:%M} Asia/Taipei: {why}",
-            "treasury (not the batch's maker): ask the bank whether it has the file, then decide in the finance "
-            "monitor: the bank has it, or resend. Nothing resends it until then.",
+            "treasury (not the batch's maker): ask the bank whether it has the file, then decide in "
+            "Browse → Required Actions (treasury_decisions): the bank has it, or resend. Nothing resends it until then.",
         ))  # fmt: skip
     elif status == "queued" and b["retry"] == "gave_up":
         out.append(found(
             "given_up",
             f"{head} was given up, not delivered: {(b['last_error'] or '')[:400]}",
             "operations: fix the cause (the account's rights, the bank's upload_check), then a person other than "
-            "its maker re-queues it in the finance monitor; otherwise bank_transfer_retry cancels it after the "
+            "its maker re-queues or cancels it in Browse → Required Actions; otherwise bank_transfer_retry cancels it after the "
             "cutoff and its payments roll to the next business day",
             cutoff,
         ))  # fmt: skip

@@ -76,8 +76,8 @@ class BankRun:
     def problems(self) -> list[str]:
         out = [f"payment {r['reference']} refused: {r['error']}" for r in self.refused]
         out += [
-            f"payment {h['reference']} held: possible duplicate of {h['duplicate_of']} (release or cancel it in the "
-            "finance monitor)"
+            f"payment {h['reference']} held: possible duplicate of {h['duplicate_of']} (release or cancel it in "
+            "Browse → Required Actions, treasury_decisions)"
             for h in self.held
         ]
         out += [f"{d['file_name']}: {d['outcome']} ({d['error']})" for d in self.deliveries if d["outcome"] in PROBLEMS]
