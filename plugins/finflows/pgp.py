@@ -61,6 +61,7 @@ class Keyring:
         import gnupg
 
         self.home = home
+        self.last_signer: str | None = None  # the key whose good signature the last decryption carried
         self.gpg = gnupg.GPG(gnupghome=home)
         self.gpg.encoding = "utf-8"
 
@@ -103,9 +104,11 @@ class Keyring:
             raise PgpError(f"encryption to {recipient} signed by {signer} failed: {result.status}")
         return result.data
 
-    def decrypt_and_verify(self, data: bytes, signer: str, passphrase: str | None, limit: int | None = None) -> bytes:
+    def decrypt_and_verify(
+        self, data: bytes, signer: str | Sequence[str], passphrase: str | None, limit: int | None = None
+    ) -> bytes:
         """The plaintext, only when it decrypts completely and carries a good signature from
-        ``signer``. gpg streams it to a file in this keyring's directory and stops at ``limit``
+        ``signer`` (or one of several: a key rotation's overlap; ``last_signer`` says which). gpg streams it to a file in this keyring's directory and stops at ``limit``
         bytes (``--max-output``; default ``FINFLOWS_PGP_PLAINTEXT_MAX_BYTES``): a compression bomb
         costs a few MB of memory and ``limit`` of disk, then is refused. Any gpg failure is an error,
         never an empty "verified" plaintext. The three ways a counterparty's file is not what we
@@ -148,10 +151,14 @@ class Keyring:
             if result.returncode != 0:  # python-gnupg can call a cut-short decryption "ok"
                 raise PgpError(f"gpg failed (exit {result.returncode}) while decrypting: {_last_error(result)}")
             signed_by = {(result.fingerprint or "").upper(), (result.pubkey_fingerprint or "").upper()}
-            if signer.upper() not in signed_by:
+            signers = [signer] if isinstance(signer, str) else list(signer)
+            good = [s.upper() for s in signers if s.upper() in signed_by]
+            if not good:
                 raise SignatureError(
-                    f"signed by another key ({result.pubkey_fingerprint or result.fingerprint}), expected {signer}"
+                    f"signed by another key ({result.pubkey_fingerprint or result.fingerprint}), "
+                    f"expected {' or '.join(signers)}"
                 )
+            self.last_signer = good[0]
             with open(target, "rb") as f:
                 return f.read()
         finally:

@@ -155,6 +155,15 @@ def test_the_report_email_has_the_days_totals_and_its_chart_and_the_day_is_archi
             ("return", "ACHR01_017_20261123_01.txt"),
         ]
     )
+    # every file names its keys: the bank's it was encrypted to and ours that signed it; the bank's
+    # that signed a return file
+    from devstack import secrets
+
+    local = secrets.pgp_keys()
+    by_name = {f["file_name"]: f for f in manifest["files"]}
+    assert (by_name[banking_day]["encrypted_to"], by_name[banking_day]["signed_with"]) == (
+        local["mega"]["fingerprint"], local["finflows"]["fingerprint"])  # fmt: skip
+    assert by_name["ACHR01_017_20261123_01.txt"]["signed_with"] == local["mega"]["fingerprint"]
 
 
 def test_an_archived_copy_that_differs_fails_the_run_and_the_report_names_it(banking_day, pg, mailbox, s3_hook):

@@ -622,10 +622,14 @@ def test_the_monitor_shows_a_real_batch_and_tests_a_bank_connection(airflow, cle
 
     dash = api(airflow, "GET", f"{MONITOR}/dashboard?days=1", tok)
     assert [b for b in dash["bank_batches"] if b["bank"] == "mega"] == [
-        {"bank": "mega", "batches": 1, "payments": 2, "amount": 3000, "uploaded": 1, "failures": 0, "uncertain": 0}
-    ]
+        {"bank": "mega", "batches": 1, "payments": 2, "amount": 3000, "uploaded": 1, "failures": 0, "uncertain": 0,
+         "rejected": 0, "expired": 0, "cancelled": 0}
+    ]  # fmt: skip
     batch = api(airflow, "GET", f"{MONITOR}/batches/{batch_id}", tok)
     assert batch["status"] == "uploaded" and batch["archive_uri"].startswith("s3://")
+    # the keys that made it (issue #44)
+    assert (batch["encrypted_to"], batch["signed_with"]) == (
+        cfg.bank("mega").pgp_chain[0].fingerprint, cfg.originator.signing_chain[0].fingerprint)  # fmt: skip
     assert [(p["reference"], p["amount"], p["status"]) for p in batch["payments"]] == [
         (r, 1500, "uploaded") for r in refs
     ]

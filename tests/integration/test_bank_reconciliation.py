@@ -369,13 +369,13 @@ def test_a_reader_that_breaks_in_any_way_quarantines_the_file_and_the_next_one_s
         "today": MONDAY,
     }
 
-    def explodes(_data: bytes) -> bytes:
+    def explodes(_data: bytes, _day) -> bytes:
         raise MemoryError  # what python-gnupg met with a 3 GiB bomb
 
     out = reconciliation.process_file(db, name="A.txt", data=b"first", decrypt=explodes, **args)
     assert out.outcome == "quarantined" and "MemoryError" in out.error
 
-    def killed(_data: bytes) -> bytes:
+    def killed(_data: bytes, _day) -> bytes:
         raise Killed
 
     with pytest.raises(Killed):

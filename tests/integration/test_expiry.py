@@ -62,7 +62,8 @@ def test_every_watched_key_and_certificate_is_read_and_warned_about_in_time(cfg,
 
     items = expiry.watched(cfg)
     names = [what for what, _ in items]
-    assert names[0].startswith("our PGP signing key") and any("mega's PGP key" in n for n in names)
+    assert names[0].startswith(f"our PGP signing key {cfg.originator.signing_key_fingerprint} (pgp_finflows)")
+    assert f"mega's PGP key {cfg.bank('mega').pgp_key_fingerprint} (pgp_bank_mega)" in names
     assert "the card acquirer's FTPS certificate (ftps_acquirer)" in names
     assert "visa's FTPS certificate (ftps_visa)" in names and not any("elo" in n for n in names)  # plain FTP
     now = dt.datetime.now(dt.UTC)

@@ -15,10 +15,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from finflows import transfer
 from finflows.errors import FinflowsError
+from finflows.flows.banking import keys
 from finflows.formats import tch
 
 DEFAULT_FILE = Path(__file__).resolve().parents[4] / "include" / "banking" / "banks.yaml"
@@ -57,9 +58,21 @@ class Originator(BaseModel):
 
     company_id: Annotated[str, Field(pattern=r"^[0-9]{8}$", description="統一編號, 8 digits")]
     signing_key_conn_id: str
-    signing_key_fingerprint: Fingerprint
+    signing_key_fingerprint: Fingerprint | None = None  # one key, valid always; or signing_keys
+    signing_keys: list[keys.KeyWindow] | None = None  # our keys with validity windows (rotation)
+    key_overlap_max_days: Annotated[int, Field(ge=0, le=366)] = 60  # the longest overlap of two keys of a chain
     max_payments_per_batch: Annotated[int, Field(gt=0, le=99_999_999)] = 5000
     max_bytes_per_batch: Annotated[int, Field(gt=1000)] = 10 * 1024 * 1024
+
+    @model_validator(mode="after")
+    def _a_key(self) -> Originator:
+        if not (self.signing_key_fingerprint or self.signing_keys):
+            raise ValueError("signing_key_fingerprint (one key) or signing_keys (keys with windows) is needed")
+        return self
+
+    @property
+    def signing_chain(self) -> tuple[keys.KeyWindow, ...]:
+        return keys.chain(self.signing_keys, self.signing_key_fingerprint or "", self.signing_key_conn_id)
 
 
 class AboveAmount(BaseModel):
@@ -93,7 +106,8 @@ class Bank(BaseModel):
     )
     presenting_account: Annotated[str, Field(pattern=r"^[0-9]{1,16}$")]
     pgp_key_conn_id: str
-    pgp_key_fingerprint: Fingerprint
+    pgp_key_fingerprint: Fingerprint | None = None  # one key, valid always; or pgp_keys
+    pgp_keys: list[keys.KeyWindow] | None = None  # the bank's keys with validity windows (rotation)
     default_txn_code: Annotated[str | None, Field(description="TXID for payments that name none (SC)")] = None
     big5_extensions: bool = False  # the bank accepts cp950's additions to Big5 (€, F9D6–F9FE)
     success_code: Annotated[str | None, Field(pattern=r"^[0-9A-Z]{2}$")] = None  # a bank that lists paid items too
@@ -145,6 +159,16 @@ class Bank(BaseModel):
         if v is not None and v in tch.return_codes():
             raise ValueError(f"success_code {v} is a return reason in the clearing house's table")
         return v
+
+    @model_validator(mode="after")
+    def _a_key(self) -> Bank:
+        if not (self.pgp_key_fingerprint or self.pgp_keys):
+            raise ValueError("pgp_key_fingerprint (one key) or pgp_keys (keys with windows) is needed")
+        return self
+
+    @property
+    def pgp_chain(self) -> tuple[keys.KeyWindow, ...]:
+        return keys.chain(self.pgp_keys, self.pgp_key_fingerprint or "", self.pgp_key_conn_id)
 
     def needs_approval(self, total: int) -> bool:
         """Whether a batch of this total waits for a second person before it may be uploaded."""
@@ -246,6 +270,10 @@ def parse(raw: dict[str, Any], env: dict[str, str] | None = None) -> BankConfig:
                 errors.append(f"bank {bank_id}, field {loc}: {err['msg']}")
         except BankConfigError as e:
             errors.append(str(e))
+    if originator is not None:
+        errors += keys.check(originator.signing_chain, "originator, signing_keys", originator.key_overlap_max_days)
+        for bank_id, b in parsed.items():
+            errors += keys.check(b.pgp_chain, f"bank {bank_id}, pgp_keys", originator.key_overlap_max_days)
     codes = [b.bank_code for b in parsed.values()]
     errors += [f"bank code {c} is configured twice" for c in sorted({c for c in codes if codes.count(c) > 1})]
     if errors:

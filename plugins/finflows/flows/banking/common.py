@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from finflows import settings
-from finflows.flows.banking import banks, payments
+from finflows.flows.banking import banks, keys, payments
 from finflows.task_support import (
     bad_input_fails_without_retry,
     finance_db,
@@ -68,41 +68,110 @@ def choose_banks(requested: list[str] | None, triggered_by: str | None = None, *
     return chosen
 
 
+class _Keys:
+    """The PGP keys of one task in one throwaway keyring, each read from its connection (pinned to
+    its window's fingerprint) the first time it is needed: a staged key whose connection is not
+    there yet stops nothing before its day."""
+
+    def __init__(self, ring) -> None:
+        self.ring = ring
+        self.passphrases: dict[str, str | None] = {}
+
+    def need(self, w: keys.KeyWindow) -> str | None:
+        """Load the key (once); its passphrase (our own keys)."""
+        from finflows.hooks.pgp import PgpHook
+
+        if w.fingerprint not in self.passphrases:
+            armored, fingerprint, passphrase = PgpHook(w.conn_id or "", fingerprint=w.fingerprint).key()
+            self.ring.add(armored, fingerprint, f"connection {w.conn_id}")
+            self.passphrases[w.fingerprint] = passphrase
+        return self.passphrases[w.fingerprint]
+
+    def own(self, cfg: banks.BankConfig, day: dt.date | None) -> list[str | None]:
+        """Our keys that may open a file: those valid on ``day`` must load; any other (retired, or
+        staged) is tried and skipped when its connection cannot give it. Their passphrases."""
+        found = []
+        for w in cfg.originator.signing_chain:
+            try:
+                found.append(self.need(w))
+            except Exception:
+                if day is None or not w.covers(day):
+                    log.warning("our key %s (connection %s) could not be loaded: skipped", w.fingerprint, w.conn_id)
+                    continue
+                raise
+        return list(dict.fromkeys(found))  # each passphrase once
+
+    def open(self, data: bytes, signers: list[str], passphrases: list[str | None]) -> tuple[bytes, str]:
+        """Decrypt with whichever of our keys the file is for (each key's passphrase in turn) and
+        insist on a good signature from one of ``signers``; (plaintext, the key that signed)."""
+        from finflows import pgp
+
+        last: Exception | None = None
+        for passphrase in passphrases or [None]:
+            try:
+                plain = self.ring.decrypt_and_verify(data, signers, passphrase)
+                return plain, self.ring.last_signer or signers[0]
+            except pgp.SignatureError:
+                raise
+            except pgp.PgpError as e:  # another of our keys, another passphrase: try the next
+                last = e
+        raise last or pgp.PgpError("no key of ours could open the file")
+
+
+Seal = Callable[[bytes, dt.date], tuple[bytes, dict[str, str]]]
+Open = Callable[[bytes, dt.date], tuple[bytes, str]]
+
+
 @contextmanager
-def bank_pgp(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator:
-    """Our key pair and the bank's public key (``PgpHook``: Airflow connections, each pinned to the
-    fingerprint the bank configuration gives) in one throwaway keyring."""
-    from finflows.hooks.pgp import PgpHook
+def encrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[Seal]:
+    """``seal(data, processing_date)``: encrypted to the bank's key valid on that day and to ours
+    (finance can open the archived copy of what it sent), signed with ours valid then; returns
+    (cipher, {"encrypted_to", "signed_with"}: the fingerprints, recorded on the batch)."""
+    from finflows import pgp
 
-    ours = PgpHook(cfg.originator.signing_key_conn_id, fingerprint=cfg.originator.signing_key_fingerprint)
-    theirs = PgpHook(bank.pgp_key_conn_id, fingerprint=bank.pgp_key_fingerprint)
-    with ours.session(theirs) as session:
-        yield session
+    with pgp.keyring() as ring:
+        k = _Keys(ring)
 
+        def seal(data: bytes, day: dt.date) -> tuple[bytes, dict[str, str]]:
+            theirs = keys.for_sending(bank.pgp_chain, f"bank {bank.id}", day)
+            ours = keys.for_sending(cfg.originator.signing_chain, "our signing key", day)
+            k.need(theirs)
+            passphrase = k.need(ours)
+            cipher = ring.encrypt_and_sign(data, theirs.fingerprint, ours.fingerprint, passphrase, [ours.fingerprint])
+            return cipher, {"encrypted_to": theirs.fingerprint, "signed_with": ours.fingerprint}
 
-@contextmanager
-def encrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[payments.Encrypt]:
-    """Encrypt to the bank's key and to ours (finance can open the archived copy of what it sent),
-    signed with ours."""
-    with bank_pgp(cfg, bank) as session:
-        yield lambda data: session.encrypt_and_sign(data, to=bank.pgp_key_conn_id, copy_to_self=True)
+        yield seal
 
 
 @contextmanager
 def own_decrypter(cfg: banks.BankConfig) -> Iterator:
-    """Open a file we made and archived: decrypt with our key, insist on our own signature."""
-    from finflows.hooks.pgp import PgpHook
+    """Open a file we made and archived: decrypt with any of our keys (retired ones too: an archive
+    outlives a key), insist on the signature of one of them."""
+    from finflows import pgp
 
-    ours = PgpHook(cfg.originator.signing_key_conn_id, fingerprint=cfg.originator.signing_key_fingerprint)
-    with ours.session() as session:
-        yield lambda data: session.decrypt_and_verify(data, signed_by=ours.pgp_conn_id)
+    with pgp.keyring() as ring:
+        k = _Keys(ring)
+        passphrases = k.own(cfg, None)
+        ours = [w.fingerprint for w in cfg.originator.signing_chain if w.fingerprint in k.passphrases]
+        yield lambda data: k.open(data, ours, passphrases)[0]
 
 
 @contextmanager
-def decrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator:
-    """Decrypt with our key and insist on the bank's signature (its pinned fingerprint)."""
-    with bank_pgp(cfg, bank) as session:
-        yield lambda data: session.decrypt_and_verify(data, signed_by=bank.pgp_key_conn_id)
+def decrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[Open]:
+    """``open(data, day)``: decrypt a return file with our key and insist on a signature by one of
+    the bank's keys valid on the file's day; (plaintext, the fingerprint that signed it)."""
+    from finflows import pgp
+
+    with pgp.keyring() as ring:
+        k = _Keys(ring)
+
+        def open_(data: bytes, day: dt.date) -> tuple[bytes, str]:
+            accepted = keys.for_verifying(bank.pgp_chain, f"bank {bank.id}", day)
+            for w in accepted:
+                k.need(w)
+            return k.open(data, [w.fingerprint for w in accepted], k.own(cfg, day))
+
+        yield open_
 
 
 def sftp(bank: banks.Bank, *, one_attempt: bool = False):

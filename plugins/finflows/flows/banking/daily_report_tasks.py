@@ -28,9 +28,9 @@ def _gather(d: dt.date):
             conn, d, banks.load().enabled, dt.datetime.now(dt.UTC), settings.bank_circuit_half_open_after()
         )
         listed = dr.manifest(conn, d)
-    report.problems += expiry.warnings(
-        expiry.watched(banks.load()), dt.datetime.now(dt.UTC), settings.expiry_warn_days()
-    )
+    cfg = banks.load()
+    report.problems += expiry.warnings(expiry.watched(cfg), dt.datetime.now(dt.UTC), settings.expiry_warn_days())
+    report.problems += expiry.window_warnings(cfg, dt.datetime.now(dt.UTC).date(), settings.expiry_warn_days())
     return report, listed
 
 

@@ -44,7 +44,8 @@ FLOW = "bank_payments"
 TAIPEI = ZoneInfo("Asia/Taipei")
 ACH_RECORD_BYTES = ach.RECORD + len(ach.EOL)
 
-Encrypt = Callable[[bytes], bytes]
+# seal(plaintext, processing date) → (ciphertext, {"encrypted_to", "signed_with"}): common.encrypter
+Encrypt = Callable[[bytes, dt.date], tuple[bytes, dict[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -440,21 +441,24 @@ def prepare_file(
         if encrypt is None:
             raise TransferError(f"batch {batch_id} has no archived file and no key to make one")
         plain = build_file(cur, cfg, bank, batch_id)
-    cipher = encrypt(plain)
+    cipher, sealed = encrypt(plain, day)  # to the bank's key valid on the processing date, signed with ours
     archive_bucket = transport.archive_bucket
     key = _archive_new(transport.s3_hook.get_conn(), archive_bucket, _archive_key(bank.id, day, name), cipher)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             """UPDATE pay.batch SET plain_sha256 = %s, plain_bytes = %s, cipher_sha256 = %s, cipher_bytes = %s,
-                   archive_uri = %s WHERE id = %s AND archive_uri IS NULL""",
-            (_sha(plain), len(plain), _sha(cipher), len(cipher), f"s3://{archive_bucket}/{key}", batch_id),
-        )
+                   archive_uri = %s, encrypted_to = %s, signed_with = %s WHERE id = %s AND archive_uri IS NULL""",
+            (_sha(plain), len(plain), _sha(cipher), len(cipher), f"s3://{archive_bucket}/{key}",
+             sealed["encrypted_to"], sealed["signed_with"], batch_id),
+        )  # fmt: skip
     log.info(
-        "%s: %s generated (%d bytes, sha256 %s), encrypted and signed (%d bytes), archived",
+        "%s: %s generated (%d bytes, sha256 %s), encrypted to %s and signed with %s (%d bytes), archived",
         bank.id,
         name,
         len(plain),
         _sha(plain)[:12],
+        sealed["encrypted_to"],
+        sealed["signed_with"],
         len(cipher),
     )
     return cipher, info | {"plain_sha256": _sha(plain), "cipher_sha256": _sha(cipher)}

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 FLOW = "bank_reconciliation"
 MISMATCH_ALERT_RATE = 0.05  # a batch whose mismatched lines exceed 5% of its payments alerts
-Decrypt = Callable[[bytes], bytes]
+# open(file bytes, the file's day) → (plaintext, the fingerprint whose signature it carries): common.decrypter
+Decrypt = Callable[[bytes, dt.date], tuple[bytes, str]]
 
 
 class ReaderStopped(FinflowsError, RuntimeError):
@@ -336,6 +337,20 @@ def _begin_reading(conn, key: str, sha: str, run_id: str) -> bool | None:
     return stopped
 
 
+def file_day(bank: Bank, name: str) -> dt.date | None:
+    """The day a return file's name carries (its pattern's ``{YYYYMMDD}``), or None."""
+    import re
+
+    pattern = bank.reconciliation_regex().pattern.replace("[0-9]{8}", "([0-9]{8})", 1)
+    m = re.fullmatch(pattern, name)
+    if not m:
+        return None
+    try:
+        return dt.date(int(m.group(1)[:4]), int(m.group(1)[4:6]), int(m.group(1)[6:]))
+    except ValueError:
+        return None
+
+
 def process_file(
     conn,
     *,
@@ -359,7 +374,7 @@ def process_file(
                 "a run stopped while decrypting or reading this file (its worker was killed: out of memory or "
                 "time?); it is not read again"
             )
-        plain = decrypt(data)
+        plain, signer = decrypt(data, file_day(bank, name) or today)  # any of the bank's keys valid that day
         lines = _lines(bank, plain, name)
     except Exception as e:  # any way a file breaks a reader: quarantined, never retried in a loop
         why = str(e) if isinstance(e, (PgpError, FormatError, ReaderStopped)) else f"{type(e).__name__}: {e}"
@@ -379,6 +394,7 @@ def process_file(
     with conn.transaction(), conn.cursor() as cur:
         files.lock_and_read(cur, FLOW, key)
         file_id = files.start_control(cur, FLOW, key, sha, f"s3://{archive_bucket}/{archive}", run_id)
+        cur.execute("UPDATE ops.file_control SET verified_with = %s WHERE id = %s", (signer, file_id))
         out = _apply(cur, file_id, bank, lines, run_id)
         files.finish_control(cur, file_id, len(lines), len(lines), sum((ln["amount"] for ln in lines), Decimal(0)))
         files.record_event(cur, FLOW, key, sha, "APPLIED", json.dumps(asdict(out) | {"alerts": None}), run_id)

@@ -1,0 +1,174 @@
+"""Keys change without a stop (issue #44), against real gpg, the local sshd, PostgreSQL and S3: a
+bank rotates its PGP key mid-week with payments in flight, we rotate our signing key, and each
+file names the keys that made and checked it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from finflows import pgp
+from finflows.flows.banking import common, keys, reconciliation
+from tests.helpers import payments as pay
+from tests.helpers.decisions import at
+
+pytestmark = pytest.mark.integration
+MONDAY = dt.date(2026, 11, 23)
+TUESDAY, WEDNESDAY, THURSDAY = (MONDAY + dt.timedelta(days=n) for n in (1, 2, 3))
+ARCHIVE = os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive")
+
+
+@pytest.fixture(scope="module")
+def new_keys() -> dict:
+    """The bank's next key pair (it keeps the private part; we get the public one) and our next
+    signing key (passphrase-protected, like ours)."""
+    from devstack import secrets
+
+    made = secrets.make_pgp_keys(["mega_next"]) | secrets.make_pgp_keys(["finflows"])
+    return {"bank": made["mega_next"], "ours": made["finflows"]}
+
+
+@pytest.fixture
+def rotated(cfg, new_keys, monkeypatch):
+    """mega switches to its new key on Tuesday (its old one valid to Wednesday); our new signing key
+    is used from Tuesday (the old one until Wednesday): each in its own connection."""
+    monkeypatch.setenv("AIRFLOW_CONN_PGP_BANK_MEGA_NEXT", json.dumps(
+        {"conn_type": "pgp", "extra": {"public_key": new_keys["bank"]["public"]}}))  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_PGP_FINFLOWS_NEXT", json.dumps(
+        {"conn_type": "pgp", "password": new_keys["ours"]["passphrase"],
+         "extra": {"private_key": new_keys["ours"]["secret"]}}))  # fmt: skip
+    mega, me = cfg.bank("mega"), cfg.originator
+    bank_chain = [
+        keys.KeyWindow(fingerprint=mega.pgp_chain[0].fingerprint, valid_until=WEDNESDAY),
+        keys.KeyWindow(fingerprint=new_keys["bank"]["fingerprint"], conn_id="pgp_bank_mega_next", valid_from=TUESDAY),
+    ]
+    our_chain = [
+        keys.KeyWindow(fingerprint=me.signing_chain[0].fingerprint, valid_until=WEDNESDAY),
+        keys.KeyWindow(fingerprint=new_keys["ours"]["fingerprint"], conn_id="pgp_finflows_next", valid_from=TUESDAY),
+    ]
+    banks_ = dict(cfg.banks) | {"mega": mega.model_copy(update={"pgp_keys": bank_chain})}
+    return cfg.model_copy(update={"banks": banks_, "originator": me.model_copy(update={"signing_keys": our_chain})})
+
+
+def _open_as_bank(data: bytes, bank_secret: dict, our_public: dict) -> bytes:
+    with pgp.keyring() as ring:
+        ring.add(bank_secret["secret"], bank_secret["fingerprint"], "the bank's secret key")
+        ring.add(our_public["public"], our_public["fingerprint"], "our public key")
+        return ring.decrypt_and_verify(data, our_public["fingerprint"], None)
+
+
+def _batch_keys(pg, day: dt.date) -> tuple[str, str, str]:
+    return pg.execute(
+        "SELECT file_name, encrypted_to, signed_with FROM pay.batch WHERE bank = 'mega' AND processing_date = %s",
+        (day,),
+    ).fetchone()
+
+
+def test_a_bank_and_we_rotate_mid_week_with_payments_in_flight(clean_payments, pg, db, rotated, new_keys, local_dir):
+    from devstack import secrets
+
+    old_bank, old_ours = secrets.pgp_keys()["mega"], secrets.pgp_keys()["finflows"]
+    pay.add(pg, "mega", 2, due=MONDAY, amount=1000)
+    assert pay.pay_bank(db, rotated, "mega", now=at(6, 0)).deliveries[0]["outcome"] == "uploaded"
+    pay.add(pg, "mega", 3, due=TUESDAY, amount=2000)
+    assert pay.pay_bank(db, rotated, "mega", now=at(6, 0, TUESDAY)).deliveries[0]["outcome"] == "uploaded"
+
+    monday_file, to, signed = _batch_keys(pg, MONDAY)
+    assert (to, signed) == (old_bank["fingerprint"], old_ours["fingerprint"])  # made before the switch
+    tuesday_file, to2, signed2 = _batch_keys(pg, TUESDAY)
+    assert (to2, signed2) == (new_keys["bank"]["fingerprint"], new_keys["ours"]["fingerprint"])
+    sent = pay.uploaded(local_dir, "mega")
+    # the bank opens each with the key it was made for, and verifies whichever of our keys signed it
+    assert _open_as_bank(sent[monday_file], old_bank, old_ours).startswith(b"BOFACHP01")
+    assert _open_as_bank(sent[tuesday_file], new_keys["bank"], new_keys["ours"]).startswith(b"BOFACHP01")
+    with pytest.raises(pgp.PgpError):
+        _open_as_bank(sent[tuesday_file], old_bank, new_keys["ours"])  # not to the old key
+    # our archived copies stay readable by us after our key rotated (retired keys stay listed)
+    with common.own_decrypter(rotated) as open_own:
+        for name in (monday_file, tuesday_file):
+            uri = pg.execute("SELECT archive_uri FROM pay.batch WHERE file_name = %s", (name,)).fetchone()[0]
+            bucket, key = uri.removeprefix("s3://").split("/", 1)
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            archived = S3Hook(aws_conn_id="aws_finflows").get_conn().get_object(Bucket=bucket, Key=key)["Body"].read()
+            assert open_own(archived).startswith(b"BOFACHP01")
+
+
+def _signed_by(bank_key: dict, to_ours: dict, text: bytes = b"RETURN FILE\r\n") -> bytes:
+    with pgp.keyring() as ring:
+        ring.add(bank_key["secret"], bank_key["fingerprint"], "the bank")
+        ring.add(to_ours["public"], to_ours["fingerprint"], "us")
+        return ring.encrypt_and_sign(text, to_ours["fingerprint"], bank_key["fingerprint"], None)
+
+
+def test_return_files_signed_with_either_bank_key_are_taken_in_the_overlap_and_the_old_refused_after(rotated, new_keys):
+    from devstack import secrets
+
+    old_bank, old_ours = secrets.pgp_keys()["mega"], secrets.pgp_keys()["finflows"]
+    with common.decrypter(rotated, rotated.bank("mega")) as open_:
+        plain, signer = open_(_signed_by(old_bank, old_ours), MONDAY)
+        assert (plain, signer) == (b"RETURN FILE\r\n", old_bank["fingerprint"])
+        # the overlap: either key's signature; encrypted to our new key (its own passphrase) or the old
+        assert open_(_signed_by(old_bank, new_keys["ours"]), TUESDAY)[1] == old_bank["fingerprint"]
+        assert open_(_signed_by(new_keys["bank"], old_ours), WEDNESDAY)[1] == new_keys["bank"]["fingerprint"]
+        assert open_(_signed_by(new_keys["bank"], new_keys["ours"]), THURSDAY)[1] == new_keys["bank"]["fingerprint"]
+        with pytest.raises(pgp.SignatureError, match=f"expected {new_keys['bank']['fingerprint']}"):
+            open_(_signed_by(old_bank, new_keys["ours"]), THURSDAY)  # the old key's window has closed
+        with pytest.raises(pgp.SignatureError):
+            open_(_signed_by(new_keys["bank"], old_ours), MONDAY)  # the new key before its window
+
+
+def test_a_return_file_names_the_key_that_signed_it(clean_payments, pg, db, rotated, new_keys, local_dir):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    name = "ACHR01_017_20261125_01.txt"
+    assert reconciliation.file_day(rotated.bank("mega"), name) == WEDNESDAY
+    [ref] = pay.add(pg, "mega", 1, due=WEDNESDAY, amount=500)
+    pay.pay_bank(db, rotated, "mega", now=at(6, 0, WEDNESDAY))
+    [batch_file] = [r[0] for r in pg.execute("SELECT file_name FROM pay.batch").fetchall()]
+    body = pay.return_file(pg, rotated, batch_file, {ref: "04"})  # mega lists returned items only
+    with common.decrypter(rotated, rotated.bank("mega")) as open_:
+        out = reconciliation.process_file(
+            db, bank=rotated.bank("mega"), name=name, data=_signed_by(new_keys["bank"], new_keys["ours"], body),
+            decrypt=open_, s3_hook=S3Hook(aws_conn_id="aws_finflows"), archive_bucket=ARCHIVE, run_id="t",
+            today=THURSDAY,
+        )  # fmt: skip
+    assert out.outcome == "applied", out
+    verified = pg.execute("SELECT verified_with FROM ops.file_control WHERE file_name = %s", (f"mega/{name}",))
+    assert verified.fetchone()[0] == new_keys["bank"]["fingerprint"]
+
+
+def test_a_day_after_the_last_window_is_refused_by_name_and_warned_about_before(clean_payments, pg, db, rotated):
+    from finflows import expiry
+
+    last = keys.KeyWindow(fingerprint=rotated.bank("mega").pgp_chain[0].fingerprint, valid_until=MONDAY)
+    ending = rotated.bank("mega").model_copy(update={"pgp_keys": [last]})
+    cfg = rotated.model_copy(update={"banks": dict(rotated.banks) | {"mega": ending}})
+    [warning] = [w for w in expiry.window_warnings(cfg, MONDAY - dt.timedelta(days=10)) if w.startswith("mega")]
+    assert "valid until 2026-11-23" in warning and "docs/key-rotation.md" in warning
+    pay.add(pg, "mega", 1, due=TUESDAY, amount=700)
+    with pytest.raises(keys.KeyWindowError, match="bank mega: no key is valid on 2026-11-24"):
+        pay.pay_bank(db, cfg, "mega", now=at(6, 0, TUESDAY))
+    assert pg.execute("SELECT count(*) FROM pay.batch WHERE archive_uri IS NOT NULL").fetchone()[0] == 0
+
+
+def test_the_procedures_commands_show_check_and_export(tmp_path):
+    run = [sys.executable, "-m", "finflows.flows.banking.keys"]
+    shown = subprocess.run([*run, "show"], capture_output=True, text=True, check=True).stdout
+    assert "bank mega:" in shown and "encrypt to" in shown
+    out = tmp_path / "mega-check.pgp"
+    checked = subprocess.run(
+        [*run, "check", "--test-file", "mega", str(out)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr
+    from devstack import secrets
+
+    local = secrets.pgp_keys()
+    assert b"finflows key check for mega" in _open_as_bank(out.read_bytes(), local["mega"], local["finflows"])
+    exported = subprocess.run([*run, "export-ours"], capture_output=True, text=True, check=True).stdout
+    assert exported.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----") and "PRIVATE" not in exported
