@@ -204,11 +204,15 @@ def _sshd_config(port: int, host_key: Path, keys_dir: Path, users: list[str], bl
     )
 
 
-def hardened_sshd_command(port: int, accounts: dict[str, str], config: Path) -> list[str]:
+def hardened_sshd_command(
+    port: int, accounts: dict[str, str], config: Path, *, host_key: Path | None = None, extra: str = ""
+) -> list[str]:
     """A second sshd as a bank with a hardened OpenSSH runs it (``HARDENED``), serving the local
     stack's SFTP accounts (provisioned by :func:`sshd_command`, same chroots, keys and host key).
     ``accounts``: account → the sftp-server requests it refuses (``internal-sftp -P``; "" for none),
-    as a bank's server that lets an upload account neither stat nor list is configured."""
+    as a bank's server that lets an upload account neither stat nor list is configured.
+    ``host_key``: another host key (a bank that rotated its key); ``extra``: its settings instead of
+    ``HARDENED`` when given."""
     _require_root()
     conf_dir = data_root() / "sshd"
     blocks = []
@@ -220,11 +224,11 @@ def hardened_sshd_command(port: int, accounts: dict[str, str], config: Path) -> 
     config.write_text(
         _sshd_config(
             port,
-            conf_dir / "ssh_host_ed25519_key",
+            host_key or conf_dir / "ssh_host_ed25519_key",
             conf_dir / "authorized_keys",
             [login("sftp", a) for a in accounts],
             "\n".join(blocks),
-            HARDENED,
+            extra or HARDENED,
         )
     )
     _run([SSHD, "-t", "-f", str(config)])

@@ -124,7 +124,7 @@ def batch(conn, batch_id: int) -> dict | None:
                    plain_sha256, cipher_sha256, cipher_bytes, archive_uri, dag_run_id, created_at, uploaded_at,
                    send_step, send_attempt, remote_path, uncertain_reason, decision, decided_by, decided_at,
                    decision_note, approval, approval_by, approval_at, approval_note, made_by, encrypted_to,
-                   signed_with
+                   signed_with, host_key
             FROM pay.batch WHERE id = %s""",
             (batch_id,),
         )

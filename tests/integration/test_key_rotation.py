@@ -172,3 +172,85 @@ def test_the_procedures_commands_show_check_and_export(tmp_path):
     assert b"finflows key check for mega" in _open_as_bank(out.read_bytes(), local["mega"], local["finflows"])
     exported = subprocess.run([*run, "export-ours"], capture_output=True, text=True, check=True).stdout
     assert exported.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----") and "PRIVATE" not in exported
+
+
+# ---------------------------------------------------------------------------- a server's host key
+@pytest.fixture(scope="module")
+def rotated_server():
+    """The bank's SFTP server after it rotated its host key: a second OpenSSH (its defaults) serving
+    the same accounts with a new ed25519 host key. Gives its port and the new key's line."""
+    from devstack.services import servers
+    from tests.helpers.servers import free_port, running_sshd
+
+    port = free_port()
+    key = servers.data_root() / "sshd" / "ssh_host_ed25519_key.rotated"
+    for old in (key, key.with_name(key.name + ".pub")):
+        old.unlink(missing_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    line = " ".join(key.with_name(key.name + ".pub").read_text().split()[:2])
+    config = servers.data_root() / "sshd" / "sshd_config.rotated"
+    argv = servers.hardened_sshd_command(port, {"mega": ""}, config, host_key=key, extra="# OpenSSH's defaults\n")
+    with running_sshd(argv, port, "rotated"):
+        yield port, line
+
+
+def _fingerprint(line: str) -> str:
+    import base64
+    import hashlib
+
+    kind, data = line.split()[:2]
+    return f"{kind} SHA256:{base64.b64encode(hashlib.sha256(base64.b64decode(data)).digest()).decode().rstrip('=')}"
+
+
+def _via(cfg, monkeypatch, conn_id: str, **changes):
+    """mega reached through connection ``conn_id``: the local one with ``changes`` (port, extra)."""
+    local = json.loads(os.environ["AIRFLOW_CONN_SFTP_MEGA"])
+    extra = local["extra"] | changes.pop("extra", {})
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(local | changes | {"extra": extra}))
+    return cfg.model_copy(update={"banks": dict(cfg.banks) | {"mega": cfg.bank("mega").model_copy(
+        update={"sftp_conn_id": conn_id})}})  # fmt: skip
+
+
+def test_a_bank_rotates_its_host_key_and_both_pinned_keys_are_taken(
+    rotated_server, cfg, monkeypatch, clean_payments, pg, db
+):
+    import paramiko
+
+    from finflows.flows.banking import banks
+
+    port, new_line = rotated_server
+    old_line = json.loads(os.environ["AIRFLOW_CONN_SFTP_MEGA"])["extra"]["host_key"]
+    # only the old key pinned: the rotated server is refused before any login
+    only_old = _via(cfg, monkeypatch, "sftp_rot_old", port=port)
+    with (
+        pytest.raises(paramiko.BadHostKeyException),
+        common.sftp(only_old.bank("mega"), one_attempt=True).get_managed_conn(),
+    ):
+        pass
+    # both pinned (the change's days): the rotated server and the old one are each reached, each
+    # held to the key it showed, with either SSH client
+    both = {"extra": {"host_keys": [old_line, new_line]}}
+    for client in (banks.SftpClient.PARAMIKO, banks.SftpClient.ASYNCSSH):
+        for conn_id, changes, shown in (("sftp_rot_both", {"port": port}, new_line), ("sftp_old_both", {}, old_line)):
+            c = _via(cfg, monkeypatch, conn_id, **changes, **both)
+            bank = c.bank("mega").model_copy(update={"sftp_client": client})
+            hook = common.sftp(bank, one_attempt=True)
+            with hook.get_managed_conn() as sftp:
+                assert sftp.listdir_attr("/upload") is not None
+            assert hook.shown_host_key == _fingerprint(shown), (client, conn_id)
+    # a key pinned nowhere is refused by name, even with several pinned
+    import asyncssh
+
+    other = " ".join(asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()[:2])
+    stranger = _via(cfg, monkeypatch, "sftp_rot_stranger", port=port, extra={"host_keys": [old_line, other]})
+    with (
+        pytest.raises(paramiko.BadHostKeyException),
+        common.sftp(stranger.bank("mega"), one_attempt=True).get_managed_conn(),
+    ):
+        pass
+    # a payment file goes to the rotated server; its batch names the host key it showed
+    rotated_cfg = _via(cfg, monkeypatch, "sftp_rot_both", port=port, **both)
+    pay.add(pg, "mega", 1, due=MONDAY, amount=900)
+    run = pay.pay_bank(db, rotated_cfg, "mega", now=at(6, 0), sftp_hook=common.sftp(rotated_cfg.bank("mega")))
+    assert run.deliveries[0]["outcome"] == "uploaded"
+    assert pg.execute("SELECT host_key FROM pay.batch").fetchone()[0] == _fingerprint(new_line)

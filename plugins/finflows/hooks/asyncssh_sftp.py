@@ -155,6 +155,24 @@ def host_key_line(hook: Any) -> str:
     return f"{hook.host_key.get_name()} {hook.host_key.get_base64()}"
 
 
+def host_key_lines(hook: Any) -> list[str]:
+    """Every pinned host key of the hook's connection (``type base64``); none pinned is refused."""
+    host_key_line(hook)
+    pinned = hook.pinned_host_keys() if hasattr(hook, "pinned_host_keys") else [hook.host_key]
+    return [f"{k.get_name()} {k.get_base64()}" for k in pinned]
+
+
+def paramiko_key(key: Any) -> Any:
+    """An asyncssh public key as paramiko's (for one fingerprint format)."""
+
+    import paramiko
+
+    algorithm = key.get_algorithm()
+    return paramiko.PKey.from_type_string(
+        algorithm if isinstance(algorithm, str) else algorithm.decode(), key.public_data
+    )
+
+
 @contextmanager
 def session(hook: Any, *, idle_timeout: float) -> Iterator[StrictSFTPClient]:
     """An asyncssh SFTP session to the server of ``hook`` (an ``SSHHook``: its connection's host,
@@ -163,7 +181,8 @@ def session(hook: Any, *, idle_timeout: float) -> Iterator[StrictSFTPClient]:
 
     options: dict[str, Any] = {
         "username": hook.username,
-        "known_hosts": ([asyncssh.import_public_key(host_key_line(hook))], [], []),
+        # every pinned host key (extra host_key and host_keys: a rotation's old and new), nothing else
+        "known_hosts": ([asyncssh.import_public_key(line) for line in host_key_lines(hook)], [], []),
         "config": [],  # nothing from ~/.ssh/config: the connection says everything
         "agent_path": None,
         "connect_timeout": hook.conn_timeout or 30,
@@ -192,6 +211,11 @@ def session(hook: Any, *, idle_timeout: float) -> Iterator[StrictSFTPClient]:
             timeout=(hook.conn_timeout or 30) + idle_timeout,
         )
         sftp = loop.run(conn.start_sftp_client(), "start the sftp subsystem")
+        shown = conn.get_server_host_key()
+        if shown is not None and hasattr(hook, "shown_host_key"):
+            from finflows.hooks.sftp import fingerprint
+
+            hook.shown_host_key = fingerprint(paramiko_key(shown))
         yield StrictSFTPClient(loop, sftp)
     finally:
         _end(loop, conn, sftp)

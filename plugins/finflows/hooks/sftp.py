@@ -11,6 +11,9 @@ connection and with it the lock, so a crashed worker never holds a slot.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import socket
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -49,6 +52,33 @@ class BankSFTPHook(SFTPHook):
         self.idle_timeout = idle_timeout
         self.ssh_library = ssh_library  # "paramiko" or "asyncssh" (banks.yaml sftp_client)
         self._strict: Any = None  # the open asyncssh session's client, shared by nested uses
+        self.shown_host_key: str | None = None  # the host key the server showed in the last session
+
+    def pinned_host_keys(self) -> list[paramiko.PKey]:
+        """Every host key the connection pins: ``extra.host_key`` and each of ``extra.host_keys``."""
+        pinned = [self.host_key] if self.host_key is not None else []
+        extra = self.get_connection(self.ssh_conn_id).extra_dejson if self.ssh_conn_id else {}
+        lines = extra.get("host_keys") or []
+        for line in [lines] if isinstance(lines, str) else lines:
+            key_type, data = line.split()[:2]
+            key = paramiko.PKey.from_type_string(key_type, base64.b64decode(data))
+            if all(key.asbytes() != k.asbytes() for k in pinned):
+                pinned.append(key)
+        return pinned
+
+    def _hold_to_the_shown_key(self) -> None:
+        """With several keys pinned, read the server's (a key exchange, no login) and hold the
+        session to the pinned key it matches; refuse, by name, a key pinned nowhere."""
+        pinned = self.pinned_host_keys()
+        if len(pinned) < 2:
+            return
+        shown = probe_host_key(
+            self.remote_host, self.port or 22, [k.get_name() for k in pinned], self.conn_timeout or 30
+        )
+        match = next((k for k in pinned if k.asbytes() == shown.asbytes()), None)
+        if match is None:
+            raise paramiko.BadHostKeyException(self.remote_host, shown, pinned[0])
+        self.host_key = match
 
     @contextmanager
     def get_managed_conn(self):
@@ -65,7 +95,9 @@ class BankSFTPHook(SFTPHook):
                 session_slot(self.limiter, self.session_key, self.session_limit, wait=self.session_wait)
             )
             try:
+                self._hold_to_the_shown_key()
                 client = stack.enter_context(super().get_managed_conn())
+                self.shown_host_key = fingerprint(client.get_channel().get_transport().get_remote_server_key())
             except paramiko.ssh_exception.IncompatiblePeer as e:
                 raise IncompatibleServer(
                     f"{self.remote_host}:{self.port} ({self.ssh_conn_id}) and paramiko share no algorithm ({e}); "
@@ -94,6 +126,25 @@ class BankSFTPHook(SFTPHook):
                 yield client
             finally:
                 self._strict = None
+
+
+def fingerprint(key: Any) -> str:
+    """A host key as OpenSSH prints it: ``ssh-ed25519 SHA256:…``."""
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return f"{key.get_name()} SHA256:{digest}"
+
+
+def probe_host_key(host: str, port: int, key_types: list[str], timeout: float) -> paramiko.PKey:
+    """The host key the server shows (of the pinned types), read by a key exchange without a login."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    transport = paramiko.Transport(sock)
+    try:
+        options = transport.get_security_options()
+        options.key_types = [t for t in options.key_types if t in key_types] or options.key_types
+        transport.start_client(timeout=timeout)
+        return transport.get_remote_server_key()
+    finally:
+        transport.close()
 
 
 def _end_session_on_first_stall(channel: Any) -> None:

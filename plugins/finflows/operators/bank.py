@@ -223,10 +223,11 @@ class BankReturnFileOperator(_BankOperator):
         cfg, bank = self._bank(context)
         s3, bucket = S3Hook(aws_conn_id=self.aws_conn_id), self.archive_bucket or settings.archive_bucket()
         today = dt.datetime.now(payments.TAIPEI).date()
+        sftp = common.sftp(bank)
         with (
             files.connect(self._finance_db()) as conn,
             common.decrypter(cfg, bank) as decrypt,
-            common.sftp(bank).get_managed_conn() as client,
+            sftp.get_managed_conn() as client,
         ):
             outcomes = [
                 asdict(o)
@@ -239,6 +240,7 @@ class BankReturnFileOperator(_BankOperator):
                     archive_bucket=bucket,
                     run_id=context["run_id"],
                     today=today,
+                    host_key=sftp.shown_host_key,
                 )
             ]
             settled = reconciliation.settle_unreturned(conn, bank, today, context["run_id"])

@@ -381,11 +381,11 @@ def manifest(conn, day: dt.date) -> list[dict]:
     with conn.cursor() as cur:
         cur.execute(
             """SELECT 'payment', bank, file_name, archive_uri, cipher_sha256, cipher_bytes, plain_sha256,
-                      encrypted_to, signed_with
+                      encrypted_to, signed_with, host_key
                FROM pay.batch WHERE uploaded_at >= %s AND uploaded_at < %s AND archive_uri IS NOT NULL
                UNION ALL
                SELECT 'return', split_part(file_name, '/', 1), split_part(file_name, '/', 2), source_uri, sha256,
-                      NULL, NULL, NULL, verified_with FROM ops.file_control
+                      NULL, NULL, NULL, verified_with, host_key FROM ops.file_control
                WHERE flow = 'bank_reconciliation' AND started_at >= %s AND started_at < %s
                ORDER BY 1, 2, 3""",
             (start, end, start, end),
@@ -393,7 +393,7 @@ def manifest(conn, day: dt.date) -> list[dict]:
         # the keys each file names: which bank key a payment file was encrypted to and which of ours
         # signed it; which bank key signed a return file (issue #44: an auditor asks first)
         keys = ("kind", "bank", "file_name", "archive_uri", "sha256", "bytes", "plain_sha256", "encrypted_to",
-                "signed_with")  # fmt: skip
+                "signed_with", "host_key")  # fmt: skip
         return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
 
 

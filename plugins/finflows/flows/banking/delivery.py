@@ -329,12 +329,21 @@ def _rename_next(conn, p: Parcel) -> None:
     _step("rename_committed")
 
 
-def _delivered(conn, p: Parcel, outcome: str, attempts: int, step: str = "rename") -> Delivery:
-    """Our bytes are under the final name (the rename was acknowledged, or the server shows them)."""
+def _shown(link: Link) -> str | None:
+    """The host key the bank's server showed in the session (``BankSFTPHook.shown_host_key``)."""
+    return getattr(link.sftp_hook, "shown_host_key", None)
+
+
+def _delivered(
+    conn, p: Parcel, outcome: str, attempts: int, step: str = "rename", host_key: str | None = None
+) -> Delivery:
+    """Our bytes are under the final name (the rename was acknowledged, or the server shows them);
+    ``host_key``: the key the server showed, kept on the batch."""
     b = p.batch
     with conn.transaction(), conn.cursor() as cur:
         _who(cur, p.run_id, f"{b.file_name} {outcome}: {p.final}")
-        _move(cur, b, "status = 'uploaded', send_step = NULL, uploaded_at = now()", (), status="sending", step=step)
+        _move(cur, b, "status = 'uploaded', send_step = NULL, uploaded_at = now(), host_key = coalesce(%s, host_key)",
+              (host_key,), status="sending", step=step)  # fmt: skip
         _payments_to(cur, b, "uploaded")
         _transfer_row(cur, p, outcome, attempts)
         cur.execute(
@@ -574,7 +583,7 @@ def _send(conn, p: Parcel, link: Link) -> Delivery:
                 # then makes the rename fail, and the settling below asks a person)
                 there = sftp_remote_copy(sftp, p.final, p.data, link.check)
                 if there == OURS:  # our bytes under the final name: an earlier delivery's record was lost
-                    return _delivered(conn, p, Outcome.ALREADY_THERE, tried, step="part")
+                    return _delivered(conn, p, Outcome.ALREADY_THERE, tried, step="part", host_key=_shown(link))
                 if there == OTHER:
                     return _uncertain(
                         conn,
@@ -594,7 +603,7 @@ def _send(conn, p: Parcel, link: Link) -> Delivery:
                 except Exception as e:
                     return _settle_rename(conn, p, link, f"the rename failed: {type(e).__name__}: {e}", tried)
                 _step("renamed")
-                return _delivered(conn, p, Outcome.UPLOADED, tried)
+                return _delivered(conn, p, Outcome.UPLOADED, tried, host_key=_shown(link))
         except BatchMoved:
             raise
         except Exception as e:
@@ -626,7 +635,7 @@ def _settle_rename(conn, p: Parcel, link: Link, why: str, tried: int) -> Deliver
             with link.sftp_hook.get_managed_conn() as sftp:
                 final = sftp_remote_copy(sftp, p.final, p.data, link.check)
                 if final == OURS:
-                    return _delivered(conn, p, Outcome.ALREADY_THERE, tried + n)
+                    return _delivered(conn, p, Outcome.ALREADY_THERE, tried + n, host_key=_shown(link))
                 if final == UNKNOWN:
                     return _uncertain(
                         conn, p, f"{why}; the server lets us see neither name (upload_check trust)", tried + n, "rename"
@@ -644,7 +653,7 @@ def _settle_rename(conn, p: Parcel, link: Link, why: str, tried: int) -> Deliver
                 _record_sent(link, p, p.batch.send_attempt)
                 sftp.rename(p.part, p.final)  # the one part that can become the final name: at most once
                 _step("renamed")
-                return _delivered(conn, p, Outcome.UPLOADED, tried + n)
+                return _delivered(conn, p, Outcome.UPLOADED, tried + n, host_key=_shown(link))
         except BatchMoved:
             raise
         except Exception as e:
@@ -661,7 +670,7 @@ def _settle_after_cutoff(conn, p: Parcel, link: Link, why: str, too_late: str) -
         with link.sftp_hook.get_managed_conn() as sftp:
             final = sftp_remote_copy(sftp, p.final, p.data, link.check)
             if final == OURS:
-                return _delivered(conn, p, Outcome.ALREADY_THERE, 1)
+                return _delivered(conn, p, Outcome.ALREADY_THERE, 1, host_key=_shown(link))
             part = sftp_remote_copy(sftp, p.part, p.data, link.check)
             if final == ABSENT and part != ABSENT:
                 sftp.remove(p.part)

@@ -81,10 +81,19 @@ def read_bounded(sftp, path: str, limit: Limit) -> bytes:
 
 
 def reconcile_files(
-    conn, sftp, *, bank: Bank, decrypt: Decrypt, s3_hook, archive_bucket: str, run_id: str, today: dt.date
+    conn,
+    sftp,
+    *,
+    bank: Bank,
+    decrypt: Decrypt,
+    s3_hook,
+    archive_bucket: str,
+    run_id: str,
+    today: dt.date,
+    host_key: str | None = None,
 ) -> list[FileOutcome]:
     """Every new return file of the bank, each on its own: one that cannot be read in any way is
-    quarantined and the others still go through."""
+    quarantined and the others still go through. ``host_key``: the key the server showed."""
     from finflows import settings
 
     names = candidates(sftp, bank)
@@ -108,6 +117,7 @@ def reconcile_files(
                 archive_bucket=archive_bucket,
                 run_id=run_id,
                 today=today,
+                host_key=host_key,
             )
         )
     return out
@@ -362,6 +372,7 @@ def process_file(
     archive_bucket: str,
     run_id: str,
     today: dt.date,
+    host_key: str | None = None,
 ) -> FileOutcome:
     key = f"{bank.id}/{name}"
     sha = hashlib.sha256(data).hexdigest()
@@ -394,7 +405,9 @@ def process_file(
     with conn.transaction(), conn.cursor() as cur:
         files.lock_and_read(cur, FLOW, key)
         file_id = files.start_control(cur, FLOW, key, sha, f"s3://{archive_bucket}/{archive}", run_id)
-        cur.execute("UPDATE ops.file_control SET verified_with = %s WHERE id = %s", (signer, file_id))
+        cur.execute(
+            "UPDATE ops.file_control SET verified_with = %s, host_key = %s WHERE id = %s", (signer, host_key, file_id)
+        )
         out = _apply(cur, file_id, bank, lines, run_id)
         files.finish_control(cur, file_id, len(lines), len(lines), sum((ln["amount"] for ln in lines), Decimal(0)))
         files.record_event(cur, FLOW, key, sha, "APPLIED", json.dumps(asdict(out) | {"alerts": None}), run_id)
