@@ -125,6 +125,12 @@ class PaymentApprovalOperator(HITLOperator):
                     f"too late to ask: the answer was due by {req.deadline.astimezone(approval.TAIPEI):%H:%M} Taipei"
                 )
                 return self._refuse(conn, bank, req.request_id, "expired", None, refusal, context, asked=False)
+        self._show(req, approvers, who_triggered, now)
+        ti.xcom_push(key="request", value=req.as_dict())
+        return super().execute(context)
+
+    def _show(self, req: Any, approvers: list[str], who_triggered: str | None, now: dt.datetime) -> None:
+        """The form: what is asked, who may answer and why anyone else is refused, until when."""
         self._own_params()
         barred = sorted(req.makers | ({who_triggered} if who_triggered else set()))
         # Airflow answers anyone else with "Access Denied" and no reason: the form says who and why
@@ -139,14 +145,12 @@ class PaymentApprovalOperator(HITLOperator):
         self.assigned_users = [{"id": u, "name": u} for u in approvers]
         self.response_timeout = req.deadline - now
         log.warning(
-            "%s: waiting for one of %s to approve (not %s) until %s",
-            bank.id,
+            "%s: waiting for one of %s (not %s) until %s",
+            req.bank,
             ", ".join(approvers),
             who_triggered or "a scheduled run's trigger",
             req.deadline.isoformat(),
         )
-        ti.xcom_push(key="request", value=req.as_dict())
-        return super().execute(context)
 
     # ------------------------------------------------------------------ the answer
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
