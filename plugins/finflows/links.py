@@ -29,4 +29,7 @@ def task_url(base: str, dag_id: str, run_id: str, task_id: str, map_index: int |
 
 
 def required_actions_url(base: str, dag_id: str, run_id: str, task_id: str, map_index: int | str) -> str:
-    return f"{run_url(base, dag_id, run_id)}/tasks/{quote(task_id, safe='')}/required_actions?map_index={map_index}"
+    """The task instance's Required Actions tab: a mapped instance's page is ``…/mapped/N/required_actions``
+    (``…/required_actions?map_index=N`` finds no task instance in Airflow 3.3's UI)."""
+    mapped = f"/mapped/{map_index}" if int(map_index) >= 0 else ""
+    return f"{run_url(base, dag_id, run_id)}/tasks/{quote(task_id, safe='')}{mapped}/required_actions"

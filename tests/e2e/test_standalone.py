@@ -722,7 +722,11 @@ def test_treasury_releases_a_held_duplicate_through_the_monitor_as_itself(airflo
 def decision_asked(port: int, tok: str, subject: str) -> dict:
     """The open Required Action of treasury_decisions about ``subject`` (whichever run asked it), once
     its task waits for the answer."""
-    path = "/api/v2/dags/treasury_decisions/dagRuns/~/hitlDetails?response_received=false&limit=200"
+    # newest first: a finished test's question about a batch of the same id (ids restart after each
+    # test's clean-up) may still wait in an older run
+    path = (
+        "/api/v2/dags/treasury_decisions/dagRuns/~/hitlDetails?response_received=false&limit=200&order_by=-created_at"
+    )
 
     def asked():
         return next(
@@ -766,7 +770,8 @@ def test_treasury_decides_a_held_duplicate_and_an_uncertain_delivery_in_required
     admin, treasurer = token(airflow), token(airflow, "treasurer")
     held = _held(pg, db, cfg, "taishin", "admin")  # admin's run held it
     batch_id = _uncertain(pg, db, cfg, "ctbc", "treasurer")  # treasurer's run made it
-    ready(airflow, admin, "treasury_decisions")
+    # unpaused (it starts so); never "ready": its runs live while their questions wait
+    api(airflow, "PATCH", "/api/v2/dags/treasury_decisions", admin, {"is_paused": False})
     start_run(airflow, admin, "treasury_decisions", {})
 
     h = decision_asked(airflow, admin, held)
@@ -996,3 +1001,104 @@ def test_the_monitor_page_renders_real_data_inside_the_airflow_ui(airflow, clean
         1 for px in image.getdata() if abs(px[0] - 0x1A) < 25 and abs(px[1] - 0x7F) < 25 and abs(px[2] - 0x37) < 25
     )
     assert green > 50, "the closed circuits' green text is not visible in the screenshot"
+
+
+def _click_answer(page, url: str, choice: str, note: str, note_field: str) -> None:
+    """On a Required Action's page: write the note, press the choice, wait until Airflow took it."""
+    page.goto(url, timeout=90_000)
+    page.get_by_role("button", name=choice, exact=True).wait_for(timeout=90_000)
+    page.locator(f"[name='element_{note_field}']").fill(note)
+    with page.expect_response(lambda r: "hitlDetails" in r.url and r.request.method == "PATCH", timeout=90_000) as sent:
+        page.get_by_role("button", name=choice, exact=True).click()
+    assert sent.value.status == 200, sent.value.text()
+
+
+def test_a_treasurers_morning_in_the_browser(airflow, clean_payments, pg, db, cfg, local_dir):
+    """Issue #40, as a treasurer meets it in headless Chromium: log in as treasurer, open the finance
+    monitor, follow its links to a waiting approval, a held duplicate and an uncertain delivery,
+    answer each in Required Actions, and read the outcomes on the monitor in Taipei time. No curl,
+    no README. Screenshots are kept in .local/logs/treasurer-*.png."""
+    import datetime as dt
+    import shutil
+    from zoneinfo import ZoneInfo
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.helpers import payments as pay
+    from tests.helpers.decisions import held as _held
+    from tests.helpers.decisions import uncertain as _uncertain
+
+    admin = token(airflow)
+    ready(airflow, admin, "bank_payments")
+    refs = pay.add(pg, "mega", 2, due=dt.datetime.now(ZoneInfo("Asia/Taipei")).date(), amount=1300)
+    held = _held(pg, db, cfg, "taishin", "admin")
+    batch_id = _uncertain(pg, db, cfg, "ctbc", "admin")
+    try:
+        run_id = start_run(airflow, admin, "bank_payments", {"banks": ["mega"]})  # admin made the files
+        approval_asked(airflow, admin, run_id)
+        # unpaused (it starts so); never "ready": its runs live while their questions wait
+        api(airflow, "PATCH", "/api/v2/dags/treasury_decisions", admin, {"is_paused": False})
+        start_run(airflow, admin, "treasury_decisions", {})
+        decision_asked(airflow, admin, held)
+        decision_asked(airflow, admin, str(batch_id))
+        base, shots = f"http://localhost:{airflow}", local_dir / "logs"
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True)
+            try:
+                page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                page.context.add_cookies([{"name": "_token", "value": token(airflow, "treasurer"), "url": base}])
+
+                def monitor() -> tuple[str, dict[str, str]]:
+                    page.goto(f"{base}/plugin/finance-monitor", timeout=90_000)
+                    frame = page.frame_locator("iframe")
+                    frame.locator("body[data-loaded=yes]").wait_for(timeout=90_000)
+                    links = {}
+                    for row in frame.locator("#decisions tbody tr").all():
+                        link = row.locator("a")
+                        if link.count():
+                            links[row.inner_text()] = link.first.get_attribute("href")
+                    return frame.locator("body").inner_text(), links
+
+                text, links = monitor()
+                page.screenshot(path=str(shots / "treasurer-1-monitor.png"))
+                assert "Asia/Taipei" in text and "Decisions waiting for you" in text
+
+                def link_for(words: str) -> str:
+                    return next(href for row, href in links.items() if words in row)
+
+                _click_answer(
+                    page, link_for("approve payment files\tmega"), "Approve", "checked the ten largest", "reason"
+                )
+                page.screenshot(path=str(shots / "treasurer-2-approved.png"))
+                _click_answer(page, link_for(held), "Release: not a duplicate", "two invoices", "note")
+                _click_answer(
+                    page, link_for(f"ctbc\t{batch_id}"), "The bank has it", "ctbc confirmed, ticket 9", "note"
+                )
+
+                def outcomes() -> bool:
+                    sent = pay.statuses(pg, refs) == dict.fromkeys(refs, "uploaded")
+                    hold = pg.execute(
+                        "SELECT hold_decided_by FROM pay.payment WHERE reference = %s", (held,)
+                    ).fetchone()
+                    decided = pg.execute("SELECT decided_by FROM pay.batch WHERE id = %s", (batch_id,)).fetchone()
+                    return sent and hold == ("treasurer",) and decided == ("treasurer",)
+
+                wait_for(outcomes, 300, "the three answers to be carried out")
+                text, links = monitor()
+                rows = page.frame_locator("iframe").locator("#today-batches tbody tr").all_inner_texts()
+                page.screenshot(path=str(shots / "treasurer-3-after.png"), full_page=True)
+            finally:
+                browser.close()
+        assert not any(
+            held in row or f"ctbc\t{batch_id}" in row or "approve payment files\tmega" in row for row in links
+        )
+        [mega] = [r for r in rows if r.startswith("mega\t")]
+        assert "sent " in mega and "Asia/Taipei, approved by treasurer" in mega, rows
+        [ctbc] = [r for r in rows if r.startswith("ctbc\t")]
+        assert "decided by treasurer (the bank has it)" in ctbc, rows
+        approved = pg.execute(
+            "SELECT approval, approval_by, approval_note FROM pay.batch WHERE bank = 'mega'"
+        ).fetchone()
+        assert approved == ("approved", "treasurer", "checked the ten largest")
+    finally:
+        api(airflow, "PATCH", "/api/v2/dags/bank_payments", admin, {"is_paused": True})

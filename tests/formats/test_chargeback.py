@@ -179,3 +179,13 @@ def test_the_destinations_file_is_validated_naming_the_company_and_the_field(tmp
         path.write_text(json.dumps(raw | {"destinations": raw["destinations"] | change}))
         with pytest.raises(ValueError, match=message):
             chargeback.load_config(path)
+
+
+@pytest.mark.parametrize("char", ["\x00", "\n", "\r", "\t", "\x1b", "\x7f", "\x85"])
+def test_a_control_character_in_any_text_cell_is_refused_naming_record_and_field(char):
+    """Issue #41: NUL and other control characters went from the JSON into the card company's CSV."""
+    rows = [record(0), record(1, merchant=f"Loja{char}Centro")]
+    with pytest.raises(FormatError) as e:
+        parse_file(json.dumps({"records": rows}).encode(), "cb.json")
+    [err] = e.value.errors
+    assert (err.line, err.field) == (1, "merchant") and f"U+{ord(char):04X}" in err.reason

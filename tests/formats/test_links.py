@@ -14,7 +14,7 @@ def test_run_task_and_required_actions_links_quote_what_airflow_quotes(monkeypat
     assert links.task_url(base, "bank_payments", run, "bank.upload", 2).endswith("/tasks/bank.upload/mapped/2")
     assert links.task_url(base, "bank_payments", run, "summarise", -1).endswith("/tasks/summarise")
     assert links.required_actions_url(base, "bank_payments", run, "bank.approve", 0).endswith(
-        "/tasks/bank.approve/required_actions?map_index=0"
+        "/tasks/bank.approve/mapped/0/required_actions"
     )
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://public.example/")
     assert links.base_url() == "https://public.example"

@@ -447,3 +447,29 @@ def test_a_file_over_the_size_limit_is_quarantined_unread_and_recorded(run, pg, 
     report = json.loads(s3_hook.read_key(f"{quarantined}.error.json", bucket_name=BUCKET))
     assert report["errors"][0]["field"] == "size" and "refused unread" in report["errors"][0]["reason"]
     assert (err.value.rule, report["rule"]) == ("too_large", "too_large")
+
+
+def test_a_card_number_in_payment_source_is_masked_in_the_rows_and_the_stored_text(run, pg, s3_hook, accounts, day):
+    """Issue #41: payment_source is free text the counterparty fills; a card number written there,
+    in one piece or in groups, is stored masked (rows and the file's stored text); the control row
+    keeps the sha256 of the original bytes, so the file can still be proven."""
+    import hashlib
+
+    name = f"CashFile{day:%Y%m%d}.dat"
+    key = f"cashfiles/{name}"
+    lines = cash_file(3, day).decode().splitlines()
+    sources = ["CARD4111111111111111", "4111 1111 1111 1111"]
+    for i, source in enumerate(sources):
+        lines[i] = lines[i][:10] + source.ljust(20) + lines[i][30:]
+    body = ("\r\n".join(lines) + "\r\n").encode()
+    s3_hook.load_bytes(body, key=key, bucket_name=BUCKET, replace=True)
+    assert run(key).status == "IMPORTED"
+    stored = [r[0] for r in pg.execute(
+        """SELECT p.payment_source FROM ifs.cash_payment p JOIN ops.file_control c ON c.id = p.file_id
+           WHERE c.file_name = %s ORDER BY p.line_no""", (name,))]  # fmt: skip
+    assert stored[:2] == ["CARD411111******1111", "4111 11** **** 1111"]
+    text, sha = pg.execute(
+        """SELECT t.body, c.sha256 FROM ifs.cashfile_text t JOIN ops.file_control c ON c.id = t.file_id
+           WHERE c.file_name = %s""", (name,)).fetchone()  # fmt: skip
+    assert "4111111111111111" not in text and "4111 1111 1111 1111" not in text and "411111******1111" in text
+    assert len(text) == len(body.decode()) and sha == hashlib.sha256(body).hexdigest()

@@ -150,7 +150,7 @@ def test_the_treasurers_today_page_names_where_every_file_is_with_its_links(clea
     asked = {(d["kind"], d["subject"]): d for d in page["decisions"]}
     assert set(asked) == {("given_up", str(given_up)), ("uncertain", str(uncertain)), ("held", held)}
     assert asked[("held", held)]["action_url"].startswith(
-        "http://af/dags/treasury_decisions/runs/scheduled__d/tasks/decide/required_actions?map_index="
+        "http://af/dags/treasury_decisions/runs/scheduled__d/tasks/decide/mapped/"
     )
     [f] = page["failures"]
     assert (f["file_name"], f["at"], f["run_url"]) == (

@@ -22,10 +22,10 @@ from finflows.formats.fixedwidth import (
     Field,
     FileNameRefused,
     Layout,
+    MaskedText,
     Pattern,
     ReadStats,
     SignedDecimal,
-    Text,
 )
 
 LAYOUT = Layout(
@@ -33,7 +33,8 @@ LAYOUT = Layout(
     length=55,
     fields=(
         Field("rent_account", 1, 10, Digits()),
-        Field("payment_source", 11, 20, Text(required=True)),
+        # free text a counterparty fills: a card number written there is masked before it is stored
+        Field("payment_source", 11, 20, MaskedText(required=True)),
         Field("method", 31, 3, Pattern(r"[A-Z0-9]{3}", "3 capital letters or digits")),
         Field("amount", 34, 10, SignedDecimal(places=2)),
         Field("paid_on", 44, 10, Date("%d/%m/%Y")),

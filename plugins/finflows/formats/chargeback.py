@@ -82,6 +82,9 @@ _REASON = {
 }
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 class Chargeback(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -99,6 +102,15 @@ class Chargeback(BaseModel):
     due_date: dt.date
     merchant: str = Field(min_length=1, max_length=120)
     status: str = Field(default="open", max_length=32)
+
+    @field_validator("case_id", "original_reference", "reason_text", "merchant", "status", "reason_code")
+    @classmethod
+    def _no_control_characters(cls, v: str) -> str:
+        """Nothing but printable text goes to a card company's CSV: a NUL, a line break or any other
+        control character (C0, DEL, C1) in a cell is refused, naming the record and the field."""
+        if bad := _CONTROL.search(v):
+            raise ValueError(f"contains the control character U+{ord(bad.group()):04X}, which a CSV cell may not carry")
+        return v
 
     @field_validator("arn", mode="before")
     @classmethod

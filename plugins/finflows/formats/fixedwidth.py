@@ -348,7 +348,9 @@ def _numbers(plan: tuple[int, tuple, tuple], raw: str) -> dict[str, int] | None:
 
 
 class Date:
-    """A calendar date in a ``strptime`` format; impossible dates (31/02) are refused.
+    """A calendar date in a ``strptime`` format, exactly as the format writes it (digits at every
+    digit's place, no space strptime would forgive: ``202511 5`` is refused); impossible dates
+    (31/02) are refused.
 
     With ``optional=True`` a blank or all-zero slice means no date (``None``). A slice of digits
     (and the format's separators) at their places is decoded by the calendar itself (``date()``
@@ -375,7 +377,12 @@ class Date:
         try:
             if n is not None:
                 return dt.date(n["%Y"], n["%m"], n["%d"])
-            return dt.datetime.strptime(raw, self.fmt).date()  # noqa: DTZ007 (a calendar date, no time)
+            if self.plan is not None:  # a digit's place holds something else (" 5"): strptime would take it
+                raise ValueError(raw)
+            value = dt.datetime.strptime(raw, self.fmt).date()  # noqa: DTZ007 (a calendar date, no time)
+            if value.strftime(self.fmt) != raw:  # exactly the layout's form: no padding strptime forgives
+                raise ValueError(raw)
+            return value
         except ValueError:
             raise ValueError(f"is not a date (expected {human_format(self.fmt)})") from None
 
@@ -423,7 +430,12 @@ class Time:
         try:
             if n is not None:
                 return dt.time(n["%H"], n["%M"], n["%S"])
-            return dt.datetime.strptime(raw, self.fmt).time()  # noqa: DTZ007
+            if self.plan is not None:  # a digit's place holds something else: strptime would take " 5"
+                raise ValueError(raw)
+            value = dt.datetime.strptime(raw, self.fmt).time()  # noqa: DTZ007
+            if value.strftime(self.fmt) != raw:  # exactly the layout's form
+                raise ValueError(raw)
+            return value
         except ValueError:
             raise ValueError(f"is not a time of day (expected {human_format(self.fmt)})") from None
 
@@ -704,6 +716,25 @@ class Layout:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
+
+    def mask_text(self, text: str) -> str:
+        """The file's text as it may be stored: in every record, each free-text field that may carry a
+        card number (``MaskedText``) masked on its own (a number beside it cannot hide one there),
+        the rest kept character for character (the length of every line is unchanged)."""
+        from finflows.pci import mask_pans
+
+        masked = [f.slice for f in self.fields if isinstance(f.codec, MaskedText)]
+        if not masked:
+            return text
+        out = []
+        for raw in text.splitlines(keepends=True):
+            line = raw
+            for at in masked:
+                part = line[at]
+                if part and (hidden := mask_pans(part)) != part:
+                    line = line[: at.start] + hidden + line[at.stop :]
+            out.append(line)
+        return "".join(out)
 
     def parse(self, record: str) -> tuple:
         if len(record) != self.length:

@@ -74,7 +74,8 @@ class Question:
         return f"{self.deadline.astimezone(TAIPEI):%Y-%m-%d %H:%M} Asia/Taipei"
 
     def subject_line(self) -> str:
-        return f"{self.headline} (by {self.when()})"[:250]
+        due = f"by {self.when()}" if self.deadline else "no deadline"
+        return f"{self.headline} ({due})"[:250]
 
     def body(self, may_answer: list[str]) -> str:
         barred = ", ".join(self.barred) or "nobody (a scheduled run made it)"

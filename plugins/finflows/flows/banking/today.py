@@ -59,8 +59,10 @@ def _where(b: dict, margin: dt.timedelta, cutoffs: dict) -> tuple[str, str]:
 
 
 def _batches(conn, day: dt.date) -> list[dict]:
+    """Today's batches, every one not final, and every one sent, decided or approved today."""
     from psycopg.rows import dict_row
 
+    start = daily_report._day_bounds(day)[0]
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             """SELECT b.id, b.bank, b.file_name, b.processing_date, b.status, b.payment_count, b.total_amount,
@@ -69,8 +71,9 @@ def _batches(conn, day: dt.date) -> list[dict]:
                       b.send_step, r.status AS retry, r.last_error
                FROM pay.batch b LEFT JOIN pay.transfer_retry r ON r.batch_id = b.id
                WHERE b.processing_date = %s OR b.status IN ('uncertain', 'queued', 'sending', 'batched')
+                  OR b.uploaded_at >= %s OR b.decided_at >= %s OR b.approval_at >= %s
                ORDER BY b.bank, b.id""",
-            (day,),
+            (day, start, start, start),
         ).fetchall()
 
 
