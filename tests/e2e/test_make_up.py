@@ -3,6 +3,7 @@ stops every Airflow process it started, without hanging."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -150,7 +151,15 @@ def test_make_up_prints_the_login_last_shows_no_test_run_and_stops_cleanly_on_si
         # Airflow's metadata lives in PostgreSQL only: no SQLite file anywhere under .local
         assert [p for p in local_dir.rglob("*") if p.suffix in (".db", ".sqlite", ".sqlite3")] == []
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # a failed assertion: make up still stops what it started (its own sessions too)
+            family = servers.descendants(proc.pid)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            for pid in family:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         stack.drop_database(up_db)
         stack.drop_database(up_finance)
