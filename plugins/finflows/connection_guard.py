@@ -6,6 +6,9 @@ middleware (registered by ``plugins/finflows_plugin.py`` as a FastAPI root middl
 body of a connection create or edit (``POST /api/v2/connections``, ``PATCH /api/v2/connections/{id}``,
 the bulk ``PATCH /api/v2/connections``) and answers 422 with the reason when a ``pgp`` connection
 holds neither ``public_key`` nor ``private_key``; anything else passes through unread by it.
+
+It also mends the Connections list's **Test** button for a connection without a port (see
+``_without_port_zero``): Airflow 3.3.2 answered it with HTTP 400.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class PgpConnectionGuard:
 
     async def __call__(self, scope, receive, send) -> None:
         if not (scope["type"] == "http" and scope["method"] in ("POST", "PATCH", "PUT")
-                and CONNECTIONS.match(scope["path"]) and not scope["path"].endswith("/test")):  # fmt: skip
+                and CONNECTIONS.match(scope["path"])):  # fmt: skip
             await self.app(scope, receive, send)
             return
         chunks, more = [], True
@@ -65,6 +68,9 @@ class PgpConnectionGuard:
             if sum(map(len, chunks)) > MAX_BODY:
                 break
         body = b"".join(chunks)
+        if scope["path"].endswith("/test"):
+            await self.app(scope, _replay(_without_port_zero(body), receive), send)
+            return
         try:
             why = next(filter(None, map(problem, _bodies(json.loads(body or b"{}")))), None)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -75,13 +81,33 @@ class PgpConnectionGuard:
             await send({"type": "http.response.start", "status": 422, "headers": headers})
             await send({"type": "http.response.body", "body": out})
             return
-        sent = False
+        await self.app(scope, _replay(body, receive), send)
 
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+def _replay(body: bytes, receive):
+    """An ASGI ``receive`` that gives ``body`` once, then what the client sends next."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _without_port_zero(body: bytes) -> bytes:
+    """The Connections list's Test button (Airflow 3.3.2) sends ``port: Number(row.port)``, which is
+    0 for a connection without a port (OpenPGP, AWS, Google): the API then finds "the host or port
+    to test differs from the stored connection" and answers 400. Port 0 is no port anyone tests, so
+    it is dropped and the stored connection is tested as it is."""
+    try:
+        data = json.loads(body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return body
+    if isinstance(data, dict) and data.get("port") == 0:
+        del data["port"]
+        return json.dumps(data).encode()
+    return body

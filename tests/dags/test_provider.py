@@ -58,6 +58,7 @@ def test_an_openpgp_connection_saved_without_a_key_is_refused_in_words():
         return JSONResponse({"stored": json.loads(await request.body())})
 
     app = Starlette(routes=[Route("/api/v2/connections", store, methods=["POST", "PATCH"]),
+                            Route("/api/v2/connections/test", store, methods=["POST"]),
                             Route("/api/v2/connections/{cid}", store, methods=["PATCH"])])  # fmt: skip
     app.add_middleware(PgpConnectionGuard)
     client = TestClient(app)
@@ -76,3 +77,10 @@ def test_an_openpgp_connection_saved_without_a_key_is_refused_in_words():
     assert client.post("/api/v2/connections", json=good).json() == {"stored": good}
     other = {"connection_id": "sftp_x", "conn_type": "sftp", "extra": "{}"}
     assert client.post("/api/v2/connections", json=other).json() == {"stored": other}
+    # the list's Test button sends port Number(null) = 0 for a connection without a port: dropped
+    row = {"connection_id": "pgp_bank_mega", "conn_type": "pgp", "host": "", "port": 0, "extra": "{}"}
+    assert client.post("/api/v2/connections/test", json=row).json() == {
+        "stored": {k: v for k, v in row.items() if k != "port"}
+    }
+    sftp = {"connection_id": "sftp_mega", "conn_type": "sftp", "port": 2222}
+    assert client.post("/api/v2/connections/test", json=sftp).json() == {"stored": sftp}

@@ -125,11 +125,13 @@ def test_make_up_prints_the_login_last_shows_no_test_run_and_stops_cleanly_on_si
         assert "no sample data put in place (SEED=yes make up does" in text  # no terminal: not asked, not seeded
         listed = {c["connection_id"] for c in _api(port, "/api/v2/connections?limit=200")["connections"]}
         assert {"postgres_finance", "sftp_mega", "pgp_finflows", "ftps_acquirer", "aws_finflows"} <= listed
-        # Admin → Connections → Test, on every row: the row sends the connection as the list shows it
+        # Admin → Connections → Test, on every row, with the body Airflow 3.3.2's list sends: each field
+        # as the list shows it, blanks as "", and port Number(row.port), which is 0 for no port
         failed = {}
         for cid in sorted(listed):
             row = _api(port, f"/api/v2/connections/{cid}")
-            body = {k: v for k, v in row.items() if k in _TEST_FIELDS}
+            body = {k: row.get(k) or "" for k in _TEST_FIELDS} | {"port": int(row.get("port") or 0)}
+            body["extra"] = row.get("extra") or "{}"
             result = _api(port, "/api/v2/connections/test", body)
             if result["status"] is not True:
                 failed[cid] = result["message"]
