@@ -9,7 +9,7 @@ import os
 import pytest
 
 from tests.helpers.dags import load_dag
-from tests.helpers.statements import name, statement
+from tests.helpers.statements import empty_inboxes, name, statement
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 BUCKET = os.environ.get("FINFLOWS_STATEMENT_BUCKET", "finflows-card-statements")
@@ -17,9 +17,7 @@ BUCKET = os.environ.get("FINFLOWS_STATEMENT_BUCKET", "finflows-card-statements")
 
 @pytest.fixture
 def card_dag(s3_hook):
-    keys = s3_hook.list_keys(bucket_name=BUCKET, prefix="statements/") or []
-    if keys:  # the DAG loads everything waiting: start from an empty inbox
-        s3_hook.delete_objects(bucket=BUCKET, keys=keys)
+    empty_inboxes(s3_hook, BUCKET)  # the DAG loads everything waiting: start from empty inboxes
     return load_dag("card_reconciliation")
 
 

@@ -357,14 +357,12 @@ def test_tenure_events_on_the_queue_trigger_a_run_that_applies_them(airflow, pg,
 
 
 def test_clearing_a_loaded_card_statement_reports_it_loaded_and_adds_nothing(airflow, pg, s3_hook, unique):
+    from tests.helpers.statements import empty_inboxes, statement
     from tests.helpers.statements import name as statement_name
-    from tests.helpers.statements import statement
 
     bucket = os.environ.get("FINFLOWS_STATEMENT_BUCKET", "finflows-card-statements")
     ready(airflow, token(airflow), "card_reconciliation")
-    waiting = s3_hook.list_keys(bucket_name=bucket, prefix="statements/") or []
-    if waiting:  # the run loads everything waiting: start from an empty inbox
-        s3_hook.delete_objects(bucket=bucket, keys=waiting)
+    empty_inboxes(s3_hook, bucket)  # the run loads everything waiting: start from empty inboxes
     name = statement_name(unique, seq=3)
     s3_hook.load_bytes(statement(3), key=f"statements/{name}", bucket_name=bucket)
     facts = (

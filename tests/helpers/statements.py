@@ -138,3 +138,21 @@ def acquirer_file(*details: str) -> bytes:
     header = "A0V10.0020261120060000000001" + "ACQUIRER LOCAL TEST".ljust(30) + "ACQ " + "FINFLOWS " + "N000001"
     lines = [header.ljust(400), *details, f"A9{len(details) + 2:06d}{len(details) + 2:06d}".ljust(400)]
     return "".join(line + "\r\n" for line in lines).encode("latin-1")
+
+
+# ---------------------------------------------------------------------------- the inboxes a card run reads
+def empty_inboxes(s3_hook, bucket: str) -> None:
+    """Empty both inboxes a card_reconciliation run reads, the S3 prefix and the acquirer's FTPS
+    ``/Saida``: a run loads everything waiting, and a file an earlier suite left there (the chaos
+    day's hostile statement stays on the acquirer's server) is read again by a fresh database."""
+    from finflows.hooks.ftp import FTPSHook
+
+    waiting = s3_hook.list_keys(bucket_name=bucket, prefix="statements/") or []
+    if waiting:
+        s3_hook.delete_objects(bucket=bucket, keys=waiting)
+    ftps = FTPSHook(ftp_conn_id="ftps_acquirer")
+    try:
+        for path in ftps.list_directory("/Saida"):
+            ftps.delete_file(path if path.startswith("/") else f"/Saida/{path}")
+    finally:
+        ftps.close_conn()

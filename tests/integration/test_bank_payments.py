@@ -223,15 +223,27 @@ def test_batches_are_split_by_count_and_numbered(clean_payments, db, pg, cfg, lo
 
 
 # ---------------------------------------------------------------------------- cutoff (wall clock moved)
+def as_shipped(cfg, bank_id: str):
+    """The suite's configuration with the bank asking a second person, as the shipped banks.yaml has it."""
+    bank = cfg.bank(bank_id).model_copy(update={"approval": "required"})
+    return cfg.model_copy(update={"banks": {**cfg.banks, bank_id: bank}})
+
+
 @pytest.mark.parametrize(
-    ("now", "due", "taken", "processing"),
+    ("bank", "now", "due", "taken", "processing"),
     [
-        (taipei(MONDAY, 15, 29), MONDAY, True, "2026-11-23"),  # before ctbc's 15:30 cutoff: today
-        (taipei(MONDAY, 15, 31), MONDAY, True, "2026-11-24"),  # after: rolls to Tuesday
-        (taipei(MONDAY, 15, 29), MONDAY + dt.timedelta(days=1), False, "2026-11-23"),  # due tomorrow: waits
-        (taipei(dt.date(2026, 11, 27), 16, 0), dt.date(2026, 11, 30), True, "2026-11-30"),  # Friday late → Monday
-        (taipei(dt.date(2026, 11, 21), 10, 0), dt.date(2026, 11, 21), True, "2026-11-23"),  # Saturday → Monday
+        ("ctbc", taipei(MONDAY, 14, 59), MONDAY, True, "2026-11-23"),  # before ctbc's 15:30 cutoff less 30 min
+        # ctbc asks a second person: an approval asked after 15:00 could only expire unanswered,
+        # so the batch is made for Tuesday (and approved for it) instead
+        ("ctbc", taipei(MONDAY, 15, 1), MONDAY, True, "2026-11-24"),
+        ("ctbc", taipei(MONDAY, 15, 31), MONDAY, True, "2026-11-24"),  # after the cutoff: Tuesday
+        ("esun", taipei(MONDAY, 14, 29), MONDAY, True, "2026-11-23"),  # no approval: up to the 14:30 cutoff
+        ("esun", taipei(MONDAY, 14, 31), MONDAY, True, "2026-11-24"),
+        ("ctbc", taipei(MONDAY, 14, 59), MONDAY + dt.timedelta(days=1), False, "2026-11-23"),  # due tomorrow: waits
+        ("ctbc", taipei(dt.date(2026, 11, 27), 16, 0), dt.date(2026, 11, 30), True, "2026-11-30"),  # Friday late
+        ("ctbc", taipei(dt.date(2026, 11, 21), 10, 0), dt.date(2026, 11, 21), True, "2026-11-23"),  # Saturday
         (
+            "ctbc",
             taipei(dt.date(2026, 12, 24), 15, 45),
             dt.date(2026, 12, 24),
             True,
@@ -239,12 +251,20 @@ def test_batches_are_split_by_count_and_numbered(clean_payments, db, pg, cfg, lo
         ),  # Christmas Day is a holiday
     ],
 )
-def test_cutoff_and_business_days(clean_payments, db, pg, cfg, now, due, taken, processing):
-    refs = pay.add(pg, "ctbc", 1, due=due)
+def test_cutoff_and_business_days(clean_payments, db, pg, cfg, bank, now, due, taken, processing):
+    cfg = as_shipped(cfg, "ctbc")  # esun stays approval: none, as shipped
+    refs = pay.add(pg, bank, 1, due=due)
     with time_machine.travel(now, tick=False):
-        result = payments.make_batches(db, cfg, "ctbc", None, "test")  # None: the (moved) wall clock
+        result = payments.make_batches(db, cfg, bank, None, "test")  # None: the (moved) wall clock
     assert result.processing_date == processing
     assert pay.statuses(pg, refs)[refs[0]] == ("batched" if taken else "pending")
+
+
+def test_the_last_call_is_the_cutoff_less_the_approval_margin_where_a_person_approves(cfg):
+    assert payments.last_call(cfg.bank("esun"), dt.timedelta(minutes=30)) == dt.time(14, 30)  # approval: none
+    ctbc = as_shipped(cfg, "ctbc").bank("ctbc")
+    assert payments.last_call(ctbc, dt.timedelta(minutes=30)) == dt.time(15, 0)
+    assert payments.last_call(ctbc, dt.timedelta(minutes=45)) == dt.time(14, 45)
 
 
 # ---------------------------------------------------------------------------- transfer failures

@@ -96,8 +96,19 @@ def _who(cur, run_id: str, reason: str) -> None:
     )
 
 
-def processing_date(cur, bank: Bank, now: dt.datetime) -> dt.date:
-    """Today (Taipei) before the bank's cutoff on a business day, else the next business day."""
+def last_call(bank: Bank, margin: dt.timedelta | None = None) -> dt.time:
+    """The last time of day (Taipei) a batch is made for today: the bank's cutoff, or, for a bank
+    that may ask a second person, the cutoff less the approval margin (an approval asked later
+    could only expire: the batch goes on the next business day and is approved for it instead)."""
+    if bank.approval == "none":
+        return bank.cutoff_time
+    lead = settings.approval_margin() if margin is None else margin
+    return (dt.datetime.combine(dt.date(2000, 1, 3), bank.cutoff_time) - lead).time()
+
+
+def processing_date(cur, bank: Bank, now: dt.datetime, margin: dt.timedelta | None = None) -> dt.date:
+    """Today (Taipei) before the bank's last call (``last_call``) on a business day, else the next
+    business day."""
     import psycopg
 
     from finflows.flows.banking.business_days import CalendarNotLoaded
@@ -110,7 +121,7 @@ def processing_date(cur, bank: Bank, now: dt.datetime) -> dt.date:
             raise
         raise CalendarNotLoaded(f"{bank.id}: {e.diag.message_primary}; {e.diag.message_hint}") from None
     business, following = cur.fetchone()
-    return local.date() if business and local.time() < bank.cutoff_time else following
+    return local.date() if business and local.time() < last_call(bank, margin) else following
 
 
 def plan_batches(sizes: Sequence[int], max_count: int, max_bytes: int, overhead: int = 0) -> list[range]:
