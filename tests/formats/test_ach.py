@@ -196,7 +196,8 @@ def test_roc_dates():
         with pytest.raises(ValueError, match=r"is not a date \(expected an ROC date"):
             codec.decode(bad)
     assert ach.RocDate(optional=True).decode("        ") is None
-    assert ach.RocDate(optional=True).decode("00000000") is None
+    with pytest.raises(ValueError, match="ROC year 000"):  # blank is spaces, as the layout fills it
+        ach.RocDate(optional=True).decode("00000000")
 
 
 def test_the_fast_formatter_and_the_field_by_field_format_agree():

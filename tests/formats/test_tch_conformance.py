@@ -130,9 +130,11 @@ def test_every_problem_of_a_bad_return_is_named_at_once():
 
 
 # ---------------------------------------------------------------------------- ACHP01 rules
-def test_an_achp01_with_its_ydate_filled_still_reads():
+def test_an_achp01_with_its_ydate_filled_is_refused():
+    """The public ACHP01 layout fills YDATE with blanks (it is the ACHR01's previous business day)."""
     data = build.file("ACHP01", BATCH.processing_date, BATCH.sorg, p01_details(), ydate=dt.date(2026, 11, 19))
-    assert ach.read_ach(data, "p.txt", "ACHP01").trailer["previous_business_day"] == dt.date(2026, 11, 19)
+    with pytest.raises(FormatError, match=r"line 6, field previous_business_day, value '01151119': must be blank"):
+        ach.read_ach(data, "p.txt", "ACHP01")
 
 
 def test_our_writer_leaves_ydate_blank_in_an_achp01():

@@ -15,9 +15,11 @@ banks take instead. No Airflow import here.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import functools
 import io
+import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -145,19 +147,23 @@ class WholeAmount(ImpliedDecimal):
 class RocDate:
     """A date in the ROC calendar: ``0`` + 3-digit ROC year + MMDD (2026-01-15 → ``01150115``).
 
-    ``optional=True``: blank or all zeros means no date (``None``), written as spaces."""
+    ``optional=True``: blank (spaces) means no date (``None``), written as spaces."""
 
     semantic = True
 
-    def __init__(self, optional: bool = False):
+    def __init__(self, optional: bool = False, missing: str | None = None):
         self.optional = optional
+        self.missing = missing  # what a blank required date is refused with, where the layout says why
 
     def regex(self, width: int) -> str:
         return f".{{{width}}}"
 
     def decode(self, raw: str) -> dt.date | None:
-        if self.optional and not raw.strip(" 0"):
-            return None
+        if raw == " " * len(raw):  # blank is spaces, as the layout fills it
+            if self.optional:
+                return None
+            if self.missing:
+                raise ValueError(self.missing)
         if len(raw) != 8 or not (raw.isascii() and raw.isdigit()) or raw[0] != "0":
             raise ValueError("is not a date (expected an ROC date: 0 + ROC year YYY + MMDD)")
         if raw[1:4] == "000":
@@ -197,6 +203,66 @@ class AsciiText(Text):
     def inline(self, var: str, width: int, encode: str, tmp: str) -> str:
         ok = f"type({tmp} := {var}) is str and len({tmp}) <= {width} and {tmp}.isascii() and {tmp}.isprintable()"
         return f"({tmp}.ljust({width}) if {ok} else {encode}({var}, {width}))"
+
+
+class Coded(AsciiText):
+    """A code or identifier held to the public layout's rule for its field (a regular expression
+    over the whole slice, padding included), decoded without its trailing blanks."""
+
+    def __init__(self, rule: str, describe: str):
+        self.rule = re.compile(rule)
+        self.describe = describe
+
+    def regex(self, width: int) -> str:
+        return f"(?:{self.rule.pattern})"
+
+    def decode(self, raw: str) -> str:
+        if not self.rule.fullmatch(raw):
+            raise ValueError(f"must be {self.describe}")
+        return raw.rstrip(" ")
+
+    def encode(self, value: Any, width: int) -> str:
+        text = super().encode(value, width)
+        self.decode(text)
+        return text
+
+    def inline(self, var: str, width: int, encode: str, tmp: str) -> str:
+        return f"{encode}({var}, {width})"
+
+
+class Blank(Coded):
+    """A filler (``FILLER``, and the fields a file of this kind leaves empty): spaces only, decoded
+    to ``empty``. A filler carrying anything else is refused, not warned about (docs/formats.md §3)."""
+
+    def __init__(self, describe: str = "blank (spaces only): the layout's filler", empty: Any = ""):
+        super().__init__(" *", describe)
+        self.empty = empty
+
+    def decode(self, raw: str) -> Any:
+        super().decode(raw)
+        return self.empty
+
+    def encode(self, value: Any, width: int) -> str:
+        if value not in ("", None):
+            raise ValueError(f"must be {self.describe}")
+        return " " * width
+
+
+def left(chars: str, width: int) -> str:
+    """The rule for up to ``width`` characters of class ``chars``, left-aligned, then blanks."""
+    return "|".join(f"{chars}{{{k}}} {{{width - k}}}" for k in range(width, -1, -1))
+
+
+class MaskedBig5(Big5Text):
+    """A note field (NOTE, MEMO, NOTEB): Big5 text as read, a card number in it masked (BIN + last
+    four): a bank's or an originator's free text is never trusted to hold none."""
+
+    def decode(self, raw: str) -> str:
+        return mask_pans(super().decode(raw))
+
+
+ID_RULE = r"[0-9A-Z]{8}  |[0-9A-Z]{10}"  # CID, PID: a company tax id (8) or a national id (10)
+ID_WORDS = "8 (company tax id) or 10 (national id) digits or upper-case letters, then blanks"
 
 
 def roc(day: dt.date) -> str:
@@ -243,7 +309,7 @@ HEADER = Layout(
         Field("sending_unit", 24, 7, Unit()),  # SORG
         Field("receiving_unit", 31, 7, Choice([CLEARING_HOUSE])),  # RORG
         Field("version", 38, 3, Choice(["V10"])),
-        Field("filler", 41, 210, AsciiText()),
+        Field("filler", 41, 210, Blank()),
     ),
 )
 
@@ -262,20 +328,24 @@ def _detail_layout(extensions: bool) -> Layout:
             Field("receiving_bank", 38, 7, Unit()),  # RBANK
             Field("receiving_account", 45, 16, Digits()),  # RCLNO
             Field("amount", 61, 10, WholeAmount()),  # AMT
-            Field("return_reason", 71, 2, AsciiText()),  # RCODE
+            Field("return_reason", 71, 2, Coded("[0-9A-Z]{2}| {2}", "a 2-character reason code or blank")),  # RCODE
             Field("exchange_order", 73, 1, Choice(["B"])),  # SCHD
-            Field("payer_id", 74, 10, AsciiText()),  # CID
-            Field("payee_id", 84, 10, AsciiText()),  # PID
-            Field("listed_company", 94, 6, AsciiText()),  # SID
+            Field("payer_id", 74, 10, Coded(ID_RULE, ID_WORDS)),  # CID
+            Field("payee_id", 84, 10, Coded(ID_RULE, ID_WORDS)),  # PID
+            Field(
+                "listed_company", 94, 6, Coded(left("[0-9A-Z]", 6), "up to 6 digits or capitals, left-aligned")
+            ),  # SID
             Field("original_date", 100, 8, RocDate(optional=True)),  # PDATE
-            Field("original_seq", 108, 8, AsciiText()),  # PSEQ
-            Field("original_exchange_order", 116, 1, AsciiText()),  # PSCHD
-            Field("customer_number", 117, 20, AsciiText()),  # CNO
-            Field("originator_note", 137, 40, Big5Text(extensions=extensions)),  # NOTE
-            Field("passbook_memo", 177, 10, Big5Text(extensions=extensions)),  # MEMO
-            Field("customer_fee", 187, 5, Digits(exact=True)),  # CFEE
-            Field("originating_bank_note", 192, 20, Big5Text(extensions=extensions)),  # NOTEB
-            Field("filler", 212, 39, AsciiText()),
+            Field("original_seq", 108, 8, Coded("[0-9]{8}| {8}", "8 digits or blank")),  # PSEQ
+            Field("original_exchange_order", 116, 1, Coded("[0-9A-Z ]", "a digit, a capital or blank")),  # PSCHD
+            # CNO: the public layout's charset is alnum; our payment references carry '-', so printable
+            # ASCII without blanks, left-aligned, is what is held here (docs/formats.md §3)
+            Field("customer_number", 117, 20, Coded(left("[!-~]", 20), "up to 20 printable characters, left-aligned")),
+            Field("originator_note", 137, 40, MaskedBig5(extensions=extensions)),  # NOTE
+            Field("passbook_memo", 177, 10, MaskedBig5(extensions=extensions)),  # MEMO
+            Field("customer_fee", 187, 5, Coded("00000", "00000 (the layout's literal: no customer fee)")),  # CFEE
+            Field("originating_bank_note", 192, 20, MaskedBig5(extensions=extensions)),  # NOTEB
+            Field("filler", 212, 39, Blank()),
         ),
     )
 
@@ -295,9 +365,59 @@ TRAILER = Layout(
         Field("total_count", 32, 8, Digits()),
         Field("total_amount", 40, 16, WholeAmount()),
         Field("previous_business_day", 56, 8, RocDate(optional=True)),  # YDATE: blank in ACHP01
-        Field("filler", 64, 187, AsciiText()),
+        Field("filler", 64, 187, Blank()),
     ),
 )
+
+
+def _for_kind(layout: Layout, codecs: dict[str, Any], name: str) -> Layout:
+    """``layout`` with the fields whose rule depends on the file's kind held to that kind's rule."""
+    fields = tuple(dataclasses.replace(f, codec=codecs[f.name]) if f.name in codecs else f for f in layout.fields)
+    return Layout(name, layout.length, fields)
+
+
+def _blank_in(code: str, empty: Any = "") -> Blank:
+    return Blank(f"blank in an {code} file", empty)
+
+
+# what each kind of file fills and leaves blank (the public V10 tables): a payment file (N) leaves the
+# return's fields blank, a return (R) names its reason and the original entry; YDATE only in ACHR01
+READ = {
+    "ACHP01": (
+        _for_kind(
+            DETAIL,
+            {
+                "record_type": Coded("N", "N in an ACHP01 file"),
+                "return_reason": _blank_in("ACHP01"),
+                "original_date": _blank_in("ACHP01", None),
+                "original_seq": _blank_in("ACHP01"),
+                "original_exchange_order": _blank_in("ACHP01"),
+            },
+            "ACHP01 detail",
+        ),
+        _for_kind(
+            TRAILER,
+            {"previous_business_day": Blank("blank in an ACHP01 trailer (YDATE)", None)},
+            "ACHP01 trailer",
+        ),
+    ),
+    "ACHR01": (
+        _for_kind(
+            DETAIL,
+            {
+                "record_type": Coded("R", "R in an ACHR01 file"),
+                "original_date": RocDate(missing="a return must name the original presenting date (ROC)"),
+                "original_seq": Coded("[0-9]{8}", "the original entry's 8-digit sequence"),
+            },
+            "ACHR01 detail",
+        ),
+        _for_kind(
+            TRAILER,
+            {"previous_business_day": RocDate(missing="an ACHR01 trailer carries YDATE (ROC)")},
+            "ACHR01 trailer",
+        ),
+    ),
+}
 
 # what changes from one payment to the next; everything else in a detail is the batch's
 PAYMENT_FIELDS = (
@@ -671,32 +791,26 @@ def _shown(raw: str) -> str:
 
 
 def _detail_problems(d: dict[str, Any], data_code: str, success_codes: Collection[str]) -> list[tuple[str, str, str]]:
-    """Rules across a detail's fields: its type for the file, the transaction code's class, and in a
-    return the reason code and the original entry it points at."""
+    """Rules across a detail's fields (what the file's kind fills and leaves blank is its layout's,
+    ``READ``): the transaction code's class, a collection's customer number, a return's reason."""
     out = []
-    kind = "N" if data_code == "ACHP01" else "R"
-    if d["record_type"] != kind:
-        out.append(("record_type", d["record_type"], f"must be {kind} in an {data_code} file"))
     if problem := tch.txn_problem(d["txn_code"], d["txn_class"]):
         out.append(("txn_code", d["txn_code"], problem))
+    if d["txn_class"] == "SD" and not d["customer_number"]:
+        out.append(("customer_number", "", "a collection (SD) names the customer number (CNO)"))
     reason = d["return_reason"]
-    if kind == "N":
-        if reason:
-            out.append(("return_reason", reason, "must be blank in an ACHP01 file"))
-        return out
-    if reason not in success_codes and (problem := tch.return_problem(reason, d["txn_class"])):
+    if (
+        data_code == "ACHR01"
+        and reason not in success_codes
+        and (problem := tch.return_problem(reason, d["txn_class"]))
+    ):
         out.append(("return_reason", reason, problem))
-    if d["original_date"] is None:
-        out.append(("original_date", "", "a return must name the original presenting date (ROC)"))
-    seq = d["original_seq"]
-    if not (len(seq) == 8 and seq.isdigit()):
-        out.append(("original_seq", seq, "must be the original entry's 8-digit sequence"))
     return out
 
 
 def _trailer_against_header(header: dict[str, Any], trailer: dict[str, Any], last: int) -> list[FieldError]:
-    """The trailer (line ``last``) names the header's data code, sending unit and date; an ACHR01's
-    carries YDATE."""
+    """The trailer (line ``last``) names the header's data code, sending unit and date (YDATE is the
+    kind's trailer layout's, ``READ``)."""
     errors = [
         FieldError(last, name, trailer[name], f"differs from the header's {header[name]}")
         for name in ("data_code", "sending_unit")
@@ -704,8 +818,7 @@ def _trailer_against_header(header: dict[str, Any], trailer: dict[str, Any], las
     ]
     if trailer["processing_date"] != header["processing_date"]:
         errors.append(FieldError(last, "processing_date", roc(trailer["processing_date"]), "differs from the header's"))
-    if header["data_code"] == "ACHR01" and trailer["previous_business_day"] is None:
-        errors.append(FieldError(last, "previous_business_day", "", "an ACHR01 trailer carries YDATE (ROC)"))
+
     return errors
 
 
@@ -736,8 +849,11 @@ def _records(text: str, errors: list[FieldError]) -> list[str]:
     return lines
 
 
-def _parse_records(lines: list[str], errors: list[FieldError]) -> tuple[dict | None, list[dict[str, Any]], dict | None]:
-    """Each record by its place (header first, trailer last, details between), 250 bytes each; the
+def _parse_records(
+    lines: list[str], errors: list[FieldError], data_code: str | None = None
+) -> tuple[dict | None, list[dict[str, Any]], dict | None]:
+    """Each record by its place (header first, trailer last, details between), 250 bytes each, the
+    details and trailer by the rules of the header's kind of file (else ``data_code``'s); the
     details carry their line number."""
     header = trailer = None
     details: list[dict[str, Any]] = []
@@ -746,7 +862,9 @@ def _parse_records(lines: list[str], errors: list[FieldError]) -> tuple[dict | N
             reason = "contains a bare LF" if "\n" in line else f"is {len(line)} bytes long, expected {RECORD}"
             errors.append(FieldError(n, "record", _shown(line[:40]), reason))
             continue
-        kind = HEADER if n == 1 else TRAILER if n == len(lines) else DETAIL
+        code = (header or {}).get("data_code", data_code)
+        detail, last = READ.get(code or "", (DETAIL, TRAILER))
+        kind = HEADER if n == 1 else last if n == len(lines) else detail
         try:
             values = dict(zip(kind.names, kind.parse(line), strict=True))
         except RecordError as e:
@@ -754,7 +872,7 @@ def _parse_records(lines: list[str], errors: list[FieldError]) -> tuple[dict | N
             continue
         if kind is HEADER:
             header = values
-        elif kind is TRAILER:
+        elif kind is last:
             trailer = values
         else:
             details.append(values | {"line": n})
@@ -775,7 +893,7 @@ def read_ach(
     if not text:
         raise FormatError(file_name, [FieldError(0, "file", "", "is empty")])
     lines = _records(text, errors)
-    header, details, trailer = _parse_records(lines, errors)
+    header, details, trailer = _parse_records(lines, errors, data_code)
     last = len(lines)
     if len(lines) < 2:
         errors.append(FieldError(len(lines), "record", "", "a file needs a header (BOF) and a trailer (EOF)"))

@@ -66,6 +66,11 @@ def f(name: str, start0: int, end0: int, codec, store: bool = True) -> Field:
     return Field(name, start0 + 1, end0 - start0, codec, store)
 
 
+def _LEFT_DIGITS(width: int) -> str:  # noqa: N802 (reads as the rule it builds)
+    """``width`` characters: up to ``width`` digits, left-aligned, then blanks (no space between digits)."""
+    return "|".join(f"[0-9]{{{k}}} {{{width - k}}}" for k in range(width, -1, -1))
+
+
 def _money(name: str, start0: int) -> Field:
     return f(name, start0, start0 + 11, ImpliedDecimal(2))
 
@@ -102,7 +107,7 @@ DETAIL = Layout(
     RECORD_LENGTH,
     (
         f("record_type", 0, 2, Choice(["CV"]), store=False),
-        f("store_id", 2, 17, Pattern(r"[0-9A-Z ][0-9]{14}", "15 characters, the last 14 digits")),
+        f("store_id", 2, 17, Pattern(r"[0-9A-Z][0-9]{14}", "15 characters: a digit or capital letter, then 14 digits")),
         f("host_nsu", 17, 29, Digits()),
         f("txn_date", 29, 37, Date(YMD)),
         f("txn_time", 37, 43, Time()),
@@ -142,9 +147,9 @@ DETAIL = Layout(
         f("original_due_date", 337, 345, Date(YMD, optional=True)),
         f("debit_balance", 345, 346, Choice({"D": "debit balance", " ": "none"})),
         f("resend", 346, 347, Choice({"R": "resent", " ": "not resent"})),
-        f("origin_nsu", 347, 353, Pattern(r"[0-9 ]{6}", "up to 6 digits")),
+        f("origin_nsu", 347, 353, Pattern(_LEFT_DIGITS(6), "up to 6 digits, left-aligned, then blanks")),
         f("receivable_op", 356, 376, MaskedText()),
-        f("receivable_seq", 376, 378, Pattern(r"[0-9 ]{2}", "2 digits or blank")),
+        f("receivable_seq", 376, 378, Pattern(r"[0-9]{2}| {2}", "2 digits or blank")),
         f("receivable_type", 378, 379, Choice(RECEIVABLE_TYPES)),
         f("receivable_amount", 379, 390, OptionalImpliedDecimal(2)),
         f("record_seq", 390, 396, Digits()),
