@@ -862,7 +862,7 @@ def _parse_records(
             reason = "contains a bare LF" if "\n" in line else f"is {len(line)} bytes long, expected {RECORD}"
             errors.append(FieldError(n, "record", _shown(line[:40]), reason))
             continue
-        code = (header or {}).get("data_code", data_code)
+        code: str | None = header["data_code"] if header else data_code
         detail, last = READ.get(code or "", (DETAIL, TRAILER))
         kind = HEADER if n == 1 else last if n == len(lines) else detail
         try:
