@@ -216,3 +216,137 @@ def test_a_card_statement_record_is_accepted_if_and_only_if_every_field_keeps_it
         return
     assert refused is not None, f"accepted a record with {broken} broken"
     assert broken <= _named(refused), f"broken {broken}, named {_named(refused)}: {refused}"
+
+
+# ---------------------------------------------------------------------------- CivicaPay cash file
+# (1-based columns from docs/formats.md §1, valid raw values, invalid raw values)
+CASH_FIELDS: dict[str, tuple[list[str], list[str]]] = {
+    "rent_account": (["0001234567", "9999999999"], [" 001234567", "000123456 ", "00012345A7", "0001-34567"]),
+    "payment_source": (["CIVICAPAY".ljust(20), "POST OFFICE 12".ljust(20)], [" " * 20, "PAY\x00POINT".ljust(20)]),
+    "method": (["DD1", "CSH"], ["dd1", "D 1", "  1", "DD-"]),
+    "amount": (["+000123.45", "-000001.00"], [" 000123.45", "+00012345 ", "+000123,45", "+0001 3.45", "000123.45+"]),
+    "paid_on": (["01/02/2026", "29/02/2024"], [" 1/02/2026", "01/2/2026 ", "30/02/2026", "2026/02/01", "01-02-2026"]),
+    "civica_code": (["07", "99"], [" 7", "7 ", "0A"]),
+}
+
+
+@st.composite
+def cash_lines(draw):
+    parts, broken = [], set()
+    for name, (valid, invalid) in CASH_FIELDS.items():
+        breaks = draw(st.integers(0, 5)) == 0
+        parts.append(draw(st.sampled_from(invalid if breaks else valid)))
+        if breaks:
+            broken.add(name)
+    line = "".join(parts)
+    assert len(line) == 55
+    return line, broken
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=cash_lines())
+def test_a_cash_record_is_accepted_if_and_only_if_every_field_keeps_its_rule(case):
+    from finflows.formats.cashfile import read_rows
+
+    line, broken = case
+    data = (line + "\r\n").encode("ascii")
+    refused = _refusal(lambda: list(read_rows(io.BytesIO(data), "CashFile20260201.dat")))
+    if not broken:
+        assert refused is None, f"refused a record whose every field is valid: {refused}"
+        return
+    assert refused is not None, f"accepted a record with {broken} broken"
+    assert broken <= _named(refused), f"broken {broken}, named {_named(refused)}: {refused}"
+
+
+# ---------------------------------------------------------------------------- chargebacks (JSON records)
+# each field of a record: valid JSON values, invalid JSON values (as acquirers' reports and
+# docs/formats.md §4 describe them: an ARN is 23 digits as text, an amount whole minor units)
+CHARGEBACK_FIELDS: dict[str, tuple[list, list]] = {
+    "arn": (
+        ["74000000000000000000001"],
+        ["7400000000000000000001", "2.47E+22", 74000000000000000000001, "7400000000000000000000A"],
+    ),
+    "amount_minor": ([12345, 0], ["12345", 123.45, -1, True]),
+    "transaction_date": (["2026-10-01"], ["2026-10-1", "20261001", 1730000000, "2026-02-30"]),
+    "currency": (["BRL", "USD"], ["brl", "XXX1", "R$"]),
+    "stage": (["chargeback", "arbitration"], ["Chargeback", "second chargeback"]),
+    "reason_text": (["Merchandise/services not received", ""], ["line\nbreak", "bell\x07", "nul\x00"]),
+    "merchant": (["Loja Exemplo"], ["", "esc\x1b[0m"]),
+}
+
+
+@st.composite
+def chargeback_records(draw):
+    from tests.helpers.chargebacks import record
+
+    rec, broken = record(1), set()
+    for name, (valid, invalid) in CHARGEBACK_FIELDS.items():
+        breaks = draw(st.integers(0, 5)) == 0
+        rec[name] = draw(st.sampled_from(invalid if breaks else valid))
+        if breaks:
+            broken.add(name)
+    return rec, broken
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=chargeback_records())
+def test_a_chargeback_record_is_accepted_if_and_only_if_every_field_keeps_its_rule(case):
+    import json
+
+    from finflows.formats.chargeback import parse_file
+
+    rec, broken = case
+    data = json.dumps({"records": [rec]}).encode()
+    refused = _refusal(lambda: parse_file(data, "cb.json"))
+    if not broken:
+        assert refused is None, f"refused a record whose every field is valid: {refused}"
+        return
+    assert refused is not None, f"accepted a record with {broken} broken"
+    assert broken <= _named(refused), f"broken {broken}, named {_named(refused)}: {refused}"
+
+
+# ---------------------------------------------------------------------------- tenure events (JSON)
+TENURE_FIELDS: dict[str, tuple[list, list]] = {
+    "startDate": (["2026-04-01"], ["2026-4-1", "01/04/2026", 1775000000, "2026-02-30"]),
+    "numBedrooms": ([2, None], ["2", 2.5, -1, 21]),
+    "propertyRef": (["PR00012345"], ["PR-0001", "", "P" * 13]),
+    "postCode": (["ZZ1 1ZZ"], ["ZZ1\n1ZZ", "", "Z" * 11]),
+    "forename": (["Testy"], ["Tes\tty", ""]),
+    "address": (["1 Example Street, Nowhere"], ["1 Example Street\r\nNowhere"]),
+}
+TENURE_PLACES = {"startDate": "tenure", "numBedrooms": "property", "propertyRef": "property", "postCode": "property"}
+
+
+@st.composite
+def tenure_events(draw):
+    from tests.helpers.tenure import event
+
+    ev, broken = event("0b7e4a0e-1111-4222-8333-944445555666", 1), set()
+    for name, (valid, invalid) in TENURE_FIELDS.items():
+        breaks = draw(st.integers(0, 5)) == 0
+        value = draw(st.sampled_from(invalid if breaks else valid))
+        place = TENURE_PLACES.get(name, "property" if name == "address" else "tenant")
+        (ev["tenure"] if place == "tenure" else ev["tenure"][place])[name] = value
+        if breaks:
+            broken.add(name)
+    return ev, broken
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=tenure_events())
+def test_a_tenure_event_is_accepted_if_and_only_if_every_field_keeps_its_rule(case):
+    import json
+
+    from finflows.formats.tenure import PoisonMessage, parse_message
+
+    ev, broken = case
+    try:
+        parse_message(json.dumps(ev))
+        refused = None
+    except PoisonMessage as e:
+        refused = str(e)
+    if not broken:
+        assert refused is None, f"refused an event whose every field is valid: {refused}"
+        return
+    assert refused is not None, f"accepted an event with {broken} broken"
+    assert all(name in refused for name in broken), f"broken {broken}: {refused}"

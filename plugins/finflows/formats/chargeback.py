@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from finflows.formats.fixedwidth import FieldError, FormatError
+from finflows.formats.fixedwidth import FieldError, FormatError, control_character
 from finflows.pci import mask_pans
 
 # ISO 4217 minor units of the currencies card companies settle in (a missing one is refused).
@@ -82,9 +82,6 @@ _REASON = {
 }
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 class Chargeback(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -108,8 +105,8 @@ class Chargeback(BaseModel):
     def _no_control_characters(cls, v: str) -> str:
         """Nothing but printable text goes to a card company's CSV: a NUL, a line break or any other
         control character (C0, DEL, C1) in a cell is refused, naming the record and the field."""
-        if bad := _CONTROL.search(v):
-            raise ValueError(f"contains the control character U+{ord(bad.group()):04X}, which a CSV cell may not carry")
+        if problem := control_character(v, "a CSV cell"):
+            raise ValueError(problem)
         return v
 
     @field_validator("arn", mode="before")
@@ -161,7 +158,8 @@ def parse_file(data: bytes, file_name: str) -> list[Chargeback]:
     out, errors = [], []
     for index, row in enumerate(rows):
         try:
-            out.append(Chargeback.model_validate(row))
+            # strict, as JSON: an amount is a number, not a string; a date is exactly YYYY-MM-DD
+            out.append(Chargeback.model_validate_json(json.dumps(row), strict=True))
         except ValidationError as e:
             for err in e.errors():
                 field = ".".join(str(p) for p in err["loc"]) or "record"

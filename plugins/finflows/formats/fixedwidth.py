@@ -165,6 +165,17 @@ class Codec(Protocol):
     # names), and ``columns(name)`` when one field fills more than one column. See ``Layout.copy_row``.
 
 
+# C0, DEL and C1 controls: nothing a flow writes to a counterparty (a CSV cell, a sheet cell) carries one
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def control_character(text: str, where: str) -> str | None:
+    """Why ``text`` may not go to ``where`` (the first control character it holds, by code point), or None."""
+    if bad := CONTROL.search(text):
+        return f"contains the control character U+{ord(bad.group()):04X}, which {where} may not carry"
+    return None
+
+
 NULL = "\\N"  # COPY's text-format NULL
 _COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\r", "\\r"), ("\n", "\\n"))  # backslash first
 

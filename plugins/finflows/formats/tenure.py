@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from pydantic.alias_generators import to_camel
 
 from finflows.errors import FinflowsError
+from finflows.formats.fixedwidth import control_character
 from finflows.pci import mask_pans
 
 RENT_GROUPS = (
@@ -65,11 +66,15 @@ class _Model(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _storable_text(cls, v: Any) -> Any:
-        """Text PostgreSQL can store (no NUL) and in which no card number survives: a card number
-        typed into free text is masked before it reaches the sheet, the database or a log."""
+        """Text PostgreSQL can store (no NUL), a sheet cell can carry (no other control character:
+        a line break or an escape would reach the finance spreadsheet) and in which no card number
+        survives: a card number typed into free text is masked before it reaches the sheet, the
+        database or a log."""
         if isinstance(v, str):
             if "\x00" in v:
                 raise ValueError("contains a NUL character, which the finance database cannot store")
+            if problem := control_character(v, "a sheet cell"):
+                raise ValueError(problem)
             return mask_pans(v)
         return v
 
@@ -176,8 +181,8 @@ def parse_message(body: str) -> TenureEvent:
         return parse_message(data["Message"])  # an SNS envelope (subscription without raw delivery)
     if not isinstance(data, dict):
         raise PoisonMessage(f"not a JSON object but {type(data).__name__}")
-    try:
-        return TenureEvent.model_validate(data)
+    try:  # strict, as JSON: a number is not a string, a date is exactly YYYY-MM-DD
+        return TenureEvent.model_validate_json(body, strict=True)
     except ValidationError as e:
         raise PoisonMessage(_reason(e)) from None
 
