@@ -1,7 +1,8 @@
 """
 ### bank_health: each bank's SFTP server checked every 5 minutes, with a circuit breaker
 
-Per bank (mapped, one connection attempt each): log in to the bank's SFTP server and stat its
+Every 5 minutes, day and night (schedule zone Asia/Taipei, the banks' own). Per bank (mapped, one
+connection attempt each): log in to the bank's SFTP server and stat its
 upload directory; the result and the latency go to `pay.health_check`. Each bank has a circuit
 (`pay.circuit`):
 

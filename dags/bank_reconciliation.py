@@ -1,7 +1,7 @@
 """
 ### bank_reconciliation: bank return files (ACHR01 / CSV) → settled and returned payments
 
-Every 30 minutes, 08:00–18:00 Asia/Taipei, Monday to Friday (and by hand). Per bank (mapped, at
+Every 30 minutes, 08:00–18:30 Asia/Taipei, Monday to Friday (and by hand). Per bank (mapped, at
 most three at once), as configured in `include/banking/banks.yaml`:
 
 1. list the bank's download directory for its reconciliation pattern (e.g. `REC_{YYYYMMDD}*`);

@@ -1,8 +1,9 @@
 """
 ### tenure_sync: tenure create/update events → interim finance spreadsheet and/or database
 
-Tenure events from Manage My Home (SNS → the `tenure-events` SQS queue; schema and examples in
-`include/tenure/`) become rows of the interim finance spreadsheet: one tab per rent group,
+On each tenure event (the queue watched by an asset), and hourly on the hour Europe/London as a
+sweep of whatever the events missed. Tenure events from Manage My Home (SNS → the `tenure-events`
+SQS queue; schema and examples in `include/tenure/`) become rows of the interim finance spreadsheet: one tab per rent group,
 columns A:M, upserted by **Payment Ref**, which comes from the finance accounts table
 (`ifs.rent_account`), not from the event.
 
