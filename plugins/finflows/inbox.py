@@ -195,7 +195,7 @@ class Entry:
 
 def entry(flow: str) -> Entry:
     """The ``INBOX`` declared by the flow's package: ``cashfile_import`` (a package under
-    ``finflows.flows``) or a dotted module path (``examples.inbox_flow.refunds``)."""
+    ``finflows.flows``) or a dotted module path (``examples.inbox_flow``)."""
     module_name = flow if "." in flow else f"finflows.flows.{flow}"
     try:
         module = importlib.import_module(module_name)

@@ -218,6 +218,24 @@ def test_a_card_statement_record_is_accepted_if_and_only_if_every_field_keeps_it
     assert broken <= _named(refused), f"broken {broken}, named {_named(refused)}: {refused}"
 
 
+@pytest.mark.parametrize(
+    ("name", "at", "value"),
+    [
+        ("txn_date", slice(29, 37), "202511 5"),  # day ' 5'
+        ("host_nsu", slice(17, 29), "11111".ljust(12)),
+        ("host_nsu", slice(17, 29), "111 11".rjust(12, "0")),
+        ("host_nsu", slice(17, 29), " 11111".rjust(12, "0")),
+        ("store_id", slice(2, 17), " 11111111111111"),
+        ("record_seq", slice(390, 396), "     2"),  # sequence ' 2' (the record's own number)
+    ],
+)
+def test_each_lenient_card_field_of_the_issue_is_refused_by_line_and_field(name, at, value):
+    line = list(acquirer_line(2))
+    line[at] = value
+    with pytest.raises(FormatError, match=rf"line 2, field {name}, value '{re.escape(value)}'"):
+        list(read_statement(io.BytesIO(acquirer_file("".join(line))), "EXTRATO_UNICA_1_20261120_1"))
+
+
 # ---------------------------------------------------------------------------- CivicaPay cash file
 # (1-based columns from docs/formats.md §1, valid raw values, invalid raw values)
 CASH_FIELDS: dict[str, tuple[list[str], list[str]]] = {
@@ -350,3 +368,26 @@ def test_a_tenure_event_is_accepted_if_and_only_if_every_field_keeps_its_rule(ca
         return
     assert refused is not None, f"accepted an event with {broken} broken"
     assert all(name in refused for name in broken), f"broken {broken}: {refused}"
+
+
+# ---------------------------------------------------------------------------- what we write to a bank
+@pytest.mark.parametrize("file_format", ["achp01", "csv"])
+@pytest.mark.parametrize(
+    ("field", "change"),
+    [
+        ("originator_note", {"name": "王小明 4111 1111 1111 1111"}),
+        ("customer_number", {"reference": "4111111111111111"}),
+    ],
+)
+def test_a_card_number_in_a_text_we_send_refuses_the_payment_naming_the_field_never_the_number(
+    file_format, field, change
+):
+    from tests.formats.test_ach import payment
+
+    p = payment(1, **change)
+    write = (lambda: ach.csv_row(BATCH, p, "cp950")) if file_format == "csv" else (lambda: ach.write_achp01(BATCH, [p]))
+    with pytest.raises(ach.PaymentError) as e:
+        write()
+    assert f"field {field}" in str(e.value) and "carries a card number" in str(e.value)
+    assert "4111 1111 1111 1111" not in str(e.value) and "4111111111111111" not in str(e.value)
+    ach.write_achp01(BATCH, [payment(1, name="王小明 1234567890123")])  # 13 digits, no card (Luhn): written

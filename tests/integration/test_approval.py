@@ -129,6 +129,21 @@ def _transport(bank):
     )
 
 
+def test_a_batch_made_after_the_last_call_is_asked_for_tomorrow_not_left_to_expire(
+    clean_payments, pg, db, shipped, local_dir
+):
+    """At 15:10 mega's approval window (cutoff 15:30 less 30 minutes) has closed: an approval asked
+    for today could only expire, so the file is made for Tuesday and asked with Tuesday's deadline
+    (CI once ran the approval tests at 15:17 Taipei and waited for a question never asked)."""
+    [ref] = pay.add(pg, "mega", 1, due=MONDAY, amount=100)
+    pay.pay_bank(db, shipped, "mega", now=at(15, 10))
+    req = ask(db, shipped.bank("mega"), now=at(15, 10))
+    assert [b["processing_date"] for b in req.batches] == [TUESDAY.isoformat()]
+    assert req.deadline == at(15, 0, TUESDAY).astimezone(dt.UTC)
+    assert "15:00 Asia/Taipei" in req.body and batch_of(pg, ref)["approval"] == "requested"
+    assert pay.uploaded(local_dir, "mega") == {}, "a file went out before its approval"
+
+
 def test_an_approval_lets_exactly_the_batches_shown_go_once(clean_payments, pg, db, shipped, local_dir):
     refs = pay.add(pg, "mega", 12, due=MONDAY, amount=700)
     pg.execute("UPDATE pay.payment SET amount = 90000 WHERE reference = %s", (refs[5],))

@@ -39,7 +39,7 @@ from finflows.formats.fixedwidth import (
     Text,
     Time,
 )
-from finflows.pci import mask_pans
+from finflows.pci import QUICK, mask_pans
 
 RECORD = 250
 EOL = b"\r\n"
@@ -524,7 +524,8 @@ def _detail_constants(batch: Batch) -> dict[str, Any]:
 
 def _problems(p: Payment, txn_class: str = "SC") -> list[tuple[str, str, str]]:
     """Domain rules the codecs cannot know: a positive whole amount that fits, a transaction code
-    of the file's class from the clearing house's table, an 8- or 10-character payee id."""
+    of the file's class from the clearing house's table, an 8- or 10-character payee id, no card
+    number in the texts we send (the note, memo and customer number)."""
     out = []
     if type(p.amount) is not int or not 0 < p.amount <= MAX_AMOUNT:
         out.append(("amount", str(p.amount), f"must be a whole NTD amount 1..{MAX_AMOUNT}"))
@@ -534,6 +535,9 @@ def _problems(p: Payment, txn_class: str = "SC") -> list[tuple[str, str, str]]:
         out.append(("txn_code", p.txn_code, problem))
     if problem := tch.pid_problem(p.payee_id):
         out.append(("payee_id", p.payee_id, problem))
+    for name, text in (("originator_note", p.name), ("passbook_memo", p.memo), ("customer_number", p.reference)):
+        if isinstance(text, str) and mask_pans(text) != text:
+            out.append((name, text, "carries a card number: it is never written to a bank's file"))
     return out
 
 
@@ -586,13 +590,20 @@ def write_achp01(batch: Batch, payments: Iterable[Payment], *, extensions: bool 
     layout = DETAIL if extensions else DETAIL_BIG5
     constants = _detail_constants(batch)
     detail = layout.formatter(PAYMENT_FIELDS, constants)
-    sc, pid = _sc_codes(), tch.pid_problem
+    sc, pid, card = _sc_codes(), tch.pid_problem, QUICK.search
     records = [_header(batch, "ACHP01")]
     count = total = 0
     append = records.append
     for p in payments:
-        if type(p.amount) is not int or not 0 < p.amount <= MAX_AMOUNT or p.txn_code not in sc or pid(p.payee_id):
-            _check(p)  # raises, naming the payment
+        if (
+            type(p.amount) is not int
+            or not 0 < p.amount <= MAX_AMOUNT
+            or p.txn_code not in sc
+            or pid(p.payee_id)
+            or (type(p.name) is str and card(p.name))
+            or (type(p.reference) is str and card(p.reference))
+        ):
+            _check(p)  # raises, naming the payment (or finds the digits are no card number)
         try:
             append(
                 detail(

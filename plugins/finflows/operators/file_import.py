@@ -31,7 +31,7 @@ class FileImportOperator(S3FileOperator):
         CivicaPay cash file → ``ifs.cash_payment``, ``ifs.cash_suspense``, ``ifs.cashfile_text``,
         copy to the finance Drive folder; ``card_reconciliation``: acquirer statement →
         ``card.fact_transaction`` and its dimensions), or the dotted path of a module that
-        declares ``INBOX`` (``examples.inbox_flow.refunds``).
+        declares ``INBOX`` (``examples.inbox_flow``).
     :param key: the object's key (templated; usually mapped with ``expand``). Its name is put in
         the context as ``file_name`` for ``map_index_template="{{ file_name }}"``.
     :param bucket: the bucket (templated; default the flow's, e.g. ``FINFLOWS_CASHFILE_BUCKET``).
