@@ -254,3 +254,99 @@ def test_a_bank_rotates_its_host_key_and_both_pinned_keys_are_taken(
     run = pay.pay_bank(db, rotated_cfg, "mega", now=at(6, 0), sftp_hook=common.sftp(rotated_cfg.bank("mega")))
     assert run.deliveries[0]["outcome"] == "uploaded"
     assert pg.execute("SELECT host_key FROM pay.batch").fetchone()[0] == _fingerprint(new_line)
+
+
+def test_host_keys_pinned_with_windows_are_taken_only_on_their_days(rotated_server, cfg, monkeypatch):
+    """The bank gave the day its server switches: the old key pinned until the day before, the new
+    one from that day. Each server is reached only on its key's days (either SSH client), a key
+    shown outside its window is refused by name before any login, and the daily report warns while
+    the last pinned key runs out."""
+    import asyncssh
+    import paramiko
+
+    from finflows.flows.banking import banks, keys
+    from finflows.hooks.sftp import TAIPEI, HostKeyOutsideWindow
+
+    port, new_line = rotated_server
+    old_line = json.loads(os.environ["AIRFLOW_CONN_SFTP_MEGA"])["extra"]["host_key"]
+    today = dt.datetime.now(TAIPEI).date()
+
+    def pinned(conn_id: str, old_until: dt.date, new_from: dt.date, **changes):
+        windows = [
+            {"key": old_line, "valid_until": old_until.isoformat()},
+            {"key": new_line, "valid_from": new_from.isoformat()},
+        ]
+        return _via(cfg, monkeypatch, conn_id, **changes, extra={"host_keys": windows})
+
+    switched = today - dt.timedelta(days=1), today  # the switch was today: the old key ended yesterday
+    not_yet = today + dt.timedelta(days=1), today + dt.timedelta(days=2)  # the switch is the day after tomorrow
+    cases = (
+        ("sftp_win_new", {"port": port}, switched, new_line),
+        ("sftp_win_old", {}, not_yet, old_line),
+    )
+    for client in (banks.SftpClient.PARAMIKO, banks.SftpClient.ASYNCSSH):
+        for conn_id, changes, (old_until, new_from), shown in cases:
+            c = pinned(conn_id, old_until, new_from, **changes)
+            hook = common.sftp(c.bank("mega").model_copy(update={"sftp_client": client}), one_attempt=True)
+            with hook.get_managed_conn() as sftp:
+                assert sftp.listdir_attr("/upload") is not None
+            assert hook.shown_host_key == _fingerprint(shown), (client, conn_id)
+    # the old server after the switch, the new one before it: refused, the window named
+    for conn_id, changes, window, named in (
+        ("sftp_win_old_late", {}, switched, f"(always to {switched[0]})"),
+        ("sftp_win_new_early", {"port": port}, not_yet, f"({not_yet[1]} to open)"),
+    ):
+        c = pinned(conn_id, *window, **changes)
+        with (
+            pytest.raises(HostKeyOutsideWindow, match=f"which is not pinned for {today}") as refused,
+            common.sftp(c.bank("mega"), one_attempt=True).get_managed_conn(),
+        ):
+            pass
+        assert named in str(refused.value)
+        assert isinstance(refused.value, paramiko.BadHostKeyException)  # whoever catches a wrong host key, catches it
+        # asyncssh is given only the keys pinned for today: the server's is not among them
+        bank = c.bank("mega").model_copy(update={"sftp_client": banks.SftpClient.ASYNCSSH})
+        with (
+            pytest.raises(asyncssh.HostKeyNotVerifiable, match="not trusted"),
+            common.sftp(bank, one_attempt=True).get_managed_conn(),
+        ):
+            pass
+    # the procedure's check sees the same: nothing pinned for a day past every window
+    assert keys._host_key_problems(pinned("sftp_win_check", *switched), today) == []
+    # the connection's own host_key (open) given a window in host_keys: the window rules
+    ending = [{"key": old_line, "valid_until": (today + dt.timedelta(days=10)).isoformat()}]
+    c = _via(cfg, monkeypatch, "sftp_win_ending", extra={"host_keys": ending})
+    [warning] = [w for w in keys.host_key_warnings(c, today) if w.startswith("mega")]
+    assert f"pinned until {today + dt.timedelta(days=10)} and none after" in warning
+    assert "docs/key-rotation.md" in warning and "sftp_win_ending" in warning
+    assert keys._host_key_problems(c, today + dt.timedelta(days=11)) == [
+        f"bank mega: no SFTP host key is pinned for {today + dt.timedelta(days=11)} "
+        f"({_fingerprint(old_line)} (always to {today + dt.timedelta(days=10)}))"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ("ssh-ed25519", "is not a host key"),
+        ({"key": "ssh-ed25519 AAAA", "valid_from": "2027-02-30"}, "is not a host key"),
+        ({"key": "ssh-ed25519 AAAA", "until": "2027-01-01"}, "unknown field(s) ['until']"),
+        (42, "is not a host key"),
+    ],
+)
+def test_a_host_key_entry_that_does_not_parse_is_refused_naming_the_connection(entry, words):
+    from finflows.hooks.sftp import host_key_windows
+
+    with pytest.raises(ValueError, match="connection 'sftp_x'") as refused:
+        host_key_windows({"host_keys": [entry]}, "sftp_x")
+    assert words in str(refused.value)
+
+
+def test_a_host_key_window_that_ends_before_it_starts_is_refused():
+    from finflows.hooks.sftp import host_key_windows
+
+    line = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILd6/RJYTTOG+222K2ptanGJlwm9DhYlxVXC23w6LsTu"
+    with pytest.raises(ValueError, match=r"ends \(2027-01-01\) before it starts \(2027-02-01\)"):
+        host_key_windows({"host_keys": [{"key": line, "valid_from": "2027-02-01", "valid_until": "2027-01-01"}]}, "c")
+    [only] = host_key_windows({"host_key": line, "host_keys": [{"key": line, "valid_until": "2027-01-31"}]}, "c")
+    assert only.valid_until == dt.date(2027, 1, 31)  # the window rules over the same key pinned open

@@ -157,8 +157,17 @@ def host_key_line(hook: Any) -> str:
 
 def host_key_lines(hook: Any) -> list[str]:
     """Every pinned host key of the hook's connection (``type base64``); none pinned is refused."""
-    host_key_line(hook)
-    pinned = hook.pinned_host_keys() if hasattr(hook, "pinned_host_keys") else [hook.host_key]
+    if not hasattr(hook, "pinned_host_keys"):
+        return [host_key_line(hook)]
+    pinned = hook.pinned_host_keys()  # those whose window covers today
+    if not pinned:
+        if not hook.host_key_windows():
+            host_key_line(hook)  # none pinned at all: refused in its words
+        raise ValueError(
+            f"connection {hook.ssh_conn_id!r} pins no host key for today (Asia/Taipei): "
+            + "; ".join(w.describe() for w in hook.host_key_windows())
+            + " (docs/key-rotation.md)"
+        )
     return [f"{k.get_name()} {k.get_base64()}" for k in pinned]
 
 

@@ -12,18 +12,94 @@ connection and with it the lock, so a crashed worker never holds a slot.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import socket
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 import paramiko
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 
+from finflows.errors import FinflowsError
 from finflows.sessions import IncompatibleServer, SessionLimitReached, session_slot
 
-__all__ = ["BankSFTPHook", "IncompatibleServer", "SessionLimitReached", "session_slot"]
+__all__ = [
+    "BankSFTPHook",
+    "HostKeyOutsideWindow",
+    "HostKeyWindow",
+    "IncompatibleServer",
+    "SessionLimitReached",
+    "host_key_windows",
+    "session_slot",
+]
+
+TAIPEI = ZoneInfo("Asia/Taipei")  # a window's days are the banks' days, as the PGP keys' are
+
+
+class HostKeyOutsideWindow(FinflowsError, paramiko.BadHostKeyException):
+    """The server showed a host key the connection pins, but not for today: refused before any login."""
+
+    def __init__(self, hostname: str, shown: paramiko.PKey, expected: paramiko.PKey, why: str) -> None:
+        super().__init__(hostname, shown, expected)
+        self.why = why
+        self.args = (why,)
+
+    def __str__(self) -> str:
+        return self.why
+
+
+class HostKeyWindow(NamedTuple):
+    """One pinned host key and the days (Asia/Taipei, both included) it may be shown; None: open."""
+
+    key: paramiko.PKey
+    valid_from: dt.date | None
+    valid_until: dt.date | None
+
+    def covers(self, day: dt.date) -> bool:
+        return (self.valid_from is None or self.valid_from <= day) and (
+            self.valid_until is None or day <= self.valid_until
+        )
+
+    def describe(self) -> str:
+        return f"{fingerprint(self.key)} ({self.valid_from or 'always'} to {self.valid_until or 'open'})"
+
+
+def _host_key_entry(entry: Any, conn_id: str) -> HostKeyWindow:
+    """``"ssh-ed25519 AAAA…"`` or ``{"key": "ssh-ed25519 AAAA…", "valid_from": "YYYY-MM-DD",
+    "valid_until": "YYYY-MM-DD"}``; anything else is refused naming the connection and the entry."""
+    days: dict[str, Any] = entry if isinstance(entry, dict) else {}
+    line = entry if isinstance(entry, str) else days.get("key")
+    unknown = set(days) - {"key", "valid_from", "valid_until"}
+    try:
+        if not isinstance(line, str) or unknown:
+            raise ValueError(f"unknown field(s) {sorted(unknown)}" if unknown else "no key")
+        key_type, data = line.split()[:2]
+        key = paramiko.PKey.from_type_string(key_type, base64.b64decode(data, validate=True))
+        start, end = (dt.date.fromisoformat(days[k]) if days.get(k) else None for k in ("valid_from", "valid_until"))
+    except (ValueError, TypeError, paramiko.SSHException) as e:
+        raise ValueError(
+            f"connection {conn_id!r}: extra host_keys entry {str(entry)[:80]!r} is not a host key "
+            f'("TYPE BASE64" or {{"key", "valid_from", "valid_until"}}): {e}'
+        ) from e
+    if start and end and end < start:
+        raise ValueError(f"connection {conn_id!r}: host key {fingerprint(key)} ends ({end}) before it starts ({start})")
+    return HostKeyWindow(key, start, end)
+
+
+def host_key_windows(extra: dict[str, Any], conn_id: str) -> list[HostKeyWindow]:
+    """Every host key the connection pins, with its window: ``extra.host_keys`` (a rotation's old
+    and new, each with the days the bank gave) and ``extra.host_key`` (open, unless host_keys lists
+    the same key with a window: the window rules)."""
+    entries = extra.get("host_keys") or []
+    windows = [_host_key_entry(e, conn_id) for e in ([entries] if isinstance(entries, str) else entries)]
+    if extra.get("host_key"):
+        single = _host_key_entry(extra["host_key"], conn_id)
+        if all(single.key.asbytes() != w.key.asbytes() for w in windows):
+            windows.insert(0, single)
+    return windows
 
 
 class BankSFTPHook(SFTPHook):
@@ -54,31 +130,42 @@ class BankSFTPHook(SFTPHook):
         self._strict: Any = None  # the open asyncssh session's client, shared by nested uses
         self.shown_host_key: str | None = None  # the host key the server showed in the last session
 
-    def pinned_host_keys(self) -> list[paramiko.PKey]:
-        """Every host key the connection pins: ``extra.host_key`` and each of ``extra.host_keys``."""
-        pinned = [self.host_key] if self.host_key is not None else []
+    def host_key_windows(self) -> list[HostKeyWindow]:
+        """Every pinned host key with its window (``host_key_windows``)."""
         extra = self.get_connection(self.ssh_conn_id).extra_dejson if self.ssh_conn_id else {}
-        lines = extra.get("host_keys") or []
-        for line in [lines] if isinstance(lines, str) else lines:
-            key_type, data = line.split()[:2]
-            key = paramiko.PKey.from_type_string(key_type, base64.b64decode(data))
-            if all(key.asbytes() != k.asbytes() for k in pinned):
-                pinned.append(key)
-        return pinned
+        windows = host_key_windows(extra, self.ssh_conn_id or "")
+        if self.host_key is not None and all(self.host_key.asbytes() != w.key.asbytes() for w in windows):
+            windows.insert(0, HostKeyWindow(self.host_key, None, None))
+        return windows
+
+    def pinned_host_keys(self, day: dt.date | None = None) -> list[paramiko.PKey]:
+        """The host keys pinned for ``day`` (today in Asia/Taipei): those whose window covers it."""
+        day = day or dt.datetime.now(TAIPEI).date()
+        return [w.key for w in self.host_key_windows() if w.covers(day)]
 
     def _hold_to_the_shown_key(self) -> None:
-        """With several keys pinned, read the server's (a key exchange, no login) and hold the
-        session to the pinned key it matches; refuse, by name, a key pinned nowhere."""
-        pinned = self.pinned_host_keys()
-        if len(pinned) < 2:
+        """With several keys pinned (or one with a window), read the server's (a key exchange, no
+        login) and hold the session to the pinned key it matches, if that key's window covers
+        today; refuse by name a key pinned nowhere, or pinned for other days."""
+        windows = self.host_key_windows()
+        if len(windows) < 2 and all(w.valid_from is None and w.valid_until is None for w in windows):
+            if windows:  # one key, always valid: pinned as extra host_key is (even when given in host_keys)
+                self.host_key = windows[0].key
             return
-        shown = probe_host_key(
-            self.remote_host, self.port or 22, [k.get_name() for k in pinned], self.conn_timeout or 30
-        )
-        match = next((k for k in pinned if k.asbytes() == shown.asbytes()), None)
+        day = dt.datetime.now(TAIPEI).date()
+        kinds = sorted({w.key.get_name() for w in windows})
+        shown = probe_host_key(self.remote_host, self.port or 22, kinds, self.conn_timeout or 30)
+        match = next((w for w in windows if w.key.asbytes() == shown.asbytes()), None)
         if match is None:
-            raise paramiko.BadHostKeyException(self.remote_host, shown, pinned[0])
-        self.host_key = match
+            raise paramiko.BadHostKeyException(self.remote_host, shown, windows[0].key)
+        if not match.covers(day):
+            raise HostKeyOutsideWindow(
+                self.remote_host, shown, match.key,
+                f"{self.remote_host}:{self.port} ({self.ssh_conn_id}) showed host key {match.describe()}, "
+                f"which is not pinned for {day} (Asia/Taipei): refused before any login; "
+                "see docs/key-rotation.md",
+            )  # fmt: skip
+        self.host_key = match.key
 
     @contextmanager
     def get_managed_conn(self):

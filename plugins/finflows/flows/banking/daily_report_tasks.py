@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 
 from finflows import files, settings
-from finflows.flows.banking import banks, payments
+from finflows.flows.banking import banks, keys, payments
 from finflows.flows.banking.common import alert_attention, email_treasury, own_decrypter
 from finflows.task_support import (
     fail_run_if_any,
@@ -31,6 +31,10 @@ def _gather(d: dt.date):
     cfg = banks.load()
     report.problems += expiry.warnings(expiry.watched(cfg), dt.datetime.now(dt.UTC), settings.expiry_warn_days())
     report.problems += expiry.window_warnings(cfg, dt.datetime.now(dt.UTC).date(), settings.expiry_warn_days())
+    try:
+        report.problems += keys.host_key_warnings(cfg, dt.datetime.now(keys.TAIPEI).date(), settings.expiry_warn_days())
+    except Exception as e:  # an unreadable pin is a problem to report, not a reason to send no report
+        report.problems.append(f"SFTP host keys could not be read: {e}")
     return report, listed
 
 

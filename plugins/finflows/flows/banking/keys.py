@@ -122,8 +122,10 @@ def for_verifying(windows: tuple[KeyWindow, ...], owner: str, day: dt.date) -> t
 # ---------------------------------------------------------------------------- the procedure's commands
 USAGE = """python -m finflows.flows.banking.keys show | check [--day YYYY-MM-DD] [--test-file BANK OUT] | export-ours [FINGERPRINT]
 
-show         every key chain of banks.yaml: each key's window, and which key encrypts, signs and verifies today
-check        load every key that is valid today or later from its connection, pinned (exit 1 if one fails);
+show         every key chain of banks.yaml: each key's window, and which key encrypts, signs and verifies today;
+             each bank's SFTP host keys and their windows
+check        load every key that is valid today or later from its connection, pinned, and every bank's SFTP
+             host keys, one pinned for the day (exit 1 if one fails);
              --test-file BANK OUT also writes a test file for BANK, encrypted to its key of --day (default today)
              and signed with ours, for the bank to decrypt with the key it gave us
 export-ours  our public key(s) (ASCII-armoured), for the banks: the one valid today, or FINGERPRINT's
@@ -149,15 +151,65 @@ def _show(cfg, day: dt.date) -> list[str]:
             )
         except KeyWindowError as e:
             lines.append(f"  on {day}: {e}")
+    for b, pinned in host_key_chains(cfg):
+        lines.append(f"bank {b} SFTP host keys:")
+        lines += [f"  {h.describe()}{'' if h.covers(day) else f' (not pinned on {day})'}" for h in pinned]
     return lines
 
 
+def bank_host_keys(cfg, bank_id: str) -> list:
+    """The bank's SFTP connection's pinned host keys with their windows; a connection whose host
+    keys do not parse raises naming it."""
+    from airflow.sdk import BaseHook
+
+    from finflows.hooks.sftp import host_key_windows
+
+    conn_id = cfg.bank(bank_id).sftp_conn_id
+    return host_key_windows(BaseHook.get_connection(conn_id).extra_dejson, conn_id)
+
+
+def host_key_chains(cfg) -> list[tuple[str, list]]:
+    """(bank, ``bank_host_keys``) for every enabled bank."""
+    return [(b, bank_host_keys(cfg, b)) for b in cfg.enabled]
+
+
+def _host_key_problems(cfg, day: dt.date) -> list[str]:
+    problems = []
+    for b in cfg.enabled:
+        try:
+            windows = bank_host_keys(cfg, b)
+        except Exception as e:
+            problems.append(f"bank {b}: SFTP host keys: {e}")
+            continue
+        if not any(w.covers(day) for w in windows):
+            listed = "; ".join(w.describe() for w in windows) or "none pinned"
+            problems.append(f"bank {b}: no SFTP host key is pinned for {day} ({listed})")
+    return problems
+
+
+def host_key_warnings(cfg, today: dt.date, days: int = 30) -> list[str]:
+    """A bank whose every pinned host key stops being valid within ``days`` of ``today``: from the
+    day after, its server is refused; the bank's next key must be pinned first."""
+    out = []
+    for b, windows in host_key_chains(cfg):
+        ends = [w.valid_until for w in windows]
+        if windows and None not in ends and (max(ends) - today).days <= days:
+            end = max(ends)
+            out.append(
+                f"{b}'s SFTP host key(s) are pinned until {end} and none after: from {end + dt.timedelta(days=1)} "
+                f"its server is refused; pin the bank's next host key in {cfg.bank(b).sftp_conn_id} "
+                "(procedure: docs/key-rotation.md)"
+            )
+    return out
+
+
 def _check(cfg, day: dt.date) -> list[str]:
-    """Every key valid on ``day`` or later, loaded from its connection and held to its pin."""
+    """Every key valid on ``day`` or later, loaded from its connection and held to its pin; every
+    bank's SFTP host keys parsed, one pinned for ``day``."""
     from finflows import pgp
     from finflows.hooks.pgp import PgpHook
 
-    problems = []
+    problems = _host_key_problems(cfg, day)
     with pgp.keyring() as ring:
         for owner, windows in _chains(cfg):
             for w in windows:
