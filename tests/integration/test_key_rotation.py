@@ -350,3 +350,23 @@ def test_a_host_key_window_that_ends_before_it_starts_is_refused():
         host_key_windows({"host_keys": [{"key": line, "valid_from": "2027-02-01", "valid_until": "2027-01-01"}]}, "c")
     [only] = host_key_windows({"host_key": line, "host_keys": [{"key": line, "valid_until": "2027-01-31"}]}, "c")
     assert only.valid_until == dt.date(2027, 1, 31)  # the window rules over the same key pinned open
+
+
+def test_host_key_windows_with_a_gap_or_a_long_overlap_are_named_by_the_check():
+    from finflows.flows.banking import keys
+    from finflows.hooks.sftp import host_key_windows
+
+    old = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILd6/RJYTTOG+222K2ptanGJlwm9DhYlxVXC23w6LsTu"
+    new = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH/3eRbNalblF55Qd6hR+ZbwkDqO/P1BEJAsBHQPkKE0"
+
+    def problems(old_until: str, new_from: str) -> list[str]:
+        entries = [{"key": old, "valid_until": old_until}, {"key": new, "valid_from": new_from}]
+        return keys._host_key_gaps("bank mega", host_key_windows({"host_keys": entries}, "c"), 60)
+
+    assert problems("2027-03-14", "2027-03-15") == []  # the switch day
+    assert problems("2027-03-16", "2027-03-15") == []  # two days' overlap
+    assert problems("2027-03-14", "2027-03-17") == [
+        "bank mega: no SFTP host key pinned between 2027-03-14 and 2027-03-17"
+    ]
+    [long] = problems("2027-06-30", "2027-03-15")
+    assert "overlap more than key_overlap_max_days (60)" in long

@@ -184,7 +184,26 @@ def _host_key_problems(cfg, day: dt.date) -> list[str]:
         if not any(w.covers(day) for w in windows):
             listed = "; ".join(w.describe() for w in windows) or "none pinned"
             problems.append(f"bank {b}: no SFTP host key is pinned for {day} ({listed})")
+        problems += _host_key_gaps(f"bank {b}", windows, cfg.originator.key_overlap_max_days)
     return problems
+
+
+def _host_key_gaps(owner: str, windows: list, max_overlap_days: int) -> list[str]:
+    """A day between two host key windows that no key covers, or an overlap longer than allowed."""
+    out = []
+    ordered = sorted(windows, key=lambda w: w.valid_from or dt.date.min)
+    for a, b in itertools.pairwise(ordered):
+        if a.valid_until is None or (b.valid_until is None and b.valid_from is None):
+            continue  # an open key covers every day after it
+        start = b.valid_from or dt.date.min
+        if start > a.valid_until + dt.timedelta(days=1):
+            out.append(f"{owner}: no SFTP host key pinned between {a.valid_until} and {start}")
+        elif (a.valid_until - start).days + 1 > max_overlap_days:
+            out.append(
+                f"{owner}: SFTP host keys {a.describe()} and {b.describe()} overlap more than "
+                f"key_overlap_max_days ({max_overlap_days})"
+            )
+    return out
 
 
 def host_key_warnings(cfg, today: dt.date, days: int = 30) -> list[str]:
