@@ -300,6 +300,8 @@ def received_refs(day: Day) -> dict[str, list[tuple[str, str]]]:
 
     cfg = banks.load(SHIPPED_BANKS)
     keys = secrets.pgp_keys()
+    with pg() as conn:  # an ACH file names each payment by its CNO: back to our reference
+        ours = {ach.customer_number(r): r for (r,) in conn.execute("SELECT reference FROM pay.payment")}
     out: dict[str, list[tuple[str, str]]] = {}
     for bank_dir in sorted(day.received.glob("*")):
         bank = cfg.bank(bank_dir.name)
@@ -308,8 +310,9 @@ def received_refs(day: Day) -> dict[str, list[tuple[str, str]]]:
                 ring.add(keys[bank.id]["secret"], keys[bank.id]["fingerprint"], f"{bank.id} secret key")
                 ring.add(keys["finflows"]["public"], keys["finflows"]["fingerprint"], "our public key")
                 plain = ring.decrypt_and_verify(f.read_bytes(), keys["finflows"]["fingerprint"], None)
-            if bank.file_format.value == "achp01":
-                refs = [d["customer_number"].strip() for d in ach.read_ach(plain, f.name, "ACHP01").details]
+            if bank.file_format.value == "achp01":  # the CNO is our reference without its dashes
+                cnos = [d["customer_number"].strip() for d in ach.read_ach(plain, f.name, "ACHP01").details]
+                refs = [ours.get(c, c) for c in cnos]
             else:
                 refs = [r["reference"] for r in csv.DictReader(io.StringIO(plain.decode(bank.encoding)))]
             for r in refs:

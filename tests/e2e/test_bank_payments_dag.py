@@ -11,6 +11,7 @@ import pytest
 
 from finflows.formats import ach
 from tests.helpers import payments as pay
+from tests.helpers import tch
 from tests.helpers.dags import load_dag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -31,9 +32,9 @@ def test_daily_run_uploads_each_bank_once_and_emails_treasury(clean_payments, pg
     assert dag.test().state == DagRunState.SUCCESS
     [(mega_name, mega_file)] = pay.uploaded(local_dir, "mega").items()
     [(ts_name, ts_file)] = pay.uploaded(local_dir, "taishin").items()
-    assert [
-        d["customer_number"] for d in ach.read_ach(pay.decrypt_as_bank("mega", mega_file), mega_name).details
-    ] == mega
+    assert [d["customer_number"] for d in ach.read_ach(pay.decrypt_as_bank("mega", mega_file), mega_name).details] == [
+        tch.cno(r) for r in mega
+    ]
     assert [r["reference"] for r in ach.read_csv(pay.decrypt_as_bank("taishin", ts_file), ts_name, "utf-8")] == taishin
     for bank in ("ctbc", "esun", "first"):
         assert pay.uploaded(local_dir, bank) == {}

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.helpers import payments as pay
+from tests.helpers import tch
 from tests.helpers.dags import load_dag
 from tests.helpers.servers import free_port, running_sshd
 
@@ -103,6 +104,6 @@ def test_a_sixth_bank_from_banks_yaml_and_its_connections_alone_is_paid_by_bank_
         ring.add(ours["public"], ours["fingerprint"], "our public key")
         plain = ring.decrypt_and_verify(sent.read_bytes(), ours["fingerprint"], None)
     details = ach.read_ach(plain, sent.name).details
-    assert [d["customer_number"] for d in details] == refs
+    assert [d["customer_number"] for d in details] == [tch.cno(r) for r in refs]
     assert {str(d["amount"]) for d in details} == {"1500"}
     assert pay.statuses(pg, refs) == dict.fromkeys(refs, "uploaded")

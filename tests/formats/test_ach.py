@@ -68,7 +68,7 @@ def reference_file(payments=REF_PAYMENTS) -> bytes:
                 amount=p.amount,
                 cid=BATCH.payer_id,
                 pid=p.payee_id,
-                cno=p.reference,
+                cno=tch.cno(p.reference),
                 note=p.name,
                 memo=p.memo,
             )
@@ -100,7 +100,7 @@ def test_an_achp01_from_the_public_layout_reads_with_a_blank_ydate():
     f = ach.read_ach(REFERENCE, "ref.txt", "ACHP01")
     assert f.trailer["previous_business_day"] is None
     assert [(d["customer_number"], d["txn_code"], d["receiving_bank"]) for d in f.details] == [
-        (p.reference, p.txn_code, p.receiving_bank) for p in REF_PAYMENTS
+        (tch.cno(p.reference), p.txn_code, p.receiving_bank) for p in REF_PAYMENTS
     ]
 
 
@@ -316,7 +316,7 @@ def test_round_trip(payments):
             d["receiving_account"].lstrip("0") or "0",
         )
         for d in back.details
-    ] == [(p.reference, p.name, p.memo, p.amount, p.receiving_account.lstrip("0") or "0") for p in payments]
+    ] == [(tch.cno(p.reference), p.name, p.memo, p.amount, p.receiving_account.lstrip("0") or "0") for p in payments]
     assert int(back.trailer["total_count"]) == len(payments) and back.total == sum(p.amount for p in payments)
 
 

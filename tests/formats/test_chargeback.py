@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from finflows.formats.chargeback import (
     MAX_FILES_PER_BATCH,
@@ -83,9 +84,30 @@ def test_json_nested_too_deeply_is_refused_by_name():
 
 def test_tab_and_cr_led_cells_are_neutralised_too():
     assert neutralise("\tcmd") == "'\tcmd" and neutralise("\rcmd") == "'\rcmd"
-    # records strip surrounding whitespace on the way in, so such a value reaches the CSV without it
-    rec = Chargeback.model_validate(record(0, merchant="\t=cmd"))
+    # a record never brings one: a value with blanks around it is refused, not trimmed (#41)
+    with pytest.raises(ValidationError, match="merchant"):
+        Chargeback.model_validate(record(0, merchant="\t=cmd"))
+    rec = Chargeback.model_validate(record(0, merchant="=cmd"))
     assert next(csv.DictReader(io.StringIO(to_csv([rec]).decode(), newline="")))["merchant"] == "'=cmd"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("reason_code", " 4853"),
+        ("reason_code", "4853 "),
+        ("case_id", "CB-1 "),
+        ("currency", " BRL"),
+        ("status", "open "),
+    ],
+)
+def test_a_value_with_blanks_around_it_is_refused_not_trimmed(field, value):
+    """The issue's leniency: ' 4853' was read as the Mastercard code 4853 (str_strip_whitespace)."""
+    data = json.dumps([record(0) | {field: value}]).encode()
+    with pytest.raises(FormatError) as e:
+        parse_file(data, "blanks.json")
+    [error] = e.value.errors
+    assert error.field == field and "taken exactly as written" in error.reason
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,8 @@ IDS = ["12345678  ", "A123456789", "0000000000"]  # charset alnum, 8 (tax id) or
 BAD_IDS = [" 12345678 ", "1234567   ", "123456789 ", "12345678 9", "12-45678  ", "          "]
 ROC_DATE = "01151120"
 SIDS = ["      ", "2330  ", "006208"]  # listed company code: alnum, left-aligned, or blank
-CNOS = ["GOLD00003".ljust(20), "GOLD-00003".ljust(20), " " * 20]
+CNOS = ["GOLD00003".ljust(20), "gold00003".ljust(20), "12345678901234567890", " " * 20]  # alnum, left-aligned
+BAD_CNOS = [" GOLD00003".ljust(20), "GOLD-00003".ljust(20), "GOLD 00003".ljust(20), "GOLD_3".ljust(20)]
 NOTES = ["王小明".encode("cp950").ljust(40).decode("latin-1"), " " * 40]
 BAD_DATES = ["0115112 ", "01151131", "20261120", "00000000", "0115-1-2"]
 
@@ -49,7 +50,7 @@ ACH_FIELDS: dict[str, tuple[str, list[str], list[str], list[str]]] = {
     "PDATE": ("original_date", [ROC_DATE], [" " * 8], BAD_DATES),
     "PSEQ": ("original_seq", ["00000001"], [" " * 8], ["       1", "0000001 ", "0000-001"]),
     "PSCHD": ("original_exchange_order", ["B", " "], [" "], ["-", "*"]),
-    "CNO": ("customer_number", CNOS, CNOS, [" GOLD00003".ljust(20)]),
+    "CNO": ("customer_number", CNOS, CNOS, BAD_CNOS),
     "NOTE": ("originator_note", NOTES, NOTES, []),
     "CFEE": ("customer_fee", ["00000"], ["00000"], ["00001", "0000 ", "     ", "0000O"]),
     "FILLER": ("filler", [" " * 39], [" " * 39], ["X".ljust(39), " " * 38 + "0"]),
@@ -128,7 +129,8 @@ def test_an_ach_record_is_accepted_if_and_only_if_every_field_keeps_its_public_r
         ("SID", "23 30 ", "up to 6 digits or capitals, left-aligned"),
         ("CID", "1234567   ", "8 (company tax id) or 10 (national id)"),
         ("PID", " 12345678 ", "8 (company tax id) or 10 (national id)"),
-        ("CNO", " GOLD00003".ljust(20), "up to 20 printable characters, left-aligned"),
+        ("CNO", " GOLD00003".ljust(20), "up to 20 letters or digits, left-aligned"),
+        ("CNO", "GOLD-00003".ljust(20), "up to 20 letters or digits, left-aligned"),
         ("CFEE", "00001", "00000"),
         ("PSCHD", "*", "a digit, a capital or blank"),
         ("PSEQ", "0000001 ", "the original entry's 8-digit sequence"),
@@ -392,5 +394,5 @@ def test_a_card_number_in_a_text_we_send_refuses_the_payment_naming_the_field_ne
     assert "4111 1111 1111 1111" not in str(e.value) and "4111111111111111" not in str(e.value)
     ach.write_achp01(BATCH, [payment(1, name="王小明 1234567890123")])  # 13 digits, no card (Luhn): written
     # our reference is an identifier, not free text: one that happens to pass the Luhn check is sent
-    # (CI refused P37792681-00001 once: 13 digits joined by a dash, Luhn-valid)
-    assert b"P37792681-00001" in ach.write_achp01(BATCH, [payment(1, reference="P37792681-00001")])
+    # (CI refused P37792681-00001 once: 13 digits joined by a dash, Luhn-valid); its CNO leaves the dash out
+    assert b"P3779268100001 " in ach.write_achp01(BATCH, [payment(1, reference="P37792681-00001")])

@@ -33,7 +33,7 @@ def p01_details(payments=REF_PAYMENTS) -> list[dict]:
             amount=p.amount,
             cid=BATCH.payer_id,
             pid=p.payee_id,
-            cno=p.reference,
+            cno=build.cno(p.reference),
             note=p.name,
             memo=p.memo,
         )
@@ -68,7 +68,7 @@ def test_a_return_built_from_the_public_layout_reads_with_the_sides_swapped():
         "04",
     )
     assert (second["customer_number"], second["original_seq"], second["return_reason"]) == (
-        "GOLD-00003",
+        "GOLD00003",  # our reference GOLD-00003, its dash left out (the tables' CNO is letters and digits)
         "00000003",
         "22",
     )

@@ -159,7 +159,7 @@ def return_file(
             amount=amount,
             cid=cfg.originator.company_id,
             pid=pid,
-            cno=ref,
+            cno=tch.cno(ref),
         )
         details.append(tch.return_of(original, seq=len(details) + 1, rcode=reason, pdate=processing_date))
     details += [d | {"SEQ": len(details) + i} for i, d in enumerate(extra or [], start=1)]

@@ -53,6 +53,12 @@ ZERO_FILLED = {"SEQ", "AMT", "PSEQ", "TCOUNT", "TAMT", "PCLNO", "RCLNO"}
 RORG = "9990250"  # the clearing house
 
 
+def cno(reference: str) -> str:
+    """The customer number a payment reference is sent as: the public tables' charset for CNO is
+    letters and digits, so our documented rule (docs/formats.md §3) leaves a reference's dashes out."""
+    return reference.replace("-", "")
+
+
 def roc(day: dt.date) -> str:
     """ROC date, 8 digits: the ROC year (Gregorian − 1911) zero-filled to 4, then MMDD."""
     return f"{day.year - 1911:04d}{day.month:02d}{day.day:02d}"

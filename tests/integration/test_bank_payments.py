@@ -58,7 +58,7 @@ def test_payments_reach_the_bank_encrypted_signed_and_byte_exact(clean_payments,
                 amount=amount,
                 cid=os.environ["FINFLOWS_ACH_COMPANY_ID"],
                 pid=pid,
-                cno=ref,
+                cno=tch.cno(ref),
                 note="林美玲",
                 memo="貨款",
             )
@@ -69,7 +69,7 @@ def test_payments_reach_the_bank_encrypted_signed_and_byte_exact(clean_payments,
     assert mega.sending_org == "0170000" and mega.default_txn_code == "405"
     assert plain == expected
     parsed = ach.read_ach(plain, name, "ACHP01")
-    assert [d["customer_number"] for d in parsed.details] == refs
+    assert [d["customer_number"] for d in parsed.details] == [tch.cno(r) for r in refs]
     assert parsed.trailer["previous_business_day"] is None  # YDATE is blank in an ACHP01
 
     assert set(pay.statuses(pg, refs).values()) == {"uploaded"}
@@ -183,7 +183,9 @@ def test_a_payment_to_a_unit_the_clearing_house_does_not_list_is_refused_and_sta
     assert refused["reference"] == bad and unit in refused["error"] and "unit table" in refused["error"]
     assert pay.statuses(pg, [bad]) == {bad: "pending"} and pay.statuses(pg, good) == {good[0]: "uploaded"}
     [(name, cipher)] = pay.uploaded(local_dir, "mega").items()
-    assert [d["customer_number"] for d in ach.read_ach(pay.decrypt_as_bank("mega", cipher), name).details] == good
+    assert [d["customer_number"] for d in ach.read_ach(pay.decrypt_as_bank("mega", cipher), name).details] == [
+        tch.cno(r) for r in good
+    ]
 
 
 def test_csv_bank_gets_its_variant_in_its_encoding(clean_payments, db, pg, cfg, local_dir):

@@ -12,6 +12,7 @@ import pytest
 from finflows.flows.banking import reconciliation
 from finflows.formats import ach
 from tests.helpers import payments as pay
+from tests.helpers import tch
 
 pytestmark = pytest.mark.integration
 TAIPEI = ZoneInfo("Asia/Taipei")
@@ -169,7 +170,6 @@ def test_a_return_that_breaks_the_clearing_houses_rules_is_quarantined_naming_li
 
 
 def test_unknown_transaction_is_unmatched_and_alerts_while_the_rest_applies(paid, pg, db, cfg, local_dir):
-    from tests.helpers import tch
 
     refs, batch_file = paid
     mega = cfg.bank("mega")
@@ -183,7 +183,7 @@ def test_unknown_transaction_is_unmatched_and_alerts_while_the_rest_applies(paid
         amount=77,
         cid=cfg.originator.company_id,
         pid="Z000000009",
-        cno="NOT-OURS-1",
+        cno="NOTOURS1",
     )
     extra = [tch.return_of(stranger, seq=0, rcode="04", pdate=MONDAY)]
     plain = ach_return(pg, cfg, batch_file, {refs[0]: "24"}, extra=extra)
@@ -192,7 +192,7 @@ def test_unknown_transaction_is_unmatched_and_alerts_while_the_rest_applies(paid
     assert (out["returned"], out["unmatched"]) == (1, 1)
     assert any("match no payment" in a for a in out["alerts"])
     assert pg.execute("SELECT reference, detail FROM pay.return_line WHERE outcome = 'unmatched'").fetchall() == [
-        ("NOT-OURS-1", "no payment of ours was presented at this bank as 2026-11-23 #77")
+        ("NOTOURS1", "no payment of ours was presented at this bank as 2026-11-23 #77")
     ]
 
 
@@ -212,7 +212,7 @@ def test_a_mismatched_amount_over_five_percent_of_a_batch_alerts(paid, pg, db, c
 def test_a_reference_that_is_not_the_payment_at_that_date_and_sequence_is_a_mismatch(paid, pg, db, cfg, local_dir):
     refs, batch_file = paid
     plain = ach_return(pg, cfg, batch_file, {refs[0]: "04"})
-    plain = plain.replace(refs[0].encode(), refs[1].encode())  # CNO names another payment of ours
+    plain = plain.replace(tch.cno(refs[0]).encode(), tch.cno(refs[1]).encode())  # CNO names another payment of ours
     pay.drop_return(local_dir, "mega", "ACHR01_017_20261123_01.txt", pay.encrypt_as_bank("mega", plain))
     [out] = pay.reconcile(db, cfg, today=MONDAY)
     assert (out["returned"], out["mismatch"]) == (0, 1)

@@ -26,6 +26,7 @@ import pytest
 from finflows.flows.banking import delivery, payments
 from finflows.formats import ach
 from tests.helpers import payments as pay
+from tests.helpers import tch
 
 pytestmark = pytest.mark.integration
 TAIPEI = ZoneInfo("Asia/Taipei")
@@ -108,7 +109,7 @@ class Bank:
         for name, cipher in self.received.items():
             plain = pay.decrypt_as_bank("mega", cipher)
             for d in ach.read_ach(plain, name, "ACHP01").details:
-                refs[d["customer_number"]] += self.copies[name]
+                refs[d["customer_number"]] += self.copies[name]  # a reference without its dashes (tch.cno)
         return refs
 
 
@@ -140,7 +141,7 @@ def settle_by_person(db, pg, cfg, bank: Bank) -> str | None:
 
 def check(pg, bank: Bank, refs: list[str]) -> dict:
     """Each payment reached the bank at most once; none is lost."""
-    got = bank.references()
+    got = Counter({ref: bank.references()[tch.cno(ref)] for ref in refs})
     assert all(n <= 1 for n in got.values()), f"paid twice: {got}"
     states = pay.statuses(pg, refs)
     for ref in refs:

@@ -338,9 +338,11 @@ def _detail_layout(extensions: bool) -> Layout:
             Field("original_date", 100, 8, RocDate(optional=True)),  # PDATE
             Field("original_seq", 108, 8, Coded("[0-9]{8}| {8}", "8 digits or blank")),  # PSEQ
             Field("original_exchange_order", 116, 1, Coded("[0-9A-Z ]", "a digit, a capital or blank")),  # PSCHD
-            # CNO: the public layout's charset is alnum; our payment references carry '-', so printable
-            # ASCII without blanks, left-aligned, is what is held here (docs/formats.md §3)
-            Field("customer_number", 117, 20, Coded(left("[!-~]", 20), "up to 20 printable characters, left-aligned")),
+            # CNO: letters and digits, as the public tables' charset says (our references' dashes are
+            # left out when written: customer_number(); docs/formats.md §3)
+            Field(
+                "customer_number", 117, 20, Coded(left("[0-9A-Za-z]", 20), "up to 20 letters or digits, left-aligned")
+            ),
             Field("originator_note", 137, 40, MaskedBig5(extensions=extensions)),  # NOTE
             Field("passbook_memo", 177, 10, MaskedBig5(extensions=extensions)),  # MEMO
             Field("customer_fee", 187, 5, Coded("00000", "00000 (the layout's literal: no customer fee)")),  # CFEE
@@ -463,7 +465,7 @@ class Payment:
     no silent default; the payment or its bank's configuration says which."""
 
     seq: int
-    reference: str  # customer number: our payment reference (≤ 20)
+    reference: str  # our payment reference (≤ 20): the customer number (CNO) without its dashes
     receiving_bank: str  # 7 digits: bank + branch + check digit
     receiving_account: str  # digits, ≤ 16
     amount: int  # whole NTD
@@ -499,8 +501,16 @@ def shown(value: Any) -> str:
     return repr(text) if text.strip() else "(blank)"
 
 
+def customer_number(reference: str) -> str:
+    """The customer number (CNO) written for our payment ``reference``: the public tables allow
+    letters and digits only, so its dashes are left out (``GOLD-00001`` → ``GOLD00001``). A return
+    is matched by its original date and sequence; the CNO it echoes is checked against this."""
+    return reference.replace("-", "")
+
+
 def _detail_values(p: Payment) -> tuple:
-    return (p.txn_code, p.seq, p.receiving_bank, p.receiving_account, p.amount, p.payee_id, p.reference, p.name, p.memo)
+    cno = customer_number(p.reference)
+    return (p.txn_code, p.seq, p.receiving_bank, p.receiving_account, p.amount, p.payee_id, cno, p.name, p.memo)
 
 
 def _detail_constants(batch: Batch) -> dict[str, Any]:
@@ -614,7 +624,7 @@ def write_achp01(batch: Batch, payments: Iterable[Payment], *, extensions: bool 
                     p.receiving_account,
                     p.amount,
                     p.payee_id,
-                    p.reference,
+                    customer_number(p.reference),
                     p.name,
                     p.memo,
                 )
@@ -658,7 +668,7 @@ def write_achr01(batch: Batch, original: Batch, returns: Iterable[tuple[Payment,
             "original_date": original.processing_date,
             "original_seq": f"{p.seq:08d}",
             "original_exchange_order": "B",
-            "customer_number": p.reference,
+            "customer_number": customer_number(p.reference),
             "originator_note": "",
             "passbook_memo": "",
             "customer_fee": "00000",

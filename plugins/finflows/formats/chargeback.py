@@ -83,7 +83,7 @@ _REASON = {
 
 
 class Chargeback(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     case_id: str = Field(min_length=1, max_length=64)
     original_reference: str = Field(min_length=1, max_length=64)
@@ -109,6 +109,15 @@ class Chargeback(BaseModel):
             raise ValueError(problem)
         return v
 
+    @field_validator("case_id", "original_reference", "masked_card", "reason_code", "currency", "merchant", "status")
+    @classmethod
+    def _as_sent(cls, v: str) -> str:
+        """A value is taken as the acquirer wrote it, never trimmed into shape: ' 4853' is not the
+        Mastercard reason code 4853, and a case id with a trailing blank is another case id."""
+        if v != v.strip():
+            raise ValueError("has blanks around it: a value is taken exactly as written, not trimmed")
+        return v
+
     @field_validator("arn", mode="before")
     @classmethod
     def _arn_is_23_digits_as_text(cls, v: Any) -> str:
@@ -116,9 +125,9 @@ class Chargeback(BaseModel):
             raise ValueError("must be a string of 23 digits (a number loses digits)")
         if re.fullmatch(r"[0-9.]+[eE][+-]?[0-9]+", v.strip()):
             raise ValueError("is in E-notation: a spreadsheet destroyed this ARN")
-        if not re.fullmatch(r"[0-9]{23}", v.strip()):
+        if not re.fullmatch(r"[0-9]{23}", v):
             raise ValueError("must be exactly 23 digits")
-        return v.strip()
+        return v
 
     @field_validator("masked_card")
     @classmethod

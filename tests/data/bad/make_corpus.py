@@ -183,7 +183,7 @@ p01 = [
         amount=1000 * i,
         cid="12345675",
         pid=f"A{i:09d}",
-        cno=f"P-{i:04d}",
+        cno=f"P{i:04d}",
         note="王小明",
     )
     for i in (1, 2, 3)

@@ -224,7 +224,8 @@ def _match(cur, bank: Bank, ln: dict) -> tuple[Presented | None, str, str | None
         return None, "unmatched", f"no payment of ours was presented at this bank as {where}"
     row = Presented(*found)
     status, amount, account, reference = row.status, row.amount, row.payee_account, row.reference
-    if ln["reference"] and ln["reference"] != reference:
+    named = ach.customer_number(reference) if bank.file_format is FileFormat.ACHP01 else reference  # what we wrote
+    if ln["reference"] and ln["reference"] != named:
         return row, "mismatch", f"{where} is our payment {reference}, the bank names {ln['reference']}"
     if Decimal(amount) != Decimal(ln["amount"]) or account.lstrip("0") != str(ln["account"]).lstrip("0"):
         return (
