@@ -384,10 +384,20 @@ class Incoming:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def reject(conn, s3_hook, f: Incoming, *, error: str, report: dict[str, Any], event: str = "QUARANTINED") -> str:
+def reject(
+    conn,
+    s3_hook,
+    f: Incoming,
+    *,
+    error: str,
+    report: dict[str, Any],
+    event: str = "QUARANTINED",
+    body: Path | None = None,
+) -> str:
     """A file that must not be loaded as it is: control row ERROR (unless that name was already
-    imported), the decision recorded, the object quarantined beside its report. Nothing deleted.
-    Returns the quarantined copy's ``s3://`` address."""
+    imported), the decision recorded, the object quarantined beside its report (``body``: the file
+    with its card numbers masked, kept instead of the original bytes). Nothing deleted but the
+    original of a masked copy. Returns the quarantined copy's ``s3://`` address."""
     record_error(conn, f.flow, f.file_name, f.sha256, f.source_uri, error, f.run_id, event=event)
     target = quarantine(
         s3_hook,
@@ -395,6 +405,8 @@ def reject(conn, s3_hook, f: Incoming, *, error: str, report: dict[str, Any], ev
         f.key,
         report | {"file": f.file_name, "source": f.source_uri, "sha256": f.sha256, "run_id": f.run_id},
         etag=f.etag,
+        body=body,
+        original_sha256=f.sha256,
     )
     return f"s3://{f.bucket}/{target}"
 
@@ -408,11 +420,13 @@ def rejected_format(
     *,
     nothing: str = "loaded",
     shown_name: str | None = None,
+    body: Path | None = None,
 ) -> FileRejected:
     """A file its layout refuses (``error``: a ``FormatError``), quarantined with the report naming
     every line, field and value (``reject``); returns the flow's exception for the task to raise."""
     rule = refusal_for(error)
-    quarantined = reject(conn, s3_hook, f, error=f"[{rule}] {error}", report={"rule": rule.value} | error.report())
+    report = {"rule": rule.value} | error.report()
+    quarantined = reject(conn, s3_hook, f, error=f"[{rule}] {error}", report=report, body=body)
     return rejected(
         f"{f.source_uri} rejected and quarantined, nothing {nothing}:\n{error}",
         flow=f.flow,
@@ -432,6 +446,7 @@ def rejected_conflict(
     done: str,
     next_step: str,
     shown_name: str | None = None,
+    body: Path | None = None,
 ) -> FileRejected:
     """A file whose name was already ``done`` (imported, loaded, exported) with other content: the
     new file is quarantined, the first one's results stay as they are, and a person decides;
@@ -442,7 +457,13 @@ def rejected_conflict(
     )
     rule = Refusal.CONFLICT
     quarantined = reject(
-        conn, s3_hook, f, error=f"[{rule}] {msg}", report={"rule": rule.value, "error": msg}, event="CONFLICT"
+        conn,
+        s3_hook,
+        f,
+        error=f"[{rule}] {msg}",
+        report={"rule": rule.value, "error": msg},
+        event="CONFLICT",
+        body=body,
     )
     return rejected(
         msg,
@@ -490,10 +511,21 @@ def exists(s3_hook, bucket: str, key: str) -> bool:
     return True
 
 
-def move_object(s3_hook, bucket: str, key: str, new_key: str, etag: str | None = None) -> bool:
+def move_object(
+    s3_hook,
+    bucket: str,
+    key: str,
+    new_key: str,
+    etag: str | None = None,
+    *,
+    body: Path | None = None,
+    original_sha256: str | None = None,
+) -> bool:
     """Copy then delete; False when the source is already gone (an earlier try moved it), or, given
     the ``etag`` of the version that was read, when another version has replaced it since: that one
-    is left in place for the next run (S3 ``CopySourceIfMatch``)."""
+    is left in place for the next run (S3 ``CopySourceIfMatch``). With ``body`` (the file with its
+    card numbers masked), ``new_key`` gets that instead of the original bytes, the original's sha256
+    in its metadata, and the original is deleted only once the masked copy is in place."""
     client = s3_hook.get_conn()
 
     def etag_of(k: str) -> str | None:
@@ -510,16 +542,25 @@ def move_object(s3_hook, bucket: str, key: str, new_key: str, etag: str | None =
     if etag and now != etag:
         log.warning("s3://%s/%s changed while it was processed: the new version stays for the next run", bucket, key)
         return False
-    condition = {"CopySourceIfMatch": etag} if etag else {}  # where the server enforces it, the race is closed
-    try:
-        client.copy_object(Bucket=bucket, Key=new_key, CopySource={"Bucket": bucket, "Key": key}, **condition)
-    except client.exceptions.ClientError as e:
-        if e.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
-            raise
-        log.warning("s3://%s/%s changed while it was processed: the new version stays for the next run", bucket, key)
-        return False
+    if body is not None:
+        with body.open("rb") as data:
+            meta = {"original-sha256": original_sha256 or "", "card-numbers": "masked"}
+            client.put_object(Bucket=bucket, Key=new_key, Body=data, Metadata=meta)
+        written = etag_of(new_key)
+    else:
+        condition = {"CopySourceIfMatch": etag} if etag else {}  # where the server enforces it, the race is closed
+        try:
+            client.copy_object(Bucket=bucket, Key=new_key, CopySource={"Bucket": bucket, "Key": key}, **condition)
+        except client.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                raise
+            log.warning(
+                "s3://%s/%s changed while it was processed: the new version stays for the next run", bucket, key
+            )
+            return False
+        written = etag
     if etag and etag_of(key) != etag:  # replaced around the copy: keep only a copy of the version read
-        if etag_of(new_key) != etag:
+        if etag_of(new_key) != written:
             client.delete_object(Bucket=bucket, Key=new_key)
         log.warning("s3://%s/%s was replaced while it was moved: the new version stays for the next run", bucket, key)
         return False
@@ -554,12 +595,21 @@ def free_key(s3_hook, bucket: str, target: str) -> str:
 
 
 def quarantine(
-    s3_hook, bucket: str, key: str, report: dict[str, Any], prefix: str = "quarantine/", etag: str | None = None
+    s3_hook,
+    bucket: str,
+    key: str,
+    report: dict[str, Any],
+    prefix: str = "quarantine/",
+    etag: str | None = None,
+    *,
+    body: Path | None = None,
+    original_sha256: str | None = None,
 ) -> str:
-    """Move the object under ``quarantine/`` and write ``<name>.error.json`` beside it."""
+    """Move the object under ``quarantine/`` (or, given ``body``, its masked copy: ``move_object``)
+    and write ``<name>.error.json`` beside it."""
     name = key.rsplit("/", 1)[-1]
     target = free_key(s3_hook, bucket, f"{prefix}{name}")
-    _write_report(s3_hook, bucket, target, report)
-    move_object(s3_hook, bucket, key, target, etag)
+    _write_report(s3_hook, bucket, target, report | ({"card_numbers": "masked in this copy"} if body else {}))
+    move_object(s3_hook, bucket, key, target, etag, body=body, original_sha256=original_sha256)
     log.error("quarantined s3://%s/%s → s3://%s/%s (report %s.error.json)", bucket, key, bucket, target, target)
     return target

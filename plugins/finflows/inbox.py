@@ -31,7 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from finflows import files, settings
+from finflows import files, pci, settings
 from finflows.files import Decision, FileRejected, Incoming
 from finflows.formats.fixedwidth import FormatError
 
@@ -91,8 +91,37 @@ class InboxFlow(ABC):
 
     def after(self, conn, path: Path, f: Incoming, seen: Seen) -> dict[str, Any]:
         """After the decision, before the archive: what the flow does with every good file, new or
-        not (e.g. the Drive copy, itself idempotent). Returns more to report."""
+        not (e.g. the Drive copy, itself idempotent). Returns more to report. ``path`` is the file as
+        it may be kept: card numbers masked (``mask_line``)."""
         return {}
+
+    def mask_line(self, line: str) -> str:
+        """One line of the file (read as latin-1, so byte for byte) as a kept copy may hold it: every
+        card number masked, the length unchanged. By default ``pci.mask_pans`` over the whole line;
+        a fixed-width layout masks its free-text and card fields only (``Layout.mask_text``)."""
+        return pci.mask_pans(line)
+
+
+def masked_copy(flow: InboxFlow, path: Path, tmp: str, *, broken: frozenset[int] = frozenset()) -> Path | None:
+    """The file with every card number masked line by line (``flow.mask_line``), streamed, or None
+    when it holds none: what the archive, the quarantine and the flow's own copies keep. The
+    control row keeps the original's sha256, so the original can still be proven. On a ``broken``
+    line (numbered from 1: where a refused file departs from its layout, so its fields cannot be
+    trusted to be where the layout says) any Luhn-valid 13–19 digit run is masked, wherever it is:
+    a number in a numeric field of that line may then show ``*`` in the quarantined copy."""
+    out = Path(tmp) / f"{path.name}.masked"
+    changed = False
+    with path.open(encoding="latin-1", newline="") as src, out.open("w", encoding="latin-1", newline="") as dst:
+        for number, line in enumerate(src, start=1):
+            hidden = flow.mask_line(line)
+            hidden = pci.mask_pans(hidden) if number in broken else hidden
+            changed = changed or hidden != line
+            dst.write(hidden)
+    if not changed:
+        out.unlink()
+        return None
+    log.warning("%s holds card numbers: every copy kept of it is masked (the original's sha256 stays)", path.name)
+    return out
 
 
 def run(flow: InboxFlow, key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Result:
@@ -110,13 +139,19 @@ def run(flow: InboxFlow, key: str, *, bucket: str, run_id: str, s3_hook, pg_hook
             raise files.refused_too_large(conn, s3_hook, e, here, flow.rejected) from None
         log.info("fetched %s: %d bytes, sha256 %s", here.source_uri, size, sha256)
         here = replace(here, sha256=sha256, etag=etag)
+        masked_before = pci.found()
         try:
             here = replace(here, file_name=flow.file_name(raw_name))
             decision, info = flow.process(conn, path, here)
         except FormatError as e:
+            broken = frozenset(x.line for x in e.errors if x.unit == "line")
+            stored = masked_copy(flow, path, tmp, broken=broken)  # not read to its end: look at all of it
             raise files.rejected_format(
-                conn, s3_hook, here, e, flow.rejected, nothing=flow.nothing, shown_name=raw_name
+                conn, s3_hook, here, e, flow.rejected, nothing=flow.nothing, shown_name=raw_name, body=stored
             ) from None
+        # a new file read whole masked every card number its reader met; any other is looked at here
+        read_clean = decision is Decision.NEW and pci.found() == masked_before
+        stored = None if read_clean else masked_copy(flow, path, tmp)
         if decision is Decision.CONFLICT:
             raise files.rejected_conflict(
                 conn,
@@ -126,6 +161,7 @@ def run(flow: InboxFlow, key: str, *, bucket: str, run_id: str, s3_hook, pg_hook
                 done=flow.done,
                 next_step=flow.conflict_step.format(name=here.file_name, done=flow.done),
                 shown_name=raw_name,
+                body=stored,
             )
         seen, target = Seen.NEW, PROCESSED + here.file_name
         if decision is Decision.ALREADY_IMPORTED:
@@ -133,8 +169,8 @@ def run(flow: InboxFlow, key: str, *, bucket: str, run_id: str, s3_hook, pg_hook
             if seen is Seen.DUPLICATE and flow.duplicates != PROCESSED:
                 target = f"{flow.duplicates}{run_id.replace(':', '-')}/{raw_name}"
             info = flow.summary(conn, here.file_name)
-        info |= flow.after(conn, path, here, seen)
-        files.move_object(s3_hook, bucket, key, target, etag)
+        info |= flow.after(conn, stored or path, here, seen)
+        files.move_object(s3_hook, bucket, key, target, etag, body=stored, original_sha256=sha256)
         if seen is Seen.NEW:
             files.resolve_quarantine(
                 conn, s3_hook, flow=flow.flow, bucket=bucket, name=raw_name, sha256=sha256, run_id=run_id

@@ -43,12 +43,25 @@ def _mask_spaced(m: re.Match[str]) -> str:
     return "".join(out)
 
 
+_found = [0]  # card numbers masked in this process so far (``found``)
+
+
+def found() -> int:
+    """How many times this process has masked a card number so far: a flow compares the count
+    before and after reading a file to learn whether its stored copy must be masked too (a task runs
+    in a process of its own; a count raised by another thread only costs a needless look)."""
+    return _found[0]
+
+
 def mask_pans(text: str) -> str:
     """Every 13-19 digit card number that passes the Luhn check, masked to BIN + last four, whether
     written as one run or in groups joined by spaces or dashes (the separators kept); other numbers
     (a 23-digit ARN, an amount, a date, a phone number) are left alone."""
-    text = _PAN.sub(lambda m: mask_pan(m.group()) if luhn_ok(m.group()) else m.group(), text)
-    return _SPACED.sub(_mask_spaced, text) if QUICK.search(text) else text
+    out = _PAN.sub(lambda m: mask_pan(m.group()) if luhn_ok(m.group()) else m.group(), text)
+    out = _SPACED.sub(_mask_spaced, out) if QUICK.search(out) else out
+    if out != text:
+        _found[0] += 1
+    return out
 
 
 _RUN = re.compile(r"[0-9](?:[ -]?[0-9]){12,}")  # 13 or more digits, maybe in groups
@@ -82,3 +95,17 @@ def mask_card_field(value: str) -> str:
     at = [i for i, c in enumerate(v) if c.isdigit()]
     keep = set(at[:6] + at[-4:])
     return "".join("*" if c.isdigit() and i not in keep else c for i, c in enumerate(v))
+
+
+def mask_card_slice(value: str) -> str:
+    """A card field masked in place, for a stored copy of a file: every digit after the first six
+    and before the last four of the number (the zero or blank fill on the left kept) replaced by
+    ``*``, so the line keeps its length (``0004111111111111111`` → ``000411111******1111``)."""
+    body = value.lstrip("0 ")
+    lead = len(value) - len(body)
+    at = [i for i, c in enumerate(body) if c.isdigit()]
+    keep = set(at[:6] + at[-4:])
+    masked = "".join("*" if c.isdigit() and i not in keep else c for i, c in enumerate(body))
+    if masked != body:
+        _found[0] += 1
+    return value[:lead] + masked

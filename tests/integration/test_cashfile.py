@@ -254,7 +254,8 @@ def test_a_card_number_in_a_cash_file_reaches_no_sink(run, pg, s3_hook, accounts
         "report": s3_hook.read_key(f"quarantine/{name}.error.json", bucket_name=BUCKET),
         "log": caplog.text,
     }
-    assert "411111******1111" in sinks["control"]
+    sinks["quarantined copy"] = s3_hook.read_key(f"quarantine/{name}", bucket_name=BUCKET)
+    assert "411111******1111" in sinks["control"] and "411111******1111" in sinks["quarantined copy"]
     assert {k: pan in v for k, v in sinks.items()} == dict.fromkeys(sinks, False)
 
 
@@ -449,10 +450,13 @@ def test_a_file_over_the_size_limit_is_quarantined_unread_and_recorded(run, pg, 
     assert (err.value.rule, report["rule"]) == ("too_large", "too_large")
 
 
-def test_a_card_number_in_payment_source_is_masked_in_the_rows_and_the_stored_text(run, pg, s3_hook, accounts, day):
+def test_a_card_number_in_payment_source_is_masked_in_the_rows_and_the_stored_text(
+    run, pg, s3_hook, drive, accounts, day
+):
     """Issue #41: payment_source is free text the counterparty fills; a card number written there,
-    in one piece or in groups, is stored masked (rows and the file's stored text); the control row
-    keeps the sha256 of the original bytes, so the file can still be proven."""
+    in one piece or in groups, is stored masked (rows, the file's stored text, the archived copy in
+    processed/ and the finance Drive copy); the control row and the archived copy keep the sha256 of
+    the original bytes, so the file can still be proven."""
     import hashlib
 
     name = f"CashFile{day:%Y%m%d}.dat"
@@ -473,3 +477,9 @@ def test_a_card_number_in_payment_source_is_masked_in_the_rows_and_the_stored_te
            WHERE c.file_name = %s""", (name,)).fetchone()  # fmt: skip
     assert "4111111111111111" not in text and "4111 1111 1111 1111" not in text and "411111******1111" in text
     assert len(text) == len(body.decode()) and sha == hashlib.sha256(body).hexdigest()
+    # every copy kept of the file: the same text, masked, line for line
+    archived = s3_hook.get_key(f"processed/{name}", bucket_name=BUCKET)
+    assert archived.get()["Body"].read().decode() == text
+    assert archived.metadata == {"original-sha256": sha, "card-numbers": "masked"}
+    listed = drive.get_conn().files().list(q=f"name = '{name}'", fields="files(id)").execute()["files"]
+    assert [drive.get_conn().files().get_media(fileId=f["id"]).execute().decode() for f in listed] == [text]

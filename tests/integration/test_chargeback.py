@@ -183,3 +183,24 @@ def test_the_operator_exports_a_file_once_and_reports_each_file_it_delivered(s3_
     again = ChargebackExportOperator(task_id="export_file", key=key)  # cleared and run again
     assert again.execute({"run_id": "operator-test"})["status"] == "ALREADY_EXPORTED"
     assert again.get_openlineage_facets_on_complete(None).outputs == []
+
+
+def test_a_card_number_in_a_chargebacks_text_is_masked_in_the_csv_and_the_archived_json(
+    export, s3_hook, local_dir, unique
+):
+    """Issue #41: reason text is free text; a card number there reaches neither the card company's
+    CSV nor the JSON kept in processed/ (masked in place, the original's sha256 in its metadata)."""
+    import hashlib
+
+    rows = [record(0, case_id=f"{unique}-0", reason_text="cardholder says 4111 1111 1111 1111 is not theirs")]
+    key = put(s3_hook, f"cb-{unique}.json", rows)
+    original = json.dumps(rows).encode()
+    out = export(key)
+    [delivery] = out.deliveries
+    sent = (local_dir / "ftps" / "visa" / "inbound" / delivery.file_name).read_bytes()
+    archived = s3_hook.get_key(f"processed/cb-{unique}.json", bucket_name=BUCKET)
+    kept = archived.get()["Body"].read()
+    for copy in (sent, kept):
+        assert b"4111 1111 1111 1111" not in copy and b"4111 11** **** 1111" in copy
+    assert kept == original.replace(b"4111 1111 1111 1111", b"4111 11** **** 1111")
+    assert archived.metadata["original-sha256"] == hashlib.sha256(original).hexdigest()

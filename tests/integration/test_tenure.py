@@ -167,6 +167,19 @@ def test_poison_messages_go_to_the_dead_letter_queue_with_their_reason(sync, sen
     assert drain_queue(queues[0], wait=0) == [], "nothing left on the source queue"
 
 
+def test_a_card_number_in_a_poison_message_is_masked_on_the_dead_letter_queue(sync, send, queues, drain_queue):
+    """Issue #41: a refused event is kept on the dead-letter queue for people to read, but a card
+    number written in it (here in the address of an event refused for its rent group) is masked
+    there, and said so."""
+    send(event(str(uuid.uuid4()), 1, rent_group="Parking", shortAddress="paid by card 4111 1111 1111 1111"))
+    collected, _ = sync()
+    assert collected["rejected"] == 1
+    [dead] = drain_queue(queues[1], wait=2)
+    assert "4111 1111 1111 1111" not in dead["Body"] and "4111 11** **** 1111" in dead["Body"]
+    assert dead["MessageAttributes"]["cardNumbers"]["StringValue"] == "masked"
+    assert "4111 1111 1111 1111" not in dead["MessageAttributes"]["reason"]["StringValue"]
+
+
 def test_moving_rent_group_moves_the_row(sync, send, conn, sheets):
     tid = str(uuid.uuid4())
     ref = account(conn, tid)

@@ -159,6 +159,16 @@ COPY_COLUMNS = DETAIL.copy_columns
 _NAME = re.compile(r"^EXTRATO_UNICA_([0-9]+)_([0-9]{8})_([0-9]+)(\.txt)?$", re.IGNORECASE)
 
 
+_BY_CODE = {"A0": HEADER, "CV": DETAIL, "A9": TRAILER}
+
+
+def mask_line(line: str) -> str:
+    """One line of a statement as a copy of the file may be stored: its record's free text and card
+    field masked (``Layout.mask_text``), its length unchanged; a line of no known record, as it is."""
+    layout = _BY_CODE.get(line[:2])
+    return layout.mask_text(line) if layout is not None else line
+
+
 def is_statement_name(name: str) -> bool:
     m = _NAME.match(name)
     if not m:

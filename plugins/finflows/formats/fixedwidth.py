@@ -730,19 +730,22 @@ class Layout:
 
     def mask_text(self, text: str) -> str:
         """The file's text as it may be stored: in every record, each free-text field that may carry a
-        card number (``MaskedText``) masked on its own (a number beside it cannot hide one there),
-        the rest kept character for character (the length of every line is unchanged)."""
-        from finflows.pci import mask_pans
+        card number (``MaskedText``) masked on its own (a number beside it cannot hide one there), and
+        a card field (``MaskedCard``) showing more than BIN + last four masked to them, the rest kept
+        character for character (the length of every line is unchanged)."""
+        from finflows.pci import mask_card_slice, mask_pans
 
-        masked = [f.slice for f in self.fields if isinstance(f.codec, MaskedText)]
-        if not masked:
+        texts = [f.slice for f in self.fields if isinstance(f.codec, MaskedText)]
+        cards = [f.slice for f in self.fields if isinstance(f.codec, MaskedCard)]
+        if not texts and not cards:
             return text
         out = []
         for raw in text.splitlines(keepends=True):
             line = raw
-            for at in masked:
+            for at, hide in [(at, mask_pans) for at in texts] + [(at, mask_card_slice) for at in cards]:
                 part = line[at]
-                if part and (hidden := mask_pans(part)) != part:
+                shown = part and (hide is mask_pans or not MaskedCard._MASKED.fullmatch(part))
+                if shown and (hidden := hide(part)) != part:
                     line = line[: at.start] + hidden + line[at.stop :]
             out.append(line)
         return "".join(out)

@@ -23,6 +23,7 @@ from finflows.formats.card_statement import (
     Members,
     StatementStats,
     is_statement_name,
+    mask_line,
     read_statement,
 )
 from finflows.formats.fixedwidth import FileNameRefused
@@ -243,6 +244,9 @@ class Statements(inbox.InboxFlow):
 
     def summary(self, conn, file_name: str) -> dict:
         return control_summary(conn, file_name)
+
+    def mask_line(self, line: str) -> str:
+        return mask_line(line)  # each record's free text and card field, by its layout
 
 
 def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outcome:

@@ -31,6 +31,7 @@ from typing import Any
 
 from finflows.errors import FinflowsError
 from finflows.formats.tenure import RENT_GROUPS, SHEET_HEADER, PoisonMessage, TenureEvent, parse_message
+from finflows.pci import mask_pans
 
 log = logging.getLogger(__name__)
 
@@ -105,15 +106,22 @@ def _record(conn, sqs, messages: list[dict], dlq_url: str, run_id: str, counts: 
             counts["rejected"] += 1
             log.warning("message %s rejected to the dead-letter queue: %s", m["MessageId"], reason)
             if cur.rowcount:  # a redelivered poison message is dead-lettered once
-                sqs.send_message(
-                    QueueUrl=dlq_url,
-                    MessageBody=m.get("Body") or "(empty)",
-                    MessageAttributes={
-                        "reason": {"DataType": "String", "StringValue": reason},
-                        "sourceMessageId": {"DataType": "String", "StringValue": m["MessageId"]},
-                        "rejectedBy": {"DataType": "String", "StringValue": run_id[:200]},
-                    },
-                )
+                _dead_letter(sqs, dlq_url, m, reason, run_id)
+
+
+def _dead_letter(sqs, dlq_url: str, m: dict[str, Any], reason: str, run_id: str) -> None:
+    """The refused message on the dead-letter queue as it came, but for any card number in it
+    (masked in place, said in an attribute: the queue keeps messages for days, people read them)."""
+    body = m.get("Body") or "(empty)"
+    kept = mask_pans(body)
+    attributes = {
+        "reason": {"DataType": "String", "StringValue": reason},
+        "sourceMessageId": {"DataType": "String", "StringValue": m["MessageId"]},
+        "rejectedBy": {"DataType": "String", "StringValue": run_id[:200]},
+    }
+    if kept != body:
+        attributes["cardNumbers"] = {"DataType": "String", "StringValue": "masked"}
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=kept, MessageAttributes=attributes)
 
 
 # --------------------------------------------------------------------------------------- apply
