@@ -14,7 +14,17 @@ import sys
 
 from bench.common import RESULTS
 
-ORDER = ("dag_parse", "cashfile", "card_statement", "bank_payments", "hostile", "load", "event_latency", "history")
+ORDER = (
+    "dag_parse",
+    "cashfile",
+    "card_statement",
+    "readers",
+    "bank_payments",
+    "hostile",
+    "load",
+    "event_latency",
+    "history",
+)
 
 
 def main(names: list[str]) -> None:

@@ -530,8 +530,9 @@ class MaskedText(Text):
         super().__init__(required)
 
     def mask(self, value: str) -> str:
-        """``pci.mask_pans``, after one quick look for 13 digits, in a row or in groups (most text has none)."""
-        return mask_pans(value) if QUICK.search(value) else value
+        """``pci.mask_pans``, after one quick look for 13 digits, in a row or in groups (most text has
+        none; text shorter than 13 characters cannot hold one, and is not looked at)."""
+        return mask_pans(value) if len(value) > 12 and QUICK.search(value) else value
 
     def decode(self, raw: str) -> str:
         return self.mask(super().decode(raw))
@@ -539,7 +540,8 @@ class MaskedText(Text):
     def copy_expr(self, var: str, me: str, width: int) -> str:
         if width < 13:  # too narrow to hold a card number (13 digits at least)
             return super().copy_expr(var, me, width)
-        return f"{{copy_escape({me}.mask(_v)) if (_v := {var}.rstrip(' ')) else NULL}}"
+        masked = f"({me}.mask(_v) if len(_v) > 12 else _v)"  # shorter than 13: no card number fits
+        return f"{{copy_escape({masked}) if (_v := {var}.rstrip(' ')) else NULL}}"
 
 
 class OptionalImpliedDecimal(ImpliedDecimal):
