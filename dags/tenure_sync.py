@@ -34,12 +34,14 @@ from finflows.schedules import ZonedCron, zone_start
 from finflows.triggers import sqs_asset
 
 # tenure events carry tenants' names, dates of birth and addresses: their bodies are kept in the
-# archive bucket, not in the asset event (which every Viewer of the Airflow UI can read)
+# archive bucket, not in the asset event (which every Viewer of the Airflow UI can read), any card
+# number typed into their text masked
 tenure_events = sqs_asset(
     "tenure_events",
     settings.tenure_queue_url(),
     settings.CONN_AWS,
     park=f"s3://{settings.archive_bucket()}/tenure-events/inbox/",
+    mask="finflows.formats.tenure.mask_body",  # no card number kept in the archive
 )
 
 

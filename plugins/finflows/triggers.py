@@ -20,16 +20,18 @@ class SqsEventTrigger(BaseEventTrigger):
 
     ``park``: ``s3://bucket/prefix/`` where the messages' bodies are kept instead of in the asset
     event, which any Viewer of the Airflow UI can read: the event then carries the messages' ids
-    and that object's address only (``task_support.delivered_messages`` reads them back)."""
+    and that object's address only (``task_support.delivered_messages`` reads them back).
+    ``mask``: the dotted path of a function a body passes through before it is parked (e.g.
+    ``finflows.formats.tenure.mask_body``: no card number kept in the archive)."""
 
-    def __init__(self, park: str | None = None, **kwargs: Any):
+    def __init__(self, park: str | None = None, mask: str | None = None, **kwargs: Any):
         super().__init__()
-        self.park, self.kwargs = park, kwargs
+        self.park, self.mask, self.kwargs = park, mask, kwargs
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return f"{type(self).__module__}.{type(self).__qualname__}", dict(self.kwargs) | (
-            {"park": self.park} if self.park else {}
-        )
+        own = {"park": self.park} if self.park else {}
+        own |= {"mask": self.mask} if self.mask else {}
+        return f"{type(self).__module__}.{type(self).__qualname__}", dict(self.kwargs) | own
 
     def provider_trigger(self) -> BaseEventTrigger:
         from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
@@ -55,6 +57,12 @@ class SqsEventTrigger(BaseEventTrigger):
         batch = payload["message_batch"]
         if not self.park:  # run() parks only when there is a place to park in
             raise ValueError("no park location for a message batch")
+        if self.mask:
+            import importlib
+
+            module, _, name = self.mask.rpartition(".")
+            keep = getattr(importlib.import_module(module), name)
+            batch = [m | {"Body": keep(m["Body"])} if isinstance(m.get("Body"), str) else m for m in batch]
         bucket, _, prefix = self.park.removeprefix("s3://").partition("/")
         key = f"{prefix}{uuid.uuid4()}.json"
         S3Hook(aws_conn_id=self.kwargs.get("aws_conn_id")).load_string(
@@ -73,11 +81,18 @@ def s3_event_asset(name: str, queue_url: str, aws_conn_id: str) -> Asset:
 
 
 def sqs_asset(
-    name: str, queue_url: str, aws_conn_id: str, *, watcher: str | None = None, park: str | None = None
+    name: str,
+    queue_url: str,
+    aws_conn_id: str,
+    *,
+    watcher: str | None = None,
+    park: str | None = None,
+    mask: str | None = None,
 ) -> Asset:
     """An asset updated whenever messages arrive on ``queue_url``; the trigger takes them off the
     queue and they reach the run in ``triggering_asset_events`` (``task_support.delivered_messages``),
-    or, with ``park`` (``s3://bucket/prefix/``), the event names where their bodies were kept.
+    or, with ``park`` (``s3://bucket/prefix/``), the event names where their bodies were kept
+    (each passed through ``mask`` first, a dotted path, when given).
 
     No URI scheme: any scheme makes the SDK load every provider's asset handlers at parse time."""
     return Asset(
@@ -87,6 +102,7 @@ def sqs_asset(
                 name=watcher or f"{name}_messages",
                 trigger=SqsEventTrigger(
                     park=park,
+                    mask=mask,
                     sqs_queue=queue_url,
                     aws_conn_id=aws_conn_id,
                     max_messages=10,

@@ -44,3 +44,35 @@ def test_an_s3_event_on_the_queue_fires_the_trigger(sqs_client, drain_queue, s3_
 
     assert key in [k for m in event.payload["message_batch"] for k in keys_from_message(m["Body"])], keys
     assert drain_queue(url, wait=0) == []  # the trigger deleted what it received
+
+
+def test_parked_tenure_bodies_keep_no_card_number_and_their_identifiers_whole(s3_hook, unique):
+    """Issue #41: the tenure events a trigger parks in the archive bucket pass through the tenure
+    layout's mask first: a card number typed into an address is masked, every id and number kept,
+    and a body with nothing to mask is parked byte for byte (the run reads back the same events)."""
+    import uuid
+
+    from finflows.formats import tenure
+    from tests.helpers.tenure import event
+
+    bucket = os.environ.get("FINFLOWS_ARCHIVE_BUCKET", "finflows-archive")
+    tid = "12345678-1234-5678-1234-567812345670"  # digits only in groups: no card number for all that
+    carded = json.dumps(event(tid, 1, shortAddress="card 4111 1111 1111 1111 at the door"))
+    clean = json.dumps(event(str(uuid.uuid4()), 2))
+    trigger = SqsEventTrigger(
+        park=f"s3://{bucket}/tenure-events/test-{unique}/",
+        mask="finflows.formats.tenure.mask_body",
+        sqs_queue="https://sqs.eu-west-2.amazonaws.com/1/q",
+        aws_conn_id="aws_finflows",
+    )
+    assert SqsEventTrigger(**trigger.serialize()[1]).mask == trigger.mask
+    payload = trigger._parked(
+        {"message_batch": [{"MessageId": "a", "Body": carded}, {"MessageId": "b", "Body": clean}]}
+    )
+    key = payload["parked"].removeprefix(f"s3://{bucket}/")
+    parked = json.loads(s3_hook.read_key(key, bucket_name=bucket))
+    assert "4111 1111 1111 1111" not in json.dumps(parked) and payload["message_ids"] == ["a", "b"]
+    first = tenure.parse_message(parked[0]["Body"])
+    assert str(first.tenure_id) == tid and first.tenure.property.short_address == "card 4111 11** **** 1111 at the door"
+    assert parked[1]["Body"] == clean
+    assert tenure.mask_body("{not json 4111111111111111") == "{not json 411111******1111"

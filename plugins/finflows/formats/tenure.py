@@ -187,6 +187,32 @@ def parse_message(body: str) -> TenureEvent:
         raise PoisonMessage(_reason(e)) from None
 
 
+_IDS = frozenset({"eventId", "tenureId", "id"})  # identifiers: never masked (a uuid's digits are no card number)
+
+
+def mask_body(body: str) -> str:
+    """A message body as it may be kept (the tenure events parked in the archive bucket): a card
+    number in any text of the event masked, as the reader masks it; identifiers, numbers and the
+    rest kept. A body with nothing to mask is returned as it came, byte for byte; one that is not
+    JSON (a poison message) is masked as a whole."""
+    try:
+        data = json.loads(body)
+    except (ValueError, TypeError, RecursionError):
+        return mask_pans(body) if isinstance(body, str) else body
+
+    def walk(v: Any, key: str | None = None) -> Any:
+        if isinstance(v, dict):
+            return {k: walk(x, k) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, str) and key not in _IDS:
+            return mask_body(v) if key == "Message" else mask_pans(v)  # an SNS envelope's event, in turn
+        return v
+
+    masked = walk(data)
+    return body if masked == data else json.dumps(masked, ensure_ascii=False)
+
+
 def json_schema() -> dict:
     """The published event schema (include/tenure/event.schema.json is this, checked by a test)."""
     schema = TenureEvent.model_json_schema(by_alias=True)
