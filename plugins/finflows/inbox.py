@@ -102,19 +102,20 @@ class InboxFlow(ABC):
         return pci.mask_pans(line)
 
 
-def masked_copy(flow: InboxFlow, path: Path, tmp: str, *, broken: frozenset[int] = frozenset()) -> Path | None:
+def masked_copy(flow: InboxFlow, path: Path, tmp: str, *, broken: frozenset[int] | None = frozenset()) -> Path | None:
     """The file with every card number masked line by line (``flow.mask_line``), streamed, or None
     when it holds none: what the archive, the quarantine and the flow's own copies keep. The
     control row keeps the original's sha256, so the original can still be proven. On a ``broken``
     line (numbered from 1: where a refused file departs from its layout, so its fields cannot be
     trusted to be where the layout says) any Luhn-valid 13–19 digit run is masked, wherever it is:
-    a number in a numeric field of that line may then show ``*`` in the quarantined copy."""
+    a number in a numeric field of that line may then show ``*`` in the quarantined copy.
+    ``broken=None``: every line (an error that lists only the first of its lines)."""
     out = Path(tmp) / f"{path.name}.masked"
     changed = False
     with path.open(encoding="latin-1", newline="") as src, out.open("w", encoding="latin-1", newline="") as dst:
         for number, line in enumerate(src, start=1):
             hidden = flow.mask_line(line)
-            hidden = pci.mask_pans(hidden) if number in broken else hidden
+            hidden = pci.mask_pans(hidden) if broken is None or number in broken else hidden
             changed = changed or hidden != line
             dst.write(hidden)
     if not changed:
@@ -144,7 +145,8 @@ def run(flow: InboxFlow, key: str, *, bucket: str, run_id: str, s3_hook, pg_hook
             here = replace(here, file_name=flow.file_name(raw_name))
             decision, info = flow.process(conn, path, here)
         except FormatError as e:
-            broken = frozenset(x.line for x in e.errors if x.unit == "line")
+            listed = frozenset(x.line for x in e.errors if x.unit == "line")
+            broken = listed if e.total <= len(e.errors) else None  # lines past the listed ones: all
             stored = masked_copy(flow, path, tmp, broken=broken)  # not read to its end: look at all of it
             raise files.rejected_format(
                 conn, s3_hook, here, e, flow.rejected, nothing=flow.nothing, shown_name=raw_name, body=stored

@@ -259,6 +259,20 @@ def test_a_card_number_in_a_cash_file_reaches_no_sink(run, pg, s3_hook, accounts
     assert {k: pan in v for k, v in sinks.items()} == dict.fromkeys(sinks, False)
 
 
+def test_card_numbers_on_lines_past_the_listed_errors_are_masked_in_the_quarantined_copy(run, s3_hook, accounts, day):
+    """An error lists its first 50 lines; a card number on a broken line after them is masked too."""
+    pan = "4111111111111111"
+    name = f"CashFile{day:%Y%m%d}.dat"
+    key = f"cashfiles/{name}"
+    body = "".join(pan + GOOD[16:] + f"{i % 10}\r\n" for i in range(60)).encode()
+    s3_hook.load_bytes(body, key=key, bucket_name=BUCKET, replace=True)
+    with pytest.raises(cashfile.CashFileRejected) as err:
+        run(key)
+    assert "and 10 more" in str(err.value)
+    kept = s3_hook.read_key(f"quarantine/{name}", bucket_name=BUCKET)
+    assert pan not in kept and kept.count("411111******1111") == 60 and len(kept) == len(body)
+
+
 def test_clearing_an_import_that_succeeded_reports_it_as_already_imported(run, pg, s3_hook, accounts, day):
     """Airflow's clear-and-rerun: the object has moved to processed/, the file is in the control
     table: the task is green and says so, it does not fail on a missing object."""
