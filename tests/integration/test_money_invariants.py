@@ -422,8 +422,9 @@ def test_a_restore_is_found_by_the_invariant_check_before_any_run(clean_payments
 
     env = os.environ | {"PYTHONPATH": f"{REPO / 'plugins'}:{REPO}"}
     cli = [sys.executable, "-m", "finflows.flows.banking.invariants", "check"]
-    # the test's Monday lies further back than the default window from the real date
-    days = str((dt.date.today() - MONDAY).days + 1)
+    # the test's Monday lies further back than the default window from the real date: counted, as
+    # the check counts, in Taipei (from 16:00 UTC Taipei is a day ahead, and the window missed Monday)
+    days = str((dt.datetime.now(TAIPEI).date() - MONDAY).days + 1)
     out = subprocess.run([*cli, "--all", "--days", days], check=False, capture_output=True, text=True, timeout=300,
                          env=env, cwd=REPO)  # fmt: skip
     assert out.returncode == 1, out.stderr
