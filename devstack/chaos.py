@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import random
@@ -411,9 +412,11 @@ def prove_inboxes(day: Day, sent: dict) -> None:
     kept = []
     for name, data in sent["cash"].items():
         with contextlib.suppress(Exception):
-            kept.append(
-                s3.get_object(Bucket=settings.cashfile_bucket(), Key=f"quarantine/{name}")["Body"].read() == data
-            )
+            copy = s3.get_object(Bucket=settings.cashfile_bucket(), Key=f"quarantine/{name}")
+            body, meta = copy["Body"].read(), copy.get("Metadata") or {}
+            # as received, or with its card numbers masked in place beside the original's sha256
+            masked = meta.get("original-sha256") == hashlib.sha256(data).hexdigest() and len(body) == len(data)
+            kept.append(body == data or (masked and not _leaks("copy", body, set())))
     refused = [n for n in [*sent["cash"], *sent["chargebacks"], sent["statement"]] if status.get(n) == "ERROR"]
     total = len(sent["cash"]) + len(sent["chargebacks"]) + 1
     day.held.append(("every bad file refused, kept, nothing loaded",
