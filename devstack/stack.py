@@ -522,6 +522,16 @@ def bucket_settings() -> dict[str, str]:
     }
 
 
+def _provision_kms(keys: dict[str, str]) -> None:
+    """A KMS key behind each alias (once: a second ``up`` finds the alias)."""
+    kms = _aws_client("kms")
+    have = {a["AliasName"] for a in kms.list_aliases().get("Aliases", [])}
+    for alias, purpose in keys.items():
+        if alias not in have:
+            key_id = kms.create_key(Description=purpose[:8192])["KeyMetadata"]["KeyId"]
+            kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+
+
 def provision_aws() -> None:
     """Buckets, queues, topics, S3 → SQS notifications and lifecycle rules the flows need."""
     spec = json.loads((REPO / "include" / "stack" / "aws.json").read_text())
@@ -538,6 +548,7 @@ def provision_aws() -> None:
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": arns["tenure-events-dlq"], "maxReceiveCount": "5"})
             },
         )
+    _provision_kms(spec.get("kms_keys", {}))
     for t in TOPICS:
         topic_arn = sns.create_topic(Name=t)["TopicArn"]
         for sub in spec["topics"].get(t, {}).get("subscribe_queues", []):

@@ -174,9 +174,13 @@ def download(
 
 
 def refused_too_large(conn, s3_hook, e: FileTooLarge, f: Incoming, rejected: type[FileRejected]) -> FileRejected:
-    """A file over its flow's limit, quarantined (moved in the store, not read) with its report and
-    recorded under its identity; returns the flow's exception for the task to raise."""
-    return rejected_format(conn, s3_hook, replace(f, sha256=e.identity, etag=e.etag), e, rejected, nothing="read")
+    """A file over its flow's limit, quarantined (moved in the store, not read: it may hold a card
+    number, so the server re-encrypts it under the quarantine key, ``quarantine_key``, which is
+    looked up before anything is recorded) with its report and recorded under its identity;
+    returns the flow's exception for the task to raise."""
+    sealed_with = quarantine_key(s3_hook)
+    unread = replace(f, sha256=e.identity, etag=e.etag)
+    return rejected_format(conn, s3_hook, unread, e, rejected, nothing="read", sealed_with=sealed_with)
 
 
 def hold_file(conn, flow: str, file_name: str) -> None:
@@ -393,11 +397,13 @@ def reject(
     report: dict[str, Any],
     event: str = "QUARANTINED",
     body: Path | None = None,
+    sealed_with: str | None = None,
 ) -> str:
     """A file that must not be loaded as it is: control row ERROR (unless that name was already
     imported), the decision recorded, the object quarantined beside its report (``body``: the file
-    with its card numbers masked, kept instead of the original bytes). Nothing deleted but the
-    original of a masked copy. Returns the quarantined copy's ``s3://`` address."""
+    with its card numbers masked, kept instead of the original bytes; ``sealed_with``: the KMS key
+    an unread file is kept encrypted under). Nothing deleted but the original of a masked or sealed
+    copy. Returns the quarantined copy's ``s3://`` address."""
     record_error(conn, f.flow, f.file_name, f.sha256, f.source_uri, error, f.run_id, event=event)
     target = quarantine(
         s3_hook,
@@ -407,6 +413,7 @@ def reject(
         etag=f.etag,
         body=body,
         original_sha256=f.sha256,
+        sealed_with=sealed_with,
     )
     return f"s3://{f.bucket}/{target}"
 
@@ -421,12 +428,13 @@ def rejected_format(
     nothing: str = "loaded",
     shown_name: str | None = None,
     body: Path | None = None,
+    sealed_with: str | None = None,
 ) -> FileRejected:
     """A file its layout refuses (``error``: a ``FormatError``), quarantined with the report naming
     every line, field and value (``reject``); returns the flow's exception for the task to raise."""
     rule = refusal_for(error)
     report = {"rule": rule.value} | error.report()
-    quarantined = reject(conn, s3_hook, f, error=f"[{rule}] {error}", report=report, body=body)
+    quarantined = reject(conn, s3_hook, f, error=f"[{rule}] {error}", report=report, body=body, sealed_with=sealed_with)
     return rejected(
         f"{f.source_uri} rejected and quarantined, nothing {nothing}:\n{error}",
         flow=f.flow,
@@ -520,12 +528,15 @@ def move_object(
     *,
     body: Path | None = None,
     original_sha256: str | None = None,
+    sealed_with: str | None = None,
 ) -> bool:
     """Copy then delete; False when the source is already gone (an earlier try moved it), or, given
     the ``etag`` of the version that was read, when another version has replaced it since: that one
     is left in place for the next run (S3 ``CopySourceIfMatch``). With ``body`` (the file with its
     card numbers masked), ``new_key`` gets that instead of the original bytes, the original's sha256
-    in its metadata, and the original is deleted only once the masked copy is in place."""
+    in its metadata, and the original is deleted only once the masked copy is in place. With
+    ``sealed_with`` (a KMS key ARN: ``quarantine_key``), the copy, made by the server, is encrypted
+    under that key (a file kept unread)."""
     client = s3_hook.get_conn()
 
     def etag_of(k: str) -> str | None:
@@ -547,17 +558,9 @@ def move_object(
             meta = {"original-sha256": original_sha256 or "", "card-numbers": "masked"}
             client.put_object(Bucket=bucket, Key=new_key, Body=data, Metadata=meta)
         written = etag_of(new_key)
+    elif not _server_copy(client, bucket, key, new_key, etag, sealed_with):
+        return False
     else:
-        condition = {"CopySourceIfMatch": etag} if etag else {}  # where the server enforces it, the race is closed
-        try:
-            client.copy_object(Bucket=bucket, Key=new_key, CopySource={"Bucket": bucket, "Key": key}, **condition)
-        except client.exceptions.ClientError as e:
-            if e.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
-                raise
-            log.warning(
-                "s3://%s/%s changed while it was processed: the new version stays for the next run", bucket, key
-            )
-            return False
         written = etag
     if etag and etag_of(key) != etag:  # replaced around the copy: keep only a copy of the version read
         if etag_of(new_key) != written:
@@ -566,6 +569,49 @@ def move_object(
         return False
     client.delete_object(Bucket=bucket, Key=key)
     return True
+
+
+def _server_copy(client, bucket: str, key: str, new_key: str, etag: str | None, sealed_with: str | None) -> bool:
+    """The server copies ``key`` to ``new_key`` (a managed copy: in parts past 5 GB; under SSE-KMS
+    with ``sealed_with``); False when the version read was replaced meanwhile."""
+    args: dict[str, Any] = (
+        {"CopySourceIfMatch": etag} if etag else {}
+    )  # where the server enforces it, the race is closed
+    if sealed_with:
+        meta = {"card-numbers": "unread: kept encrypted under the quarantine key"}
+        args |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": sealed_with}
+        args |= {"MetadataDirective": "REPLACE", "Metadata": meta}
+    try:
+        client.copy({"Bucket": bucket, "Key": key}, bucket, new_key, ExtraArgs=args)
+    except client.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+            raise
+        log.warning("s3://%s/%s changed while it was processed: the new version stays for the next run", bucket, key)
+        return False
+    return True
+
+
+class QuarantineKeyMissing(FinflowsError):
+    """The KMS key a file kept unread is encrypted under is not there or not enabled: the file stays
+    where it is, unread, until the key is (a configuration error, named with its setting)."""
+
+
+def quarantine_key(s3_hook) -> str:
+    """The ARN of the enabled KMS key ``FINFLOWS_QUARANTINE_KMS_KEY`` names (an S3 server would take
+    a key it cannot use at copy time and fail at the first read: we look it up first)."""
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    from finflows.settings import quarantine_kms_key
+
+    name = quarantine_kms_key()
+    kms = AwsBaseHook(aws_conn_id=s3_hook.aws_conn_id, client_type="kms").get_conn()
+    try:
+        meta = kms.describe_key(KeyId=name)["KeyMetadata"]
+    except kms.exceptions.NotFoundException:
+        raise QuarantineKeyMissing(f"no KMS key {name} (FINFLOWS_QUARANTINE_KMS_KEY)") from None
+    if meta.get("KeyState") != "Enabled":
+        raise QuarantineKeyMissing(f"KMS key {name} (FINFLOWS_QUARANTINE_KMS_KEY) is {meta.get('KeyState')}")
+    return str(meta["Arn"])
 
 
 def quarantine_copy(s3_hook, bucket: str, target: str, data: bytes, report: dict[str, Any]) -> str:
@@ -604,12 +650,18 @@ def quarantine(
     *,
     body: Path | None = None,
     original_sha256: str | None = None,
+    sealed_with: str | None = None,
 ) -> str:
-    """Move the object under ``quarantine/`` (or, given ``body``, its masked copy: ``move_object``)
-    and write ``<name>.error.json`` beside it."""
+    """Move the object under ``quarantine/`` (or, given ``body``, its masked copy; given
+    ``sealed_with``, encrypted under that KMS key: ``move_object``) and write ``<name>.error.json``
+    beside it."""
     name = key.rsplit("/", 1)[-1]
     target = free_key(s3_hook, bucket, f"{prefix}{name}")
-    _write_report(s3_hook, bucket, target, report | ({"card_numbers": "masked in this copy"} if body else {}))
-    move_object(s3_hook, bucket, key, target, etag, body=body, original_sha256=original_sha256)
+    if body is not None:
+        report = report | {"card_numbers": "masked in this copy"}
+    elif sealed_with:
+        report = report | {"card_numbers": f"not read; this copy is encrypted under KMS key {sealed_with}"}
+    _write_report(s3_hook, bucket, target, report)
+    move_object(s3_hook, bucket, key, target, etag, body=body, original_sha256=original_sha256, sealed_with=sealed_with)
     log.error("quarantined s3://%s/%s → s3://%s/%s (report %s.error.json)", bucket, key, bucket, target, target)
     return target

@@ -151,6 +151,14 @@ def intake_limit(flow: str) -> Limit:
     return Limit(int(get(f"{flow}_MAX_BYTES", str(defaults.get(flow, 64 << 20)))), f"FINFLOWS_{flow}_MAX_BYTES")
 
 
+def quarantine_kms_key() -> str:
+    """The KMS key (id, ARN or ``alias/...``) a file over its intake limit is kept encrypted under
+    when it is quarantined unread (S3 SSE-KMS, copied server-side: not a byte read by us). Only the
+    people who review quarantined files may decrypt with it; everyone else with read access to the
+    bucket gets ``AccessDenied`` (PCI DSS 3.5: a card number in it is unreadable where it is stored)."""
+    return get("QUARANTINE_KMS_KEY", "alias/finflows-quarantine")
+
+
 def sftp_idle_timeout() -> float:
     """Seconds a bank's SFTP server may stay silent in the middle of a session (a listing, a
     transfer) before the operation fails; the connect has its own timeout in the connection."""

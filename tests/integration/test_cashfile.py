@@ -445,8 +445,15 @@ def test_files_in_the_sftp_drop_move_into_the_inbox_and_leave_the_drop(s3_hook, 
 
 def test_a_file_over_the_size_limit_is_quarantined_unread_and_recorded(run, pg, s3_hook, accounts, day, monkeypatch):
     """FINFLOWS_CASHFILE_MAX_BYTES: refused by the object's length before a byte is read; the object
-    moves to quarantine in the store (kept whole), the control row and the report name the limit."""
-    body = cash_file(40, day)
+    moves to quarantine in the store (kept whole, a card number in it included: issue #41's one
+    case no mask can reach without reading it), copied by the server under the quarantine KMS key
+    (SSE-KMS, FINFLOWS_QUARANTINE_KMS_KEY), so only a key holder reads it; the control row and the
+    report name the limit and the key."""
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    lines = cash_file(40, day).decode().splitlines()
+    lines[0] = lines[0][:10] + "4111 1111 1111 1111".ljust(20) + lines[0][30:]
+    body = ("\r\n".join(lines) + "\r\n").encode()
     monkeypatch.setenv("FINFLOWS_CASHFILE_MAX_BYTES", str(len(body) - 1))
     name = f"CashFile{day:%Y%m%d}.dat"
     key = f"cashfiles/{name}"
@@ -458,10 +465,39 @@ def test_a_file_over_the_size_limit_is_quarantined_unread_and_recorded(run, pg, 
     assert counts(pg, name)["status"] == "ERROR" and counts(pg, name)["raw_lines"] == 0
     quarantined = err.value.quarantined.removeprefix(f"s3://{BUCKET}/")
     assert not s3_hook.check_for_key(key, bucket_name=BUCKET)
-    assert s3_hook.get_key(quarantined, bucket_name=BUCKET).get()["Body"].read() == body
+    kept = s3_hook.get_conn().get_object(Bucket=BUCKET, Key=quarantined)
+    key = AwsBaseHook(aws_conn_id=s3_hook.aws_conn_id, client_type="kms").get_conn()
+    arn = key.describe_key(KeyId="alias/finflows-quarantine")["KeyMetadata"]["Arn"]
+    assert (kept["ServerSideEncryption"], kept["SSEKMSKeyId"]) == ("aws:kms", arn)
+    assert kept["Metadata"]["card-numbers"].startswith("unread: kept encrypted")
+    assert kept["Body"].read() == body  # whole: the local server stores it plain, S3 decrypts for a key holder
     report = json.loads(s3_hook.read_key(f"{quarantined}.error.json", bucket_name=BUCKET))
     assert report["errors"][0]["field"] == "size" and "refused unread" in report["errors"][0]["reason"]
     assert (err.value.rule, report["rule"]) == ("too_large", "too_large")
+    assert report["card_numbers"] == f"not read; this copy is encrypted under KMS key {arn}"
+
+
+def test_a_file_over_the_limit_stays_unread_where_it_is_while_the_quarantine_key_is_missing(
+    run, pg, s3_hook, accounts, day, monkeypatch
+):
+    """No key to keep it under: nothing is moved, recorded or read; the error names the setting, and
+    the file is refused as usual once the key is there."""
+    from finflows.files import QuarantineKeyMissing
+
+    body = cash_file(40, day)
+    monkeypatch.setenv("FINFLOWS_CASHFILE_MAX_BYTES", str(len(body) - 1))
+    monkeypatch.setenv("FINFLOWS_QUARANTINE_KMS_KEY", "alias/finflows-no-such-key")
+    name = f"CashFile{day:%Y%m%d}.dat"
+    key = f"cashfiles/{name}"
+    s3_hook.load_bytes(body, key=key, bucket_name=BUCKET, replace=True)
+    with pytest.raises(QuarantineKeyMissing, match=r"alias/finflows-no-such-key \(FINFLOWS_QUARANTINE_KMS_KEY\)"):
+        run(key)
+    assert s3_hook.get_key(key, bucket_name=BUCKET).get()["Body"].read() == body
+    assert counts(pg, name).get("status") is None
+    monkeypatch.delenv("FINFLOWS_QUARANTINE_KMS_KEY")
+    with pytest.raises(cashfile.CashFileRejected):
+        run(key)
+    assert counts(pg, name)["status"] == "ERROR" and not s3_hook.check_for_key(key, bucket_name=BUCKET)
 
 
 def test_a_card_number_in_payment_source_is_masked_in_the_rows_and_the_stored_text(
