@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from finflows.errors import FinflowsError
+from finflows.settings import INCLUDE
 
 LOCK_KEY = 7_146_915_001  # pg_advisory_xact_lock key for migrations
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -69,4 +70,4 @@ def apply_migrations(dsn: str, directory: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).resolve().parents[2] / "include" / "sql"
+    target = Path(sys.argv[2]) if len(sys.argv) > 2 else INCLUDE / "sql"

@@ -8,9 +8,14 @@ defaults. Read at parse time only where Airflow needs them then (asset watchers)
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 from finflows.errors import FinflowsError
+
+TAIPEI = ZoneInfo("Asia/Taipei")  # the banks' zone: business days, cutoffs, key and host-key windows, "today"
+INCLUDE = Path(__file__).resolve().parents[2] / "include"  # the repository's configuration and reference data
 
 # Airflow connection ids, one per external system; production defines the same ids in its secrets backend.
 CONN_FINANCE_DB = "postgres_finance"
@@ -279,7 +284,7 @@ def configured_bank_ids() -> list[str]:
 
     import yaml
 
-    default = Path(__file__).resolve().parents[2] / "include" / "banking" / "banks.yaml"
+    default = INCLUDE / "banking" / "banks.yaml"
     try:
         raw = yaml.safe_load(Path(get("BANKS_FILE", str(default))).read_text(encoding="utf-8"))
         return [str(b) for b in raw["banks"]]

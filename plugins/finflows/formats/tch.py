@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-TABLES = Path(__file__).resolve().parents[3] / "include" / "banking" / "tch"
+from finflows.settings import INCLUDE
+
+TABLES = INCLUDE / "banking" / "tch"
 _WEIGHTS = (7, 3, 1, 7, 3, 1)
 _PID = re.compile(r"[0-9A-Z]{8}|[0-9A-Z]{10}")
 

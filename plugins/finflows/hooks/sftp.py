@@ -18,13 +18,13 @@ import socket
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
 import paramiko
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 
 from finflows.errors import FinflowsError
 from finflows.sessions import IncompatibleServer, SessionLimitReached, session_slot
+from finflows.settings import TAIPEI
 
 __all__ = [
     "BankSFTPHook",
@@ -35,8 +35,6 @@ __all__ = [
     "host_key_windows",
     "session_slot",
 ]
-
-TAIPEI = ZoneInfo("Asia/Taipei")  # a window's days are the banks' days, as the PGP keys' are
 
 
 class HostKeyOutsideWindow(FinflowsError, paramiko.BadHostKeyException):

@@ -24,12 +24,12 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from finflows.flows.banking import delivery
+from finflows.flows.banking import audit, delivery
 from finflows.flows.banking.banks import Bank
+from finflows.settings import TAIPEI
 
 log = logging.getLogger(__name__)
 
-TAIPEI = delivery.TAIPEI
 LARGEST = 10
 
 
@@ -107,13 +107,6 @@ class Request:
         }
 
 
-def _who(cur, run_id: str, reason: str) -> None:
-    cur.execute(
-        "SELECT set_config('finflows.run_id', %s, true), set_config('finflows.reason', %s, true)",
-        (run_id, reason[:2000]),
-    )
-
-
 def deadline_for(
     bank: Bank, day: dt.date, now: dt.datetime, margin: dt.timedelta, max_wait: dt.timedelta | None
 ) -> dt.datetime:
@@ -154,7 +147,7 @@ def request(
     another request: a live request is never taken over; the same task's retry asks again under the
     same id); None when none does."""
     with conn.transaction(), conn.cursor() as cur:
-        _who(cur, run_id, f"approval requested ({request_id})")
+        audit.who(cur, run_id, f"approval requested ({request_id})")
         cur.execute(
             """UPDATE pay.batch SET approval = 'requested', approval_request = %s
                WHERE bank = %s AND status = 'batched'
@@ -200,7 +193,7 @@ def request(
 def approve(conn, request_id: str, *, by: str, at: dt.datetime, run_id: str, note: str = "") -> list[int]:
     """The batches shown in ``request_id`` are approved by ``by``: only those still waiting, unsent."""
     with conn.transaction(), conn.cursor() as cur:
-        _who(cur, run_id, f"approved by {by}")
+        audit.who(cur, run_id, f"approved by {by}")
         cur.execute(
             """UPDATE pay.batch SET approval = 'approved', approval_by = %s, approval_at = %s, approval_note = %s
                WHERE approval_request = %s AND approval = 'requested' AND status = 'batched' RETURNING id""",
@@ -236,7 +229,7 @@ def refuse(
             b = delivery.read_batch(conn, batch_id)
             why = f"{b.file_name}: approval {outcome}" + (f" by {by}" if by else "") + (f": {note}" if note else "")
             with conn.transaction(), conn.cursor() as cur:
-                _who(cur, run_id, why)
+                audit.who(cur, run_id, why)
                 cur.execute(
                     "UPDATE pay.payment SET not_before = pay.next_business_day(%s) WHERE batch_id = %s "
                     "AND status = 'batched'",

@@ -21,8 +21,9 @@ from finflows import transfer
 from finflows.errors import FinflowsError
 from finflows.flows.banking import keys
 from finflows.formats import tch
+from finflows.settings import INCLUDE
 
-DEFAULT_FILE = Path(__file__).resolve().parents[4] / "include" / "banking" / "banks.yaml"
+DEFAULT_FILE = INCLUDE / "banking" / "banks.yaml"
 _VAR = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 Digits = Annotated[str, Field(pattern=r"^[0-9]+$")]

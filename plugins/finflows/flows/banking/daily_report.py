@@ -26,9 +26,9 @@ import html
 import io
 from dataclasses import dataclass, field
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
-TAIPEI = ZoneInfo("Asia/Taipei")
+from finflows.settings import TAIPEI
+
 CHART_NAME = "finance_daily_{day}.png"
 
 

@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass
 
 from finflows.flows.banking import delivery, invariants, payments
 from finflows.flows.banking.banks import BankConfig
+from finflows.settings import TAIPEI
 
 log = logging.getLogger(__name__)
 
-TAIPEI = delivery.TAIPEI
 ASK_FOR = dt.timedelta(hours=4)  # a question unanswered this long is closed and asked again (a new entry)
 # attention rows another question already covers (its decision resolves them)
 COVERED = frozenset({"uncertain", "sent_record", "given_up"})

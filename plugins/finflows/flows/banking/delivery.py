@@ -47,12 +47,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from finflows.errors import FinflowsError
+from finflows.flows.banking import audit
 from finflows.flows.banking.banks import Bank
 from finflows.flows.banking.sent_records import SentRecords
 from finflows.sessions import IncompatibleServer
+from finflows.settings import TAIPEI
 from finflows.transfer import (
     ABSENT,
     OTHER,
@@ -68,7 +69,6 @@ from finflows.transfer import (
 log = logging.getLogger(__name__)
 
 FLOW = "bank_payments"
-TAIPEI = ZoneInfo("Asia/Taipei")
 
 # The step boundaries a worker can die at, in the order a delivery passes them.
 STEPS = (
@@ -219,14 +219,6 @@ def read_batch(conn, batch_id: int) -> Batch:
     return Batch(**row | {"total_amount": int(row["total_amount"])})
 
 
-def _who(cur, run_id: str, reason: str) -> None:
-    """Name the run and the reason in every event the triggers write in this transaction."""
-    cur.execute(
-        "SELECT set_config('finflows.run_id', %s, true), set_config('finflows.reason', %s, true)",
-        (run_id, reason[:2000]),
-    )
-
-
 def _move(cur, b: Batch, sets: str, params: tuple, *, status: str | None = None, step: str | None = None) -> Any:
     """``UPDATE pay.batch SET <sets>`` where the batch still is in ``status``/``step`` (default: as
     read); exactly one row changes, or :class:`BatchMoved`. Returns the RETURNING row, if any."""
@@ -292,7 +284,7 @@ def _begin(conn, p: Parcel) -> Batch:
     """sending/part, committed before the first byte leaves."""
     b = p.batch
     with conn.transaction(), conn.cursor() as cur:
-        _who(cur, p.run_id, f"sending {p.final}")
+        audit.who(cur, p.run_id, f"sending {p.final}")
         (attempt,) = _move(
             cur,
             b,
@@ -324,7 +316,7 @@ def _record_sent(link: Link, p: Parcel, attempt: int) -> None:
 def _rename_next(conn, p: Parcel) -> None:
     """sending/rename, committed before the rename is sent."""
     with conn.transaction(), conn.cursor() as cur:
-        _who(cur, p.run_id, f"renaming {p.part} to {p.final}")
+        audit.who(cur, p.run_id, f"renaming {p.part} to {p.final}")
         _move(cur, p.batch, "send_step = 'rename'", (), status="sending", step="part")
     _step("rename_committed")
 
@@ -341,7 +333,7 @@ def _delivered(
     ``host_key``: the key the server showed, kept on the batch."""
     b = p.batch
     with conn.transaction(), conn.cursor() as cur:
-        _who(cur, p.run_id, f"{b.file_name} {outcome}: {p.final}")
+        audit.who(cur, p.run_id, f"{b.file_name} {outcome}: {p.final}")
         _move(cur, b, "status = 'uploaded', send_step = NULL, uploaded_at = now(), host_key = coalesce(%s, host_key)",
               (host_key,), status="sending", step=step)  # fmt: skip
         _payments_to(cur, b, "uploaded")
@@ -368,7 +360,7 @@ def _uncertain(conn, p: Parcel, reason: str, attempts: int, step: str) -> Delive
     """Nobody can tell whether the bank has the file: a person decides; nothing resends it."""
     b = p.batch
     with conn.transaction(), conn.cursor() as cur:
-        _who(cur, p.run_id, f"uncertain: {reason}")
+        audit.who(cur, p.run_id, f"uncertain: {reason}")
         _move(
             cur,
             b,
@@ -394,7 +386,7 @@ def _queue(conn, p: Parcel, attempts: int, error: str, *, give_up: bool = False)
     b = p.batch
     status = "gave_up" if give_up else "waiting"
     with conn.transaction(), conn.cursor() as cur:
-        _who(cur, p.run_id, f"not delivered ({error[:200]}): {'given up' if give_up else 'queued'}")
+        audit.who(cur, p.run_id, f"not delivered ({error[:200]}): {'given up' if give_up else 'queued'}")
         _move(cur, b, "status = 'queued', send_step = NULL", (), status="sending", step="part")
         _transfer_row(cur, p, "failed", attempts, error)
         cur.execute(
@@ -419,7 +411,7 @@ def cancel(conn, b: Batch, run_id: str, why: str, *, part_removed: bool = False)
     """The batch will not be delivered: its payments go back to pending. Only from a state that
     proves nothing reached the bank (the trigger refuses sending/rename without ``part_removed``)."""
     with conn.transaction(), conn.cursor() as cur:
-        _who(cur, run_id, why)
+        audit.who(cur, run_id, why)
         if part_removed:
             cur.execute("SELECT set_config('finflows.part_removed', 'yes', true)")
         _move(cur, b, "status = 'cancelled', send_step = NULL", ())
@@ -551,7 +543,7 @@ def _stopped_by_record(conn, p: Parcel, link: Link) -> Delivery | None:
         "(was it restored?); nothing is sent until a person decides"
     )
     with conn.transaction(), conn.cursor() as cur:
-        _who(cur, p.run_id, f"uncertain: {reason}")
+        audit.who(cur, p.run_id, f"uncertain: {reason}")
         _move(cur, b, "status = 'uncertain', send_step = NULL, uncertain_reason = %s", (reason[:4000],))
         cur.execute(
             """INSERT INTO pay.transfer_retry (batch_id, status, last_error) VALUES (%s, 'uncertain', %s)
@@ -729,7 +721,7 @@ def decide(conn, batch_id: int, decision: str, *, by: str, note: str = "") -> di
             )
         why = f"decision {decision} by {by}" + (f": {note}" if note else "")
         with conn.transaction(), conn.cursor() as cur:
-            _who(cur, f"decision:{by}", why)
+            audit.who(cur, f"decision:{by}", why)
             common = "decision = %s, decided_by = %s, decided_at = now(), decision_note = %s"
             if decision == "bank_has_it":
                 _move(cur, b, f"status = 'uploaded', uploaded_at = now(), {common}", (decision, by, note or None))

@@ -25,13 +25,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from finflows.flows.banking import delivery
 from finflows.flows.banking.banks import BankConfig
+from finflows.settings import TAIPEI
 
 log = logging.getLogger(__name__)
-TAIPEI = ZoneInfo("Asia/Taipei")
 
 # how long past a bank's cutoff a batch may stay unsent and uncancelled before nobody is acting on it
 # (bank_transfer_retry runs hourly and cancels it; bank_payments' next run does too)

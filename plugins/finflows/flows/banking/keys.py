@@ -29,16 +29,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from finflows.errors import FinflowsError
+from finflows.settings import TAIPEI
 
 Fingerprint = Annotated[str, Field(pattern=r"^[0-9A-F]{40}$", description="40 hex digits, upper case")]
-
-
-TAIPEI = ZoneInfo("Asia/Taipei")
 
 
 class KeyWindowError(FinflowsError, ValueError):

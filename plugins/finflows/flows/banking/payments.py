@@ -28,20 +28,19 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from finflows import settings
-from finflows.flows.banking import delivery, health
+from finflows.flows.banking import audit, delivery, health
 from finflows.flows.banking.banks import AboveAmount, Bank, BankConfig, FileFormat
 from finflows.flows.banking.delivery import DELIVERED, PROBLEMS, Delivery, Outcome
 from finflows.flows.banking.sent_records import SentRecords, precondition_failed
 from finflows.formats import ach
+from finflows.settings import TAIPEI
 from finflows.transfer import TransferError
 
 log = logging.getLogger(__name__)
 
 FLOW = "bank_payments"
-TAIPEI = ZoneInfo("Asia/Taipei")
 ACH_RECORD_BYTES = ach.RECORD + len(ach.EOL)
 
 # seal(plaintext, processing date) → (ciphertext, {"encrypted_to", "signed_with"}): common.encrypter
@@ -87,13 +86,6 @@ class BankRun:
             who = f" by {a['by']}" if a.get("by") else ""
             out.append(f"approval {a['decision']}{who}: {a.get('note') or 'no reason given'}")
         return out
-
-
-def _who(cur, run_id: str, reason: str) -> None:
-    """Name the run and the reason in every payment_event the trigger writes in this transaction."""
-    cur.execute(
-        "SELECT set_config('finflows.run_id', %s, true), set_config('finflows.reason', %s, true)", (run_id, reason)
-    )
 
 
 def last_call(bank: Bank, margin: dt.timedelta | None = None) -> dt.time:
@@ -230,7 +222,7 @@ def decide_hold(conn, reference: str, decision: str, *, by: str, note: str = "")
             f"{by} triggered the run that held payment {reference} and may not decide it: another person must"
         )
     with conn.transaction(), conn.cursor() as cur:
-        _who(cur, f"decision:{by}", why)
+        audit.who(cur, f"decision:{by}", why)
         cur.execute(
             """UPDATE pay.payment SET hold_decision = %s, hold_decided_by = %s, hold_decided_at = now()
                WHERE reference = %s AND status = 'pending' AND held_reason IS NOT NULL AND hold_decision IS NULL
@@ -343,7 +335,7 @@ def make_batches(
     bank = cfg.bank(bank_id)
     result = BankRun(bank_id)
     with conn.transaction(), conn.cursor() as cur:
-        _who(cur, run_id, "batched")
+        audit.who(cur, run_id, "batched")
         cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{FLOW}/{bank_id}",))
         day = processing_date(cur, bank, now)
         result.processing_date = day.isoformat()

@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 from finflows import files
 from finflows.errors import FinflowsError
+from finflows.flows.banking import audit
 from finflows.flows.banking.banks import Bank, FileFormat
 from finflows.formats import ach, tch
 from finflows.formats.fixedwidth import FormatError
@@ -241,14 +242,14 @@ def _match(cur, bank: Bank, ln: dict) -> tuple[Presented | None, str, str | None
 
 def _apply(cur, file_id: int, bank: Bank, lines: list[dict], run_id: str) -> FileOutcome:
     out = FileOutcome(bank.id, "", "applied")
-    cur.execute("SELECT set_config('finflows.run_id', %s, true)", (run_id,))
+    cur.execute("SELECT set_config('finflows.run_id', %s, true)", (run_id,))  # the reason: per line, below
     for ln in lines:
         row, outcome, detail = _match(cur, bank, ln)
         payment_id, batch_id = (row.id, row.batch_id) if row else (None, None)
         meaning = tch.describe_return(ln["reason"]) if ln["reason"] not in bank.paid_codes else None
         if outcome in ("settled", "returned"):
             why = "settled by the bank" if outcome == "settled" else f"returned: {meaning}"
-            cur.execute("SELECT set_config('finflows.reason', %s, true)", (why,))
+            audit.who(cur, run_id, why)
             cur.execute(
                 "UPDATE pay.payment SET status = %s, return_reason = %s WHERE id = %s",
                 (outcome, None if outcome == "settled" else ln["reason"], payment_id),
@@ -314,9 +315,7 @@ def settle_unreturned(conn, bank: Bank, today: dt.date, run_id: str) -> list[str
         if not due:
             return []
         why = f"settled: no return within {bank.return_window_days} business day(s)"
-        cur.execute(
-            "SELECT set_config('finflows.run_id', %s, true), set_config('finflows.reason', %s, true)", (run_id, why)
-        )
+        audit.who(cur, run_id, why)
         cur.execute(
             "UPDATE pay.payment SET status = 'settled' WHERE bank = %s AND status = 'uploaded' "
             "AND value_date = ANY(%s) RETURNING reference",

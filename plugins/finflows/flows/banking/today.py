@@ -15,8 +15,8 @@ from collections import Counter
 
 from finflows import links
 from finflows.flows.banking import approval, daily_report, decisions, delivery
+from finflows.settings import TAIPEI
 
-TAIPEI = delivery.TAIPEI
 PAYMENTS_DAG, DECISIONS_DAG = "bank_payments", "treasury_decisions"
 STATES = ("prepared", "awaiting_approval", "sent", "rejected", "expired", "uncertain", "given_up", "queued",
           "cancelled", "failed")  # fmt: skip

@@ -31,8 +31,7 @@ from finflows.formats.fixedwidth import FileNameRefused
 log = logging.getLogger(__name__)
 
 FLOW = "card_reconciliation"
-INBOX = "statements/"
-PROCESSED = "processed/"
+PREFIX = "statements/"  # where the flow's files wait in its bucket (``inbox.PROCESSED`` once done)
 _COPY = f"COPY card.fact_transaction (file_id, {', '.join(COPY_COLUMNS)}) FROM STDIN"
 
 
@@ -81,7 +80,7 @@ def fetch_from_ftps(
     ignored = sorted(set(listed) - set(wanted) - {".", ".."})
     if ignored:
         log.info("not statements (or not for %s), left alone on FTPS: %s", day or "any day", ", ".join(ignored))
-    waiting = {k.rsplit("/", 1)[-1] for k in s3_hook.list_keys(bucket_name=bucket, prefix=INBOX) or []}
+    waiting = {k.rsplit("/", 1)[-1] for k in s3_hook.list_keys(bucket_name=bucket, prefix=PREFIX) or []}
     known = {
         r[0]
         for r in conn.execute(
@@ -102,9 +101,9 @@ def fetch_from_ftps(
                 files.record_error(conn, FLOW, name, e.identity, f"ftps:{remote}", str(e), run_id)
                 refused.append((name, str(e)))
                 continue
-            s3_hook.load_file(str(local), key=f"{INBOX}{name}", bucket_name=bucket, replace=True)
+            s3_hook.load_file(str(local), key=f"{PREFIX}{name}", bucket_name=bucket, replace=True)
         copied.append(name)
-    log.info("FTPS %s: %d statement(s), %d copied into s3://%s/%s", directory, len(wanted), len(copied), bucket, INBOX)
+    log.info("FTPS %s: %d statement(s), %d copied into s3://%s/%s", directory, len(wanted), len(copied), bucket, PREFIX)
     if refused:
         raise StatementRejected(
             "refused on the FTPS server, left there, not copied (the others were):\n"
@@ -146,8 +145,8 @@ def retrieve_bounded(ftp_hook, remote: str, local: Path, limit: settings.Limit) 
 
 
 def discover(s3_hook, bucket: str, day: str | None = None) -> list[str]:
-    keys = s3_hook.list_keys(bucket_name=bucket, prefix=INBOX) or []
-    return sorted(k for k in keys if "/" not in k[len(INBOX) :] and k != INBOX and _for_day(k, day))
+    keys = s3_hook.list_keys(bucket_name=bucket, prefix=PREFIX) or []
+    return sorted(k for k in keys if "/" not in k[len(PREFIX) :] and k != PREFIX and _for_day(k, day))
 
 
 # ---------------------------------------------------------------------------- loading

@@ -24,8 +24,7 @@ from finflows.formats.fixedwidth import FormatError, copy_escape
 log = logging.getLogger(__name__)
 
 FLOW = "cashfile_import"
-INBOX = "cashfiles/"
-PROCESSED = "processed/"
+PREFIX = "cashfiles/"  # where the flow's files wait in its bucket (``inbox.PROCESSED`` once done)
 DUPLICATES = "duplicates/"
 
 
@@ -81,7 +80,7 @@ def keys_from_message(body: str) -> list[str]:
 
 
 def is_cashfile_key(key: str) -> bool:
-    return key.startswith(INBOX) and key.lower().endswith(".dat") and "/" not in key[len(INBOX) :]
+    return key.startswith(PREFIX) and key.lower().endswith(".dat") and "/" not in key[len(PREFIX) :]
 
 
 def discover(s3_hook, bucket: str, event_keys: list[str] | None = None, imported=frozenset()) -> list[str]:
@@ -92,7 +91,7 @@ def discover(s3_hook, bucket: str, event_keys: list[str] | None = None, imported
     because its file was imported (``imported`` holds file names with a successful import: the run
     is being cleared and run again, or the event was delivered twice) stays in the list, so the
     run reports that file as already imported instead of silently showing no file at all."""
-    listed = {k for k in s3_hook.list_keys(bucket_name=bucket, prefix=INBOX) or [] if is_cashfile_key(k)}
+    listed = {k for k in s3_hook.list_keys(bucket_name=bucket, prefix=PREFIX) or [] if is_cashfile_key(k)}
     if not event_keys:
         return sorted(listed)
     wanted = set()

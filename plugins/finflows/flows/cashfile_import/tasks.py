@@ -68,7 +68,7 @@ def pull_sftp_drop() -> int:
         with tempfile.TemporaryDirectory(prefix="drop-") as tmp:
             local = Path(tmp) / name
             sftp.retrieve_file(f"{drop}/{name}", str(local))
-            s3.load_file(str(local), key=f"{cashfile.INBOX}{name}", bucket_name=bucket, replace=True)
+            s3.load_file(str(local), key=f"{cashfile.PREFIX}{name}", bucket_name=bucket, replace=True)
         sftp.delete_file(f"{drop}/{name}")  # only after the object is in S3
         moved += 1
     log.info("moved %d file(s) from sftp:%s into the inbox", moved, drop)

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from finflows import files, inbox
+from finflows import files, inbox, settings
 from finflows.formats.chargeback import Brand, plan_batches, to_csv
 from finflows.formats.chargeback import parse_file as parse_chargebacks
 from finflows.formats.fixedwidth import FieldError, FormatError
@@ -26,9 +26,8 @@ from finflows.transfer import ftp_upload_atomic
 log = logging.getLogger(__name__)
 
 FLOW = "chargeback_export"
-INBOX = "incoming/"
-PROCESSED = "processed/"
-CONFIG = Path(__file__).resolve().parents[4] / "include" / "chargeback_destinations.json"
+PREFIX = "incoming/"  # where the flow's files wait in its bucket (``inbox.PROCESSED`` once done)
+CONFIG = settings.INCLUDE / "chargeback_destinations.json"
 
 
 class ChargebackRejected(files.FileRejected):
@@ -106,8 +105,8 @@ def load_config(path: Path = CONFIG) -> dict:
 
 
 def discover(s3_hook, bucket: str) -> list[str]:
-    keys = s3_hook.list_keys(bucket_name=bucket, prefix=INBOX) or []
-    return sorted(k for k in keys if k.lower().endswith(".json") and "/" not in k[len(INBOX) :])
+    keys = s3_hook.list_keys(bucket_name=bucket, prefix=PREFIX) or []
+    return sorted(k for k in keys if k.lower().endswith(".json") and "/" not in k[len(PREFIX) :])
 
 
 def _ftp_hook(dest: dict):

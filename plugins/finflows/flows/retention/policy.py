@@ -10,8 +10,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from finflows.errors import FinflowsError
+from finflows.settings import INCLUDE
 
-DEFAULT_FILE = Path(__file__).resolve().parents[4] / "include" / "retention.yaml"
+DEFAULT_FILE = INCLUDE / "retention.yaml"
 KINDS = ("payments", "card_facts", "health_checks", "tenure_event_bodies")
 
 
