@@ -27,6 +27,29 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 
 
+class ControlStatus(StrEnum):
+    """``ops.file_control.status``: one row per (flow, file name)."""
+
+    PROCESSING = "PROCESSING"  # a run has it
+    SUCCESS = "SUCCESS"  # done (imported, loaded, exported, applied)
+    ERROR = "ERROR"  # refused and quarantined, or failed: a person looks
+
+
+class FileEvent(StrEnum):
+    """``ops.file_event.event``: what happened to a file, in order, for the audit trail."""
+
+    IMPORTED = "IMPORTED"  # cashfile_import
+    LOADED = "LOADED"  # card_reconciliation
+    EXPORTED = "EXPORTED"  # chargeback_export
+    READING = "READING"  # bank_reconciliation: a return file is being read
+    READ = "READ"
+    APPLIED = "APPLIED"
+    DUPLICATE = "DUPLICATE"  # the same bytes delivered again
+    QUARANTINED = "QUARANTINED"
+    CONFLICT = "CONFLICT"  # the same name with other bytes
+    QUARANTINE_RESOLVED = "QUARANTINE_RESOLVED"  # a corrected file of the name was loaded
+
+
 class Decision(StrEnum):
     NEW = "NEW"  # never seen, or only seen as a failed import: process it
     ALREADY_IMPORTED = "ALREADY_IMPORTED"  # same name and content already imported
@@ -271,7 +294,7 @@ def processed_by_run(conn, flow: str, run_id: str, bucket: str) -> list[str]:
 
 
 def decide(control: Control, sha256: str) -> Decision:
-    if control.status == "SUCCESS":
+    if control.status == ControlStatus.SUCCESS:
         return Decision.ALREADY_IMPORTED if control.sha256 == sha256 else Decision.CONFLICT
     return Decision.NEW
 
@@ -352,12 +375,19 @@ def record_event(
 
 
 def record_error(
-    conn, flow: str, file_name: str, sha256: str, source_uri: str, error: str, run_id: str, event: str = "QUARANTINED"
+    conn,
+    flow: str,
+    file_name: str,
+    sha256: str,
+    source_uri: str,
+    error: str,
+    run_id: str,
+    event: str = FileEvent.QUARANTINED,
 ) -> None:
     """In its own transaction: the control row says ERROR (unless the name was already imported)."""
     with conn.transaction(), conn.cursor() as cur:
         control = lock_and_read(cur, flow, file_name)
-        if control.status != "SUCCESS":
+        if control.status != ControlStatus.SUCCESS:
             cur.execute(
                 """INSERT INTO ops.file_control (flow, file_name, sha256, status, source_uri, error, dag_run_id,
                                                  finished_at)
@@ -395,7 +425,7 @@ def reject(
     *,
     error: str,
     report: dict[str, Any],
-    event: str = "QUARANTINED",
+    event: str = FileEvent.QUARANTINED,
     body: Path | None = None,
     sealed_with: str | None = None,
 ) -> str:
@@ -470,7 +500,7 @@ def rejected_conflict(
         f,
         error=f"[{rule}] {msg}",
         report={"rule": rule.value, "error": msg},
-        event="CONFLICT",
+        event=FileEvent.CONFLICT,
         body=body,
     )
     return rejected(
@@ -500,7 +530,7 @@ def resolve_quarantine(
             flow,
             name,
             sha256,
-            "QUARANTINE_RESOLVED",
+            FileEvent.QUARANTINE_RESOLVED,
             f"a corrected {name} was loaded; the rejected copy is now s3://{bucket}/{target}",
             run_id,
         )

@@ -202,7 +202,13 @@ def _seen_before(flow: InboxFlow, conn, f: Incoming, previous_run: str | None) -
     )
     with conn.transaction(), conn.cursor() as cur:
         files.record_event(
-            cur, flow.flow, f.file_name, f.sha256, "DUPLICATE", f"already {flow.done} by {previous_run}", f.run_id
+            cur,
+            flow.flow,
+            f.file_name,
+            f.sha256,
+            files.FileEvent.DUPLICATE,
+            f"already {flow.done} by {previous_run}",
+            f.run_id,
         )
     return Seen.DUPLICATE
 

@@ -60,7 +60,11 @@ def health(conn, bank_ids: list[str], now: dt.datetime, half_open_after: dt.time
                 "last_error": check.get("error"),
             }
         )
-    return {"database": "ok", "banks": banks, "circuits_open": [b["bank"] for b in banks if b["circuit"] != "closed"]}
+    return {
+        "database": "ok",
+        "banks": banks,
+        "circuits_open": [b["bank"] for b in banks if b["circuit"] != circuits.CLOSED],
+    }
 
 
 def dashboard(conn, days: int, now: dt.datetime) -> dict:

@@ -72,10 +72,13 @@ def failed_tasks(task_ids: list[str]) -> list[str]:
     """Which of these tasks of the current run failed: an all_done summary task is the run's leaf,
     so without this a failed upstream step would leave the run green."""
     from airflow.sdk import get_current_context
+    from airflow.utils.state import TaskInstanceState
 
     ti = get_current_context()["ti"]
     states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id]).get(ti.run_id, {})
-    return sorted(t for t, state in states.items() if state in ("failed", "upstream_failed"))
+    return sorted(
+        t for t, state in states.items() if state in (TaskInstanceState.FAILED, TaskInstanceState.UPSTREAM_FAILED)
+    )
 
 
 def nothing_upstream(value, what: str) -> None:

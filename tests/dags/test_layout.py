@@ -4,6 +4,7 @@ its own package, reached only by its own DAGs; no operator run inside another ta
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,3 +114,32 @@ def test_functions_stay_short_enough_to_read_at_once():
                 if lines > MAX_LINES and name not in LONG_ON_PURPOSE:
                     long[name] = lines
     assert not long, f"functions longer than {MAX_LINES} lines: {long}"
+
+
+# a state's name, then a comparison with a string written there: `status == "uploaded"`,
+# `o["outcome"] in ("applied", ...)`; every state is compared with its enum's members instead
+_STATE_LITERAL = re.compile(
+    r"""\b(status|outcome|approval|appr|retry|decision|circuit|transition|state|event)\b("\]|'\]|\))?"""
+    r"""\s*(==|!=|not in|in)\s*[\(\{\[]?\s*["'][A-Za-z_]+["']"""
+)
+
+
+def test_no_state_is_compared_with_a_string_of_its_own():
+    """Issue #42: a status, outcome, approval, retry, decision, circuit or event is compared only
+    with its enum (``finflows.flows.banking.states``, ``files.ControlStatus``/``FileEvent``, each
+    flow's ``Status``), so a renamed state cannot leave a comparison that is silently never true."""
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in sorted((ROOT / "plugins" / "finflows").rglob("*.py"))
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if _STATE_LITERAL.search(line) and not line.lstrip().startswith("#")
+    ]
+    assert not found, "compare with the enum's member:\n" + "\n".join(found)
+
+
+def test_the_state_pattern_finds_what_it_is_for():
+    for line in ('if b.status == "uploaded":', 'x = [o for o in d if o["outcome"] in ("applied", "seen")]',
+                 "if state != 'closed':", 'elif approval not in ("rejected",):'):  # fmt: skip
+        assert _STATE_LITERAL.search(line), line
+    for line in ("if b.status == BatchStatus.UPLOADED:", 'log.info("status == %s", s)', 'name = "status"'):
+        assert not _STATE_LITERAL.search(line), line

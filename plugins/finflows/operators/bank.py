@@ -51,6 +51,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from finflows import settings
+from finflows.flows.banking.states import ReturnFile
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ class BankReturnFileOperator(_BankOperator):
             ]
             settled = reconciliation.settle_unreturned(conn, bank, today, context["run_id"])
         self._files = [
-            f"{bank.download_path.rstrip('/')}/{o['file_name']}" for o in outcomes if o["outcome"] == "applied"
+            f"{bank.download_path.rstrip('/')}/{o['file_name']}" for o in outcomes if o["outcome"] == ReturnFile.APPLIED
         ]
         return {"bank": bank.id, "files": outcomes, "settled_unreturned": len(settled)}
 

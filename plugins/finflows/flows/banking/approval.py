@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from finflows.flows.banking import audit, delivery
 from finflows.flows.banking.banks import Bank
+from finflows.flows.banking.states import APPROVAL_REFUSED, Approval
 from finflows.settings import TAIPEI
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,7 @@ def refuse(
     """The batches of ``request_id`` were rejected (``by`` a person, with ``note`` as the reason) or
     expired unanswered: each is cancelled (nothing of it was sent: the database allows no upload
     before approval), its payments go back to pending and wait for the next business day."""
-    if outcome not in ("rejected", "expired"):
+    if outcome not in APPROVAL_REFUSED:
         raise ValueError(f"outcome must be rejected or expired, not {outcome!r}")
     ids = [
         r[0]
@@ -257,7 +258,7 @@ def refusal_email(
 
     count = sum(d["payment_count"] for d in cancelled)
     total = sum(d["total_amount"] for d in cancelled)
-    if outcome == "rejected":
+    if outcome == Approval.REJECTED:
         what = f"rejected by {by}"
     else:
         what = "not answered in time" if asked else "not asked: nobody who may approve it could be asked"

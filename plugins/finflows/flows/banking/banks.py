@@ -13,7 +13,7 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -84,7 +84,14 @@ class AboveAmount(BaseModel):
     above: Annotated[int, Field(ge=0)]
 
 
-Approval = Literal["required", "none"] | AboveAmount
+class ApprovalRule(StrEnum):
+    """When a bank's batches wait for a second person (or ``{above: N}``: ``AboveAmount``)."""
+
+    NONE = "none"
+    REQUIRED = "required"
+
+
+Approval = ApprovalRule | AboveAmount
 
 
 class Bank(BaseModel):
@@ -118,7 +125,7 @@ class Bank(BaseModel):
     # Who must approve a batch before it goes out (bank_payments' approve step): "required" (the
     # default: every batch), {above: N} (batches over N NTD), or "none" for a bank whose own channel
     # already enforces dual control.
-    approval: Approval = "required"
+    approval: Approval = ApprovalRule.REQUIRED
     sftp_client: SftpClient = SftpClient.PARAMIKO
     upload_check: UploadCheck = UploadCheck.STAT
 
@@ -175,7 +182,7 @@ class Bank(BaseModel):
         """Whether a batch of this total waits for a second person before it may be uploaded."""
         if isinstance(self.approval, AboveAmount):
             return total > self.approval.above
-        return self.approval == "required"
+        return self.approval == ApprovalRule.REQUIRED
 
     @property
     def paid_codes(self) -> frozenset[str]:

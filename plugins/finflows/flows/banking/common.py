@@ -22,7 +22,7 @@ def no_approver(cfg: banks.BankConfig, chosen: list[str], triggered_by: str | No
     """Why a run of these banks would have nobody to approve its files (the configured approvers,
     less the user who triggers it, leave nobody for a bank whose files may need approval), or None.
     Said before anything is batched: never a request that expires because nobody was asked."""
-    needing = [b for b in chosen if cfg.bank(b).approval != "none"]
+    needing = [b for b in chosen if cfg.bank(b).approval != banks.ApprovalRule.NONE]
     if not needing:
         return None
     try:

@@ -27,6 +27,7 @@ import io
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from finflows.flows.banking.states import Approval, CircuitState
 from finflows.settings import TAIPEI
 
 CHART_NAME = "finance_daily_{day}.png"
@@ -77,7 +78,7 @@ class Report:
         for b in self.banks:
             for f in NUMBERS:
                 setattr(self.total, f, getattr(self.total, f) + getattr(b, f))
-        self.total.circuit = f"{sum(b.circuit != 'closed' for b in self.banks)} open"
+        self.total.circuit = f"{sum(b.circuit != CircuitState.CLOSED for b in self.banks)} open"
         for b in self.banks:
             if b.files_not_sent:
                 self.problems.append(
@@ -86,7 +87,7 @@ class Report:
             for what in ("unmatched", "mismatch", "duplicate", "quarantined", "transfer_failures"):
                 if getattr(b, what):
                     self.problems.append(f"{b.bank}: {getattr(b, what)} {what.replace('_', ' ')}")
-            if b.circuit != "closed":
+            if b.circuit != CircuitState.CLOSED:
                 self.problems.append(f"{b.bank}: circuit {b.circuit}")
 
     def totals(self) -> dict:
@@ -261,10 +262,10 @@ def _approvals(conn, day: dt.date) -> tuple[list[str], list[str]]:
             f"{bank}: {name} ({count} payment(s), NTD {int(total):,}) {outcome}"
             + (f" by {by}" if by else "")
             + f" at {at.astimezone(TAIPEI):%Y-%m-%d %H:%M} Asia/Taipei"
-            + (f": {note}" if note and outcome != "approved" else "")
+            + (f": {note}" if note and outcome != Approval.APPROVED else "")
         )
         answered.append(line)
-        if outcome != "approved":
+        if outcome != Approval.APPROVED:
             problems.append(line + "; nothing was sent, its payments wait for the next business day")
     problems += [
         f"{a['bank']}: {a['file_name']} ({a['payment_count']} payment(s), NTD {a['total_amount']:,}) waits for "

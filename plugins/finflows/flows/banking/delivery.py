@@ -52,6 +52,7 @@ from finflows.errors import FinflowsError
 from finflows.flows.banking import audit
 from finflows.flows.banking.banks import Bank
 from finflows.flows.banking.sent_records import SentRecords
+from finflows.flows.banking.states import BATCH_FINAL, MAY_SEND, BatchStatus, PaymentStatus, Retry, Uncertain
 from finflows.sessions import IncompatibleServer
 from finflows.settings import TAIPEI
 from finflows.transfer import (
@@ -155,7 +156,7 @@ class Batch:
 
     @property
     def approved(self) -> bool:
-        return self.approval in ("approved", "not_required")
+        return self.approval in MAY_SEND
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ def _move(cur, b: Batch, sets: str, params: tuple, *, status: str | None = None,
 
 def _payments_to(cur, b: Batch, to: str) -> None:
     """The batch's batched payments move to ``to``; all of them, or :class:`BatchMoved`."""
-    if to == "uploaded":
+    if to == PaymentStatus.UPLOADED:
         cur.execute("UPDATE pay.payment SET status = 'uploaded' WHERE batch_id = %s AND status = 'batched'", (b.id,))
     else:
         cur.execute(
@@ -460,11 +461,11 @@ def deliver(
         if not mine:
             return Delivery(batch_id, "", Outcome.BUSY, error="another run is delivering this batch")
         b = read_batch(conn, batch_id)
-        if b.status in ("uploaded", "cancelled", "failed"):
+        if b.status in BATCH_FINAL:
             when = f" at {b.uploaded_at:%Y-%m-%d %H:%M:%S %Z}" if b.uploaded_at else ""
-            what = "already delivered" if b.status == "uploaded" else f"batch is {b.status}"
+            what = "already delivered" if b.status == BatchStatus.UPLOADED else f"batch is {b.status}"
             return Delivery(b.id, b.file_name, Outcome.SKIPPED, b.payment_count, b.total_amount, error=f"{what}{when}")
-        if b.status == "uncertain":
+        if b.status == BatchStatus.UNCERTAIN:
             return Delivery(
                 b.id,
                 b.file_name,
@@ -474,11 +475,11 @@ def deliver(
                 error=f"waiting for treasury's decision, not resent: {b.uncertain_reason}",
             )
         past = now >= cutoff(bank, b.processing_date)
-        if past and not (b.status == "sending" and b.send_step == "rename"):
-            if b.status == "sending":
+        if past and not (b.status == BatchStatus.SENDING and b.send_step == "rename"):
+            if b.status == BatchStatus.SENDING:
                 sftp_remove_quietly(link.sftp_hook, remote_path(bank, b.file_name) + ".part")
             return cancel(conn, b, run_id, _too_late(bank, b))
-        if not b.approved and b.status in ("batched", "queued"):
+        if not b.approved and b.status in (BatchStatus.BATCHED, BatchStatus.QUEUED):
             return Delivery(
                 b.id,
                 b.file_name,
@@ -488,7 +489,7 @@ def deliver(
                 error=f"approval is {b.approval}: nothing is sent before a second person approves it",
             )
         p = _parcel(conn, bank, b, prepare, run_id, now, from_retry_queue)
-        if b.status == "sending" and b.send_step == "rename":
+        if b.status == BatchStatus.SENDING and b.send_step == "rename":
             why = "a worker stopped after the rename step was recorded"
             if past:
                 return _settle_after_cutoff(conn, p, link, why, _too_late(bank, b))
@@ -533,7 +534,7 @@ def _stopped_by_record(conn, p: Parcel, link: Link) -> Delivery | None:
         file_name=b.file_name,
         send_attempt=b.send_attempt,
         references=p.references,
-        resend_decided_at=b.decided_at if b.decision == "resend" else None,
+        resend_decided_at=b.decided_at if b.decision == Uncertain.RESEND else None,
     )
     if not found:
         return None
@@ -713,7 +714,7 @@ def decide(conn, batch_id: int, decision: str, *, by: str, note: str = "") -> di
         if not mine:
             raise DecisionRefused(f"batch {batch_id} is being worked on right now; try again in a minute")
         b = read_batch(conn, batch_id)
-        if b.status != "uncertain":
+        if b.status != BatchStatus.UNCERTAIN:
             raise DecisionRefused(f"batch {batch_id} ({b.file_name}) is {b.status}, not uncertain: nothing to decide")
         if b.made_by and b.made_by == by:
             raise FourEyesRefused(
@@ -723,7 +724,7 @@ def decide(conn, batch_id: int, decision: str, *, by: str, note: str = "") -> di
         with conn.transaction(), conn.cursor() as cur:
             audit.who(cur, f"decision:{by}", why)
             common = "decision = %s, decided_by = %s, decided_at = now(), decision_note = %s"
-            if decision == "bank_has_it":
+            if decision == Uncertain.BANK_HAS_IT:
                 _move(cur, b, f"status = 'uploaded', uploaded_at = now(), {common}", (decision, by, note or None))
                 _payments_to(cur, b, "uploaded")
                 cur.execute(
@@ -759,7 +760,7 @@ def _given_up(conn, batch_id: int, by: str, note: str, what: str) -> Batch:
         raise DecisionRefused(f"say why ({what})")
     b = read_batch(conn, batch_id)
     row = conn.execute("SELECT status FROM pay.transfer_retry WHERE batch_id = %s", (batch_id,)).fetchone()
-    if b.status != "queued" or row is None or row[0] != "gave_up":
+    if b.status != BatchStatus.QUEUED or row is None or row[0] != Retry.GAVE_UP:
         state = f"{b.status}" + (f", retry {row[0]}" if row else "")
         raise DecisionRefused(f"batch {batch_id} ({b.file_name}) is {state}, not given up: nothing to {what}")
     if b.made_by and b.made_by == by:

@@ -20,11 +20,12 @@ import time
 from dataclasses import dataclass
 
 from finflows.flows.banking.banks import Bank
+from finflows.flows.banking.states import CircuitState, Transition
 from finflows.sessions import SessionLimitReached
 from finflows.transfer import sftp_reachable
 
 log = logging.getLogger(__name__)
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Check:
 @dataclass
 class Circuit:
     bank: str
-    state: str  # closed | open | half_open (open, cool-down over: the next check decides)
+    state: str  # a CircuitState
     consecutive_failures: int = 0
     opened_at: dt.datetime | None = None
     last_error: str | None = None
@@ -102,14 +103,14 @@ def record(
         transition = None
         if check.ok:
             if state == CLOSED or half_open:
-                transition = "closed" if half_open else None
+                transition = Transition.CLOSED if half_open else None
                 state, failures, opened_at = CLOSED, 0, None
         else:
             failures += 1
             if state == CLOSED and failures >= failures_to_open:
-                state, opened_at, transition = OPEN, now, "opened"
+                state, opened_at, transition = OPEN, now, Transition.OPENED
             elif half_open:
-                opened_at, transition = now, "reopened"
+                opened_at, transition = now, Transition.REOPENED
         cur.execute(
             """UPDATE pay.circuit SET state = %s, consecutive_failures = %s, opened_at = %s, last_checked_at = %s,
                       last_error = coalesce(%s, last_error) WHERE bank = %s""",

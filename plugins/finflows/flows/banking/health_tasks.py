@@ -9,6 +9,7 @@ from dataclasses import asdict
 from finflows import files, settings
 from finflows.flows.banking import banks, payments
 from finflows.flows.banking.common import check_invariants, circuit_now, email_treasury, sftp
+from finflows.flows.banking.states import Transition
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,
@@ -56,7 +57,7 @@ def health_summary(bank_ids: list[str], checks: list[dict | None]) -> dict:
 
     nothing_upstream(bank_ids, "choose_banks")
     recorded = [c for c in checks if c is not None]
-    moved = [c for c in recorded if c["transition"] in ("opened", "closed")]
+    moved = [c for c in recorded if c["transition"] in (Transition.OPENED, Transition.CLOSED)]
     if moved:
         what = {"opened": "OPEN: bank_payments skips this bank", "closed": "closed again: payments flow"}
         items = "".join(

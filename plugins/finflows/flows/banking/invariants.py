@@ -28,6 +28,7 @@ from typing import Any
 
 from finflows.flows.banking import delivery
 from finflows.flows.banking.banks import BankConfig
+from finflows.flows.banking.states import APPROVAL_REFUSED, STILL_TO_SEND, BatchStatus, Retry
 from finflows.settings import TAIPEI
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ def _who_acts_next(b: dict, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
 
     out = []
     why = b["uncertain_reason"] or ""
-    if status == "uncertain":
+    if status == BatchStatus.UNCERTAIN:
         since = (b["uncertain_at"] or now).astimezone(TAIPEI)
         out.append(found(
             "sent_record" if why.startswith("sent according to the archive record") else "uncertain",
@@ -200,7 +201,7 @@ def _who_acts_next(b: dict, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
             "treasury (not the batch's maker): ask the bank whether it has the file, then decide in "
             "Browse → Required Actions (treasury_decisions): the bank has it, or resend. Nothing resends it until then.",
         ))  # fmt: skip
-    elif status == "queued" and b["retry"] == "gave_up":
+    elif status == BatchStatus.QUEUED and b["retry"] == Retry.GAVE_UP:
         out.append(found(
             "given_up",
             f"{head} was given up, not delivered: {(b['last_error'] or '')[:400]}",
@@ -209,7 +210,7 @@ def _who_acts_next(b: dict, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
             "cutoff and its payments roll to the next business day",
             cutoff,
         ))  # fmt: skip
-    elif status == "queued" and b["retry"] != "waiting":
+    elif status == BatchStatus.QUEUED and b["retry"] != Retry.WAITING:
         out.append(found(
             "next_actor",
             f"{head} is queued but not in the retry queue (retry: {b['retry'] or 'none'}): no task will send or "
@@ -217,13 +218,13 @@ def _who_acts_next(b: dict, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
             "operations: find why (pay.batch_event); a person re-queues it or it must be cancelled",
             cutoff,
         ))  # fmt: skip
-    elif status == "batched" and b["approval"] in ("rejected", "expired"):
+    elif status == BatchStatus.BATCHED and b["approval"] in APPROVAL_REFUSED:
         out.append(found(
             "next_actor",
             f"{head} is batched with its approval {b['approval']}: nothing sends or cancels it",
             "operations: it should have been cancelled with the refusal; cancel it so its payments roll on",
         ))  # fmt: skip
-    if cutoff is not None and status in ("batched", "queued", "sending") and now >= cutoff + STALE_AFTER_CUTOFF:
+    if cutoff is not None and status in STILL_TO_SEND and now >= cutoff + STALE_AFTER_CUTOFF:
         step = f"/{b['send_step']}" if b["send_step"] else ""
         out.append(found(
             "past_cutoff",
@@ -297,7 +298,10 @@ def _record_accounted(conn, r) -> bool:
         (r.bank, r.file_name),
     ).fetchone()
     same = row is not None and row[0] == r.batch_id and row[3] >= r.attempt
-    if same and (row[1] in ("uploaded", "uncertain") or (row[1] == "sending" and row[2] == "rename")):
+    if same and (
+        row[1] in (BatchStatus.UPLOADED, BatchStatus.UNCERTAIN)
+        or (row[1] == BatchStatus.SENDING and row[2] == "rename")
+    ):
         return True
     (known,) = conn.execute(
         """SELECT count(*) FROM pay.payment p LEFT JOIN pay.batch b ON b.id = p.batch_id

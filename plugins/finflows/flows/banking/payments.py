@@ -31,9 +31,10 @@ from typing import Any
 
 from finflows import settings
 from finflows.flows.banking import audit, delivery, health
-from finflows.flows.banking.banks import AboveAmount, Bank, BankConfig, FileFormat
+from finflows.flows.banking.banks import AboveAmount, ApprovalRule, Bank, BankConfig, FileFormat
 from finflows.flows.banking.delivery import DELIVERED, PROBLEMS, Delivery, Outcome
 from finflows.flows.banking.sent_records import SentRecords, precondition_failed
+from finflows.flows.banking.states import APPROVAL_REFUSED, Hold
 from finflows.formats import ach
 from finflows.settings import TAIPEI
 from finflows.transfer import TransferError
@@ -82,7 +83,7 @@ class BankRun:
         ]
         out += [f"{d['file_name']}: {d['outcome']} ({d['error']})" for d in self.deliveries if d["outcome"] in PROBLEMS]
         a = self.approval or {}
-        if a.get("decision") in ("rejected", "expired", "refused"):
+        if a.get("decision") in (*APPROVAL_REFUSED, "refused"):
             who = f" by {a['by']}" if a.get("by") else ""
             out.append(f"approval {a['decision']}{who}: {a.get('note') or 'no reason given'}")
         return out
@@ -92,7 +93,7 @@ def last_call(bank: Bank, margin: dt.timedelta | None = None) -> dt.time:
     """The last time of day (Taipei) a batch is made for today: the bank's cutoff, or, for a bank
     that may ask a second person, the cutoff less the approval margin (an approval asked later
     could only expire: the batch goes on the next business day and is approved for it instead)."""
-    if bank.approval == "none":
+    if bank.approval == ApprovalRule.NONE:
         return bank.cutoff_time
     lead = settings.approval_margin() if margin is None else margin
     return (dt.datetime.combine(dt.date(2000, 1, 3), bank.cutoff_time) - lead).time()
@@ -211,11 +212,11 @@ def hold_duplicates(cur, bank_id: str, day: dt.date, window_days: int, held_by: 
 def decide_hold(conn, reference: str, decision: str, *, by: str, note: str = "") -> dict:
     """A person's decision on a held payment: ``release`` (it is batched with the next run, never
     held again) or ``cancel`` (it fails: nothing is paid). Recorded with who and when."""
-    if decision not in ("release", "cancel"):
+    if decision not in tuple(Hold):
         raise ValueError(f"decision must be release or cancel, not {decision!r}")
     if not by:
         raise ValueError("a decision needs the name of the person who made it")
-    why = f"hold {'released' if decision == 'release' else 'cancelled'} by {by}" + (f": {note}" if note else "")
+    why = f"hold {'released' if decision == Hold.RELEASE else 'cancelled'} by {by}" + (f": {note}" if note else "")
     row = conn.execute("SELECT held_by FROM pay.payment WHERE reference = %s", (reference,)).fetchone()
     if row is not None and row[0] and row[0] == by:
         raise delivery.FourEyesRefused(
@@ -232,7 +233,7 @@ def decide_hold(conn, reference: str, decision: str, *, by: str, note: str = "")
         row = cur.fetchone()
         if row is None:
             raise LookupError(f"payment {reference} is not held and waiting for a decision")
-        if decision == "cancel":
+        if decision == Hold.CANCEL:
             cur.execute(
                 "UPDATE pay.payment SET status = 'failed', return_reason = %s WHERE id = %s", (why[:500], row[0])
             )

@@ -29,6 +29,7 @@ from finflows import files
 from finflows.errors import FinflowsError
 from finflows.flows.banking import audit
 from finflows.flows.banking.banks import Bank, FileFormat
+from finflows.flows.banking.states import PaymentStatus, ReturnFile, ReturnLine
 from finflows.formats import ach, tch
 from finflows.formats.fixedwidth import FormatError
 from finflows.pgp import PgpError
@@ -50,7 +51,7 @@ class ReaderStopped(FinflowsError, RuntimeError):
 class FileOutcome:
     bank: str
     file_name: str
-    outcome: str  # applied | seen | quarantined
+    outcome: ReturnFile
     settled: int = 0
     returned: int = 0
     unmatched: int = 0
@@ -130,11 +131,11 @@ def refuse_unread(conn, *, bank: Bank, name: str, identity: str, error: str, run
     key = f"{bank.id}/{name}"
     with conn.transaction(), conn.cursor() as cur:
         control = files.lock_and_read(cur, FLOW, key)
-    if control.sha256 == identity and control.status == "ERROR":
-        return FileOutcome(bank.id, name, "seen")
+    if control.sha256 == identity and control.status == files.ControlStatus.ERROR:
+        return FileOutcome(bank.id, name, ReturnFile.SEEN)
     files.record_error(conn, FLOW, key, identity, f"sftp:{bank.id}/{name}", error, run_id)
     log.error("%s refused unread: %s", key, error)
-    return FileOutcome(bank.id, name, "quarantined", error=error, alerts=[f"{key}: {error}"])
+    return FileOutcome(bank.id, name, ReturnFile.QUARANTINED, error=error, alerts=[f"{key}: {error}"])
 
 
 def candidates(sftp, bank: Bank) -> list[str]:
@@ -234,25 +235,25 @@ def _match(cur, bank: Bank, ln: dict) -> tuple[Presented | None, str, str | None
             "mismatch",
             (f"bank says NTD {ln['amount']} to …{str(ln['account'])[-4:]}, we sent NTD {amount} to …{account[-4:]}"),
         )
-    if status != "uploaded":
+    if status != PaymentStatus.UPLOADED:
         return row, "duplicate", f"payment is already {status}"
     paid = not ln["reason"] or ln["reason"] in bank.paid_codes
     return row, "settled" if paid else "returned", None
 
 
 def _apply(cur, file_id: int, bank: Bank, lines: list[dict], run_id: str) -> FileOutcome:
-    out = FileOutcome(bank.id, "", "applied")
+    out = FileOutcome(bank.id, "", ReturnFile.APPLIED)
     cur.execute("SELECT set_config('finflows.run_id', %s, true)", (run_id,))  # the reason: per line, below
     for ln in lines:
         row, outcome, detail = _match(cur, bank, ln)
         payment_id, batch_id = (row.id, row.batch_id) if row else (None, None)
         meaning = tch.describe_return(ln["reason"]) if ln["reason"] not in bank.paid_codes else None
-        if outcome in ("settled", "returned"):
-            why = "settled by the bank" if outcome == "settled" else f"returned: {meaning}"
+        if outcome in (ReturnLine.SETTLED, ReturnLine.RETURNED):
+            why = "settled by the bank" if outcome == ReturnLine.SETTLED else f"returned: {meaning}"
             audit.who(cur, run_id, why)
             cur.execute(
                 "UPDATE pay.payment SET status = %s, return_reason = %s WHERE id = %s",
-                (outcome, None if outcome == "settled" else ln["reason"], payment_id),
+                (outcome, None if outcome == ReturnLine.SETTLED else ln["reason"], payment_id),
             )
         cur.execute(
             """INSERT INTO pay.return_line (file_id, bank, line, reference, payment_id, batch_id, outcome,
@@ -276,7 +277,7 @@ def _apply(cur, file_id: int, bank: Bank, lines: list[dict], run_id: str) -> Fil
             ),
         )
         setattr(out, outcome, getattr(out, outcome) + 1)
-        if outcome == "returned":
+        if outcome == ReturnLine.RETURNED:
             out.alerts.append(f"{row.reference if row else ln['reference']} returned by {bank.id}: {meaning}")
     # per batch: mismatches over 5% of its payments alert
     cur.execute(
@@ -334,16 +335,16 @@ def _begin_reading(conn, key: str, sha: str, run_id: str) -> bool | None:
     False for a file to read, after recording that its reading begins."""
     with conn.transaction(), conn.cursor() as cur:
         control = files.lock_and_read(cur, FLOW, key)
-        if control.sha256 == sha and control.status in ("SUCCESS", "ERROR"):
+        if control.sha256 == sha and control.status in (files.ControlStatus.SUCCESS, files.ControlStatus.ERROR):
             return None
         cur.execute(
             """SELECT event FROM ops.file_event WHERE flow = %s AND file_name = %s AND sha256 = %s
-                 AND event IN ('READING', 'READ') ORDER BY id DESC LIMIT 1""",
-            (FLOW, key, sha),
+                 AND event IN (%s, %s) ORDER BY id DESC LIMIT 1""",
+            (FLOW, key, sha, files.FileEvent.READING, files.FileEvent.READ),
         )
-        stopped = (cur.fetchone() or [None])[0] == "READING"
+        stopped = (cur.fetchone() or [None])[0] == files.FileEvent.READING
         if not stopped:
-            files.record_event(cur, FLOW, key, sha, "READING", "", run_id)
+            files.record_event(cur, FLOW, key, sha, files.FileEvent.READING, "", run_id)
     return stopped
 
 
@@ -378,7 +379,7 @@ def process_file(
     sha = hashlib.sha256(data).hexdigest()
     stopped = _begin_reading(conn, key, sha, run_id)
     if stopped is None:
-        return FileOutcome(bank.id, name, "seen")
+        return FileOutcome(bank.id, name, ReturnFile.SEEN)
     try:
         if stopped:
             raise ReaderStopped(
@@ -398,9 +399,9 @@ def process_file(
         )
         files.record_error(conn, FLOW, key, sha, f"s3://{archive_bucket}/{archive}", error, run_id)
         log.error("%s quarantined (nothing applied): %s", key, why)
-        return FileOutcome(bank.id, name, "quarantined", error=error, alerts=[error])
+        return FileOutcome(bank.id, name, ReturnFile.QUARANTINED, error=error, alerts=[error])
     with conn.transaction(), conn.cursor() as cur:
-        files.record_event(cur, FLOW, key, sha, "READ", f"{len(lines)} line(s)", run_id)
+        files.record_event(cur, FLOW, key, sha, files.FileEvent.READ, f"{len(lines)} line(s)", run_id)
     archive = f"bank-reconciliation/{bank.id}/{today.isoformat()}/{name}"
     with conn.transaction(), conn.cursor() as cur:
         files.lock_and_read(cur, FLOW, key)
@@ -410,7 +411,9 @@ def process_file(
         )
         out = _apply(cur, file_id, bank, lines, run_id)
         files.finish_control(cur, file_id, len(lines), len(lines), sum((ln["amount"] for ln in lines), Decimal(0)))
-        files.record_event(cur, FLOW, key, sha, "APPLIED", json.dumps(asdict(out) | {"alerts": None}), run_id)
+        files.record_event(
+            cur, FLOW, key, sha, files.FileEvent.APPLIED, json.dumps(asdict(out) | {"alerts": None}), run_id
+        )
     s3_hook.get_conn().put_object(Bucket=archive_bucket, Key=archive, Body=data)
     out.file_name, out.bytes = name, len(data)
     log.info(

@@ -7,6 +7,7 @@ import logging
 
 from finflows import files, metrics, settings
 from finflows.flows.banking.common import email_treasury
+from finflows.flows.banking.states import ReturnFile
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,
@@ -28,16 +29,16 @@ def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> 
     alerts = [a for o in done for a in o["alerts"]]
     with files.connect(finance_db()) as conn:
         alerts += reconciliation.unreconciled_batches(conn, dt.datetime.now(dt.UTC), settings.business_day_close())
-    applied = [o for o in done if o["outcome"] == "applied"]
-    quarantined_n = sum(o["outcome"] == "quarantined" for o in done)
+    applied = [o for o in done if o["outcome"] == ReturnFile.APPLIED]
+    quarantined_n = sum(o["outcome"] == ReturnFile.QUARANTINED for o in done)
     for o in applied:
         o["lines"] = o["settled"] + o["returned"] + o["unmatched"] + o["mismatch"] + o["duplicate"]
     metrics.emit_outcomes("bank_reconciliation", applied, quarantined_n + len(failed_banks), "lines")
     log.info(
         "%d file(s) applied, %d seen before, %d quarantined",
         len(applied),
-        sum(o["outcome"] == "seen" for o in done),
-        sum(o["outcome"] == "quarantined" for o in done),
+        sum(o["outcome"] == ReturnFile.SEEN for o in done),
+        sum(o["outcome"] == ReturnFile.QUARANTINED for o in done),
     )
     if alerts or failed_banks:
         import html
@@ -46,6 +47,6 @@ def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> 
         if failed_banks:
             body += f"<p>Banks whose check failed (see their task logs): {', '.join(failed_banks)}</p>"
         email_treasury(f"[finflows] bank reconciliation ALERT: {len(alerts)} item(s)", body, also=settings.ops_email())
-    quarantined = [f"{o['bank']}/{o['file_name']}" for o in done if o["outcome"] == "quarantined"]
+    quarantined = [f"{o['bank']}/{o['file_name']}" for o in done if o["outcome"] == ReturnFile.QUARANTINED]
     fail_run_if_any(failed_banks + quarantined, len(done) + len(failed_banks), "file")
     return {"applied": len(applied), "alerts": len(alerts)}

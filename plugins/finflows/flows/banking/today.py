@@ -12,14 +12,39 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from enum import StrEnum
 
 from finflows import links
 from finflows.flows.banking import approval, daily_report, decisions, delivery
+from finflows.flows.banking.states import (
+    APPROVAL_REFUSED,
+    WAITING_FOR_APPROVAL,
+    Approval,
+    BatchStatus,
+    Retry,
+    Uncertain,
+)
 from finflows.settings import TAIPEI
 
 PAYMENTS_DAG, DECISIONS_DAG = "bank_payments", "treasury_decisions"
-STATES = ("prepared", "awaiting_approval", "sent", "rejected", "expired", "uncertain", "given_up", "queued",
-          "cancelled", "failed")  # fmt: skip
+
+
+class DayState(StrEnum):
+    """Where one of today's batches stands on the monitor's Today page (one column each)."""
+
+    PREPARED = "prepared"  # counted for every batch of the day, whatever came after
+    AWAITING_APPROVAL = "awaiting_approval"
+    SENT = "sent"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNCERTAIN = "uncertain"
+    GIVEN_UP = "given_up"
+    QUEUED = "queued"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+STATES = tuple(DayState)
 NEXT_STEP = {
     "cashfile_import": "ask CivicaPay for a corrected file; the quarantined one is kept and never retried as it is",
     "card_reconciliation": "ask the acquirer for a corrected statement; the quarantined one is kept and never retried",
@@ -35,27 +60,31 @@ def taipei(t: dt.datetime | None) -> str | None:
 def _where(b: dict, margin: dt.timedelta, cutoffs: dict) -> tuple[str, str]:
     """(state, words) of one of today's batches."""
     status, appr = b["status"], b["approval"]
-    if status == "batched" and appr in ("required", "requested"):
+    if status == BatchStatus.BATCHED and appr in WAITING_FOR_APPROVAL:
         due = cutoffs.get(b["bank"])
         by = f", answer by {taipei(due - margin)}" if due else ""
-        return "awaiting_approval", f"awaiting a second person's approval{by}"
-    if appr in ("rejected", "expired") and status == "cancelled":
+        return DayState.AWAITING_APPROVAL, f"awaiting a second person's approval{by}"
+    if appr in APPROVAL_REFUSED and status == BatchStatus.CANCELLED:
         who = f" by {b['approval_by']}" if b["approval_by"] else " (no answer by the deadline)"
         note = f": {b['approval_note']}" if b["approval_note"] else ""
-        return appr, f"approval {appr}{who} at {taipei(b['approval_at'])}{note}; nothing sent, payments roll on"
-    if status == "uploaded":
-        how = f", decided by {b['decided_by']} (the bank has it)" if b["decision"] == "bank_has_it" else ""
-        approved = f", approved by {b['approval_by']}" if appr == "approved" else ""
-        return "sent", f"sent {taipei(b['uploaded_at'])}{approved}{how}"
-    if status == "uncertain":
-        return "uncertain", f"UNCERTAIN since {taipei(b['uncertain_at'])}: {b['uncertain_reason']}"
-    if status == "queued":
-        if b["retry"] == "gave_up":
-            return "given_up", f"given up: {(b['last_error'] or '')[:300]}"
-        return "queued", "queued: bank_transfer_retry sends it (hourly :15)"
-    if status == "sending":
-        return "queued", f"being sent ({b['send_step']})"
-    return status if status in STATES else "failed", status
+        return DayState(
+            appr
+        ), f"approval {appr}{who} at {taipei(b['approval_at'])}{note}; nothing sent, payments roll on"
+    if status == BatchStatus.UPLOADED:
+        how = f", decided by {b['decided_by']} (the bank has it)" if b["decision"] == Uncertain.BANK_HAS_IT else ""
+        approved = f", approved by {b['approval_by']}" if appr == Approval.APPROVED else ""
+        return DayState.SENT, f"sent {taipei(b['uploaded_at'])}{approved}{how}"
+    if status == BatchStatus.UNCERTAIN:
+        return DayState.UNCERTAIN, f"UNCERTAIN since {taipei(b['uncertain_at'])}: {b['uncertain_reason']}"
+    if status == BatchStatus.QUEUED:
+        if b["retry"] == Retry.GAVE_UP:
+            return DayState.GIVEN_UP, f"given up: {(b['last_error'] or '')[:300]}"
+        return DayState.QUEUED, "queued: bank_transfer_retry sends it (hourly :15)"
+    if status == BatchStatus.SENDING:
+        return DayState.QUEUED, f"being sent ({b['send_step']})"
+    if status == BatchStatus.BATCHED:  # approved, or needing no approval: bank_payments' upload step sends it
+        return DayState.QUEUED, f"prepared, approval {appr}: bank_payments' upload step sends it"
+    return DayState(status) if status in STATES else DayState.FAILED, status
 
 
 def _batches(conn, day: dt.date) -> list[dict]:
@@ -87,7 +116,7 @@ def _batch_row(b: dict, base: str, margin: dt.timedelta, cutoffs: dict) -> dict:
     if b["dag_run_id"] and not b["dag_run_id"].startswith("decision:"):
         row["run_url"] = links.run_url(base, PAYMENTS_DAG, b["dag_run_id"])
         row["log_url"] = links.task_url(base, PAYMENTS_DAG, b["dag_run_id"], "bank.prepare")
-    if state == "awaiting_approval" and b["approval_request"]:
+    if state == DayState.AWAITING_APPROVAL and b["approval_request"]:
         run_id, task_id, map_index = b["approval_request"].rsplit("/", 2)
         row["action_url"] = links.required_actions_url(base, PAYMENTS_DAG, run_id, task_id, map_index)
     return row
@@ -138,10 +167,10 @@ def today(conn, cfg, now: dt.datetime, half_open_after: dt.timedelta, margin: dt
     for d in report.banks:
         mine = [b for b in batches if b["bank"] == d.bank]
         counts = Counter(b["state"] for b in mine if b["processing_date"] == str(day))
-        counts["prepared"] = sum(1 for b in mine if b["processing_date"] == str(day))
+        counts[DayState.PREPARED] = sum(1 for b in mine if b["processing_date"] == str(day))
         banks.append({
             "bank": d.bank, "circuit": d.circuit, "cutoff": taipei(cutoffs.get(d.bank)),
-            **{s: counts.get(s, 0) for s in STATES}, "held": held.get(d.bank, 0), "settled": d.settled,
+            **{str(s): counts.get(s, 0) for s in STATES}, "held": held.get(d.bank, 0), "settled": d.settled,
             "returned": d.returned, "unmatched": d.unmatched, "quarantined": d.quarantined,
             "still_pending": d.still_pending,
         })  # fmt: skip

@@ -166,7 +166,7 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
             FLOW,
             file_name,
             sha256,
-            "IMPORTED",
+            files.FileEvent.LOADED,
             f"{stats.details} records, gross {stats.gross}, net {stats.net}",
             run_id,
         )

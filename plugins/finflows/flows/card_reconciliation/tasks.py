@@ -6,6 +6,7 @@ import logging
 
 from finflows import files, metrics, settings
 from finflows.flows.card_reconciliation import card
+from finflows.flows.card_reconciliation.card import Status
 from finflows.task_support import (
     fail_run_if_any,
     failed_keys,
@@ -68,7 +69,9 @@ def summarise(keys: list[str], outcomes: list[dict]) -> dict:
             net,
         )
     failed = failed_keys(keys, outcomes)
-    metrics.emit_outcomes("card_reconciliation", [o for o in done if o["status"] == "LOADED"], len(failed), "records")
+    metrics.emit_outcomes(
+        "card_reconciliation", [o for o in done if o["status"] == Status.LOADED], len(failed), "records"
+    )
     fail_run_if_any(failed, len(keys), "statement")
     if failed_tasks(["fetch_from_ftps"]):
         from airflow.sdk.exceptions import AirflowFailException

@@ -27,5 +27,5 @@ INBOX = inbox.Entry(
     run=import_file,
     bucket=settings.cashfile_bucket,
     tables=("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_text"),
-    loaded=("IMPORTED",),
+    loaded=("IMPORTED",),  # cashfile.Status.IMPORTED (not imported at parse time)
 )

@@ -176,7 +176,7 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
             FLOW,
             file_name,
             sha256,
-            "IMPORTED",
+            files.FileEvent.IMPORTED,
             f"{stats.records} records, {payments_count} payments, {suspense} in suspense, total {stats.total}",
             run_id,
         )

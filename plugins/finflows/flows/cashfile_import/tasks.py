@@ -8,6 +8,7 @@ from typing import Any
 
 from finflows import files, metrics, settings
 from finflows.flows.cashfile_import import cashfile
+from finflows.flows.cashfile_import.cashfile import Status
 from finflows.task_support import (
     delivered_messages,
     fail_run_if_any,
@@ -95,13 +96,13 @@ def summarise(keys: list[str], outcomes: list[dict | None]) -> dict:
     (after logging what did succeed) so the DAG run is red and the failure email names it."""
     done = [o for o in outcomes if o]
     failed = failed_keys(keys, outcomes)
-    total = sum((Decimal(o["total"]) for o in done if o["status"] == "IMPORTED"), Decimal(0))
+    total = sum((Decimal(o["total"]) for o in done if o["status"] == Status.IMPORTED), Decimal(0))
     summary = {
         "files": len(done),
-        "imported": sum(o["status"] == "IMPORTED" for o in done),
-        "duplicates": sum(o["status"] == "DUPLICATE" for o in done),
-        "payments": sum(o["payments"] for o in done if o["status"] == "IMPORTED"),
-        "suspense": sum(o["suspense"] for o in done if o["status"] == "IMPORTED"),
+        "imported": sum(o["status"] == Status.IMPORTED for o in done),
+        "duplicates": sum(o["status"] == Status.DUPLICATE for o in done),
+        "payments": sum(o["payments"] for o in done if o["status"] == Status.IMPORTED),
+        "suspense": sum(o["suspense"] for o in done if o["status"] == Status.IMPORTED),
         "total": str(total),
         "failed": len(failed),
     }
@@ -115,6 +116,6 @@ def summarise(keys: list[str], outcomes: list[dict | None]) -> dict:
             o["total"],
         )
     log.info("cashfile_import: %s", summary)
-    metrics.emit_outcomes("cashfile_import", [o for o in done if o["status"] == "IMPORTED"], len(failed), "lines")
+    metrics.emit_outcomes("cashfile_import", [o for o in done if o["status"] == Status.IMPORTED], len(failed), "lines")
     fail_run_if_any(failed, len(keys), "cash file")
     return summary

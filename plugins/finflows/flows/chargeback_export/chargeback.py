@@ -148,7 +148,7 @@ class Chargebacks(inbox.InboxFlow):
         with conn.transaction(), conn.cursor() as cur:
             files.finish_control(cur, file_id, None, len(records), None)
             detail = f"{len(records)} records in {len(batches)} batch(es), {len(deliveries)} file(s)"
-            files.record_event(cur, FLOW, f.file_name, f.sha256, "EXPORTED", detail, f.run_id)
+            files.record_event(cur, FLOW, f.file_name, f.sha256, files.FileEvent.EXPORTED, detail, f.run_id)
         return decision, {"records": len(records), "batches": len(batches), "deliveries": deliveries}
 
     def validate(self, path: Path, name: str) -> list:

@@ -6,6 +6,7 @@ import logging
 
 from finflows import files, metrics, settings
 from finflows.flows.chargeback_export import chargeback
+from finflows.flows.chargeback_export.chargeback import Status
 from finflows.task_support import (
     fail_run_if_any,
     failed_keys,
@@ -51,6 +52,8 @@ def notify(keys: list[str], outcomes: list[dict | None]) -> dict:
     if keys:
         publish(subject, body)
     log.info("%s\n%s", subject, body)
-    metrics.emit_outcomes("chargeback_export", [o for o in done if o["status"] == "EXPORTED"], len(failed), "records")
+    metrics.emit_outcomes(
+        "chargeback_export", [o for o in done if o["status"] == Status.EXPORTED], len(failed), "records"
+    )
     fail_run_if_any(failed, len(keys), "chargeback file")
     return {"files": len(done), "delivered": sum(d["uploaded"] for o in done for d in o["deliveries"])}

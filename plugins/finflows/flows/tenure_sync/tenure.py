@@ -26,6 +26,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from enum import StrEnum
 from itertools import groupby
 from typing import Any
 
@@ -125,6 +126,15 @@ def _dead_letter(sqs, dlq_url: str, m: dict[str, Any], reason: str, run_id: str)
 
 
 # --------------------------------------------------------------------------------------- apply
+class EventStatus(StrEnum):
+    """``ops.tenure_event.status``."""
+
+    PENDING = "pending"  # received, not yet written where it goes
+    APPLIED = "applied"
+    STALE = "stale"  # an older version than the one already written: kept, not applied
+    REJECTED = "rejected"  # a message its layout refuses (also on the dead-letter queue)
+
+
 @dataclass(frozen=True)
 class Pending:
     message_id: str
@@ -157,8 +167,8 @@ def apply_pending(conn, *, target: str, run_id: str, sheet: SheetWriter | None) 
         if "database" in wanted:
             counts["database_rows"] = _upsert_tenancy(conn, [(p, ev) for p, ev, t in applied if "database" in t])
         _record_versions(conn, applied)
-        _set_status(conn, [p.message_id for p, _e, _t in applied], "applied", run_id)
-        _set_status(conn, stale, "stale", run_id)
+        _set_status(conn, [p.message_id for p, _e, _t in applied], EventStatus.APPLIED, run_id)
+        _set_status(conn, stale, EventStatus.STALE, run_id)
         if waiting:
             conn.execute(
                 "UPDATE ops.tenure_event SET attempts = attempts + 1, dag_run_id = %s WHERE message_id = ANY(%s)",
@@ -253,7 +263,7 @@ def _record_versions(conn, applied: Applied) -> None:
         )
 
 
-def _set_status(conn, message_ids: list[str], status: str, run_id: str) -> None:
+def _set_status(conn, message_ids: list[str], status: EventStatus, run_id: str) -> None:
     if message_ids:
         conn.execute(
             "UPDATE ops.tenure_event SET status = %s, decided_at = now(), dag_run_id = %s WHERE message_id = ANY(%s)",
