@@ -15,6 +15,11 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from finflows.flows.banking.banks import BankConfig
+
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +49,7 @@ def warnings(
     return out
 
 
-def window_warnings(cfg, today: dt.date, days: int = 30) -> list[str]:
+def window_warnings(cfg: BankConfig, today: dt.date, days: int = 30) -> list[str]:
     """A chain whose last window ends within ``days`` of ``today`` (no key staged after it): payments
     to that bank (or signed by us) stop on the day after."""
     chains = [("our PGP signing keys", cfg.originator.signing_chain)]
@@ -61,7 +66,7 @@ def window_warnings(cfg, today: dt.date, days: int = 30) -> list[str]:
     return out
 
 
-def watched(cfg, destinations: Path | None = None) -> list[tuple[str, Callable[[], dt.datetime | None]]]:
+def watched(cfg: BankConfig, destinations: Path | None = None) -> list[tuple[str, Callable[[], dt.datetime | None]]]:
     """(what, reader) for every key and certificate a flow depends on (``destinations``: the
     chargeback destinations file, chargeback_export's own by default)."""
     from finflows import settings

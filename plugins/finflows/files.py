@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from finflows.errors import FinflowsError
 from finflows.formats.fixedwidth import FieldError, FileNameRefused, FormatError
+from finflows.seams import AwsClient, Conn, Cur, PgHook, S3Hook, one
 from finflows.settings import Limit
 
 log = logging.getLogger(__name__)
@@ -128,11 +130,11 @@ class Control:
     dag_run_id: str | None
 
 
-def connect(pg_hook):
+def connect(pg_hook: PgHook) -> Conn:
     """A finance-DB connection whose every ``conn.transaction()`` block is its own committed
     transaction. Without autocommit a lone query opens an implicit transaction, later blocks
     become savepoints inside it, and a failure rolls back what earlier steps had recorded."""
-    conn = pg_hook.get_conn()
+    conn: Conn = pg_hook.get_conn()  # type: ignore[assignment]  # the provider types it as DB-API's
     conn.autocommit = True
     return conn
 
@@ -165,7 +167,7 @@ class FileTooLarge(FormatError):
 
 
 def download(
-    s3_hook, bucket: str, key: str, directory: str, limit: Limit | None = None
+    s3_hook: S3Hook, bucket: str, key: str, directory: str, limit: Limit | None = None
 ) -> tuple[Path, str, int, str | None]:
     """Stream an S3 object to a local file; return (path, sha256, bytes, ETag). The ETag names this
     version of the object: moving it later takes that version only (``move_object``), so a
@@ -196,7 +198,9 @@ def download(
     return target, h.hexdigest(), size, etag
 
 
-def refused_too_large(conn, s3_hook, e: FileTooLarge, f: Incoming, rejected: type[FileRejected]) -> FileRejected:
+def refused_too_large(
+    conn: Conn, s3_hook: S3Hook, e: FileTooLarge, f: Incoming, rejected: type[FileRejected]
+) -> FileRejected:
     """A file over its flow's limit, quarantined (moved in the store, not read: it may hold a card
     number, so the server re-encrypts it under the quarantine key, ``quarantine_key``, which is
     looked up before anything is recorded) with its report and recorded under its identity;
@@ -206,14 +210,14 @@ def refused_too_large(conn, s3_hook, e: FileTooLarge, f: Incoming, rejected: typ
     return rejected_format(conn, s3_hook, unread, e, rejected, nothing="read", sealed_with=sealed_with)
 
 
-def hold_file(conn, flow: str, file_name: str) -> None:
+def hold_file(conn: Conn, flow: str, file_name: str) -> None:
     """Hold (flow, file) for as long as this connection lives: from the download to the last move.
     A second run reaching for the same file waits here, then finds it imported and moved, instead
     of finding it imported but not yet moved and taking it for a second delivery."""
     conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 1))", (f"{flow}/{file_name}",))
 
 
-def lock_and_read(cur, flow: str, file_name: str) -> Control:
+def lock_and_read(cur: Cur, flow: str, file_name: str) -> Control:
     """Serialise work on one (flow, file) for the rest of the transaction and read its control row."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{flow}/{file_name}",))
     cur.execute(
@@ -224,7 +228,7 @@ def lock_and_read(cur, flow: str, file_name: str) -> Control:
     return Control(*row) if row else Control(None, None, None, None)
 
 
-def finished(conn, flow: str, file_name: str) -> Control | None:
+def finished(conn: Conn, flow: str, file_name: str) -> Control | None:
     """The control row of a file this flow processed successfully, or None (never, or not yet)."""
     row = conn.execute(
         "SELECT id, status, sha256, dag_run_id FROM ops.file_control WHERE flow = %s "
@@ -234,7 +238,7 @@ def finished(conn, flow: str, file_name: str) -> Control | None:
     return Control(row[0], row[1], row[2].strip(), row[3]) if row else None
 
 
-def quarantined(conn, flow: str, file_name: str) -> tuple[str, str | None] | None:
+def quarantined(conn: Conn, flow: str, file_name: str) -> tuple[str, str | None] | None:
     """(run id, error) of the run that quarantined this file, when its last outcome was a refusal."""
     row = conn.execute(
         "SELECT dag_run_id, error FROM ops.file_control WHERE flow = %s AND file_name = %s AND status = 'ERROR'",
@@ -244,7 +248,7 @@ def quarantined(conn, flow: str, file_name: str) -> tuple[str, str | None] | Non
 
 
 def gone_but_done(
-    conn,
+    conn: Conn,
     flow: str,
     file_name: str,
     source_uri: str,
@@ -282,7 +286,7 @@ def gone_but_done(
     return control
 
 
-def processed_by_run(conn, flow: str, run_id: str, bucket: str) -> list[str]:
+def processed_by_run(conn: Conn, flow: str, run_id: str, bucket: str) -> list[str]:
     """The inbox keys of the files this run processed successfully. A cleared run lists them again
     with what is waiting, so each is reported as already done instead of vanishing from the run."""
     prefix = f"s3://{bucket}/"
@@ -300,7 +304,7 @@ def decide(control: Control, sha256: str) -> Decision:
 
 
 @contextlib.contextmanager
-def gc_paused():
+def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while a bulk load runs: the readers allocate a tuple per
     record and make no cycles, and the collector's passes over them cost a tenth of the parse
     (bench/card_statement.py). Reference counting still frees every row as it goes."""
@@ -313,7 +317,7 @@ def gc_paused():
             gc.enable()
 
 
-def copy_lines(cur, statement: str, prefix: str, lines, batch: int = 2000) -> None:
+def copy_lines(cur: Cur, statement: str, prefix: str, lines: Iterable[str], batch: int = 2000) -> None:
     """Stream ``prefix + line`` for each line into ``COPY … FROM STDIN``, a batch per write (one
     join per batch: the prefix goes in as the separator)."""
     sep = f"\n{prefix}"
@@ -330,7 +334,7 @@ def copy_lines(cur, statement: str, prefix: str, lines, batch: int = 2000) -> No
 
 
 def begin_load(
-    cur, flow: str, file_name: str, sha256: str, source_uri: str, run_id: str
+    cur: Cur, flow: str, file_name: str, sha256: str, source_uri: str, run_id: str
 ) -> tuple[Decision, dict[str, Any], int | None]:
     """First step inside a load's transaction: lock the name's control row and decide. A new file's
     control row is started and its id (every loaded row's ``file_id``) returned; otherwise the id is
@@ -342,7 +346,7 @@ def begin_load(
     return decision, {}, start_control(cur, flow, file_name, sha256, source_uri, run_id)
 
 
-def start_control(cur, flow: str, file_name: str, sha256: str, source_uri: str, run_id: str) -> int:
+def start_control(cur: Cur, flow: str, file_name: str, sha256: str, source_uri: str, run_id: str) -> int:
     """Inside the load's transaction (after ``lock_and_read``): the control row says PROCESSING;
     returns its id, the ``file_id`` of every row the load writes."""
     cur.execute(
@@ -354,10 +358,10 @@ def start_control(cur, flow: str, file_name: str, sha256: str, source_uri: str, 
            RETURNING id""",
         (flow, file_name, sha256, source_uri, run_id),
     )
-    return cur.fetchone()[0]
+    return int(one(cur)[0])
 
 
-def finish_control(cur, file_id: int, lines: int | None, rows: int, total) -> None:
+def finish_control(cur: Cur, file_id: int, lines: int | None, rows: int, total: Any) -> None:
     cur.execute(
         """UPDATE ops.file_control SET status = 'SUCCESS', line_count = %s, row_count = %s, total_amount = %s,
                finished_at = now() WHERE id = %s""",
@@ -366,7 +370,7 @@ def finish_control(cur, file_id: int, lines: int | None, rows: int, total) -> No
 
 
 def record_event(
-    cur, flow: str, file_name: str, sha256: str | None, event: str, detail: str = "", run_id: str | None = None
+    cur: Cur, flow: str, file_name: str, sha256: str | None, event: str, detail: str = "", run_id: str | None = None
 ) -> None:
     cur.execute(
         "INSERT INTO ops.file_event (flow, file_name, sha256, event, detail, dag_run_id) VALUES (%s,%s,%s,%s,%s,%s)",
@@ -375,7 +379,7 @@ def record_event(
 
 
 def record_error(
-    conn,
+    conn: Conn,
     flow: str,
     file_name: str,
     sha256: str,
@@ -419,8 +423,8 @@ class Incoming:
 
 
 def reject(
-    conn,
-    s3_hook,
+    conn: Conn,
+    s3_hook: S3Hook,
     f: Incoming,
     *,
     error: str,
@@ -449,10 +453,10 @@ def reject(
 
 
 def rejected_format(
-    conn,
-    s3_hook,
+    conn: Conn,
+    s3_hook: S3Hook,
     f: Incoming,
-    error,
+    error: FormatError,
     rejected: type[FileRejected],
     *,
     nothing: str = "loaded",
@@ -476,8 +480,8 @@ def rejected_format(
 
 
 def rejected_conflict(
-    conn,
-    s3_hook,
+    conn: Conn,
+    s3_hook: S3Hook,
     f: Incoming,
     rejected: type[FileRejected],
     *,
@@ -515,7 +519,15 @@ def rejected_conflict(
 
 
 def resolve_quarantine(
-    conn, s3_hook, *, flow: str, bucket: str, name: str, sha256: str, run_id: str, prefix: str = "quarantine/"
+    conn: Conn,
+    s3_hook: S3Hook,
+    *,
+    flow: str,
+    bucket: str,
+    name: str,
+    sha256: str,
+    run_id: str,
+    prefix: str = "quarantine/",
 ) -> str | None:
     """A corrected file of this name was just loaded: move the rejected copy and its report from
     ``quarantine/`` to ``quarantine/resolved/<run>/`` (kept, never deleted) and record it. Returns the new
@@ -538,7 +550,7 @@ def resolve_quarantine(
     return f"s3://{bucket}/{target}"
 
 
-def exists(s3_hook, bucket: str, key: str) -> bool:
+def exists(s3_hook: S3Hook, bucket: str, key: str) -> bool:
     client = s3_hook.get_conn()
     try:
         client.head_object(Bucket=bucket, Key=key)
@@ -550,7 +562,7 @@ def exists(s3_hook, bucket: str, key: str) -> bool:
 
 
 def move_object(
-    s3_hook,
+    s3_hook: S3Hook,
     bucket: str,
     key: str,
     new_key: str,
@@ -571,7 +583,8 @@ def move_object(
 
     def etag_of(k: str) -> str | None:
         try:
-            return client.head_object(Bucket=bucket, Key=k).get("ETag")
+            etag: str | None = client.head_object(Bucket=bucket, Key=k).get("ETag")
+            return etag
         except client.exceptions.ClientError as e:
             if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -601,7 +614,9 @@ def move_object(
     return True
 
 
-def _server_copy(client, bucket: str, key: str, new_key: str, etag: str | None, sealed_with: str | None) -> bool:
+def _server_copy(
+    client: AwsClient, bucket: str, key: str, new_key: str, etag: str | None, sealed_with: str | None
+) -> bool:
     """The server copies ``key`` to ``new_key`` (a managed copy: in parts past 5 GB; under SSE-KMS
     with ``sealed_with``); False when the version read was replaced meanwhile."""
     args: dict[str, Any] = (
@@ -626,7 +641,7 @@ class QuarantineKeyMissing(FinflowsError):
     where it is, unread, until the key is (a configuration error, named with its setting)."""
 
 
-def quarantine_key(s3_hook) -> str:
+def quarantine_key(s3_hook: S3Hook) -> str:
     """The ARN of the enabled KMS key ``FINFLOWS_QUARANTINE_KMS_KEY`` names (an S3 server would take
     a key it cannot use at copy time and fail at the first read: we look it up first)."""
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -644,7 +659,7 @@ def quarantine_key(s3_hook) -> str:
     return str(meta["Arn"])
 
 
-def quarantine_copy(s3_hook, bucket: str, target: str, data: bytes, report: dict[str, Any]) -> str:
+def quarantine_copy(s3_hook: S3Hook, bucket: str, target: str, data: bytes, report: dict[str, Any]) -> str:
     """A copy of a file that lives elsewhere (a counterparty's server, where it stays), kept at
     ``target`` beside ``<target>.error.json``, as ``quarantine`` keeps an object of ours."""
     target = free_key(s3_hook, bucket, target)
@@ -654,13 +669,13 @@ def quarantine_copy(s3_hook, bucket: str, target: str, data: bytes, report: dict
     return target
 
 
-def _write_report(s3_hook, bucket: str, target: str, report: dict[str, Any]) -> None:
+def _write_report(s3_hook: S3Hook, bucket: str, target: str, report: dict[str, Any]) -> None:
     s3_hook.load_string(
         json.dumps(report, indent=1, default=str), key=f"{target}.error.json", bucket_name=bucket, replace=True
     )
 
 
-def free_key(s3_hook, bucket: str, target: str) -> str:
+def free_key(s3_hook: S3Hook, bucket: str, target: str) -> str:
     """``target``, or, when a quarantined copy already holds it, ``target`` with the time added: a
     second bad file of a name never overwrites the first."""
     if not exists(s3_hook, bucket, target):
@@ -671,7 +686,7 @@ def free_key(s3_hook, bucket: str, target: str) -> str:
 
 
 def quarantine(
-    s3_hook,
+    s3_hook: S3Hook,
     bucket: str,
     key: str,
     report: dict[str, Any],

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 from finflows import files, pci, settings
 from finflows.files import Decision, FileRejected, Incoming
 from finflows.formats.fixedwidth import FormatError
+from finflows.seams import Conn, PgHook, S3Hook
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +81,16 @@ class InboxFlow(ABC):
         return raw_name
 
     @abstractmethod
-    def process(self, conn, path: Path, f: Incoming) -> tuple[Decision, dict[str, Any]]:
+    def process(self, conn: Conn, path: Path, f: Incoming) -> tuple[Decision, dict[str, Any]]:
         """Decide from the control row and, for a new file, do the flow's work; return the decision
         and what to report. For a file done before, the info holds ``previous_run``. Raise
         ``FormatError`` for a file that must not be taken: whatever it started is rolled back."""
 
     @abstractmethod
-    def summary(self, conn, file_name: str) -> dict[str, Any]:
+    def summary(self, conn: Conn, file_name: str) -> dict[str, Any]:
         """What a file done before amounted to (counts, totals, deliveries), from the database."""
 
-    def after(self, conn, path: Path, f: Incoming, seen: Seen) -> dict[str, Any]:
+    def after(self, conn: Conn, path: Path, f: Incoming, seen: Seen) -> dict[str, Any]:
         """After the decision, before the archive: what the flow does with every good file, new or
         not (e.g. the Drive copy, itself idempotent). Returns more to report. ``path`` is the file as
         it may be kept: card numbers masked (``mask_line``)."""
@@ -125,7 +126,7 @@ def masked_copy(flow: InboxFlow, path: Path, tmp: str, *, broken: frozenset[int]
     return out
 
 
-def run(flow: InboxFlow, key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Result:
+def run(flow: InboxFlow, key: str, *, bucket: str, run_id: str, s3_hook: S3Hook, pg_hook: PgHook) -> Result:
     """The lifecycle of the object ``key`` in ``bucket`` for ``flow``; raises ``flow.rejected``
     for a file refused (quarantined with its report, nothing kept of it)."""
     raw_name = key.rsplit("/", 1)[-1]
@@ -187,7 +188,7 @@ def _known_as(flow: InboxFlow, raw_name: str) -> str:
         return raw_name
 
 
-def _seen_before(flow: InboxFlow, conn, f: Incoming, previous_run: str | None) -> Seen:
+def _seen_before(flow: InboxFlow, conn: Conn, f: Incoming, previous_run: str | None) -> Seen:
     """A file already done: this run's own earlier try (a retry), or a copy delivered again,
     recorded as ``DUPLICATE`` and left undone."""
     if previous_run == f.run_id:
@@ -213,7 +214,7 @@ def _seen_before(flow: InboxFlow, conn, f: Incoming, previous_run: str | None) -
     return Seen.DUPLICATE
 
 
-def _done_before(flow: InboxFlow, conn, f: Incoming) -> Result:
+def _done_before(flow: InboxFlow, conn: Conn, f: Incoming) -> Result:
     """The object is gone from the inbox: done by this flow before (a task cleared and run again
     after it succeeded: the object is archived), or ``flow.rejected``: no retry can bring it."""
     name = _known_as(flow, f.file_name)
@@ -231,7 +232,7 @@ class Entry:
     ``bucket`` is the flow's default bucket; ``tables`` what a load writes (lineage), when the
     outcome's ``status`` is one of ``loaded``."""
 
-    run: Callable[..., dict]
+    run: Callable[..., dict[str, Any]]
     bucket: Callable[[], str]
     tables: tuple[str, ...]
     loaded: tuple[str, ...]

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def _backend():
+def _backend() -> Any:
     """Built per call (a UDP socket for StatsD): the [metrics] settings are read as they are now."""
     from airflow.sdk.observability.metrics.stats_utils import get_stats_factory
 
@@ -50,7 +51,7 @@ def run_seconds() -> float | None:
     return (dt.datetime.now(dt.UTC) - started).total_seconds() if started else None
 
 
-def emit_outcomes(flow: str, outcomes: list[dict], failures: int, rows_key: str) -> None:
+def emit_outcomes(flow: str, outcomes: list[dict[str, Any]], failures: int, rows_key: str) -> None:
     """``emit`` for a run whose per-file outcomes carry ``bytes`` and a row count under ``rows_key``."""
     emit(
         flow,

@@ -9,12 +9,14 @@ why trust in the keyring itself can be ``always``. No Airflow import here.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from finflows.errors import FinflowsError
 
@@ -74,7 +76,7 @@ class Keyring:
             raise PgpError(f"{what}: the key holds {shown}, the configuration pins {fingerprint}")
         return fingerprint.upper()
 
-    def expires(self, fingerprint: str):
+    def expires(self, fingerprint: str) -> dt.datetime | None:
         """When the key (or the first of its subkeys to go) expires, as an aware datetime; None
         when neither expires."""
         import datetime as dt
@@ -102,7 +104,7 @@ class Keyring:
         )
         if not result.ok:
             raise PgpError(f"encryption to {recipient} signed by {signer} failed: {result.status}")
-        return result.data
+        return bytes(result.data)
 
     def decrypt_and_verify(
         self, data: bytes, signer: str | Sequence[str], passphrase: str | None, limit: int | None = None
@@ -167,12 +169,12 @@ class Keyring:
                     os.unlink(path)
 
 
-def _last_error(result) -> str:
+def _last_error(result: Any) -> str:
     lines = [ln for ln in (result.stderr or "").splitlines() if ln.startswith("gpg:")]
     return lines[-1].removeprefix("gpg: ") if lines else "no message"
 
 
-def _why(result) -> str:
+def _why(result: Any) -> str:
     status = result.stderr or ""
     if not any(f"[GNUPG:] {tag}" in status for tag in ("NEWSIG", "GOODSIG", "BADSIG", "ERRSIG", "EXPSIG")):
         return "missing: the file is not signed"

@@ -7,6 +7,7 @@ defaults. Read at parse time only where Airflow needs them then (asset watchers)
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -120,7 +121,7 @@ def bank_session_wait() -> float:
     return float(get("BANK_SESSION_WAIT", "900"))
 
 
-def business_day_close():
+def business_day_close() -> dt.time:
     """Asia/Taipei time after which an uploaded batch without reconciliation is alerted."""
     import datetime as dt
 
@@ -219,7 +220,7 @@ def sent_record_window_days() -> int:
     return int(get("SENT_RECORD_WINDOW_DAYS", "14"))
 
 
-def approval_margin():
+def approval_margin() -> dt.timedelta:
     """How long before a bank's cutoff an unanswered approval expires (minutes): the upload still
     has time to reach the bank."""
     import datetime as dt
@@ -227,7 +228,7 @@ def approval_margin():
     return dt.timedelta(minutes=float(get("APPROVAL_MARGIN_MINUTES", "30")))
 
 
-def approval_max_wait():
+def approval_max_wait() -> dt.timedelta | None:
     """The longest an approval waits (minutes), when sooner than the cutoff less the margin; 0: until then."""
     import datetime as dt
 
@@ -245,7 +246,7 @@ def bank_circuit_failures() -> int:
     return int(get("BANK_CIRCUIT_FAILURES", "3"))
 
 
-def bank_circuit_half_open_after():
+def bank_circuit_half_open_after() -> dt.timedelta:
     """Seconds an open circuit waits before a single successful health check may close it."""
     import datetime as dt
 

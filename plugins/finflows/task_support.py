@@ -8,23 +8,24 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from finflows import settings
+from finflows.seams import PgHook, S3Hook
 
 
-def s3_hook():
+def s3_hook() -> S3Hook:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     return S3Hook(aws_conn_id=settings.CONN_AWS)
 
 
-def finance_db():
+def finance_db() -> PgHook:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     return PostgresHook(postgres_conn_id=settings.CONN_FINANCE_DB)
 
 
-def delivered_messages(context) -> list[dict]:
+def delivered_messages(context: Any) -> list[dict[str, Any]]:
     """The SQS messages an asset watcher took off its queue for this run (none for a manual run)."""
-    messages: list[dict] = []
+    messages: list[dict[str, Any]] = []
     for events in (context.get("triggering_asset_events") or {}).values():
         for event in events:
             payload = (event.extra or {}).get("payload") or {}
@@ -48,7 +49,7 @@ def label_mapped_task(template_var: str, key: str) -> str:
     # the live context (what map_index_template renders from), written under a key of our choosing
     context = cast("dict[str, Any]", get_current_context())
     context[template_var] = key.rsplit("/", 1)[-1]
-    return context["run_id"]
+    return str(context["run_id"])
 
 
 @contextmanager
@@ -63,7 +64,7 @@ def bad_input_fails_without_retry(*rejections: type[Exception]) -> Iterator[None
         raise AirflowFailException(str(e)) from e
 
 
-def failed_keys(keys: Sequence[str], outcomes: Sequence[dict | None]) -> list[str]:
+def failed_keys(keys: Sequence[str], outcomes: Sequence[dict[str, Any] | None]) -> list[str]:
     """A mapped task that failed has no outcome (its XCom is simply absent)."""
     return sorted(set(keys) - {o["key"] for o in outcomes if o})
 
@@ -81,7 +82,7 @@ def failed_tasks(task_ids: list[str]) -> list[str]:
     )
 
 
-def nothing_upstream(value, what: str) -> None:
+def nothing_upstream(value: Any, what: str) -> None:
     """A summary task (``all_done``) whose upstream produced nothing, because it failed: fail at
     once, without retries and without crashing on ``None``; the upstream task's log says why."""
     from airflow.sdk.exceptions import AirflowFailException

@@ -7,6 +7,7 @@ import io
 import logging
 
 from finflows.errors import FinflowsError
+from finflows.seams import FtpHook, Sftp, SftpHook
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +16,7 @@ class TransferError(FinflowsError, RuntimeError):
     pass
 
 
-def ftp_size(hook, path: str, check: str = "size") -> int | None:
+def ftp_size(hook: FtpHook, path: str, check: str = "size") -> int | None:
     """The size of ``path`` on an FTP(S) server: by ``SIZE``, or (``list``) from its directory's
     ``LIST`` (the Unix ``ls -l`` form every server we meet sends); None when the listing lacks it.
     A server that refuses ``SIZE`` raises a :class:`TransferError` that says which ``upload_check``
@@ -43,7 +44,7 @@ def ftp_size(hook, path: str, check: str = "size") -> int | None:
 
 
 def ftp_upload_atomic(
-    hook, directory: str, name: str, data: bytes, check: str = "size", *, rename: bool = True
+    hook: FtpHook, directory: str, name: str, data: bytes, check: str = "size", *, rename: bool = True
 ) -> None:
     """Upload through an FTP/FTPS hook; the final name appears only once complete.
 
@@ -73,7 +74,7 @@ def ftp_upload_atomic(
     log.info("uploaded %s (%d bytes)", final, len(data))
 
 
-def _remove_quietly(hook, path: str) -> None:
+def _remove_quietly(hook: FtpHook, path: str) -> None:
     """Remove a partial upload, on a new connection if the server dropped ours (vsftpd ends the
     session after a refused TLS data connection). Never raises."""
     for attempt in (1, 2):
@@ -95,22 +96,27 @@ ABSENT, OURS, OTHER, UNKNOWN = "absent", "ours", "other", "unknown"
 STAT, LIST, TRUST = "stat", "list", "trust"
 
 
-def sftp_size(sftp, path: str, check: str = STAT) -> int | None:
+def sftp_size(sftp: Sftp, path: str, check: str = STAT) -> int | None:
     """The size of ``path`` (None when absent), by ``stat`` or from its directory's listing.
     A server that refuses the one asked for raises ``PermissionError`` naming the path."""
     if check == LIST:
         directory, _, name = path.rpartition("/")
         for entry in sftp.listdir_attr(directory or "/"):
             if entry.filename == name:
-                return entry.st_size
+                return _size(entry.st_size)
         return None
     try:
-        return sftp.stat(path).st_size
+        return _size(sftp.stat(path).st_size)
     except FileNotFoundError:
         return None
 
 
-def sftp_remote_copy(sftp, path: str, data: bytes, check: str = STAT) -> str:
+def _size(value: object) -> int | None:
+    """A listed size as an int; None where the server gave none (as before: not proven there)."""
+    return None if value is None else int(str(value))
+
+
+def sftp_remote_copy(sftp: Sftp, path: str, data: bytes, check: str = STAT) -> str:
     """``absent``, ``ours`` (same size and, where the server lets us read it back, the same sha256)
     or ``other``, over an open SFTP client (paramiko's, or ``finflows.hooks.asyncssh_sftp``);
     ``unknown`` when ``check`` is ``trust``. A server that refuses the stat or the listing raises
@@ -134,7 +140,7 @@ def sftp_remote_copy(sftp, path: str, data: bytes, check: str = STAT) -> str:
     return OURS if digest.hexdigest() == hashlib.sha256(data).hexdigest() else OTHER
 
 
-def sftp_put_part(sftp, part: str, data: bytes, check: str = STAT) -> None:
+def sftp_put_part(sftp: Sftp, part: str, data: bytes, check: str = STAT) -> None:
     """Write ``data`` to ``part`` (a stale one is replaced) and check the server holds all of it:
     by ``stat``, by listing the directory, or (``trust``) by the server's acknowledgement of every
     write and of the close alone."""
@@ -146,7 +152,7 @@ def sftp_put_part(sftp, part: str, data: bytes, check: str = STAT) -> None:
         raise TransferError(f"{part}: server holds {size} bytes after upload, expected {len(data)}")
 
 
-def sftp_reachable(sftp, directory: str, check: str = STAT) -> None:
+def sftp_reachable(sftp: Sftp, directory: str, check: str = STAT) -> None:
     """Prove the logged-in session can see ``directory`` the way uploads will: stat it, list it,
     or (``trust``) nothing beyond the login and the SFTP subsystem."""
     if check == STAT:
@@ -155,7 +161,7 @@ def sftp_reachable(sftp, directory: str, check: str = STAT) -> None:
         sftp.listdir_attr(directory)
 
 
-def sftp_remove_quietly(sftp_hook, path: str) -> bool:
+def sftp_remove_quietly(sftp_hook: SftpHook, path: str) -> bool:
     """Remove ``path`` on a new connection (ours may be the one that broke); True when it is gone
     (removed now, or not there). Never raises."""
     try:

@@ -71,7 +71,7 @@ class Big5Text:
 
     semantic = True  # the pattern cannot tell valid Big5: a match is still decoded
 
-    def __init__(self, required: bool = False, encoding: str = "cp950", extensions: bool = True):
+    def __init__(self, required: bool = False, encoding: str = "cp950", extensions: bool = True) -> None:
         self.required = required
         self.encoding = encoding
         self.extensions = extensions
@@ -131,7 +131,7 @@ class Big5Text:
 class WholeAmount(ImpliedDecimal):
     """Whole NTD, zero-padded digits; decoded to ``Decimal``. Encodes an ``int`` without Decimal."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(0)
 
     def encode(self, value: Any, width: int) -> str:
@@ -151,7 +151,7 @@ class RocDate:
 
     semantic = True
 
-    def __init__(self, optional: bool = False, missing: str | None = None):
+    def __init__(self, optional: bool = False, missing: str | None = None) -> None:
         self.optional = optional
         self.missing = missing  # what a blank required date is refused with, where the layout says why
 
@@ -209,7 +209,7 @@ class Coded(AsciiText):
     """A code or identifier held to the public layout's rule for its field (a regular expression
     over the whole slice, padding included), decoded without its trailing blanks."""
 
-    def __init__(self, rule: str, describe: str):
+    def __init__(self, rule: str, describe: str) -> None:
         self.rule = re.compile(rule)
         self.describe = describe
 
@@ -234,7 +234,7 @@ class Blank(Coded):
     """A filler (``FILLER``, and the fields a file of this kind leaves empty): spaces only, decoded
     to ``empty``. A filler carrying anything else is refused, not warned about (docs/formats.md §3)."""
 
-    def __init__(self, describe: str = "blank (spaces only): the layout's filler", empty: Any = ""):
+    def __init__(self, describe: str = "blank (spaces only): the layout's filler", empty: Any = "") -> None:
         super().__init__(" *", describe)
         self.empty = empty
 
@@ -278,7 +278,7 @@ class Unit(Digits):
 
     semantic = True
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(exact=True)
 
     def decode(self, raw: str) -> str:
@@ -485,7 +485,7 @@ class PaymentError(FinflowsError, ValueError):
     """A payment that cannot be written as it is; names the payment and the field, and the value
     unless it is the payee's (name, id, account, notes): the message reaches XCom, logs and email."""
 
-    def __init__(self, reference: str, errors: list[tuple[str, str, str]]):
+    def __init__(self, reference: str, errors: list[tuple[str, str, str]]) -> None:
         self.reference = reference
         self.errors = errors
         text = "; ".join(
@@ -508,7 +508,7 @@ def customer_number(reference: str) -> str:
     return reference.replace("-", "")
 
 
-def _detail_values(p: Payment) -> tuple:
+def _detail_values(p: Payment) -> tuple[Any, ...]:
     cno = customer_number(p.reference)
     return (p.txn_code, p.seq, p.receiving_bank, p.receiving_account, p.amount, p.payee_id, cno, p.name, p.memo)
 
@@ -873,7 +873,7 @@ def _records(text: str, errors: list[FieldError]) -> list[str]:
 
 def _parse_records(
     lines: list[str], errors: list[FieldError], data_code: str | None = None
-) -> tuple[dict | None, list[dict[str, Any]], dict | None]:
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
     """Each record by its place (header first, trailer last, details between), 250 bytes each, the
     details and trailer by the rules of the header's kind of file (else ``data_code``'s); the
     details carry their line number."""
@@ -936,7 +936,7 @@ def read_ach(
     return AchFile(header, details, trailer)
 
 
-def read_csv(data: bytes, file_name: str, encoding: str, columns: Sequence[str] = CSV_COLUMNS) -> list[dict]:
+def read_csv(data: bytes, file_name: str, encoding: str, columns: Sequence[str] = CSV_COLUMNS) -> list[dict[str, Any]]:
     """Rows of a CSV variant file keyed by its header, which must be ``columns``."""
     try:
         text = data.decode(encoding)

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from finflows.formats.fixedwidth import (
     Choice,
@@ -61,7 +61,7 @@ TRANSACTION_TYPES = {"00": "normal", "01": "type 01", "02": "type 02", "03": "ty
 RECEIVABLE_TYPES = {c: c for c in "CGPRAFEU "}
 
 
-def f(name: str, start0: int, end0: int, codec, store: bool = True) -> Field:
+def f(name: str, start0: int, end0: int, codec: Any, store: bool = True) -> Field:
     """A field from docs/formats.md's 0-based slice [start0:end0]."""
     return Field(name, start0 + 1, end0 - start0, codec, store)
 
@@ -206,7 +206,7 @@ class StatementStats:
     details: int = 0
     gross: Decimal = Decimal(0)
     net: Decimal = Decimal(0)
-    header: dict = field(default_factory=dict)
+    header: dict[str, Any] = field(default_factory=dict)
     members: Members | None = field(default_factory=Members)  # None: more than MEMBERS_HELD
 
 
@@ -226,7 +226,7 @@ class _Reading(Errors):
     def __init__(self, stats: StatementStats) -> None:
         super().__init__(DETAIL, ENCODING)
         self.stats = stats
-        self.trailer: tuple | None = None  # () once a trailer was met that could not be read
+        self.trailer: tuple[Any, ...] | None = None  # () once a trailer was met that could not be read
         self.trailer_line = 0
         self.headed = True  # False: the file has no header, so its sequence is not judged either
 
@@ -382,5 +382,5 @@ def format_trailer(total_records: int) -> str:
     return TRAILER.format({"record_type": "A9", "total_records": total_records, "record_seq": total_records})
 
 
-def format_detail(**values) -> str:
+def format_detail(**values: Any) -> str:
     return DETAIL.format({"record_type": "CV", **values})

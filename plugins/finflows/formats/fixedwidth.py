@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 from finflows.errors import FinflowsError
 from finflows.pci import QUICK, mask_digit_runs, mask_pans
@@ -49,7 +49,7 @@ class FormatError(FinflowsError, ValueError):
 
     MAX_LISTED = 50
 
-    def __init__(self, file_name: str, errors: Sequence[FieldError], total: int | None = None):
+    def __init__(self, file_name: str, errors: Sequence[FieldError], total: int | None = None) -> None:
         self.file_name = file_name
         self.errors = list(errors)
         self.total = total if total is not None else len(self.errors)
@@ -68,12 +68,12 @@ class FormatError(FinflowsError, ValueError):
 class FileNameRefused(FormatError):
     """A file whose name breaks its flow's naming rule: refused before a byte of it is read."""
 
-    def __init__(self, file_name: str, why: str):
+    def __init__(self, file_name: str, why: str) -> None:
         super().__init__(file_name, [FieldError(0, "file_name", file_name, why)])
 
 
 class RecordError(FinflowsError, ValueError):
-    def __init__(self, errors: list[tuple[str, str, str]]):
+    def __init__(self, errors: list[tuple[str, str, str]]) -> None:
         self.errors = errors  # (field, value, reason)
         super().__init__("; ".join(f"{f}={v!r}: {r}" for f, v, r in errors))
 
@@ -95,7 +95,7 @@ class Errors:
     def undecodable(self, line_no: int, raw: bytes, e: UnicodeDecodeError) -> None:
         self.add(FieldError(line_no, "record", repr(raw[:60]), f"is not {self.encoding} text ({e.reason})"))
 
-    def explain(self, line_no: int, line: str) -> tuple | None:
+    def explain(self, line_no: int, line: str) -> tuple[Any, ...] | None:
         """The record's values, or None after naming each bad field."""
         try:
             return self.layout.parse(line)
@@ -196,7 +196,7 @@ class Digits:
     """Exactly ``width`` ASCII digits, kept as text (leading zeros matter). Writing zero-fills a
     shorter number, unless ``exact`` (a code such as a bank unit must already have every digit)."""
 
-    def __init__(self, exact: bool = False):
+    def __init__(self, exact: bool = False) -> None:
         self.exact = exact
 
     def regex(self, width: int) -> str:
@@ -227,7 +227,7 @@ class Digits:
 class Text:
     """Free text, right-padded with spaces; decoded with trailing spaces removed."""
 
-    def __init__(self, required: bool = False):
+    def __init__(self, required: bool = False) -> None:
         self.required = required
 
     # NUL is the one character PostgreSQL's text cannot hold: a line carrying one is refused by
@@ -257,7 +257,7 @@ class Text:
 class Pattern:
     """Text that must match a regular expression (a code such as ``DD1``)."""
 
-    def __init__(self, regex: str, describe: str):
+    def __init__(self, regex: str, describe: str) -> None:
         self.compiled = re.compile(regex)
         self.describe = describe
 
@@ -279,7 +279,7 @@ class Pattern:
 class SignedDecimal:
     """``+000123.45``: a sign, integer digits, a point and ``places`` decimals; exact ``Decimal``."""
 
-    def __init__(self, places: int = 2):
+    def __init__(self, places: int = 2) -> None:
         self.places = places
 
     def regex(self, width: int) -> str:
@@ -324,7 +324,7 @@ def human_format(fmt: str) -> str:
     return fmt
 
 
-def _numeric_plan(fmt: str) -> tuple[int, tuple, tuple] | None:
+def _numeric_plan(fmt: str) -> tuple[int, tuple[Any, ...], tuple[Any, ...]] | None:
     """For a format made of ``%Y %m %d`` (or ``%H %M %S``) and literal characters: (width, the
     slices of each number in the format's order of codes, the literal characters and their
     positions). None for any other format (it keeps ``strptime``)."""
@@ -343,7 +343,7 @@ def _numeric_plan(fmt: str) -> tuple[int, tuple, tuple] | None:
     return pos, tuple(numbers.items()), tuple(literals)
 
 
-def _numbers(plan: tuple[int, tuple, tuple], raw: str) -> dict[str, int] | None:
+def _numbers(plan: tuple[int, tuple[Any, ...], tuple[Any, ...]], raw: str) -> dict[str, int] | None:
     """The numbers of ``raw`` by its plan, or None when ``raw`` is not digits and literals at their
     places (then ``strptime`` decides, as it always did)."""
     width, numbers, literals = plan
@@ -371,7 +371,7 @@ class Date:
 
     semantic = True  # a pattern cannot know the calendar: a match is still decoded
 
-    def __init__(self, fmt: str, optional: bool = False):
+    def __init__(self, fmt: str, optional: bool = False) -> None:
         self.fmt = fmt
         self.optional = optional
         self.plan = _numeric_plan(fmt) if {"%Y", "%m", "%d"} <= {fmt[i : i + 2] for i in range(len(fmt))} else None
@@ -422,7 +422,7 @@ class Time:
     # slice is copied as it stands. Any other format is decoded (``semantic``) and memoised.
     _HHMMSS = "(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]"
 
-    def __init__(self, fmt: str = "%H%M%S"):
+    def __init__(self, fmt: str = "%H%M%S") -> None:
         self.fmt = fmt
         self.plan = _numeric_plan(fmt) if {"%H", "%M", "%S"} <= {fmt[i : i + 2] for i in range(len(fmt))} else None
         self.decode = functools.lru_cache(maxsize=8192)(self._decode)
@@ -467,7 +467,7 @@ class ImpliedDecimal:
 
     groups = 2  # in the record regex: the whole digits and the decimals, each captured
 
-    def __init__(self, places: int = 2):
+    def __init__(self, places: int = 2) -> None:
         self.places = places
         self.quantum = Decimal(1).scaleb(-places)
 
@@ -496,7 +496,7 @@ class ImpliedDecimal:
 class Choice:
     """One of a fixed set of codes (e.g. a card brand); decoded to the code itself."""
 
-    def __init__(self, codes: dict[str, str] | Sequence[str]):
+    def __init__(self, codes: dict[str, str] | Sequence[str]) -> None:
         self.codes = dict(codes) if isinstance(codes, dict) else {c: c for c in codes}
         widths = {len(c) for c in self.codes}
         if len(widths) != 1:
@@ -526,7 +526,7 @@ class MaskedText(Text):
     """Free text in which a card number must never survive: any Luhn-valid 13–19 digit run is
     masked to BIN + last four (``pci.mask_pans``) before the value is stored, logged or echoed."""
 
-    def __init__(self, required: bool = False):
+    def __init__(self, required: bool = False) -> None:
         super().__init__(required)
 
     def mask(self, value: str) -> str:
@@ -631,7 +631,7 @@ class Layout:
     # derived in __post_init__ (not arguments): the parse plan, the fast path and its row function
     _plan: tuple[tuple[str, slice, Callable[[str], Any]], ...] = field(init=False, repr=False, compare=False)
     _fast: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
-    _copy: Callable[[tuple], str] | None = field(init=False, repr=False, compare=False)
+    _copy: Callable[[tuple[Any, ...]], str] | None = field(init=False, repr=False, compare=False)
     _first: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -668,7 +668,7 @@ class Layout:
         object.__setattr__(self, "_copy", self._compile_copy(first) if fast is not None else None)
         object.__setattr__(self, "_first", first)
 
-    def fast_path(self) -> tuple[Callable[[str], re.Match[str] | None], Callable[[tuple], str]]:
+    def fast_path(self) -> tuple[Callable[[str], re.Match[str] | None], Callable[[tuple[Any, ...]], str]]:
         """``(match, row)``: the record regex's ``fullmatch`` and the generated row function over
         its ``groups()``, for a reader's hot loop (``copy_row`` is the two, plus the explanation).
         A match whose row raises ValueError (a calendar date) is not valid."""
@@ -680,7 +680,7 @@ class Layout:
         """Where a field's (first) captured group is in the fast path's ``groups()``."""
         return self._first[name]
 
-    def _compile_copy(self, first: dict[str, int]):
+    def _compile_copy(self, first: dict[str, int]) -> Callable[[Sequence[str]], str]:
         """Generate ``row(groups) -> str``: the stored fields as one line of COPY text.
 
         One f-string for the whole record, a piece per field (from its codec) and tabs between:
@@ -702,7 +702,7 @@ class Layout:
         body = "\\t".join(parts)
         src = f'def row(g):\n    return f"""{body}"""\n'
         exec(compile(src, f"<copy row {self.name}>", "exec"), namespace)  # noqa: S102 (code from our codecs only)
-        return namespace["row"]
+        return cast("Callable[[Sequence[str]], str]", namespace["row"])
 
     @property
     def copy_columns(self) -> tuple[str, ...]:
@@ -752,7 +752,7 @@ class Layout:
             out.append(line)
         return "".join(out)
 
-    def parse(self, record: str) -> tuple:
+    def parse(self, record: str) -> tuple[Any, ...]:
         if len(record) != self.length:
             raise RecordError([("record", record[:80], f"is {len(record)} characters long, expected {self.length}")])
         values, errors = [], []
@@ -766,7 +766,7 @@ class Layout:
             raise RecordError(errors)
         return tuple(values)
 
-    def formatter(self, variable: Sequence[str], constants: dict[str, Any]):
+    def formatter(self, variable: Sequence[str], constants: dict[str, Any]) -> Callable[..., str]:
         """Generate ``fmt(*values) -> str`` for writers of many records: fields named in
         ``constants`` are encoded once, the ``variable`` ones (in that order) per call by their
         codec. Any bad value raises ``ValueError``: call ``format`` for the error naming every field."""
@@ -804,7 +804,7 @@ class Layout:
             f"    return r\n"
         )
         exec(compile(src, f"<format {self.name}>", "exec"), namespace)  # noqa: S102 (code from our codecs only)
-        return namespace["fmt"]
+        return cast("Callable[..., str]", namespace["fmt"])
 
     @staticmethod
     def _encode(f: Field, value: Any) -> str:

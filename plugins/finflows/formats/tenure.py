@@ -213,7 +213,7 @@ def mask_body(body: str) -> str:
     return body if masked == data else json.dumps(masked, ensure_ascii=False)
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     """The published event schema (include/tenure/event.schema.json is this, checked by a test)."""
     schema = TenureEvent.model_json_schema(by_alias=True)
     schema["$id"] = "https://finflows.example.org/schemas/tenure-event.json"

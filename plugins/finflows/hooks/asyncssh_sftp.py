@@ -51,7 +51,7 @@ class _Loop:
     def run(self, coro: Awaitable[Any], what: str, path: str | None = None, timeout: float | None = None) -> Any:
         import asyncssh
 
-        async def bounded():
+        async def bounded() -> Any:
             return await asyncio.wait_for(coro, timeout or self.idle_timeout)
 
         if self.stalled is not None:  # the server stopped answering earlier in this session
@@ -86,7 +86,7 @@ class RemoteFile:
         self._loop, self._handle, self.path = loop, handle, path
 
     def read(self, size: int = -1) -> bytes:
-        return self._loop.run(self._handle.read(size), "read", self.path)
+        return bytes(self._loop.run(self._handle.read(size), "read", self.path))
 
     def prefetch(self, *_: Any) -> None:
         """paramiko's read-ahead; asyncssh reads large sizes in parallel by itself."""

@@ -15,9 +15,12 @@ survives a close in a ``finally``.
 
 from __future__ import annotations
 
+import datetime as dt
 import ftplib
 import logging
+import socket
 import ssl
+from typing import Any
 
 from airflow.providers.ftp.hooks.ftp import FTPHook as ProviderFTPHook
 
@@ -27,9 +30,10 @@ log = logging.getLogger(__name__)
 class _SessionReuseFTP_TLS(ftplib.FTP_TLS):  # noqa: N801 (ftplib's spelling)
     """``FTP_TLS`` whose data connections resume the control connection's TLS session."""
 
-    def ntransfercmd(self, cmd, rest=None):
+    def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket, int | None]:
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)  # noqa: S321 (FTP_TLS: the data channel is wrapped below)
-        if self._prot_p:
+        if self._prot_p:  # type: ignore[attr-defined]  # ftplib's own flag: PROT P was sent
+            assert isinstance(self.sock, ssl.SSLSocket)  # the control connection: TLS since AUTH TLS
             conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
         return conn, size
 
@@ -59,19 +63,19 @@ class _QuietClose:
 DEFAULT_TIMEOUT = 60.0  # seconds: connect and every read of the control and data connections
 
 
-def _passive(extra: dict) -> bool:
+def _passive(extra: dict[str, Any]) -> bool:
     """The ``passive`` extra (default true); "false" from a connection URI is false."""
     value = extra.get("passive", True)
     return value.strip().lower() not in ("false", "0", "no", "off") if isinstance(value, str) else bool(value)
 
 
-def _host(params) -> str:
+def _host(params: Any) -> str:
     if not params.host:
         raise ValueError(f"connection {params.conn_id} has no host")
-    return params.host
+    return str(params.host)
 
 
-def _timeout(extra: dict) -> float:
+def _timeout(extra: dict[str, Any]) -> float:
     """The connection's ``timeout`` extra (seconds), else 60: a server that stops answering ends the
     transfer with ``TimeoutError`` instead of holding the task for ever."""
     return float(extra.get("timeout") or DEFAULT_TIMEOUT)
@@ -108,15 +112,16 @@ class FTPSHook(_QuietClose, ProviderFTPHook):
     hook_name = "FTPS (TLS session reuse)"
     ftp_class: type[ftplib.FTP_TLS] = _SessionReuseFTP_TLS
 
-    def certificate_expires(self):
+    def certificate_expires(self) -> dt.datetime:
         """When the server's TLS certificate (as verified on the control connection) expires."""
-        import datetime as dt
-
         try:
-            cert = self.get_conn().sock.getpeercert()
+            sock = self.get_conn().sock
+            assert isinstance(sock, ssl.SSLSocket)  # FTPS: the control connection is TLS
+            not_after = (sock.getpeercert() or {}).get("notAfter")
         finally:
             self.close_conn()
-        return dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), dt.UTC)
+        assert isinstance(not_after, str)  # a verified certificate has one
+        return dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), dt.UTC)
 
     def tls_context(self) -> ssl.SSLContext:
         """The TLS settings: the system's defaults, which verify the certificate and the host name."""

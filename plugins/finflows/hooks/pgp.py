@@ -18,6 +18,7 @@ type with this extra::
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ class PgpHook(BaseHook):
                 )
             yield PgpSession(ring, pinned, self.pgp_conn_id, passphrase)
 
-    def expires(self):
+    def expires(self) -> dt.datetime | None:
         """When this connection's key expires (the first of its subkeys to go), or None."""
         with self.session() as s:
             return s.ring.expires(s.fingerprint(self.pgp_conn_id))

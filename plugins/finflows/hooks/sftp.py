@@ -15,7 +15,7 @@ import base64
 import datetime as dt
 import hashlib
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, NamedTuple
 
@@ -166,7 +166,7 @@ class BankSFTPHook(SFTPHook):
         self.host_key = match.key
 
     @contextmanager
-    def get_managed_conn(self):
+    def get_managed_conn(self) -> Iterator[Any]:
         if self.ssh_library == "asyncssh":
             with self._asyncssh_conn() as client:
                 yield client
@@ -195,7 +195,7 @@ class BankSFTPHook(SFTPHook):
             yield client
 
     @contextmanager
-    def _asyncssh_conn(self):
+    def _asyncssh_conn(self) -> Iterator[Any]:
         """The same, through asyncssh (``finflows.hooks.asyncssh_sftp``)."""
         from finflows.hooks import asyncssh_sftp
 

@@ -122,7 +122,7 @@ class PaymentApprovalOperator(HITLOperator):
                 return self._refuse(conn, bank, req.request_id, "expired", None, refusal, context, asked=False)
             if req.deadline <= now:
                 refusal = (
-                    f"too late to ask: the answer was due by {req.deadline.astimezone(approval.TAIPEI):%H:%M} Taipei"
+                    f"too late to ask: the answer was due by {req.deadline.astimezone(settings.TAIPEI):%H:%M} Taipei"
                 )
                 return self._refuse(conn, bank, req.request_id, "expired", None, refusal, context, asked=False)
         self._show(req, approvers, who_triggered, now)

@@ -183,7 +183,7 @@ class BankPaymentFileOperator(_BankOperator):
         if result.skipped_reason is not None:
             return result
         if circuit is not None and not circuit.allows_payments:  # opened since the prepare step
-            result.skipped_reason = circuit.describe(payments.TAIPEI) + "; approved files stay for the next run"
+            result.skipped_reason = circuit.describe(settings.TAIPEI) + "; approved files stay for the next run"
             return result
         done = {d["batch_id"] for d in result.deliveries}
         result.deliveries += list((self.approval or {}).get("cancelled", []))
@@ -219,11 +219,11 @@ class BankReturnFileOperator(_BankOperator):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         from finflows import files
-        from finflows.flows.banking import common, payments, reconciliation
+        from finflows.flows.banking import common, reconciliation
 
         cfg, bank = self._bank(context)
         s3, bucket = S3Hook(aws_conn_id=self.aws_conn_id), self.archive_bucket or settings.archive_bucket()
-        today = dt.datetime.now(payments.TAIPEI).date()
+        today = dt.datetime.now(settings.TAIPEI).date()
         sftp = common.sftp(bank)
         with (
             files.connect(self._finance_db()) as conn,

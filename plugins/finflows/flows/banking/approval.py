@@ -23,11 +23,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from finflows.flows.banking import audit, delivery
 from finflows.flows.banking.banks import Bank
 from finflows.flows.banking.states import APPROVAL_REFUSED, Approval
+from finflows.seams import Conn
 from finflows.settings import TAIPEI
+
+if TYPE_CHECKING:
+    from finflows.emails import Email
+
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +46,9 @@ class Request:
 
     bank: str
     request_id: str
-    batches: list[dict]  # {id, file_name, processing_date, payment_count, total_amount}
-    largest: list[dict]  # {reference, amount, file_name}: the ten largest payments
-    held: list[dict]  # {reference, amount, reason}: possible duplicates held back, not in any batch
+    batches: list[dict[str, Any]]  # {id, file_name, processing_date, payment_count, total_amount}
+    largest: list[dict[str, Any]]  # {reference, amount, file_name}: the ten largest payments
+    held: list[dict[str, Any]]  # {reference, amount, reason}: possible duplicates held back, not in any batch
     deadline: dt.datetime  # answer by (UTC); unanswered, the batches are cancelled
     cutoff: dt.datetime  # the bank's cutoff for the earliest processing date (Asia/Taipei)
     makers: frozenset[str] = frozenset()  # the users who made these batches: none of them may answer
@@ -97,7 +103,7 @@ class Request:
         lines += ["", "To reject, give the reason in the form, then choose Reject."]
         return "\n".join(lines)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "bank": self.bank,
             "request": self.request_id,
@@ -126,7 +132,7 @@ def eligible(approvers: list[str], makers: frozenset[str] | set[str], triggered_
     return [u for u in approvers if u not in barred]
 
 
-def makers(conn, request_id: str) -> frozenset[str]:
+def makers(conn: Conn, request_id: str) -> frozenset[str]:
     """The users who made the batches of a request (scheduled runs have no maker)."""
     rows = conn.execute(
         "SELECT DISTINCT made_by FROM pay.batch WHERE approval_request = %s AND made_by IS NOT NULL", (request_id,)
@@ -135,7 +141,7 @@ def makers(conn, request_id: str) -> frozenset[str]:
 
 
 def request(
-    conn,
+    conn: Conn,
     bank: Bank,
     *,
     request_id: str,
@@ -191,7 +197,7 @@ def request(
     return req
 
 
-def approve(conn, request_id: str, *, by: str, at: dt.datetime, run_id: str, note: str = "") -> list[int]:
+def approve(conn: Conn, request_id: str, *, by: str, at: dt.datetime, run_id: str, note: str = "") -> list[int]:
     """The batches shown in ``request_id`` are approved by ``by``: only those still waiting, unsent."""
     with conn.transaction(), conn.cursor() as cur:
         audit.who(cur, run_id, f"approved by {by}")
@@ -206,8 +212,8 @@ def approve(conn, request_id: str, *, by: str, at: dt.datetime, run_id: str, not
 
 
 def refuse(
-    conn, bank: Bank, request_id: str, *, outcome: str, by: str | None, at: dt.datetime, run_id: str, note: str
-) -> list[dict]:
+    conn: Conn, bank: Bank, request_id: str, *, outcome: str, by: str | None, at: dt.datetime, run_id: str, note: str
+) -> list[dict[str, Any]]:
     """The batches of ``request_id`` were rejected (``by`` a person, with ``note`` as the reason) or
     expired unanswered: each is cancelled (nothing of it was sent: the database allows no upload
     before approval), its payments go back to pending and wait for the next business day."""
@@ -250,8 +256,14 @@ def refuse(
 
 
 def refusal_email(
-    bank_id: str, outcome: str, by: str | None, note: str, cancelled: list[dict], link: str = "", asked: bool = True
-):
+    bank_id: str,
+    outcome: str,
+    by: str | None,
+    note: str,
+    cancelled: list[dict[str, Any]],
+    link: str = "",
+    asked: bool = True,
+) -> Email:
     """Treasury's email when an approval was rejected or expired (``asked``: False when nobody
     could be asked, which is said as such, never as an unanswered request)."""
     from finflows.emails import Email
@@ -280,7 +292,7 @@ def refusal_email(
     return Email(f"[finflows] bank payments {word}: {bank_id}, {len(cancelled)} file(s)", tuple(lines))
 
 
-def awaiting(conn) -> list[dict]:
+def awaiting(conn: Conn) -> list[dict[str, Any]]:
     """Batches waiting for a second person (not yet asked, or asked and unanswered)."""
     rows = conn.execute(
         """SELECT id, bank, file_name, processing_date, payment_count, total_amount, approval, approval_request,

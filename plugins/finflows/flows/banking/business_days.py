@@ -21,9 +21,11 @@ No Airflow import here.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 from dataclasses import dataclass
 
 from finflows.errors import FinflowsError
+from finflows.seams import Conn
 
 SOURCE = "holidays {version}: TW (DGPA office calendar)"
 
@@ -53,14 +55,13 @@ def taiwan_year(year: int) -> list[Day]:
     return sorted(out, key=lambda x: x.day)
 
 
-def load_year(conn, year: int, days: list[Day] | None = None, source: str | None = None) -> list[Day]:
+def load_year(conn: Conn, year: int, days: list[Day] | None = None, source: str | None = None) -> list[Day]:
     """Replace ``year``'s rows of ``pay.calendar`` (hand-made ``manual`` rows kept) and mark the year loaded."""
-    import holidays
 
     days = taiwan_year(year) if days is None else days
     if any(d.day.year != year for d in days):
         raise ValueError(f"days outside {year} given to load_year({year})")
-    source = source or SOURCE.format(version=holidays.__version__)
+    source = source or SOURCE.format(version=importlib.metadata.version("holidays"))
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
             "DELETE FROM pay.calendar WHERE day BETWEEN %s AND %s AND source <> 'manual'",
@@ -79,7 +80,7 @@ def load_year(conn, year: int, days: list[Day] | None = None, source: str | None
     return days
 
 
-def covered_until(conn) -> dt.date | None:
+def covered_until(conn: Conn) -> dt.date | None:
     """The last day of the last year loaded without a gap from the first, or None when none is."""
     years = [r[0] for r in conn.execute("SELECT year FROM pay.calendar_year ORDER BY year").fetchall()]
     if not years:

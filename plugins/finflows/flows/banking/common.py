@@ -7,13 +7,20 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from finflows import settings
 from finflows.flows.banking import banks, keys, payments
+from finflows.seams import Conn, SftpHook
 from finflows.task_support import (
     bad_input_fails_without_retry,
     finance_db,
 )
+
+if TYPE_CHECKING:
+    from finflows.flows.banking.health import Circuit
+    from finflows.pgp import Keyring
+
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +80,7 @@ class _Keys:
     its window's fingerprint) the first time it is needed: a staged key whose connection is not
     there yet stops nothing before its day."""
 
-    def __init__(self, ring) -> None:
+    def __init__(self, ring: Keyring) -> None:
         self.ring = ring
         self.passphrases: dict[str, str | None] = {}
 
@@ -144,7 +151,7 @@ def encrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[Seal]:
 
 
 @contextmanager
-def own_decrypter(cfg: banks.BankConfig) -> Iterator:
+def own_decrypter(cfg: banks.BankConfig) -> Iterator[Any]:
     """Open a file we made and archived: decrypt with any of our keys (retired ones too: an archive
     outlives a key), insist on the signature of one of them."""
     from finflows import pgp
@@ -174,7 +181,7 @@ def decrypter(cfg: banks.BankConfig, bank: banks.Bank) -> Iterator[Open]:
         yield open_
 
 
-def sftp(bank: banks.Bank, *, one_attempt: bool = False):
+def sftp(bank: banks.Bank, *, one_attempt: bool = False) -> SftpHook:
     """The bank's SFTP hook (paramiko or asyncssh, as its ``sftp_client`` says), every session within
     the bank's ``sftp_sessions`` across all DAGs and the monitor; ``one_attempt`` for health checks (no connect retries, a short wait for a slot)."""
     from finflows.hooks.sftp import BankSFTPHook
@@ -226,7 +233,7 @@ def email_treasury(subject: str, body: str, also: list[str] | None = None, inlin
         )
 
 
-def alert_uncertain(deliveries: list[dict]) -> None:
+def alert_uncertain(deliveries: list[dict[str, Any]]) -> None:
     """Email treasury and operations at once when a delivery ended uncertain."""
     from finflows import emails, links
     from finflows.flows.banking import delivery
@@ -237,7 +244,7 @@ def alert_uncertain(deliveries: list[dict]) -> None:
         emails.send(alert, to=settings.treasury_email() + settings.ops_email(), smtp_conn_id=settings.CONN_SMTP)
 
 
-def alert_attention(new: list[dict]) -> None:
+def alert_attention(new: list[dict[str, Any]]) -> None:
     """Email treasury and operations the rows just raised on the attention list."""
     from finflows import emails
     from finflows.flows.banking import invariants
@@ -248,7 +255,7 @@ def alert_attention(new: list[dict]) -> None:
         emails.send(mail, to=settings.treasury_email() + settings.ops_email(), smtp_conn_id=settings.CONN_SMTP)
 
 
-def check_invariants() -> dict:
+def check_invariants() -> dict[str, Any]:
     """The cheap money invariants (bank_health, every run): the attention list kept up to date and
     its new rows alerted."""
     from finflows import files
@@ -262,7 +269,7 @@ def check_invariants() -> dict:
     return {"found": len(result.findings), "broken": len(result.broken), "new": len(new), "open": still_open}
 
 
-def circuit_now(conn, bank_id: str):
+def circuit_now(conn: Conn, bank_id: str) -> Circuit:
     from finflows.flows.banking import health
 
     return health.circuit(conn, bank_id, dt.datetime.now(dt.UTC), settings.bank_circuit_half_open_after())

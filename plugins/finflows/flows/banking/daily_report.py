@@ -24,10 +24,13 @@ import datetime as dt
 import hashlib
 import html
 import io
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from finflows.flows.banking.states import Approval, CircuitState
+from finflows.seams import Conn, Cur, OpenOwn, S3Hook
 from finflows.settings import TAIPEI
 
 CHART_NAME = "finance_daily_{day}.png"
@@ -90,10 +93,10 @@ class Report:
             if b.circuit != CircuitState.CLOSED:
                 self.problems.append(f"{b.bank}: circuit {b.circuit}")
 
-    def totals(self) -> dict:
+    def totals(self) -> dict[str, Any]:
         """The figures as JSON-able numbers (kept with the archived report)."""
 
-        def plain(b: BankDay) -> dict:
+        def plain(b: BankDay) -> dict[str, Any]:
             return {k: (int(v) if isinstance(v, Decimal) else v) for k, v in b.__dict__.items()}
 
         return {
@@ -111,7 +114,7 @@ def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=1)
 
 
-def gather(conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_after: dt.timedelta) -> Report:
+def gather(conn: Conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_after: dt.timedelta) -> Report:
     """The day's figures per bank, its returns, and what needs attention (uncertain deliveries,
     held payments, refused or waiting approvals, the calendar running out)."""
     from finflows.flows.banking import business_days, health
@@ -134,7 +137,7 @@ def gather(conn, day: dt.date, bank_ids: list[str], now: dt.datetime, half_open_
     return report
 
 
-def _put(by_bank: dict[str, BankDay], rows, *fields: str) -> None:
+def _put(by_bank: dict[str, BankDay], rows: Iterable[Sequence[Any]], *fields: str) -> None:
     """Each row (bank, *values) into that bank's figures; a NULL keeps the figure's default."""
     for bank, *values in rows:
         row = by_bank.setdefault(bank, BankDay(bank))
@@ -142,7 +145,7 @@ def _put(by_bank: dict[str, BankDay], rows, *fields: str) -> None:
             setattr(row, f, v if v is not None else getattr(row, f))
 
 
-def _sent(cur, by_bank: dict[str, BankDay], start: dt.datetime, end: dt.datetime) -> None:
+def _sent(cur: Cur, by_bank: dict[str, BankDay], start: dt.datetime, end: dt.datetime) -> None:
     """Files and NTD sent that day, and the day's batches that did not go."""
     cur.execute(
         """SELECT bank,
@@ -159,7 +162,7 @@ def _sent(cur, by_bank: dict[str, BankDay], start: dt.datetime, end: dt.datetime
     _put(by_bank, cur.fetchall(), "files_sent", "payments_sent", "ntd_sent", "files_not_sent", "ntd_not_sent")
 
 
-def _returned(cur, by_bank: dict[str, BankDay], start: dt.datetime, end: dt.datetime) -> list[str]:
+def _returned(cur: Cur, by_bank: dict[str, BankDay], start: dt.datetime, end: dt.datetime) -> list[str]:
     """The day's return files: lines by outcome, payments settled by their return window, and the
     returned ones by reason (returned as lines for the report)."""
     cur.execute(
@@ -200,7 +203,7 @@ def _returned(cur, by_bank: dict[str, BankDay], start: dt.datetime, end: dt.date
     return [f"{bank}: {n} × {meaning or code}, NTD {ntd:,}" for bank, code, meaning, n, ntd in cur.fetchall()]
 
 
-def _operations(cur, by_bank: dict[str, BankDay], day: dt.date, start: dt.datetime, end: dt.datetime) -> None:
+def _operations(cur: Cur, by_bank: dict[str, BankDay], day: dt.date, start: dt.datetime, end: dt.datetime) -> None:
     """Quarantined return files, failed transfers, health checks and still-pending payments."""
     cur.execute(
         """SELECT split_part(file_name, '/', 1), count(*) FROM ops.file_control
@@ -228,7 +231,7 @@ def _operations(cur, by_bank: dict[str, BankDay], day: dt.date, start: dt.dateti
     _put(by_bank, cur.fetchall(), "still_pending")
 
 
-def _held_or_uncertain(conn) -> list[str]:
+def _held_or_uncertain(conn: Conn) -> list[str]:
     """Deliveries treasury must decide and payments held as possible duplicates."""
     from finflows.flows.banking import delivery, payments
 
@@ -245,7 +248,7 @@ def _held_or_uncertain(conn) -> list[str]:
     ]
 
 
-def _approvals(conn, day: dt.date) -> tuple[list[str], list[str]]:
+def _approvals(conn: Conn, day: dt.date) -> tuple[list[str], list[str]]:
     """The day's answers to bank_payments' approve step (who and when), and the refused, expired and
     still unanswered ones as problems."""
     from finflows.flows.banking import approval
@@ -327,11 +330,11 @@ COLUMNS = [
 ]
 
 
-def render(report: Report, chart_cid: str, archive: dict) -> tuple[str, str]:
+def render(report: Report, chart_cid: str, archive: dict[str, Any]) -> tuple[str, str]:
     """Subject and HTML body; the chart is referenced by its Content-ID."""
     t = report.total
 
-    def cell(v) -> str:
+    def cell(v: Any) -> str:
         if isinstance(v, (int, Decimal)) and not isinstance(v, bool):
             return f"<td align=right>{v:,}</td>"
         return f"<td>{html.escape(str(v if v is not None else '–'))}</td>"
@@ -376,7 +379,7 @@ def render(report: Report, chart_cid: str, archive: dict) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------- archive
-def manifest(conn, day: dt.date) -> list[dict]:
+def manifest(conn: Conn, day: dt.date) -> list[dict[str, Any]]:
     """Every file the day processed: payment files uploaded during D, return files received during D."""
     start, end = _day_bounds(day)
     with conn.cursor() as cur:
@@ -398,7 +401,7 @@ def manifest(conn, day: dt.date) -> list[dict]:
         return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
 
 
-def verify_archive(s3_hook, files: list[dict], open_own=None) -> list[str]:
+def verify_archive(s3_hook: S3Hook, files: list[dict[str, Any]], open_own: OpenOwn | None = None) -> list[str]:
     """Names of files whose archived copy is missing or differs from the recorded sha256; with
     ``open_own`` (decrypt with our key), also each payment file that does not open with our key to
     exactly the plaintext we recorded. The plaintext stays in memory."""

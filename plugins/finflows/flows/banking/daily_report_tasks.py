@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from finflows import files, settings
-from finflows.flows.banking import banks, keys, payments
+from finflows.flows.banking import banks, keys
 from finflows.flows.banking.common import alert_attention, email_treasury, own_decrypter
+from finflows.seams import OpenOwn, S3Hook
 from finflows.task_support import (
     fail_run_if_any,
     finance_db,
     s3_hook,
 )
 
+if TYPE_CHECKING:
+    from finflows.flows.banking.daily_report import Report
+
+
 log = logging.getLogger(__name__)
 
 
-def _gather(d: dt.date):
+def _gather(d: dt.date) -> tuple[Report, list[dict[str, Any]]]:
     """The day's report (with keys and certificates about to expire among its problems) and the
     manifest of the day's files."""
     from finflows import expiry
@@ -32,13 +39,15 @@ def _gather(d: dt.date):
     report.problems += expiry.warnings(expiry.watched(cfg), dt.datetime.now(dt.UTC), settings.expiry_warn_days())
     report.problems += expiry.window_warnings(cfg, dt.datetime.now(dt.UTC).date(), settings.expiry_warn_days())
     try:
-        report.problems += keys.host_key_warnings(cfg, dt.datetime.now(keys.TAIPEI).date(), settings.expiry_warn_days())
+        report.problems += keys.host_key_warnings(
+            cfg, dt.datetime.now(settings.TAIPEI).date(), settings.expiry_warn_days()
+        )
     except Exception as e:  # an unreadable pin is a problem to report, not a reason to send no report
         report.problems.append(f"SFTP host keys could not be read: {e}")
     return report, listed
 
 
-def _attention(hook, open_own) -> list[str]:
+def _attention(hook: S3Hook, open_own: OpenOwn) -> list[str]:
     """Every money invariant, the archive's included; the attention list in words (new rows alerted
     at once, as bank_health does)."""
     from finflows.flows.banking import invariants
@@ -52,14 +61,14 @@ def _attention(hook, open_own) -> list[str]:
         return invariants.describe(invariants.open_rows(conn))
 
 
-def _archive(hook, bucket: str, prefix: str, items) -> None:
+def _archive(hook: S3Hook, bucket: str, prefix: str, items: Iterable[tuple[str, bytes, str]]) -> None:
     """Each (name, bytes, content type) under ``prefix`` in the archive bucket."""
     client = hook.get_conn()
     for key, data, kind in items:
         client.put_object(Bucket=bucket, Key=prefix + key, Body=data, ContentType=kind)
 
 
-def daily_report(day: str | None) -> dict:
+def daily_report(day: str | None) -> dict[str, Any]:
     """The day's report emailed with its chart inline; report, chart, figures and the manifest of the
     day's files archived under ``finance-daily/DAY/``; the run fails if a processed file's archived
     copy is missing or differs."""
@@ -69,7 +78,7 @@ def daily_report(day: str | None) -> dict:
 
     from finflows.flows.banking import daily_report as dr
 
-    d = dt.date.fromisoformat(day) if day else dt.datetime.now(payments.TAIPEI).date()
+    d = dt.date.fromisoformat(day) if day else dt.datetime.now(settings.TAIPEI).date()
     bucket = settings.archive_bucket()
     report, listed = _gather(d)
     hook = s3_hook()

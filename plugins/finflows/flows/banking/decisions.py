@@ -28,9 +28,11 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from finflows.flows.banking import delivery, invariants, payments
 from finflows.flows.banking.banks import BankConfig
+from finflows.seams import Conn
 from finflows.settings import TAIPEI
 
 log = logging.getLogger(__name__)
@@ -90,13 +92,13 @@ class Question:
             "The answer, who and when are kept on the batch or payment.",
         ])  # fmt: skip
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["deadline"] = self.deadline.isoformat() if self.deadline else None
         return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> Question:
+    def from_dict(cls, d: dict[str, Any]) -> Question:
         deadline = dt.datetime.fromisoformat(d["deadline"]) if d.get("deadline") else None
         return cls(**(d | {"deadline": deadline, "facts": tuple(d["facts"]), "barred": tuple(d["barred"])}))
 
@@ -110,7 +112,7 @@ def _cutoff(cfg: BankConfig, bank_id: str, day: dt.date | None) -> dt.datetime |
     return delivery.cutoff(bank, day) if bank and day else None
 
 
-def _uncertain(conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
+def _uncertain(conn: Conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
     rows = conn.execute(
         """SELECT id, bank, file_name, processing_date, payment_count, total_amount, uncertain_reason, uncertain_at,
                   made_by, cipher_bytes, cipher_sha256
@@ -137,7 +139,7 @@ def _uncertain(conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
     return out
 
 
-def _held(conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
+def _held(conn: Conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
     rows = conn.execute(
         """SELECT reference, bank, amount, due_date, held_reason, held_at, held_by FROM pay.payment
            WHERE status = 'pending' AND held_reason IS NOT NULL AND hold_decision IS NULL ORDER BY held_at, id"""
@@ -157,7 +159,7 @@ def _held(conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
     return out
 
 
-def _given_up(conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
+def _given_up(conn: Conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
     rows = conn.execute(
         """SELECT b.id, b.bank, b.file_name, b.processing_date, b.payment_count, b.total_amount, r.last_error,
                   b.made_by
@@ -184,7 +186,7 @@ def _given_up(conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
     return out
 
 
-def _attention(conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
+def _attention(conn: Conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
     out = []
     for r in invariants.open_rows(conn):
         if r["kind"] in COVERED:
@@ -210,12 +212,12 @@ def _attention(conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
 FINDERS: tuple[Callable[..., list[Question]], ...] = (_uncertain, _held, _given_up, _attention)
 
 
-def open_questions(conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
+def open_questions(conn: Conn, cfg: BankConfig, now: dt.datetime) -> list[Question]:
     """Everything that waits for a person's decision now, oldest kinds first."""
     return [q for find in FINDERS for q in find(conn, cfg, now)]
 
 
-def reserve(conn, questions: list[Question], run_id: str, task_id: str, now: dt.datetime) -> list[Question]:
+def reserve(conn: Conn, questions: list[Question], run_id: str, task_id: str, now: dt.datetime) -> list[Question]:
     """The questions this run asks: those no live request is asking already (a request past its
     ``until`` is closed as unanswered first). Their map indexes are their positions in the list."""
     asked: list[Question] = []
@@ -236,13 +238,13 @@ def reserve(conn, questions: list[Question], run_id: str, task_id: str, now: dt.
     return asked
 
 
-def still_open(conn, cfg: BankConfig, q: Question, now: dt.datetime) -> bool:
+def still_open(conn: Conn, cfg: BankConfig, q: Question, now: dt.datetime) -> bool:
     """Whether the question still waits (the monitor's API may have answered it meanwhile, or the
     retry DAG cancelled a given-up batch at its cutoff)."""
     return any(o.subject == q.subject for o in _FINDER[q.kind](conn, cfg, now))
 
 
-def apply(conn, q: Question, option: str, *, by: str, note: str) -> dict:
+def apply(conn: Conn, q: Question, option: str, *, by: str, note: str) -> dict[str, Any]:
     """Carry out a person's answer through the same functions as the monitor's API. Raises
     ``delivery.FourEyesRefused`` (the maker), ``delivery.DecisionRefused`` or ``LookupError``
     (nothing to decide any more)."""
@@ -266,7 +268,7 @@ def apply(conn, q: Question, option: str, *, by: str, note: str) -> dict:
     return invariants.resolve(conn, int(q.subject), by=by, note=note or "resolved in Required Actions")
 
 
-def close(conn, q: Question, run_id: str, outcome: str, *, by: str | None = None, answer: str | None = None,
+def close(conn: Conn, q: Question, run_id: str, outcome: str, *, by: str | None = None, answer: str | None = None,
           note: str | None = None) -> None:  # fmt: skip
     """Close this run's request for the question with its outcome."""
     conn.execute(
@@ -276,7 +278,7 @@ def close(conn, q: Question, run_id: str, outcome: str, *, by: str | None = None
     )
 
 
-def waiting(conn) -> list[dict]:
+def waiting(conn: Conn) -> list[dict[str, Any]]:
     """The live requests (for the monitor: each links to its Required Action)."""
     rows = conn.execute(
         """SELECT kind, subject, bank, dag_run_id, task_id, map_index, asked_at, until FROM pay.decision_request

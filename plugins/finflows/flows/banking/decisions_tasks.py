@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from finflows import files
 from finflows.flows.banking import banks, decisions
@@ -13,7 +14,7 @@ from finflows.task_support import finance_db
 log = logging.getLogger(__name__)
 
 
-def ask(run_id: str, task_id: str = "decide") -> list[dict]:
+def ask(run_id: str, task_id: str = "decide") -> list[dict[str, Any]]:
     """The questions this run asks (none already asked by a live run), as dicts for the mapped task."""
     now = dt.datetime.now(dt.UTC)
     with files.connect(finance_db()) as conn:

@@ -46,13 +46,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finflows.errors import FinflowsError
 from finflows.flows.banking import audit
 from finflows.flows.banking.banks import Bank
 from finflows.flows.banking.sent_records import SentRecords
 from finflows.flows.banking.states import BATCH_FINAL, MAY_SEND, BatchStatus, PaymentStatus, Retry, Uncertain
+from finflows.seams import Conn, Cur, one
 from finflows.sessions import IncompatibleServer
 from finflows.settings import TAIPEI
 from finflows.transfer import (
@@ -66,6 +67,10 @@ from finflows.transfer import (
     sftp_remote_copy,
     sftp_remove_quietly,
 )
+
+if TYPE_CHECKING:
+    from finflows.emails import Email
+
 
 log = logging.getLogger(__name__)
 
@@ -193,11 +198,11 @@ def remote_path(bank: Bank, name: str) -> str:
 
 
 @contextlib.contextmanager
-def batch_lock(conn, batch_id: int) -> Iterator[bool]:
+def batch_lock(conn: Conn, batch_id: int) -> Iterator[bool]:
     """The batch's session advisory lock, if free (True), released on leaving. A killed worker's
     lock goes with its database session."""
     key = f"{FLOW}/batch/{batch_id}"
-    got = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()[0]
+    got = one(conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)))[0]
     try:
         yield got
     finally:
@@ -205,7 +210,7 @@ def batch_lock(conn, batch_id: int) -> Iterator[bool]:
             conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
 
 
-def read_batch(conn, batch_id: int) -> Batch:
+def read_batch(conn: Conn, batch_id: int) -> Batch:
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cur:  # read by name, not by position
@@ -220,7 +225,9 @@ def read_batch(conn, batch_id: int) -> Batch:
     return Batch(**row | {"total_amount": int(row["total_amount"])})
 
 
-def _move(cur, b: Batch, sets: str, params: tuple, *, status: str | None = None, step: str | None = None) -> Any:
+def _move(
+    cur: Cur, b: Batch, sets: str, params: tuple[Any, ...], *, status: str | None = None, step: str | None = None
+) -> Any:
     """``UPDATE pay.batch SET <sets>`` where the batch still is in ``status``/``step`` (default: as
     read); exactly one row changes, or :class:`BatchMoved`. Returns the RETURNING row, if any."""
     status = status or b.status
@@ -236,7 +243,7 @@ def _move(cur, b: Batch, sets: str, params: tuple, *, status: str | None = None,
     return row
 
 
-def _payments_to(cur, b: Batch, to: str) -> None:
+def _payments_to(cur: Cur, b: Batch, to: str) -> None:
     """The batch's batched payments move to ``to``; all of them, or :class:`BatchMoved`."""
     if to == PaymentStatus.UPLOADED:
         cur.execute("UPDATE pay.payment SET status = 'uploaded' WHERE batch_id = %s AND status = 'batched'", (b.id,))
@@ -250,7 +257,7 @@ def _payments_to(cur, b: Batch, to: str) -> None:
         raise BatchMoved(f"{b.file_name}: {cur.rowcount} of its {b.payment_count} payment(s) were batched")
 
 
-def _transfer_row(cur, p: Parcel, outcome: str, attempts: int, error: str | None = None) -> None:
+def _transfer_row(cur: Cur, p: Parcel, outcome: str, attempts: int, error: str | None = None) -> None:
     b = p.batch
     cur.execute(
         """INSERT INTO pay.transfer (batch_id, bank, file_name, remote_path, plain_sha256, cipher_sha256, bytes,
@@ -281,7 +288,7 @@ def _delivery(p: Parcel, outcome: str, attempts: int, error: str | None = None) 
 
 
 # ---------------------------------------------------------------------------- the recorded steps
-def _begin(conn, p: Parcel) -> Batch:
+def _begin(conn: Conn, p: Parcel) -> Batch:
     """sending/part, committed before the first byte leaves."""
     b = p.batch
     with conn.transaction(), conn.cursor() as cur:
@@ -314,7 +321,7 @@ def _record_sent(link: Link, p: Parcel, attempt: int) -> None:
     _step("sent_recorded")
 
 
-def _rename_next(conn, p: Parcel) -> None:
+def _rename_next(conn: Conn, p: Parcel) -> None:
     """sending/rename, committed before the rename is sent."""
     with conn.transaction(), conn.cursor() as cur:
         audit.who(cur, p.run_id, f"renaming {p.part} to {p.final}")
@@ -328,7 +335,7 @@ def _shown(link: Link) -> str | None:
 
 
 def _delivered(
-    conn, p: Parcel, outcome: str, attempts: int, step: str = "rename", host_key: str | None = None
+    conn: Conn, p: Parcel, outcome: str, attempts: int, step: str = "rename", host_key: str | None = None
 ) -> Delivery:
     """Our bytes are under the final name (the rename was acknowledged, or the server shows them);
     ``host_key``: the key the server showed, kept on the batch."""
@@ -357,7 +364,7 @@ def _delivered(
     return _delivery(p, outcome, attempts)
 
 
-def _uncertain(conn, p: Parcel, reason: str, attempts: int, step: str) -> Delivery:
+def _uncertain(conn: Conn, p: Parcel, reason: str, attempts: int, step: str) -> Delivery:
     """Nobody can tell whether the bank has the file: a person decides; nothing resends it."""
     b = p.batch
     with conn.transaction(), conn.cursor() as cur:
@@ -381,7 +388,7 @@ def _uncertain(conn, p: Parcel, reason: str, attempts: int, step: str) -> Delive
     return _delivery(p, Outcome.UNCERTAIN, attempts, reason)
 
 
-def _queue(conn, p: Parcel, attempts: int, error: str, *, give_up: bool = False) -> Delivery:
+def _queue(conn: Conn, p: Parcel, attempts: int, error: str, *, give_up: bool = False) -> Delivery:
     """Every try failed before the rename was recorded: nothing reached the bank; queued for retry,
     or (``give_up``: a refusal no retry can change) given up to a person at once."""
     b = p.batch
@@ -408,7 +415,7 @@ def _queue(conn, p: Parcel, attempts: int, error: str, *, give_up: bool = False)
     return _delivery(p, Outcome.GAVE_UP if give_up else Outcome.QUEUED, attempts, error)
 
 
-def cancel(conn, b: Batch, run_id: str, why: str, *, part_removed: bool = False) -> Delivery:
+def cancel(conn: Conn, b: Batch, run_id: str, why: str, *, part_removed: bool = False) -> Delivery:
     """The batch will not be delivered: its payments go back to pending. Only from a state that
     proves nothing reached the bank (the trigger refuses sending/rename without ``part_removed``)."""
     with conn.transaction(), conn.cursor() as cur:
@@ -443,13 +450,13 @@ class Link:
 
 
 def deliver(
-    conn,
+    conn: Conn,
     *,
     bank: Bank,
     batch_id: int,
     run_id: str,
     link: Link,
-    prepare: Callable[[], tuple[bytes, dict]],
+    prepare: Callable[[], tuple[bytes, dict[str, Any]]],
     now: dt.datetime | None = None,
     from_retry_queue: bool = False,
 ) -> Delivery:
@@ -500,7 +507,15 @@ def deliver(
         )
 
 
-def _parcel(conn, bank: Bank, b: Batch, prepare, run_id: str, now: dt.datetime, from_retry_queue: bool) -> Parcel:
+def _parcel(
+    conn: Conn,
+    bank: Bank,
+    b: Batch,
+    prepare: Callable[[], tuple[bytes, dict[str, Any]]],
+    run_id: str,
+    now: dt.datetime,
+    from_retry_queue: bool,
+) -> Parcel:
     """The batch's encrypted file (made and archived once by ``prepare``) and what it carries."""
     data, info = prepare()
     _step("archived")
@@ -517,12 +532,12 @@ def _parcel(conn, bank: Bank, b: Batch, prepare, run_id: str, now: dt.datetime, 
     )
 
 
-def _references(conn, batch_id: int) -> tuple[str, ...]:
+def _references(conn: Conn, batch_id: int) -> tuple[str, ...]:
     rows = conn.execute("SELECT reference FROM pay.payment WHERE batch_id = %s ORDER BY seq", (batch_id,)).fetchall()
     return tuple(r[0] for r in rows)
 
 
-def _stopped_by_record(conn, p: Parcel, link: Link) -> Delivery | None:
+def _stopped_by_record(conn: Conn, p: Parcel, link: Link) -> Delivery | None:
     """Before anything is sent: the send records of the bank that name this batch's payments and
     that the database does not account for (it was restored, or failed over, past a delivery).
     Then nothing is sent: the batch is uncertain, "sent according to the archive record", and a
@@ -563,7 +578,7 @@ def _too_late(bank: Bank, b: Batch) -> str:
     )
 
 
-def _send(conn, p: Parcel, link: Link) -> Delivery:
+def _send(conn: Conn, p: Parcel, link: Link) -> Delivery:
     error = ""
     for tried in range(1, max(1, link.attempts) + 1):
         if tried > 1:
@@ -618,7 +633,7 @@ def _send(conn, p: Parcel, link: Link) -> Delivery:
     return _queue(conn, p, max(1, link.attempts), error)
 
 
-def _settle_rename(conn, p: Parcel, link: Link, why: str, tried: int) -> Delivery:
+def _settle_rename(conn: Conn, p: Parcel, link: Link, why: str, tried: int) -> Delivery:
     """The rename is recorded as sent, its outcome unknown: ask the server, never send a new part."""
     last = why
     for n in range(1, max(1, link.attempts) + 1):
@@ -655,7 +670,7 @@ def _settle_rename(conn, p: Parcel, link: Link, why: str, tried: int) -> Deliver
     return _uncertain(conn, p, f"{why}; the server could not be asked since ({last})", tried + link.attempts, "rename")
 
 
-def _settle_after_cutoff(conn, p: Parcel, link: Link, why: str, too_late: str) -> Delivery:
+def _settle_after_cutoff(conn: Conn, p: Parcel, link: Link, why: str, too_late: str) -> Delivery:
     """Past the cutoff with the rename recorded: our file on the server is delivered (late, but
     there); our part removed by us with the final name free proves nothing reached the bank."""
     b = p.batch
@@ -691,7 +706,7 @@ def _settle_after_cutoff(conn, p: Parcel, link: Link, why: str, too_late: str) -
 
 
 # ---------------------------------------------------------------------------- a person's decision
-def resolve_attention(cur, batch_id: int, kinds: Iterable[str], *, by: str, how: str) -> None:
+def resolve_attention(cur: Cur, batch_id: int, kinds: Iterable[str], *, by: str, how: str) -> None:
     """A person's decision on the batch itself resolves its attention-list rows of these kinds, in
     the decision's transaction (``finflows.flows.banking.invariants`` raises them)."""
     cur.execute(
@@ -701,7 +716,7 @@ def resolve_attention(cur, batch_id: int, kinds: Iterable[str], *, by: str, how:
     )
 
 
-def decide(conn, batch_id: int, decision: str, *, by: str, note: str = "") -> dict:
+def decide(conn: Conn, batch_id: int, decision: str, *, by: str, note: str = "") -> dict[str, Any]:
     """Treasury's decision on an uncertain batch, recorded with who made it and when.
 
     ``bank_has_it``: the batch is delivered (a ``confirmed`` transfer). ``resend``: it is queued and
@@ -752,7 +767,7 @@ def decide(conn, batch_id: int, decision: str, *, by: str, note: str = "") -> di
     return {"batch_id": b.id, "file_name": b.file_name, "decision": decision, "decided_by": by}
 
 
-def _given_up(conn, batch_id: int, by: str, note: str, what: str) -> Batch:
+def _given_up(conn: Conn, batch_id: int, by: str, note: str, what: str) -> Batch:
     """The given-up batch a person re-queues or cancels (under its lock), after the refusals."""
     if not by:
         raise DecisionRefused(f"a {what} needs the name of the person who asks for it")
@@ -768,7 +783,7 @@ def _given_up(conn, batch_id: int, by: str, note: str, what: str) -> Batch:
     return b
 
 
-def requeue(conn, batch_id: int, *, by: str, note: str) -> dict:
+def requeue(conn: Conn, batch_id: int, *, by: str, note: str) -> dict[str, Any]:
     """A person puts a given-up batch back in the retry queue (its cause is fixed: the account's
     rights, the bank's upload_check): bank_transfer_retry tries it again from its archived bytes,
     or cancels it past the cutoff. Recorded with who, when and why; never by the batch's maker."""
@@ -794,7 +809,7 @@ def requeue(conn, batch_id: int, *, by: str, note: str) -> dict:
     return {"batch_id": b.id, "file_name": b.file_name, "decision": "requeue", "decided_by": by}
 
 
-def cancel_given_up(conn, batch_id: int, *, by: str, note: str) -> dict:
+def cancel_given_up(conn: Conn, batch_id: int, *, by: str, note: str) -> dict[str, Any]:
     """A person cancels a given-up batch before its cutoff (nothing of it reached the bank: its send
     record says so): its payments go back to pending and roll on. Who, when and why are kept on its
     retry row and in its events; never by the batch's maker."""
@@ -815,7 +830,7 @@ def cancel_given_up(conn, batch_id: int, *, by: str, note: str) -> dict:
     return {"batch_id": b.id, "file_name": b.file_name, "decision": "cancel", "decided_by": by}
 
 
-def uncertain_alert(deliveries: list[dict], base_url: str = ""):
+def uncertain_alert(deliveries: list[dict[str, Any]], base_url: str = "") -> Email | None:
     """Treasury's email, sent at once, for the deliveries of a run that ended ``uncertain``; None when none did."""
     from finflows.emails import Email
 
@@ -844,7 +859,7 @@ def uncertain_alert(deliveries: list[dict], base_url: str = ""):
     return Email(f"[finflows] UNCERTAIN bank delivery, treasury must decide: {names}", tuple(lines))
 
 
-def uncertain_batches(conn) -> list[dict]:
+def uncertain_batches(conn: Conn) -> list[dict[str, Any]]:
     """Batches waiting for treasury's decision, oldest first (references and amounts only)."""
     rows = conn.execute(
         """SELECT b.id, b.bank, b.file_name, b.processing_date, b.payment_count, b.total_amount, b.remote_path,

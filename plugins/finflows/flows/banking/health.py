@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from finflows.flows.banking.banks import Bank
 from finflows.flows.banking.states import CircuitState, Transition
+from finflows.seams import Conn, SftpHook, one
 from finflows.sessions import SessionLimitReached
 from finflows.transfer import sftp_reachable
 
@@ -58,7 +59,7 @@ class Circuit:
         )
 
 
-def probe(sftp_hook, bank: Bank) -> Check:
+def probe(sftp_hook: SftpHook, bank: Bank) -> Check:
     """Log in to the bank's SFTP server and look at its upload directory as uploads will (stat,
     list, or nothing beyond the login: its ``upload_check``); never raises."""
     started = time.perf_counter()
@@ -74,7 +75,7 @@ def probe(sftp_hook, bank: Bank) -> Check:
     return Check(bank.id, error is None, round((time.perf_counter() - started) * 1000), error)
 
 
-def circuit(conn, bank_id: str, now: dt.datetime, half_open_after: dt.timedelta) -> Circuit:
+def circuit(conn: Conn, bank_id: str, now: dt.datetime, half_open_after: dt.timedelta) -> Circuit:
     """The bank's circuit as bank_payments sees it now (closed when never checked)."""
     with conn.cursor() as cur:
         cur.execute(
@@ -90,7 +91,7 @@ def circuit(conn, bank_id: str, now: dt.datetime, half_open_after: dt.timedelta)
 
 
 def record(
-    conn, check: Check, now: dt.datetime, run_id: str, *, failures_to_open: int, half_open_after: dt.timedelta
+    conn: Conn, check: Check, now: dt.datetime, run_id: str, *, failures_to_open: int, half_open_after: dt.timedelta
 ) -> str | None:
     """Keep the check and move the bank's circuit; returns ``opened``, ``closed``, ``reopened`` or None."""
     with conn.transaction(), conn.cursor() as cur:
@@ -98,7 +99,7 @@ def record(
         cur.execute(
             "SELECT state, consecutive_failures, opened_at FROM pay.circuit WHERE bank = %s FOR UPDATE", (check.bank,)
         )
-        state, failures, opened_at = cur.fetchone()
+        state, failures, opened_at = one(cur)
         half_open = state == OPEN and now >= opened_at + half_open_after
         transition = None
         if check.ok:

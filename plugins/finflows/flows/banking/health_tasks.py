@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import asdict
+from typing import Any
 
 from finflows import files, settings
-from finflows.flows.banking import banks, payments
+from finflows.flows.banking import banks
 from finflows.flows.banking.common import check_invariants, circuit_now, email_treasury, sftp
 from finflows.flows.banking.states import Transition
 from finflows.task_support import (
@@ -20,7 +21,7 @@ from finflows.task_support import (
 log = logging.getLogger(__name__)
 
 
-def check_bank(bank_id: str) -> dict:
+def check_bank(bank_id: str) -> dict[str, Any]:
     """One health check of the bank's SFTP server (one connection attempt), recorded; the circuit moves."""
     from finflows.flows.banking import health
 
@@ -44,12 +45,12 @@ def check_bank(bank_id: str) -> dict:
         "ok" if check.ok else "FAILED",
         check.latency_ms,
         f" ({check.error})" if check.error else "",
-        state.describe(payments.TAIPEI),
+        state.describe(settings.TAIPEI),
     )
-    return asdict(check) | {"transition": transition, "circuit": state.describe(payments.TAIPEI)}
+    return asdict(check) | {"transition": transition, "circuit": state.describe(settings.TAIPEI)}
 
 
-def health_summary(bank_ids: list[str], checks: list[dict | None]) -> dict:
+def health_summary(bank_ids: list[str], checks: list[dict[str, Any] | None]) -> dict[str, Any]:
     """Alert operations and treasury when a circuit opens or closes; check the cheap money
     invariants (the attention list, new rows alerted). A failed check is data, not a failed run:
     the run fails only when a check could not even be recorded."""

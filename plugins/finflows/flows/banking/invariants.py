@@ -19,17 +19,24 @@ No Airflow import at module level: the command line and the tasks pass a connect
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finflows.flows.banking import delivery
 from finflows.flows.banking.banks import BankConfig
 from finflows.flows.banking.states import APPROVAL_REFUSED, STILL_TO_SEND, BatchStatus, Retry
+from finflows.seams import Conn, OpenOwn, S3Hook, one
 from finflows.settings import TAIPEI
+
+if TYPE_CHECKING:
+    from finflows.emails import Email
+    from finflows.flows.banking.sent_records import Record, SentRecords
+
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +114,7 @@ def _batch_subject(batch_id: int, file_name: str) -> str:
 
 
 # ---------------------------------------------------------------------------- the SQL checks
-def _payment_in_one_place(conn, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
+def _payment_in_one_place(conn: Conn, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
     rows = conn.execute(
         """SELECT b.id, b.bank, b.file_name, b.status,
                   count(*) FILTER (WHERE b.status IN ('batched', 'sending', 'queued', 'uncertain')
@@ -143,7 +150,7 @@ def _payment_in_one_place(conn, now: dt.datetime, cfg: BankConfig) -> list[Findi
     ]
 
 
-def _batch_totals(conn, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
+def _batch_totals(conn: Conn, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
     rows = conn.execute(
         """SELECT b.id, b.bank, b.file_name, b.payment_count, b.total_amount, count(p.id), coalesce(sum(p.amount), 0)
            FROM pay.batch b LEFT JOIN pay.payment p ON p.batch_id = b.id
@@ -168,7 +175,7 @@ def _batch_totals(conn, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
     ]
 
 
-def _next_actor(conn, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
+def _next_actor(conn: Conn, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
     from psycopg.rows import dict_row
 
     with conn.cursor(row_factory=dict_row) as cur:
@@ -181,7 +188,7 @@ def _next_actor(conn, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
     return [f for row in rows for f in _who_acts_next(row, now, cfg)]
 
 
-def _who_acts_next(b: dict, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
+def _who_acts_next(b: dict[str, Any], now: dt.datetime, cfg: BankConfig) -> list[Finding]:
     """What one batch that is not final waits for, when that is a person or nobody."""
     bank_id, status = b["bank"], b["status"]
     bank = cfg.banks.get(bank_id)
@@ -237,7 +244,7 @@ def _who_acts_next(b: dict, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
     return out
 
 
-def _four_eyes(conn, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
+def _four_eyes(conn: Conn, now: dt.datetime, cfg: BankConfig) -> list[Finding]:
     since = now - dt.timedelta(days=WINDOW_DAYS)
     rows = conn.execute(
         """SELECT 'batch ' || b.id || ' ' || b.file_name, b.bank, b.id,
@@ -288,7 +295,7 @@ KINDS = {
 
 
 # ---------------------------------------------------------------------------- the archive checks
-def _record_accounted(conn, r) -> bool:
+def _record_accounted(conn: Conn, r: Record) -> bool:
     """Whether the database knows of what a send record says may have reached the bank: the batch
     under its name is that batch, at that attempt or later, delivered, uncertain or renaming; or
     every payment it names is final, in an uncertain batch (a person decides), or in a batch a
@@ -298,22 +305,30 @@ def _record_accounted(conn, r) -> bool:
         (r.bank, r.file_name),
     ).fetchone()
     same = row is not None and row[0] == r.batch_id and row[3] >= r.attempt
-    if same and (
-        row[1] in (BatchStatus.UPLOADED, BatchStatus.UNCERTAIN)
-        or (row[1] == BatchStatus.SENDING and row[2] == "rename")
+    if (
+        same
+        and row is not None
+        and (
+            row[1] in (BatchStatus.UPLOADED, BatchStatus.UNCERTAIN)
+            or (row[1] == BatchStatus.SENDING and row[2] == "rename")
+        )
     ):
         return True
-    (known,) = conn.execute(
-        """SELECT count(*) FROM pay.payment p LEFT JOIN pay.batch b ON b.id = p.batch_id
+    (known,) = one(
+        conn.execute(
+            """SELECT count(*) FROM pay.payment p LEFT JOIN pay.batch b ON b.id = p.batch_id
            WHERE p.reference = ANY(%s) AND (p.status IN ('uploaded', 'settled', 'returned', 'failed')
                  OR b.status = 'uncertain'
                  OR (b.status IN ('queued', 'sending') AND b.decision = 'resend' AND b.decided_at > %s))""",
-        (sorted(r.references), r.written_at),
-    ).fetchone()
-    return known == len(r.references)
+            (sorted(r.references), r.written_at),
+        )
+    )
+    return bool(known == len(r.references))
 
 
-def _send_record_known(conn, now: dt.datetime, cfg: BankConfig, records, days: int | None) -> list[Finding]:
+def _send_record_known(
+    conn: Conn, now: dt.datetime, cfg: BankConfig, records: SentRecords, days: int | None
+) -> list[Finding]:
     """Each send record of the last ``days`` processing days (default: the records' window; a
     restore from an older backup asks for more) against what the database knows."""
     out = []
@@ -344,7 +359,7 @@ def _send_record_known(conn, now: dt.datetime, cfg: BankConfig, records, days: i
     return out
 
 
-def _archive_opens(conn, now: dt.datetime, s3_hook, open_own) -> list[Finding]:
+def _archive_opens(conn: Conn, now: dt.datetime, s3_hook: S3Hook, open_own: OpenOwn | None) -> list[Finding]:
     from finflows.flows.banking import daily_report
 
     rows = conn.execute(
@@ -398,14 +413,14 @@ class Result:
 
 
 def check(
-    conn,
+    conn: Conn,
     cfg: BankConfig,
     now: dt.datetime | None = None,
     *,
     everything: bool = False,
-    records=None,
-    s3_hook=None,
-    open_own=None,
+    records: SentRecords | None = None,
+    s3_hook: S3Hook | None = None,
+    open_own: OpenOwn | None = None,
     record_days: int | None = None,
 ) -> Result:
     """Run the cheap invariants, or all of them (``everything``: needs the send ``records``, the
@@ -428,7 +443,7 @@ def check(
     return result
 
 
-def sync(conn, result: Result) -> list[dict]:
+def sync(conn: Conn, result: Result) -> list[dict[str, Any]]:
     """Put the findings on the attention list; returns the rows raised now (new: to alert)."""
     new = []
     with conn.transaction(), conn.cursor() as cur:
@@ -444,7 +459,7 @@ def sync(conn, result: Result) -> list[dict]:
                    RETURNING id, (xmax = 0)""",
                 (f.kind, f.subject, f.bank, f.batch_id, f.what[:4000], f.next_step[:2000], f.deadline),
             )
-            row_id, inserted = cur.fetchone()
+            row_id, inserted = one(cur)
             if inserted:
                 new.append({"id": row_id, **f.__dict__})
         cur.execute(
@@ -458,7 +473,7 @@ def sync(conn, result: Result) -> list[dict]:
     return new
 
 
-def resolve(conn, attention_id: int, *, by: str, note: str) -> dict:
+def resolve(conn: Conn, attention_id: int, *, by: str, note: str) -> dict[str, Any]:
     """A person resolves a row of the attention list, saying how (kept with who and when)."""
     if not by:
         raise ValueError("resolving needs the name of the person")
@@ -475,7 +490,7 @@ def resolve(conn, attention_id: int, *, by: str, note: str) -> dict:
     return {"id": row[0], "kind": row[1], "subject": row[2], "resolved_by": by}
 
 
-def open_rows(conn) -> list[dict]:
+def open_rows(conn: Conn) -> list[dict[str, Any]]:
     """The attention list: every row not resolved, oldest first."""
     from psycopg.rows import dict_row
 
@@ -486,7 +501,7 @@ def open_rows(conn) -> list[dict]:
         ).fetchall()
 
 
-def describe(rows: list[dict]) -> list[str]:
+def describe(rows: list[dict[str, Any]]) -> list[str]:
     """The attention list in words (an empty list is said, not implied)."""
     if not rows:
         return ["The attention list is empty: every payment is final, pending, or with a task that will move it."]
@@ -499,7 +514,7 @@ def describe(rows: list[dict]) -> list[str]:
     return out
 
 
-def alert(new: list[dict]):
+def alert(new: list[dict[str, Any]]) -> Email | None:
     """The email for rows raised now (what, which, next step), or None."""
     from finflows.emails import Email
 
@@ -559,13 +574,13 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if result.findings else 0
 
 
-def _nothing():
+def _nothing() -> contextlib.nullcontext[None]:
     import contextlib
 
     return contextlib.nullcontext(None)
 
 
-def _archive_access(cfg: BankConfig) -> dict:
+def _archive_access(cfg: BankConfig) -> dict[str, Any]:
     from finflows import settings
     from finflows.flows.banking.common import own_decrypter
     from finflows.flows.banking.sent_records import SentRecords

@@ -28,12 +28,16 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from finflows.errors import FinflowsError
 from finflows.settings import TAIPEI
+
+if TYPE_CHECKING:
+    from finflows.flows.banking.banks import BankConfig
+
 
 Fingerprint = Annotated[str, Field(pattern=r"^[0-9A-F]{40}$", description="40 hex digits, upper case")]
 
@@ -129,13 +133,13 @@ export-ours  our public key(s) (ASCII-armoured), for the banks: the one valid to
 The procedure: docs/key-rotation.md"""
 
 
-def _chains(cfg) -> list[tuple[str, tuple[KeyWindow, ...]]]:
+def _chains(cfg: BankConfig) -> list[tuple[str, tuple[KeyWindow, ...]]]:
     return [("our signing keys", cfg.originator.signing_chain)] + [
         (f"bank {b}", cfg.bank(b).pgp_chain) for b in cfg.enabled
     ]
 
 
-def _show(cfg, day: dt.date) -> list[str]:
+def _show(cfg: BankConfig, day: dt.date) -> list[str]:
     lines = []
     for owner, windows in _chains(cfg):
         lines.append(f"{owner}:")
@@ -154,7 +158,7 @@ def _show(cfg, day: dt.date) -> list[str]:
     return lines
 
 
-def bank_host_keys(cfg, bank_id: str) -> list:
+def bank_host_keys(cfg: BankConfig, bank_id: str) -> list[Any]:
     """The bank's SFTP connection's pinned host keys with their windows; a connection whose host
     keys do not parse raises naming it."""
     from airflow.sdk import BaseHook
@@ -165,12 +169,12 @@ def bank_host_keys(cfg, bank_id: str) -> list:
     return host_key_windows(BaseHook.get_connection(conn_id).extra_dejson, conn_id)
 
 
-def host_key_chains(cfg) -> list[tuple[str, list]]:
+def host_key_chains(cfg: BankConfig) -> list[tuple[str, list[Any]]]:
     """(bank, ``bank_host_keys``) for every enabled bank."""
     return [(b, bank_host_keys(cfg, b)) for b in cfg.enabled]
 
 
-def _host_key_problems(cfg, day: dt.date) -> list[str]:
+def _host_key_problems(cfg: BankConfig, day: dt.date) -> list[str]:
     problems = []
     for b in cfg.enabled:
         try:
@@ -185,7 +189,7 @@ def _host_key_problems(cfg, day: dt.date) -> list[str]:
     return problems
 
 
-def _host_key_gaps(owner: str, windows: list, max_overlap_days: int) -> list[str]:
+def _host_key_gaps(owner: str, windows: list[Any], max_overlap_days: int) -> list[str]:
     """A day between two host key windows that no key covers, or an overlap longer than allowed."""
     out = []
     ordered = sorted(windows, key=lambda w: w.valid_from or dt.date.min)
@@ -203,7 +207,7 @@ def _host_key_gaps(owner: str, windows: list, max_overlap_days: int) -> list[str
     return out
 
 
-def host_key_warnings(cfg, today: dt.date, days: int = 30) -> list[str]:
+def host_key_warnings(cfg: BankConfig, today: dt.date, days: int = 30) -> list[str]:
     """A bank whose every pinned host key stops being valid within ``days`` of ``today``: from the
     day after, its server is refused; the bank's next key must be pinned first."""
     out = []
@@ -219,7 +223,7 @@ def host_key_warnings(cfg, today: dt.date, days: int = 30) -> list[str]:
     return out
 
 
-def _check(cfg, day: dt.date) -> list[str]:
+def _check(cfg: BankConfig, day: dt.date) -> list[str]:
     """Every key valid on ``day`` or later, loaded from its connection and held to its pin; every
     bank's SFTP host keys parsed, one pinned for ``day``."""
     from finflows import pgp
@@ -239,7 +243,7 @@ def _check(cfg, day: dt.date) -> list[str]:
     return problems
 
 
-def _test_file(cfg, bank_id: str, day: dt.date, out: str) -> str:
+def _test_file(cfg: BankConfig, bank_id: str, day: dt.date, out: str) -> str:
     from pathlib import Path
 
     from finflows.flows.banking import common
@@ -251,7 +255,7 @@ def _test_file(cfg, bank_id: str, day: dt.date, out: str) -> str:
     return f"{out}: encrypted to {used['encrypted_to']}, signed with {used['signed_with']}"
 
 
-def _export_ours(cfg, fingerprint: str | None, day: dt.date) -> str:
+def _export_ours(cfg: BankConfig, fingerprint: str | None, day: dt.date) -> str:
     from finflows import pgp
     from finflows.hooks.pgp import PgpHook
 

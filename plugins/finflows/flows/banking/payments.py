@@ -27,7 +27,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finflows import settings
 from finflows.flows.banking import audit, delivery, health
@@ -36,8 +36,13 @@ from finflows.flows.banking.delivery import DELIVERED, PROBLEMS, Delivery, Outco
 from finflows.flows.banking.sent_records import SentRecords, precondition_failed
 from finflows.flows.banking.states import APPROVAL_REFUSED, Hold
 from finflows.formats import ach
+from finflows.seams import AwsClient, Conn, Cur, Row, one
 from finflows.settings import TAIPEI
 from finflows.transfer import TransferError
+
+if TYPE_CHECKING:
+    from finflows.emails import Email
+
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +71,12 @@ class BankRun:
     processing_date: str | None = None
     batches_created: int = 0
     payments_batched: int = 0
-    refused: list[dict] = field(default_factory=list)  # {reference, error}: left pending
-    deliveries: list[dict] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)  # {reference, error}: left pending
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
     skipped_reason: str | None = None  # the bank's circuit is open: nothing batched or sent
     left_pending: int = 0  # payments due by the processing date that a skip left pending
-    held: list[dict] = field(default_factory=list)  # {reference, duplicate_of}: held until a person decides
-    approval: dict | None = None  # the approve step's answer: {decision, by, at, note, batches}
+    held: list[dict[str, Any]] = field(default_factory=list)  # {reference, duplicate_of}: held until a person decides
+    approval: dict[str, Any] | None = None  # the approve step's answer: {decision, by, at, note, batches}
 
     @property
     def problems(self) -> list[str]:
@@ -99,7 +104,7 @@ def last_call(bank: Bank, margin: dt.timedelta | None = None) -> dt.time:
     return (dt.datetime.combine(dt.date(2000, 1, 3), bank.cutoff_time) - lead).time()
 
 
-def processing_date(cur, bank: Bank, now: dt.datetime, margin: dt.timedelta | None = None) -> dt.date:
+def processing_date(cur: Cur, bank: Bank, now: dt.datetime, margin: dt.timedelta | None = None) -> dt.date:
     """Today (Taipei) before the bank's last call (``last_call``) on a business day, else the next
     business day."""
     import psycopg
@@ -113,7 +118,7 @@ def processing_date(cur, bank: Bank, now: dt.datetime, margin: dt.timedelta | No
         if e.sqlstate != "FFC01":
             raise
         raise CalendarNotLoaded(f"{bank.id}: {e.diag.message_primary}; {e.diag.message_hint}") from None
-    business, following = cur.fetchone()
+    business, following = one(cur)
     return local.date() if business and local.time() < last_call(bank, margin) else following
 
 
@@ -135,7 +140,7 @@ def plan_batches(sizes: Sequence[int], max_count: int, max_bytes: int, overhead:
 _PAYMENT_COLUMNS = "id, reference, payee_bank, payee_account, payee_id, payee_name, memo, txn_code, amount, due_date"
 
 
-def _as_payment(row, bank: Bank, seq: int = 0) -> ach.Payment:
+def _as_payment(row: Row, bank: Bank, seq: int = 0) -> ach.Payment:
     """A payment row as the file needs it; its transaction code is the row's, else the bank's default."""
     _, reference, payee_bank, account, payee_id, name, memo, txn_code, amount, _due = row
     return ach.Payment(
@@ -164,7 +169,9 @@ def _probe_batch(bank: Bank, company_id: str = "00000000") -> ach.Batch:
     )
 
 
-def hold_duplicates(cur, bank_id: str, day: dt.date, window_days: int, held_by: str | None = None) -> list[dict]:
+def hold_duplicates(
+    cur: Cur, bank_id: str, day: dt.date, window_days: int, held_by: str | None = None
+) -> list[dict[str, Any]]:
     """Hold this bank's due pending payments that repeat another payment as the bank file carries
     it: same payee bank unit, account as the layout writes it (16 digits, zero-padded:
     ``pay.wire_account``) and amount, due within ``window_days`` of it, that other one pending (and
@@ -209,7 +216,7 @@ def hold_duplicates(cur, bank_id: str, day: dt.date, window_days: int, held_by: 
     return held
 
 
-def decide_hold(conn, reference: str, decision: str, *, by: str, note: str = "") -> dict:
+def decide_hold(conn: Conn, reference: str, decision: str, *, by: str, note: str = "") -> dict[str, Any]:
     """A person's decision on a held payment: ``release`` (it is batched with the next run, never
     held again) or ``cancel`` (it fails: nothing is paid). Recorded with who and when."""
     if decision not in tuple(Hold):
@@ -247,7 +254,7 @@ def decide_hold(conn, reference: str, decision: str, *, by: str, note: str = "")
     return {"reference": reference, "bank": row[1], "decision": decision, "decided_by": by}
 
 
-def held_payments(conn) -> list[dict]:
+def held_payments(conn: Conn) -> list[dict[str, Any]]:
     """Payments held as possible duplicates and waiting for a person (references and amounts only)."""
     rows = conn.execute(
         """SELECT reference, bank, amount, due_date, held_reason, held_at FROM pay.payment
@@ -257,7 +264,9 @@ def held_payments(conn) -> list[dict]:
     return [dict(zip(keys, r, strict=True)) | {"amount": int(r[2])} for r in rows]
 
 
-def _batchable(cur, cfg: BankConfig, bank: Bank, day: dt.date, result: BankRun) -> tuple[list[tuple], list[int]]:
+def _batchable(
+    cur: Cur, cfg: BankConfig, bank: Bank, day: dt.date, result: BankRun
+) -> tuple[list[tuple[Any, ...]], list[int]]:
     """The bank's payments that may go on ``day`` (due, not held or released, not deferred), locked,
     with each one's record size; a payment the bank's format cannot carry is refused (left pending,
     named in ``result.refused``)."""
@@ -282,7 +291,13 @@ def _batchable(cur, cfg: BankConfig, bank: Bank, day: dt.date, result: BankRun) 
 
 
 def _create_batches(
-    cur, bank: Bank, day: dt.date, planned: list[list[tuple]], run_id: str, result: BankRun, made_by: str | None
+    cur: Cur,
+    bank: Bank,
+    day: dt.date,
+    planned: list[list[tuple[Any, ...]]],
+    run_id: str,
+    result: BankRun,
+    made_by: str | None,
 ) -> None:
     """Each planned group of payments becomes the day's next batch of the bank (its file name, its
     approval by the bank's policy), its payments batched with PSEQ numbers that run on across the
@@ -290,12 +305,12 @@ def _create_batches(
     cur.execute(
         "SELECT coalesce(max(batch_no), 0) FROM pay.batch WHERE bank = %s AND processing_date = %s", (bank.id, day)
     )
-    batch_no = cur.fetchone()[0]
+    batch_no = one(cur)[0]
     cur.execute(
         "SELECT coalesce(max(seq), 0) FROM pay.payment WHERE bank = %s AND value_date = %s AND batch_id IS NOT NULL",
         (bank.id, day),
     )
-    last_seq = cur.fetchone()[0]
+    last_seq = one(cur)[0]
     for members in planned:
         batch_no += 1
         name = ach.file_name(bank.payment_file_pattern, day, batch_no, bank.bank_code)
@@ -307,7 +322,7 @@ def _create_batches(
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
             (bank.id, day, batch_no, name, bank.file_format.value, len(members), total, run_id, approval, why, made_by),
         )
-        batch_id = cur.fetchone()[0]
+        batch_id = one(cur)[0]
         cur.execute(
             """UPDATE pay.payment p SET status = 'batched', batch_id = %s, seq = u.seq, value_date = %s
                FROM unnest(%s::bigint[], %s::int[]) AS u(id, seq) WHERE p.id = u.id""",
@@ -320,7 +335,7 @@ def _create_batches(
 
 
 def make_batches(
-    conn,
+    conn: Conn,
     cfg: BankConfig,
     bank_id: str,
     now: dt.datetime | None,
@@ -364,7 +379,7 @@ def _approval_policy(bank: Bank, total: int) -> tuple[str, str | None]:
     return "not_required", "the bank's approval setting is none (dual control in the bank's channel)"
 
 
-def open_batches(conn, bank_id: str) -> list[int]:
+def open_batches(conn: Conn, bank_id: str) -> list[int]:
     """Batches of this bank made but not yet delivered: this run's, those a stopped worker left
     batched or half-sent, and uncertain ones (reported again, never sent). Queued ones are
     bank_transfer_retry's."""
@@ -376,13 +391,13 @@ def open_batches(conn, bank_id: str) -> list[int]:
         return [r[0] for r in cur.fetchall()]
 
 
-def build_file(cur, cfg: BankConfig, bank: Bank, batch_id: int) -> bytes:
+def build_file(cur: Cur, cfg: BankConfig, bank: Bank, batch_id: int) -> bytes:
     """The plaintext file of a batch, from the database alone: the same bytes every time."""
     cur.execute(
         "SELECT processing_date, created_at FROM pay.batch WHERE id = %s",
         (batch_id,),
     )
-    day, created_at = cur.fetchone()
+    day, created_at = one(cur)
     batch = ach.Batch(
         day,
         created_at.astimezone(TAIPEI).time().replace(microsecond=0),
@@ -407,7 +422,7 @@ def _archive_key(bank_id: str, day: dt.date, name: str) -> str:
     return f"bank-payments/{bank_id}/{day.isoformat()}/{name}.pgp"
 
 
-def _archive_new(client, bucket: str, key: str, data: bytes) -> str:
+def _archive_new(client: AwsClient, bucket: str, key: str, data: bytes) -> str:
     """Archive ``data`` under ``key`` without ever replacing what is there (a conditional write): a
     file of the same name archived before (a batch made again after the finance database was
     restored, or a prepare a stopped worker half did) is evidence of what may have been sent, so
@@ -425,8 +440,8 @@ def _archive_new(client, bucket: str, key: str, data: bytes) -> str:
 
 
 def prepare_file(
-    conn, transport: Transport, cfg: BankConfig, bank: Bank, batch_id: int, encrypt: Encrypt | None
-) -> tuple[bytes, dict]:
+    conn: Conn, transport: Transport, cfg: BankConfig, bank: Bank, batch_id: int, encrypt: Encrypt | None
+) -> tuple[bytes, dict[str, Any]]:
     """The encrypted file of a batch: made, archived and recorded once; later calls read it back."""
     with conn.cursor() as cur:
         cur.execute(
@@ -434,7 +449,7 @@ def prepare_file(
                       archive_uri FROM pay.batch WHERE id = %s""",
             (batch_id,),
         )
-        name, day, count, total, plain_sha, cipher_sha, uri = cur.fetchone()
+        name, day, count, total, plain_sha, cipher_sha, uri = one(cur)
         info = {"file_name": name, "count": count, "total": int(total), "plain_sha256": plain_sha}
         if uri:
             bucket, key = uri.removeprefix("s3://").split("/", 1)
@@ -469,7 +484,7 @@ def prepare_file(
 
 
 def deliver_batch(
-    conn,
+    conn: Conn,
     *,
     cfg: BankConfig,
     bank_id: str,
@@ -499,7 +514,7 @@ def deliver_batch(
 
 
 def pay_bank(
-    conn,
+    conn: Conn,
     *,
     cfg: BankConfig,
     bank_id: str,
@@ -539,7 +554,7 @@ def pay_bank(
 
 
 def prepare_bank(
-    conn,
+    conn: Conn,
     *,
     cfg: BankConfig,
     bank_id: str,
@@ -572,7 +587,7 @@ def prepare_bank(
 
 
 def upload_bank(
-    conn,
+    conn: Conn,
     *,
     cfg: BankConfig,
     bank_id: str,
@@ -581,12 +596,12 @@ def upload_bank(
     transport: Transport,
     encrypt: Encrypt | None,
     exclude: frozenset[int] | set[int] = frozenset(),
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Deliver every batch of the bank not yet delivered that may go (approved, or needing no
     approval; ``delivery.deliver``): this run's and those a stopped worker left; a batch past its
     cutoff is cancelled; uncertain ones are reported again, never sent. A cleared green try sends
     nothing and reports what its run delivered."""
-    deliveries: list[dict] = []
+    deliveries: list[dict[str, Any]] = []
     seen: set[int] = set(exclude)
     for batch_id in open_batches(conn, bank_id):
         if batch_id in seen:  # reported once per run (an uncertain batch stays open)
@@ -606,7 +621,9 @@ def upload_bank(
     return deliveries + delivered_by_run(conn, bank_id, run_id, exclude=seen)
 
 
-def delivered_by_run(conn, bank_id: str, run_id: str, exclude: frozenset[int] | set[int] = frozenset()) -> list[dict]:
+def delivered_by_run(
+    conn: Conn, bank_id: str, run_id: str, exclude: frozenset[int] | set[int] = frozenset()
+) -> list[dict[str, Any]]:
     """The batches of this bank an earlier try of the same run delivered, as ``already_delivered``
     deliveries: a cleared green task sends nothing and still reports what its run sent."""
     rows = conn.execute(
@@ -641,21 +658,21 @@ def delivered_by_run(conn, bank_id: str, run_id: str, exclude: frozenset[int] | 
     return out
 
 
-def skip_bank(conn, bank: Bank, now: dt.datetime, circuit: health.Circuit) -> BankRun:
+def skip_bank(conn: Conn, bank: Bank, now: dt.datetime, circuit: health.Circuit) -> BankRun:
     """The bank's circuit is open: batch nothing, send nothing, and say what stays pending."""
     with conn.cursor() as cur:
         day = processing_date(cur, bank, now)
         cur.execute(
             "SELECT count(*) FROM pay.payment WHERE bank = %s AND status = 'pending' AND due_date <= %s", (bank.id, day)
         )
-        due = cur.fetchone()[0]
+        due = one(cur)[0]
     why = f"{circuit.describe(TAIPEI)}; {due} payment(s) due by {day} stay pending"
     log.warning("skipping %s", why)
     return BankRun(bank.id, processing_date=day.isoformat(), skipped_reason=why, left_pending=due)
 
 
 # ---------------------------------------------------------------------------- retry queue
-def waiting_transfers(conn, now: dt.datetime, everything: bool = False) -> list[tuple[int, str]]:
+def waiting_transfers(conn: Conn, now: dt.datetime, everything: bool = False) -> list[tuple[int, str]]:
     """(batch id, bank) of queued transfers due for another try (all of them with ``everything``),
     and batches a stopped worker left half-sent (``sending``): settled by asking the server."""
     with conn.cursor() as cur:
@@ -669,7 +686,7 @@ def waiting_transfers(conn, now: dt.datetime, everything: bool = False) -> list[
         return [(r[0], r[1]) for r in cur.fetchall()]
 
 
-def given_up_past_cutoff(conn, cfg: BankConfig, now: dt.datetime) -> list[tuple[int, str]]:
+def given_up_past_cutoff(conn: Conn, cfg: BankConfig, now: dt.datetime) -> list[tuple[int, str]]:
     """(batch id, bank) of given-up batches (queued, their retry ``gave_up``) whose bank's cutoff has
     passed: nothing of them reached the bank (their record says so), so they are cancelled like
     any queued batch and their payments roll to a later business day. Before the cutoff a given-up
@@ -686,7 +703,7 @@ def given_up_past_cutoff(conn, cfg: BankConfig, now: dt.datetime) -> list[tuple[
     ]
 
 
-def retry_queue(conn) -> list[tuple[str, int, dt.datetime]]:
+def retry_queue(conn: Conn) -> list[tuple[str, int, dt.datetime]]:
     """(bank, transfers waiting, oldest enqueued) of the retry queue, largest first."""
     return conn.execute(
         """SELECT b.bank, count(*), min(r.enqueued_at) FROM pay.transfer_retry r JOIN pay.batch b ON b.id = r.batch_id
@@ -694,7 +711,7 @@ def retry_queue(conn) -> list[tuple[str, int, dt.datetime]]:
     ).fetchall()
 
 
-def retry_queue_alert(queue: list[tuple[str, int, dt.datetime]], limit: int):
+def retry_queue_alert(queue: list[tuple[str, int, dt.datetime]], limit: int) -> Email | None:
     """The alert when the queue holds more than ``limit`` transfers, else None."""
     from finflows.emails import Email
 
@@ -718,7 +735,7 @@ def retry_queue_alert(queue: list[tuple[str, int, dt.datetime]], limit: int):
 
 
 def retry_one(
-    conn,
+    conn: Conn,
     *,
     cfg: BankConfig,
     batch_id: int,
@@ -734,11 +751,13 @@ def retry_one(
     reached the bank, and uncertain otherwise. While the bank's circuit is open it waits (no attempt
     counted)."""
     bank = cfg.bank(bank_id)
-    row = conn.execute(
-        "SELECT b.file_name, b.processing_date, coalesce(r.attempts, 0) FROM pay.batch b "
-        "LEFT JOIN pay.transfer_retry r ON r.batch_id = b.id WHERE b.id = %s",
-        (batch_id,),
-    ).fetchone()
+    row = one(
+        conn.execute(
+            "SELECT b.file_name, b.processing_date, coalesce(r.attempts, 0) FROM pay.batch b "
+            "LEFT JOIN pay.transfer_retry r ON r.batch_id = b.id WHERE b.id = %s",
+            (batch_id,),
+        )
+    )
     name, day, tried = row
     if circuit is not None and not circuit.allows_payments and now < delivery.cutoff(bank, day):
         return Delivery(batch_id, name, Outcome.SKIPPED, error=circuit.describe(TAIPEI))
@@ -762,7 +781,7 @@ def retry_one(
     return d
 
 
-def summary(runs: Sequence[dict], subject_prefix: str = "[finflows] bank payments") -> tuple[str, str]:
+def summary(runs: Sequence[dict[str, Any]], subject_prefix: str = "[finflows] bank payments") -> tuple[str, str]:
     """Subject and HTML body of the treasury email."""
     import html
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from finflows import metrics
 from finflows.flows.banking import payments
@@ -16,7 +17,7 @@ from finflows.task_support import (
 log = logging.getLogger(__name__)
 
 
-def summarise(bank_ids: list[str], outcomes: list[dict | None]) -> dict:
+def summarise(bank_ids: list[str], outcomes: list[dict[str, Any] | None]) -> dict[str, Any]:
     """The treasury email; the run fails when a bank's task failed or anything needs a person."""
     nothing_upstream(bank_ids, "choose_banks")
     if isinstance(outcomes, dict):  # Airflow 3.3 hands a mapped task group's only result over unwrapped

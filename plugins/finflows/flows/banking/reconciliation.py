@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from finflows import files
 from finflows.errors import FinflowsError
@@ -31,9 +31,10 @@ from finflows.flows.banking import audit
 from finflows.flows.banking.banks import Bank, FileFormat
 from finflows.flows.banking.states import PaymentStatus, ReturnFile, ReturnLine
 from finflows.formats import ach, tch
-from finflows.formats.fixedwidth import FormatError
+from finflows.formats.fixedwidth import FieldError, FormatError
 from finflows.pgp import PgpError
-from finflows.settings import Limit
+from finflows.seams import Conn, Cur, S3Hook, Sftp, one
+from finflows.settings import TAIPEI, Limit
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class FileOutcome:
     bytes: int = 0
 
 
-def read_bounded(sftp, path: str, limit: Limit) -> bytes:
+def read_bounded(sftp: Sftp, path: str, limit: Limit) -> bytes:
     """The remote file's bytes, read in chunks; :class:`files.FileTooLarge` (without reading it) when the
     server says it is over ``limit``, or as soon as more than ``limit`` bytes arrive (the only
     bound where the server refuses ``stat``)."""
@@ -83,12 +84,12 @@ def read_bounded(sftp, path: str, limit: Limit) -> bytes:
 
 
 def reconcile_files(
-    conn,
-    sftp,
+    conn: Conn,
+    sftp: Sftp,
     *,
     bank: Bank,
     decrypt: Decrypt,
-    s3_hook,
+    s3_hook: S3Hook,
     archive_bucket: str,
     run_id: str,
     today: dt.date,
@@ -125,7 +126,7 @@ def reconcile_files(
     return out
 
 
-def refuse_unread(conn, *, bank: Bank, name: str, identity: str, error: str, run_id: str) -> FileOutcome:
+def refuse_unread(conn: Conn, *, bank: Bank, name: str, identity: str, error: str, run_id: str) -> FileOutcome:
     """A file refused without reading it (too large): recorded ERROR under the identity its size and
     time give it, so the next run skips it; it stays on the bank's server for a person."""
     key = f"{bank.id}/{name}"
@@ -138,13 +139,13 @@ def refuse_unread(conn, *, bank: Bank, name: str, identity: str, error: str, run
     return FileOutcome(bank.id, name, ReturnFile.QUARANTINED, error=error, alerts=[f"{key}: {error}"])
 
 
-def candidates(sftp, bank: Bank) -> list[str]:
+def candidates(sftp: Sftp, bank: Bank) -> list[str]:
     """File names in the bank's download directory that match its reconciliation pattern."""
     rx = bank.reconciliation_regex()
     return sorted(n for n in sftp.listdir(bank.download_path) if rx.fullmatch(n))
 
 
-def _lines(bank: Bank, plain: bytes, name: str) -> list[dict]:
+def _lines(bank: Bank, plain: bytes, name: str) -> list[dict[str, Any]]:
     """Every return line as {line, reference, amount, account, unit, original_date, original_seq,
     reason}; raises FormatError. In an ACHR01 the sides are swapped against the ACHP01 it answers:
     PBANK/PCLNO hold the payee's unit and account, RBANK/RCLNO ours."""
@@ -179,20 +180,20 @@ def _lines(bank: Bank, plain: bytes, name: str) -> list[dict]:
                 raise ArithmeticError
             line["amount"] = amount
         except ArithmeticError:
-            errors.append(ach.FieldError(r["line"], "amount", r["amount"], "is not an amount in NTD"))
+            errors.append(FieldError(r["line"], "amount", r["amount"], "is not an amount in NTD"))
         try:
             line["original_date"] = dt.date.fromisoformat(r["original_date"])
         except ValueError:
             errors.append(
-                ach.FieldError(r["line"], "original_date", r["original_date"], "is not a date (expected YYYY-MM-DD)")
+                FieldError(r["line"], "original_date", r["original_date"], "is not a date (expected YYYY-MM-DD)")
             )
         if r["original_seq"].isascii() and r["original_seq"].isdigit():
             line["original_seq"] = int(r["original_seq"])
         else:
-            errors.append(ach.FieldError(r["line"], "original_seq", r["original_seq"], "is not a sequence number"))
+            errors.append(FieldError(r["line"], "original_seq", r["original_seq"], "is not a sequence number"))
         reason = line["reason"]
         if reason and reason not in bank.paid_codes and (problem := tch.return_problem(reason)):
-            errors.append(ach.FieldError(r["line"], "return_reason", reason, problem))
+            errors.append(FieldError(r["line"], "return_reason", reason, problem))
         out.append(line)
     if errors:
         raise FormatError(name, errors)
@@ -211,7 +212,7 @@ class Presented(NamedTuple):
     payee_bank: str
 
 
-def _match(cur, bank: Bank, ln: dict) -> tuple[Presented | None, str, str | None]:
+def _match(cur: Cur, bank: Bank, ln: dict[str, Any]) -> tuple[Presented | None, str, str | None]:
     """The payment a return line answers, found by the original presenting date and sequence
     (PDATE, PSEQ), then checked against our reference, the amount and the payee's account.
     Returns (our payment or None, outcome, detail)."""
@@ -241,7 +242,7 @@ def _match(cur, bank: Bank, ln: dict) -> tuple[Presented | None, str, str | None
     return row, "settled" if paid else "returned", None
 
 
-def _apply(cur, file_id: int, bank: Bank, lines: list[dict], run_id: str) -> FileOutcome:
+def _apply(cur: Cur, file_id: int, bank: Bank, lines: list[dict[str, Any]], run_id: str) -> FileOutcome:
     out = FileOutcome(bank.id, "", ReturnFile.APPLIED)
     cur.execute("SELECT set_config('finflows.run_id', %s, true)", (run_id,))  # the reason: per line, below
     for ln in lines:
@@ -294,7 +295,7 @@ def _apply(cur, file_id: int, bank: Bank, lines: list[dict], run_id: str) -> Fil
     return out
 
 
-def settle_unreturned(conn, bank: Bank, today: dt.date, run_id: str) -> list[str]:
+def settle_unreturned(conn: Conn, bank: Bank, today: dt.date, run_id: str) -> list[str]:
     """For a bank whose return files list only returned items (no ``success_code``): payments still
     uploaded once ``return_window_days`` business days have passed since their processing date
     settle. Returns the references settled. A bank that lists paid items settles nothing here."""
@@ -310,7 +311,7 @@ def settle_unreturned(conn, bank: Bank, today: dt.date, run_id: str) -> list[str
             end = day
             for _ in range(bank.return_window_days):
                 cur.execute("SELECT pay.next_business_day(%s)", (end,))
-                end = cur.fetchone()[0]
+                end = one(cur)[0]
             if today > end:
                 due.append(day)
         if not due:
@@ -329,7 +330,7 @@ def settle_unreturned(conn, bank: Bank, today: dt.date, run_id: str) -> list[str
     return refs
 
 
-def _begin_reading(conn, key: str, sha: str, run_id: str) -> bool | None:
+def _begin_reading(conn: Conn, key: str, sha: str, run_id: str) -> bool | None:
     """None when this file (name and content) was applied or quarantined before; True when a run
     died reading it (a READING with no READ after it: memory, time), which is never tried again;
     False for a file to read, after recording that its reading begins."""
@@ -345,7 +346,7 @@ def _begin_reading(conn, key: str, sha: str, run_id: str) -> bool | None:
         stopped = (cur.fetchone() or [None])[0] == files.FileEvent.READING
         if not stopped:
             files.record_event(cur, FLOW, key, sha, files.FileEvent.READING, "", run_id)
-    return stopped
+    return bool(stopped)
 
 
 def file_day(bank: Bank, name: str) -> dt.date | None:
@@ -363,13 +364,13 @@ def file_day(bank: Bank, name: str) -> dt.date | None:
 
 
 def process_file(
-    conn,
+    conn: Conn,
     *,
     bank: Bank,
     name: str,
     data: bytes,
     decrypt: Decrypt,
-    s3_hook,
+    s3_hook: S3Hook,
     archive_bucket: str,
     run_id: str,
     today: dt.date,
@@ -428,10 +429,9 @@ def process_file(
     return out
 
 
-def unreconciled_batches(conn, now: dt.datetime, close: dt.time) -> list[str]:
+def unreconciled_batches(conn: Conn, now: dt.datetime, close: dt.time) -> list[str]:
     """Uploaded batches with payments still unanswered after their business day closed; each is
     returned (and marked) once, so the alert goes out once."""
-    from finflows.flows.banking.payments import TAIPEI
 
     local = now.astimezone(TAIPEI)
     last_closed = local.date() if local.time() >= close else local.date() - dt.timedelta(days=1)

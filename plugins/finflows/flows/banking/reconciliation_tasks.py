@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from finflows import files, metrics, settings
 from finflows.flows.banking.common import email_treasury
@@ -17,7 +18,7 @@ from finflows.task_support import (
 log = logging.getLogger(__name__)
 
 
-def reconciliation_summary(bank_ids: list[str], per_bank: list[dict | None]) -> dict:
+def reconciliation_summary(bank_ids: list[str], per_bank: list[dict[str, Any] | None]) -> dict[str, Any]:
     """Alert by email on quarantined files, unmatched lines, batches over 5% mismatched, and batches
     still unreconciled after their business day; the run fails on a quarantined file or a failed bank."""
     from finflows.flows.banking import reconciliation

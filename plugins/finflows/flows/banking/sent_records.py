@@ -93,7 +93,7 @@ class SentRecords:
     window_days: int = 14
 
     # ------------------------------------------------------------------ writing
-    def _put_once(self, k: str, body: dict) -> dict | None:
+    def _put_once(self, k: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """Put ``body`` at ``k`` unless something is there; returns what was there, or None."""
         data = json.dumps(body, sort_keys=True).encode()
         try:
@@ -102,7 +102,8 @@ class SentRecords:
         except Exception as e:
             if not precondition_failed(e):
                 raise
-        return json.loads(self.s3.get_object(Bucket=self.bucket, Key=k)["Body"].read())
+        found: dict[str, Any] = json.loads(self.s3.get_object(Bucket=self.bucket, Key=k)["Body"].read())
+        return found
 
     def write(
         self,

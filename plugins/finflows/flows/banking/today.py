@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from finflows import links
 from finflows.flows.banking import approval, daily_report, decisions, delivery
@@ -24,7 +25,12 @@ from finflows.flows.banking.states import (
     Retry,
     Uncertain,
 )
+from finflows.seams import Conn
 from finflows.settings import TAIPEI
+
+if TYPE_CHECKING:
+    from finflows.flows.banking.banks import BankConfig
+
 
 PAYMENTS_DAG, DECISIONS_DAG = "bank_payments", "treasury_decisions"
 
@@ -57,7 +63,7 @@ def taipei(t: dt.datetime | None) -> str | None:
     return f"{t.astimezone(TAIPEI):%Y-%m-%d %H:%M} Asia/Taipei" if t else None
 
 
-def _where(b: dict, margin: dt.timedelta, cutoffs: dict) -> tuple[str, str]:
+def _where(b: dict[str, Any], margin: dt.timedelta, cutoffs: dict[str, Any]) -> tuple[str, str]:
     """(state, words) of one of today's batches."""
     status, appr = b["status"], b["approval"]
     if status == BatchStatus.BATCHED and appr in WAITING_FOR_APPROVAL:
@@ -87,7 +93,7 @@ def _where(b: dict, margin: dt.timedelta, cutoffs: dict) -> tuple[str, str]:
     return DayState(status) if status in STATES else DayState.FAILED, status
 
 
-def _batches(conn, day: dt.date) -> list[dict]:
+def _batches(conn: Conn, day: dt.date) -> list[dict[str, Any]]:
     """Today's batches, every one not final, and every one sent, decided or approved today."""
     from psycopg.rows import dict_row
 
@@ -106,7 +112,7 @@ def _batches(conn, day: dt.date) -> list[dict]:
         ).fetchall()
 
 
-def _batch_row(b: dict, base: str, margin: dt.timedelta, cutoffs: dict) -> dict:
+def _batch_row(b: dict[str, Any], base: str, margin: dt.timedelta, cutoffs: dict[str, Any]) -> dict[str, Any]:
     state, words = _where(b, margin, cutoffs)
     row = {
         "batch_id": b["id"], "bank": b["bank"], "file_name": b["file_name"], "processing_date": str(b["processing_date"]),
@@ -122,7 +128,7 @@ def _batch_row(b: dict, base: str, margin: dt.timedelta, cutoffs: dict) -> dict:
     return row
 
 
-def _decision_rows(conn, base: str) -> list[dict]:
+def _decision_rows(conn: Conn, base: str) -> list[dict[str, Any]]:
     out = []
     for w in decisions.waiting(conn):
         out.append({
@@ -139,7 +145,7 @@ def _decision_rows(conn, base: str) -> list[dict]:
     return out
 
 
-def _failures(conn, start: dt.datetime, end: dt.datetime, base: str) -> list[dict]:
+def _failures(conn: Conn, start: dt.datetime, end: dt.datetime, base: str) -> list[dict[str, Any]]:
     rows = conn.execute(
         """SELECT flow, file_name, error, dag_run_id, started_at FROM ops.file_control
            WHERE status = 'ERROR' AND started_at >= %s AND started_at < %s ORDER BY started_at DESC, id DESC""",
@@ -153,7 +159,9 @@ def _failures(conn, start: dt.datetime, end: dt.datetime, base: str) -> list[dic
     ]  # fmt: skip
 
 
-def today(conn, cfg, now: dt.datetime, half_open_after: dt.timedelta, margin: dt.timedelta, base: str) -> dict:
+def today(
+    conn: Conn, cfg: BankConfig, now: dt.datetime, half_open_after: dt.timedelta, margin: dt.timedelta, base: str
+) -> dict[str, Any]:
     """The treasurer's day so far: per bank, the batches with their links, decisions and failures."""
     day = now.astimezone(TAIPEI).date()
     ids = cfg.enabled

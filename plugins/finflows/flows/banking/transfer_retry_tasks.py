@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import asdict
+from typing import Any
 
 from finflows import files, settings
 from finflows.flows.banking import banks, payments
@@ -18,7 +19,7 @@ from finflows.task_support import (
 log = logging.getLogger(__name__)
 
 
-def retry_transfers(everything: bool) -> dict:
+def retry_transfers(everything: bool) -> dict[str, Any]:
     """Work off the retry queue: deliver each waiting batch's archived file, or cancel it after its
     cutoff; a given-up batch is cancelled once its cutoff has passed (treasury is told in the summary)."""
     cfg = banks.load()
@@ -50,7 +51,7 @@ def retry_transfers(everything: bool) -> dict:
 
         log.warning("%s", alert.subject)
         emails.send(alert, to=settings.ops_email() + settings.treasury_email(), smtp_conn_id=settings.CONN_SMTP)
-    by_bank: dict[str, dict] = {}
+    by_bank: dict[str, dict[str, Any]] = {}
     for delivered in done:
         by_bank.setdefault(delivered.pop("bank"), {"deliveries": []})["deliveries"].append(delivered)
     runs = [{"bank": b, **v} for b, v in by_bank.items()]

@@ -11,7 +11,7 @@ from typing import Any
 from finflows import inbox, settings
 
 
-def import_file(key: str, **hooks: Any) -> dict:
+def import_file(key: str, **hooks: Any) -> dict[str, Any]:
     from finflows.flows.card_reconciliation import card
 
     return card.as_dict(card.import_file(key, **hooks))

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from finflows import files, inbox, settings
 from finflows.formats.card_statement import (
@@ -27,6 +28,7 @@ from finflows.formats.card_statement import (
     read_statement,
 )
 from finflows.formats.fixedwidth import FileNameRefused
+from finflows.seams import Conn, Cur, FtpHook, PgHook, S3Hook, one
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,13 @@ def _for_day(name: str, day: str | None) -> bool:
 
 # ---------------------------------------------------------------------------- discovery
 def fetch_from_ftps(
-    ftps_hook, directory: str, s3_hook, bucket: str, conn, day: str | None = None, run_id: str = "fetch"
+    ftps_hook: FtpHook,
+    directory: str,
+    s3_hook: S3Hook,
+    bucket: str,
+    conn: Conn,
+    day: str | None = None,
+    run_id: str = "fetch",
 ) -> list[str]:
     """Copy into S3 each statement on the FTPS server that S3 and the control table do not have; one
     over ``FINFLOWS_STATEMENT_MAX_BYTES`` is left there, recorded (skipped by later runs) and named
@@ -116,7 +124,7 @@ def fetch_from_ftps(
     return copied
 
 
-def retrieve_bounded(ftp_hook, remote: str, local: Path, limit: settings.Limit) -> int:
+def retrieve_bounded(ftp_hook: FtpHook, remote: str, local: Path, limit: settings.Limit) -> int:
     """Copy a file from an FTP(S) server to ``local``; :class:`files.FileTooLarge` when the server's
     SIZE says it is over ``limit`` (nothing read), or as soon as more than ``limit`` bytes arrive."""
     uri = f"ftps:{remote}"
@@ -144,13 +152,15 @@ def retrieve_bounded(ftp_hook, remote: str, local: Path, limit: settings.Limit) 
     return got
 
 
-def discover(s3_hook, bucket: str, day: str | None = None) -> list[str]:
+def discover(s3_hook: S3Hook, bucket: str, day: str | None = None) -> list[str]:
     keys = s3_hook.list_keys(bucket_name=bucket, prefix=PREFIX) or []
     return sorted(k for k in keys if "/" not in k[len(PREFIX) :] and k != PREFIX and _for_day(k, day))
 
 
 # ---------------------------------------------------------------------------- loading
-def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id: str) -> tuple[files.Decision, dict]:
+def load(
+    conn: Conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id: str
+) -> tuple[files.Decision, dict[str, Any]]:
     """Decide and, for a new file, load it whole in one transaction. Raises FormatError (rolled back)."""
     with conn.transaction(), conn.cursor() as cur:
         decision, info, file_id = files.begin_load(cur, FLOW, file_name, sha256, source_uri, run_id)
@@ -206,23 +216,25 @@ _FROM_FACTS = _dimension_inserts(
 )
 
 
-def _upsert_dimensions(cur, file_id: int, members: Members | None) -> None:
+def _upsert_dimensions(cur: Cur, file_id: int, members: Members | None) -> None:
     """The dimension members this file's facts name: from the reader's sets while it held them (no
     second pass over a million facts), else from the facts just copied."""
-    params: dict = {"f": file_id, "types": list(PRODUCT_TYPES), "type_names": list(PRODUCT_TYPES.values())}
+    params: dict[str, Any] = {"f": file_id, "types": list(PRODUCT_TYPES), "type_names": list(PRODUCT_TYPES.values())}
     if members is not None:
         params |= {"days": sorted(members.days), "stores": sorted(members.stores), "products": sorted(members.products)}
     for statement in _FROM_MEMBERS if members is not None else _FROM_FACTS:
         cur.execute(statement, params)
 
 
-def control_summary(conn, file_name: str) -> dict:
-    row = conn.execute(
-        """SELECT c.row_count, c.total_amount,
+def control_summary(conn: Conn, file_name: str) -> dict[str, Any]:
+    row = one(
+        conn.execute(
+            """SELECT c.row_count, c.total_amount,
                   (SELECT coalesce(sum(net), 0) FROM card.fact_transaction t WHERE t.file_id = c.id)
              FROM ops.file_control c WHERE c.flow = %s AND c.file_name = %s""",
-        (FLOW, file_name),
-    ).fetchone()
+            (FLOW, file_name),
+        )
+    )
     return {"records": row[0] or 0, "gross": row[1], "net": row[2]}
 
 
@@ -238,17 +250,17 @@ class Statements(inbox.InboxFlow):
             raise FileNameRefused(raw_name, why)
         return raw_name
 
-    def process(self, conn, path: Path, f: files.Incoming) -> tuple[files.Decision, dict]:
+    def process(self, conn: Conn, path: Path, f: files.Incoming) -> tuple[files.Decision, dict[str, Any]]:
         return load(conn, path, f.file_name, f.sha256, f.source_uri, f.run_id)
 
-    def summary(self, conn, file_name: str) -> dict:
+    def summary(self, conn: Conn, file_name: str) -> dict[str, Any]:
         return control_summary(conn, file_name)
 
     def mask_line(self, line: str) -> str:
         return mask_line(line)  # each record's free text and card field, by its layout
 
 
-def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outcome:
+def import_file(key: str, *, bucket: str, run_id: str, s3_hook: S3Hook, pg_hook: PgHook) -> Outcome:
     """One statement through the inbox lifecycle (``finflows.inbox``); raises StatementRejected."""
     done = inbox.run(Statements(), key, bucket=bucket, run_id=run_id, s3_hook=s3_hook, pg_hook=pg_hook)
     status = Status.LOADED if done.seen is inbox.Seen.NEW else Status.ALREADY_LOADED
@@ -267,11 +279,11 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> Outc
     return outcome
 
 
-def as_dict(outcome: Outcome) -> dict:
+def as_dict(outcome: Outcome) -> dict[str, Any]:
     return asdict(outcome)
 
 
-def daily_summary(conn, days: list[str]) -> list[tuple]:
+def daily_summary(conn: Conn, days: list[str]) -> list[tuple[Any, ...]]:
     return conn.execute(
         """SELECT day, store_id, brand, sales, instalments, gross, discount, net FROM card.v_daily_summary
             WHERE day = ANY(%s::date[]) ORDER BY day, store_id, brand""",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from finflows import files, metrics, settings
 from finflows.flows.card_reconciliation import card
@@ -50,7 +51,7 @@ def find_files(day: str | None) -> list[str]:
     return keys
 
 
-def summarise(keys: list[str], outcomes: list[dict]) -> dict:
+def summarise(keys: list[str], outcomes: list[dict[str, Any]]) -> dict[str, Any]:
     """Log the daily summary of what loaded; fail the run if any statement failed."""
     done = [o for o in outcomes if o]
     days = sorted({card.statement_day(o["file_name"]) for o in done})

@@ -12,7 +12,7 @@ from typing import Any
 from finflows import inbox, settings
 
 
-def import_file(key: str, **hooks: Any) -> dict:
+def import_file(key: str, **hooks: Any) -> dict[str, Any]:
     """One cash file; the finance Drive folder gets a copy (connection ``google_finflows``)."""
     from finflows.flows.cashfile_import import cashfile
     from finflows.google import DriveHook

@@ -11,15 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Set
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote_plus
 
 from finflows import files, inbox
 from finflows.formats.cashfile import LAYOUT, CashFileStats, normalise_name, read_rows
 from finflows.formats.fixedwidth import FormatError, copy_escape
+from finflows.seams import Conn, DriveHook, PgHook, S3Hook, one
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,9 @@ def is_cashfile_key(key: str) -> bool:
     return key.startswith(PREFIX) and key.lower().endswith(".dat") and "/" not in key[len(PREFIX) :]
 
 
-def discover(s3_hook, bucket: str, event_keys: list[str] | None = None, imported=frozenset()) -> list[str]:
+def discover(
+    s3_hook: S3Hook, bucket: str, event_keys: list[str] | None = None, imported: Set[str] = frozenset()
+) -> list[str]:
     """The cash files a run imports. A run started by S3 events takes its events' objects, so
     runs of files landing close together run side by side without reaching for each other's
     files; any other run (the daily sweep, a manual run) takes every ``.dat`` object waiting under
@@ -105,7 +110,7 @@ def discover(s3_hook, bucket: str, event_keys: list[str] | None = None, imported
     return sorted(wanted)
 
 
-def imported_names(conn, keys: list[str]) -> set[str]:
+def imported_names(conn: Conn, keys: list[str]) -> set[str]:
     """Of these keys' file names, those whose import succeeded."""
     names = [_file_name(k) for k in keys]
     rows = conn.execute(
@@ -132,7 +137,9 @@ _CHUNK = 1 << 20
 _BATCH = 5000  # rows per COPY write
 
 
-def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id: str) -> tuple[files.Decision, dict]:
+def load(
+    conn: Conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id: str
+) -> tuple[files.Decision, dict[str, Any]]:
     """Decide and, for a new file, load it whole in one transaction. Raises FormatError (rolled back).
 
     Each record is validated and converted in Python (``read_rows``) and streams by COPY into
@@ -190,19 +197,21 @@ def load(conn, path: Path, file_name: str, sha256: str, source_uri: str, run_id:
     }
 
 
-def control_summary(conn, file_name: str) -> dict:
-    row = conn.execute(
-        """SELECT c.line_count, c.row_count, c.total_amount,
+def control_summary(conn: Conn, file_name: str) -> dict[str, Any]:
+    row = one(
+        conn.execute(
+            """SELECT c.line_count, c.row_count, c.total_amount,
                   (SELECT count(*) FROM ifs.cash_payment p WHERE p.file_id = c.id),
                   (SELECT count(*) FROM ifs.cash_suspense s WHERE s.file_id = c.id)
            FROM ops.file_control c WHERE c.flow = %s AND c.file_name = %s""",
-        (FLOW, file_name),
-    ).fetchone()
+            (FLOW, file_name),
+        )
+    )
     return {"lines": row[0], "records": row[1], "total": row[2] or Decimal(0), "payments": row[3], "suspense": row[4]}
 
 
 # ---------------------------------------------------------------------------- Drive
-def copy_to_drive(drive_hook, folder_id: str, path: Path, file_name: str, sha256: str) -> str:
+def copy_to_drive(drive_hook: DriveHook, folder_id: str, path: Path, file_name: str, sha256: str) -> str:
     """Upload unless the folder already holds this name with this content; returns the Drive file id."""
     service = drive_hook.get_conn()
     escaped = file_name.replace("'", "\\'")
@@ -220,7 +229,7 @@ def copy_to_drive(drive_hook, folder_id: str, path: Path, file_name: str, sha256
     for f in found:
         if f.get("sha256Checksum") == sha256:
             log.info("Drive already holds %s (id %s); not copied again", file_name, f["id"])
-            return f["id"]
+            return str(f["id"])
     upload = Path(tempfile.mkdtemp()) / file_name
     upload.hardlink_to(path)
     try:
@@ -235,7 +244,7 @@ def copy_to_drive(drive_hook, folder_id: str, path: Path, file_name: str, sha256
         upload.unlink()
         upload.parent.rmdir()
     log.info("copied %s to the finance Drive folder (id %s)", file_name, file_id)
-    return file_id
+    return str(file_id)
 
 
 # ---------------------------------------------------------------------------- one file
@@ -246,19 +255,19 @@ class CashFiles(inbox.InboxFlow):
     flow, limit, done, rejected, duplicates = FLOW, "CASHFILE", "imported", CashFileRejected, DUPLICATES
     conflict_step = CONFLICT_STEP
 
-    def __init__(self, drive_hook, drive_folder: str) -> None:
+    def __init__(self, drive_hook: DriveHook, drive_folder: str) -> None:
         self.drive_hook, self.drive_folder = drive_hook, drive_folder
 
     def file_name(self, raw_name: str) -> str:
         return normalise_name(raw_name)
 
-    def process(self, conn, path: Path, f: files.Incoming) -> tuple[files.Decision, dict]:
+    def process(self, conn: Conn, path: Path, f: files.Incoming) -> tuple[files.Decision, dict[str, Any]]:
         return load(conn, path, f.file_name, f.sha256, f.source_uri, f.run_id)
 
-    def summary(self, conn, file_name: str) -> dict:
+    def summary(self, conn: Conn, file_name: str) -> dict[str, Any]:
         return control_summary(conn, file_name)
 
-    def after(self, conn, path: Path, f: files.Incoming, seen: inbox.Seen) -> dict:
+    def after(self, conn: Conn, path: Path, f: files.Incoming, seen: inbox.Seen) -> dict[str, Any]:
         return {"drive_file_id": copy_to_drive(self.drive_hook, self.drive_folder, path, f.file_name, f.sha256)}
 
     def mask_line(self, line: str) -> str:
@@ -272,7 +281,9 @@ STATUS = {
 }
 
 
-def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_hook, drive_folder: str) -> Outcome:
+def import_file(
+    key: str, *, bucket: str, run_id: str, s3_hook: S3Hook, pg_hook: PgHook, drive_hook: DriveHook, drive_folder: str
+) -> Outcome:
     """One cash file through the inbox lifecycle (``finflows.inbox``); raises CashFileRejected."""
     done = inbox.run(
         CashFiles(drive_hook, drive_folder), key, bucket=bucket, run_id=run_id, s3_hook=s3_hook, pg_hook=pg_hook
@@ -302,5 +313,5 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, drive_h
     return outcome
 
 
-def as_dict(outcome: Outcome) -> dict:
+def as_dict(outcome: Outcome) -> dict[str, Any]:
     return asdict(outcome)

@@ -91,7 +91,7 @@ def find_files(context: dict[str, Any]) -> list[str]:
     return keys
 
 
-def summarise(keys: list[str], outcomes: list[dict | None]) -> dict:
+def summarise(keys: list[str], outcomes: list[dict[str, Any] | None]) -> dict[str, Any]:
     """Totals of the run. A file whose import failed has no outcome; if any did, the run fails
     (after logging what did succeed) so the DAG run is red and the failure email names it."""
     done = [o for o in outcomes if o]

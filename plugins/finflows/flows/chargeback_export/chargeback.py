@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,6 +22,7 @@ from finflows import files, inbox, settings
 from finflows.formats.chargeback import Brand, plan_batches, to_csv
 from finflows.formats.chargeback import parse_file as parse_chargebacks
 from finflows.formats.fixedwidth import FieldError, FormatError
+from finflows.seams import Conn, FtpHook, PgHook, S3Hook
 from finflows.transfer import ftp_upload_atomic
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,7 @@ class Destinations(BaseModel):
     destinations: dict[Brand, Destination]
 
 
-def load_config(path: Path = CONFIG) -> dict:
+def load_config(path: Path = CONFIG) -> dict[str, Any]:
     """The destinations file, validated (``ValueError`` naming the company and the field), as a
     plain mapping: ``{"max_rows_per_file": N, "destinations": {brand: {conn_id, protocol, directory,
     upload_check, rename}}}``."""
@@ -104,12 +106,12 @@ def load_config(path: Path = CONFIG) -> dict:
     }
 
 
-def discover(s3_hook, bucket: str) -> list[str]:
+def discover(s3_hook: S3Hook, bucket: str) -> list[str]:
     keys = s3_hook.list_keys(bucket_name=bucket, prefix=PREFIX) or []
     return sorted(k for k in keys if k.lower().endswith(".json") and "/" not in k[len(PREFIX) :])
 
 
-def _ftp_hook(dest: dict):
+def _ftp_hook(dest: dict[str, Any]) -> FtpHook:
     from finflows.hooks.ftp import FTPHook, FTPSHook
 
     return (FTPSHook if dest["protocol"] == "ftps" else FTPHook)(ftp_conn_id=dest["conn_id"])
@@ -126,10 +128,10 @@ class Chargebacks(inbox.InboxFlow):
         "(processed/{name}) and agree with the card companies before sending it again under a new name."
     )
 
-    def __init__(self, config: dict, hook_for=_ftp_hook) -> None:
+    def __init__(self, config: dict[str, Any], hook_for: Callable[[dict[str, Any]], FtpHook] = _ftp_hook) -> None:
         self.config, self.hook_for = config, hook_for
 
-    def process(self, conn, path: Path, f: files.Incoming) -> tuple[files.Decision, dict]:
+    def process(self, conn: Conn, path: Path, f: files.Incoming) -> tuple[files.Decision, dict[str, Any]]:
         with conn.transaction(), conn.cursor() as cur:
             control = files.lock_and_read(cur, FLOW, f.file_name)
         decision = files.decide(control, f.sha256)
@@ -151,7 +153,7 @@ class Chargebacks(inbox.InboxFlow):
             files.record_event(cur, FLOW, f.file_name, f.sha256, files.FileEvent.EXPORTED, detail, f.run_id)
         return decision, {"records": len(records), "batches": len(batches), "deliveries": deliveries}
 
-    def validate(self, path: Path, name: str) -> list:
+    def validate(self, path: Path, name: str) -> list[Any]:
         """Every record read and checked (a card number must be masked already; a brand needs a
         destination); ``FormatError`` naming each refusal."""
         records = parse_chargebacks(path.read_bytes(), name)
@@ -164,7 +166,7 @@ class Chargebacks(inbox.InboxFlow):
             raise FormatError(name, unknown)
         return records
 
-    def _deliver_planned(self, conn, f: files.Incoming, batch_no: int, brand: Brand, rows: list) -> Delivery:
+    def _deliver_planned(self, conn: Conn, f: files.Incoming, batch_no: int, brand: Brand, rows: list[Any]) -> Delivery:
         dest = self.config["destinations"][brand.value]
         data = to_csv(rows)
         planned = Delivery(
@@ -178,7 +180,7 @@ class Chargebacks(inbox.InboxFlow):
         )
         return _deliver(conn, self.hook_for(dest), dest, planned, data, f)
 
-    def summary(self, conn, file_name: str) -> dict:
+    def summary(self, conn: Conn, file_name: str) -> dict[str, Any]:
         """What was delivered for this file before (none uploaded again)."""
         rows = conn.execute(
             "SELECT destination, file_name, row_count, bytes, batch_no FROM ops.delivery "
@@ -196,7 +198,14 @@ class Chargebacks(inbox.InboxFlow):
 
 
 def export_file(
-    key: str, *, bucket: str, run_id: str, s3_hook, pg_hook, config: dict | None = None, hook_for=_ftp_hook
+    key: str,
+    *,
+    bucket: str,
+    run_id: str,
+    s3_hook: S3Hook,
+    pg_hook: PgHook,
+    config: dict[str, Any] | None = None,
+    hook_for: Callable[[dict[str, Any]], FtpHook] = _ftp_hook,
 ) -> Outcome:
     """One chargeback file through the inbox lifecycle (``finflows.inbox``); raises ChargebackRejected."""
     flow = Chargebacks(config or load_config(), hook_for)
@@ -221,7 +230,9 @@ def export_file(
     )
 
 
-def _deliver(conn, hook, dest: dict, planned: Delivery, data: bytes, source: files.Incoming) -> Delivery:
+def _deliver(
+    conn: Conn, hook: FtpHook, dest: dict[str, Any], planned: Delivery, data: bytes, source: files.Incoming
+) -> Delivery:
     """Upload one planned file unless ``ops.delivery`` says it is there already; record it once."""
     done = conn.execute(
         "SELECT 1 FROM ops.delivery WHERE destination = %s AND file_name = %s",
@@ -257,11 +268,11 @@ def _deliver(conn, hook, dest: dict, planned: Delivery, data: bytes, source: fil
     return replace(planned, uploaded=True)
 
 
-def as_dict(outcome: Outcome) -> dict:
+def as_dict(outcome: Outcome) -> dict[str, Any]:
     return asdict(outcome)
 
 
-def summary_message(outcomes: list[dict], failed: list[str]) -> tuple[str, str]:
+def summary_message(outcomes: list[dict[str, Any]], failed: list[str]) -> tuple[str, str]:
     """(subject, body) for the SNS message and the email."""
     uploaded = [d for o in outcomes for d in o["deliveries"] if d["uploaded"]]
     status = "FAILED" if failed else "OK"

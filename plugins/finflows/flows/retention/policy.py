@@ -58,7 +58,8 @@ class Policy(BaseModel):
         return self
 
     def age(self, kind: str) -> dt.timedelta:
-        return getattr(self, kind).span
+        span: dt.timedelta = getattr(self, kind).span
+        return span
 
 
 def load(path: str | Path | None = None) -> Policy:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from finflows.errors import FinflowsError
 from finflows.flows.retention.policy import Policy
+from finflows.seams import Conn, S3Hook, one
 
 log = logging.getLogger(__name__)
 PREFIX = "retention"
@@ -76,7 +77,9 @@ def cutoff(policy: Policy, kind: str, now: dt.datetime) -> dt.datetime:
     return now - policy.age(kind)
 
 
-def expire(conn, s3_hook, bucket: str, policy: Policy, kind: str, *, now: dt.datetime, run_id: str) -> Outcome:
+def expire(
+    conn: Conn, s3_hook: S3Hook, bucket: str, policy: Policy, kind: str, *, now: dt.datetime, run_id: str
+) -> Outcome:
     """Export and remove every row of ``kind`` older than the policy allows (emptied in place for
     tenure event bodies); recorded in ``ops.retention_run``."""
     limit = cutoff(policy, kind, now)
@@ -115,7 +118,9 @@ def expire(conn, s3_hook, bucket: str, policy: Policy, kind: str, *, now: dt.dat
     return out
 
 
-def _batch(conn, s3_hook, bucket: str, part: Part, limit: dt.datetime, size: int, where: str):
+def _batch(
+    conn: Conn, s3_hook: S3Hook, bucket: str, part: Part, limit: dt.datetime, size: int, where: str
+) -> tuple[int, int, str] | None:
     """One batch of ``part``: (rows exported, rows removed, manifest address), or None when nothing
     is due any more."""
     keys = ", ".join(part.key)
@@ -140,7 +145,7 @@ def _batch(conn, s3_hook, bucket: str, part: Part, limit: dt.datetime, size: int
             ):
                 for data in copy:
                     gz.write(data)
-            rows = cur.execute(f"SELECT count(*) FROM ({query}) q").fetchone()[0]  # noqa: S608
+            rows = one(cur.execute(f"SELECT count(*) FROM ({query}) q"))[0]  # noqa: S608
             key = f"{where}/{table}.csv.gz"
             s3_hook.load_file(str(path), key=key, bucket_name=bucket, replace=True)
             stored = s3_hook.get_conn().head_object(Bucket=bucket, Key=key)["ContentLength"]
@@ -161,7 +166,7 @@ def _batch(conn, s3_hook, bucket: str, part: Part, limit: dt.datetime, size: int
     return exported, removed, f"s3://{bucket}/{where}/manifest.json"
 
 
-def _empty_bodies(conn, limit: dt.datetime, size: int) -> int:
+def _empty_bodies(conn: Conn, limit: dt.datetime, size: int) -> int:
     emptied = 0
     while True:
         with conn.transaction():
@@ -184,14 +189,16 @@ def _sha256(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------- erasure on request
-def erase_payee(conn, payee_id: str, *, requested_by: str, reason: str) -> int:
+def erase_payee(conn: Conn, payee_id: str, *, requested_by: str, reason: str) -> int:
     """A payee's name, account, national id and memos replaced on every payment of theirs; the
     amounts, references, dates and statuses stay (financial records). Refused while any of their
     payments is pending or batched: the bank still needs the account. Recorded in ``ops.erasure``."""
     with conn.transaction():
-        in_flight = conn.execute(
-            "SELECT count(*) FROM pay.payment WHERE payee_id = %s AND status IN ('pending', 'batched')", (payee_id,)
-        ).fetchone()[0]
+        in_flight = one(
+            conn.execute(
+                "SELECT count(*) FROM pay.payment WHERE payee_id = %s AND status IN ('pending', 'batched')", (payee_id,)
+            )
+        )[0]
         if in_flight:
             raise ErasureRefused(
                 f"{in_flight} payment(s) of this payee are pending or batched: erase once they are paid or cancelled"
@@ -205,7 +212,7 @@ def erase_payee(conn, payee_id: str, *, requested_by: str, reason: str) -> int:
     return n
 
 
-def erase_tenure(conn, tenure_id: str, *, requested_by: str, reason: str) -> int:
+def erase_tenure(conn: Conn, tenure_id: str, *, requested_by: str, reason: str) -> int:
     """A tenancy's personal fields (names, title, date of birth, address, post code) replaced and its
     stored event bodies emptied; ids, dates, rent group and versions stay. Recorded in ``ops.erasure``."""
     with conn.transaction():
@@ -221,7 +228,7 @@ def erase_tenure(conn, tenure_id: str, *, requested_by: str, reason: str) -> int
     return n
 
 
-def _record(conn, kind: str, subject: str, rows: int, requested_by: str, reason: str) -> None:
+def _record(conn: Conn, kind: str, subject: str, rows: int, requested_by: str, reason: str) -> None:
     if not requested_by.strip() or not reason.strip():
         raise ErasureRefused("an erasure names who asked for it and why")
     conn.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from finflows import files, settings
 from finflows.flows.retention import policy, retention
@@ -13,7 +14,7 @@ from finflows.task_support import finance_db, label_mapped_task, s3_hook
 log = logging.getLogger(__name__)
 
 
-def expire(kind: str) -> dict:
+def expire(kind: str) -> dict[str, Any]:
     """One kind past its age: exported to the archive bucket, then removed (or emptied)."""
     run_id = label_mapped_task("kind", kind)
     with files.connect(finance_db()) as conn:

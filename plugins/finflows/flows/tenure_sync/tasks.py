@@ -6,10 +6,11 @@ from typing import Any
 
 from finflows import files, metrics, settings
 from finflows.flows.tenure_sync import tenure
+from finflows.seams import AwsClient
 from finflows.task_support import delivered_messages, finance_db
 
 
-def sqs_client():
+def sqs_client() -> AwsClient:
     from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
     return SqsHook(aws_conn_id=settings.CONN_AWS).get_conn()
@@ -21,7 +22,7 @@ def sheet_writer() -> tenure.SheetWriter:
     return tenure.SheetWriter(sheets_hook(settings.CONN_GOOGLE), settings.interim_spreadsheet())
 
 
-def collect(context: dict[str, Any]) -> dict:
+def collect(context: dict[str, Any]) -> dict[str, Any]:
     with files.connect(finance_db()) as conn:
         return tenure.collect(
             conn,
@@ -33,7 +34,7 @@ def collect(context: dict[str, Any]) -> dict:
         )
 
 
-def apply(context: dict[str, Any]) -> dict:
+def apply(context: dict[str, Any]) -> dict[str, Any]:
     target = (context.get("params") or {}).get("target") or settings.tenure_target()
     sheet = None
     if "sheet" in tenure.targets_of(target):

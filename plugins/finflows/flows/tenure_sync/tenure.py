@@ -33,6 +33,7 @@ from typing import Any
 from finflows.errors import FinflowsError
 from finflows.formats.tenure import RENT_GROUPS, SHEET_HEADER, PoisonMessage, TenureEvent, parse_message
 from finflows.pci import mask_pans
+from finflows.seams import AwsClient, Conn, one
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,15 @@ def targets_of(target: str) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------------------- collect
 def collect(
-    conn, sqs, *, queue_url: str, dlq_url: str, delivered: list[dict], run_id: str, max_messages: int = 10_000
-) -> dict:
+    conn: Conn,
+    sqs: AwsClient,
+    *,
+    queue_url: str,
+    dlq_url: str,
+    delivered: list[dict[str, Any]],
+    run_id: str,
+    max_messages: int = 10_000,
+) -> dict[str, Any]:
     """Store every message as an event (or reject it); return counts (no personal data)."""
     counts: Counter[str] = Counter()
     if delivered:
@@ -71,9 +79,11 @@ def collect(
     return summary
 
 
-def _record(conn, sqs, messages: list[dict], dlq_url: str, run_id: str, counts: Counter) -> None:
-    good: list[tuple[dict, TenureEvent]] = []
-    bad: list[tuple[dict, str]] = []
+def _record(
+    conn: Conn, sqs: AwsClient, messages: list[dict[str, Any]], dlq_url: str, run_id: str, counts: Counter[str]
+) -> None:
+    good: list[tuple[dict[str, Any], TenureEvent]] = []
+    bad: list[tuple[dict[str, Any], str]] = []
     for m in messages:
         try:
             good.append((m, parse_message(m.get("Body", ""))))
@@ -110,7 +120,7 @@ def _record(conn, sqs, messages: list[dict], dlq_url: str, run_id: str, counts: 
                 _dead_letter(sqs, dlq_url, m, reason, run_id)
 
 
-def _dead_letter(sqs, dlq_url: str, m: dict[str, Any], reason: str, run_id: str) -> None:
+def _dead_letter(sqs: AwsClient, dlq_url: str, m: dict[str, Any], reason: str, run_id: str) -> None:
     """The refused message on the dead-letter queue as it came, but for any card number in it
     (masked in place, said in an attribute: the queue keeps messages for days, people read them)."""
     body = m.get("Body") or "(empty)"
@@ -140,7 +150,7 @@ class Pending:
     message_id: str
     tenure_id: Any
     version: int
-    snapshot: dict
+    snapshot: dict[str, Any]
     payment_ref: str | None
     sheet_version: int | None
     database_version: int | None
@@ -156,7 +166,7 @@ class Pending:
 Applied = list[tuple[Pending, TenureEvent, tuple[str, ...]]]
 
 
-def apply_pending(conn, *, target: str, run_id: str, sheet: SheetWriter | None) -> dict:
+def apply_pending(conn: Conn, *, target: str, run_id: str, sheet: SheetWriter | None) -> dict[str, Any]:
     """Apply the newest pending version of each tenure to the target(s); see the module doc."""
     wanted = targets_of(target)
     if "sheet" in wanted and sheet is None:
@@ -174,10 +184,12 @@ def apply_pending(conn, *, target: str, run_id: str, sheet: SheetWriter | None) 
                 "UPDATE ops.tenure_event SET attempts = attempts + 1, dag_run_id = %s WHERE message_id = ANY(%s)",
                 (run_id, waiting),
             )
-        oldest = conn.execute(
-            "SELECT min(received_at) FROM ops.tenure_event WHERE status = 'pending' AND message_id = ANY(%s)",
-            (waiting,),
-        ).fetchone()[0]
+        oldest = one(
+            conn.execute(
+                "SELECT min(received_at) FROM ops.tenure_event WHERE status = 'pending' AND message_id = ANY(%s)",
+                (waiting,),
+            )
+        )[0]
         sheet_rows = [
             (ev.tenure.rent_group, p.ref, ev.sheet_row(p.ref)) for p, ev, needed in applied if "sheet" in needed
         ]
@@ -204,7 +216,7 @@ def apply_pending(conn, *, target: str, run_id: str, sheet: SheetWriter | None) 
     return summary
 
 
-def _pending(conn) -> list[Pending]:
+def _pending(conn: Conn) -> list[Pending]:
     """Every pending event, locked, with its tenure's rent account and the versions applied so far."""
     return [
         Pending(*r)
@@ -245,7 +257,7 @@ def _sort_pending(rows: list[Pending], wanted: tuple[str, ...]) -> tuple[Applied
     return applied, stale, waiting
 
 
-def _record_versions(conn, applied: Applied) -> None:
+def _record_versions(conn: Conn, applied: Applied) -> None:
     """The version each target now has of each tenure (never lowered)."""
     for p, _ev, needed in applied:
         conn.execute(
@@ -263,7 +275,7 @@ def _record_versions(conn, applied: Applied) -> None:
         )
 
 
-def _set_status(conn, message_ids: list[str], status: EventStatus, run_id: str) -> None:
+def _set_status(conn: Conn, message_ids: list[str], status: EventStatus, run_id: str) -> None:
     if message_ids:
         conn.execute(
             "UPDATE ops.tenure_event SET status = %s, decided_at = now(), dag_run_id = %s WHERE message_id = ANY(%s)",
@@ -286,14 +298,14 @@ _UPSERT_TENANCY = """
 """
 
 
-def _upsert_tenancy(conn, items: list[tuple[Pending, TenureEvent]]) -> int:
+def _upsert_tenancy(conn: Conn, items: list[tuple[Pending, TenureEvent]]) -> int:
     if items:
         with conn.cursor() as cur:
             cur.executemany(_UPSERT_TENANCY, [_tenancy_row(p.ref, ev) for p, ev in items])
     return len(items)
 
 
-def _tenancy_row(payment_ref: str, ev: TenureEvent) -> tuple:
+def _tenancy_row(payment_ref: str, ev: TenureEvent) -> tuple[Any, ...]:
     t, p, who = ev.tenure, ev.tenure.property, ev.tenure.tenant
     return (
         payment_ref,
@@ -321,7 +333,9 @@ def _q(tab: str) -> str:
     return "'" + tab.replace("'", "''") + "'"
 
 
-def plan_sheet_writes(columns: dict[str, list[str]], rows: list[tuple[str, str, list[str]]]) -> list[tuple[str, list]]:
+def plan_sheet_writes(
+    columns: dict[str, list[str]], rows: list[tuple[str, str, list[str]]]
+) -> list[tuple[str, list[Any]]]:
     """Where each row goes: the row already holding its Payment Ref in its tab, else the next free row.
 
     ``columns``: each tab's column A, top to bottom (row 1 is the header). ``rows``: (tab,
@@ -346,7 +360,7 @@ def plan_sheet_writes(columns: dict[str, list[str]], rows: list[tuple[str, str, 
             free[tab] += 1
             where[ref] = at
         writes[at] = values
-    out: list[tuple[str, list]] = []
+    out: list[tuple[str, list[Any]]] = []
     for tab, cells in groupby(sorted(writes.items()), key=lambda kv: kv[0][0]):
         run: list[tuple[int, list[str]]] = []
         for (_t, row), values in cells:
@@ -358,7 +372,7 @@ def plan_sheet_writes(columns: dict[str, list[str]], rows: list[tuple[str, str, 
     return out
 
 
-def _range(tab: str, run: list[tuple[int, list[str]]]) -> tuple[str, list]:
+def _range(tab: str, run: list[tuple[int, list[str]]]) -> tuple[str, list[Any]]:
     return f"{_q(tab)}!A{run[0][0]}:{LAST_COLUMN}{run[-1][0]}", [v for _r, v in run]
 
 
@@ -369,7 +383,7 @@ class SheetLayoutError(FinflowsError, RuntimeError):
 class SheetWriter:
     """The interim finance spreadsheet through ``GSheetsHook``: one read and one write per run."""
 
-    def __init__(self, hook, spreadsheet_id: str):
+    def __init__(self, hook: Any, spreadsheet_id: str) -> None:
         self.hook = hook
         self.spreadsheet_id = spreadsheet_id
 
