@@ -86,7 +86,7 @@ def failure_email(
     run = links.run_url(base_url, dag_id, run_id)
     task = links.task_url(base_url, dag_id, run_id, task_id, map_index)
     if rejection is not None:
-        loaded = "nothing of it was exported" if dag_id == "chargeback_export" else "nothing of it was loaded"
+        loaded = f"nothing of it was {rejection.nothing}"  # the flow's own word (InboxFlow.nothing)
         where = f" and quarantined at {rejection.quarantined}" if rejection.quarantined else ""
         lines = [
             f"{dag_id} rejected the file {rejection.file_name}{where}; {loaded}.",

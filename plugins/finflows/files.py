@@ -89,9 +89,11 @@ class FileRejected(FinflowsError):
         quarantined: str | None = None,
         next_step: str = "",
         rule: Refusal = Refusal.LAYOUT,
+        nothing: str = "loaded",
     ) -> None:
         super().__init__(message)
         self.flow, self.file_name, self.source_uri = flow, file_name, source_uri
+        self.nothing = nothing  # the flow's word for what was not done: "nothing of it was <loaded>"
         self.quarantined, self.rule = quarantined, Refusal(rule)
         self.next_step = next_step or (
             f"Correct the file (the report names each line, field and value) and upload it again under the "
@@ -272,6 +274,7 @@ def gone_but_done(
             source_uri=source_uri,
             next_step=f"Correct the file and put it again at {source_uri} to have it {done}.",
             rule=Refusal.ALREADY_QUARANTINED,
+            nothing=done,
         )
     if control is None:
         raise rejected(
@@ -281,6 +284,7 @@ def gone_but_done(
             source_uri=source_uri,
             next_step=f"Put the file again at {source_uri} to have it {done}.",
             rule=Refusal.NOT_IN_INBOX,
+            nothing=done,
         )
     log.info("%s was already %s (now under processed/): nothing to do again", file_name, done)
     return control
@@ -476,6 +480,7 @@ def rejected_format(
         source_uri=f.source_uri,
         quarantined=quarantined,
         rule=rule,
+        nothing=nothing,
     )
 
 
@@ -515,6 +520,7 @@ def rejected_conflict(
         quarantined=quarantined,
         next_step=next_step,
         rule=rule,
+        nothing=done,
     )
 
 

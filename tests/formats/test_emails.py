@@ -137,3 +137,16 @@ def test_a_connection_test_says_what_failed_without_the_address(error, words):
 
     said = _in_words(error)
     assert words in said and not any(h in said for h in ("10.1.2.3", "sftp.bank.example", "host.internal", "finflows"))
+
+
+def test_a_rejected_file_is_told_in_its_flows_own_word():
+    """The email says what the flow did not do as the flow says it (``InboxFlow.nothing``, carried
+    by the rejection): no DAG id is special-cased."""
+    for flow, word in (("chargeback_export", "exported"), ("some_new_flow", "posted"), ("cashfile_import", "read")):
+        rejected = files.FileRejected(
+            "bad", flow=flow, file_name="f.json", source_uri="s3://b/incoming/f.json", nothing=word
+        )
+        mail = emails.failure_email(
+            dag_id=flow, task_id="t", run_id="r", map_index=None, try_number=1, exception=rejected, base_url=BASE
+        )
+        assert f"; nothing of it was {word}." in mail.text, mail.text

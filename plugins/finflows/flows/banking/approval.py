@@ -250,7 +250,7 @@ def refuse(
                 if cur.rowcount != 1:
                     raise delivery.BatchMoved(f"{b.file_name}: no longer waiting for approval")
             d = delivery.cancel(conn, b, run_id, why + "; cancelled, its payments wait for the next business day")
-            d.outcome = outcome
+            d.outcome = delivery.Outcome(outcome)
             out.append(d.__dict__)
     return out
 

@@ -131,7 +131,7 @@ PROBLEMS = STOPPED | {Outcome.QUEUED, Outcome.REJECTED, Outcome.AWAITING_APPROVA
 class Delivery:
     batch_id: int
     file_name: str
-    outcome: str  # an Outcome
+    outcome: Outcome
     payment_count: int = 0
     total_amount: int = 0
     attempts: int = 0
@@ -146,7 +146,7 @@ class Batch:
     id: int
     bank: str
     file_name: str
-    status: str
+    status: BatchStatus
     send_step: str | None
     send_attempt: int
     processing_date: dt.date
@@ -222,7 +222,7 @@ def read_batch(conn: Conn, batch_id: int) -> Batch:
         ).fetchone()
     if row is None:
         raise LookupError(f"no batch {batch_id}")
-    return Batch(**row | {"total_amount": int(row["total_amount"])})
+    return Batch(**row | {"status": BatchStatus(row["status"]), "total_amount": int(row["total_amount"])})
 
 
 def _move(
@@ -282,7 +282,7 @@ def _transfer_row(cur: Cur, p: Parcel, outcome: str, attempts: int, error: str |
     )
 
 
-def _delivery(p: Parcel, outcome: str, attempts: int, error: str | None = None) -> Delivery:
+def _delivery(p: Parcel, outcome: Outcome, attempts: int, error: str | None = None) -> Delivery:
     b = p.batch
     return Delivery(b.id, b.file_name, outcome, b.payment_count, b.total_amount, attempts, error, len(p.data))
 
@@ -335,7 +335,7 @@ def _shown(link: Link) -> str | None:
 
 
 def _delivered(
-    conn: Conn, p: Parcel, outcome: str, attempts: int, step: str = "rename", host_key: str | None = None
+    conn: Conn, p: Parcel, outcome: Outcome, attempts: int, step: str = "rename", host_key: str | None = None
 ) -> Delivery:
     """Our bytes are under the final name (the rename was acknowledged, or the server shows them);
     ``host_key``: the key the server showed, kept on the batch."""

@@ -205,7 +205,7 @@ class Presented(NamedTuple):
 
     id: int
     batch_id: int
-    status: str
+    status: PaymentStatus
     amount: Decimal
     payee_account: str
     reference: str
@@ -224,22 +224,22 @@ def _match(cur: Cur, bank: Bank, ln: dict[str, Any]) -> tuple[Presented | None, 
     found = cur.fetchone()
     where = f"{ln['original_date']} #{ln['original_seq']}"
     if found is None:
-        return None, "unmatched", f"no payment of ours was presented at this bank as {where}"
+        return None, ReturnLine.UNMATCHED, f"no payment of ours was presented at this bank as {where}"
     row = Presented(*found)
     status, amount, account, reference = row.status, row.amount, row.payee_account, row.reference
     named = ach.customer_number(reference) if bank.file_format is FileFormat.ACHP01 else reference  # what we wrote
     if ln["reference"] and ln["reference"] != named:
-        return row, "mismatch", f"{where} is our payment {reference}, the bank names {ln['reference']}"
+        return row, ReturnLine.MISMATCH, f"{where} is our payment {reference}, the bank names {ln['reference']}"
     if Decimal(amount) != Decimal(ln["amount"]) or account.lstrip("0") != str(ln["account"]).lstrip("0"):
         return (
             row,
-            "mismatch",
+            ReturnLine.MISMATCH,
             (f"bank says NTD {ln['amount']} to …{str(ln['account'])[-4:]}, we sent NTD {amount} to …{account[-4:]}"),
         )
     if status != PaymentStatus.UPLOADED:
-        return row, "duplicate", f"payment is already {status}"
+        return row, ReturnLine.DUPLICATE, f"payment is already {status}"
     paid = not ln["reason"] or ln["reason"] in bank.paid_codes
-    return row, "settled" if paid else "returned", None
+    return row, ReturnLine.SETTLED if paid else ReturnLine.RETURNED, None
 
 
 def _apply(cur: Cur, file_id: int, bank: Bank, lines: list[dict[str, Any]], run_id: str) -> FileOutcome:

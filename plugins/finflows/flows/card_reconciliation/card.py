@@ -52,7 +52,7 @@ class Status(StrEnum):
 class Outcome:
     key: str
     file_name: str
-    status: str  # LOADED | ALREADY_LOADED
+    status: Status
     sha256: str
     records: int = 0
     gross: str = "0.00"
@@ -268,7 +268,7 @@ def import_file(key: str, *, bucket: str, run_id: str, s3_hook: S3Hook, pg_hook:
     outcome = Outcome(
         key,
         done.file_name,
-        status.value,
+        status,
         done.sha256,
         info["records"],
         str(info["gross"]),

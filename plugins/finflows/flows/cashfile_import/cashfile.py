@@ -53,7 +53,7 @@ class Status(StrEnum):
 class Outcome:
     key: str
     file_name: str
-    status: str  # IMPORTED | ALREADY_IMPORTED (this run's earlier try) | DUPLICATE (re-delivered)
+    status: Status
     sha256: str
     lines: int = 0
     payments: int = 0
@@ -292,7 +292,7 @@ def import_file(
     outcome = Outcome(
         key=key,
         file_name=done.file_name,
-        status=STATUS[done.seen].value,
+        status=STATUS[done.seen],
         sha256=done.sha256,
         lines=info["lines"] or 0,
         payments=info["payments"],

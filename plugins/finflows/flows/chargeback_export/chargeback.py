@@ -58,7 +58,7 @@ class Delivery:
 class Outcome:
     key: str
     file_name: str
-    status: str  # EXPORTED | ALREADY_EXPORTED
+    status: Status
     records: int = 0
     batches: int = 0
     deliveries: list[Delivery] = field(default_factory=list)
@@ -222,7 +222,7 @@ def export_file(
     return Outcome(
         key=key,
         file_name=done.file_name,
-        status=status.value,
+        status=status,
         records=info["records"],
         batches=info["batches"],
         deliveries=info["deliveries"],
