@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack import stack, standalone
+from devstack import airflow_env, stack
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -44,7 +44,7 @@ class Cluster:
 
 
 def environment(port: int, executor: str, database: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = standalone.standalone_env(port) | {
+    env = airflow_env.standalone_env(port) | {
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": stack.airflow_db_url(database),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(48),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -68,7 +68,7 @@ def start(
     once the scheduler, triggerer and dag-processor report healthy and every worker is ready."""
     from devstack.config import AIRFLOW_DB, AIRFLOW_PG_USER
 
-    if standalone.port_in_use(port):
+    if airflow_env.port_in_use(port):
         raise RuntimeError(f"port {port} is in use (an Airflow still running?)")
     database = database or AIRFLOW_DB
     stack.create_database(database, AIRFLOW_PG_USER)
@@ -115,7 +115,7 @@ def start(
 
 def _healthy(port: int) -> bool:
     try:
-        return standalone.all_healthy(standalone.health(port))
+        return airflow_env.all_healthy(airflow_env.health(port))
     except OSError:
         return False
 
@@ -183,5 +183,5 @@ def stop(cluster: Cluster) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
     deadline = time.monotonic() + 10
-    while standalone.port_in_use(cluster.port) and time.monotonic() < deadline:
+    while airflow_env.port_in_use(cluster.port) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -143,3 +143,32 @@ def test_the_state_pattern_finds_what_it_is_for():
         assert _STATE_LITERAL.search(line), line
     for line in ("if b.status == BatchStatus.UPLOADED:", 'log.info("status == %s", s)', 'name = "status"'):
         assert not _STATE_LITERAL.search(line), line
+
+
+def test_devstack_modules_import_in_one_direction():
+    """Issue #42: no import circle among devstack's modules (function-level imports counted too):
+    devstack.cluster and devstack.standalone share devstack.airflow_env instead of each other."""
+    root = ROOT / "devstack"
+    graph = {
+        f"devstack.{p.stem}": {
+            m.split(".")[0] + "." + m.split(".")[1] if m.count(".") >= 1 else m
+            for m in _imports(p)
+            if m.startswith("devstack.") and m.split(".")[1] in {q.stem for q in root.glob("*.py")}
+        }
+        for p in root.glob("*.py")
+        if p.stem != "__main__"
+    }
+
+    def cycle_from(start: str) -> list[str] | None:
+        stack = [(start, [start])]
+        while stack:
+            node, path = stack.pop()
+            for nxt in sorted(graph.get(node, set()) - {node}):
+                if nxt == start:
+                    return [*path, start]
+                if nxt not in path:
+                    stack.append((nxt, [*path, nxt]))
+        return None
+
+    circles = {" → ".join(c) for m in sorted(graph) if (c := cycle_from(m))}
+    assert not circles, "devstack import circle(s):\n" + "\n".join(sorted(circles))
