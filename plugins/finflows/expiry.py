@@ -1,6 +1,8 @@
 """Keys and certificates run out: treasury and operations hear 30 days before.
 
-What is watched: our PGP signing keys and each enabled bank's PGP keys (every key of their
+Each flow declares what it depends on that runs out, as ``expiring(**context)`` in its package
+(``finflows.flows.<flow>``); ``watched`` finds them by name, so this module imports no flow. What is
+watched today: our PGP signing keys and each enabled bank's PGP keys (every key of their
 chains in ``banks.yaml`` that is valid now or later, each read from its connection and pinned), the
 end of each chain's last window (a day no key covers would stop payments), and the TLS
 certificate of every FTPS counterparty (the card acquirer's statements server, the card companies'
@@ -14,16 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from finflows.flows.banking.banks import BankConfig
-
+from typing import Any, TypeAlias
 
 log = logging.getLogger(__name__)
 
 PROCEDURE = "docs/key-rotation.md"
+Watched: TypeAlias = tuple[str, Callable[[], dt.datetime | None]]  # (what, how to read when it expires)
 
 
 def warnings(
@@ -49,55 +47,17 @@ def warnings(
     return out
 
 
-def window_warnings(cfg: BankConfig, today: dt.date, days: int = 30) -> list[str]:
-    """A chain whose last window ends within ``days`` of ``today`` (no key staged after it): payments
-    to that bank (or signed by us) stop on the day after."""
-    chains = [("our PGP signing keys", cfg.originator.signing_chain)]
-    chains += [(f"{b}'s PGP keys", cfg.bank(b).pgp_chain) for b in cfg.enabled]
-    out = []
-    for what, windows in chains:
-        end = windows[-1].valid_until
-        if end is not None and (end - today).days <= days:
-            out.append(
-                f"{what}: the last key ({windows[-1].fingerprint}) is valid until {end} and none is staged after it: "
-                f"from {end + dt.timedelta(days=1)} nothing can be {'signed' if 'our' in what else 'encrypted to them'}; "
-                f"stage the next key in banks.yaml (procedure: {PROCEDURE})"
-            )
-    return out
+def watched(**context: Any) -> list[Watched]:
+    """(what, reader) for every key and certificate a flow depends on: each flow package's
+    ``expiring(**context)`` (``cfg``: the banks' configuration, when the caller has it loaded)."""
+    import importlib
+    import pkgutil
 
+    import finflows.flows
 
-def watched(cfg: BankConfig, destinations: Path | None = None) -> list[tuple[str, Callable[[], dt.datetime | None]]]:
-    """(what, reader) for every key and certificate a flow depends on (``destinations``: the
-    chargeback destinations file, chargeback_export's own by default)."""
-    from finflows import settings
-    from finflows.flows.chargeback_export.chargeback import CONFIG
-    from finflows.flows.chargeback_export.chargeback import load_config as load_destinations
-    from finflows.hooks.ftp import FTPSHook
-    from finflows.hooks.pgp import PgpHook
-
-    today = dt.datetime.now(dt.UTC).date()
-    items: list[tuple[str, Callable[[], dt.datetime | None]]] = [
-        (
-            f"our PGP signing key {w.fingerprint} ({w.conn_id})",
-            PgpHook(w.conn_id or "", fingerprint=w.fingerprint).expires,
-        )
-        for w in cfg.originator.signing_chain
-        if w.valid_until is None or w.valid_until >= today
-    ]
-    for bank_id in cfg.enabled:
-        items += [
-            (
-                f"{bank_id}'s PGP key {w.fingerprint} ({w.conn_id})",
-                PgpHook(w.conn_id or "", fingerprint=w.fingerprint).expires,
-            )
-            for w in cfg.bank(bank_id).pgp_chain
-            if w.valid_until is None or w.valid_until >= today
-        ]
-    ftps = [("the card acquirer's FTPS certificate", settings.CONN_FTPS_ACQUIRER)]
-    ftps += [
-        (f"{company}'s FTPS certificate", d["conn_id"])
-        for company, d in sorted(load_destinations(destinations or CONFIG)["destinations"].items())
-        if d.get("protocol") == "ftps"
-    ]
-    items += [(f"{what} ({conn_id})", FTPSHook(ftp_conn_id=conn_id).certificate_expires) for what, conn_id in ftps]
+    items: list[Watched] = []
+    for found in sorted(pkgutil.iter_modules(finflows.flows.__path__), key=lambda m: m.name):
+        declared = getattr(importlib.import_module(f"finflows.flows.{found.name}"), "expiring", None)
+        if declared is not None:
+            items += declared(**context)
     return items

@@ -60,7 +60,7 @@ def test_the_ftps_certificate_is_read_from_the_real_server(local_dir):
 def test_every_watched_key_and_certificate_is_read_and_warned_about_in_time(cfg, local_dir):
     from cryptography import x509
 
-    items = expiry.watched(cfg)
+    items = expiry.watched(cfg=cfg)
     names = [what for what, _ in items]
     assert names[0].startswith(f"our PGP signing key {cfg.originator.signing_key_fingerprint} (pgp_finflows)")
     assert f"mega's PGP key {cfg.bank('mega').pgp_key_fingerprint} (pgp_bank_mega)" in names

@@ -144,7 +144,7 @@ def test_a_return_file_names_the_key_that_signed_it(clean_payments, pg, db, rota
 
 
 def test_a_day_after_the_last_window_is_refused_by_name_and_warned_about_before(clean_payments, pg, db, rotated):
-    from finflows import expiry
+    from finflows.flows.banking import expiry
 
     last = keys.KeyWindow(fingerprint=rotated.bank("mega").pgp_chain[0].fingerprint, valid_until=MONDAY)
     ending = rotated.bank("mega").model_copy(update={"pgp_keys": [last]})

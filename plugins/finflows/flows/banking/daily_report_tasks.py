@@ -29,6 +29,7 @@ def _gather(d: dt.date) -> tuple[Report, list[dict[str, Any]]]:
     manifest of the day's files."""
     from finflows import expiry
     from finflows.flows.banking import daily_report as dr
+    from finflows.flows.banking import expiry as banking_expiry
 
     with files.connect(finance_db()) as conn:
         report = dr.gather(
@@ -36,8 +37,8 @@ def _gather(d: dt.date) -> tuple[Report, list[dict[str, Any]]]:
         )
         listed = dr.manifest(conn, d)
     cfg = banks.load()
-    report.problems += expiry.warnings(expiry.watched(cfg), dt.datetime.now(dt.UTC), settings.expiry_warn_days())
-    report.problems += expiry.window_warnings(cfg, dt.datetime.now(dt.UTC).date(), settings.expiry_warn_days())
+    report.problems += expiry.warnings(expiry.watched(cfg=cfg), dt.datetime.now(dt.UTC), settings.expiry_warn_days())
+    report.problems += banking_expiry.window_warnings(cfg, dt.datetime.now(dt.UTC).date(), settings.expiry_warn_days())
     try:
         report.problems += keys.host_key_warnings(
             cfg, dt.datetime.now(settings.TAIPEI).date(), settings.expiry_warn_days()

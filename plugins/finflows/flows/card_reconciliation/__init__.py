@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finflows import inbox, settings
+
+if TYPE_CHECKING:
+    from finflows.expiry import Watched
 
 
 def import_file(key: str, **hooks: Any) -> dict[str, Any]:
@@ -23,3 +26,11 @@ INBOX = inbox.Entry(
     tables=("card.fact_transaction", "card.dim_date", "card.dim_store", "card.dim_product"),
     loaded=("LOADED",),
 )
+
+
+def expiring(**_: Any) -> list[Watched]:
+    """The acquirer's FTPS certificate (``finflows.expiry.watched``)."""
+    from finflows.hooks.ftp import FTPSHook
+
+    conn_id = settings.CONN_FTPS_ACQUIRER
+    return [(f"the card acquirer's FTPS certificate ({conn_id})", FTPSHook(ftp_conn_id=conn_id).certificate_expires)]
