@@ -53,14 +53,14 @@ def bank_health():
     @task(map_index_template="{{ bank }}", execution_timeout=dt.timedelta(minutes=1))
     def check_bank(bank_id: str) -> dict:
         """Log in, stat the upload directory, record latency and result, move the circuit."""
-        from finflows.flows.banking.health_tasks import check_bank as run
+        from finflows.flows.banking.tasks.health import check_bank as run
 
         return run(bank_id)
 
     @task(trigger_rule="all_done")
     def alert(bank_ids: list[str], checks: list[dict]) -> dict:
         """Email when a circuit opens or closes."""
-        from finflows.flows.banking.health_tasks import health_summary as run
+        from finflows.flows.banking.tasks.health import health_summary as run
 
         return run(bank_ids, checks)
 

@@ -82,7 +82,7 @@ def bank_payments():
     @task(trigger_rule="all_done")
     def summarise(bank_ids: list[str], outcomes: list[dict]) -> dict:
         """Email treasury the batches; fail the run if anything needs a person."""
-        from finflows.flows.banking.payments_tasks import summarise as run
+        from finflows.flows.banking.tasks.payments import summarise as run
 
         return run(bank_ids, outcomes)
 

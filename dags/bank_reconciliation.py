@@ -56,7 +56,7 @@ def bank_reconciliation():
     @task(trigger_rule="all_done")
     def alert(bank_ids: list[str], per_bank: list[dict]) -> dict:
         """Email what needs a person; fail the run on a quarantined file or a failed bank."""
-        from finflows.flows.banking.reconciliation_tasks import reconciliation_summary as run
+        from finflows.flows.banking.tasks.reconciliation import reconciliation_summary as run
 
         return run(bank_ids, per_bank)
 

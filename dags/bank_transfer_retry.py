@@ -37,7 +37,7 @@ def bank_transfer_retry():
     @task
     def retry_transfers(**context) -> dict:
         """Deliver, cancel after the cutoff, or give up: each queued transfer once per run."""
-        from finflows.flows.banking.transfer_retry_tasks import retry_transfers as run
+        from finflows.flows.banking.tasks.transfer_retry import retry_transfers as run
 
         return run(bool(context["params"].get("everything")))
 

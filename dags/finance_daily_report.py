@@ -45,7 +45,7 @@ def finance_daily_report():
     @task
     def report(**context) -> dict:
         """Gather the day, email it with its chart, archive report and manifest, verify the archive."""
-        from finflows.flows.banking.daily_report_tasks import daily_report as run
+        from finflows.flows.banking.tasks.daily_report import daily_report as run
 
         return run(context["params"].get("day"))
 

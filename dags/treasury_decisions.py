@@ -49,7 +49,7 @@ def treasury_decisions():
     @task(execution_timeout=dt.timedelta(minutes=2))
     def ask(run_id: str | None = None) -> list[dict]:
         """What waits for a person and no live run asks yet: the questions of this run."""
-        from finflows.flows.banking.decisions_tasks import ask as run
+        from finflows.flows.banking.tasks.decisions import ask as run
 
         return run(run_id or "")
 

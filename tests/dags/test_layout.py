@@ -172,3 +172,13 @@ def test_devstack_modules_import_in_one_direction():
 
     circles = {" → ".join(c) for m in sorted(graph) if (c := cycle_from(m))}
     assert not circles, "devstack import circle(s):\n" + "\n".join(sorted(circles))
+
+
+def test_task_bodies_are_found_alike_in_every_flow():
+    """Issue #42: a flow's task bodies are its ``tasks.py`` (or, for a flow of several DAGs, its
+    ``tasks/`` package, one module per DAG), never a ``*_tasks.py`` beside its logic."""
+    odd = sorted(str(p.relative_to(ROOT)) for p in FLOWS.rglob("*_tasks.py"))
+    assert not odd, f"name task modules tasks.py or tasks/<dag>.py: {odd}"
+    every = {p.name for p in FLOWS.iterdir() if p.is_dir() and not p.name.startswith("__")}
+    with_tasks = {p.name for p in FLOWS.iterdir() if (p / "tasks.py").exists() or (p / "tasks").is_dir()}
+    assert every == with_tasks, f"flows without tasks.py or tasks/: {sorted(every - with_tasks)}"

@@ -56,9 +56,9 @@ def test_a_bank_that_is_not_configured_fails_at_once_without_retries(requested):
 @pytest.mark.parametrize(
     "summary",
     [
-        "payments_tasks.summarise",
-        "reconciliation_tasks.reconciliation_summary",
-        "health_tasks.health_summary",
+        "payments.summarise",
+        "reconciliation.reconciliation_summary",
+        "health.health_summary",
     ],
 )
 def test_a_summary_whose_upstream_failed_fails_cleanly_without_retries(summary):
@@ -68,7 +68,7 @@ def test_a_summary_whose_upstream_failed_fails_cleanly_without_retries(summary):
 
     module, name = summary.split(".")
     with pytest.raises(AirflowFailException, match="choose_banks failed"):
-        getattr(importlib.import_module(f"finflows.flows.banking.{module}"), name)(None, [None])
+        getattr(importlib.import_module(f"finflows.flows.banking.tasks.{module}"), name)(None, [None])
 
 
 def test_the_trigger_form_offers_the_configured_banks_only():

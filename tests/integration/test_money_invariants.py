@@ -441,7 +441,7 @@ def test_bank_health_checks_the_invariants_every_run_and_alerts_a_new_row_once(
 ):
     """bank_health's summary task body: the cheap invariants, the attention list kept, a new row
     emailed to treasury and operations once (not on every five-minute run)."""
-    from finflows.flows.banking import health_tasks
+    from finflows.flows.banking.tasks import health as health_tasks
 
     upload = local_dir / "sftp" / "esun" / "upload"
     pay.add(pg, "esun", 1, due=MONDAY, amount=2300)

@@ -1,11 +1,12 @@
 """The banks (``banks``: ``include/banking/banks.yaml``) and the five DAGs that work with them.
 
-- ``payments`` / ``payments_tasks``: bank_payments and bank_transfer_retry's delivery (the
+- ``payments`` / ``tasks.payments``: bank_payments and bank_transfer_retry's delivery (the
   ACH step is ``finflows.operators.bank.BankPaymentFileOperator``);
-  ``transfer_retry_tasks``: bank_transfer_retry;
-- ``reconciliation`` / ``reconciliation_tasks``: bank_reconciliation (ACHR01 returns);
-- ``health`` / ``health_tasks``: bank_health (probes and each bank's circuit);
-- ``daily_report`` / ``daily_report_tasks``: finance_daily_report;
+  ``tasks.transfer_retry``: bank_transfer_retry;
+- ``reconciliation`` / ``tasks.reconciliation``: bank_reconciliation (ACHR01 returns);
+- ``health`` / ``tasks.health``: bank_health (probes and each bank's circuit);
+- ``daily_report`` / ``tasks.daily_report``: finance_daily_report;
+- ``decisions`` / ``tasks.decisions``: treasury_decisions;
 - ``expiry``: our keys and the banks' that run out (``expiring`` below declares them);
 - ``common``: what they share (banks to work on, PGP session, SFTP hook, transport, treasury email).
 """
