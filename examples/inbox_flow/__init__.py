@@ -6,32 +6,43 @@ All it takes, and all there is here:
   (``BankFees.process``: decide and COPY in one transaction) and the few words the lifecycle
   needs (flow name, size limit, verbs);
 - ``INBOX`` below: how ``FileImportOperator(flow=…)`` finds it;
-- ``dag.py``: its **DAG file**;
+- ``spec.py``: its one declaration (``finflows.flowspec``): its DAG, the minutes it may take, the
+  README's row;
+- ``tasks.py``: its task bodies; ``dag.py``: its **DAG file**;
 - ``schema.sql``: its table (in production: a migration in ``include/sql/``).
 
 Everything else (bounded download, sha256, the control row and its events, duplicates and
 conflicts, quarantine with a report naming line, field and value, the archive, the failure email,
 lineage) is the shared lifecycle's, ``finflows.inbox``. ``tests/integration/test_inbox_example.py``
-runs this flow against the local stack. To ship one like it: move the package under
-``plugins/finflows/flows/``, the DAG file into ``dags/``, the table into a migration.
+runs this flow against the local stack. To ship one like it: copy the package under
+``plugins/finflows/flows/<name>/`` and the DAG file into ``dags/`` (naming the package where it now
+lives), put the table into a migration and run ``python -m finflows.flowspec readme``: nothing else
+lists it (``tests/integration/test_new_flow.py`` does exactly that and runs the DAG, layout and
+docs tests on the result).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from finflows import inbox, settings
 
 
-def import_file(key: str, **hooks: Any) -> dict:
-    from examples.inbox_flow import fees
+def bucket() -> str:
+    """Where the fee files wait (``FINFLOWS_BANK_FEES_BUCKET``)."""
+    return settings.get("BANK_FEES_BUCKET", "finflows-bank-fees")
 
-    return fees.import_file(key, **hooks)
+
+def import_file(key: str, **hooks: Any) -> dict[str, Any]:
+    fees = importlib.import_module(f"{__name__}.fees")  # wherever the package lives
+    result: dict[str, Any] = fees.import_file(key, **hooks)
+    return result
 
 
 INBOX = inbox.Entry(
     run=import_file,
-    bucket=lambda: settings.get("BANK_FEES_BUCKET", "finflows-bank-fees"),
+    bucket=bucket,
     tables=("example.bank_fee",),
     loaded=("LOADED",),
 )

@@ -9,7 +9,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from finflows import settings
+from finflows import flowspec, settings
 from finflows.notifiers import OperationsEmailNotifier
 
 OWNER = "finance-data-eng"
@@ -51,20 +51,9 @@ def default_args(**overrides: Any) -> dict[str, Any]:
 
 
 # Expected minutes from a run being queued to its end; past it operations get a "LATE" email.
+# Each flow declares its DAGs' in its spec (finflows/flows/<flow>/spec.py, ``finflows.flowspec``).
 # Override per deployment with FINFLOWS_DEADLINE_<DAG_ID> (minutes, decimals allowed).
-EXPECTED_MINUTES: dict[str, float] = {
-    "cashfile_import": 30,
-    "card_reconciliation": 60,
-    "chargeback_export": 30,
-    "tenure_sync": 15,
-    "bank_payments": 540,  # 06:00 Taipei until the earliest cutoff (14:30): it waits for the approvers
-    "bank_transfer_retry": 20,
-    "bank_reconciliation": 20,
-    "bank_health": 4,
-    "finance_daily_report": 15,
-    "retention": 120,
-    "treasury_decisions": 250,  # a run waits up to 4 hours for its questions' answers
-}
+EXPECTED_MINUTES: dict[str, float] = flowspec.expected_minutes()
 
 
 def deadline(dag_id: str):
@@ -80,6 +69,8 @@ def deadline(dag_id: str):
     # exported by airflow.sdk lazily (its __getattr__), which mypy cannot follow in 3.3.2
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference  # type: ignore[attr-defined]
 
+    if dag_id not in EXPECTED_MINUTES:
+        raise KeyError(f"DAG {dag_id} is declared by no flow spec (finflows/flows/<flow>/spec.py: SPEC = Flow(...))")
     minutes = settings.deadline_minutes(dag_id, EXPECTED_MINUTES[dag_id])
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,

@@ -7,21 +7,11 @@ import ast
 import re
 from pathlib import Path
 
+from finflows import flowspec
+
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = ROOT / "plugins" / "finflows" / "flows"
-DAG_FLOW = {
-    "cashfile_import": "cashfile_import",
-    "card_reconciliation": "card_reconciliation",
-    "chargeback_export": "chargeback_export",
-    "tenure_sync": "tenure_sync",
-    "bank_payments": "banking",
-    "bank_transfer_retry": "banking",
-    "bank_reconciliation": "banking",
-    "bank_health": "banking",
-    "finance_daily_report": "banking",
-    "retention": "retention",
-    "treasury_decisions": "banking",
-}
+DAG_FLOW = {dag_id: flow.package for dag_id, (flow, _dag) in flowspec.dags().items()}  # from the specs
 
 
 def _imports(path: Path) -> set[str]:
