@@ -163,3 +163,11 @@ def test_every_bucket_has_lifecycle_rules_for_production():
     assert by_prefix[("FINFLOWS_CASHFILE_BUCKET", "processed/")] == 30
     assert by_prefix[("FINFLOWS_ARCHIVE_BUCKET", "tenure-events/")] == 90
     assert by_prefix[("FINFLOWS_ARCHIVE_BUCKET", "bank-payments/")] >= 7 * 365
+
+
+def test_what_is_bank_shaped_elsewhere_is_derived_from_banks_yaml():
+    """Issue #42: Helm's and compose's bank environment, compose's SFTP accounts and the README's
+    table of banks are written from banks.yaml (python -m finflows.flows.banking.derived write)."""
+    from finflows.flows.banking import derived
+
+    assert derived.stale() == [], "run: PYTHONPATH=plugins python -m finflows.flows.banking.derived write"

@@ -14,11 +14,10 @@ from finflows.flows.banking import banks
 from finflows.flows.banking.payments import plan_batches
 
 FPR = "0123456789ABCDEF0123456789ABCDEF01234567"
+# a value for every ${FINFLOWS_*} banks.yaml reads (a bank added there needs nothing here)
 ENV = {
-    "FINFLOWS_ACH_COMPANY_ID": "12345675",
-    "FINFLOWS_PGP_SIGNING_FPR": FPR,
-    **{f"FINFLOWS_PGP_FPR_{b}": FPR for b in ("MEGA", "CTBC", "ESUN", "FIRST", "TAISHIN")},
-    **{f"FINFLOWS_ACCOUNT_{b}": "1234567890" for b in ("MEGA", "CTBC", "ESUN", "FIRST", "TAISHIN")},
+    name: FPR if "_FPR" in name else "12345675" if name == "FINFLOWS_ACH_COMPANY_ID" else "1234567890"
+    for name in re.findall(r"\$\{(FINFLOWS_[A-Z0-9_]+)\}", banks.DEFAULT_FILE.read_text(encoding="utf-8"))
 }
 
 
@@ -27,8 +26,10 @@ def raw() -> dict:
 
 
 def test_the_shipped_configuration_has_the_five_banks():
+    """The five banks as shipped (a sixth added to banks.yaml leaves this true: tests/integration/
+    test_sixth_bank_config.py adds one)."""
     cfg = banks.load(env=ENV)
-    assert {b: c.bank_code for b, c in cfg.banks.items()} == {
+    assert {b: c.bank_code for b, c in cfg.banks.items() if b in ("mega", "ctbc", "esun", "first", "taishin")} == {
         "mega": "017",
         "ctbc": "822",
         "esun": "808",
