@@ -379,6 +379,7 @@ def test_a_tenure_event_is_accepted_if_and_only_if_every_field_keeps_its_rule(ca
     [
         ("originator_note", {"name": "王小明 4111 1111 1111 1111"}),
         ("originator_note", {"name": "4111-1111-1111-1111"}),
+        ("originator_note", {"name": "4573902238106"}),  # 13 digits, Luhn: what test_round_trip once drew
     ],
 )
 def test_a_card_number_in_a_text_we_send_refuses_the_payment_naming_the_field_never_the_number(

@@ -18,7 +18,9 @@ import pytest
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SKIP = shutil.ignore_patterns(".venv", ".local", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", "node_modules")
+SKIP = shutil.ignore_patterns(
+    ".venv", ".local", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".hypothesis", "node_modules"
+)
 
 
 def test_a_new_inbox_flow_is_its_package_and_its_dag_file(tmp_path):

@@ -19,7 +19,9 @@ import pytest
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SKIP = shutil.ignore_patterns(".venv", ".local", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", "node_modules")
+SKIP = shutil.ignore_patterns(
+    ".venv", ".local", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".hypothesis", "node_modules"
+)
 CATHAY = """  cathay:
     bank_code: "013"
     name: 國泰世華商業銀行
