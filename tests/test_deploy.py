@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,11 +78,15 @@ def test_helm_values_run_kubernetes_executor_with_triggerer_secrets_backend_and_
 
 
 def test_helm_values_set_every_setting_and_every_bank_value():
-    read = set(re.findall(r'get\("([A-Z_]+)"', (REPO / "plugins" / "finflows" / "settings.py").read_text()))
+    from finflows import flowspec
+
+    declared = {s.env: s for _owner, s in flowspec.declared_settings().values()}
     banks = set(re.findall(r"\$\{(FINFLOWS_[A-Z_]+)\}", (REPO / "include" / "banking" / "banks.yaml").read_text()))
-    given = {e["name"] for e in VALUES["env"]}
-    assert {f"FINFLOWS_{n}" for n in read} - {"FINFLOWS_CASHFILE_SFTP_DROP"} <= given
-    assert banks <= given
+    given = {e["name"]: e["value"] for e in VALUES["env"]}
+    assert set(declared) <= set(given) and banks <= set(given)
+    assert given["FINFLOWS_PAYMENT_APPROVERS"] == "REPLACE"  # production names its own approvers
+    assert given["FINFLOWS_BANKS_FILE"] == "/opt/airflow/include/banking/banks.yaml"  # the image's include/
+    assert given["FINFLOWS_CASHFILE_BUCKET"] == declared["FINFLOWS_CASHFILE_BUCKET"].default
     assert not any("password" in e["name"].lower() or "secret" in e["name"].lower() for e in VALUES["env"])
 
 
@@ -171,3 +176,42 @@ def test_what_is_bank_shaped_elsewhere_is_derived_from_banks_yaml():
     from finflows.flows.banking import derived
 
     assert derived.stale() == [], "run: PYTHONPATH=plugins python -m finflows.flows.banking.derived write"
+
+
+def test_every_setting_read_is_declared_once_and_the_deployments_are_written_from_the_declarations():
+    """Issue #42: a FINFLOWS_* setting is declared once (finflows.settings.CORE or its flow's spec);
+    Helm's and compose's environment are written from the declarations (``python -m
+    finflows.flowspec write``), so a new flow's setting reaches both without a hand edit."""
+    from finflows import flowspec, settings
+
+    declared = flowspec.declared_settings()
+    code = [*(REPO / "plugins").rglob("*.py"), *(REPO / "examples").rglob("*.py")]
+    read = {
+        n
+        for f in code
+        for n in re.findall(r'(?:settings\.|(?<![.\w]))get\("([A-Z][A-Z0-9_]+)"\)', f.read_text(encoding="utf-8"))
+    }
+    assert read, "the pattern finds the settings read"
+    assert read - set(declared) == set(), "declare these in their flow's spec.py (finflows.flowspec.Setting)"
+    doubled = {
+        n for f in code for n in re.findall(r'settings\.get\("([A-Z][A-Z0-9_]+)",', f.read_text(encoding="utf-8"))
+    }
+    assert doubled & set(declared) == set(), "a declared setting's default is its declaration's alone"
+    assert declared["CASHFILE_BUCKET"][0] == "cashfile_import" and declared["OPS_EMAIL"][0] == "core"
+    stale = [rel for rel, (now, want) in flowspec.derived(REPO, flowspec.TARGETS).items() if now != want]
+    assert stale == [], "run: PYTHONPATH=plugins python -m finflows.flowspec write"
+    with pytest.raises(settings.UndeclaredSetting, match="FINFLOWS_NOT_A_SETTING is read but declared nowhere"):
+        settings.get("NOT_A_SETTING")
+
+
+def test_a_declared_default_is_the_one_read_and_the_environment_overrides_it(monkeypatch):
+    from finflows import settings
+
+    monkeypatch.delenv("FINFLOWS_STATEMENT_FTPS_DIR", raising=False)
+    monkeypatch.delenv("FINFLOWS_BANKS_FILE", raising=False)
+    assert settings.statement_ftps_dir() == "/Saida"
+    assert settings.get("BANKS_FILE") == str(settings.INCLUDE / "banking" / "banks.yaml")
+    monkeypatch.setenv("FINFLOWS_STATEMENT_FTPS_DIR", "/elsewhere")
+    assert settings.statement_ftps_dir() == "/elsewhere"
+    assert settings.intake_limit("STATEMENT") == settings.Limit(1 << 30, "FINFLOWS_STATEMENT_MAX_BYTES")
+    assert settings.intake_limit("NEW_FLOW") == settings.Limit(64 << 20, "FINFLOWS_NEW_FLOW_MAX_BYTES")

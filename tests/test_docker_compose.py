@@ -147,17 +147,19 @@ def test_stand_ins_that_need_credentials_wait_for_the_service_that_writes_them()
 
 
 def test_compose_sets_every_setting_a_flow_reads():
-    """Each FINFLOWS_* setting in finflows.settings is given to the compose Airflow containers."""
-    import re
+    """Each declared FINFLOWS_* setting (finflows.settings.CORE and the flow specs) is given to the
+    compose Airflow containers, with the compose stand-ins' own values where they differ."""
+    from finflows import flowspec
 
-    read = set(re.findall(r'get\("([A-Z_]+)"', (REPO / "plugins" / "finflows" / "settings.py").read_text()))
-    given = {
-        line.split("=", 1)[0].removeprefix("FINFLOWS_")
+    given = dict(
+        line.split("=", 1)
         for line in (REPO / "docker" / "airflow.env").read_text().splitlines()
         if line.startswith("FINFLOWS_")
-    }
-    optional = {"CASHFILE_SFTP_DROP"}
-    assert read - optional - given == set()
+    )
+    declared = {s.env for _owner, s in flowspec.declared_settings().values()}
+    assert declared - set(given) == set()
+    assert given["FINFLOWS_CASHFILE_QUEUE_URL"] == "http://aws:5000/123456789012/cashfile-events"  # compose's own
+    assert given["FINFLOWS_RETENTION_FILE"] == "/opt/airflow/include/retention.yaml"
 
 
 def test_every_connection_a_flow_uses_is_given_or_listed_as_a_secret_to_supply():

@@ -20,8 +20,8 @@ def test_every_path_the_readme_and_docs_name_is_in_the_repository():
 
 def test_the_readmes_table_of_flows_is_the_one_the_specs_make():
     """Issue #42: the table of flows is derived from each flow's spec (finflows.flowspec); after a
-    spec changes, `python -m finflows.flowspec readme` writes it."""
+    spec changes, `python -m finflows.flowspec write` writes it."""
     from finflows import flowspec
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert flowspec.with_table(readme) == readme, "run: PYTHONPATH=plugins python -m finflows.flowspec readme"
+    assert flowspec.with_table(readme) == readme, "run: PYTHONPATH=plugins python -m finflows.flowspec write"

@@ -1,8 +1,8 @@
-"""This flow's one declaration (``finflows.flowspec``): its DAG, the minutes it may take, the README's words."""
+"""This flow's one declaration (``finflows.flowspec``): its DAG, the minutes it may take, the README's words, the setting it reads."""
 
 from __future__ import annotations
 
-from finflows.flowspec import Dag, Flow
+from finflows.flowspec import Dag, Flow, Setting
 
 SPEC = Flow(
     dags=(
@@ -14,4 +14,5 @@ SPEC = Flow(
             status="example",
         ),
     ),
+    settings=(Setting("BANK_FEES_BUCKET", "finflows-bank-fees", "where the bank's fee files wait (fees/)"),),
 )

@@ -1,8 +1,8 @@
 """Issue #42: a new inbox flow is its package and its DAG file. The example flow
 (``examples/inbox_flow``) is copied into a copy of the repository the way its docstring says to ship
 one: the package under ``plugins/finflows/flows/bank_fees/``, the DAG file into ``dags/`` naming the
-package where it now lives, the README's table of flows written from the specs. Nothing else is
-edited; the DAG integrity, layout and docs tests then pass there, and they did look at the new DAG.
+package where it now lives, the README's table of flows and Helm's and compose's environment written
+from the specs. Nothing else is edited; the DAG integrity, layout, docs, Helm and compose tests then pass there, and they did look at the new DAG.
 No service is needed (it runs with the integration tests for its minute or two)."""
 
 from __future__ import annotations
@@ -35,14 +35,17 @@ def test_a_new_inbox_flow_is_its_package_and_its_dag_file(tmp_path):
     env = os.environ | {"FINFLOWS_UNIT": "1", "PYTHONPATH": f"{copy / 'plugins'}{os.pathsep}{copy}"}
     env.pop("AIRFLOW__CORE__DAGS_FOLDER", None)
     readme = subprocess.run(
-        [sys.executable, "-m", "finflows.flowspec", "readme", str(copy / "README.md")],
+        [sys.executable, "-m", "finflows.flowspec", "write", str(copy)],
         check=False, cwd=copy, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert readme.returncode == 0, readme.stderr
     assert "| `example_bank_fees` | daily 07:00 Europe/London |" in (copy / "README.md").read_text(encoding="utf-8")
+    for deployed in ("deploy/helm/values.yaml", "docker/airflow.env"):  # its setting, from its spec
+        assert "FINFLOWS_BANK_FEES_BUCKET" in (copy / deployed).read_text(encoding="utf-8"), deployed
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA",
-         "tests/dags/test_dag_integrity.py", "tests/dags/test_layout.py", "tests/test_docs.py"],
+         "tests/dags/test_dag_integrity.py", "tests/dags/test_layout.py", "tests/test_docs.py",
+         "tests/test_deploy.py", "tests/test_docker_compose.py"],
         check=False, cwd=copy, env=env, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]

@@ -296,7 +296,7 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> B
 
     from finflows import settings
 
-    path = Path(path or settings.get("BANKS_FILE", str(DEFAULT_FILE)))
+    path = Path(path or settings.get("BANKS_FILE"))
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from finflows.flowspec import between, derived, write_or_check
 from finflows.settings import INCLUDE
 
 REPO = INCLUDE.parent
@@ -33,18 +34,10 @@ def _raw(path: Path = BANKS) -> dict[str, Any]:
     return raw
 
 
-def _between(text: str, begin: str, end: str, body: str, where: str) -> str:
-    head, sep, rest = text.partition(begin)
-    _old, sep2, tail = rest.partition(end)
-    if not (sep and sep2):
-        raise ValueError(f"{where} has no {begin!r} … {end!r} section")
-    return f"{head}{begin}\n{body}{end}{tail}"
-
-
 def helm_values(text: str, raw: dict[str, Any], yaml_text: str) -> str:
     names = sorted(set(re.findall(r"\$\{(FINFLOWS_[A-Z0-9_]+)\}", yaml_text)))
     body = "".join(f'  - name: {n}\n    value: "REPLACE"\n' for n in names)
-    return _between(text, f"  # banks: {MARK}", "  # /banks", body, "deploy/helm/values.yaml")
+    return between(text, f"  # banks: {MARK}", "  # /banks", body, "deploy/helm/values.yaml")
 
 
 def compose_env(text: str, raw: dict[str, Any], yaml_text: str) -> str:
@@ -54,7 +47,7 @@ def compose_env(text: str, raw: dict[str, Any], yaml_text: str) -> str:
         pgp += [b["pgp_key_conn_id"], *(k["conn_id"] for k in b.get("pgp_keys") or [] if k.get("conn_id"))]
     body = f"#   secret: {' '.join(b['sftp_conn_id'] for b in banks.values())}\n"
     body += f"#   secret: {' '.join(dict.fromkeys(pgp))}\n"
-    return _between(text, f"# banks: {MARK}", "# /banks", body, "docker/airflow.env")
+    return between(text, f"# banks: {MARK}", "# /banks", body, "docker/airflow.env")
 
 
 def sftp_users(_text: str, raw: dict[str, Any], _yaml_text: str) -> str:
@@ -79,7 +72,7 @@ def _bank_row(bank_id: str, b: dict[str, Any]) -> str:
 def readme(text: str, raw: dict[str, Any], _yaml_text: str) -> str:
     body = "| bank | file | SORG / PBANK | return file lists | a payment settles when |\n|---|---|---|---|---|\n"
     body += "".join(_bank_row(k, b) for k, b in raw["banks"].items())
-    return _between(text, f"<!-- banks: {MARK} -->", "<!-- /banks -->", body, "README.md")
+    return between(text, f"<!-- banks: {MARK} -->", "<!-- /banks -->", body, "README.md")
 
 
 TARGETS: dict[str, Callable[[str, dict[str, Any], str], str]] = {
@@ -90,36 +83,25 @@ TARGETS: dict[str, Callable[[str, dict[str, Any], str], str]] = {
 }
 
 
-def derived(repo: Path = REPO) -> dict[str, tuple[str, str]]:
-    """path → (its text now, its text derived from banks.yaml)."""
+def targets(repo: Path = REPO) -> dict[str, Callable[[str], str]]:
+    """path → how its text is derived from the repository's banks.yaml."""
     yaml_text = (repo / "include" / "banking" / "banks.yaml").read_text(encoding="utf-8")
     raw = _raw(repo / "include" / "banking" / "banks.yaml")
-    out = {}
-    for rel, make in TARGETS.items():
-        now = (repo / rel).read_text(encoding="utf-8")
-        out[rel] = (now, make(now, raw, yaml_text))
-    return out
+
+    def deriving(make: Callable[[str, dict[str, Any], str], str]) -> Callable[[str], str]:
+        return lambda now: make(now, raw, yaml_text)
+
+    return {rel: deriving(make) for rel, make in TARGETS.items()}
 
 
 def stale(repo: Path = REPO) -> list[str]:
-    return [rel for rel, (now, want) in derived(repo).items() if now != want]
+    return [rel for rel, (now, want) in derived(repo, targets(repo)).items() if now != want]
 
 
 def main(argv: list[str]) -> int:
     """``write [REPO]``: rewrite each derived section; ``check [REPO]``: exit 1 naming the stale ones."""
-    if not argv or argv[0] not in ("write", "check"):
-        sys.stderr.write("usage: python -m finflows.flows.banking.derived write|check [REPO]\n")
-        return 2
     repo = Path(argv[1]) if len(argv) > 1 else REPO
-    if argv[0] == "check":
-        old = stale(repo)
-        sys.stdout.write("".join(f"stale: {rel}\n" for rel in old) or "every bank-shaped file matches banks.yaml\n")
-        return 1 if old else 0
-    for rel, (now, want) in derived(repo).items():
-        if now != want:
-            (repo / rel).write_text(want, encoding="utf-8")
-            sys.stdout.write(f"wrote {rel}\n")
-    return 0
+    return write_or_check(argv, targets(repo), "banks.yaml", repo)
 
 
 if __name__ == "__main__":

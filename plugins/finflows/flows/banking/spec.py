@@ -1,8 +1,8 @@
-"""This flow's one declaration (``finflows.flowspec``): its DAGs, the minutes each may take, the README's words."""
+"""This flow's one declaration (``finflows.flowspec``): its DAGs, the minutes each may take, the README's words, the settings it reads."""
 
 from __future__ import annotations
 
-from finflows.flowspec import Dag, Flow
+from finflows.flowspec import Dag, Flow, Setting
 
 SPEC = Flow(
     dags=(
@@ -42,5 +42,33 @@ SPEC = Flow(
             trigger="daily 19:00 Asia/Taipei, or by hand for a `day`",
             what="the day per bank: files and NTD sent / not delivered, returns settled / returned / unmatched / mismatched, quarantined files, transfer failures, health checks and p95 latency, circuits, payments still pending → HTML email with an inline PNG chart; report, chart, figures and a sha256-verified manifest of the day's files archived under `finance-daily/DAY/`",
         ),
+    ),
+    settings=(
+        Setting("BANKS_FILE", "{include}/banking/banks.yaml", "the banks, their formats, cutoffs and keys"),
+        Setting(
+            "TREASURY_EMAIL",
+            "treasury@example.org",
+            "who gets the banks' emails (comma separated)",
+            compose="treasury@finance.local",
+        ),
+        Setting(
+            "PAYMENT_APPROVERS",
+            "",
+            "Airflow users (or role:NAME) who approve batches and decide about money; never a batch's maker",
+            helm="REPLACE",
+        ),
+        Setting("BANK_UPLOAD_ATTEMPTS", "3", "tries of one SFTP upload inside a task before the retry queue"),
+        Setting("BANK_UPLOAD_BACKOFF", "2", "seconds before the second try, doubled after"),
+        Setting("BANK_RETRY_LIMIT", "12", "hourly retries of a queued transfer before a person decides"),
+        Setting("BANK_RETRY_QUEUE_ALERT", "100", "transfers waiting in the retry queue past which treasury is alerted"),
+        Setting("BANK_SESSION_WAIT", "900", "seconds a transfer waits for one of its bank's SFTP sessions"),
+        Setting("BUSINESS_DAY_CLOSE", "18:00", "Taipei time after which an unreconciled uploaded batch is alerted"),
+        Setting("BANK_CIRCUIT_FAILURES", "3", "consecutive failed health checks that open a bank's circuit"),
+        Setting("BANK_CIRCUIT_HALF_OPEN_AFTER", "300", "seconds an open circuit waits before a check may close it"),
+        Setting("DUPLICATE_WINDOW_DAYS", "7", "days within which a repeated payee, account and amount is held"),
+        Setting("SENT_RECORD_WINDOW_DAYS", "14", "processing days of write-once send records checked before sending"),
+        Setting("APPROVAL_MARGIN_MINUTES", "30", "minutes before a bank's cutoff an unanswered approval expires"),
+        Setting("APPROVAL_MAX_WAIT_MINUTES", "0", "the longest an approval waits, when sooner (0: until the margin)"),
+        Setting("BANK_FILE_MAX_BYTES", str(10 << 20), "the largest return file taken from a bank's server"),
     ),
 )

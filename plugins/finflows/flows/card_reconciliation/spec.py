@@ -1,8 +1,8 @@
-"""This flow's one declaration (``finflows.flowspec``): its DAGs, the minutes each may take, the README's words."""
+"""This flow's one declaration (``finflows.flowspec``): its DAGs, the minutes each may take, the README's words, the settings it reads."""
 
 from __future__ import annotations
 
-from finflows.flowspec import Dag, Flow
+from finflows.flowspec import Dag, Flow, Setting
 
 SPEC = Flow(
     dags=(
@@ -12,5 +12,10 @@ SPEC = Flow(
             trigger="daily 09:00 America/Sao_Paulo, or by hand for a `day`",
             what="acquirer statements (FTPS `/Saida` copied into S3, + S3) → validated A0/CV/A9 → one COPY per file into `card.fact_transaction` + dimensions; daily summary and instalment matching views",
         ),
+    ),
+    settings=(
+        Setting("STATEMENT_BUCKET", "finflows-card-statements", "where card statements arrive (statements/)"),
+        Setting("STATEMENT_FTPS_DIR", "/Saida", "where the acquirer leaves statements on its FTPS server"),
+        Setting("STATEMENT_MAX_BYTES", str(1 << 30), "the largest statement taken (the largest seen is about 400 MB)"),
     ),
 )

@@ -39,7 +39,7 @@ def pull_sftp_drop() -> int:
     import tempfile
     from pathlib import Path
 
-    drop = settings.get("CASHFILE_SFTP_DROP", "")
+    drop = settings.get("CASHFILE_SFTP_DROP")
     if not drop:
         log.info("no SFTP drop configured (FINFLOWS_CASHFILE_SFTP_DROP); files arrive in S3 directly")
         return 0

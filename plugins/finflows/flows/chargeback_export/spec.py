@@ -1,8 +1,8 @@
-"""This flow's one declaration (``finflows.flowspec``): its DAGs, the minutes each may take, the README's words."""
+"""This flow's one declaration (``finflows.flowspec``): its DAGs, the minutes each may take, the README's words, the settings it reads."""
 
 from __future__ import annotations
 
-from finflows.flowspec import Dag, Flow
+from finflows.flowspec import Dag, Flow, Setting
 
 SPEC = Flow(
     dags=(
@@ -12,5 +12,20 @@ SPEC = Flow(
             trigger="S3 ObjectCreated on `incoming/*.json` (S3 → SQS → asset watcher), or by hand",
             what="chargeback JSON → one CSV per card company, ≤ 4 files a batch → FTPS/FTP (`.part`, size check, rename) → SNS + email",
         ),
+    ),
+    settings=(
+        Setting("CHARGEBACK_BUCKET", "finflows-chargebacks", "where chargeback files land (incoming/)"),
+        Setting(
+            "CHARGEBACK_QUEUE_URL",
+            "https://sqs.eu-west-2.amazonaws.com/123456789012/chargeback-events",
+            "the SQS queue of the bucket's ObjectCreated events",
+            compose="http://aws:5000/123456789012/chargeback-events",
+        ),
+        Setting(
+            "CHARGEBACK_TOPIC_ARN",
+            "arn:aws:sns:eu-west-2:123456789012:chargeback-notifications",
+            "the SNS topic told of each export",
+        ),
+        Setting("CHARGEBACK_MAX_BYTES", str(64 << 20), "the largest chargeback file taken"),
     ),
 )

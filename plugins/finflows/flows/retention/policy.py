@@ -67,7 +67,7 @@ def load(path: str | Path | None = None) -> Policy:
 
     from finflows import settings
 
-    path = Path(path or settings.get("RETENTION_FILE", str(DEFAULT_FILE)))
+    path = Path(path or settings.get("RETENTION_FILE"))
     try:
         return Policy.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     except ValidationError as e:
