@@ -49,6 +49,7 @@ def cash_files() -> dict:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     from devstack.fixtures import seed_rent_accounts
+    from finflows import inbox
     from finflows.flows.cashfile_import import cashfile
     from finflows.google import DriveHook
     from tests.helpers.cash import KNOWN_ACCOUNTS, cash_file
@@ -65,14 +66,16 @@ def cash_files() -> dict:
     keys = cashfile.discover(s3, CASH_BUCKET, [])
 
     def one(key: str):
-        return cashfile.import_file(
+        return inbox.run(
+            cashfile.CashFiles(
+                DriveHook(gcp_conn_id="google_finflows"),
+                os.environ.get("FINFLOWS_FINANCE_DRIVE_FOLDER", "finance-cashfiles"),
+            ),
             key,
             bucket=CASH_BUCKET,
             run_id="bench_load",
             s3_hook=S3Hook(aws_conn_id="aws_finflows"),
             pg_hook=PostgresHook(postgres_conn_id="postgres_finance"),
-            drive_hook=DriveHook(gcp_conn_id="google_finflows"),
-            drive_folder=os.environ.get("FINFLOWS_FINANCE_DRIVE_FOLDER", "finance-cashfiles"),
         )
 
     with ThreadPoolExecutor(4) as pool:

@@ -24,7 +24,6 @@ docs tests on the result).
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 from finflows import inbox
 
@@ -36,15 +35,8 @@ def bucket() -> str:
     return str(spec.SPEC.setting("BANK_FEES_BUCKET").value())
 
 
-def import_file(key: str, **hooks: Any) -> dict[str, Any]:
-    fees = importlib.import_module(f"{__name__}.fees")  # wherever the package lives
-    result: dict[str, Any] = fees.import_file(key, **hooks)
-    return result
-
-
 INBOX = inbox.Entry(
-    run=import_file,
+    flow=f"{__name__}.fees:BankFees",  # wherever the package lives
     bucket=bucket,
     tables=("example.bank_fee",),
-    loaded=("LOADED",),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,16 @@ LAYOUT = Layout(
 _COPY = f"COPY example.bank_fee (file_id, line_no, {', '.join(LAYOUT.copy_columns)}) FROM STDIN"
 
 
-class BankFeesRejected(files.FileRejected):
-    """A fee file that must not be loaded as it is; quarantined for a person."""
+class Status(StrEnum):
+    """A fee file's outcome (``inbox.Outcome.status``)."""
+
+    LOADED = "LOADED"  # by this run
+    ALREADY_LOADED = "ALREADY_LOADED"  # before
 
 
 class BankFees(inbox.InboxFlow):
-    flow, limit, done, rejected = FLOW, "BANK_FEES", "loaded", BankFeesRejected
+    flow, limit, done = FLOW, "BANK_FEES", "loaded"
+    statuses = inbox.statuses(Status.LOADED, Status.ALREADY_LOADED)
 
     def process(self, conn, path: Path, f: files.Incoming) -> tuple[files.Decision, dict[str, Any]]:
         """Decide and load in one transaction: a bad line rolls the whole file back."""
@@ -49,9 +54,3 @@ class BankFees(inbox.InboxFlow):
             "SELECT row_count FROM ops.file_control WHERE flow = %s AND file_name = %s", (FLOW, file_name)
         ).fetchone()
         return {"records": row[0] if row else 0}
-
-
-def import_file(key: str, *, bucket: str, run_id: str, s3_hook, pg_hook) -> dict:
-    done = inbox.run(BankFees(), key, bucket=bucket, run_id=run_id, s3_hook=s3_hook, pg_hook=pg_hook)
-    status = "LOADED" if done.seen is inbox.Seen.NEW else "ALREADY_LOADED"
-    return {"key": key, "file_name": done.file_name, "status": status, "records": done.info["records"]}

@@ -25,10 +25,12 @@ import importlib
 import logging
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from finflows import files, pci, settings
@@ -51,15 +53,52 @@ class Seen(StrEnum):
 
 
 @dataclass(frozen=True)
-class Result:
-    """One file's end in the lifecycle: what the flow's outcome is made from (never its data)."""
+class Outcome:
+    """One file's end in the lifecycle, the one outcome of every inbox flow: ``status`` is the
+    flow's word for how the run met the file (``InboxFlow.statuses``), ``figures`` what the flow
+    reports of it (counts, totals, deliveries: never its data). ``as_dict()`` is the task's XCom; a
+    figure reads as an attribute (``outcome.records``)."""
 
     key: str
     file_name: str
     seen: Seen
+    status: StrEnum
     sha256: str
-    info: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
     bytes: int = 0
+
+    def __post_init__(self) -> None:  # amounts as strings, as the XCom and the emails show them
+        amounts = {k: str(v) for k, v in self.figures.items() if isinstance(v, Decimal)}
+        object.__setattr__(self, "figures", self.figures | amounts)
+
+    def __getattr__(self, name: str) -> Any:
+        figures = self.__dict__.get("figures") or {}
+        if name in figures:
+            return figures[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or figure {name!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the task returns (its XCom): plain JSON values, amounts as strings."""
+        head = {"key": self.key, "file_name": self.file_name, "status": str(self.status), "sha256": self.sha256}
+        return head | {"bytes": self.bytes} | {k: _plain(v) for k, v in self.figures.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in asdict(value).items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def statuses(new: StrEnum, again: StrEnum, duplicate: StrEnum | None = None) -> Mapping[Seen, StrEnum]:
+    """A flow's words for how a run met a file (``InboxFlow.statuses``): processed now, processed
+    before (by this run's earlier try, or by another run unless ``duplicate`` has its own word)."""
+    return MappingProxyType({Seen.NEW: new, Seen.AGAIN: again, Seen.DUPLICATE: duplicate or again})
 
 
 class InboxFlow(ABC):
@@ -68,13 +107,19 @@ class InboxFlow(ABC):
     flow: ClassVar[str]  # its name in ops.file_control / ops.file_event (the DAG id)
     limit: ClassVar[str]  # settings.intake_limit(limit): the size a file may have
     done: ClassVar[str]  # the verb of its work, for people: "imported", "loaded", "exported"
-    rejected: ClassVar[type[FileRejected]]  # what a refused file raises (the failure email reads it)
+    statuses: ClassVar[Mapping[Seen, StrEnum]]  # its word for each way a run meets a file (Outcome.status)
+    rejected: ClassVar[type[FileRejected]] = FileRejected  # what a refused file raises (the failure email reads it)
     nothing: ClassVar[str] = "loaded"  # "… rejected and quarantined, nothing <loaded>"
     duplicates: ClassVar[str] = PROCESSED  # where a copy delivered again is archived
     conflict_step: ClassVar[str] = (
         "{name} was already {done} with other content. Compare the quarantined copy with the {done} one "
         "(processed/{name}); nothing is changed until finance data engineering reverses the first one."
     )
+
+    @classmethod
+    def for_task(cls) -> InboxFlow:
+        """The flow as a task runs it (``Entry.flow`` names the class): with its connections."""
+        return cls()
 
     def file_name(self, raw_name: str) -> str:
         """The name the file is known by (its control row). Raise ``FormatError`` to refuse the name."""
@@ -126,9 +171,16 @@ def masked_copy(flow: InboxFlow, path: Path, tmp: str, *, broken: frozenset[int]
     return out
 
 
-def run(flow: InboxFlow, key: str, *, bucket: str, run_id: str, s3_hook: S3Hook, pg_hook: PgHook) -> Result:
+def run(flow: InboxFlow, key: str, *, bucket: str, run_id: str, s3_hook: S3Hook, pg_hook: PgHook) -> Outcome:
     """The lifecycle of the object ``key`` in ``bucket`` for ``flow``; raises ``flow.rejected``
     for a file refused (quarantined with its report, nothing kept of it)."""
+    done = _run(flow, key, bucket=bucket, run_id=run_id, s3_hook=s3_hook, pg_hook=pg_hook)
+    shown = ", ".join(f"{k} {v}" for k, v in done.figures.items() if not isinstance(v, list | dict))
+    log.info("%s %s: %s", done.status, done.file_name, shown)
+    return done
+
+
+def _run(flow: InboxFlow, key: str, *, bucket: str, run_id: str, s3_hook: S3Hook, pg_hook: PgHook) -> Outcome:
     raw_name = key.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix=f"{flow.flow}-") as tmp, files.connect(pg_hook) as conn:
         files.hold_file(conn, flow.flow, _known_as(flow, raw_name))  # released when the connection closes
@@ -178,7 +230,7 @@ def run(flow: InboxFlow, key: str, *, bucket: str, run_id: str, s3_hook: S3Hook,
             files.resolve_quarantine(
                 conn, s3_hook, flow=flow.flow, bucket=bucket, name=raw_name, sha256=sha256, run_id=run_id
             )
-    return Result(key, here.file_name, seen, sha256, info, size)
+    return Outcome(key, here.file_name, seen, flow.statuses[seen], sha256, info, size)
 
 
 def _known_as(flow: InboxFlow, raw_name: str) -> str:
@@ -214,28 +266,35 @@ def _seen_before(flow: InboxFlow, conn: Conn, f: Incoming, previous_run: str | N
     return Seen.DUPLICATE
 
 
-def _done_before(flow: InboxFlow, conn: Conn, f: Incoming) -> Result:
+def _done_before(flow: InboxFlow, conn: Conn, f: Incoming) -> Outcome:
     """The object is gone from the inbox: done by this flow before (a task cleared and run again
     after it succeeded: the object is archived), or ``flow.rejected``: no retry can bring it."""
     name = _known_as(flow, f.file_name)
     control = files.gone_but_done(
         conn, flow.flow, name, f.source_uri, flow.rejected, done=flow.done, raw_name=f.file_name
     )
-    return Result(f.key, name, Seen.AGAIN, control.sha256 or "", flow.summary(conn, name))
+    summary = flow.summary(conn, name)
+    return Outcome(f.key, name, Seen.AGAIN, flow.statuses[Seen.AGAIN], control.sha256 or "", summary)
 
 
 @dataclass(frozen=True)
 class Entry:
     """How ``FileImportOperator(flow=…)`` finds an inbox flow: the flow's package declares one as
-    ``INBOX`` (see ``finflows.flows.cashfile_import``). ``run`` takes the key and ``bucket``,
-    ``run_id``, ``s3_hook``, ``pg_hook`` and returns the outcome as a dict (the task's XCom);
-    ``bucket`` is the flow's default bucket; ``tables`` what a load writes (lineage), when the
-    outcome's ``status`` is one of ``loaded``."""
+    ``INBOX`` (see ``finflows.flows.cashfile_import``). ``flow`` names its :class:`InboxFlow`
+    (``module:Class``, imported when a task runs, made by ``for_task()``); ``bucket`` is the flow's
+    default bucket; ``tables`` what a load writes (lineage), when a run processed the file
+    (``Seen.NEW``)."""
 
-    run: Callable[..., dict[str, Any]]
+    flow: str
     bucket: Callable[[], str]
     tables: tuple[str, ...]
-    loaded: tuple[str, ...]
+
+    def make(self) -> InboxFlow:
+        module, _, name = self.flow.partition(":")
+        made = getattr(importlib.import_module(module), name).for_task()
+        if not isinstance(made, InboxFlow):
+            raise TypeError(f"{self.flow}.for_task() made no finflows.inbox.InboxFlow")
+        return made
 
 
 def entry(flow: str) -> Entry:

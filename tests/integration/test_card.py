@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from finflows import files
+from finflows import files, inbox
 from finflows.flows.card_reconciliation import card
 from finflows.settings import Limit
 from tests.helpers.statements import DAY, acquirer_file, acquirer_line, detail, name, statement, statement_lines
@@ -30,7 +30,7 @@ def pg_hook():
 @pytest.fixture
 def load(s3_hook, pg_hook):
     def go(key: str, run_id: str = "manual__test"):
-        return card.import_file(key, bucket=BUCKET, run_id=run_id, s3_hook=s3_hook, pg_hook=pg_hook)
+        return inbox.run(card.Statements(), key, bucket=BUCKET, run_id=run_id, s3_hook=s3_hook, pg_hook=pg_hook)
 
     return go
 
@@ -112,7 +112,6 @@ def test_re_running_the_same_statement_adds_nothing(s3_hook, pg, load, unique):
 def test_clearing_a_load_that_succeeded_reports_it_as_already_loaded(s3_hook, pg, load, unique):
     """Airflow's clear-and-rerun: the statement has moved to processed/; the task says it was
     loaded and succeeds, never a NoSuchKey; a statement that was never loaded is refused by name."""
-    from finflows.flows.card_reconciliation import card
 
     fname = name(unique)
     key = f"statements/{fname}"
@@ -123,7 +122,7 @@ def test_clearing_a_load_that_succeeded_reports_it_as_already_loaded(s3_hook, pg
     assert (again.status, again.records, again.sha256, again.net) == ("ALREADY_LOADED", 2, first.sha256, first.net)
     assert len(facts(pg, fname)) == 2
     never = name(unique, seq=9)
-    with pytest.raises(card.StatementRejected, match=f"{never} is not in the inbox and was never loaded") as gone:
+    with pytest.raises(files.FileRejected, match=f"{never} is not in the inbox and was never loaded") as gone:
         load(f"statements/{never}", run_id="scheduled__gone")
     assert gone.value.rule == "not_in_inbox"
 
@@ -162,7 +161,7 @@ def test_bad_statements_are_quarantined_with_a_precise_message_and_nothing_loade
     fname = name(unique)
     data, expect = _broken(kind)
     s3_hook.load_bytes(data, key=f"statements/{fname}", bucket_name=BUCKET)
-    with pytest.raises(card.StatementRejected) as err:
+    with pytest.raises(files.FileRejected) as err:
         load(f"statements/{fname}")
     assert expect in str(err.value)
     assert facts(pg, fname) == []
@@ -242,7 +241,7 @@ def test_daily_summary_and_instalment_matching(s3_hook, pg, load, unique):
 
 def test_a_file_not_named_like_a_statement_is_quarantined(s3_hook, pg, load, unique):
     s3_hook.load_bytes(statement(1), key=f"statements/extrato-{unique}.txt", bucket_name=BUCKET)
-    with pytest.raises(card.StatementRejected, match="is not EXTRATO_UNICA_"):
+    with pytest.raises(files.FileRejected, match="is not EXTRATO_UNICA_"):
         load(f"statements/extrato-{unique}.txt")
     assert s3_hook.check_for_key(f"quarantine/extrato-{unique}.txt", bucket_name=BUCKET)
 
@@ -268,7 +267,7 @@ def test_same_name_with_other_content_is_quarantined_and_the_first_load_stands(s
     assert load(key, run_id="run_1").status == "LOADED"
     first = facts(pg, fname)
     s3_hook.load_bytes(statement(2), key=key, bucket_name=BUCKET, replace=True)  # a corrected resend, same name
-    with pytest.raises(card.StatementRejected, match="already loaded with different content") as e:
+    with pytest.raises(files.FileRejected, match="already loaded with different content") as e:
         load(key, run_id="run_2")
     assert facts(pg, fname) == first and control(pg, fname)[0] == "SUCCESS"  # nothing replaced
     assert e.value.quarantined == f"s3://{BUCKET}/quarantine/{fname}"
@@ -294,7 +293,7 @@ def test_a_statement_over_the_size_limit_stays_on_ftps_is_named_once_and_skipped
     acquirer.store_file(f"/Saida/{big}", io.BytesIO(statement(200)))
     acquirer.store_file(f"/Saida/{small}", io.BytesIO(statement(2)))
     monkeypatch.setenv("FINFLOWS_STATEMENT_MAX_BYTES", str(len(statement(2)) + 10))
-    with files.connect(pg_hook) as conn, pytest.raises(card.StatementRejected) as err:
+    with files.connect(pg_hook) as conn, pytest.raises(files.FileRejected) as err:
         card.fetch_from_ftps(acquirer, "/Saida", s3_hook, BUCKET, conn, run_id="manual__big")
     # (statements other tests left on the server are over this test's tiny limit too)
     assert big in err.value.file_name.split(", ") and "FINFLOWS_STATEMENT_MAX_BYTES" in str(err.value)
@@ -370,11 +369,10 @@ def test_every_store_date_and_product_a_statement_names_reaches_its_dimension(
 
 def test_a_statement_whose_name_the_acquirer_never_uses_is_refused_by_the_name_rule(s3_hook, pg, load, unique):
     """Refused before anything is read or loaded, quarantined with the rule ``name``."""
-    from finflows.flows.card_reconciliation import card
 
     fname = f"statement-{unique}.txt"
     s3_hook.load_bytes(statement(1), key=f"statements/{fname}", bucket_name=BUCKET, replace=True)
-    with pytest.raises(card.StatementRejected, match=r"field file_name, value .* is not EXTRATO_UNICA_") as e:
+    with pytest.raises(files.FileRejected, match=r"field file_name, value .* is not EXTRATO_UNICA_") as e:
         load(f"statements/{fname}")
     assert e.value.rule == "name"
     report = json.loads(s3_hook.read_key(f"quarantine/{fname}.error.json", bucket_name=BUCKET))

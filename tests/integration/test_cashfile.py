@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devstack.fixtures import forget_cash_files, seed_rent_accounts
-from finflows import files
+from finflows import files, inbox
 from finflows.flows.cashfile_import import cashfile
 from tests.helpers.cash import KNOWN_ACCOUNTS, cash_file, random_day, total
 
@@ -37,14 +37,13 @@ def run(s3_hook, drive):
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     def go(key: str, run_id: str = "manual__test"):
-        return cashfile.import_file(
+        return inbox.run(
+            cashfile.CashFiles(drive, FOLDER),
             key,
             bucket=BUCKET,
             run_id=run_id,
             s3_hook=s3_hook,
             pg_hook=PostgresHook(postgres_conn_id="postgres_finance"),
-            drive_hook=drive,
-            drive_folder=FOLDER,
         )
 
     return go
@@ -126,7 +125,7 @@ def test_same_name_with_different_content_fails_loudly_and_is_quarantined(run, p
     run(key, run_id="run_1")
     before = counts(pg, key[10:])
     s3_hook.load_bytes(cash_file(5, day, seed=2), key=key, bucket_name=BUCKET, replace=True)
-    with pytest.raises(cashfile.CashFileRejected, match="already imported with different content"):
+    with pytest.raises(files.FileRejected, match="already imported with different content"):
         run(key, run_id="run_2")
     assert counts(pg, key[10:]) == before  # the first import stands
     assert events(pg, key[10:])[-1] == "CONFLICT"
@@ -152,7 +151,7 @@ def test_bad_files_are_quarantined_with_a_report_and_nothing_is_loaded(case, run
     name = f"CashFile{day:%Y%m%d}.dat"
     key = f"cashfiles/{name}"
     s3_hook.load_bytes(body.encode(), key=key, bucket_name=BUCKET, replace=True)
-    with pytest.raises(cashfile.CashFileRejected) as err:
+    with pytest.raises(files.FileRejected) as err:
         run(key)
     assert f"field {field}" in str(err.value) and name in str(err.value)
     assert counts(pg, name) == {
@@ -177,7 +176,7 @@ def test_a_corrected_file_can_be_imported_after_a_rejected_one(run, pg, s3_hook,
     key = f"cashfiles/{name}"
     bad = cash_file(3, day) + b"garbage\r\n"
     s3_hook.load_bytes(bad, key=key, bucket_name=BUCKET, replace=True)
-    with pytest.raises(cashfile.CashFileRejected) as rejected:
+    with pytest.raises(files.FileRejected) as rejected:
         run(key, run_id="manual__first")
     # what the failure email tells finance: the copy, its report, the next step
     assert rejected.value.file_name == name and rejected.value.flow == "cashfile_import"
@@ -207,10 +206,10 @@ def test_clearing_a_quarantined_files_task_says_so_and_emails_nothing_again(run,
     name = f"CashFile{day:%Y%m%d}.dat"
     key = f"cashfiles/{name}"
     s3_hook.load_bytes(cash_file(3, day) + b"garbage\r\n", key=key, bucket_name=BUCKET, replace=True)
-    with pytest.raises(cashfile.CashFileRejected) as first:
+    with pytest.raises(files.FileRejected) as first:
         run(key, run_id="manual__q")
     assert emails.worth_an_email(first.value)  # the quarantine itself is told
-    with pytest.raises(cashfile.CashFileRejected) as again:
+    with pytest.raises(files.FileRejected) as again:
         run(key, run_id="manual__q")  # the task cleared and run again
     assert again.value.rule == files.Refusal.ALREADY_QUARANTINED
     assert "run manual__q quarantined it" in str(again.value) and "not in the inbox and was never" not in str(
@@ -243,7 +242,7 @@ def test_a_card_number_in_a_cash_file_reaches_no_sink(run, pg, s3_hook, accounts
     name = f"CashFile{day:%Y%m%d}.dat"
     key = f"cashfiles/{name}"
     s3_hook.load_bytes((good + pan + GOOD[16:] + "9\r\n").encode(), key=key, bucket_name=BUCKET, replace=True)
-    with pytest.raises(cashfile.CashFileRejected) as err:
+    with pytest.raises(files.FileRejected) as err:
         run(key)
     control_sql = "SELECT error FROM ops.file_control WHERE flow = 'cashfile_import' AND file_name = %s"
     events_sql = "SELECT event, detail FROM ops.file_event WHERE file_name = %s"
@@ -266,7 +265,7 @@ def test_card_numbers_on_lines_past_the_listed_errors_are_masked_in_the_quaranti
     key = f"cashfiles/{name}"
     body = "".join(pan + GOOD[16:] + f"{i % 10}\r\n" for i in range(60)).encode()
     s3_hook.load_bytes(body, key=key, bucket_name=BUCKET, replace=True)
-    with pytest.raises(cashfile.CashFileRejected) as err:
+    with pytest.raises(files.FileRejected) as err:
         run(key)
     assert "and 10 more" in str(err.value)
     kept = s3_hook.read_key(f"quarantine/{name}", bucket_name=BUCKET)
@@ -285,7 +284,7 @@ def test_clearing_an_import_that_succeeded_reports_it_as_already_imported(run, p
     again = run(key, run_id=run_id)  # the same task instance, cleared and run again
     assert (again.status, again.payments, again.total) == ("ALREADY_IMPORTED", 3, first.total)
     assert counts(pg, name)["payments"] == 3
-    with pytest.raises(cashfile.CashFileRejected, match="not in the inbox and was never imported"):
+    with pytest.raises(files.FileRejected, match="not in the inbox and was never imported"):
         run("cashfiles/CashFile20000101.dat", run_id="scheduled__gone")
 
     # the whole run cleared: its event still names the file, now gone from the inbox; discovery
@@ -323,14 +322,13 @@ def test_an_event_run_takes_its_own_files_and_overlapping_runs_import_a_file_onc
 
             from finflows.google import DriveHook
 
-            return cashfile.import_file(
+            return inbox.run(
+                cashfile.CashFiles(DriveHook(gcp_conn_id="google_finflows"), FOLDER),
                 keys[0],
                 bucket=BUCKET,
                 run_id=run_id,
                 s3_hook=S3Hook(aws_conn_id="aws_finflows"),
                 pg_hook=PostgresHook(postgres_conn_id="postgres_finance"),
-                drive_hook=DriveHook(gcp_conn_id="google_finflows"),
-                drive_folder=FOLDER,
             )
 
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -458,7 +456,7 @@ def test_a_file_over_the_size_limit_is_quarantined_unread_and_recorded(run, pg, 
     name = f"CashFile{day:%Y%m%d}.dat"
     key = f"cashfiles/{name}"
     s3_hook.load_bytes(body, key=key, bucket_name=BUCKET, replace=True)
-    with pytest.raises(cashfile.CashFileRejected) as err:
+    with pytest.raises(files.FileRejected) as err:
         run(key)
     message = str(err.value)
     assert f"{len(body):,} bytes or more" in message and "FINFLOWS_CASHFILE_MAX_BYTES" in message, message
@@ -495,7 +493,7 @@ def test_a_file_over_the_limit_stays_unread_where_it_is_while_the_quarantine_key
     assert s3_hook.get_key(key, bucket_name=BUCKET).get()["Body"].read() == body
     assert counts(pg, name).get("status") is None
     monkeypatch.delenv("FINFLOWS_QUARANTINE_KMS_KEY")
-    with pytest.raises(cashfile.CashFileRejected):
+    with pytest.raises(files.FileRejected):
         run(key)
     assert counts(pg, name)["status"] == "ERROR" and not s3_hook.check_for_key(key, bucket_name=BUCKET)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from finflows import files, inbox
 from finflows.flows.chargeback_export import chargeback
 from tests.helpers.chargebacks import record
 
@@ -22,13 +23,13 @@ def export(s3_hook):
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     def go(key: str, run_id: str = "manual__test", config: dict | None = None):
-        return chargeback.export_file(
+        return inbox.run(
+            chargeback.Chargebacks(config or chargeback.load_config()),
             key,
             bucket=BUCKET,
             run_id=run_id,
             s3_hook=s3_hook,
             pg_hook=PostgresHook(postgres_conn_id="postgres_finance"),
-            config=config,
         )
 
     return go
@@ -84,7 +85,6 @@ def test_reprocessing_the_same_input_uploads_nothing_new(export, s3_hook, local_
 def test_clearing_an_export_that_succeeded_reports_what_was_delivered(export, s3_hook, local_dir, unique, pg):
     """Airflow's clear-and-rerun: the input has moved to processed/; the task says it was exported,
     with the files delivered then, uploads nothing and succeeds; an input never exported is refused."""
-    from finflows.flows.chargeback_export import chargeback
 
     rows = [record(i, case_id=f"{unique}-{i}") for i in range(3)]
     key = put(s3_hook, f"cb-{unique}.json", rows)
@@ -97,7 +97,7 @@ def test_clearing_an_export_that_succeeded_reports_what_was_delivered(export, s3
     ]
     assert (again.records, again.batches) == (3, 1)
     assert sorted(p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir()) == inbound
-    with pytest.raises(chargeback.ChargebackRejected, match=f"cb-{unique}-never.json is not in the inbox"):
+    with pytest.raises(files.FileRejected, match=f"cb-{unique}-never.json is not in the inbox"):
         export(f"incoming/cb-{unique}-never.json", run_id="scheduled__gone")
 
 
@@ -123,7 +123,7 @@ def test_an_invalid_record_quarantines_the_file_and_exports_nothing(export, s3_h
     rows = [record(0, case_id=f"{unique}-0"), record(1, case_id=f"{unique}-1", arn="2.47E+22")]
     key = put(s3_hook, f"cb-{unique}.json", rows)
     before = {p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir()}
-    with pytest.raises(chargeback.ChargebackRejected, match=r"record 1, field arn, value '2.47E\+22'"):
+    with pytest.raises(files.FileRejected, match=r"record 1, field arn, value '2.47E\+22'"):
         export(key)
     assert {p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir()} == before
     report = json.loads(s3_hook.read_key(f"quarantine/cb-{unique}.json.error.json", bucket_name=BUCKET))
@@ -146,7 +146,7 @@ def test_same_name_with_other_content_is_quarantined_and_nothing_is_sent_again(e
     first = export(put(s3_hook, f"cb-{unique}.json", [record(0, case_id=f"{unique}-0")]), run_id="run_1")
     inbound = sorted(p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir())
     key = put(s3_hook, f"cb-{unique}.json", [record(1, case_id=f"{unique}-1")])  # other rows, same name
-    with pytest.raises(chargeback.ChargebackRejected, match="already exported with different content") as e:
+    with pytest.raises(files.FileRejected, match="already exported with different content") as e:
         export(key, run_id="run_2")
     assert first.status == "EXPORTED"
     assert sorted(p.name for p in (local_dir / "ftps" / "visa" / "inbound").iterdir()) == inbound

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
+from finflows import inbox
 from finflows.flows.card_reconciliation import card
 from tests.helpers import payments as pay
 from tests.helpers.statements import name as statement_name
@@ -116,7 +117,8 @@ def test_postgresql_restarted_mid_load_rolls_back_and_the_retry_loads_exactly_on
             stack.start_postgres()
 
     def load():
-        return card.import_file(
+        return inbox.run(
+            card.Statements(),
             key,
             bucket=bucket,
             run_id=f"manual__{unique}",

@@ -206,6 +206,7 @@ def test_card_facts_past_seven_years_are_archived_then_removed(pg, db, s3_hook, 
     a recent statement's stay."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+    from finflows import inbox
     from finflows.flows.card_reconciliation import card
     from tests.helpers.statements import detail, name, statement
 
@@ -215,7 +216,8 @@ def test_card_facts_past_seven_years_are_archived_then_removed(pg, db, s3_hook, 
     old = statement([detail(i + 2, txn_date=old_day, entry_date=old_day) for i in range(3)], old_day)
     for fname, body in ((old_name, old), (new_name, statement(2))):
         s3_hook.load_bytes(body, key=f"statements/{fname}", bucket_name=bucket, replace=True)
-        card.import_file(
+        inbox.run(
+            card.Statements(),
             f"statements/{fname}",
             bucket=bucket,
             run_id="manual__test",

@@ -16,10 +16,13 @@ Lineage: the object in, each file delivered out.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from finflows import settings
+from finflows import inbox, settings
 from finflows.operators.base import S3FileOperator
+
+log = logging.getLogger(__name__)
 
 
 class ChargebackExportOperator(S3FileOperator):
@@ -48,7 +51,9 @@ class ChargebackExportOperator(S3FileOperator):
         from finflows.flows.chargeback_export import chargeback
 
         config = chargeback.load_config(Path(self.destinations)) if self.destinations else chargeback.load_config()
-        outcome = chargeback.export_file(self.key, config=config, **hooks)
+        outcome = inbox.run(chargeback.Chargebacks(config), self.key, **hooks)
+        if outcome.seen is not inbox.Seen.NEW:
+            log.info("%s: %d file(s) delivered before, none uploaded again", outcome.file_name, len(outcome.deliveries))
         dests = config["destinations"]
         self._uploaded = [
             (
@@ -59,7 +64,7 @@ class ChargebackExportOperator(S3FileOperator):
             for d in outcome.deliveries
             if d.uploaded
         ]
-        return chargeback.as_dict(outcome)
+        return outcome.as_dict()
 
     def _outputs(self) -> list:
         """Each file this run delivered (none for a file exported before)."""

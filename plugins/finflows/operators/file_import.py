@@ -50,9 +50,9 @@ class FileImportOperator(S3FileOperator):
         return self.entry.bucket()
 
     def process(self, **hooks: Any) -> dict:
-        outcome = self.entry.run(self.key, **hooks)
-        self._loaded = outcome.get("status") in self.entry.loaded
-        return outcome
+        outcome = inbox.run(self.entry.make(), self.key, **hooks)
+        self._loaded = outcome.seen is inbox.Seen.NEW
+        return outcome.as_dict()
 
     def _outputs(self) -> list:
         """The flow's tables when this run loaded the file (not for a file loaded before)."""

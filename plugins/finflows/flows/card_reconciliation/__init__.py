@@ -14,17 +14,10 @@ if TYPE_CHECKING:
     from finflows.expiry import Watched
 
 
-def import_file(key: str, **hooks: Any) -> dict[str, Any]:
-    from finflows.flows.card_reconciliation import card
-
-    return card.as_dict(card.import_file(key, **hooks))
-
-
 INBOX = inbox.Entry(
-    run=import_file,
+    flow="finflows.flows.card_reconciliation.card:Statements",
     bucket=settings.statement_bucket,
     tables=("card.fact_transaction", "card.dim_date", "card.dim_store", "card.dim_product"),
-    loaded=("LOADED",),
 )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from finflows.formats.card_statement import (
     read_statement,
 )
 from finflows.formats.fixedwidth import FileNameRefused
-from finflows.seams import Conn, Cur, FtpHook, PgHook, S3Hook, one
+from finflows.seams import Conn, Cur, FtpHook, S3Hook, one
 
 log = logging.getLogger(__name__)
 
@@ -37,27 +36,11 @@ PREFIX = "statements/"  # where the flow's files wait in its bucket (``inbox.PRO
 _COPY = f"COPY card.fact_transaction (file_id, {', '.join(COPY_COLUMNS)}) FROM STDIN"
 
 
-class StatementRejected(files.FileRejected):
-    """A statement that must not be loaded as it is; it has been quarantined for a human."""
-
-
 class Status(StrEnum):
-    """A statement's outcome (``Outcome.status``, stored and shown as these strings)."""
+    """A statement's outcome (``inbox.Outcome.status``, shown as these strings)."""
 
     LOADED = "LOADED"  # by this run
     ALREADY_LOADED = "ALREADY_LOADED"  # before (this run's earlier try, or another run: then a DUPLICATE event)
-
-
-@dataclass
-class Outcome:
-    key: str
-    file_name: str
-    status: Status
-    sha256: str
-    records: int = 0
-    gross: str = "0.00"
-    net: str = "0.00"
-    bytes: int = 0
 
 
 def statement_day(name: str) -> str:
@@ -82,7 +65,7 @@ def fetch_from_ftps(
 ) -> list[str]:
     """Copy into S3 each statement on the FTPS server that S3 and the control table do not have; one
     over ``FINFLOWS_STATEMENT_MAX_BYTES`` is left there, recorded (skipped by later runs) and named
-    in the :class:`StatementRejected` raised once the others are copied."""
+    in the :class:`files.FileRejected` raised once the others are copied."""
     listed = sorted(n.rsplit("/", 1)[-1] for n in ftps_hook.list_directory(directory))
     wanted = [n for n in listed if is_statement_name(n) and _for_day(n, day)]
     ignored = sorted(set(listed) - set(wanted) - {".", ".."})
@@ -113,7 +96,7 @@ def fetch_from_ftps(
         copied.append(name)
     log.info("FTPS %s: %d statement(s), %d copied into s3://%s/%s", directory, len(wanted), len(copied), bucket, PREFIX)
     if refused:
-        raise StatementRejected(
+        raise files.FileRejected(
             "refused on the FTPS server, left there, not copied (the others were):\n"
             + "\n".join(why for _, why in refused),
             flow=FLOW,
@@ -242,7 +225,8 @@ def control_summary(conn: Conn, file_name: str) -> dict[str, Any]:
 class Statements(inbox.InboxFlow):
     """The card statement's part of the inbox lifecycle: the name checked, the load."""
 
-    flow, limit, done, rejected = FLOW, "STATEMENT", "loaded", StatementRejected
+    flow, limit, done = FLOW, "STATEMENT", "loaded"
+    statuses = inbox.statuses(Status.LOADED, Status.ALREADY_LOADED)
 
     def file_name(self, raw_name: str) -> str:
         if not is_statement_name(raw_name):
@@ -258,29 +242,6 @@ class Statements(inbox.InboxFlow):
 
     def mask_line(self, line: str) -> str:
         return mask_line(line)  # each record's free text and card field, by its layout
-
-
-def import_file(key: str, *, bucket: str, run_id: str, s3_hook: S3Hook, pg_hook: PgHook) -> Outcome:
-    """One statement through the inbox lifecycle (``finflows.inbox``); raises StatementRejected."""
-    done = inbox.run(Statements(), key, bucket=bucket, run_id=run_id, s3_hook=s3_hook, pg_hook=pg_hook)
-    status = Status.LOADED if done.seen is inbox.Seen.NEW else Status.ALREADY_LOADED
-    info = done.info
-    outcome = Outcome(
-        key,
-        done.file_name,
-        status,
-        done.sha256,
-        info["records"],
-        str(info["gross"]),
-        str(info["net"]),
-        done.bytes,
-    )
-    log.info("%s %s: %d records, gross %s, net %s", status, done.file_name, outcome.records, outcome.gross, outcome.net)
-    return outcome
-
-
-def as_dict(outcome: Outcome) -> dict[str, Any]:
-    return asdict(outcome)
 
 
 def daily_summary(conn: Conn, days: list[str]) -> list[tuple[Any, ...]]:

@@ -12,17 +12,16 @@ import json
 import logging
 import tempfile
 from collections.abc import Set
-from dataclasses import asdict, dataclass
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-from finflows import files, inbox
+from finflows import files, inbox, settings
 from finflows.formats.cashfile import LAYOUT, CashFileStats, normalise_name, read_rows
 from finflows.formats.fixedwidth import FormatError, copy_escape
-from finflows.seams import Conn, DriveHook, PgHook, S3Hook, one
+from finflows.seams import Conn, DriveHook, S3Hook, one
 
 log = logging.getLogger(__name__)
 
@@ -37,30 +36,12 @@ CONFLICT_STEP = (
 )
 
 
-class CashFileRejected(files.FileRejected):
-    """A file that must not be imported as it is; it has been quarantined and a human must look."""
-
-
 class Status(StrEnum):
-    """A cash file's outcome (``Outcome.status``, stored and shown as these strings)."""
+    """A cash file's outcome (``inbox.Outcome.status``, shown as these strings)."""
 
     IMPORTED = "IMPORTED"  # by this run
     ALREADY_IMPORTED = "ALREADY_IMPORTED"  # by this run's earlier try (a retry, a clear)
     DUPLICATE = "DUPLICATE"  # by another run: this copy was delivered again
-
-
-@dataclass
-class Outcome:
-    key: str
-    file_name: str
-    status: Status
-    sha256: str
-    lines: int = 0
-    payments: int = 0
-    suspense: int = 0
-    total: str = "0.00"
-    drive_file_id: str | None = None
-    bytes: int = 0
 
 
 # ---------------------------------------------------------------------------- discovery
@@ -207,7 +188,13 @@ def control_summary(conn: Conn, file_name: str) -> dict[str, Any]:
             (FLOW, file_name),
         )
     )
-    return {"lines": row[0], "records": row[1], "total": row[2] or Decimal(0), "payments": row[3], "suspense": row[4]}
+    return {
+        "lines": row[0] or 0,
+        "records": row[1],
+        "total": row[2] or Decimal(0),
+        "payments": row[3],
+        "suspense": row[4],
+    }
 
 
 # ---------------------------------------------------------------------------- Drive
@@ -252,11 +239,19 @@ class CashFiles(inbox.InboxFlow):
     """The cash file's part of the inbox lifecycle: the name normalised, the load, and a copy of
     every good file (new or seen before) in the finance Drive folder."""
 
-    flow, limit, done, rejected, duplicates = FLOW, "CASHFILE", "imported", CashFileRejected, DUPLICATES
+    flow, limit, done, duplicates = FLOW, "CASHFILE", "imported", DUPLICATES
+    statuses = inbox.statuses(Status.IMPORTED, Status.ALREADY_IMPORTED, Status.DUPLICATE)
     conflict_step = CONFLICT_STEP
 
     def __init__(self, drive_hook: DriveHook, drive_folder: str) -> None:
         self.drive_hook, self.drive_folder = drive_hook, drive_folder
+
+    @classmethod
+    def for_task(cls) -> CashFiles:
+        """With the finance Drive folder (connection ``google_finflows``, ``FINFLOWS_FINANCE_DRIVE_FOLDER``)."""
+        from finflows.google import DriveHook
+
+        return cls(DriveHook(gcp_conn_id=settings.CONN_GOOGLE), settings.finance_drive_folder())
 
     def file_name(self, raw_name: str) -> str:
         return normalise_name(raw_name)
@@ -272,46 +267,3 @@ class CashFiles(inbox.InboxFlow):
 
     def mask_line(self, line: str) -> str:
         return LAYOUT.mask_text(line)  # the payment source, the one free text a cash line has
-
-
-STATUS = {
-    inbox.Seen.NEW: Status.IMPORTED,
-    inbox.Seen.AGAIN: Status.ALREADY_IMPORTED,
-    inbox.Seen.DUPLICATE: Status.DUPLICATE,
-}
-
-
-def import_file(
-    key: str, *, bucket: str, run_id: str, s3_hook: S3Hook, pg_hook: PgHook, drive_hook: DriveHook, drive_folder: str
-) -> Outcome:
-    """One cash file through the inbox lifecycle (``finflows.inbox``); raises CashFileRejected."""
-    done = inbox.run(
-        CashFiles(drive_hook, drive_folder), key, bucket=bucket, run_id=run_id, s3_hook=s3_hook, pg_hook=pg_hook
-    )
-    info = done.info
-    outcome = Outcome(
-        key=key,
-        file_name=done.file_name,
-        status=STATUS[done.seen],
-        sha256=done.sha256,
-        lines=info["lines"] or 0,
-        payments=info["payments"],
-        suspense=info["suspense"],
-        total=str(info["total"]),
-        drive_file_id=info.get("drive_file_id"),
-        bytes=done.bytes,
-    )
-    log.info(
-        "%s %s: %d lines, %d payments, %d in suspense, total %s",
-        outcome.status,
-        outcome.file_name,
-        outcome.lines,
-        outcome.payments,
-        outcome.suspense,
-        outcome.total,
-    )
-    return outcome
-
-
-def as_dict(outcome: Outcome) -> dict[str, Any]:
-    return asdict(outcome)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,7 +22,7 @@ from finflows import files, inbox, settings
 from finflows.formats.chargeback import Brand, plan_batches, to_csv
 from finflows.formats.chargeback import parse_file as parse_chargebacks
 from finflows.formats.fixedwidth import FieldError, FormatError
-from finflows.seams import Conn, FtpHook, PgHook, S3Hook
+from finflows.seams import Conn, FtpHook, S3Hook
 from finflows.transfer import ftp_upload_atomic
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,8 @@ PREFIX = "incoming/"  # where the flow's files wait in its bucket (``inbox.PROCE
 CONFIG = settings.INCLUDE / "chargeback_destinations.json"
 
 
-class ChargebackRejected(files.FileRejected):
-    """A chargeback file that must not be exported as it is; it has been quarantined."""
-
-
 class Status(StrEnum):
-    """A chargeback file's outcome (``Outcome.status``, stored and shown as these strings)."""
+    """A chargeback file's outcome (``inbox.Outcome.status``, shown as these strings)."""
 
     EXPORTED = "EXPORTED"  # by this run
     ALREADY_EXPORTED = "ALREADY_EXPORTED"  # before (this run's earlier try, or another run: then a DUPLICATE event)
@@ -52,17 +48,6 @@ class Delivery:
     bytes: int
     batch: int
     uploaded: bool  # False when an earlier try or run had already delivered it
-
-
-@dataclass
-class Outcome:
-    key: str
-    file_name: str
-    status: Status
-    records: int = 0
-    batches: int = 0
-    deliveries: list[Delivery] = field(default_factory=list)
-    bytes: int = 0
 
 
 class Destination(BaseModel):
@@ -122,7 +107,8 @@ class Chargebacks(inbox.InboxFlow):
     deliver each planned CSV file once (``ops.delivery``); the control row is SUCCESS only when all
     are there."""
 
-    flow, limit, done, rejected, nothing = FLOW, "CHARGEBACK", "exported", ChargebackRejected, "exported"
+    flow, limit, done, nothing = FLOW, "CHARGEBACK", "exported", "exported"
+    statuses = inbox.statuses(Status.EXPORTED, Status.ALREADY_EXPORTED)
     conflict_step = (
         "{name} was already exported with other content. Compare the quarantined copy with the exported one "
         "(processed/{name}) and agree with the card companies before sending it again under a new name."
@@ -197,39 +183,6 @@ class Chargebacks(inbox.InboxFlow):
         }
 
 
-def export_file(
-    key: str,
-    *,
-    bucket: str,
-    run_id: str,
-    s3_hook: S3Hook,
-    pg_hook: PgHook,
-    config: dict[str, Any] | None = None,
-    hook_for: Callable[[dict[str, Any]], FtpHook] = _ftp_hook,
-) -> Outcome:
-    """One chargeback file through the inbox lifecycle (``finflows.inbox``); raises ChargebackRejected."""
-    flow = Chargebacks(config or load_config(), hook_for)
-    done = inbox.run(flow, key, bucket=bucket, run_id=run_id, s3_hook=s3_hook, pg_hook=pg_hook)
-    status = Status.EXPORTED if done.seen is inbox.Seen.NEW else Status.ALREADY_EXPORTED
-    info = done.info
-    if done.seen is not inbox.Seen.NEW:
-        log.info(
-            "%s: %d file(s) delivered before, none uploaded again (run %s)",
-            done.file_name,
-            len(info["deliveries"]),
-            run_id,
-        )
-    return Outcome(
-        key=key,
-        file_name=done.file_name,
-        status=status,
-        records=info["records"],
-        batches=info["batches"],
-        deliveries=info["deliveries"],
-        bytes=done.bytes,
-    )
-
-
 def _deliver(
     conn: Conn, hook: FtpHook, dest: dict[str, Any], planned: Delivery, data: bytes, source: files.Incoming
 ) -> Delivery:
@@ -266,10 +219,6 @@ def _deliver(
             ),
         )
     return replace(planned, uploaded=True)
-
-
-def as_dict(outcome: Outcome) -> dict[str, Any]:
-    return asdict(outcome)
 
 
 def summary_message(outcomes: list[dict[str, Any]], failed: list[str]) -> tuple[str, str]:
