@@ -178,8 +178,8 @@ def test_the_destinations_file_is_validated_naming_the_company_and_the_field(tmp
     from finflows.flows.chargeback_export import chargeback
 
     shipped = chargeback.load_config()
-    assert set(shipped["destinations"]) == {"visa", "mastercard", "elo", "amex"}
-    assert shipped["destinations"]["elo"] == {
+    assert set(shipped.destinations) == {"visa", "mastercard", "elo", "amex"}
+    assert shipped.destinations[chargeback.Brand.ELO].model_dump() == {
         "conn_id": "ftp_elo",
         "protocol": "ftp",
         "directory": "/inbound",

@@ -22,7 +22,7 @@ BUCKET = os.environ.get("FINFLOWS_CHARGEBACK_BUCKET", "finflows-chargebacks")
 def export(s3_hook):
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    def go(key: str, run_id: str = "manual__test", config: dict | None = None):
+    def go(key: str, run_id: str = "manual__test", config: chargeback.Destinations | None = None):
         return inbox.run(
             chargeback.Chargebacks(config or chargeback.load_config()),
             key,
@@ -107,8 +107,9 @@ def test_an_interrupted_export_resumes_without_uploading_a_file_twice(export, s3
     ]
     key = put(s3_hook, f"cb-{unique}.json", rows)
     conf = chargeback.load_config()
-    broken = json.loads(json.dumps(conf))
-    broken["destinations"]["visa"]["conn_id"] = "ftps_nowhere"  # amex goes first, then visa fails
+    visa = conf.destinations[chargeback.Brand.VISA].model_copy(update={"conn_id": "ftps_nowhere"})
+    broken = conf.model_copy(update={"destinations": conf.destinations | {chargeback.Brand.VISA: visa}})
+    # amex goes first, then visa fails
     with pytest.raises(Exception, match="ftps_nowhere"):
         export(key, run_id="run_1", config=broken)
     amex = pg.execute("SELECT file_name FROM ops.delivery WHERE source_file = %s", (f"cb-{unique}.json",)).fetchall()

@@ -117,8 +117,8 @@ def test_each_destination_says_its_upload_check_and_a_wrong_one_is_refused(tmp_p
     from finflows.flows.chargeback_export import chargeback
 
     shipped = chargeback.load_config()
-    assert {d["upload_check"] for d in shipped["destinations"].values()} <= {"size", "list", "trust"}
-    assert all(d["rename"] is True for d in shipped["destinations"].values())  # the local vsftpd allows it
+    assert {d.upload_check for d in shipped.destinations.values()} <= {"size", "list", "trust"}
+    assert all(d.rename is True for d in shipped.destinations.values())  # the local vsftpd allows it
     raw = json.loads(chargeback.CONFIG.read_text())
     raw["destinations"]["visa"]["upload_check"] = "stat"
     bad = tmp_path / "destinations.json"

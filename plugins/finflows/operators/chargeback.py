@@ -54,13 +54,9 @@ class ChargebackExportOperator(S3FileOperator):
         outcome = inbox.run(chargeback.Chargebacks(config), self.key, **hooks)
         if outcome.seen is not inbox.Seen.NEW:
             log.info("%s: %d file(s) delivered before, none uploaded again", outcome.file_name, len(outcome.deliveries))
-        dests = config["destinations"]
+        dests = config.destinations
         self._uploaded = [
-            (
-                dests[d.brand]["conn_id"],
-                dests[d.brand]["protocol"],
-                f"{dests[d.brand]['directory'].rstrip('/')}/{d.file_name}",
-            )
+            (dests[d.brand].conn_id, dests[d.brand].protocol, f"{dests[d.brand].directory.rstrip('/')}/{d.file_name}")
             for d in outcome.deliveries
             if d.uploaded
         ]

@@ -169,7 +169,7 @@ def request(
             {"id": i, "file_name": n, "processing_date": d.isoformat(), "payment_count": c, "total_amount": int(t)}
             for i, n, d, c, t, _maker in rows
         ]
-        made = frozenset(r[5] for r in rows if r[5])
+        made = frozenset(maker for *_batch, maker in rows if maker)
         cur.execute(
             """SELECT p.reference, p.amount, b.file_name FROM pay.payment p JOIN pay.batch b ON b.id = p.batch_id
                WHERE p.batch_id = ANY(%s) ORDER BY p.amount DESC, p.reference LIMIT %s""",
@@ -183,7 +183,7 @@ def request(
             (bank.id,),
         )
         held = [{"reference": r, "amount": int(a), "reason": why} for r, a, why in cur.fetchall()]
-    first_day = min(r[2] for r in rows)
+    first_day = min(dt.date.fromisoformat(b["processing_date"]) for b in batches)
     deadline = deadline_for(bank, first_day, now, margin, max_wait)
     req = Request(bank.id, request_id, batches, largest, held, deadline, delivery.cutoff(bank, first_day), made)
     log.info(

@@ -304,16 +304,13 @@ def _record_accounted(conn: Conn, r: Record) -> bool:
         "SELECT id, status, send_step, send_attempt FROM pay.batch WHERE bank = %s AND file_name = %s",
         (r.bank, r.file_name),
     ).fetchone()
-    same = row is not None and row[0] == r.batch_id and row[3] >= r.attempt
-    if (
-        same
-        and row is not None
-        and (
-            row[1] in (BatchStatus.UPLOADED, BatchStatus.UNCERTAIN)
-            or (row[1] == BatchStatus.SENDING and row[2] == "rename")
-        )
-    ):
-        return True
+    if row is not None:
+        batch_id, status, step, attempt = row
+        if batch_id == r.batch_id and attempt >= r.attempt:
+            if status in (BatchStatus.UPLOADED, BatchStatus.UNCERTAIN):
+                return True
+            if status == BatchStatus.SENDING and step == "rename":
+                return True
     (known,) = one(
         conn.execute(
             """SELECT count(*) FROM pay.payment p LEFT JOIN pay.batch b ON b.id = p.batch_id
@@ -341,7 +338,7 @@ def _send_record_known(
                 "SELECT id, status, send_attempt FROM pay.batch WHERE bank = %s AND file_name = %s",
                 (bank_id, r.file_name),
             ).fetchone()
-            state = "no batch of that name" if row is None else f"batch {row[0]}, {row[1]}, attempt {row[2]}"
+            state = "no batch of that name" if row is None else "batch {}, {}, attempt {}".format(*row)
             out.append(
                 Finding(
                     "send_record_known",

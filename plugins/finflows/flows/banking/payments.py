@@ -27,7 +27,8 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from finflows import settings
 from finflows.flows.banking import audit, delivery, health
@@ -36,7 +37,7 @@ from finflows.flows.banking.delivery import DELIVERED, PROBLEMS, Delivery, Outco
 from finflows.flows.banking.sent_records import SentRecords, precondition_failed
 from finflows.flows.banking.states import APPROVAL_REFUSED, Hold
 from finflows.formats import ach
-from finflows.seams import AwsClient, Conn, Cur, Row, one
+from finflows.seams import AwsClient, Conn, Cur, S3Hook, SftpHook, one
 from finflows.settings import TAIPEI
 from finflows.transfer import TransferError
 
@@ -58,8 +59,8 @@ class Transport:
     """How a batch's file travels: kept in the archive bucket (``s3_hook``), uploaded to the bank's
     server (``sftp_hook``) with up to ``attempts`` tries, ``backoff`` seconds growing exponentially."""
 
-    s3_hook: Any
-    sftp_hook: Any
+    s3_hook: S3Hook
+    sftp_hook: SftpHook
     archive_bucket: str
     attempts: int = 3
     backoff: float = 2.0
@@ -137,22 +138,36 @@ def plan_batches(sizes: Sequence[int], max_count: int, max_bytes: int, overhead:
     return out
 
 
-_PAYMENT_COLUMNS = "id, reference, payee_bank, payee_account, payee_id, payee_name, memo, txn_code, amount, due_date"
+class PaymentRow(NamedTuple):
+    """A ``pay.payment`` row as a file needs it, read by name (``_PAYMENT_COLUMNS`` is its fields)."""
+
+    id: int
+    reference: str
+    payee_bank: str
+    payee_account: str
+    payee_id: str
+    payee_name: str
+    memo: str  # NOT NULL DEFAULT ''
+    txn_code: str | None  # NULL: the bank's default_txn_code
+    amount: Decimal
+    due_date: dt.date
 
 
-def _as_payment(row: Row, bank: Bank, seq: int = 0) -> ach.Payment:
+_PAYMENT_COLUMNS = ", ".join(PaymentRow._fields)
+
+
+def _as_payment(row: PaymentRow, bank: Bank, seq: int = 0) -> ach.Payment:
     """A payment row as the file needs it; its transaction code is the row's, else the bank's default."""
-    _, reference, payee_bank, account, payee_id, name, memo, txn_code, amount, _due = row
     return ach.Payment(
         seq=seq,
-        reference=reference,
-        receiving_bank=payee_bank,
-        receiving_account=account,
-        amount=int(amount),
-        payee_id=payee_id,
-        name=name,
-        memo=memo,
-        txn_code=txn_code or bank.default_txn_code,
+        reference=row.reference,
+        receiving_bank=row.payee_bank,
+        receiving_account=row.payee_account,
+        amount=int(row.amount),
+        payee_id=row.payee_id,
+        name=row.payee_name,
+        memo=row.memo,
+        txn_code=row.txn_code or bank.default_txn_code,
     )
 
 
@@ -266,7 +281,7 @@ def held_payments(conn: Conn) -> list[dict[str, Any]]:
 
 def _batchable(
     cur: Cur, cfg: BankConfig, bank: Bank, day: dt.date, result: BankRun
-) -> tuple[list[tuple[Any, ...]], list[int]]:
+) -> tuple[list[PaymentRow], list[int]]:
     """The bank's payments that may go on ``day`` (due, not held or released, not deferred), locked,
     with each one's record size; a payment the bank's format cannot carry is refused (left pending,
     named in ``result.refused``)."""
@@ -275,9 +290,10 @@ def _batchable(
         "AND (held_reason IS NULL OR hold_decision = 'release') AND (not_before IS NULL OR not_before <= %s)"
     )
     cur.execute(pending + " AND due_date <= %s ORDER BY due_date, id FOR UPDATE", (bank.id, day, day))
-    rows, sizes = [], []
+    rows: list[PaymentRow] = []
+    sizes: list[int] = []
     probe = _probe_batch(bank, cfg.originator.company_id)
-    for row in cur.fetchall():
+    for row in map(PaymentRow._make, cur.fetchall()):
         p = _as_payment(row, bank, seq=1)
         try:
             ach.check_payment(probe, p, bank.file_format.value, bank.encoding, extensions=bank.big5_extensions)
@@ -294,7 +310,7 @@ def _create_batches(
     cur: Cur,
     bank: Bank,
     day: dt.date,
-    planned: list[list[tuple[Any, ...]]],
+    planned: list[list[PaymentRow]],
     run_id: str,
     result: BankRun,
     made_by: str | None,
@@ -314,7 +330,7 @@ def _create_batches(
     for members in planned:
         batch_no += 1
         name = ach.file_name(bank.payment_file_pattern, day, batch_no, bank.bank_code)
-        total = sum(int(r[8]) for r in members)
+        total = sum(int(r.amount) for r in members)
         approval, why = _approval_policy(bank, total)
         cur.execute(
             """INSERT INTO pay.batch (bank, processing_date, batch_no, file_name, file_format, payment_count,
@@ -326,7 +342,7 @@ def _create_batches(
         cur.execute(
             """UPDATE pay.payment p SET status = 'batched', batch_id = %s, seq = u.seq, value_date = %s
                FROM unnest(%s::bigint[], %s::int[]) AS u(id, seq) WHERE p.id = u.id""",
-            (batch_id, day, [r[0] for r in members], list(range(last_seq + 1, last_seq + len(members) + 1))),
+            (batch_id, day, [r.id for r in members], list(range(last_seq + 1, last_seq + len(members) + 1))),
         )
         last_seq += len(members)
         result.batches_created += 1
@@ -358,7 +374,7 @@ def make_batches(
         window = settings.duplicate_window_days() if duplicate_window is None else duplicate_window
         result.held = hold_duplicates(cur, bank_id, day, window, made_by)
         rows, sizes = _batchable(cur, cfg, bank, day, result)
-        late = sum(1 for r in rows if r[-1] < day)
+        late = sum(1 for r in rows if r.due_date < day)
         if late:
             log.warning("%s: %d payment(s) were due before %s and go out on it", bank_id, late, day)
         overhead = 2 * ACH_RECORD_BYTES if bank.file_format is FileFormat.ACHP01 else 200
@@ -408,7 +424,7 @@ def build_file(cur: Cur, cfg: BankConfig, bank: Bank, batch_id: int) -> bytes:
     )
     sql = f"SELECT {_PAYMENT_COLUMNS}, seq FROM pay.payment WHERE batch_id = %s ORDER BY seq"  # noqa: S608
     cur.execute(sql, (batch_id,))
-    payments = [_as_payment(r[:-1], bank, seq=r[-1]) for r in cur.fetchall()]
+    payments = [_as_payment(PaymentRow._make(r[:-1]), bank, seq=r[-1]) for r in cur.fetchall()]
     if bank.file_format is FileFormat.ACHP01:
         return ach.write_achp01(batch, payments, extensions=bank.big5_extensions)
     return ach.write_csv(batch, payments, bank.encoding, extensions=bank.big5_extensions)

@@ -16,7 +16,7 @@ def expiring(destinations: Path | None = None, **_: Any) -> list[Watched]:
     from finflows.hooks.ftp import FTPSHook
 
     return [
-        (f"{company}'s FTPS certificate ({d['conn_id']})", FTPSHook(ftp_conn_id=d["conn_id"]).certificate_expires)
-        for company, d in sorted(load_config(destinations or CONFIG)["destinations"].items())
-        if d.get("protocol") == "ftps"
+        (f"{company}'s FTPS certificate ({d.conn_id})", FTPSHook(ftp_conn_id=d.conn_id).certificate_expires)
+        for company, d in sorted(load_config(destinations or CONFIG).destinations.items())
+        if d.protocol == "ftps"
     ]

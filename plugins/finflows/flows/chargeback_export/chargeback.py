@@ -76,19 +76,14 @@ class Destinations(BaseModel):
     destinations: dict[Brand, Destination]
 
 
-def load_config(path: Path = CONFIG) -> dict[str, Any]:
-    """The destinations file, validated (``ValueError`` naming the company and the field), as a
-    plain mapping: ``{"max_rows_per_file": N, "destinations": {brand: {conn_id, protocol, directory,
-    upload_check, rename}}}``."""
+def load_config(path: Path = CONFIG) -> Destinations:
+    """The destinations file, validated (``ValueError`` naming the company and the field)."""
     try:
         conf = Destinations.model_validate_json(path.read_text())
     except ValidationError as e:
         problems = "; ".join(f"{' '.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())
         raise ValueError(f"{path.name}: {problems}") from None
-    return {
-        "max_rows_per_file": conf.max_rows_per_file,
-        "destinations": {brand.value: d.model_dump() for brand, d in conf.destinations.items()},
-    }
+    return conf
 
 
 def discover(s3_hook: S3Hook, bucket: str) -> list[str]:
@@ -96,10 +91,10 @@ def discover(s3_hook: S3Hook, bucket: str) -> list[str]:
     return sorted(k for k in keys if k.lower().endswith(".json") and "/" not in k[len(PREFIX) :])
 
 
-def _ftp_hook(dest: dict[str, Any]) -> FtpHook:
+def _ftp_hook(dest: Destination) -> FtpHook:
     from finflows.hooks.ftp import FTPHook, FTPSHook
 
-    return (FTPSHook if dest["protocol"] == "ftps" else FTPHook)(ftp_conn_id=dest["conn_id"])
+    return (FTPSHook if dest.protocol == "ftps" else FTPHook)(ftp_conn_id=dest.conn_id)
 
 
 class Chargebacks(inbox.InboxFlow):
@@ -114,7 +109,7 @@ class Chargebacks(inbox.InboxFlow):
         "(processed/{name}) and agree with the card companies before sending it again under a new name."
     )
 
-    def __init__(self, config: dict[str, Any], hook_for: Callable[[dict[str, Any]], FtpHook] = _ftp_hook) -> None:
+    def __init__(self, config: Destinations, hook_for: Callable[[Destination], FtpHook] = _ftp_hook) -> None:
         self.config, self.hook_for = config, hook_for
 
     def process(self, conn: Conn, path: Path, f: files.Incoming) -> tuple[files.Decision, dict[str, Any]]:
@@ -127,7 +122,7 @@ class Chargebacks(inbox.InboxFlow):
         with conn.transaction(), conn.cursor() as cur:
             files.lock_and_read(cur, FLOW, f.file_name)
             file_id = files.start_control(cur, FLOW, f.file_name, f.sha256, f.source_uri, f.run_id)
-        batches = plan_batches(records, max_rows_per_file=int(self.config.get("max_rows_per_file", 5000)))
+        batches = plan_batches(records, max_rows_per_file=self.config.max_rows_per_file)
         deliveries = [
             self._deliver_planned(conn, f, no, brand, rows)
             for no, b in enumerate(batches, 1)
@@ -146,18 +141,18 @@ class Chargebacks(inbox.InboxFlow):
         unknown = [
             FieldError(i, "brand", r.brand.value, "has no destination configured", unit="record")
             for i, r in enumerate(records)
-            if r.brand.value not in self.config["destinations"]
+            if r.brand not in self.config.destinations
         ]
         if unknown:
             raise FormatError(name, unknown)
         return records
 
     def _deliver_planned(self, conn: Conn, f: files.Incoming, batch_no: int, brand: Brand, rows: list[Any]) -> Delivery:
-        dest = self.config["destinations"][brand.value]
+        dest = self.config.destinations[brand]
         data = to_csv(rows)
         planned = Delivery(
             brand=brand.value,
-            destination=f"{dest['conn_id']}:{dest['directory']}",
+            destination=f"{dest.conn_id}:{dest.directory}",
             file_name=f"chargebacks_{brand.value}_{f.file_name.rsplit('.', 1)[0]}_{f.sha256[:8]}_b{batch_no:02d}.csv",
             rows=len(rows),
             bytes=len(data),
@@ -184,7 +179,7 @@ class Chargebacks(inbox.InboxFlow):
 
 
 def _deliver(
-    conn: Conn, hook: FtpHook, dest: dict[str, Any], planned: Delivery, data: bytes, source: files.Incoming
+    conn: Conn, hook: FtpHook, dest: Destination, planned: Delivery, data: bytes, source: files.Incoming
 ) -> Delivery:
     """Upload one planned file unless ``ops.delivery`` says it is there already; record it once."""
     done = conn.execute(
@@ -195,9 +190,7 @@ def _deliver(
         log.info("%s already delivered to %s; not uploaded again", planned.file_name, planned.destination)
         return planned
     try:
-        ftp_upload_atomic(
-            hook, dest["directory"], planned.file_name, data, check=dest["upload_check"], rename=dest["rename"]
-        )
+        ftp_upload_atomic(hook, dest.directory, planned.file_name, data, check=dest.upload_check, rename=dest.rename)
     finally:
         if getattr(hook, "conn", None) is not None:
             hook.close_conn()
