@@ -172,3 +172,101 @@ def test_task_bodies_are_found_alike_in_every_flow():
     every = {p.name for p in FLOWS.iterdir() if p.is_dir() and not p.name.startswith("__")}
     with_tasks = {p.name for p in FLOWS.iterdir() if (p / "tasks.py").exists() or (p / "tasks").is_dir()}
     assert every == with_tasks, f"flows without tasks.py or tasks/: {sorted(every - with_tasks)}"
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """What importing the module imports at once: its top-level import statements (``if
+    TYPE_CHECKING`` blocks and imports inside functions are not run on import)."""
+    out: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+    return out
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """finflows module → the finflows modules (and the third-party roots) importing it loads directly."""
+    modules = {}
+    for p in (ROOT / "plugins" / "finflows").rglob("*.py"):
+        parts = list(p.relative_to(ROOT / "plugins").with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph = {}
+    for name, path in modules.items():
+        direct = set()
+        for m in _module_level_imports(path):
+            if not m.startswith("finflows"):
+                direct.add(m.split(".")[0])
+                continue
+            parts = m.split(".")  # a module imports its parent packages too
+            direct |= {".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) in modules}
+        graph[name] = direct - {name}
+    return graph
+
+
+def _loads(graph: dict[str, set[str]], start: str) -> dict[str, list[str]]:
+    """Everything importing ``start`` loads, each with the chain that loads it."""
+    chains = {start: [start]}
+    todo = [start]
+    while todo:
+        node = todo.pop()
+        for nxt in sorted(graph.get(node, set())):
+            if nxt not in chains:
+                chains[nxt] = [*chains[node], nxt]
+                todo.append(nxt)
+    return chains
+
+
+def _group_of(module: str) -> str | None:
+    import finflows
+
+    parts = module.split(".")
+    if len(parts) < 2:
+        return None
+    if parts[1] == "flows":
+        return "flows"
+    for group in ("MODEL", "IO", "GLUE"):
+        if parts[1] in getattr(finflows, group):
+            return group
+    return "none"
+
+
+def test_every_top_level_module_is_in_one_group():
+    import finflows
+
+    groups = [*finflows.MODEL, *finflows.IO, *finflows.GLUE]
+    assert len(groups) == len(set(groups)), "a module is in two groups"
+    top = ROOT / "plugins" / "finflows"
+    here = {p.stem for p in top.glob("*.py")} | {p.name for p in top.iterdir() if p.is_dir() and any(p.glob("*.py"))}
+    assert here - {"__init__", "flows"} == set(groups), (
+        "put each module of finflows/ in one group (finflows/__init__.py)"
+    )
+
+
+def test_each_group_imports_only_what_its_rule_allows_all_the_way_down():
+    """Issue #42: finflows/__init__.py states the groups' rules; here they are held on what
+    importing a module loads, followed through every module it imports (a back-arrow through a
+    third module is found, not only a module's own import lines)."""
+    allowed = {"MODEL": {"MODEL"}, "IO": {"MODEL", "IO"}, "GLUE": {"MODEL", "IO", "GLUE"}}
+    graph = _import_graph()
+    broken = []
+    for module in sorted(graph):
+        group = _group_of(module)
+        if group not in allowed:
+            continue
+        for reached, chain in _loads(graph, module).items():
+            other = _group_of(reached) if reached.startswith("finflows.") else None
+            if other is not None and other not in allowed[group]:
+                broken.append(f"{group} {module} loads {other} {reached}: {' → '.join(chain)}")
+            if group in ("MODEL", "IO") and reached == "airflow":
+                broken.append(f"{group} {module} loads Airflow: {' → '.join(chain)}")
+    assert not broken, "\n".join(broken)
+
+
+def test_the_group_rule_finds_a_back_arrow_through_a_third_module():
+    """The check above on a made-up graph: model → io only through a third model module."""
+    graph = {"finflows.pci": {"finflows.seams"}, "finflows.seams": {"finflows.files"}, "finflows.files": set()}
+    chain = _loads(graph, "finflows.pci")["finflows.files"]
+    assert chain == ["finflows.pci", "finflows.seams", "finflows.files"]
+    assert (_group_of("finflows.pci"), _group_of("finflows.files")) == ("MODEL", "IO")

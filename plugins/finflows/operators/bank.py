@@ -51,7 +51,6 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from finflows import settings
-from finflows.flows.banking.states import ReturnFile
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +219,7 @@ class BankReturnFileOperator(_BankOperator):
 
         from finflows import files
         from finflows.flows.banking import common, reconciliation
+        from finflows.flows.banking.states import ReturnFile
 
         cfg, bank = self._bank(context)
         s3, bucket = S3Hook(aws_conn_id=self.aws_conn_id), self.archive_bucket or settings.archive_bucket()
