@@ -73,12 +73,6 @@ AWS_REGION = "eu-west-2"
 AWS_KEY_ID = "AKIAFINFLOWSSTACK01"
 AWS_SECRET = "aws-sk-3e7b1d9c0f6a"
 AWS_ACCOUNT = "123456789012"  # moto's fixed account id
-BUCKETS = {
-    "cashfiles": "finflows-cashfiles",
-    "statements": "finflows-card-statements",
-    "chargebacks": "finflows-chargebacks",
-    "archive": "finflows-archive",
-}
 QUEUES = (
     "cashfile-events",
     "chargeback-events",

@@ -33,7 +33,6 @@ from devstack.config import (
     AWS_REGION,
     AWS_SECRET,
     BANKS,
-    BUCKETS,
     ENV_FILE,
     FINANCE_DRIVE_FOLDER,
     FTP_PASSIVE_PORTS,
@@ -513,13 +512,12 @@ def queue_url(name: str) -> str:
 
 
 def bucket_settings() -> dict[str, str]:
-    """The FINFLOWS_* settings naming the local buckets."""
-    return {
-        "FINFLOWS_CASHFILE_BUCKET": BUCKETS["cashfiles"],
-        "FINFLOWS_STATEMENT_BUCKET": BUCKETS["statements"],
-        "FINFLOWS_CHARGEBACK_BUCKET": BUCKETS["chargebacks"],
-        "FINFLOWS_ARCHIVE_BUCKET": BUCKETS["archive"],
-    }
+    """The FINFLOWS_* settings naming the local buckets: every bucket the flow specs declare, by
+    its default name (``finflows.flowspec.buckets``)."""
+    sys.path.insert(0, str(REPO / "plugins"))
+    from finflows import flowspec
+
+    return flowspec.buckets()
 
 
 def _provision_kms(keys: dict[str, str]) -> None:
@@ -557,12 +555,11 @@ def provision_aws() -> None:
             )
     # the lifecycle rules production applies (deploy/s3/lifecycle.json), by the setting naming each bucket
     lifecycle = json.loads((REPO / "deploy" / "s3" / "lifecycle.json").read_text())
-    settings = bucket_settings()
-    for key, bucket in BUCKETS.items():
+    for setting, bucket in bucket_settings().items():
         if bucket not in existing:
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": AWS_REGION})
-        conf = spec["buckets"].get(key, {})
-        rules = lifecycle.get(next(k for k, v in settings.items() if v == bucket), {}).get("Rules")
+        conf = spec["buckets"].get(setting, {})
+        rules = lifecycle.get(setting, {}).get("Rules")
         if rules:
             s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
         if conf.get("notifications"):

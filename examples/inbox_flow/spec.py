@@ -14,5 +14,7 @@ SPEC = Flow(
             status="example",
         ),
     ),
-    settings=(Setting("BANK_FEES_BUCKET", "finflows-bank-fees", "where the bank's fee files wait (fees/)"),),
+    settings=(
+        Setting("BANK_FEES_BUCKET", "finflows-bank-fees", "where the bank's fee files wait (fees/)", bucket=True),
+    ),
 )

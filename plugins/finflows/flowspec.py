@@ -40,6 +40,7 @@ class Setting:
     doc: str  # what it means, one line: written beside it in Helm's values and compose's env
     helm: str | None = None
     compose: str | None = None
+    bucket: bool = False  # an S3 bucket a flow reads or writes: the local stack makes one by its default name
 
     @property
     def env(self) -> str:
@@ -124,6 +125,11 @@ def declared_settings() -> dict[str, tuple[str, Setting]]:
                 raise ValueError(f"FINFLOWS_{s.name} declared by {out[s.name][0]} and {owner}")
             out[s.name] = (owner, s)
     return out
+
+
+def buckets() -> dict[str, str]:
+    """``FINFLOWS_*`` setting → its default bucket name, for every bucket a spec declares."""
+    return {s.env: s.default for _owner, s in declared_settings().values() if s.bucket}
 
 
 def _deployed(s: Setting, override: str | None) -> str:

@@ -32,7 +32,7 @@ CONN_SFTP_CIVICAPAY = "sftp_civicapay"
 CORE = (
     Setting("OPS_EMAIL", "finance-ops@example.org", "who gets failure and LATE emails (comma separated)",
             compose="finance-ops@finance.local"),
-    Setting("ARCHIVE_BUCKET", "finflows-archive", "where files sent and received are kept"),
+    Setting("ARCHIVE_BUCKET", "finflows-archive", "where files sent and received are kept", bucket=True),
     Setting("PGP_PLAINTEXT_MAX_BYTES", str(64 << 20), "the largest plaintext a counterparty's PGP file may decrypt to"),
     Setting("QUARANTINE_KMS_KEY", "alias/finflows-quarantine",
             "the KMS key a file over its intake limit is kept under, unread (SSE-KMS); only reviewers may decrypt"),

@@ -2,7 +2,8 @@
 (``examples/inbox_flow``) is copied into a copy of the repository the way its docstring says to ship
 one: the package under ``plugins/finflows/flows/bank_fees/``, the DAG file into ``dags/`` naming the
 package where it now lives, the README's table of flows and Helm's and compose's environment written
-from the specs. Nothing else is edited; the DAG integrity, layout, docs, Helm and compose tests then pass there, and they did look at the new DAG.
+from the specs (the local stack's buckets too). Nothing else is edited; the DAG integrity, layout, docs, Helm and
+compose tests then pass there, and they did look at the new DAG.
 No service is needed (it runs with the integration tests for its minute or two)."""
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def test_a_new_inbox_flow_is_its_package_and_its_dag_file(tmp_path):
     assert "| `example_bank_fees` | daily 07:00 Europe/London |" in (copy / "README.md").read_text(encoding="utf-8")
     for deployed in ("deploy/helm/values.yaml", "docker/airflow.env"):  # its setting, from its spec
         assert "FINFLOWS_BANK_FEES_BUCKET" in (copy / deployed).read_text(encoding="utf-8"), deployed
+    local = subprocess.run(
+        [sys.executable, "-c", "from devstack import stack; print(stack.bucket_settings())"],
+        check=False, cwd=copy, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert "'FINFLOWS_BANK_FEES_BUCKET': 'finflows-bank-fees'" in local.stdout, local.stderr  # the local stack makes it
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA",
          "tests/dags/test_dag_integrity.py", "tests/dags/test_layout.py", "tests/test_docs.py",

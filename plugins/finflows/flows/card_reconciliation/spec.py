@@ -14,7 +14,9 @@ SPEC = Flow(
         ),
     ),
     settings=(
-        Setting("STATEMENT_BUCKET", "finflows-card-statements", "where card statements arrive (statements/)"),
+        Setting(
+            "STATEMENT_BUCKET", "finflows-card-statements", "where card statements arrive (statements/)", bucket=True
+        ),
         Setting("STATEMENT_FTPS_DIR", "/Saida", "where the acquirer leaves statements on its FTPS server"),
         Setting("STATEMENT_MAX_BYTES", str(1 << 30), "the largest statement taken (the largest seen is about 400 MB)"),
     ),

@@ -14,7 +14,9 @@ SPEC = Flow(
         ),
     ),
     settings=(
-        Setting("CASHFILE_BUCKET", "finflows-cashfiles", "where CivicaPay's cash files arrive (cashfiles/)"),
+        Setting(
+            "CASHFILE_BUCKET", "finflows-cashfiles", "where CivicaPay's cash files arrive (cashfiles/)", bucket=True
+        ),
         Setting(
             "CASHFILE_QUEUE_URL",
             "https://sqs.eu-west-2.amazonaws.com/123456789012/cashfile-events",

@@ -14,7 +14,7 @@ SPEC = Flow(
         ),
     ),
     settings=(
-        Setting("CHARGEBACK_BUCKET", "finflows-chargebacks", "where chargeback files land (incoming/)"),
+        Setting("CHARGEBACK_BUCKET", "finflows-chargebacks", "where chargeback files land (incoming/)", bucket=True),
         Setting(
             "CHARGEBACK_QUEUE_URL",
             "https://sqs.eu-west-2.amazonaws.com/123456789012/chargeback-events",
