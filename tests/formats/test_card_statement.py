@@ -228,11 +228,11 @@ def test_a_card_field_showing_more_than_bin_and_last_four_is_refused_and_echoed_
 
 def test_a_card_number_in_free_text_is_masked_before_it_is_stored_or_echoed():
     pan = "4111111111111111"  # Luhn-valid test number
-    line = acquirer_line(2, "000411111******1111", auth=pan[:12], order=f"REF {pan} X".ljust(30), op=pan.ljust(20))
+    line = acquirer_line(2, "000411111******1111", auth=pan[:12], order=f"REF {pan} X".ljust(30))
     rows, _ = read(acquirer_file(line))
     assert pan not in rows[0]
     cols = dict(zip(COPY_COLUMNS, rows[0].split("\t"), strict=True))
-    assert cols["order_code"] == "REF 411111******1111 X" and cols["receivable_op"] == "411111******1111"
+    assert cols["order_code"] == "REF 411111******1111 X"
     bad = acquirer_line(2, "000411111******1111", order=f"REF {pan} X".ljust(30))
     bad = bad[:29] + "20261131" + bad[37:]  # and an error on the same line
     e = errors_of(acquirer_file(bad))
@@ -247,7 +247,7 @@ def json_dumps(value) -> str:
 
 def test_the_receivable_amount_is_a_number_with_two_implied_decimals():
     line = acquirer_line(
-        2, "000411111******1111", op="OP1".ljust(20), op_seq="01", op_type="C", op_amount="00000012345"
+        2, "000411111******1111", op="00000000000000012345", op_seq="01", op_type="C", op_amount="00000012345"
     )
     rows, _ = read(acquirer_file(line, acquirer_line(3, "000411111******1111")))
     first, second = (dict(zip(COPY_COLUMNS, r.split("\t"), strict=True)) for r in rows)
@@ -315,3 +315,20 @@ def test_a_card_number_written_in_groups_in_free_text_is_masked():
     rows, _ = read(statement([detail(2, order_code="4111 1111 1111 1111")]))
     cols = dict(zip(COPY_COLUMNS, rows[0].split("\t"), strict=True))
     assert cols["order_code"] == "4111 11** **** 1111"
+
+
+def test_the_receivable_operation_number_is_an_identifier_read_as_digits_not_scanned():
+    """Issue #43: receivable_op [356:376] is an operation number: 20 characters or blank (docs/formats.md
+    §2; syncrocardpay's validator checks the same), digits. Kept as it is (masking would corrupt an
+    identifier, and 20 digits in a row are no card number); anything else is refused by name."""
+    op = "00004111111111111111"  # ends in a Luhn-valid 16-digit run: still one 20-digit identifier
+    rows, _ = read(acquirer_file(acquirer_line(2, "000411111******1111", op=op)))
+    cols = dict(zip(COPY_COLUMNS, rows[0].split("\t"), strict=True))
+    assert cols["receivable_op"] == op
+    blank = dict(zip(COPY_COLUMNS, read(acquirer_file(acquirer_line(2)))[0][0].split("\t"), strict=True))
+    assert blank["receivable_op"] == "\\N"  # blank: NULL
+    for bad in ("OP1".ljust(20), "4111111111111111".ljust(20), " " + "1" * 19, "1234567890123456789X"):
+        e = errors_of(acquirer_file(acquirer_line(2, "000411111******1111", op=bad)))
+        [err] = [x for x in e.errors if x.field == "receivable_op"]
+        assert err.reason == "must be 20 digits, or blank", err.reason
+        assert "4111111111111111" not in str(e)  # a refused value is still echoed masked

@@ -148,7 +148,10 @@ DETAIL = Layout(
         f("debit_balance", 345, 346, Choice({"D": "debit balance", " ": "none"})),
         f("resend", 346, 347, Choice({"R": "resent", " ": "not resent"})),
         f("origin_nsu", 347, 353, Pattern(_LEFT_DIGITS(6), "up to 6 digits, left-aligned, then blanks")),
-        f("receivable_op", 356, 376, MaskedText()),
+        # an operation number, not free text: 20 characters or blank (the layout; syncrocardpay checks
+        # just that), and digits (a numeric identifier, #43). Not scanned for card numbers: a run of
+        # 20 digits is no card number, and masking would corrupt the identifier.
+        f("receivable_op", 356, 376, Pattern(r"[0-9]{20}| {20}", "20 digits, or blank")),
         f("receivable_seq", 376, 378, Pattern(r"[0-9]{2}| {2}", "2 digits or blank")),
         f("receivable_type", 378, 379, Choice(RECEIVABLE_TYPES)),
         f("receivable_amount", 379, 390, OptionalImpliedDecimal(2)),
