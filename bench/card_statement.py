@@ -91,8 +91,9 @@ def make_file(path: Path, n: int, variety: str = VARIETY, stores: int = STORES) 
     """n detail records. ``templates``: 997 templates, 28 dates, 50 stores (caches love it).
     ``realistic``: as a large merchant's statement varies: a time per sale anywhere in the day,
     sale dates over two months and entry dates up to 60 days after, ``stores`` distinct stores,
-    every brand, product and capture channel, unique NSUs and authorisation codes; amounts from
-    997 templates. Seeded: the same file every run."""
+    every brand, product and capture channel, unique NSUs and authorisation codes, every field
+    filled (order code, original due date, origin NSU, the receivable operation's number,
+    sequence, type and amount); amounts from 997 templates. Seeded: the same file every run."""
     import random
 
     if n + 2 > 999_999:
@@ -111,10 +112,15 @@ def make_file(path: Path, n: int, variety: str = VARIETY, stores: int = STORES) 
                 continue
             t = templates[rng.randrange(997)]
             sale = rng.randrange(SPAN_DAYS)
+            due = days[sale + 1 + rng.randrange(60)]
             f.write(
                 f"CV{rng.randrange(stores):015d}{seq:012d}{days[sale]}{times[rng.randrange(86_400)]}{t[43]}"
-                f"{days[sale + 1 + rng.randrange(60)]}{t[52:110]}{seq:012d}{t[122:175]}A{seq:011d}"
-                f"{t[187:390]}{seq:06d}{t[396:]}\r\n"
+                f"{due}{t[52:110]}{seq:012d}{t[122:175]}A{seq:011d}{t[187:272]}"
+                # every field filled, as acquirers fill them: an order code, the original due date, the
+                # origin NSU and the receivable operation (number, sequence, type, amount)
+                f"{f'PED-{rng.randrange(10**12):012d}/{seq}':<30}{t[302:337]}{due}{t[345:347]}"
+                f"{rng.randrange(10**6):06d}{t[353:356]}{rng.randrange(10**20):020d}{rng.randrange(1, 13):02d}"
+                f"{'CGPRAFEU'[rng.randrange(8)]}{t[65:76]}{seq:06d}{t[396:]}\r\n"
             )
         f.write(format_trailer(n + 2) + "\r\n")
 
@@ -124,7 +130,7 @@ def describe() -> str:
         return "997 templates, 28 dates, 50 stores"
     return (
         f"a time per sale over the day, sale dates over {SPAN_DAYS} days, {STORES:,} stores, every brand, product "
-        "and capture channel, unique NSUs and authorisation codes"
+        "and capture channel, unique NSUs and authorisation codes, every field filled"
     )
 
 

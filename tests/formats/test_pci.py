@@ -125,3 +125,18 @@ def test_a_card_number_planted_anywhere_in_a_bad_line_is_never_echoed(name, read
                     continue
                 assert PAN not in echoed, (name, n, at)
     assert refused > 0
+
+
+@given(st.text(alphabet="0123456789 -/aZ", max_size=40))
+def test_the_quick_prefilter_agrees_with_quick_on_any_text(text):
+    """Issue #43: ``may_hold_pan`` asks a cheaper pattern first; it never says no where QUICK says yes."""
+    from finflows.pci import QUICK, may_hold_pan
+
+    assert may_hold_pan(text) == (QUICK.search(text) is not None)
+
+
+def test_the_quick_prefilter_on_examples():
+    from finflows.pci import may_hold_pan
+
+    assert may_hold_pan("REF 4111 1111 1111 1111 X") and may_hold_pan("x4111-1111-1111-1")
+    assert not may_hold_pan("PED-638107954381/6") and not may_hold_pan("NF 2026/000123 LOJA 7")

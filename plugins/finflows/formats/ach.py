@@ -39,7 +39,7 @@ from finflows.formats.fixedwidth import (
     Text,
     Time,
 )
-from finflows.pci import QUICK, mask_pans
+from finflows.pci import mask_pans, may_hold_pan
 
 RECORD = 250
 EOL = b"\r\n"
@@ -602,7 +602,7 @@ def write_achp01(batch: Batch, payments: Iterable[Payment], *, extensions: bool 
     layout = DETAIL if extensions else DETAIL_BIG5
     constants = _detail_constants(batch)
     detail = layout.formatter(PAYMENT_FIELDS, constants)
-    sc, pid, card = _sc_codes(), tch.pid_problem, QUICK.search
+    sc, pid, card = _sc_codes(), tch.pid_problem, may_hold_pan
     records = [_header(batch, "ACHP01")]
     count = total = 0
     append = records.append

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, BinaryIO, Protocol, cast
 
 from finflows.errors import FinflowsError
-from finflows.pci import QUICK, mask_digit_runs, mask_pans
+from finflows.pci import mask_digit_runs, mask_pans, may_hold_pan
 
 
 @dataclass(frozen=True)
@@ -532,7 +532,7 @@ class MaskedText(Text):
     def mask(self, value: str) -> str:
         """``pci.mask_pans``, after one quick look for 13 digits, in a row or in groups (most text has
         none; text shorter than 13 characters cannot hold one, and is not looked at)."""
-        return mask_pans(value) if len(value) > 12 and QUICK.search(value) else value
+        return mask_pans(value) if len(value) > 12 and may_hold_pan(value) else value
 
     def decode(self, raw: str) -> str:
         return self.mask(super().decode(raw))
