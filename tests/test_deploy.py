@@ -181,7 +181,8 @@ def test_what_is_bank_shaped_elsewhere_is_derived_from_banks_yaml():
 def test_every_setting_read_is_declared_once_and_the_deployments_are_written_from_the_declarations():
     """Issue #42: a FINFLOWS_* setting is declared once (finflows.settings.CORE or its flow's spec);
     Helm's and compose's environment are written from the declarations (``python -m
-    finflows.flowspec write``), so a new flow's setting reaches both without a hand edit."""
+    finflows.flowspec write``), and so is the README's table of settings: a new flow's setting reaches
+    all three without a hand edit."""
     from finflows import flowspec, settings
 
     declared = flowspec.declared_settings()
