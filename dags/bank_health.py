@@ -22,7 +22,7 @@ import datetime as dt
 
 from airflow.sdk import dag, task
 
-from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.dag_defaults import deadline, default_args, tags
 from finflows.schedules import ZonedCron, zone_start
 
 
@@ -39,7 +39,7 @@ from finflows.schedules import ZonedCron, zone_start
     is_paused_upon_creation=False,
     default_args=default_args(),
     deadline=deadline("bank_health"),
-    tags=[Tag.BANKING, Tag.OPERATIONS],
+    tags=tags("bank_health"),
     doc_md=__doc__,
 )
 def bank_health():

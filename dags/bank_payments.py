@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task, task_group
 
-from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.dag_defaults import deadline, default_args, tags
 from finflows.operators.approval import PaymentApprovalOperator
 from finflows.operators.bank import BankPaymentFileOperator
 from finflows.schedules import ZonedCron, zone_start
@@ -52,7 +52,7 @@ BANK_IDS = configured_bank_ids()  # the trigger form offers the configured banks
     max_active_runs=1,
     default_args=default_args(),
     deadline=deadline("bank_payments"),
-    tags=[Tag.FINANCE, Tag.BANKING, Tag.DAILY, Tag.PII],
+    tags=tags("bank_payments"),
     params={
         "banks": Param(
             [ALL_BANKS],

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.dag_defaults import deadline, default_args, tags
 from finflows.operators.bank import BankReturnFileOperator
 from finflows.schedules import ZonedCron, zone_start
 
@@ -42,7 +42,7 @@ from finflows.schedules import ZonedCron, zone_start
     max_active_runs=1,
     default_args=default_args(),
     deadline=deadline("bank_reconciliation"),
-    tags=[Tag.FINANCE, Tag.BANKING, Tag.PII],
+    tags=tags("bank_reconciliation"),
     doc_md=__doc__,
 )
 def bank_reconciliation():

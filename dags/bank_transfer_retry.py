@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.dag_defaults import deadline, default_args, tags
 from finflows.schedules import ZonedCron, zone_start
 
 
@@ -29,7 +29,7 @@ from finflows.schedules import ZonedCron, zone_start
     max_active_runs=1,
     default_args=default_args(),
     deadline=deadline("bank_transfer_retry"),
-    tags=[Tag.FINANCE, Tag.BANKING, Tag.OPERATIONS],
+    tags=tags("bank_transfer_retry"),
     params={"everything": Param(False, type="boolean", description="Try every waiting transfer, due or not")},
     doc_md=__doc__,
 )

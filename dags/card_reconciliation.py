@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.dag_defaults import deadline, default_args, tags
 from finflows.operators.file_import import FileImportOperator
 from finflows.schedules import ZonedCron, zone_start
 
@@ -47,7 +47,7 @@ from finflows.schedules import ZonedCron, zone_start
             description="Only statements of this day (YYYY-MM-DD); empty: everything waiting.",
         )
     },
-    tags=[Tag.FINANCE, Tag.CARDS, Tag.DAILY],
+    tags=tags("card_reconciliation"),
     doc_md=__doc__,
 )
 def card_reconciliation():

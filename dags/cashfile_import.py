@@ -28,7 +28,7 @@ from __future__ import annotations
 from airflow.sdk import AssetOrTimeSchedule, dag, task
 
 from finflows import settings
-from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.dag_defaults import deadline, default_args, tags
 from finflows.operators.file_import import FileImportOperator
 from finflows.schedules import ZonedCron, zone_start
 from finflows.triggers import s3_event_asset
@@ -48,7 +48,7 @@ cashfile_events = s3_event_asset("cashfile_inbox", settings.cashfile_queue_url()
     max_active_runs=4,
     default_args=default_args(),
     deadline=deadline("cashfile_import"),
-    tags=[Tag.FINANCE, Tag.CASH, Tag.EVENT_DRIVEN, Tag.DAILY],
+    tags=tags("cashfile_import"),
     doc_md=__doc__,
 )
 def cashfile_import():

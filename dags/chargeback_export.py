@@ -26,7 +26,7 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from finflows import settings
-from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.dag_defaults import deadline, default_args, tags
 from finflows.notifiers import OperationsEmailNotifier, SnsTopicNotifier
 from finflows.operators.chargeback import ChargebackExportOperator
 from finflows.triggers import s3_event_asset
@@ -52,7 +52,7 @@ chargeback_inbox = s3_event_asset("chargeback_inbox", settings.chargeback_queue_
         ]
     ),
     deadline=deadline("chargeback_export"),
-    tags=[Tag.FINANCE, Tag.CHARGEBACKS, Tag.CARDS, Tag.EVENT_DRIVEN],
+    tags=tags("chargeback_export"),
     doc_md=__doc__,
 )
 def chargeback_export():

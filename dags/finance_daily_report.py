@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.dag_defaults import deadline, default_args, tags
 from finflows.schedules import ZonedCron, zone_start
 
 
@@ -30,7 +30,7 @@ from finflows.schedules import ZonedCron, zone_start
     max_active_runs=1,
     default_args=default_args(),
     deadline=deadline("finance_daily_report"),
-    tags=[Tag.FINANCE, Tag.BANKING, Tag.DAILY, Tag.OPERATIONS],
+    tags=tags("finance_daily_report"),
     params={
         "day": Param(
             None,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.dag_defaults import deadline, default_args, tags
 from finflows.schedules import ZonedCron, zone_start
 
 KINDS = ["payments", "card_facts", "health_checks", "tenure_event_bodies"]
@@ -34,7 +34,7 @@ KINDS = ["payments", "card_facts", "health_checks", "tenure_event_bodies"]
     max_active_runs=1,
     default_args=default_args(),
     deadline=deadline("retention"),
-    tags=[Tag.FINANCE, Tag.OPERATIONS, Tag.PII, Tag.DAILY],
+    tags=tags("retention"),
     doc_md=__doc__,
 )
 def retention():

@@ -29,7 +29,7 @@ from __future__ import annotations
 from airflow.sdk import AssetOrTimeSchedule, Param, dag, task
 
 from finflows import settings
-from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.dag_defaults import deadline, default_args, tags
 from finflows.schedules import ZonedCron, zone_start
 from finflows.triggers import sqs_asset
 
@@ -62,7 +62,7 @@ tenure_events = sqs_asset(
             description="Override FINFLOWS_TENURE_TARGET for this run.",
         )
     },
-    tags=[Tag.FINANCE, Tag.TENURE, Tag.EVENT_DRIVEN, Tag.PII],
+    tags=tags("tenure_sync"),
     doc_md=__doc__,
 )
 def tenure_sync():

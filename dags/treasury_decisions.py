@@ -25,7 +25,7 @@ import datetime as dt
 
 from airflow.sdk import dag, task
 
-from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.dag_defaults import deadline, default_args, tags
 from finflows.operators.decision import LABEL, MoneyDecisionOperator
 from finflows.schedules import ZonedCron, zone_start
 
@@ -42,7 +42,7 @@ from finflows.schedules import ZonedCron, zone_start
     is_paused_upon_creation=False,
     default_args=default_args(),
     deadline=deadline("treasury_decisions"),
-    tags=[Tag.BANKING, Tag.FINANCE],
+    tags=tags("treasury_decisions"),
     doc_md=__doc__,
 )
 def treasury_decisions():

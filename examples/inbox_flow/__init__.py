@@ -38,5 +38,5 @@ def bucket() -> str:
 INBOX = inbox.Entry(
     flow=f"{__name__}.fees:BankFees",  # wherever the package lives
     bucket=bucket,
-    tables=("example.bank_fee",),
+    tables=importlib.import_module(f"{__name__}.spec").SPEC.tables,  # declared in its spec
 )

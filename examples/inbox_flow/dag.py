@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from finflows.dag_defaults import Tag, deadline, default_args
+from finflows.dag_defaults import deadline, default_args, tags
 from finflows.operators.file_import import FileImportOperator
 from finflows.schedules import ZonedCron, zone_start
 
@@ -27,7 +27,7 @@ FLOW = "examples.inbox_flow"  # where its package lives (here and in find_files)
     max_active_runs=1,
     default_args=default_args(),
     deadline=deadline("example_bank_fees"),
-    tags=[Tag.FINANCE, Tag.DAILY],
+    tags=tags("example_bank_fees", FLOW),
     doc_md=__doc__,
 )
 def example_bank_fees():

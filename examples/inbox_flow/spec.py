@@ -11,10 +11,12 @@ SPEC = Flow(
             expected_minutes=30,
             trigger="daily 07:00 Europe/London",
             what="a bank's daily fee file (`fees/` in `FINFLOWS_BANK_FEES_BUCKET`) → `example.bank_fee`, archived or quarantined",
+            tags=("finance", "daily"),
             status="example",
         ),
     ),
     settings=(
         Setting("BANK_FEES_BUCKET", "finflows-bank-fees", "where the bank's fee files wait (fees/)", bucket=True),
     ),
+    tables=("example.bank_fee",),
 )

@@ -33,6 +33,26 @@ class Tag(StrEnum):
 APPROVED_TAGS = frozenset(t.value for t in Tag)
 
 
+def tags(dag_id: str, flow: str | None = None) -> list[Tag]:
+    """The DAG's tags as its flow's spec declares them (``Dag.tags``), each an approved ``Tag``: a
+    tag outside the set fails the DAG file's import, naming the DAG and the tag. ``flow``: the
+    package whose ``spec`` declares it, when it is not under ``finflows.flows`` (an example)."""
+    import importlib
+
+    if flow is None:
+        found = flowspec.dags().get(dag_id)
+        declared = found[1] if found else None
+    else:
+        spec = importlib.import_module(f"{flow}.spec").SPEC
+        declared = next((d for d in spec.dags if d.dag_id == dag_id), None)
+    if declared is None:
+        raise ValueError(f"DAG {dag_id} is declared in no flow's spec.py (finflows.flowspec)")
+    unknown = [t for t in declared.tags if t not in APPROVED_TAGS]
+    if unknown:
+        raise ValueError(f"DAG {dag_id}: tags {unknown} are not among the approved ones ({sorted(APPROVED_TAGS)})")
+    return [Tag(t) for t in declared.tags]
+
+
 def default_args(**overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "owner": OWNER,

@@ -1,9 +1,11 @@
 """A flow declares itself once: ``finflows/flows/<flow>/spec.py`` holds ``SPEC = Flow(...)``, its
-DAGs with the minutes each may take and the README's words for it, and the ``FINFLOWS_*`` settings
-it reads (``Setting``: name, production default, meaning). What used to be listed by hand is derived
+DAGs with the minutes each may take, their tags and the README's words for them, the tables it
+writes, and the ``FINFLOWS_*`` settings it reads (``Setting``: name, production default, meaning;
+a bucket marked as one). What used to be listed by hand is derived
 from the specs (and ``finflows.settings.CORE``, the settings every flow shares):
 
-- ``dag_defaults.EXPECTED_MINUTES`` and the layout test's DAG → package map, when they are read;
+- ``dag_defaults.EXPECTED_MINUTES``, a DAG's tags (``dag_defaults.tags``), an inbox flow's tables
+  (lineage), the local stack's buckets (``buckets``) and the layout test's DAG → package map;
 - written by ``python -m finflows.flowspec write`` and checked by ``check`` (the deploy, compose
   and docs tests fail while one is stale): the README's table of flows, and the settings part of
   Helm's ``env`` and of compose's ``docker/airflow.env`` (between markers);
@@ -63,6 +65,7 @@ class Dag:
     expected_minutes: float  # queued to finished; past it operations get a LATE email (FINFLOWS_DEADLINE_<DAG_ID>)
     trigger: str  # the README's "trigger" column (markdown, one line)
     what: str  # the README's "what it does" column (markdown, one line)
+    tags: tuple[str, ...] = ()  # its DAG tags (``dag_defaults.tags``; each one of ``dag_defaults.Tag``)
     status: str = "done"
 
 
@@ -73,6 +76,7 @@ class Flow:
 
     dags: tuple[Dag, ...]
     settings: tuple[Setting, ...] = ()
+    tables: tuple[str, ...] = ()  # the finance database tables it writes (lineage; each made by a migration)
     package: str = ""
 
     def setting(self, name: str) -> Setting:

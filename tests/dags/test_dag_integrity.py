@@ -67,6 +67,11 @@ class TestEveryDag:
         assert dag.owner == OWNER
         assert dag.tags, "every DAG is tagged"
         assert set(dag.tags) <= APPROVED_TAGS, f"tags outside the approved set: {set(dag.tags) - APPROVED_TAGS}"
+        from finflows import flowspec
+
+        declared = flowspec.dags().get(dag_id)
+        if declared:  # the tags come from the flow's spec (Dag.tags), not from the DAG file
+            assert set(dag.tags) == set(declared[1].tags)
 
     def test_retries_with_exponential_backoff_and_failure_email(self, dagbag, dag_id):
         for t in dagbag.dags[dag_id].tasks:
@@ -298,3 +303,12 @@ def test_each_dag_runs_in_the_zone_its_details_show(dagbag):
     assert {"bank_payments", "cashfile_import", "card_reconciliation", "treasury_decisions"} <= set(zoned)
     assert {d: z for d, z in zoned.items() if z[0] != z[1]} == {}
     assert zoned["bank_payments"] == ("Asia/Taipei", "Asia/Taipei")
+
+
+def test_a_dag_takes_its_tags_from_its_spec_and_an_undeclared_one_is_named():
+    from finflows.dag_defaults import Tag, tags
+
+    assert tags("cashfile_import") == [Tag.FINANCE, Tag.CASH, Tag.EVENT_DRIVEN, Tag.DAILY]
+    assert tags("example_bank_fees", "examples.inbox_flow") == [Tag.FINANCE, Tag.DAILY]
+    with pytest.raises(ValueError, match=r"DAG no_such_dag is declared in no flow's spec\.py"):
+        tags("no_such_dag")

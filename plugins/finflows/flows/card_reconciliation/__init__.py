@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from finflows import inbox, settings
+from finflows.flows.card_reconciliation.spec import SPEC
 
 if TYPE_CHECKING:
     from finflows.expiry import Watched
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 INBOX = inbox.Entry(
     flow="finflows.flows.card_reconciliation.card:Statements",
     bucket=settings.statement_bucket,
-    tables=("card.fact_transaction", "card.dim_date", "card.dim_store", "card.dim_product"),
+    tables=SPEC.tables,  # declared in its spec
 )
 
 

@@ -11,6 +11,7 @@ SPEC = Flow(
             expected_minutes=60,
             trigger="daily 09:00 America/Sao_Paulo, or by hand for a `day`",
             what="acquirer statements (FTPS `/Saida` copied into S3, + S3) → validated A0/CV/A9 → one COPY per file into `card.fact_transaction` + dimensions; daily summary and instalment matching views",
+            tags=("finance", "cards", "daily"),
         ),
     ),
     settings=(
@@ -19,5 +20,11 @@ SPEC = Flow(
         ),
         Setting("STATEMENT_FTPS_DIR", "/Saida", "where the acquirer leaves statements on its FTPS server"),
         Setting("STATEMENT_MAX_BYTES", str(1 << 30), "the largest statement taken (the largest seen is about 400 MB)"),
+    ),
+    tables=(
+        "card.fact_transaction",
+        "card.dim_date",
+        "card.dim_store",
+        "card.dim_product",
     ),
 )

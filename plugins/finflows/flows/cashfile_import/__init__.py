@@ -8,9 +8,10 @@ import it when they are parsed.
 from __future__ import annotations
 
 from finflows import inbox, settings
+from finflows.flows.cashfile_import.spec import SPEC
 
 INBOX = inbox.Entry(
     flow="finflows.flows.cashfile_import.cashfile:CashFiles",  # with the finance Drive folder (google_finflows)
     bucket=settings.cashfile_bucket,
-    tables=("ifs.cash_payment", "ifs.cash_suspense", "ifs.cashfile_text"),
+    tables=SPEC.tables,  # declared in its spec
 )

@@ -11,6 +11,7 @@ SPEC = Flow(
             expected_minutes=30,
             trigger="S3 ObjectCreated on `cashfiles/*.dat` (S3 → SQS → asset watcher) + daily 07:00 Europe/London sweep",
             what="CivicaPay cash file → finance Google Drive folder + interim finance DB (payments, suspense, raw lines)",
+            tags=("finance", "cash", "event-driven", "daily"),
         ),
     ),
     settings=(
@@ -30,5 +31,10 @@ SPEC = Flow(
             "",
             "a directory on sftp_civicapay to sweep into the bucket; empty: files arrive in S3",
         ),
+    ),
+    tables=(
+        "ifs.cash_payment",
+        "ifs.cash_suspense",
+        "ifs.cashfile_text",
     ),
 )

@@ -11,6 +11,7 @@ SPEC = Flow(
             expected_minutes=30,
             trigger="S3 ObjectCreated on `incoming/*.json` (S3 → SQS → asset watcher), or by hand",
             what="chargeback JSON → one CSV per card company, ≤ 4 files a batch → FTPS/FTP (`.part`, size check, rename) → SNS + email",
+            tags=("finance", "chargebacks", "cards", "event-driven"),
         ),
     ),
     settings=(
@@ -28,4 +29,5 @@ SPEC = Flow(
         ),
         Setting("CHARGEBACK_MAX_BYTES", str(64 << 20), "the largest chargeback file taken"),
     ),
+    tables=("ops.delivery",),
 )

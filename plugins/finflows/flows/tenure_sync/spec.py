@@ -11,6 +11,7 @@ SPEC = Flow(
             expected_minutes=15,
             trigger="tenure events on SQS (asset watcher) + hourly sweep (Europe/London) for waiting events",
             what="tenure create/update events → interim finance spreadsheet (tab per rent group, upsert by Payment Ref, protected) and/or `ifs.tenancy`; poison → DLQ",
+            tags=("finance", "tenure", "event-driven", "pii"),
         ),
     ),
     settings=(
@@ -28,5 +29,10 @@ SPEC = Flow(
         ),
         Setting("INTERIM_SPREADSHEET", "interim-finance-accounts", "the interim finance spreadsheet's name"),
         Setting("TENURE_TARGET", "sheet", "where events go: sheet (today), both (while finance checks), database"),
+    ),
+    tables=(
+        "ops.tenure_event",
+        "ops.tenure_sync_state",
+        "ifs.tenancy",
     ),
 )
